@@ -1,0 +1,23 @@
+/*
+ * cli.h — subcommands of the sealgate binary. Each takes argv with argv[0] = its name
+ * and returns the process exit code: 0 ok, 1 failure, 2 usage.
+ */
+#ifndef SEALGATE_CLI_H
+#define SEALGATE_CLI_H
+
+#define CLI_OK     0
+#define CLI_FAIL   1
+#define CLI_USAGE  2
+
+int cmd_serve(int argc, char **argv);	/* cmd_serve.c */
+int cmd_keygen(int argc, char **argv);	/* cmd_keys.c */
+int cmd_ca(int argc, char **argv);	/* cmd_keys.c: ca init */
+int cmd_seal(int argc, char **argv);	/* cmd_keys.c */
+int cmd_unseal(int argc, char **argv);	/* cmd_keys.c */
+int cmd_handle(int argc, char **argv);	/* cmd_keys.c: handle mint */
+int cmd_policy(int argc, char **argv);	/* cmd_policy.c: policy check */
+
+/* True when argv has -h/--help before "--". */
+int cli_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * defaults.h — every limit and default of sealgate in one place, each with its reason.
+ * Policy may override those marked (policy: limits.NAME).
+ */
+#ifndef SEALGATE_DEFAULTS_H
+#define SEALGATE_DEFAULTS_H
+
+/* --- HTTP framing ------------------------------------------------------------------ */
+/* Longest request/status line: long query strings fit, a flood does not. */
+#define SG_MAX_START_LINE        8192
+/* Whole header block (policy: limits.max_header_bytes): nginx's large buffer size x2. */
+#define SG_MAX_HEADER_BYTES      65536
+/* Header fields per message: more is an attack or a bug, never a real client. */
+#define SG_MAX_HEADERS           128
+/* Back-pressure: stop reading a side whose peer's output is above this... */
+#define SG_RELAY_HIGH_WATER      (256 * 1024)
+/* ...and resume when it drains below half of it (libevent le-proxy.c). */
+#define SG_RELAY_LOW_WATER       (SG_RELAY_HIGH_WATER / 2)
+
+/* --- timeouts (seconds) ------------------------------------------------------------ */
+/* Slowloris: the whole request head must arrive within this (policy: limits.header_timeout). */
+#define SG_HEADER_TIMEOUT_S      10
+/* Idle keep-alive connection, client side (policy: limits.idle_timeout). */
+#define SG_IDLE_TIMEOUT_S        60
+/* TCP connect to an upstream, then 504 (policy: limits.connect_timeout). */
+#define SG_CONNECT_TIMEOUT_S     10
+/* TLS handshake with client or upstream (policy: limits.tls_timeout). */
+#define SG_TLS_TIMEOUT_S         10
+/* Upstream silent mid-response, then 504 (policy: limits.upstream_timeout). */
+#define SG_UPSTREAM_TIMEOUT_S    120
+/* SIGTERM: in-flight requests may finish this long. */
+#define SG_DRAIN_TIMEOUT_S       10
+
+/* --- connections ------------------------------------------------------------------- */
+/* Open client connections before accept pauses (policy: limits.max_connections). */
+#define SG_MAX_CONNECTIONS       16384
+/* Accept paused after EMFILE/ENFILE is retried after this many milliseconds. */
+#define SG_ACCEPT_RETRY_MS       100
+/* Listen backlog: bursts of sandbox starts. */
+#define SG_LISTEN_BACKLOG        1024
+
+/* --- TLS --------------------------------------------------------------------------- */
+/* Leaf certificates cached (name -> cert); one ECDSA key is shared, so each is ~1 KiB. */
+#define SG_CERTCACHE_SIZE        4096
+/* Leaf validity; short so a leaked leaf ages out, backdated for client clock skew. */
+#define SG_LEAF_VALID_DAYS       7
+#define SG_LEAF_BACKDATE_S       3600
+/* CA created by `ca init`: ten years, a dev/sidecar trust anchor. */
+#define SG_CA_VALID_DAYS         3650
+
+/* --- handles ----------------------------------------------------------------------- */
+/* Handle ttl when a credential sets none. */
+#define SG_HANDLE_TTL_DEFAULT_S  3600
+/* Longest ttl a policy may give a handle. */
+#define SG_HANDLE_TTL_MAX_S      (7 * 24 * 3600)
+/* Clock skew tolerated between minting sidecar and verifying sidecar. */
+#define SG_CLOCK_SKEW_S          30
+/* Largest handle text: payload + seal overhead, base64url. */
+#define SG_HANDLE_MAX_LEN        2048
+/* Largest sealed tokenizer token accepted (base64 text). */
+#define SG_TOKEN_MAX_LEN         16384
+
+/* --- policy ------------------------------------------------------------------------ */
+/* Largest policy file: a config, not a database. */
+#define SG_POLICY_MAX_FILE       (16 * 1024 * 1024)
+/* Largest secret read from a file or env. */
+#define SG_SECRET_MAX_LEN        8192
+/* Errors reported per policy load before the rest are summarised. */
+#define SG_POLICY_MAX_ERRORS     100
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * policy.h — the policy model: parse + validate JSON policy files into an immutable,
+ * refcounted snapshot. Pure core: no sockets, no event loop.
+ *
+ * Ownership: policy_load returns a snapshot with refcount 1 (caller owns it).
+ * policy_ref adds a reference, policy_unref drops one and frees (zeroing secrets) at 0.
+ * A published snapshot (policy_publish) is read by workers with policy_acquire, which
+ * returns a new reference; connections keep the snapshot they started with.
+ */
+#ifndef SEALGATE_POLICY_H
+#define SEALGATE_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct policy_strlist {
+	size_t n;
+	char **v;
+} policy_strlist_t;
+
+/* An address range: family AF_INET (addr[0..3]) or AF_INET6 (addr[0..15]), prefix bits. */
+typedef struct policy_cidr {
+	int family;
+	uint8_t addr[16];
+	uint8_t prefix;
+} policy_cidr_t;
+
+typedef struct policy_rate {
+	bool set;
+	uint32_t requests;	/* tokens added per period */
+	uint64_t per_ms;	/* the period */
+	uint32_t burst;		/* bucket size; defaults to requests */
+} policy_rate_t;
+
+enum policy_inject_type {
+	INJECT_BEARER,	/* Authorization: Bearer <secret> */
+	INJECT_HEADER,	/* name: format with one %s */
+	INJECT_BASIC,	/* Authorization: Basic base64(username:secret) */
+	INJECT_QUERY,	/* ?param=<secret> */
+	INJECT_HMAC,	/* name: format(hex hmac-sha256(secret, body)) */
+	INJECT_BODY,	/* handle/placeholder replaced in the body (opt-in) */
+};
+
+typedef struct policy_inject {
+	enum policy_inject_type type;
+	char *name;		/* header: header name; hmac: header name (default Authorization) */
+	char *format;		/* header/hmac: exactly one %s; bearer/basic: NULL */
+	char *username;		/* basic */
+	char *param;		/* query */
+	char *placeholder;	/* body: text replaced besides the handle itself (optional) */
+} policy_inject_t;
+
+typedef struct policy_credential {
+	char *name;
+	char *secret;		/* sodium_malloc'd, NUL-terminated; zeroed on free */
+	size_t secret_len;
+	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE } secret_source;
+	policy_inject_t inject;
+	policy_strlist_t hosts;	/* "api.x.com", "*.x.com", optional ":port" suffix */
+	policy_strlist_t methods;	/* upper-case; empty = any */
+	policy_strlist_t paths;	/* "/v1/*" globs or "/v1/" prefixes; empty = any */
+	policy_rate_t rate;	/* per handle */
+	policy_rate_t rate_total;	/* all handles of this credential */
+	uint64_t ttl_s;		/* handle lifetime (default SG_HANDLE_TTL_DEFAULT_S) */
+	char *env;		/* env var name the sandbox reads the handle from (optional) */
+	bool allow_plain_http;	/* may be sent to an http:// upstream */
+} policy_credential_t;
+
+typedef struct policy_sandbox {
+	char *name;
+	policy_cidr_t *addresses;
+	size_t naddresses;
+	policy_strlist_t credentials;	/* names; each exists in credentials */
+	policy_rate_t rate;	/* all requests of this sandbox */
+	char *token;		/* proxy credential (sodium_malloc'd) or NULL */
+} policy_sandbox_t;
+
+enum policy_intercept { INTERCEPT_CREDENTIALS, INTERCEPT_ALL };
+
+typedef struct policy_egress {
+	bool default_allow;		/* "default": "allow" | "deny" (default deny) */
+	policy_strlist_t allow_hosts;	/* host globs allowed (credential hosts always are) */
+	policy_strlist_t deny_hosts;	/* host globs denied, checked first */
+	policy_strlist_t tunnel_hosts;	/* host globs spliced without interception */
+	policy_cidr_t *allow_private;	/* private/loopback/link-local ranges let through */
+	size_t nallow_private;
+	enum policy_intercept intercept;	/* "credentials" (default) | "all" */
+} policy_egress_t;
+
+typedef struct policy_resolve {
+	char *host;		/* lower-case name */
+	char *address;		/* IP literal, as written */
+} policy_resolve_t;
+
+typedef struct policy_limits {
+	uint64_t header_timeout_ms, idle_timeout_ms, connect_timeout_ms;
+	uint64_t tls_timeout_ms, upstream_timeout_ms, drain_timeout_ms;
+	uint32_t max_header_bytes, max_connections;
+	uint32_t workers;		/* 0 = number of cores */
+} policy_limits_t;
+
+typedef struct policy {
+	int refcnt;			/* atomic; see policy_ref/unref */
+	uint64_t generation;		/* set by policy_publish */
+	char *source;			/* path given to policy_load */
+
+	struct { char *proxy, *metadata, *admin; } listen;	/* "host:port" or NULL */
+	struct {
+		char *seal_key;		/* path (resolved against the policy file) */
+		char *ca_cert, *ca_key;
+		policy_strlist_t open_keys;	/* older private key files still accepted */
+		policy_strlist_t retired_key_ids;	/* key ids refused as "retired" */
+	} keys;
+	struct {
+		char *ca_file;		/* NULL = system store */
+		policy_resolve_t *resolve;
+		size_t nresolve;
+	} upstream;
+	char *admin_token_file;
+	char *audit_path;		/* "-" = stdout */
+	char *revocations_file;		/* NULL = none */
+	policy_egress_t egress;
+	policy_limits_t limits;
+
+	policy_credential_t *credentials;
+	size_t ncredentials;
+	policy_sandbox_t *sandboxes;
+	size_t nsandboxes;
+
+	policy_strlist_t warnings;	/* e.g. secret given as "value" (dev only) */
+} policy_t;
+
+/* Errors collected by policy_load, each "file:line:col: msg" or "file: json.path: msg". */
+typedef struct policy_errors {
+	size_t n;
+	char **msg;
+} policy_errors_t;
+
+/*
+ * Load a policy from a .json file or a directory of *.json files (merged; names must not
+ * repeat across files). Reads secrets (env/file). On failure returns NULL and fills errs
+ * with every error found (not just the first). errs must be freed with policy_errors_free.
+ */
+policy_t *policy_load(const char *path, policy_errors_t *errs) SG_WUR;
+/* Same, from a buffer; name is used in messages and for relative paths. */
+policy_t *policy_load_buffer(const char *name, const char *json, size_t len,
+    policy_errors_t *errs) SG_WUR;
+void policy_errors_free(policy_errors_t *errs);
+
+policy_t *policy_ref(policy_t *p);
+void policy_unref(policy_t *p);
+
+/* Lookups (NULL when absent). Pointers live as long as the snapshot. */
+const policy_credential_t *policy_credential_find(const policy_t *p, const char *name);
+const policy_sandbox_t *policy_sandbox_find(const policy_t *p, const char *name);
+/* Does sandbox sb grant credential name? */
+bool policy_sandbox_grants(const policy_sandbox_t *sb, const char *credential);
+
+/* Process-wide current snapshot (thread-safe). publish takes over the caller's ref. */
+void policy_publish(policy_t *p);
+policy_t *policy_acquire(void);		/* new reference, or NULL before the first publish */
+void policy_shutdown(void);		/* drop the published snapshot */
+
+#endif

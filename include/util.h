@@ -1,0 +1,47 @@
+/*
+ * util.h — small pure helpers shared by modules: durations, hex, files, strings.
+ */
+#ifndef SEALGATE_UTIL_H
+#define SEALGATE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SG_NONNULL   __attribute__((nonnull))
+#define SG_WUR       __attribute__((warn_unused_result))
+#define SG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* "15m", "1h", "30s", "500ms", "2d", "1h30m" -> milliseconds. 0 ok, -1 malformed/overflow. */
+int util_parse_duration_ms(const char *s, uint64_t *out_ms) SG_NONNULL SG_WUR;
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void util_hex_encode(const uint8_t *in, size_t len, char *out) SG_NONNULL;
+/* Exactly 2*outlen hex digits (surrounding whitespace ignored) -> bytes. 0 ok, -1 bad. */
+int util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen) SG_WUR;
+
+/*
+ * Read a whole file (at most max bytes) into a NUL-terminated malloc'd buffer.
+ * With secret set the buffer comes from sodium_malloc (free with util_secret_free) and
+ * the file is refused when group/others can read it (key files must be 0600).
+ * Returns 0, or -1 with a message in err.
+ */
+int util_read_file(const char *path, size_t max, int secret, char **out, size_t *outlen,
+    char *err, size_t errlen) SG_WUR;
+
+/* Write data to path (created with mode, replaced atomically via path.tmp + rename). */
+int util_write_file(const char *path, const void *data, size_t len, mode_t mode,
+    char *err, size_t errlen) SG_WUR;
+
+/* Secret buffers: sodium_malloc'd (guard pages, mlock, excluded from core dumps). */
+char *util_secret_dup(const char *s, size_t len);
+void util_secret_free(void *p);
+
+/* Current time: wall clock seconds / monotonic milliseconds. Only the shell reads clocks. */
+int64_t util_now_s(void);
+uint64_t util_mono_ms(void);
+
+/* Path relative to the folder of base (absolute paths returned as is). malloc'd. */
+char *util_path_relative_to(const char *base_file, const char *path);
+
+#endif
