@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev openssl libevent-dev libsodium-dev
-libjansson-dev libcmocka-dev libhttp-parser-dev libpcre2-dev curl python3 python3-nacl
+libjansson-dev libcmocka-dev libhttp-parser-dev libpcre2-dev curl python3 python3-nacl python3-jsonschema
 ca-certificates iproute2 clang libclang-rt-14-dev cppcheck"
 
 missing=""
