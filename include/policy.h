@@ -61,7 +61,7 @@ typedef struct policy_credential {
 	policy_inject_t inject;
 	policy_strlist_t hosts;	/* "api.x.com", "*.x.com", optional ":port" suffix */
 	policy_strlist_t methods;	/* upper-case; empty = any */
-	policy_strlist_t paths;	/* "/v1/*" globs or "/v1/" prefixes; empty = any */
+	policy_strlist_t paths;	/* globs such as "/v1/" then "*", or "/v1/" prefixes; empty = any */
 	policy_rate_t rate;	/* per handle */
 	policy_rate_t rate_total;	/* all handles of this credential */
 	uint64_t ttl_s;		/* handle lifetime (default SG_HANDLE_TTL_DEFAULT_S) */
@@ -132,6 +132,30 @@ typedef struct policy {
 
 	policy_strlist_t warnings;	/* e.g. secret given as "value" (dev only) */
 } policy_t;
+
+/*
+ * Policy defaults and bounds (sit here until defaults.h takes them; #ifndef so it can).
+ * Listeners: loopback for development; paths relative to the policy file's folder.
+ */
+#ifndef SG_POLICY_LISTEN_PROXY
+#define SG_POLICY_LISTEN_PROXY     "127.0.0.1:3128"
+#define SG_POLICY_LISTEN_METADATA  "127.0.0.1:8775"
+#define SG_POLICY_LISTEN_ADMIN     "127.0.0.1:9091"
+/* Key material and the admin token: created by serve on first start when absent. */
+#define SG_POLICY_SEAL_KEY         "certs/seal.key"
+#define SG_POLICY_CA_CERT          "certs/ca.crt"
+#define SG_POLICY_CA_KEY           "certs/ca.key"
+#define SG_POLICY_ADMIN_TOKEN      "certs/admin.token"
+/* inject type hmac: header and format when the credential names none. */
+#define SG_POLICY_HMAC_NAME        "Authorization"
+#define SG_POLICY_HMAC_FORMAT      "HMAC %s"
+/* limits.max_header_bytes: below 1 KiB real clients break; above 1 MiB is a flood. */
+#define SG_POLICY_MIN_HEADER_BYTES 1024
+#define SG_POLICY_MAX_HEADER_BYTES (1024 * 1024)
+/* limits.max_connections and limits.workers: sanity bounds, not tuning advice. */
+#define SG_POLICY_MAX_CONNECTIONS  1000000
+#define SG_POLICY_MAX_WORKERS      256
+#endif
 
 /* Errors collected by policy_load, each "file:line:col: msg" or "file: json.path: msg". */
 typedef struct policy_errors {

@@ -1,12 +1,429 @@
-/* cmd_serve.c — placeholder until serve lands. */
+/*
+ * cmd_serve.c — `sealgate serve`: load the policy, create missing dev keys, bind the
+ * listeners, run until SIGINT/SIGTERM. Startup order: policy → keys → CA → TLS
+ * contexts → listeners → ready file → event loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/buffer.h>
+#include <event2/thread.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <sodium.h>
+
+#include "ca.h"
+#include "certcache.h"
+#include "certforge.h"
 #include "cli.h"
+#include "defaults.h"
+#include "log.h"
+#include "proxy.h"
+#include "seal.h"
+#include "serve.h"
+#include "tls.h"
+#include "util.h"
+
+struct serve {
+	policy_t *policy;
+	struct event_base *base;
+	proxy_shared_t shared;
+	proxy_t *proxy;
+	struct evhttp *admin, *metadata;
+	char admin_addr[80], metadata_addr[80];
+	struct event *sigint, *sigterm;
+	const char *ready_file;
+};
+
+static void
+serve_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: sealgate serve --policy PATH [--ready-file FILE] [--log-level LEVEL]\n"
+	    "\n"
+	    "Serve the proxy, metadata and admin listeners of the policy at PATH (a .json\n"
+	    "file or a folder of them). Missing seal key, CA and admin token are created\n"
+	    "where the policy's keys point (development default: the repo's certs/).\n"
+	    "\n"
+	    "  --policy PATH       policy file or folder (required)\n"
+	    "  --ready-file FILE   once listening, write {\"pid\",\"proxy\",\"metadata\",\"admin\"}\n"
+	    "  --log-level LEVEL   error|warn|info|debug (default info)\n");
+}
+
+/* mkdir -p of the folder holding path. */
+static int
+serve_mkdir_for(const char *path)
+{
+	char buf[4096];
+	char *slash;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -1;
+	slash = strrchr(buf, '/');
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+serve_ensure_seal_key(const char *path, char *err, size_t errlen)
+{
+	char hex[2 * 32 + 2], pubpath[4096];
+	seal_key_t *k;
+	size_t n = strlen(path);
+	int rc;
+
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (serve_mkdir_for(path) < 0 || (k = seal_key_generate()) == NULL) {
+		snprintf(err, errlen, "%s: cannot create seal key", path);
+		return -1;
+	}
+	util_hex_encode(k->sk, 32, hex);
+	strcat(hex, "\n");
+	rc = util_write_file(path, hex, strlen(hex), 0600, err, errlen);
+	sodium_memzero(hex, sizeof(hex));
+	if (rc == 0) {
+		if (n > 4 && strcmp(path + n - 4, ".key") == 0)
+			snprintf(pubpath, sizeof(pubpath), "%.*s.pub", (int)(n - 4), path);
+		else
+			snprintf(pubpath, sizeof(pubpath), "%s.pub", path);
+		util_hex_encode(k->pk, 32, hex);
+		strcat(hex, "\n");
+		rc = util_write_file(pubpath, hex, strlen(hex), 0644, err, errlen);
+		if (rc == 0)
+			log_info("created seal key %s (key id %s) and %s", path, k->id, pubpath);
+	}
+	seal_key_free(k);
+	return rc;
+}
+
+static int
+serve_ensure_ca(const char *cert, const char *key, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *cs = strrchr(cert, '/'), *ks = strrchr(key, '/');
+	size_t dl = cs ? (size_t)(cs - cert) : 0;
+
+	if (access(cert, F_OK) == 0 && access(key, F_OK) == 0)
+		return 0;
+	if (access(cert, F_OK) == 0 || access(key, F_OK) == 0) {
+		snprintf(err, errlen, "%s or %s is missing; restore it or run sealgate ca init "
+		    "--force", cert, key);
+		return -1;
+	}
+	if (strcmp(cs ? cs + 1 : cert, "ca.crt") != 0 || strcmp(ks ? ks + 1 : key, "ca.key")
+	    != 0 || (ks ? (size_t)(ks - key) : 0) != dl || strncmp(cert, key, dl) != 0) {
+		snprintf(err, errlen, "%s: no CA; create one with sealgate ca init", cert);
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(dl ? dl : 1), dl ? cert : ".");
+	if (serve_mkdir_for(cert) < 0 || ca_create(dir, 0, err, errlen) < 0)
+		return -1;
+	log_info("created CA %s; clients trust it to accept intercepted TLS", cert);
+	return 0;
+}
+
+static int
+serve_ensure_token(const char *path, char *err, size_t errlen)
+{
+	unsigned char raw[32];
+	char hex[2 * sizeof(raw) + 2];
+	int rc;
+
+	if (path == NULL || access(path, F_OK) == 0)
+		return 0;
+	if (serve_mkdir_for(path) < 0 || RAND_bytes(raw, sizeof(raw)) != 1) {
+		snprintf(err, errlen, "%s: cannot create admin token", path);
+		return -1;
+	}
+	util_hex_encode(raw, sizeof(raw), hex);
+	strcat(hex, "\n");
+	rc = util_write_file(path, hex, strlen(hex), 0600, err, errlen);
+	sodium_memzero(hex, sizeof(hex));
+	sodium_memzero(raw, sizeof(raw));
+	if (rc == 0)
+		log_info("created admin token %s", path);
+	return rc;
+}
+
+int
+serve_ensure_keys(const policy_t *p, char *err, size_t errlen)
+{
+	if (serve_ensure_seal_key(p->keys.seal_key, err, errlen) < 0)
+		return -1;
+	if (serve_ensure_ca(p->keys.ca_cert, p->keys.ca_key, err, errlen) < 0)
+		return -1;
+	return serve_ensure_token(p->admin_token_file, err, errlen);
+}
+
+static int
+serve_tls_init(struct serve *s, char *err, size_t errlen)
+{
+	X509 *ca = NULL;
+	EVP_PKEY *cakey = NULL;
+
+	if (ca_load(s->policy->keys.ca_cert, s->policy->keys.ca_key, &ca, &cakey, err,
+	    errlen) < 0)
+		return -1;
+	s->shared.forge = certforge_new(ca, cakey, err, errlen);
+	X509_free(ca);
+	EVP_PKEY_free(cakey);
+	if (s->shared.forge == NULL)
+		return -1;
+	s->shared.certs = certcache_new(SG_CERTCACHE_SIZE);
+	s->shared.tls_server = tls_server_ctx_new(s->shared.forge, s->shared.certs, err, errlen);
+	if (s->shared.tls_server == NULL)
+		return -1;
+	s->shared.tls_client = tls_client_ctx_new(s->policy->upstream.ca_file, err, errlen);
+	return s->shared.tls_client ? 0 : -1;
+}
+
+/* --- admin and metadata listeners (health for now) ------------------------------- */
+
+static void
+serve_json_reply(struct evhttp_request *req, int code, const char *json)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/json");
+	evbuffer_add_printf(b, "%s\n", json);
+	evhttp_send_reply(req, code, code == 200 ? "OK" : "Not Found", b);
+	evbuffer_free(b);
+}
+
+static void
+serve_admin_cb(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	if (strcmp(evhttp_request_get_uri(req), "/healthz") == 0 ||
+	    strcmp(evhttp_request_get_uri(req), "/readyz") == 0)
+		serve_json_reply(req, 200, "{\"status\":\"ok\"}");
+	else
+		serve_json_reply(req, 404, "{\"error\":\"not_found\",\"message\":\"no such "
+		    "admin endpoint\"}");
+}
+
+static struct evhttp *
+serve_http_listen(struct event_base *base, const char *addr, void (*cb)(struct evhttp_request *,
+    void *), char *bound, size_t boundlen, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct evhttp *h;
+	struct evhttp_bound_socket *bs;
+	char host[128];
+	unsigned port;
+
+	if (proxy_parse_listen(addr, &ss, &sl) < 0) {
+		snprintf(err, errlen, "bad listen address %s", addr);
+		return NULL;
+	}
+	h = evhttp_new(base);
+	evhttp_set_gencb(h, cb, NULL);
+	evhttp_set_max_headers_size(h, SG_MAX_HEADER_BYTES);
+	evhttp_set_timeout(h, SG_HEADER_TIMEOUT_S);
+	/* evhttp wants host and port apart */
+	if (addr[0] == '[')
+		sscanf(addr, "[%127[^]]]:%u", host, &port);
+	else
+		sscanf(addr, "%127[^:]:%u", host, &port);
+	bs = evhttp_bind_socket_with_handle(h, host, (uint16_t)port);
+	if (bs == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		evhttp_free(h);
+		return NULL;
+	}
+	proxy_format_sockname(evhttp_bound_socket_get_fd(bs), bound, boundlen);
+	return h;
+}
+
+static int
+serve_write_ready(struct serve *s, char *err, size_t errlen)
+{
+	json_t *o;
+	char *txt;
+	int rc;
+
+	if (s->ready_file == NULL)
+		return 0;
+	o = json_pack("{s:i, s:s?, s:s?, s:s?}", "pid", (json_int_t)getpid(),
+	    "proxy", s->proxy ? proxy_bound(s->proxy) : NULL,
+	    "metadata", s->metadata ? s->metadata_addr : NULL,
+	    "admin", s->admin ? s->admin_addr : NULL);
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	rc = util_write_file(s->ready_file, txt, strlen(txt), 0644, err, errlen);
+	free(txt);
+	return rc;
+}
+
+static int
+serve_listen(struct serve *s, char *err, size_t errlen)
+{
+	const policy_t *p = s->policy;
+
+	if (p->listen.proxy) {
+		s->proxy = proxy_new(s->base, p->listen.proxy, p->limits.workers,
+		    p->limits.max_connections, &s->shared, err, errlen);
+		if (s->proxy == NULL)
+			return -1;
+		log_info("proxy listening on %s", proxy_bound(s->proxy));
+	}
+	if (p->listen.metadata) {
+		s->metadata = serve_http_listen(s->base, p->listen.metadata, serve_admin_cb,
+		    s->metadata_addr, sizeof(s->metadata_addr), err, errlen);
+		if (s->metadata == NULL)
+			return -1;
+		log_info("metadata listening on %s", s->metadata_addr);
+	}
+	if (p->listen.admin) {
+		s->admin = serve_http_listen(s->base, p->listen.admin, serve_admin_cb,
+		    s->admin_addr, sizeof(s->admin_addr), err, errlen);
+		if (s->admin == NULL)
+			return -1;
+		log_info("admin listening on %s", s->admin_addr);
+	}
+	return 0;
+}
+
+static void
+serve_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *s = arg;
+
+	(void)what;
+	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	event_base_loopbreak(s->base);
+}
+
+static void
+serve_cleanup(struct serve *s)
+{
+	proxy_free(s->proxy);
+	if (s->admin)
+		evhttp_free(s->admin);
+	if (s->metadata)
+		evhttp_free(s->metadata);
+	if (s->sigint)
+		event_free(s->sigint);
+	if (s->sigterm)
+		event_free(s->sigterm);
+	if (s->base)
+		event_base_free(s->base);
+	SSL_CTX_free(s->shared.tls_server);
+	SSL_CTX_free(s->shared.tls_client);
+	certcache_free(s->shared.certs);
+	certforge_free(s->shared.forge);
+	policy_shutdown();
+	if (s->policy)
+		policy_unref(s->policy);
+}
+
+static int
+serve_load_policy(struct serve *s, const char *path)
+{
+	policy_errors_t errs = {0};
+
+	s->policy = policy_load(path, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	policy_errors_free(&errs);
+	if (s->policy == NULL)
+		return -1;
+	for (size_t i = 0; i < s->policy->warnings.n; i++)
+		log_warn("%s", s->policy->warnings.v[i]);
+	policy_publish(policy_ref(s->policy));
+	return 0;
+}
+
+static int
+serve_run(struct serve *s, const char *policy_path)
+{
+	char err[1024] = "";
+
+	if (serve_load_policy(s, policy_path) < 0)
+		return CLI_FAIL;
+	if (serve_ensure_keys(s->policy, err, sizeof(err)) < 0 ||
+	    serve_tls_init(s, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return CLI_FAIL;
+	}
+	s->base = event_base_new();
+	if (s->base == NULL || serve_listen(s, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return CLI_FAIL;
+	}
+	s->sigint = evsignal_new(s->base, SIGINT, serve_signal_cb, s);
+	s->sigterm = evsignal_new(s->base, SIGTERM, serve_signal_cb, s);
+	event_add(s->sigint, NULL);
+	event_add(s->sigterm, NULL);
+	if (serve_write_ready(s, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return CLI_FAIL;
+	}
+	event_base_dispatch(s->base);
+	return CLI_OK;
+}
 
 int
 cmd_serve(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "sealgate %s: not built yet\n", argv[0]);
-	return CLI_FAIL;
+	static const struct option opts[] = {
+		{"policy", required_argument, NULL, 'p'},
+		{"ready-file", required_argument, NULL, 'r'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct serve s;
+	const char *policy_path = NULL;
+	int c, rc, lvl;
+
+	memset(&s, 0, sizeof(s));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:r:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': policy_path = optarg; break;
+		case 'r': s.ready_file = optarg; break;
+		case 'l':
+			if ((lvl = log_parse_level(optarg)) < 0) {
+				fprintf(stderr, "sealgate serve: unknown log level %s\n", optarg);
+				return CLI_USAGE;
+			}
+			log_set_level((enum log_level)lvl);
+			break;
+		case 'h': serve_usage(stdout); return CLI_OK;
+		default: serve_usage(stderr); return CLI_USAGE;
+		}
+	}
+	if (policy_path == NULL || optind != argc) {
+		serve_usage(stderr);
+		return CLI_USAGE;
+	}
+	evthread_use_pthreads();
+	signal(SIGPIPE, SIG_IGN);
+	rc = serve_run(&s, policy_path);
+	serve_cleanup(&s);
+	return rc;
 }

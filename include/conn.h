@@ -1,0 +1,19 @@
+/*
+ * conn.h — one client connection of the proxy listener: CONNECT (tunnel or intercept)
+ * or absolute-form HTTP, the request/response relay, and the single close path.
+ */
+#ifndef SEALGATE_CONN_H
+#define SEALGATE_CONN_H
+
+#include <sys/socket.h>
+
+#include "proxy.h"
+
+typedef struct conn conn_t;
+
+/* Take over an accepted socket on worker w (called on w's thread). */
+void conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen);
+/* The one teardown path: frees everything the connection holds, counts, logs. */
+void conn_close(conn_t *c, const char *reason);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * handle.h — handles: short-lived sealed placeholders a sandbox holds instead of a secret.
+ * Pure core: no sockets, no clocks (the time is passed in).
+ *
+ *   sgh1.<key id>.<base64url, no padding, of crypto_box_seal(payload JSON)>
+ *   payload: {"v":1,"cred":NAME,"sb":SANDBOX,"hid":32 hex,"iat":unix,"exp":unix
+ *             [,"hosts":[..]][,"methods":[..]][,"paths":[..]]}
+ * The optional lists narrow the credential's policy scope; they never widen it.
+ * See docs/handles.md.
+ *
+ * Ownership: handle_mint returns a malloc'd string (free). handle_open fills a
+ * handle_claims_t that the caller frees with handle_claims_free. Claims passed to
+ * handle_mint stay owned by the caller.
+ */
+#ifndef SEALGATE_HANDLE_H
+#define SEALGATE_HANDLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "seal.h"
+#include "util.h"
+
+#define HANDLE_PREFIX      "sgh1."
+#define HANDLE_PREFIX_LEN  5
+#define HANDLE_VERSION     1
+#define HANDLE_HID_LEN     32	/* hex chars of a 128-bit handle id */
+
+enum handle_err {
+	HANDLE_OK = 0,
+	HANDLE_E_FORMAT = -1,		/* prefix, charset, length, base64url */
+	HANDLE_E_UNKNOWN_KEY = -2,	/* key id not in the keyring */
+	HANDLE_E_RETIRED_KEY = -3,	/* key id retired */
+	HANDLE_E_DECRYPT = -4,		/* tampered, or sealed to another key */
+	HANDLE_E_PAYLOAD = -5,		/* bad JSON, missing/ill-typed field, v != 1, too big */
+	HANDLE_E_EXPIRED = -6,		/* handle_check_time: exp passed */
+	HANDLE_E_NOT_YET_VALID = -7,	/* handle_check_time: iat in the future */
+	HANDLE_E_NOMEM = -8,
+};
+
+typedef struct handle_claims {
+	char *cred;			/* credential name */
+	char *sb;			/* sandbox name */
+	char hid[HANDLE_HID_LEN + 1];	/* lower-case hex; mint fills it when empty */
+	int64_t iat, exp;		/* unix seconds */
+	policy_strlist_t hosts, methods, paths;	/* narrower scope; n == 0: policy's */
+	char key_id[SEAL_KEY_ID_LEN + 1];	/* set by handle_open and handle_mint */
+} handle_claims_t;
+
+/*
+ * Seal claims to key: *out = malloc'd NUL-terminated handle text. Fills claims->hid with
+ * a random id when it is empty, and claims->key_id. HANDLE_OK or a negative handle_err.
+ */
+int handle_mint(const seal_key_t *key, handle_claims_t *claims, char **out) SG_WUR;
+
+/*
+ * Parse and unseal a handle of len bytes. On HANDLE_OK *claims is filled (free with
+ * handle_claims_free); otherwise *claims is zeroed. Time is not checked here.
+ */
+int handle_open(const seal_keyring_t *kr, const char *text, size_t len,
+    handle_claims_t *claims) SG_WUR;
+
+/* HANDLE_OK, HANDLE_E_EXPIRED (now >= exp + skew) or HANDLE_E_NOT_YET_VALID (iat > now + skew). */
+int handle_check_time(const handle_claims_t *claims, int64_t now, int64_t skew);
+
+/* Free the strings and lists inside claims and zero it (claims itself is not freed). */
+void handle_claims_free(handle_claims_t *claims);
+
+/* Short snake_case code ("handle_malformed", "unknown_key", ...) and a one-line message. */
+const char *handle_error_code(int err);
+const char *handle_error_message(int err);
+
+/*
+ * Find the next handle in buf[*off..len): "sgh1." preceded by the start of buf or a byte
+ * outside [A-Za-z0-9_.-], running to the first byte outside that set. Returns 0 with *off
+ * and *hlen set to the match, or -1 when there is none. The match may still be malformed
+ * (handle_open says so). To continue, set *off += *hlen.
+ */
+int handle_find(const void *buf, size_t len, size_t *off, size_t *hlen) SG_NONNULL;
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * proxy.h — the proxy listener, N worker threads each with its own event_base, and the
+ * state they share (read-only after start, or internally locked).
+ *
+ * The main thread accepts and hands each socket to a worker (round robin); the
+ * connection then lives on that worker's event_base until conn_close.
+ */
+#ifndef SEALGATE_PROXY_H
+#define SEALGATE_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "certcache.h"
+#include "certforge.h"
+
+struct event_base;
+struct evdns_base;
+
+/* Shared by all workers; owned by the caller of proxy_new (serve). */
+typedef struct proxy_shared {
+	certforge_t *forge;
+	certcache_t *certs;
+	SSL_CTX *tls_server;		/* interception: leaves minted per SNI */
+	SSL_CTX *tls_client;		/* upstreams: verified against ca_file or system */
+} proxy_shared_t;
+
+typedef struct worker worker_t;
+typedef struct proxy proxy_t;
+
+/* What a connection needs from the worker it lives on. */
+struct event_base *worker_base(worker_t *w);
+struct evdns_base *worker_dns(worker_t *w);
+const proxy_shared_t *worker_shared(worker_t *w);
+/* Connection bookkeeping: conn.c calls these from conn_new / conn_close. */
+void worker_conn_added(worker_t *w, void *conn);
+void worker_conn_removed(worker_t *w, void *conn);
+
+/*
+ * Bind the proxy listener at addr ("host:port"; port 0: the kernel picks) on base (the
+ * main thread's), start nworkers threads (0: one per core). Returns NULL with err set.
+ */
+proxy_t *proxy_new(struct event_base *base, const char *addr, unsigned nworkers,
+    unsigned max_conns, const proxy_shared_t *shared, char *err, size_t errlen);
+/* The bound address as "host:port". */
+const char *proxy_bound(const proxy_t *p);
+/* Stop accepting, close every connection, join the workers, free. */
+void proxy_free(proxy_t *p);
+
+/* Parse "host:port" / "[v6]:port" into a sockaddr. 0 ok, -1 bad. */
+int proxy_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* Format a bound socket's local address as "host:port" / "[v6]:port". */
+void proxy_format_sockname(int fd, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * ratelimit.h — token buckets keyed by bytes (handle id, credential, sandbox), shared by
+ * all workers. Pure core: the caller passes the time (monotonic milliseconds).
+ *
+ * A bucket holds at most rate->burst tokens (rate->requests when burst is 0) and refills
+ * continuously at rate->requests per rate->per_ms. Levels are kept in fixed point (one
+ * token = per_ms units, refill = requests units per millisecond), so long runs do not
+ * drift. A new key starts with a full bucket.
+ *
+ * Thread-safety: all calls but _new/_free may run concurrently. The table is split into
+ * up to RATELIMIT_STRIPES stripes, each a chained hash under its own mutex; keys are
+ * hashed with SipHash (crypto_shorthash) under a random per-table key, so callers cannot
+ * pick keys that pile into one chain. A take that spans stripes locks them in ascending
+ * order. Every call is O(n) in the number of buckets it names and O(1) in table size.
+ *
+ * Memory: at most max_buckets buckets. A stripe that is full evicts before inserting:
+ * first a bucket that has refilled to full among the RATELIMIT_EVICT_SCAN least recently
+ * used (lossless: a full bucket is the same as a fresh one), else the least recently
+ * used (lossy: that key starts over with a full bucket).
+ */
+#ifndef SEALGATE_RATELIMIT_H
+#define SEALGATE_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "util.h"
+
+/* Lock stripes: enough that 4..64 workers rarely meet on one mutex. */
+#define RATELIMIT_STRIPES	64
+/* Buckets named by one take (handle, credential total, sandbox, ... ). */
+#define RATELIMIT_MAX_REQS	8
+/* LRU entries examined for a lossless (full) eviction before taking the oldest. */
+#define RATELIMIT_EVICT_SCAN	8
+/* Longest key. */
+#define RATELIMIT_MAX_KEY	256
+/* result.limiting when no request named a set rate. */
+#define RATELIMIT_NONE		SIZE_MAX
+
+typedef struct ratelimit ratelimit_t;
+
+struct ratelimit_req {
+	const void *key;		/* bucket identity, keylen bytes (1..RATELIMIT_MAX_KEY) */
+	size_t keylen;
+	const policy_rate_t *rate;	/* NULL or !set: no limit, the req is ignored */
+};
+
+struct ratelimit_result {
+	bool allowed;
+	size_t limiting;	/* denied: the bucket with the longest wait; allowed: the one
+				 * with the fewest tokens left; RATELIMIT_NONE if no limit */
+	uint64_t retry_after_ms;	/* denied: ms until every bucket has a token (ceil) */
+	uint32_t remaining;	/* whole tokens left in the limiting bucket */
+	uint32_t limit;		/* its rate->requests (RateLimit-Policy q=) */
+	uint32_t burst;		/* its capacity */
+	uint64_t window_ms;	/* its rate->per_ms (RateLimit-Policy w=) */
+	uint64_t reset_ms;	/* ms until it is full again (RateLimit r=) */
+};
+
+/* A table of at most max_buckets (>= 1) buckets. NULL on allocation failure. */
+ratelimit_t *ratelimit_new(size_t max_buckets) SG_WUR;
+void ratelimit_free(ratelimit_t *rl);
+
+/*
+ * Take one token from each of reqs[0..n) at time now_ms, all or none: when any bucket
+ * is empty nothing is taken and res->allowed is false. The same key named twice needs
+ * two tokens. Returns 0 with res filled, -1 on bad arguments (n > RATELIMIT_MAX_REQS,
+ * bad key length) or allocation failure (res->allowed false: callers fail closed).
+ */
+int ratelimit_take(ratelimit_t *rl, const struct ratelimit_req *reqs, size_t n,
+    uint64_t now_ms, struct ratelimit_result *res) __attribute__((nonnull(1, 5))) SG_WUR;
+
+/* Buckets currently stored (for tests and metrics). */
+size_t ratelimit_count(ratelimit_t *rl) SG_NONNULL;
+
+#endif

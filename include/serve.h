@@ -1,0 +1,19 @@
+/*
+ * serve.h — what `sealgate serve` runs: state made at startup (keys, CA, TLS contexts)
+ * and the listeners. Split from cmd_serve.c so tests can start a server in-process.
+ */
+#ifndef SEALGATE_SERVE_H
+#define SEALGATE_SERVE_H
+
+#include <stddef.h>
+
+#include "policy.h"
+
+/*
+ * Create what the policy's `keys` and `admin.token` name but is missing: the seal key
+ * pair, the CA (ca.key + ca.crt in one folder), the admin token (0600). Says what it
+ * created on stderr. Returns 0, or -1 with err set.
+ */
+int serve_ensure_keys(const policy_t *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * stats.h — process-wide counters, updated with relaxed atomics from any thread and
+ * read by the metrics endpoint and the logs. Never hold secrets here.
+ */
+#ifndef SEALGATE_STATS_H
+#define SEALGATE_STATS_H
+
+#include <stdint.h>
+
+struct sg_stats {
+	uint64_t conns_accepted, conns_active, conns_rejected;
+	uint64_t requests_total, requests_forwarded, requests_failed;
+	uint64_t errors_bad_request, errors_egress, errors_upstream, errors_timeout;
+	uint64_t errors_host_mismatch;
+	uint64_t tls_client_handshakes, tls_client_failures;
+	uint64_t tls_upstream_handshakes, tls_upstream_failures;
+	uint64_t tunnels, websockets;
+	uint64_t accept_paused;
+};
+
+extern struct sg_stats sg_stats;
+
+#define STATS_INC(f) __atomic_add_fetch(&sg_stats.f, 1, __ATOMIC_RELAXED)
+#define STATS_DEC(f) __atomic_sub_fetch(&sg_stats.f, 1, __ATOMIC_RELAXED)
+#define STATS_GET(f) __atomic_load_n(&sg_stats.f, __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,1187 @@
+/*
+ * conn.c — one proxy client connection.
+ *
+ *   accept → HEAD ─┬─ CONNECT ─ egress_decide ─┬─ deny: 403
+ *                  │                           ├─ tunnel: resolve → dial → 200 → SPLICE
+ *                  │                           └─ intercept: resolve → 200 → TLS_ACCEPT → HEAD
+ *                  └─ request (absolute-form, or inside an intercepted CONNECT)
+ *                       → resolve/dial upstream → forward head → BODY → response relay
+ *                       → keep-alive: HEAD again (pipelined bytes already buffered)
+ *
+ * Bodies are re-framed (Content-Length kept, chunked re-chunked) so what the upstream
+ * sees is exactly what sealgate parsed. Every exit goes through conn_close.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "conn.h"
+#include "defaults.h"
+#include "egress.h"
+#include "http.h"
+#include "log.h"
+#include "netaddr.h"
+#include "policy.h"
+#include "stats.h"
+#include "tls.h"
+
+#define CONN_HOST_MAX 256
+
+enum conn_state {
+	ST_HEAD,		/* reading a request head */
+	ST_RESOLVING,		/* waiting for egress_resolve */
+	ST_TLS_ACCEPT,		/* client TLS handshake (intercept) */
+	ST_UP_CONNECTING,	/* upstream TCP/TLS connect */
+	ST_RELAY,		/* request body and/or response in flight */
+	ST_SPLICE,		/* tunnel or upgraded connection: bytes both ways */
+	ST_CLOSING,		/* error answer queued: close once flushed */
+};
+
+enum conn_mode { MODE_PROXY, MODE_INTERCEPT, MODE_TUNNEL };
+
+struct conn {
+	worker_t *w;
+	policy_t *pol;
+	enum conn_state st;
+	enum conn_mode mode;
+	int cfd;
+	bool cfd_owned;			/* false once a bufferevent closes it */
+	struct bufferevent *cbev;
+	struct bufferevent *ubev;
+	char peer[64];
+	struct event *timer;
+	egress_req_t *dns;
+
+	/* CONNECT authority (intercept/tunnel) */
+	char auth_host[CONN_HOST_MAX];
+	uint16_t auth_port;
+	/* the upstream this connection talks to */
+	char up_host[CONN_HOST_MAX];
+	uint16_t up_port;
+	bool up_tls, up_ready;
+	struct sockaddr_storage up_addr;
+	socklen_t up_addrlen;
+
+	/* request being relayed */
+	http_scan_t scan;
+	http_parser reqp;
+	http_head_t req;
+	bool req_active, req_done, req_chunked;
+	bool client_keepalive;
+	char *req_target;		/* origin-form target sent upstream */
+	bool upgrading;
+
+	/* response being relayed */
+	http_scan_t rscan;
+	http_parser resp;
+	http_head_t res;
+	bool res_head_done, res_done, res_started, res_chunked_out;
+	bool up_keepalive;
+};
+
+static void conn_client_read_cb(struct bufferevent *bev, void *arg);
+static void conn_client_write_cb(struct bufferevent *bev, void *arg);
+static void conn_client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_up_read_cb(struct bufferevent *bev, void *arg);
+static void conn_up_write_cb(struct bufferevent *bev, void *arg);
+static void conn_up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process_head(conn_t *c);
+static void conn_forward_request(conn_t *c);
+static void conn_relay_request_body(conn_t *c);
+
+/* --- helpers ----------------------------------------------------------------------- */
+
+static struct timeval
+conn_tv(uint64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+	return tv;
+}
+
+static void
+conn_arm_timer(conn_t *c, uint64_t ms)
+{
+	struct timeval tv = conn_tv(ms);
+
+	evtimer_add(c->timer, &tv);
+}
+
+/*
+ * Answer the client with an error and close once it is flushed. If a response has
+ * already started, the only honest thing left is to cut the connection.
+ */
+static void
+conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
+{
+	size_t len;
+	char *buf;
+
+	STATS_INC(requests_failed);
+	log_info("%s: %u %s: %s", c->peer, status, code, msg);
+	if (c->res_started || c->st == ST_SPLICE || c->st == ST_CLOSING || c->cbev == NULL) {
+		conn_close(c, code);
+		return;
+	}
+	buf = http_error_format(status, code, msg, true, NULL, &len);
+	if (buf == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	c->st = ST_CLOSING;
+	c->res_started = true;
+	if (c->ubev) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	bufferevent_disable(c->cbev, EV_READ);
+	bufferevent_setcb(c->cbev, NULL, conn_client_write_cb, conn_client_event_cb, c);
+	bufferevent_write(c->cbev, buf, len);
+	free(buf);
+	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+}
+
+void
+conn_close(conn_t *c, const char *reason)
+{
+	log_debug("%s: closed: %s", c->peer, reason);
+	egress_cancel(c->dns);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->ubev)
+		bufferevent_free(c->ubev);
+	if (c->cbev)
+		bufferevent_free(c->cbev);
+	if (c->cfd_owned)
+		close(c->cfd);
+	http_head_clear(&c->req);
+	http_head_clear(&c->res);
+	free(c->req_target);
+	if (c->pol)
+		policy_unref(c->pol);
+	worker_conn_removed(c->w, c);
+	STATS_DEC(conns_active);
+	free(c);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_t *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->st) {
+	case ST_HEAD:
+		if (c->scan.total > 0) {
+			STATS_INC(errors_timeout);
+			conn_fail(c, 408, "request_timeout",
+			    "the request head did not arrive in time");
+		} else
+			conn_close(c, "idle");
+		return;
+	case ST_UP_CONNECTING:
+		STATS_INC(errors_timeout);
+		conn_fail(c, 504, "upstream_timeout", c->up_tls ?
+		    "upstream did not complete the TLS handshake in time" :
+		    "upstream did not accept the connection in time");
+		return;
+	default:
+		conn_close(c, "timeout");
+		return;
+	}
+}
+
+/* --- accept and the request head ----------------------------------------------------- */
+
+static void
+conn_start_head(conn_t *c)
+{
+	const policy_limits_t *l = &c->pol->limits;
+
+	http_head_clear(&c->req);
+	http_scan_init(&c->scan, l->max_header_bytes ? l->max_header_bytes : SG_MAX_HEADER_BYTES);
+	c->req_active = false;
+	c->req_done = false;
+	c->upgrading = false;
+	free(c->req_target);
+	c->req_target = NULL;
+	c->st = ST_HEAD;
+	conn_arm_timer(c, evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0 ?
+	    l->header_timeout_ms : l->idle_timeout_ms);
+	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
+	    conn_client_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ);
+}
+
+void
+conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	conn_t *c = calloc(1, sizeof(*c));
+
+	(void)salen;
+	if (c == NULL) {
+		close(fd);
+		STATS_DEC(conns_active);
+		return;
+	}
+	c->w = w;
+	c->cfd = fd;
+	c->cfd_owned = true;
+	c->pol = policy_acquire();
+	netaddr_format(sa, c->peer, sizeof(c->peer));
+	worker_conn_added(w, c);
+	evutil_make_socket_nonblocking(fd);
+	c->timer = evtimer_new(worker_base(w), conn_timer_cb, c);
+	c->cbev = bufferevent_socket_new(worker_base(w), fd, 0);
+	if (c->pol == NULL || c->timer == NULL || c->cbev == NULL) {
+		conn_close(c, "setup failed");
+		return;
+	}
+	c->mode = MODE_PROXY;
+	conn_start_head(c);
+}
+
+/* Feed the bytes of the head not yet scanned; returns the head length or 0 / -1. */
+static ssize_t
+conn_scan_head(conn_t *c, http_scan_t *s, struct evbuffer *in)
+{
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v[8];
+	size_t start = s->total;
+	int n;
+
+	if (evbuffer_get_length(in) <= start)
+		return 0;
+	if (evbuffer_ptr_set(in, &pos, start, EVBUFFER_PTR_SET) < 0)
+		return -1;
+	n = evbuffer_peek(in, -1, &pos, v, 8);
+	if (n > 8)
+		n = 8;
+	for (int i = 0; i < n; i++) {
+		size_t used;
+		int rc = http_scan_feed(s, v[i].iov_base, v[i].iov_len, &used);
+
+		if (rc == HTTP_SCAN_DONE)
+			return (ssize_t)s->total;
+		if (rc == HTTP_SCAN_ERROR)
+			return -1;
+	}
+	(void)c;
+	return 0;
+}
+
+static void
+conn_client_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+
+	(void)bev;
+	switch (c->st) {
+	case ST_HEAD:
+		conn_process_head(c);
+		return;
+	case ST_RELAY:
+		if (c->req_active && !c->req_done)
+			conn_relay_request_body(c);
+		return;
+	case ST_SPLICE:
+		if (c->ubev)
+			bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
+		if (c->ubev && evbuffer_get_length(bufferevent_get_output(c->ubev)) >
+		    SG_RELAY_HIGH_WATER) {
+			bufferevent_disable(c->cbev, EV_READ);
+			bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+		}
+		return;
+	default:
+		return;		/* input waits in the buffer (pipelining) */
+	}
+}
+
+static void
+conn_process_head(conn_t *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	const char *why = NULL;
+	ssize_t hl;
+	char *bytes;
+
+	if (c->scan.total == 0 && evbuffer_get_length(in) > 0)
+		conn_arm_timer(c, c->pol->limits.header_timeout_ms);
+	hl = conn_scan_head(c, &c->scan, in);
+	if (hl < 0) {
+		STATS_INC(errors_bad_request);
+		conn_fail(c, 400, "bad_request", c->scan.error ? c->scan.error : "malformed");
+		return;
+	}
+	if (hl == 0)
+		return;
+	evtimer_del(c->timer);
+	bytes = (char *)evbuffer_pullup(in, hl);
+	http_parser_init(&c->reqp, HTTP_REQUEST);
+	if (bytes == NULL || http_head_parse(&c->reqp, bytes, (size_t)hl, &c->req, HTTP_GET,
+	    &why) < 0) {
+		evbuffer_drain(in, (size_t)hl);
+		STATS_INC(errors_bad_request);
+		conn_fail(c, 400, "bad_request", why ? why : "malformed request head");
+		return;
+	}
+	evbuffer_drain(in, (size_t)hl);
+	STATS_INC(requests_total);
+	c->req_active = true;
+	c->client_keepalive = c->req.keep_alive;
+	bufferevent_disable(c->cbev, EV_READ);
+	conn_forward_request(c);
+}
+
+/* --- CONNECT --------------------------------------------------------------------------- */
+
+static void conn_connect_resolved(const egress_result_t *res, void *arg);
+
+static void
+conn_on_connect(conn_t *c)
+{
+	const char *why;
+	enum egress_action act;
+
+	if (http_split_authority(c->req.target, c->req.target_len, c->auth_host,
+	    sizeof(c->auth_host), &c->auth_port, 0) < 0 || c->auth_port == 0) {
+		STATS_INC(errors_bad_request);
+		conn_fail(c, 400, "bad_request", "CONNECT needs host:port");
+		return;
+	}
+	act = egress_decide(c->pol, c->auth_host, c->auth_port, &why);
+	if (act == EGRESS_DENY) {
+		char msg[CONN_HOST_MAX + 128];
+
+		STATS_INC(errors_egress);
+		snprintf(msg, sizeof(msg), "CONNECT %s:%u denied: %s", c->auth_host,
+		    c->auth_port, why);
+		conn_fail(c, 403, "egress_denied", msg);
+		return;
+	}
+	c->mode = act == EGRESS_TUNNEL ? MODE_TUNNEL : MODE_INTERCEPT;
+	snprintf(c->up_host, sizeof(c->up_host), "%s", c->auth_host);
+	c->up_port = c->auth_port;
+	c->up_tls = true;
+	c->st = ST_RESOLVING;
+	c->dns = egress_resolve(worker_dns(c->w), c->pol, c->auth_host, c->auth_port,
+	    conn_connect_resolved, c);
+}
+
+static int conn_dial(conn_t *c);
+
+static void
+conn_tls_accept_start(conn_t *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	SSL *ssl = SSL_new(worker_shared(c->w)->tls_server);
+	struct bufferevent *tb;
+
+	if (ssl == NULL || tls_server_set_fallback_name(ssl, c->auth_host) < 0) {
+		SSL_free(ssl);
+		conn_close(c, "TLS setup failed");
+		return;
+	}
+	if (evbuffer_get_length(in) == 0) {
+		bufferevent_free(c->cbev);
+		tb = bufferevent_openssl_socket_new(worker_base(c->w), c->cfd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		c->cfd_owned = tb == NULL;
+	} else {
+		/* the ClientHello came with the CONNECT: keep the buffered bytes */
+		tb = bufferevent_openssl_filter_new(worker_base(c->w), c->cbev, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	}
+	c->cbev = tb;
+	if (tb == NULL) {
+		conn_close(c, "TLS setup failed");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	c->st = ST_TLS_ACCEPT;
+	bufferevent_setcb(tb, conn_client_read_cb, conn_client_write_cb,
+	    conn_client_event_cb, c);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	conn_arm_timer(c, c->pol->limits.tls_timeout_ms);
+}
+
+static void
+conn_client_write_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+
+	if (c->st == ST_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_close(c, "answered");
+		return;
+	}
+	if (c->st == ST_RESOLVING && c->mode == MODE_INTERCEPT &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		conn_tls_accept_start(c);	/* 200 flushed: the client starts TLS */
+		return;
+	}
+	/* back-pressure: the client drained, resume reading the upstream */
+	if (c->ubev && (c->st == ST_RELAY || c->st == ST_SPLICE)) {
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->ubev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
+			conn_up_read_cb(c->ubev, c);
+	}
+}
+
+static const char conn_established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+static void
+conn_connect_resolved(const egress_result_t *res, void *arg)
+{
+	conn_t *c = arg;
+
+	c->dns = NULL;
+	if (!res->ok) {
+		if (strcmp(res->code, "dns_error") == 0) {
+			STATS_INC(errors_upstream);
+			conn_fail(c, 502, res->code, res->msg);
+		} else {
+			STATS_INC(errors_egress);
+			conn_fail(c, 403, res->code, res->msg);
+		}
+		return;
+	}
+	c->up_addr = res->addr;
+	c->up_addrlen = res->addrlen;
+	if (c->mode == MODE_TUNNEL) {
+		c->up_tls = false;	/* the client speaks TLS end to end */
+		if (conn_dial(c) < 0)
+			conn_fail(c, 502, "upstream_error", "cannot open upstream socket");
+		return;
+	}
+	/* intercept: answer 200, then the client's TLS handshake (conn_client_write_cb) */
+	bufferevent_write(c->cbev, conn_established, sizeof(conn_established) - 1);
+	bufferevent_enable(c->cbev, EV_WRITE);
+}
+
+/* --- upstream connection ---------------------------------------------------------------- */
+
+static int
+conn_dial(conn_t *c)
+{
+	struct event_base *base = worker_base(c->w);
+	struct timeval tv;
+	SSL *ssl = NULL;
+
+	if (c->ubev) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	c->up_ready = false;
+	if (c->up_tls) {
+		ssl = tls_client_new(worker_shared(c->w)->tls_client, c->up_host);
+		if (ssl == NULL)
+			return -1;
+		c->ubev = bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->ubev)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->ubev, 1);
+		else
+			SSL_free(ssl);
+	} else
+		c->ubev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->ubev == NULL)
+		return -1;
+	bufferevent_setcb(c->ubev, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
+	c->st = ST_UP_CONNECTING;
+	conn_arm_timer(c, c->pol->limits.connect_timeout_ms +
+	    (c->up_tls ? c->pol->limits.tls_timeout_ms : 0));
+	tv = conn_tv(c->pol->limits.upstream_timeout_ms);
+	bufferevent_set_timeouts(c->ubev, &tv, NULL);
+	if (bufferevent_socket_connect(c->ubev, (struct sockaddr *)&c->up_addr,
+	    (int)c->up_addrlen) < 0) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conn_splice_start(conn_t *c)
+{
+	c->st = ST_SPLICE;
+	evtimer_del(c->timer);
+	bufferevent_set_timeouts(c->ubev, NULL, NULL);
+	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
+	    conn_client_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+		conn_client_read_cb(c->cbev, c);
+	if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
+		conn_up_read_cb(c->ubev, c);
+}
+
+static void conn_send_request_head(conn_t *c);
+
+static void
+conn_up_connected(conn_t *c)
+{
+	evtimer_del(c->timer);
+	c->up_ready = true;
+	if (c->up_tls)
+		STATS_INC(tls_upstream_handshakes);
+	if (c->mode == MODE_TUNNEL) {
+		STATS_INC(tunnels);
+		bufferevent_write(c->cbev, conn_established, sizeof(conn_established) - 1);
+		conn_splice_start(c);
+		return;
+	}
+	conn_send_request_head(c);
+}
+
+static void
+conn_up_failed(conn_t *c, short what)
+{
+	char msg[1024], reason[256];
+	SSL *ssl = c->up_tls && c->ubev ? bufferevent_openssl_get_ssl(c->ubev) : NULL;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		STATS_INC(errors_timeout);
+		conn_fail(c, 504, "upstream_timeout", "upstream did not answer in time");
+		return;
+	}
+	if (ssl && tls_client_verify_error(ssl, reason, sizeof(reason))) {
+		STATS_INC(tls_upstream_failures);
+		snprintf(msg, sizeof(msg), "upstream %s:%u: %s", c->up_host, c->up_port, reason);
+		conn_fail(c, 502, "upstream_tls", msg);
+		return;
+	}
+	if (ssl && bufferevent_get_openssl_error(c->ubev)) {
+		unsigned long e = bufferevent_get_openssl_error(c->ubev);
+
+		STATS_INC(tls_upstream_failures);
+		ERR_error_string_n(e, reason, sizeof(reason));
+		snprintf(msg, sizeof(msg), "TLS with upstream %s:%u failed: %s", c->up_host,
+		    c->up_port, reason);
+		conn_fail(c, 502, "upstream_tls", msg);
+		return;
+	}
+	STATS_INC(errors_upstream);
+	snprintf(msg, sizeof(msg), "cannot connect to upstream %s:%u: %s", c->up_host,
+	    c->up_port, err ? evutil_socket_error_to_string(err) : "connection closed");
+	conn_fail(c, 502, "upstream_error", msg);
+}
+
+/* --- forwarding a request ---------------------------------------------------------------- */
+
+static void conn_request_resolved(const egress_result_t *res, void *arg);
+
+static int
+conn_check_host_header(conn_t *c, const char *host, uint16_t port, uint16_t defport)
+{
+	const http_field_t *hf = http_head_get(&c->req, "Host");
+	char hh[CONN_HOST_MAX];
+	uint16_t hp;
+
+	if (hf == NULL)
+		return 0;	/* HTTP/1.0 without Host: the authority stands */
+	if (http_split_authority(hf->value, hf->value_len, hh, sizeof(hh), &hp, defport) < 0 ||
+	    !http_authority_equal(hh, hp, host, port)) {
+		char msg[2 * CONN_HOST_MAX + 64];
+
+		STATS_INC(errors_host_mismatch);
+		snprintf(msg, sizeof(msg), "Host header does not match %s:%u", host, port);
+		conn_fail(c, 421, "host_mismatch", msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Inside an intercepted CONNECT: origin-form, Host = authority = SNI. */
+static void
+conn_on_inner_request(conn_t *c)
+{
+	if (c->req.method == HTTP_CONNECT) {
+		conn_fail(c, 400, "bad_request", "CONNECT inside an intercepted tunnel");
+		return;
+	}
+	if (c->req.target[0] != '/') {
+		struct http_parser_url u;
+		char h[CONN_HOST_MAX];
+
+		http_parser_url_init(&u);
+		if (http_parser_parse_url(c->req.target, c->req.target_len, 0, &u) != 0 ||
+		    !(u.field_set & (1 << UF_HOST)) ||
+		    u.field_data[UF_HOST].len >= sizeof(h)) {
+			conn_fail(c, 400, "bad_request", "request-target must be origin-form");
+			return;
+		}
+		memcpy(h, c->req.target + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+		h[u.field_data[UF_HOST].len] = '\0';
+		if (!http_authority_equal(h, u.port ? u.port : 443, c->auth_host, c->auth_port)) {
+			STATS_INC(errors_host_mismatch);
+			conn_fail(c, 421, "host_mismatch", "request URI does not match CONNECT");
+			return;
+		}
+		c->req_target = strndup(c->req.target + u.field_data[UF_PATH].off,
+		    (size_t)(c->req.target_len - u.field_data[UF_PATH].off));
+	} else
+		c->req_target = strdup(c->req.target);
+	if (conn_check_host_header(c, c->auth_host, c->auth_port, 443) < 0)
+		return;
+	if (c->ubev && c->up_ready) {
+		conn_send_request_head(c);
+		return;
+	}
+	if (conn_dial(c) < 0)
+		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
+}
+
+/* Absolute-form http:// request to the proxy listener. */
+static void
+conn_on_absolute(conn_t *c)
+{
+	struct http_parser_url u;
+	char host[CONN_HOST_MAX], msg[CONN_HOST_MAX + 128];
+	const char *why, *t = c->req.target;
+	enum egress_action act;
+	uint16_t port;
+
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(t, c->req.target_len, 0, &u) != 0 ||
+	    !(u.field_set & (1 << UF_SCHEMA)) || !(u.field_set & (1 << UF_HOST)) ||
+	    u.field_data[UF_HOST].len >= sizeof(host)) {
+		STATS_INC(errors_bad_request);
+		conn_fail(c, 400, "bad_request",
+		    "a proxy request needs an absolute http:// URI (or CONNECT)");
+		return;
+	}
+	if (u.field_data[UF_SCHEMA].len != 4 || strncasecmp(t + u.field_data[UF_SCHEMA].off,
+	    "http", 4) != 0) {
+		conn_fail(c, 400, "bad_request", "only http:// URIs; use CONNECT for https");
+		return;
+	}
+	memcpy(host, t + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+	host[u.field_data[UF_HOST].len] = '\0';
+	for (char *p = host; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	port = u.port ? u.port : 80;
+	if (conn_check_host_header(c, host, port, 80) < 0)
+		return;
+	c->req_target = (u.field_set & (1 << UF_PATH)) ?
+	    strndup(t + u.field_data[UF_PATH].off,
+	    c->req.target_len - u.field_data[UF_PATH].off) : strdup("/");
+	act = egress_decide(c->pol, host, port, &why);
+	if (act == EGRESS_DENY) {
+		STATS_INC(errors_egress);
+		snprintf(msg, sizeof(msg), "%s:%u denied: %s", host, port, why);
+		conn_fail(c, 403, "egress_denied", msg);
+		return;
+	}
+	if (c->ubev && c->up_ready && !c->up_tls && c->up_port == port &&
+	    strcmp(c->up_host, host) == 0) {
+		conn_send_request_head(c);
+		return;
+	}
+	snprintf(c->up_host, sizeof(c->up_host), "%s", host);
+	c->up_port = port;
+	c->up_tls = false;
+	c->st = ST_RESOLVING;
+	c->dns = egress_resolve(worker_dns(c->w), c->pol, host, port, conn_request_resolved, c);
+}
+
+static void
+conn_request_resolved(const egress_result_t *res, void *arg)
+{
+	conn_t *c = arg;
+
+	c->dns = NULL;
+	if (!res->ok) {
+		bool dns = strcmp(res->code, "dns_error") == 0;
+
+		STATS_INC(errors_egress);
+		conn_fail(c, dns ? 502 : 403, res->code, res->msg);
+		return;
+	}
+	c->up_addr = res->addr;
+	c->up_addrlen = res->addrlen;
+	if (conn_dial(c) < 0)
+		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
+}
+
+static void
+conn_forward_request(conn_t *c)
+{
+	if (c->mode == MODE_INTERCEPT)
+		conn_on_inner_request(c);
+	else if (c->req.method == HTTP_CONNECT)
+		conn_on_connect(c);
+	else
+		conn_on_absolute(c);
+}
+
+static bool
+conn_is_websocket(const http_head_t *h)
+{
+	const http_field_t *up = http_head_get(h, "Upgrade");
+	const http_field_t *co = http_head_get(h, "Connection");
+
+	return up && co && http_list_has(co->value, "upgrade") &&
+	    strcasecmp(up->value, "websocket") == 0;
+}
+
+static void
+conn_write_fields(struct evbuffer *out, const http_head_t *h, bool keep_length)
+{
+	for (size_t i = 0; i < h->nfields; i++) {
+		const http_field_t *f = &h->fields[i];
+
+		if (keep_length && strcasecmp(f->name, "Content-Length") == 0)
+			;	/* HEAD / 304: describes the representation, not this body */
+		else if (http_is_hop_by_hop(h, f->name, f->name_len))
+			continue;
+		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
+	}
+}
+
+static void
+conn_send_request_head(conn_t *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	const http_head_t *h = &c->req;
+	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
+
+	c->st = ST_RELAY;
+	c->upgrading = h->upgrade && conn_is_websocket(h);
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", http_method_str(h->method),
+	    c->req_target);
+	conn_write_fields(out, h, false);
+	c->req_chunked = h->chunked;
+	if (h->chunked)
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	else if (h->has_length)
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+	if (c->upgrading)
+		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+	evbuffer_add(out, "\r\n", 2);
+	STATS_INC(requests_forwarded);
+
+	/* the response side */
+	http_head_clear(&c->res);
+	http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
+	c->res_head_done = c->res_done = c->res_started = false;
+	bufferevent_set_timeouts(c->ubev, &tv, NULL);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+
+	c->req_done = h->no_body;
+	if (!c->req_done) {
+		bufferevent_enable(c->cbev, EV_READ);
+		conn_relay_request_body(c);
+	}
+	if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
+		conn_up_read_cb(c->ubev, c);
+}
+
+/* --- request body ---------------------------------------------------------------------- */
+
+static int
+conn_req_on_body(http_parser *p, const char *at, size_t len)
+{
+	conn_t *c = p->data;
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+
+	if (c->req_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, at, len);
+	if (c->req_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	return 0;
+}
+
+static int
+conn_req_on_complete(http_parser *p)
+{
+	conn_t *c = p->data;
+
+	if (c->req_chunked)
+		evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
+	c->req_done = true;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings conn_req_body_settings = {
+	.on_body = conn_req_on_body,
+	.on_message_complete = conn_req_on_complete,
+};
+
+/* Feed a parser with what an input buffer holds; drain what it consumed. */
+static int
+conn_feed(http_parser *p, const http_parser_settings *s, struct evbuffer *in, bool *stop)
+{
+	while (evbuffer_get_length(in) > 0 && !*stop) {
+		struct evbuffer_iovec v;
+		size_t n;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		n = http_parser_execute(p, s, v.iov_base, v.iov_len);
+		if (HTTP_PARSER_ERRNO(p) == HPE_PAUSED) {
+			http_parser_pause(p, 0);
+			evbuffer_drain(in, n);
+			return 0;
+		}
+		if (HTTP_PARSER_ERRNO(p) != HPE_OK)
+			return -1;
+		evbuffer_drain(in, n);
+	}
+	return 0;
+}
+
+static void
+conn_relay_request_body(conn_t *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+
+	if (c->ubev == NULL || c->req_done)
+		return;
+	c->reqp.data = c;
+	if (conn_feed(&c->reqp, &conn_req_body_settings, in, &c->req_done) < 0) {
+		STATS_INC(errors_bad_request);
+		conn_fail(c, 400, "bad_request",
+		    http_errno_description(HTTP_PARSER_ERRNO(&c->reqp)));
+		return;
+	}
+	if (c->req_done) {
+		bufferevent_disable(c->cbev, EV_READ);	/* next request waits its turn */
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > SG_RELAY_HIGH_WATER) {
+		bufferevent_disable(c->cbev, EV_READ);
+		bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+	}
+}
+
+static void
+conn_up_write_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+
+	if (c->st != ST_RELAY && c->st != ST_SPLICE)
+		return;
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	if (c->st == ST_SPLICE) {
+		bufferevent_enable(c->cbev, EV_READ);
+		return;
+	}
+	if (c->req_active && !c->req_done) {
+		bufferevent_enable(c->cbev, EV_READ);
+		conn_relay_request_body(c);
+	}
+}
+
+/* --- response ---------------------------------------------------------------------------- */
+
+static int
+conn_res_on_body(http_parser *p, const char *at, size_t len)
+{
+	conn_t *c = p->data;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	if (c->res_chunked_out)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, at, len);
+	if (c->res_chunked_out)
+		evbuffer_add(out, "\r\n", 2);
+	return 0;
+}
+
+static int
+conn_res_on_complete(http_parser *p)
+{
+	conn_t *c = p->data;
+
+	if (c->res_chunked_out)
+		evbuffer_add(bufferevent_get_output(c->cbev), "0\r\n\r\n", 5);
+	c->res_done = true;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings conn_res_body_settings = {
+	.on_body = conn_res_on_body,
+	.on_message_complete = conn_res_on_complete,
+};
+
+static void
+conn_response_done(conn_t *c)
+{
+	bool keep = c->client_keepalive && c->req_done && c->up_keepalive && !c->upgrading;
+
+	c->req_active = false;
+	if (!c->up_keepalive || !c->req_done) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		c->up_ready = false;
+	} else
+		bufferevent_set_timeouts(c->ubev, NULL, NULL);
+	if (!c->client_keepalive || !c->req_done) {
+		c->st = ST_CLOSING;
+		bufferevent_disable(c->cbev, EV_READ);
+		conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+			conn_close(c, "done");
+		return;
+	}
+	(void)keep;
+	conn_start_head(c);
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+		conn_process_head(c);	/* pipelined request */
+}
+
+static void
+conn_write_response_head(conn_t *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	const http_head_t *h = &c->res;
+	bool head_like = c->req.method == HTTP_HEAD || h->status == 304;
+	bool bodyless = head_like || h->status == 204 || h->status / 100 == 1;
+
+	c->res_started = true;
+	c->up_keepalive = h->keep_alive;
+	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", h->status, h->reason);
+	conn_write_fields(out, h, head_like);
+	c->res_chunked_out = false;
+	if (h->status == 101) {
+		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+	} else if (!bodyless) {
+		if (h->has_length && !h->chunked)
+			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+			    (unsigned long long)h->content_length);
+		else if (c->req.major == 1 && c->req.minor >= 1) {
+			evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+			c->res_chunked_out = true;
+		} else
+			c->client_keepalive = false;	/* close-delimited for HTTP/1.0 */
+	}
+	if (!c->client_keepalive && h->status != 101)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* A response head arrived whole: 1xx, 101 upgrade, or a final response. */
+static int
+conn_on_response_head(conn_t *c, ssize_t hl)
+{
+	struct evbuffer *in = bufferevent_get_input(c->ubev);
+	char *bytes = (char *)evbuffer_pullup(in, hl);
+	const char *why = NULL;
+
+	http_parser_init(&c->resp, HTTP_RESPONSE);
+	http_head_clear(&c->res);
+	if (bytes == NULL || http_head_parse(&c->resp, bytes, (size_t)hl, &c->res,
+	    c->req.method, &why) < 0) {
+		STATS_INC(errors_upstream);
+		conn_fail(c, 502, "upstream_error", why ? why : "malformed response head");
+		return -1;
+	}
+	evbuffer_drain(in, (size_t)hl);
+	if (c->res.status == 101 && c->upgrading) {
+		STATS_INC(websockets);
+		conn_write_response_head(c);
+		conn_splice_start(c);
+		return -1;	/* no more response parsing */
+	}
+	if (c->res.status / 100 == 1) {
+		/* 100 Continue and friends: pass on, wait for the final response */
+		evbuffer_add_printf(bufferevent_get_output(c->cbev), "HTTP/1.1 %u %s\r\n\r\n",
+		    c->res.status, c->res.reason);
+		http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
+		return 0;
+	}
+	conn_write_response_head(c);
+	c->res_head_done = true;
+	if (c->res.no_body) {
+		c->res_done = true;
+		conn_response_done(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conn_relay_response_body(conn_t *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->ubev);
+
+	c->resp.data = c;
+	if (conn_feed(&c->resp, &conn_res_body_settings, in, &c->res_done) < 0) {
+		STATS_INC(errors_upstream);
+		conn_close(c, "malformed response body");
+		return;
+	}
+	if (c->res_done) {
+		conn_response_done(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) > SG_RELAY_HIGH_WATER) {
+		bufferevent_disable(c->ubev, EV_READ);
+		bufferevent_setwatermark(c->cbev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+	}
+}
+
+static void
+conn_up_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->st == ST_SPLICE) {
+		bufferevent_write_buffer(c->cbev, in);
+		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) > SG_RELAY_HIGH_WATER) {
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_setwatermark(c->cbev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+		}
+		return;
+	}
+	if (c->st != ST_RELAY || !c->req_active) {
+		if (evbuffer_get_length(in) > 0)	/* unsolicited bytes: drop the upstream */
+			conn_close(c, "unsolicited upstream data");
+		return;
+	}
+	while (!c->res_head_done) {
+		ssize_t hl = conn_scan_head(c, &c->rscan, in);
+
+		if (hl < 0) {
+			STATS_INC(errors_upstream);
+			conn_fail(c, 502, "upstream_error", c->rscan.error ?
+			    c->rscan.error : "malformed response");
+			return;
+		}
+		if (hl == 0 || conn_on_response_head(c, hl) < 0)
+			return;
+	}
+	conn_relay_response_body(c);
+}
+
+static void
+conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_t *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_up_connected(c);
+		return;
+	}
+	if (c->st == ST_UP_CONNECTING) {
+		conn_up_failed(c, what);
+		return;
+	}
+	if (c->st == ST_SPLICE) {
+		/* flush what the upstream sent, then close */
+		c->st = ST_CLOSING;
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+			conn_close(c, "upstream closed");
+		else
+			conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->res_head_done && !c->res_done) {
+		/* read-until-close body: EOF completes it */
+		c->resp.data = c;
+		http_parser_execute(&c->resp, &conn_res_body_settings, NULL, 0);
+		if (c->res_done) {
+			c->up_keepalive = false;
+			conn_response_done(c);
+			return;
+		}
+	}
+	if (c->req_active && !c->res_started) {
+		if (what & BEV_EVENT_TIMEOUT) {
+			STATS_INC(errors_timeout);
+			conn_fail(c, 504, "upstream_timeout", "upstream did not answer in time");
+		} else {
+			STATS_INC(errors_upstream);
+			conn_fail(c, 502, "upstream_error",
+			    "upstream closed the connection without answering");
+		}
+		return;
+	}
+	if (c->req_active) {
+		conn_close(c, "upstream failed mid-response");
+		return;
+	}
+	/* idle pooled upstream went away: forget it */
+	bufferevent_free(c->ubev);
+	c->ubev = NULL;
+	c->up_ready = false;
+}
+
+/* --- client events ------------------------------------------------------------------------ */
+
+static void
+conn_tls_accepted(conn_t *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->cbev);
+	const char *sni = tls_server_sni(ssl);
+
+	STATS_INC(tls_client_handshakes);
+	evtimer_del(c->timer);
+	if (sni && !http_authority_equal(sni, c->auth_port, c->auth_host, c->auth_port)) {
+		char msg[2 * CONN_HOST_MAX + 64];
+
+		STATS_INC(errors_host_mismatch);
+		snprintf(msg, sizeof(msg), "TLS SNI %s does not match CONNECT %s", sni,
+		    c->auth_host);
+		conn_fail(c, 421, "host_mismatch", msg);
+		return;
+	}
+	conn_start_head(c);
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+		conn_process_head(c);
+}
+
+static void
+conn_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_t *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->st == ST_TLS_ACCEPT)
+			conn_tls_accepted(c);
+		return;
+	}
+	if (c->st == ST_TLS_ACCEPT) {
+		unsigned long e = bufferevent_get_openssl_error(c->cbev);
+		char reason[256] = "connection closed";
+
+		if (e)
+			ERR_error_string_n(e, reason, sizeof(reason));
+		STATS_INC(tls_client_failures);
+		log_info("%s: client TLS handshake for %s failed: %s", c->peer, c->auth_host,
+		    reason);
+		conn_close(c, "client TLS failed");
+		return;
+	}
+	if (c->st == ST_SPLICE && c->ubev) {
+		/* client done: flush to the upstream, then close */
+		bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
+	}
+	conn_close(c, (what & BEV_EVENT_EOF) ? "client closed" : "client error");
+}

@@ -1,0 +1,354 @@
+/* handle.c — mint, open and find sgh1 handles (sealed JSON claims). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "defaults.h"
+#include "handle.h"
+
+/* Where the base64url body starts: "sgh1." + 8 hex + ".". */
+#define HANDLE_BODY_OFF (HANDLE_PREFIX_LEN + SEAL_KEY_ID_LEN + 1)
+
+static const struct {
+	int err;
+	const char *code, *msg;
+} handle_errs[] = {
+	{HANDLE_OK, "ok", "handle is valid"},
+	{HANDLE_E_FORMAT, "handle_malformed", "the handle is not well-formed"},
+	{HANDLE_E_UNKNOWN_KEY, "unknown_key", "the handle was sealed under an unknown key"},
+	{HANDLE_E_RETIRED_KEY, "key_retired", "the handle was sealed under a retired key"},
+	{HANDLE_E_DECRYPT, "handle_invalid", "the handle does not unseal (tampered or wrong key)"},
+	{HANDLE_E_PAYLOAD, "handle_invalid", "the handle payload is invalid"},
+	{HANDLE_E_EXPIRED, "handle_expired", "the handle has expired"},
+	{HANDLE_E_NOT_YET_VALID, "handle_not_yet_valid", "the handle is not valid yet"},
+	{HANDLE_E_NOMEM, "internal_error", "out of memory"},
+};
+
+const char *
+handle_error_code(int err)
+{
+	for (size_t i = 0; i < SG_ARRAY_LEN(handle_errs); i++)
+		if (handle_errs[i].err == err)
+			return handle_errs[i].code;
+	return "internal_error";
+}
+
+const char *
+handle_error_message(int err)
+{
+	for (size_t i = 0; i < SG_ARRAY_LEN(handle_errs); i++)
+		if (handle_errs[i].err == err)
+			return handle_errs[i].msg;
+	return "unknown error";
+}
+
+static int
+handle_is_charset(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '_' || c == '-' || c == '.';
+}
+
+static int
+handle_is_lower_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* --- mint --------------------------------------------------------------------------- */
+
+static json_t *
+handle_list_json(const policy_strlist_t *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < l->n; i++) {
+		if (json_array_append_new(a, json_string(l->v[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static int
+handle_set_list(json_t *o, const char *name, const policy_strlist_t *l)
+{
+	if (l->n == 0)
+		return 0;
+	return json_object_set_new(o, name, handle_list_json(l));
+}
+
+static char *
+handle_claims_dump(const handle_claims_t *c)
+{
+	json_t *o;
+	char *s = NULL;
+
+	o = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", HANDLE_VERSION, "cred", c->cred,
+	    "sb", c->sb, "hid", c->hid, "iat", (json_int_t)c->iat, "exp", (json_int_t)c->exp);
+	if (o == NULL)
+		return NULL;
+	if (handle_set_list(o, "hosts", &c->hosts) == 0 &&
+	    handle_set_list(o, "methods", &c->methods) == 0 &&
+	    handle_set_list(o, "paths", &c->paths) == 0)
+		s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+static char *
+handle_encode(const seal_key_t *key, const uint8_t *ct, size_t ctlen)
+{
+	size_t b64len = sodium_base64_encoded_len(ctlen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *out = malloc(HANDLE_BODY_OFF + b64len);
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, HANDLE_PREFIX, HANDLE_PREFIX_LEN);
+	memcpy(out + HANDLE_PREFIX_LEN, key->id, SEAL_KEY_ID_LEN);
+	out[HANDLE_BODY_OFF - 1] = '.';
+	sodium_bin2base64(out + HANDLE_BODY_OFF, b64len, ct, ctlen,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return out;
+}
+
+int
+handle_mint(const seal_key_t *key, handle_claims_t *claims, char **out)
+{
+	uint8_t hid[HANDLE_HID_LEN / 2], *ct;
+	size_t ctlen;
+	char *json, *text;
+
+	if (claims->cred == NULL || claims->sb == NULL || claims->cred[0] == '\0' ||
+	    claims->sb[0] == '\0' || claims->iat < 0 || claims->exp < claims->iat)
+		return HANDLE_E_PAYLOAD;
+	if (claims->hid[0] == '\0') {
+		randombytes_buf(hid, sizeof(hid));
+		util_hex_encode(hid, sizeof(hid), claims->hid);
+	} else if (strnlen(claims->hid, sizeof(claims->hid)) != HANDLE_HID_LEN ||
+	    !handle_is_lower_hex(claims->hid, HANDLE_HID_LEN))
+		return HANDLE_E_PAYLOAD;
+	memcpy(claims->key_id, key->id, sizeof(claims->key_id));
+	if ((json = handle_claims_dump(claims)) == NULL)
+		return HANDLE_E_NOMEM;
+	ct = seal_box_bytes(key->pk, json, strlen(json), &ctlen);
+	free(json);
+	if (ct == NULL)
+		return HANDLE_E_NOMEM;
+	text = handle_encode(key, ct, ctlen);
+	free(ct);
+	if (text == NULL)
+		return HANDLE_E_NOMEM;
+	if (strlen(text) > SG_HANDLE_MAX_LEN) {
+		free(text);
+		return HANDLE_E_PAYLOAD;
+	}
+	*out = text;
+	return HANDLE_OK;
+}
+
+/* --- open --------------------------------------------------------------------------- */
+
+/* Check the text shape and decode the sealed body (malloc'd). */
+static int
+handle_decode(const char *text, size_t len, uint8_t **ct, size_t *ctlen)
+{
+	const char *body = text + HANDLE_BODY_OFF, *end;
+	size_t blen, max;
+	uint8_t *bin;
+
+	if (len > SG_HANDLE_MAX_LEN || len <= HANDLE_BODY_OFF ||
+	    memcmp(text, HANDLE_PREFIX, HANDLE_PREFIX_LEN) != 0 ||
+	    !handle_is_lower_hex(text + HANDLE_PREFIX_LEN, SEAL_KEY_ID_LEN) ||
+	    text[HANDLE_BODY_OFF - 1] != '.')
+		return HANDLE_E_FORMAT;
+	blen = len - HANDLE_BODY_OFF;
+	max = blen * 3 / 4 + 1;
+	if ((bin = malloc(max)) == NULL)
+		return HANDLE_E_NOMEM;
+	if (sodium_base642bin(bin, max, body, blen, NULL, ctlen, &end,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || end != body + blen ||
+	    *ctlen <= SEAL_OVERHEAD) {
+		free(bin);
+		return HANDLE_E_FORMAT;
+	}
+	*ct = bin;
+	return HANDLE_OK;
+}
+
+static char *
+handle_json_strdup(json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return NULL;
+	return strdup(json_string_value(v));
+}
+
+static int
+handle_json_int(json_t *o, const char *name, int64_t *out)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+/* Optional array of non-empty strings into l. */
+static int
+handle_json_list(json_t *o, const char *name, policy_strlist_t *l)
+{
+	json_t *a = json_object_get(o, name), *v;
+	size_t i;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) == 0)
+		return -1;
+	if ((l->v = calloc(json_array_size(a), sizeof(char *))) == NULL)
+		return -1;
+	for (i = 0; i < json_array_size(a); i++) {
+		v = json_array_get(a, i);
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return -1;
+		if ((l->v[l->n] = strdup(json_string_value(v))) == NULL)
+			return -1;
+		l->n++;
+	}
+	return 0;
+}
+
+static int
+handle_claims_parse(json_t *o, handle_claims_t *c)
+{
+	json_t *v = json_object_get(o, "v"), *hid = json_object_get(o, "hid");
+
+	if (!json_is_integer(v) || json_integer_value(v) != HANDLE_VERSION)
+		return -1;
+	if (!json_is_string(hid) || json_string_length(hid) != HANDLE_HID_LEN ||
+	    !handle_is_lower_hex(json_string_value(hid), HANDLE_HID_LEN))
+		return -1;
+	memcpy(c->hid, json_string_value(hid), HANDLE_HID_LEN + 1);
+	if ((c->cred = handle_json_strdup(o, "cred")) == NULL ||
+	    (c->sb = handle_json_strdup(o, "sb")) == NULL)
+		return -1;
+	if (handle_json_int(o, "iat", &c->iat) < 0 || handle_json_int(o, "exp", &c->exp) < 0 ||
+	    c->exp < c->iat)
+		return -1;
+	if (handle_json_list(o, "hosts", &c->hosts) < 0 ||
+	    handle_json_list(o, "methods", &c->methods) < 0 ||
+	    handle_json_list(o, "paths", &c->paths) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+handle_payload(const char *plain, size_t plainlen, handle_claims_t *claims)
+{
+	json_error_t jerr;
+	json_t *o;
+	int rc = HANDLE_E_PAYLOAD;
+
+	o = json_loadb(plain, plainlen, JSON_REJECT_DUPLICATES, &jerr);
+	if (json_is_object(o) && handle_claims_parse(o, claims) == 0)
+		rc = HANDLE_OK;
+	json_decref(o);
+	return rc;
+}
+
+int
+handle_open(const seal_keyring_t *kr, const char *text, size_t len, handle_claims_t *claims)
+{
+	const seal_key_t *key;
+	uint8_t *ct = NULL;
+	size_t ctlen, plainlen;
+	char *plain = NULL;
+	int rc;
+
+	memset(claims, 0, sizeof(*claims));
+	if ((rc = handle_decode(text, len, &ct, &ctlen)) != HANDLE_OK)
+		return rc;
+	if (seal_keyring_is_retired(kr, text + HANDLE_PREFIX_LEN, SEAL_KEY_ID_LEN))
+		rc = HANDLE_E_RETIRED_KEY;
+	else if ((key = seal_keyring_find(kr, text + HANDLE_PREFIX_LEN, SEAL_KEY_ID_LEN)) == NULL)
+		rc = HANDLE_E_UNKNOWN_KEY;
+	else if ((rc = seal_open_bytes(key, ct, ctlen, &plain, &plainlen)) != SEAL_OK)
+		rc = rc == SEAL_E_NOMEM ? HANDLE_E_NOMEM : HANDLE_E_DECRYPT;
+	else
+		rc = handle_payload(plain, plainlen, claims);
+	free(ct);
+	util_secret_free(plain);
+	if (rc != HANDLE_OK) {
+		handle_claims_free(claims);
+		return rc;
+	}
+	memcpy(claims->key_id, text + HANDLE_PREFIX_LEN, SEAL_KEY_ID_LEN);
+	claims->key_id[SEAL_KEY_ID_LEN] = '\0';
+	return HANDLE_OK;
+}
+
+int
+handle_check_time(const handle_claims_t *claims, int64_t now, int64_t skew)
+{
+	if (claims->iat > now && claims->iat - now > skew)
+		return HANDLE_E_NOT_YET_VALID;
+	if (now >= claims->exp && now - claims->exp >= skew)
+		return HANDLE_E_EXPIRED;
+	return HANDLE_OK;
+}
+
+static void
+handle_list_free(policy_strlist_t *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void
+handle_claims_free(handle_claims_t *claims)
+{
+	if (claims == NULL)
+		return;
+	free(claims->cred);
+	free(claims->sb);
+	handle_list_free(&claims->hosts);
+	handle_list_free(&claims->methods);
+	handle_list_free(&claims->paths);
+	memset(claims, 0, sizeof(*claims));
+}
+
+/* --- find --------------------------------------------------------------------------- */
+
+int
+handle_find(const void *buf, size_t len, size_t *off, size_t *hlen)
+{
+	const unsigned char *b = buf, *p;
+	size_t i = *off, j;
+
+	while (i < len && (p = memmem(b + i, len - i, HANDLE_PREFIX, HANDLE_PREFIX_LEN)) != NULL) {
+		i = (size_t)(p - b);
+		if (i == 0 || !handle_is_charset(b[i - 1])) {
+			for (j = i + HANDLE_PREFIX_LEN; j < len && handle_is_charset(b[j]); j++)
+				;
+			*off = i;
+			*hlen = j - i;
+			return 0;
+		}
+		i++;
+	}
+	return -1;
+}

@@ -1,0 +1,468 @@
+/* inject.c — find handles in a request head, plan the swap for the real secret. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "handle.h"
+#include "inject.h"
+#include "util.h"
+
+/* --- finding ----------------------------------------------------------------------- */
+
+static void
+inject_add_found(inject_list_t *l, enum inject_where w, size_t field, size_t off, size_t len,
+    const char *basic, size_t basic_len)
+{
+	inject_found_t *f;
+
+	if (l->n >= SG_ARRAY_LEN(l->f)) {
+		l->truncated = true;
+		return;
+	}
+	f = &l->f[l->n++];
+	f->where = w;
+	f->field = field;
+	f->off = off;
+	f->len = len;
+	f->basic = basic ? util_secret_dup(basic, basic_len) : NULL;
+	f->basic_len = basic_len;
+}
+
+static void
+inject_scan(inject_list_t *l, enum inject_where w, size_t field, const char *buf, size_t len,
+    const char *basic, size_t basic_len)
+{
+	size_t off = 0, hl;
+
+	while (off < len && handle_find(buf, len, &off, &hl) == 0) {
+		inject_add_found(l, w, field, off, hl, basic, basic_len);
+		off += hl;
+	}
+}
+
+/* Decode "Basic b64" into sodium memory; NULL when it is not Basic or not base64. */
+static char *
+inject_basic_decode(const char *value, size_t *outlen)
+{
+	size_t vlen, max, bin = 0;
+	char *out;
+
+	if (strncasecmp(value, "Basic ", 6) != 0)
+		return NULL;
+	value += 6;
+	while (*value == ' ')
+		value++;
+	vlen = strlen(value);
+	max = vlen / 4 * 3 + 3;
+	if (vlen == 0 || vlen > SG_MAX_HEADER_BYTES || (out = sodium_malloc(max + 1)) == NULL)
+		return NULL;
+	if (sodium_base642bin((unsigned char *)out, max, value, vlen, " ", &bin, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0) {
+		sodium_free(out);
+		return NULL;
+	}
+	out[bin] = '\0';
+	*outlen = bin;
+	return out;
+}
+
+size_t
+inject_find(const http_head_t *h, const char *target, inject_list_t *l)
+{
+	memset(l, 0, sizeof(*l));
+	for (size_t i = 0; i < h->nfields; i++) {
+		const http_field_t *f = &h->fields[i];
+		size_t blen;
+		char *basic;
+
+		inject_scan(l, INJECT_IN_FIELD, i, f->value, f->value_len, NULL, 0);
+		if (strcasecmp(f->name, "Authorization") != 0 &&
+		    strcasecmp(f->name, "Proxy-Authorization") != 0)
+			continue;
+		if ((basic = inject_basic_decode(f->value, &blen)) != NULL) {
+			size_t before = l->n;
+
+			inject_scan(l, INJECT_IN_BASIC, i, basic, blen, basic, blen);
+			(void)before;
+			sodium_free(basic);
+		}
+	}
+	if (target)
+		inject_scan(l, INJECT_IN_TARGET, 0, target, strlen(target), NULL, 0);
+	return l->n;
+}
+
+void
+inject_list_free(inject_list_t *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		util_secret_free(l->f[i].basic);
+	memset(l, 0, sizeof(*l));
+}
+
+const char *
+inject_found_text(const http_head_t *h, const char *target, const inject_found_t *f,
+    size_t *len)
+{
+	*len = f->len;
+	switch (f->where) {
+	case INJECT_IN_FIELD:
+		return h->fields[f->field].value + f->off;
+	case INJECT_IN_BASIC:
+		return f->basic + f->off;
+	default:
+		return target + f->off;
+	}
+}
+
+/* --- editing -------------------------------------------------------------------------- */
+
+void
+inject_edits_init(inject_edits_t *e)
+{
+	memset(e, 0, sizeof(*e));
+}
+
+void
+inject_edits_free(inject_edits_t *e)
+{
+	for (size_t i = 0; i < SG_MAX_HEADERS; i++)
+		util_secret_free(e->value[i]);
+	for (size_t i = 0; i < e->nadd; i++) {
+		free(e->add[i].name);
+		util_secret_free(e->add[i].value);
+	}
+	util_secret_free(e->target);
+	memset(e, 0, sizeof(*e));
+}
+
+const char *
+inject_field_value(const http_head_t *h, const inject_edits_t *e, size_t i)
+{
+	if (e->kind[i] == EDIT_DROP)
+		return NULL;
+	return e->kind[i] == EDIT_REPLACE ? e->value[i] : h->fields[i].value;
+}
+
+/* Concatenate up to three pieces into sodium memory. */
+static char *
+inject_cat(const char *a, size_t al, const char *b, size_t bl, const char *c, size_t cl)
+{
+	char *out = sodium_malloc(al + bl + cl + 1);
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, a, al);
+	memcpy(out + al, b, bl);
+	memcpy(out + al + bl, c, cl);
+	out[al + bl + cl] = '\0';
+	return out;
+}
+
+/* Every occurrence of handle in value replaced by repl (sodium). */
+static char *
+inject_replace_all(const char *value, const char *handle, size_t hl, const char *repl)
+{
+	char *cur = util_secret_dup(value, strlen(value));
+	const char *at;
+
+	while (cur && (at = strstr(cur, handle)) != NULL) {
+		size_t pre = (size_t)(at - cur);
+		char *next = inject_cat(cur, pre, repl, strlen(repl), at + hl, strlen(at + hl));
+
+		util_secret_free(cur);
+		cur = next;
+	}
+	(void)hl;
+	return cur;
+}
+
+/* format has exactly one %s (the policy checks): prefix + secret + suffix. */
+static char *
+inject_format(const char *format, const char *secret, size_t slen)
+{
+	const char *s = format ? strstr(format, "%s") : NULL;
+
+	if (s == NULL)
+		return util_secret_dup(secret, slen);
+	return inject_cat(format, (size_t)(s - format), secret, slen, s + 2, strlen(s + 2));
+}
+
+static char *
+inject_basic_value(const char *user, const char *secret, size_t slen)
+{
+	size_t ul = strlen(user), pl = ul + 1 + slen, b64 = sodium_base64_encoded_len(pl,
+	    sodium_base64_VARIANT_ORIGINAL);
+	char *plain = inject_cat(user, ul, ":", 1, secret, slen);
+	char *out = plain ? sodium_malloc(6 + b64) : NULL;
+
+	if (out) {
+		memcpy(out, "Basic ", 6);
+		sodium_bin2base64(out + 6, b64, (unsigned char *)plain, pl,
+		    sodium_base64_VARIANT_ORIGINAL);
+	}
+	util_secret_free(plain);
+	return out;
+}
+
+static char *
+inject_urlencode(const char *s, size_t len)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	char *out = sodium_malloc(3 * len + 1), *o = out;
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~')
+			*o++ = (char)c;
+		else {
+			*o++ = '%';
+			*o++ = hx[c >> 4];
+			*o++ = hx[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+inject_set_target(inject_edits_t *e, char *t)
+{
+	if (t == NULL)
+		return -1;
+	util_secret_free(e->target);
+	e->target = t;
+	return 0;
+}
+
+/*
+ * Query editing on the current target. Finds the pair holding handle; with repl,
+ * replaces the handle in place, else cuts the whole pair. -1: handle is in the path.
+ */
+static int
+inject_target_edit(inject_edits_t *e, const char *target, const char *handle, size_t hl,
+    const char *repl, const char **why)
+{
+	const char *cur = e->target ? e->target : target;
+	const char *q = strchr(cur, '?'), *at = strstr(cur, handle);
+	const char *start, *end;
+
+	if (at == NULL)
+		return 0;
+	if (q == NULL || at < q) {
+		*why = "a handle in the URL path cannot be swapped; send it in a header";
+		return -1;
+	}
+	if (repl)
+		return inject_set_target(e, inject_replace_all(cur, handle, hl, repl));
+	start = at;
+	while (start > q + 1 && start[-1] != '&')
+		start--;
+	end = strchr(at, '&');
+	end = end ? end + 1 : at + strlen(at);
+	if (*end == '\0' && start > q + 1)
+		start--;	/* drop the '&' before a last pair */
+	return inject_set_target(e, inject_cat(cur, (size_t)(start - cur), end, strlen(end),
+	    "", 0));
+}
+
+/* Is the query param `name` the one holding this handle occurrence? */
+static bool
+inject_in_param(const char *target, const inject_found_t *f, const char *param)
+{
+	size_t pl = strlen(param);
+	const char *at = target + f->off, *s = at;
+
+	while (s > target && s[-1] != '&' && s[-1] != '?')
+		s--;
+	return (size_t)(at - s) == pl + 1 && strncmp(s, param, pl) == 0 && s[pl] == '=';
+}
+
+struct inject_rule {
+	const char *field;		/* header that receives the secret, or NULL (query) */
+	char *value;			/* its value when set whole (sodium) */
+	char *inplace;			/* what replaces the handle text in that header */
+};
+
+static int
+inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const char **why)
+{
+	const policy_inject_t *in = &cr->inject;
+
+	memset(r, 0, sizeof(*r));
+	switch (in->type) {
+	case INJECT_BEARER:
+		r->field = "Authorization";
+		r->value = inject_format("Bearer %s", cr->secret, cr->secret_len);
+		r->inplace = util_secret_dup(cr->secret, cr->secret_len);
+		break;
+	case INJECT_HEADER:
+		r->field = in->name;
+		r->value = inject_format(in->format, cr->secret, cr->secret_len);
+		r->inplace = util_secret_dup(cr->secret, cr->secret_len);
+		break;
+	case INJECT_BASIC:
+		r->field = "Authorization";
+		r->value = inject_basic_value(in->username ? in->username : "", cr->secret,
+		    cr->secret_len);
+		break;
+	case INJECT_QUERY:
+		r->inplace = inject_urlencode(cr->secret, cr->secret_len);
+		break;
+	default:
+		*why = "this inject type needs the request body";
+		return -1;
+	}
+	if ((r->field && r->value == NULL) || (in->type != INJECT_BASIC && r->inplace == NULL)) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+inject_rule_free(struct inject_rule *r)
+{
+	util_secret_free(r->value);
+	util_secret_free(r->inplace);
+}
+
+static bool
+inject_same(const http_head_t *h, const char *target, const inject_found_t *f,
+    const char *handle, size_t hl)
+{
+	size_t len;
+	const char *t = inject_found_text(h, target, f, &len);
+
+	return len == hl && memcmp(t, handle, hl) == 0;
+}
+
+/* Header rules: in place in the named header, whole value elsewhere, drop the rest. */
+static int
+inject_apply_header(const http_head_t *h, const char *target, const inject_list_t *l,
+    const char *handle, size_t hl, struct inject_rule *r, inject_edits_t *e,
+    const char **why)
+{
+	char hz[SG_HANDLE_MAX_LEN + 1];
+	ssize_t dst = -1;
+
+	memcpy(hz, handle, hl);
+	hz[hl] = '\0';
+	for (size_t i = 0; i < l->n; i++) {
+		const inject_found_t *f = &l->f[i];
+		const char *name = h->fields[f->field].name;
+
+		if (!inject_same(h, target, f, handle, hl))
+			continue;
+		if (f->where == INJECT_IN_TARGET) {
+			if (inject_target_edit(e, target, hz, hl, NULL, why) < 0)
+				return -1;
+		} else if (strcasecmp(name, r->field) == 0 && f->where == INJECT_IN_FIELD &&
+		    r->inplace && e->kind[f->field] != EDIT_REPLACE) {
+			e->value[f->field] = inject_replace_all(h->fields[f->field].value, hz, hl,
+			    r->inplace);
+			e->kind[f->field] = EDIT_REPLACE;
+			dst = (ssize_t)f->field;
+		} else if (strcasecmp(name, r->field) == 0 && f->where == INJECT_IN_BASIC) {
+			e->value[f->field] = r->value;
+			r->value = NULL;
+			e->kind[f->field] = EDIT_REPLACE;
+			dst = (ssize_t)f->field;
+		} else if (e->kind[f->field] != EDIT_REPLACE)
+			e->kind[f->field] = EDIT_DROP;
+	}
+	/* the injected header overrides whatever else the sandbox sent under that name */
+	for (size_t i = 0; i < h->nfields; i++)
+		if ((ssize_t)i != dst && strcasecmp(h->fields[i].name, r->field) == 0 &&
+		    e->kind[i] != EDIT_REPLACE)
+			e->kind[i] = EDIT_DROP;
+	if (dst < 0) {
+		if (e->nadd >= INJECT_MAX_HANDLES) {
+			*why = "too many handles in one request";
+			return -1;
+		}
+		e->add[e->nadd].name = strdup(r->field);
+		e->add[e->nadd++].value = r->value;
+		r->value = NULL;
+	}
+	e->secret_in_head = true;
+	return 0;
+}
+
+static int
+inject_apply_query(const http_head_t *h, const char *target, const inject_list_t *l,
+    const char *handle, size_t hl, const policy_credential_t *cr, struct inject_rule *r,
+    inject_edits_t *e, const char **why)
+{
+	const char *param = cr->inject.param;
+	char hz[SG_HANDLE_MAX_LEN + 1];
+	bool placed = false;
+
+	memcpy(hz, handle, hl);
+	hz[hl] = '\0';
+	for (size_t i = 0; i < l->n; i++) {
+		const inject_found_t *f = &l->f[i];
+
+		if (!inject_same(h, target, f, handle, hl))
+			continue;
+		if (f->where != INJECT_IN_TARGET) {
+			e->kind[f->field] = EDIT_DROP;
+			continue;
+		}
+		if (!placed && inject_in_param(target, f, param)) {
+			if (inject_target_edit(e, target, hz, hl, r->inplace, why) < 0)
+				return -1;
+			placed = true;
+		}
+	}
+	/* cut any other pair still holding the handle */
+	while (strstr(e->target ? e->target : target, hz) && !placed)
+		if (inject_target_edit(e, target, hz, hl, NULL, why) < 0)
+			return -1;
+	if (!placed) {
+		const char *cur = e->target ? e->target : target;
+		char sep[2] = {strchr(cur, '?') ? '&' : '?', '\0'};
+		char *pre = inject_cat(cur, strlen(cur), sep, 1, param, strlen(param));
+		char *t = pre ? inject_cat(pre, strlen(pre), "=", 1, r->inplace,
+		    strlen(r->inplace)) : NULL;
+
+		util_secret_free(pre);
+		if (inject_set_target(e, t) < 0) {
+			*why = "out of memory";
+			return -1;
+		}
+	}
+	e->secret_in_head = true;
+	return 0;
+}
+
+int
+inject_apply(const http_head_t *h, const char *target, const inject_list_t *l,
+    const char *handle, size_t tlen, const policy_credential_t *cred, inject_edits_t *e,
+    const char **why)
+{
+	struct inject_rule r;
+	int rc;
+
+	if (tlen > SG_HANDLE_MAX_LEN) {
+		*why = "handle too long";
+		return -1;
+	}
+	if (inject_rule_make(cred, &r, why) < 0) {
+		inject_rule_free(&r);
+		return -1;
+	}
+	if (cred->inject.type == INJECT_QUERY)
+		rc = inject_apply_query(h, target, l, handle, tlen, cred, &r, e, why);
+	else
+		rc = inject_apply_header(h, target, l, handle, tlen, &r, e, why);
+	inject_rule_free(&r);
+	return rc;
+}

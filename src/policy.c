@@ -1,0 +1,2075 @@
+/*
+ * policy.c — parse and validate JSON policy files (jansson) into an immutable,
+ * refcounted snapshot; publish it for the workers.
+ *
+ * Every problem is collected (not just the first) as "file:line:col: msg" for JSON
+ * syntax, or "file: json.path: msg" for everything else. Secret values never reach a
+ * message: only names of variables, files and fields do.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "defaults.h"
+#include "netaddr.h"
+#include "policy.h"
+
+#define POLICY_PATH_MAX		512	/* a JSON path in a message */
+#define POLICY_QUOTE_MAX	80	/* longest value quoted in a message */
+#define POLICY_NAME_MAX		64	/* credential and sandbox names */
+#define POLICY_HOST_MAX		253	/* DNS name length */
+#define POLICY_SUGGEST_DIST	2	/* did-you-mean: edit distance at most this */
+
+/* Singleton sections: one file of a directory may define each. */
+enum policy_section_id {
+	SEC_LISTEN, SEC_KEYS, SEC_UPSTREAM, SEC_ADMIN, SEC_AUDIT, SEC_REVOCATIONS,
+	SEC_EGRESS, SEC_LIMITS, SEC_NSINGLETONS
+};
+
+struct policy_ctx {
+	policy_t *p;
+	policy_errors_t *errs;
+	size_t dropped;			/* errors beyond SG_POLICY_MAX_ERRORS */
+	const char *file;		/* file being parsed: messages, relative paths */
+	char *first_file;		/* defaults resolve against this one */
+	char *section_file[SEC_NSINGLETONS];
+	char **cred_file;		/* parallel to p->credentials */
+	char **sb_file;			/* parallel to p->sandboxes */
+	char **resolve_file;		/* parallel to p->upstream.resolve */
+	bool listen_seen;
+};
+
+typedef int (*policy_check_fn)(const char *s);
+
+static pthread_mutex_t policy_mtx = PTHREAD_MUTEX_INITIALIZER;
+static policy_t *policy_current;
+static uint64_t policy_generation;
+
+/* --- messages ------------------------------------------------------------------------ */
+
+static int
+policy_errors_append(policy_errors_t *errs, char *msg)
+{
+	char **v;
+
+	if (msg == NULL)
+		return -1;
+	v = realloc(errs->msg, (errs->n + 1) * sizeof(*v));
+	if (v == NULL) {
+		free(msg);
+		return -1;
+	}
+	v[errs->n++] = msg;
+	errs->msg = v;
+	return 0;
+}
+
+/* Keep msg (malloc'd, taken over) unless SG_POLICY_MAX_ERRORS are kept already. */
+static void
+policy_errors_push(struct policy_ctx *c, char *msg)
+{
+	if (c->errs->n >= SG_POLICY_MAX_ERRORS) {
+		free(msg);
+		c->dropped++;
+		return;
+	}
+	if (policy_errors_append(c->errs, msg) < 0)
+		c->dropped++;
+}
+
+static char *
+policy_vformat(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		return NULL;
+	return s;
+}
+
+static void policy_err(struct policy_ctx *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "file: path: message" (path may be empty: "file: message"). */
+static void
+policy_err(struct policy_ctx *c, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	char *body, *msg = NULL;
+
+	va_start(ap, fmt);
+	body = policy_vformat(fmt, ap);
+	va_end(ap);
+	if (body == NULL) {
+		c->dropped++;
+		return;
+	}
+	if (path != NULL && *path != '\0') {
+		if (asprintf(&msg, "%s: %s: %s", c->file, path, body) < 0)
+			msg = NULL;
+	} else if (asprintf(&msg, "%s: %s", c->file, body) < 0)
+		msg = NULL;
+	free(body);
+	policy_errors_push(c, msg);
+}
+
+static void policy_warn(struct policy_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+policy_warn(struct policy_ctx *c, const char *fmt, ...)
+{
+	policy_strlist_t *w = &c->p->warnings;
+	va_list ap;
+	char *msg, **v;
+
+	va_start(ap, fmt);
+	msg = policy_vformat(fmt, ap);
+	va_end(ap);
+	if (msg == NULL)
+		return;
+	v = realloc(w->v, (w->n + 1) * sizeof(*v));
+	if (v == NULL) {
+		free(msg);
+		return;
+	}
+	v[w->n++] = msg;
+	w->v = v;
+}
+
+static size_t
+policy_nerrors(const struct policy_ctx *c)
+{
+	return c->errs->n + c->dropped;
+}
+
+/* Quote a (non-secret) value for a message: printable ASCII, the rest as \xNN, cut. */
+static const char *
+policy_quote(char *buf, size_t len, const char *s)
+{
+	size_t o = 0;
+
+	buf[o++] = '"';
+	for (; *s != '\0' && o + 6 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (o >= POLICY_QUOTE_MAX) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+			buf[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+#define Q(s) policy_quote((char[POLICY_QUOTE_MAX + 16]){0}, POLICY_QUOTE_MAX + 16, (s))
+
+/* Overlong paths are cut; they only label messages. */
+static void
+policy_path_key(char *out, size_t len, const char *parent, const char *key)
+{
+	int n;
+
+	if (parent[0] == '\0')
+		n = snprintf(out, len, "%s", key);
+	else
+		n = snprintf(out, len, "%s.%s", parent, key);
+	if (n < 0)
+		out[0] = '\0';
+}
+
+static void
+policy_path_index(char *out, size_t len, const char *parent, size_t i)
+{
+	if (snprintf(out, len, "%s[%zu]", parent, i) < 0)
+		out[0] = '\0';
+}
+
+/* Levenshtein distance of two short strings (longer ones: "far"). */
+static size_t
+policy_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[POLICY_NAME_MAX + 1];
+
+	if (la > POLICY_NAME_MAX || lb > POLICY_NAME_MAX)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/* Closest of cands[0..n) within POLICY_SUGGEST_DIST, or NULL. */
+static const char *
+policy_suggest(const char *word, const char *const *cands, size_t n)
+{
+	const char *best = NULL;
+	size_t bestd = POLICY_SUGGEST_DIST + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = policy_edit_distance(word, cands[i]);
+
+		if (d < bestd) {
+			bestd = d;
+			best = cands[i];
+		}
+	}
+	return best;
+}
+
+static const char *
+policy_json_type(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+/* --- typed getters -------------------------------------------------------------------- */
+
+static int
+policy_want(struct policy_ctx *c, const char *path, const json_t *v, json_type t,
+    const char *what)
+{
+	if (json_typeof(v) == t || (t == JSON_TRUE && json_is_boolean(v)))
+		return 0;
+	policy_err(c, path, "expected %s, got %s", what, policy_json_type(v));
+	return -1;
+}
+
+static int
+policy_object(struct policy_ctx *c, const char *path, const json_t *v)
+{
+	return policy_want(c, path, v, JSON_OBJECT, "an object");
+}
+
+/* Report keys of obj that are not in allowed (NULL-terminated). */
+static int
+policy_check_keys(struct policy_ctx *c, const char *path, json_t *obj,
+    const char *const *allowed)
+{
+	const char *key, *hint;
+	json_t *v;
+	size_t n = 0;
+	int rc = 0;
+
+	while (allowed[n] != NULL)
+		n++;
+	for (void *it = json_object_iter(obj); it != NULL &&
+	    (key = json_object_iter_key(it)) != NULL &&
+	    (v = json_object_iter_value(it)) != NULL; it = json_object_iter_next(obj, it)) {
+		size_t i;
+
+		for (i = 0; i < n && strcmp(key, allowed[i]) != 0; i++)
+			;
+		if (i < n)
+			continue;
+		hint = policy_suggest(key, allowed, n);
+		if (hint != NULL)
+			policy_err(c, path, "unknown key %s (did you mean \"%s\"?)", Q(key), hint);
+		else
+			policy_err(c, path, "unknown key %s", Q(key));
+		rc = -1;
+	}
+	return rc;
+}
+
+static int
+policy_string(struct policy_ctx *c, const char *path, const json_t *v, const char **out)
+{
+	if (policy_want(c, path, v, JSON_STRING, "a string") < 0)
+		return -1;
+	*out = json_string_value(v);
+	if (**out == '\0') {
+		policy_err(c, path, "must not be empty");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+policy_strdup_to(struct policy_ctx *c, const char *path, const char *s, char **out)
+{
+	free(*out);
+	*out = strdup(s);
+	if (*out == NULL) {
+		policy_err(c, path, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+policy_uint(struct policy_ctx *c, const char *path, const json_t *v, uint64_t min,
+    uint64_t max, uint64_t *out)
+{
+	json_int_t n;
+
+	if (policy_want(c, path, v, JSON_INTEGER, "an integer") < 0)
+		return -1;
+	n = json_integer_value(v);
+	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
+		policy_err(c, path, "%lld is out of range (%llu..%llu)", (long long)n,
+		    (unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*out = (uint64_t)n;
+	return 0;
+}
+
+static int
+policy_duration(struct policy_ctx *c, const char *path, const json_t *v, uint64_t *ms)
+{
+	const char *s;
+
+	if (policy_string(c, path, v, &s) < 0)
+		return -1;
+	if (util_parse_duration_ms(s, ms) < 0) {
+		policy_err(c, path, "%s is not a duration (like \"500ms\", \"30s\", \"15m\", "
+		    "\"1h30m\", \"2d\")", Q(s));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+policy_bool(struct policy_ctx *c, const char *path, const json_t *v, bool *out)
+{
+	if (policy_want(c, path, v, JSON_TRUE, "true or false") < 0)
+		return -1;
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* A file path, resolved against the folder of the file it appears in. */
+static int
+policy_path(struct policy_ctx *c, const char *path, const json_t *v, char **out)
+{
+	const char *s;
+
+	if (policy_string(c, path, v, &s) < 0)
+		return -1;
+	free(*out);
+	*out = util_path_relative_to(c->file, s);
+	if (*out == NULL) {
+		policy_err(c, path, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+policy_strlist_free(policy_strlist_t *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int
+policy_strlist_add(policy_strlist_t *l, const char *s)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -1;
+	l->v = v;
+	if ((v[l->n] = strdup(s)) == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+/*
+ * An array of strings, each accepted by check (which returns 0 or a negative value);
+ * what names the expected form in messages. upper: store upper-cased.
+ */
+static int
+policy_strlist(struct policy_ctx *c, const char *path, json_t *v, policy_check_fn check,
+    const char *what, bool upper, policy_strlist_t *out)
+{
+	char sub[POLICY_PATH_MAX];
+	size_t i;
+	json_t *e;
+	int rc = 0;
+
+	if (policy_want(c, path, v, JSON_ARRAY, "an array") < 0)
+		return -1;
+	policy_strlist_free(out);
+	for (i = 0; i < json_array_size(v) && (e = json_array_get(v, i)) != NULL; i++) {
+		const char *s;
+
+		policy_path_index(sub, sizeof(sub), path, i);
+		if (policy_string(c, sub, e, &s) < 0) {
+			rc = -1;
+			continue;
+		}
+		if (check != NULL && check(s) < 0) {
+			policy_err(c, sub, "%s is not %s", Q(s), what);
+			rc = -1;
+			continue;
+		}
+		if (policy_strlist_add(out, s) < 0) {
+			policy_err(c, sub, "out of memory");
+			return -1;
+		}
+		for (char *p = out->v[out->n - 1]; upper && *p; p++)
+			*p = (char)toupper((unsigned char)*p);
+	}
+	return rc;
+}
+
+static int
+policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, policy_cidr_t **out,
+    size_t *nout)
+{
+	char sub[POLICY_PATH_MAX], err[256];
+	size_t i;
+	json_t *e;
+	int rc = 0;
+
+	if (policy_want(c, path, v, JSON_ARRAY, "an array") < 0)
+		return -1;
+	free(*out);
+	*nout = 0;
+	*out = calloc(json_array_size(v) + 1, sizeof(**out));
+	if (*out == NULL) {
+		policy_err(c, path, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < json_array_size(v) && (e = json_array_get(v, i)) != NULL; i++) {
+		const char *s;
+
+		policy_path_index(sub, sizeof(sub), path, i);
+		if (policy_string(c, sub, e, &s) < 0) {
+			rc = -1;
+			continue;
+		}
+		if (netaddr_parse_cidr(s, &(*out)[*nout], err, sizeof(err)) < 0) {
+			policy_err(c, sub, "%s", err);
+			rc = -1;
+			continue;
+		}
+		(*nout)++;
+	}
+	return rc;
+}
+
+/* --- syntax checks -------------------------------------------------------------------- */
+
+static int
+policy_is_label_char(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+/* Lower-case DNS name: labels of [a-z0-9_-], 1..63 each, no leading/trailing '-'. */
+static int
+policy_check_dns(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > POLICY_HOST_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return -1;
+			label = 0;
+			continue;
+		}
+		if (!policy_is_label_char((unsigned char)s[i]))
+			return -1;
+		if (label == 0 && s[i] == '-')
+			return -1;
+		if (++label > 63)
+			return -1;
+	}
+	return label == 0 || s[len - 1] == '-' ? -1 : 0;
+}
+
+/* Decimal port; zero_ok allows 0 (the kernel picks). */
+static int
+policy_check_port(const char *s, bool zero_ok)
+{
+	unsigned long v = 0;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 5 || (n > 1 && s[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	return v > 65535 || (v == 0 && !zero_ok) ? -1 : 0;
+}
+
+/* "api.x.com", "*.x.com", optionally ":port". */
+static int
+policy_check_host_glob(const char *s)
+{
+	const char *colon = strchr(s, ':');
+	size_t len = colon ? (size_t)(colon - s) : strlen(s);
+
+	if (colon != NULL && policy_check_port(colon + 1, false) < 0)
+		return -1;
+	if (len > 2 && s[0] == '*' && s[1] == '.') {
+		s += 2;
+		len -= 2;
+	}
+	return policy_check_dns(s, len);
+}
+
+static int
+policy_check_dns_name(const char *s)
+{
+	return policy_check_dns(s, strlen(s));
+}
+
+/* RFC 9110 tchar. */
+static int
+policy_is_tchar(int ch)
+{
+	return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static int
+policy_check_token(const char *s)
+{
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++)
+		if (!policy_is_tchar((unsigned char)*s))
+			return -1;
+	return 0;
+}
+
+/* "/..." with visible ASCII only; "*" is a glob. */
+static int
+policy_check_url_path(const char *s)
+{
+	if (s[0] != '/')
+		return -1;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '#')
+			return -1;
+	return 0;
+}
+
+/* Shell identifier as the sandbox would export it: [A-Z_][A-Z0-9_]*. */
+static int
+policy_check_env_name(const char *s)
+{
+	if (!(isupper((unsigned char)s[0]) || s[0] == '_'))
+		return -1;
+	for (; *s; s++)
+		if (!(isupper((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_'))
+			return -1;
+	return 0;
+}
+
+static int
+policy_check_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > POLICY_NAME_MAX)
+		return -1;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr("_.-", *s) == NULL)
+			return -1;
+	return 0;
+}
+
+static int
+policy_check_key_id(const char *s)
+{
+	if (strlen(s) != 8)
+		return -1;
+	for (; *s; s++)
+		if (!isxdigit((unsigned char)*s))
+			return -1;
+	return 0;
+}
+
+/* "host:port": IPv4 or DNS name, or "[IPv6]"; port 0..65535. */
+static int
+policy_check_listen(const char *s)
+{
+	char host[POLICY_HOST_MAX + 1];
+	const char *colon = strrchr(s, ':');
+	size_t hlen;
+	uint8_t buf[16];
+
+	if (colon == NULL || policy_check_port(colon + 1, true) < 0)
+		return -1;
+	hlen = (size_t)(colon - s);
+	if (hlen == 0 || hlen > POLICY_HOST_MAX)
+		return -1;
+	if (s[0] == '[') {
+		if (hlen < 3 || s[hlen - 1] != ']')
+			return -1;
+		memcpy(host, s + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+		return inet_pton(AF_INET6, host, buf) == 1 ? 0 : -1;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(AF_INET, host, buf) == 1)
+		return 0;
+	return policy_check_dns(host, hlen);
+}
+
+/* Exactly one "%s" and no other conversion ("%%" is a literal percent). */
+static int
+policy_check_format(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++) {
+		if (*s != '%')
+			continue;
+		if (s[1] == '%') {
+			s++;
+			continue;
+		}
+		if (s[1] != 's')
+			return -1;
+		n++;
+		s++;
+	}
+	return n == 1 ? 0 : -1;
+}
+
+/* Query parameter names: unreserved URL characters. */
+static int
+policy_check_param(const char *s)
+{
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-._~", *s) == NULL)
+			return -1;
+	return 0;
+}
+
+/* --- secrets -------------------------------------------------------------------------- */
+
+/* A secret must fit in a header: no NUL, CR or LF inside. */
+static int
+policy_secret_clean(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '\0' || s[i] == '\r' || s[i] == '\n')
+			return -1;
+	return 0;
+}
+
+static int
+policy_secret_from_file(struct policy_ctx *c, const char *path, const json_t *v,
+    char **out, size_t *outlen)
+{
+	char *file = NULL, err[512];
+	int rc;
+
+	if (policy_path(c, path, v, &file) < 0)
+		return -1;
+	rc = util_read_file(file, SG_SECRET_MAX_LEN, 1, out, outlen, err, sizeof(err));
+	free(file);
+	if (rc < 0) {
+		policy_err(c, path, "%s", err);
+		return -1;
+	}
+	if (*outlen > 0 && (*out)[*outlen - 1] == '\n')
+		(*out)[--*outlen] = '\0';
+	if (*outlen > 0 && (*out)[*outlen - 1] == '\r')
+		(*out)[--*outlen] = '\0';
+	return 0;
+}
+
+static int
+policy_secret_from_env(struct policy_ctx *c, const char *path, const json_t *v,
+    char **out, size_t *outlen)
+{
+	const char *name, *val;
+
+	if (policy_string(c, path, v, &name) < 0)
+		return -1;
+	val = getenv(name);
+	if (val == NULL || *val == '\0') {
+		policy_err(c, path, "environment variable %s is not set", Q(name));
+		return -1;
+	}
+	*outlen = strlen(val);
+	if (*outlen > SG_SECRET_MAX_LEN) {
+		policy_err(c, path, "environment variable %s is longer than %d bytes", Q(name),
+		    SG_SECRET_MAX_LEN);
+		return -1;
+	}
+	*out = util_secret_dup(val, *outlen);
+	return 0;
+}
+
+static int
+policy_secret_from_value(struct policy_ctx *c, const char *path, const json_t *v,
+    char **out, size_t *outlen)
+{
+	if (policy_want(c, path, v, JSON_STRING, "a string") < 0)
+		return -1;
+	*outlen = json_string_length(v);
+	if (*outlen > SG_SECRET_MAX_LEN) {
+		policy_err(c, path, "longer than %d bytes", SG_SECRET_MAX_LEN);
+		return -1;
+	}
+	*out = util_secret_dup(json_string_value(v), *outlen);
+	return 0;
+}
+
+/*
+ * {"env": VAR} | {"file": path} | {"value": "..."}, exactly one (only "file" when
+ * file_only). *source gets SECRET_ENV/FILE/VALUE.
+ */
+static int
+policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
+    char **out, size_t *outlen, int *source)
+{
+	static const char *const all[] = {"env", "file", "value", NULL};
+	static const char *const files[] = {"file", NULL};
+	char sub[POLICY_PATH_MAX];
+	const char *key;
+	json_t *e;
+	int rc;
+
+	if (policy_object(c, path, v) < 0)
+		return -1;
+	if (policy_check_keys(c, path, v, file_only ? files : all) < 0)
+		return -1;
+	if (json_object_size(v) != 1) {
+		policy_err(c, path, file_only ? "needs \"file\"" :
+		    "needs exactly one of \"env\", \"file\", \"value\"");
+		return -1;
+	}
+	key = json_object_iter_key(json_object_iter(v));
+	e = json_object_iter_value(json_object_iter(v));
+	policy_path_key(sub, sizeof(sub), path, key);
+	if (strcmp(key, "env") == 0) {
+		*source = SECRET_ENV;
+		rc = policy_secret_from_env(c, sub, e, out, outlen);
+	} else if (strcmp(key, "file") == 0) {
+		*source = SECRET_FILE;
+		rc = policy_secret_from_file(c, sub, e, out, outlen);
+	} else {
+		*source = SECRET_VALUE;
+		rc = policy_secret_from_value(c, sub, e, out, outlen);
+	}
+	if (rc == 0 && *out == NULL) {
+		policy_err(c, sub, "out of memory");
+		return -1;
+	}
+	if (rc == 0 && (*outlen == 0 || policy_secret_clean(*out, *outlen) < 0)) {
+		policy_err(c, sub, "the secret is empty or contains a line break or NUL byte");
+		util_secret_free(*out);
+		*out = NULL;
+		*outlen = 0;
+		return -1;
+	}
+	return rc;
+}
+
+/* --- sections ------------------------------------------------------------------------- */
+
+static int
+policy_default_path(struct policy_ctx *c, char **slot, const char *rel)
+{
+	if (*slot != NULL)
+		return 0;
+	*slot = util_path_relative_to(c->first_file, rel);
+	return *slot == NULL ? -1 : 0;
+}
+
+static void
+policy_parse_listen_one(struct policy_ctx *c, json_t *obj, const char *key, char **slot,
+    const char *def)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *v = json_object_get(obj, key);
+	const char *s;
+
+	policy_path_key(sub, sizeof(sub), "listen", key);
+	free(*slot);
+	*slot = NULL;
+	if (v == NULL) {
+		policy_strdup_to(c, sub, def, slot);
+		return;
+	}
+	if (json_is_null(v) || policy_string(c, sub, v, &s) < 0)
+		return;
+	if (policy_check_listen(s) < 0) {
+		policy_err(c, sub, "%s is not host:port (like \"127.0.0.1:3128\" or "
+		    "\"[::1]:3128\"; port 0 lets the kernel pick)", Q(s));
+		return;
+	}
+	policy_strdup_to(c, sub, s, slot);
+}
+
+static void
+policy_parse_listen(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"proxy", "metadata", "admin", NULL};
+
+	c->listen_seen = true;
+	if (policy_object(c, "listen", v) < 0)
+		return;
+	policy_check_keys(c, "listen", v, keys);
+	policy_parse_listen_one(c, v, "proxy", &c->p->listen.proxy, SG_POLICY_LISTEN_PROXY);
+	policy_parse_listen_one(c, v, "metadata", &c->p->listen.metadata,
+	    SG_POLICY_LISTEN_METADATA);
+	policy_parse_listen_one(c, v, "admin", &c->p->listen.admin, SG_POLICY_LISTEN_ADMIN);
+}
+
+static void
+policy_parse_keys(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"seal_key", "ca_cert", "ca_key", "open_keys",
+	    "retired_key_ids", NULL};
+	json_t *e;
+
+	if (policy_object(c, "keys", v) < 0)
+		return;
+	policy_check_keys(c, "keys", v, keys);
+	if ((e = json_object_get(v, "seal_key")) != NULL)
+		policy_path(c, "keys.seal_key", e, &c->p->keys.seal_key);
+	if ((e = json_object_get(v, "ca_cert")) != NULL)
+		policy_path(c, "keys.ca_cert", e, &c->p->keys.ca_cert);
+	if ((e = json_object_get(v, "ca_key")) != NULL)
+		policy_path(c, "keys.ca_key", e, &c->p->keys.ca_key);
+	if ((e = json_object_get(v, "open_keys")) != NULL &&
+	    policy_strlist(c, "keys.open_keys", e, NULL, "", false,
+	    &c->p->keys.open_keys) == 0) {
+		for (size_t i = 0; i < c->p->keys.open_keys.n; i++) {
+			char *abs = util_path_relative_to(c->file, c->p->keys.open_keys.v[i]);
+
+			if (abs == NULL)
+				continue;
+			free(c->p->keys.open_keys.v[i]);
+			c->p->keys.open_keys.v[i] = abs;
+		}
+	}
+	if ((e = json_object_get(v, "retired_key_ids")) != NULL &&
+	    policy_strlist(c, "keys.retired_key_ids", e, policy_check_key_id,
+	    "a key id (8 hex digits)", false, &c->p->keys.retired_key_ids) == 0) {
+		for (size_t i = 0; i < c->p->keys.retired_key_ids.n; i++)
+			for (char *p = c->p->keys.retired_key_ids.v[i]; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+	}
+}
+
+static void
+policy_parse_resolve_one(struct policy_ctx *c, const char *host, json_t *v)
+{
+	char sub[POLICY_PATH_MAX];
+	policy_resolve_t *r, *nv;
+	const char *addr;
+	uint8_t buf[16];
+	char **files;
+
+	policy_path_key(sub, sizeof(sub), "upstream.resolve", host);
+	if (policy_check_dns_name(host) < 0)
+		policy_err(c, "upstream.resolve", "%s is not a lower-case DNS name", Q(host));
+	if (policy_string(c, sub, v, &addr) < 0)
+		return;
+	if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1) {
+		policy_err(c, sub, "%s is not an IP address", Q(addr));
+		return;
+	}
+	for (size_t i = 0; i < c->p->upstream.nresolve; i++)
+		if (strcmp(c->p->upstream.resolve[i].host, host) == 0) {
+			policy_err(c, sub, "also defined in %s", c->resolve_file[i]);
+			return;
+		}
+	nv = realloc(c->p->upstream.resolve, (c->p->upstream.nresolve + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return;
+	c->p->upstream.resolve = nv;
+	files = realloc(c->resolve_file, (c->p->upstream.nresolve + 1) * sizeof(*files));
+	if (files == NULL)
+		return;
+	c->resolve_file = files;
+	r = &nv[c->p->upstream.nresolve];
+	r->host = strdup(host);
+	r->address = strdup(addr);
+	files[c->p->upstream.nresolve++] = strdup(c->file);
+}
+
+static void
+policy_parse_resolve(struct policy_ctx *c, json_t *v)
+{
+	const char *host;
+	json_t *e;
+
+	if (policy_object(c, "upstream.resolve", v) < 0)
+		return;
+	for (void *it = json_object_iter(v); it != NULL &&
+	    (host = json_object_iter_key(it)) != NULL &&
+	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it))
+		policy_parse_resolve_one(c, host, e);
+}
+
+static void
+policy_parse_upstream(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"ca_file", "resolve", NULL};
+	json_t *e;
+
+	if (policy_object(c, "upstream", v) < 0)
+		return;
+	policy_check_keys(c, "upstream", v, keys);
+	if ((e = json_object_get(v, "ca_file")) != NULL && !json_is_null(e))
+		policy_path(c, "upstream.ca_file", e, &c->p->upstream.ca_file);
+	if ((e = json_object_get(v, "resolve")) != NULL)
+		policy_parse_resolve(c, e);
+}
+
+static void
+policy_parse_admin(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"token", NULL};
+	static const char *const tkeys[] = {"file", NULL};
+	json_t *e, *f;
+
+	if (policy_object(c, "admin", v) < 0)
+		return;
+	policy_check_keys(c, "admin", v, keys);
+	if ((e = json_object_get(v, "token")) == NULL || policy_object(c, "admin.token", e) < 0)
+		return;
+	if (policy_check_keys(c, "admin.token", e, tkeys) < 0)
+		return;
+	if ((f = json_object_get(e, "file")) == NULL) {
+		policy_err(c, "admin.token", "needs \"file\"");
+		return;
+	}
+	policy_path(c, "admin.token.file", f, &c->p->admin_token_file);
+}
+
+static void
+policy_parse_audit(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"path", NULL};
+	const char *s;
+	json_t *e;
+
+	if (policy_object(c, "audit", v) < 0)
+		return;
+	policy_check_keys(c, "audit", v, keys);
+	if ((e = json_object_get(v, "path")) == NULL)
+		return;
+	if (json_is_string(e) && strcmp(json_string_value(e), "-") == 0) {
+		policy_strdup_to(c, "audit.path", "-", &c->p->audit_path);
+		return;
+	}
+	if (policy_string(c, "audit.path", e, &s) == 0)
+		policy_path(c, "audit.path", e, &c->p->audit_path);
+}
+
+static void
+policy_parse_revocations(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"file", NULL};
+	json_t *e;
+
+	if (policy_object(c, "revocations", v) < 0)
+		return;
+	policy_check_keys(c, "revocations", v, keys);
+	if ((e = json_object_get(v, "file")) != NULL)
+		policy_path(c, "revocations.file", e, &c->p->revocations_file);
+}
+
+/* A string that must be one of choices[0..n); returns its index or -1. */
+static int
+policy_enum(struct policy_ctx *c, const char *path, const json_t *v,
+    const char *const *choices, size_t n)
+{
+	const char *s;
+
+	if (policy_string(c, path, v, &s) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, choices[i]) == 0)
+			return (int)i;
+	if (n == 2)
+		policy_err(c, path, "%s is not \"%s\" or \"%s\"", Q(s), choices[0], choices[1]);
+	else
+		policy_err(c, path, "%s is not one of the allowed values", Q(s));
+	return -1;
+}
+
+#define POLICY_HOST_GLOB_WHAT \
+	"a host glob (lower-case DNS name, optional leading \"*.\", optional \":port\")"
+
+static void
+policy_parse_egress(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"default", "allow_hosts", "deny_hosts",
+	    "tunnel_hosts", "allow_private", "intercept", NULL};
+	static const char *const defaults[] = {"deny", "allow"};
+	static const char *const intercepts[] = {"credentials", "all"};
+	policy_egress_t *eg = &c->p->egress;
+	json_t *e;
+	int i;
+
+	if (policy_object(c, "egress", v) < 0)
+		return;
+	policy_check_keys(c, "egress", v, keys);
+	if ((e = json_object_get(v, "default")) != NULL &&
+	    (i = policy_enum(c, "egress.default", e, defaults, 2)) >= 0)
+		eg->default_allow = i == 1;
+	if ((e = json_object_get(v, "intercept")) != NULL &&
+	    (i = policy_enum(c, "egress.intercept", e, intercepts, 2)) >= 0)
+		eg->intercept = i == 1 ? INTERCEPT_ALL : INTERCEPT_CREDENTIALS;
+	if ((e = json_object_get(v, "allow_hosts")) != NULL)
+		policy_strlist(c, "egress.allow_hosts", e, policy_check_host_glob,
+		    POLICY_HOST_GLOB_WHAT, false, &eg->allow_hosts);
+	if ((e = json_object_get(v, "deny_hosts")) != NULL)
+		policy_strlist(c, "egress.deny_hosts", e, policy_check_host_glob,
+		    POLICY_HOST_GLOB_WHAT, false, &eg->deny_hosts);
+	if ((e = json_object_get(v, "tunnel_hosts")) != NULL)
+		policy_strlist(c, "egress.tunnel_hosts", e, policy_check_host_glob,
+		    POLICY_HOST_GLOB_WHAT, false, &eg->tunnel_hosts);
+	if ((e = json_object_get(v, "allow_private")) != NULL)
+		policy_cidrs(c, "egress.allow_private", e, &eg->allow_private,
+		    &eg->nallow_private);
+}
+
+static const struct policy_limit_timeout {
+	const char *key;
+	size_t off;
+	uint64_t min_ms;
+} policy_limit_timeouts[] = {
+	{"header_timeout", offsetof(policy_limits_t, header_timeout_ms), 1},
+	{"idle_timeout", offsetof(policy_limits_t, idle_timeout_ms), 1},
+	{"connect_timeout", offsetof(policy_limits_t, connect_timeout_ms), 1},
+	{"tls_timeout", offsetof(policy_limits_t, tls_timeout_ms), 1},
+	{"upstream_timeout", offsetof(policy_limits_t, upstream_timeout_ms), 1},
+	{"drain_timeout", offsetof(policy_limits_t, drain_timeout_ms), 0},
+};
+
+static const struct policy_limit_count {
+	const char *key;
+	size_t off;
+	uint64_t min, max;
+} policy_limit_counts[] = {
+	{"max_header_bytes", offsetof(policy_limits_t, max_header_bytes),
+	    SG_POLICY_MIN_HEADER_BYTES, SG_POLICY_MAX_HEADER_BYTES},
+	{"max_connections", offsetof(policy_limits_t, max_connections), 1,
+	    SG_POLICY_MAX_CONNECTIONS},
+	{"workers", offsetof(policy_limits_t, workers), 0, SG_POLICY_MAX_WORKERS},
+};
+
+static void
+policy_parse_limits(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"header_timeout", "idle_timeout",
+	    "connect_timeout", "tls_timeout", "upstream_timeout", "drain_timeout",
+	    "max_header_bytes", "max_connections", "workers", NULL};
+	char sub[POLICY_PATH_MAX];
+	uint8_t *base = (uint8_t *)&c->p->limits;
+	uint64_t n;
+	json_t *e;
+
+	if (policy_object(c, "limits", v) < 0)
+		return;
+	policy_check_keys(c, "limits", v, keys);
+	for (size_t i = 0; i < SG_ARRAY_LEN(policy_limit_timeouts); i++) {
+		const struct policy_limit_timeout *t = &policy_limit_timeouts[i];
+
+		if ((e = json_object_get(v, t->key)) == NULL)
+			continue;
+		policy_path_key(sub, sizeof(sub), "limits", t->key);
+		if (policy_duration(c, sub, e, &n) < 0)
+			continue;
+		if (n < t->min_ms)
+			policy_err(c, sub, "must be longer than 0");
+		else
+			memcpy(base + t->off, &n, sizeof(n));
+	}
+	for (size_t i = 0; i < SG_ARRAY_LEN(policy_limit_counts); i++) {
+		const struct policy_limit_count *t = &policy_limit_counts[i];
+		uint32_t n32;
+
+		if ((e = json_object_get(v, t->key)) == NULL)
+			continue;
+		policy_path_key(sub, sizeof(sub), "limits", t->key);
+		if (policy_uint(c, sub, e, t->min, t->max, &n) < 0)
+			continue;
+		n32 = (uint32_t)n;
+		memcpy(base + t->off, &n32, sizeof(n32));
+	}
+}
+
+/* --- credentials ---------------------------------------------------------------------- */
+
+static int
+policy_parse_rate(struct policy_ctx *c, const char *path, json_t *v, policy_rate_t *r)
+{
+	static const char *const keys[] = {"requests", "per", "burst", NULL};
+	char sub[POLICY_PATH_MAX];
+	uint64_t n;
+	json_t *e;
+	int rc = 0;
+
+	if (policy_object(c, path, v) < 0 || policy_check_keys(c, path, v, keys) < 0)
+		return -1;
+	policy_path_key(sub, sizeof(sub), path, "requests");
+	if ((e = json_object_get(v, "requests")) == NULL) {
+		policy_err(c, path, "needs \"requests\"");
+		rc = -1;
+	} else if (policy_uint(c, sub, e, 1, UINT32_MAX, &n) < 0)
+		rc = -1;
+	else
+		r->requests = r->burst = (uint32_t)n;
+	policy_path_key(sub, sizeof(sub), path, "per");
+	if ((e = json_object_get(v, "per")) == NULL) {
+		policy_err(c, path, "needs \"per\"");
+		rc = -1;
+	} else if (policy_duration(c, sub, e, &r->per_ms) < 0)
+		rc = -1;
+	else if (r->per_ms == 0) {
+		policy_err(c, sub, "must be longer than 0");
+		rc = -1;
+	}
+	policy_path_key(sub, sizeof(sub), path, "burst");
+	if ((e = json_object_get(v, "burst")) != NULL) {
+		if (policy_uint(c, sub, e, 1, UINT32_MAX, &n) < 0)
+			rc = -1;
+		else
+			r->burst = (uint32_t)n;
+	}
+	r->set = rc == 0;
+	return rc;
+}
+
+static const char *const policy_inject_types[] = {
+	[INJECT_BEARER] = "bearer", [INJECT_HEADER] = "header", [INJECT_BASIC] = "basic",
+	[INJECT_QUERY] = "query", [INJECT_HMAC] = "hmac", [INJECT_BODY] = "body",
+};
+
+/* Which inject fields each type takes, by bit: name format username param placeholder. */
+static const unsigned policy_inject_fields[] = {
+	[INJECT_BEARER] = 0, [INJECT_HEADER] = 1 | 2, [INJECT_BASIC] = 4,
+	[INJECT_QUERY] = 8, [INJECT_HMAC] = 1 | 2, [INJECT_BODY] = 16,
+};
+
+static const char *const policy_inject_keys[] = {"type", "name", "format", "username",
+	"param", "placeholder", NULL};
+
+static int
+policy_parse_inject_type(struct policy_ctx *c, const char *path, json_t *v)
+{
+	char sub[POLICY_PATH_MAX];
+	const char *s, *hint;
+	json_t *e;
+
+	policy_path_key(sub, sizeof(sub), path, "type");
+	if ((e = json_object_get(v, "type")) == NULL) {
+		policy_err(c, path, "needs \"type\"");
+		return -1;
+	}
+	if (policy_string(c, sub, e, &s) < 0)
+		return -1;
+	for (size_t i = 0; i < SG_ARRAY_LEN(policy_inject_types); i++)
+		if (strcmp(s, policy_inject_types[i]) == 0)
+			return (int)i;
+	hint = policy_suggest(s, policy_inject_types, SG_ARRAY_LEN(policy_inject_types));
+	policy_err(c, sub, "unknown inject type %s (one of bearer, header, basic, query, "
+	    "hmac, body)%s%s%s", Q(s), hint ? "; did you mean \"" : "", hint ? hint : "",
+	    hint ? "\"?" : "");
+	return -1;
+}
+
+/* One optional string field of inject; check may be NULL. */
+static int
+policy_parse_inject_field(struct policy_ctx *c, const char *path, json_t *v, int type,
+    size_t idx, policy_check_fn check, const char *what, char **out)
+{
+	const char *key = policy_inject_keys[idx + 1], *s;
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, key);
+
+	if (e == NULL)
+		return 0;
+	policy_path_key(sub, sizeof(sub), path, key);
+	if (!(policy_inject_fields[type] & (1u << idx))) {
+		policy_err(c, sub, "not used by inject type \"%s\"", policy_inject_types[type]);
+		return -1;
+	}
+	if (policy_string(c, sub, e, &s) < 0)
+		return -1;
+	if (check != NULL && check(s) < 0) {
+		policy_err(c, sub, "%s %s", Q(s), what);
+		return -1;
+	}
+	return policy_strdup_to(c, sub, s, out);
+}
+
+static int
+policy_check_username(const char *s)
+{
+	return strchr(s, ':') != NULL ? -1 : policy_secret_clean(s, strlen(s));
+}
+
+static int
+policy_inject_require(struct policy_ctx *c, const char *path, const char *field,
+    const char *val, const char *type)
+{
+	if (val != NULL)
+		return 0;
+	policy_err(c, path, "inject type \"%s\" needs \"%s\"", type, field);
+	return -1;
+}
+
+static int
+policy_parse_inject(struct policy_ctx *c, const char *path, json_t *v, policy_inject_t *in)
+{
+	int type, rc = 0;
+
+	if (policy_object(c, path, v) < 0 ||
+	    policy_check_keys(c, path, v, policy_inject_keys) < 0 ||
+	    (type = policy_parse_inject_type(c, path, v)) < 0)
+		return -1;
+	in->type = (enum policy_inject_type)type;
+	rc |= policy_parse_inject_field(c, path, v, type, 0, policy_check_token,
+	    "is not a header name", &in->name);
+	rc |= policy_parse_inject_field(c, path, v, type, 1, policy_check_format,
+	    "must contain exactly one %s (write %% for a literal %)", &in->format);
+	rc |= policy_parse_inject_field(c, path, v, type, 2, policy_check_username,
+	    "is not a Basic user name (no ':' or line breaks)", &in->username);
+	rc |= policy_parse_inject_field(c, path, v, type, 3, policy_check_param,
+	    "is not a query parameter name", &in->param);
+	rc |= policy_parse_inject_field(c, path, v, type, 4, NULL, "", &in->placeholder);
+	if (rc != 0)
+		return -1;
+	if (type == INJECT_HEADER)
+		rc |= policy_inject_require(c, path, "name", in->name, "header") |
+		    policy_inject_require(c, path, "format", in->format, "header");
+	else if (type == INJECT_BASIC)
+		rc |= policy_inject_require(c, path, "username", in->username, "basic");
+	else if (type == INJECT_QUERY)
+		rc |= policy_inject_require(c, path, "param", in->param, "query");
+	else if (type == INJECT_HMAC) {
+		if (in->name == NULL)
+			rc |= policy_strdup_to(c, path, SG_POLICY_HMAC_NAME, &in->name);
+		if (in->format == NULL)
+			rc |= policy_strdup_to(c, path, SG_POLICY_HMAC_FORMAT, &in->format);
+	}
+	return rc == 0 ? 0 : -1;
+}
+
+static void
+policy_parse_ttl(struct policy_ctx *c, const char *path, json_t *v, uint64_t *ttl_s)
+{
+	uint64_t ms;
+
+	if (policy_duration(c, path, v, &ms) < 0)
+		return;
+	if (ms < 1000 || ms / 1000 > SG_HANDLE_TTL_MAX_S) {
+		policy_err(c, path, "%s is out of range (1s..%ds)", Q(json_string_value(v)),
+		    SG_HANDLE_TTL_MAX_S);
+		return;
+	}
+	*ttl_s = ms / 1000;
+}
+
+static void
+policy_parse_credential_secret(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+	int src = SECRET_VALUE;
+
+	policy_path_key(sub, sizeof(sub), path, "secret");
+	if ((e = json_object_get(v, "secret")) == NULL) {
+		policy_err(c, path, "needs \"secret\"");
+		return;
+	}
+	if (policy_secret(c, sub, e, false, &cr->secret, &cr->secret_len, &src) < 0)
+		return;
+	cr->secret_source = src == SECRET_ENV ? SECRET_ENV : src == SECRET_FILE ?
+	    SECRET_FILE : SECRET_VALUE;
+	if (src == SECRET_VALUE)
+		policy_warn(c, "%s: %s: inline value is for development only", c->file, sub);
+}
+
+static void
+policy_parse_credential_scope(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	policy_path_key(sub, sizeof(sub), path, "hosts");
+	if ((e = json_object_get(v, "hosts")) == NULL)
+		policy_err(c, path, "needs \"hosts\"");
+	else if (policy_strlist(c, sub, e, policy_check_host_glob, POLICY_HOST_GLOB_WHAT,
+	    false, &cr->hosts) == 0 && cr->hosts.n == 0)
+		policy_err(c, sub, "must list at least one host");
+	policy_path_key(sub, sizeof(sub), path, "methods");
+	if ((e = json_object_get(v, "methods")) != NULL)
+		policy_strlist(c, sub, e, policy_check_token, "an HTTP method", true,
+		    &cr->methods);
+	policy_path_key(sub, sizeof(sub), path, "paths");
+	if ((e = json_object_get(v, "paths")) != NULL)
+		policy_strlist(c, sub, e, policy_check_url_path,
+		    "a path (must start with \"/\"; \"*\" matches any run)", false, &cr->paths);
+}
+
+static void
+policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	const char *s;
+	json_t *e;
+
+	policy_path_key(sub, sizeof(sub), path, "rate");
+	if ((e = json_object_get(v, "rate")) != NULL)
+		policy_parse_rate(c, sub, e, &cr->rate);
+	policy_path_key(sub, sizeof(sub), path, "rate_total");
+	if ((e = json_object_get(v, "rate_total")) != NULL)
+		policy_parse_rate(c, sub, e, &cr->rate_total);
+	policy_path_key(sub, sizeof(sub), path, "ttl");
+	if ((e = json_object_get(v, "ttl")) != NULL)
+		policy_parse_ttl(c, sub, e, &cr->ttl_s);
+	policy_path_key(sub, sizeof(sub), path, "env");
+	if ((e = json_object_get(v, "env")) != NULL && policy_string(c, sub, e, &s) == 0) {
+		if (policy_check_env_name(s) < 0)
+			policy_err(c, sub, "%s is not a shell variable name ([A-Z_][A-Z0-9_]*)",
+			    Q(s));
+		else
+			policy_strdup_to(c, sub, s, &cr->env);
+	}
+	policy_path_key(sub, sizeof(sub), path, "allow_plain_http");
+	if ((e = json_object_get(v, "allow_plain_http")) != NULL)
+		policy_bool(c, sub, e, &cr->allow_plain_http);
+}
+
+static void
+policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
+	    "rate", "rate_total", "ttl", "env", "allow_plain_http", NULL};
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	cr->ttl_s = SG_HANDLE_TTL_DEFAULT_S;
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_parse_credential_secret(c, path, v, cr);
+	policy_path_key(sub, sizeof(sub), path, "inject");
+	if ((e = json_object_get(v, "inject")) == NULL)
+		policy_err(c, path, "needs \"inject\"");
+	else
+		policy_parse_inject(c, sub, e, &cr->inject);
+	policy_parse_credential_scope(c, path, v, cr);
+	policy_parse_credential_rest(c, path, v, cr);
+}
+
+/* Is name free? Reports a clash with the file that defined it first. */
+static int
+policy_name_ok(struct policy_ctx *c, const char *section, const char *name, bool taken,
+    const char *other_file)
+{
+	char sub[POLICY_PATH_MAX];
+
+	if (policy_check_name(name) < 0) {
+		policy_err(c, section, "%s is not a valid name ([A-Za-z0-9_.-], 1 to 64 "
+		    "characters)", Q(name));
+		return -1;
+	}
+	if (taken) {
+		policy_path_key(sub, sizeof(sub), section, name);
+		policy_err(c, sub, "also defined in %s", other_file);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+policy_parse_credentials(struct policy_ctx *c, json_t *v)
+{
+	policy_credential_t *nv;
+	char sub[POLICY_PATH_MAX], **files;
+	const char *name;
+	json_t *e;
+
+	if (policy_object(c, "credentials", v) < 0)
+		return;
+	for (void *it = json_object_iter(v); it != NULL &&
+	    (name = json_object_iter_key(it)) != NULL &&
+	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it)) {
+		policy_t *p = c->p;
+		const policy_credential_t *old = policy_credential_find(p, name);
+
+		if (policy_name_ok(c, "credentials", name, old != NULL,
+		    old ? c->cred_file[old - p->credentials] : NULL) < 0)
+			continue;
+		nv = realloc(p->credentials, (p->ncredentials + 1) * sizeof(*nv));
+		if (nv == NULL)
+			return;
+		p->credentials = nv;
+		files = realloc(c->cred_file, (p->ncredentials + 1) * sizeof(*files));
+		if (files == NULL)
+			return;
+		c->cred_file = files;
+		memset(&nv[p->ncredentials], 0, sizeof(*nv));
+		nv[p->ncredentials].name = strdup(name);
+		files[p->ncredentials] = strdup(c->file);
+		policy_path_key(sub, sizeof(sub), "credentials", name);
+		policy_parse_credential(c, sub, e, &nv[p->ncredentials++]);
+	}
+}
+
+/* --- sandboxes ------------------------------------------------------------------------ */
+
+static void
+policy_parse_sandbox_token(struct policy_ctx *c, const char *path, json_t *v,
+    policy_sandbox_t *sb)
+{
+	size_t len;
+	int src;
+
+	if (policy_secret(c, path, v, false, &sb->token, &len, &src) < 0)
+		return;
+	if (src == SECRET_VALUE)
+		policy_warn(c, "%s: %s: inline value is for development only", c->file, path);
+}
+
+static void
+policy_parse_sandbox(struct policy_ctx *c, const char *path, json_t *v,
+    policy_sandbox_t *sb)
+{
+	static const char *const keys[] = {"addresses", "credentials", "rate", "token", NULL};
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_path_key(sub, sizeof(sub), path, "addresses");
+	if ((e = json_object_get(v, "addresses")) == NULL)
+		policy_err(c, path, "needs \"addresses\"");
+	else if (policy_cidrs(c, sub, e, &sb->addresses, &sb->naddresses) == 0 &&
+	    sb->naddresses == 0)
+		policy_err(c, sub, "must list at least one address");
+	policy_path_key(sub, sizeof(sub), path, "credentials");
+	if ((e = json_object_get(v, "credentials")) != NULL)
+		policy_strlist(c, sub, e, policy_check_name, "a credential name", false,
+		    &sb->credentials);
+	policy_path_key(sub, sizeof(sub), path, "rate");
+	if ((e = json_object_get(v, "rate")) != NULL)
+		policy_parse_rate(c, sub, e, &sb->rate);
+	policy_path_key(sub, sizeof(sub), path, "token");
+	if ((e = json_object_get(v, "token")) != NULL)
+		policy_parse_sandbox_token(c, sub, e, sb);
+}
+
+static void
+policy_parse_sandboxes(struct policy_ctx *c, json_t *v)
+{
+	policy_sandbox_t *nv;
+	char sub[POLICY_PATH_MAX], **files;
+	const char *name;
+	json_t *e;
+
+	if (policy_object(c, "sandboxes", v) < 0)
+		return;
+	for (void *it = json_object_iter(v); it != NULL &&
+	    (name = json_object_iter_key(it)) != NULL &&
+	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it)) {
+		policy_t *p = c->p;
+		const policy_sandbox_t *old = policy_sandbox_find(p, name);
+
+		if (policy_name_ok(c, "sandboxes", name, old != NULL,
+		    old ? c->sb_file[old - p->sandboxes] : NULL) < 0)
+			continue;
+		nv = realloc(p->sandboxes, (p->nsandboxes + 1) * sizeof(*nv));
+		if (nv == NULL)
+			return;
+		p->sandboxes = nv;
+		files = realloc(c->sb_file, (p->nsandboxes + 1) * sizeof(*files));
+		if (files == NULL)
+			return;
+		c->sb_file = files;
+		memset(&nv[p->nsandboxes], 0, sizeof(*nv));
+		nv[p->nsandboxes].name = strdup(name);
+		files[p->nsandboxes] = strdup(c->file);
+		policy_path_key(sub, sizeof(sub), "sandboxes", name);
+		policy_parse_sandbox(c, sub, e, &nv[p->nsandboxes++]);
+	}
+}
+
+/* --- whole policy --------------------------------------------------------------------- */
+
+static const struct policy_section {
+	const char *name;
+	void (*parse)(struct policy_ctx *, json_t *);
+	int singleton;		/* enum policy_section_id, or -1 for merged sections */
+} policy_sections[] = {
+	{"listen", policy_parse_listen, SEC_LISTEN},
+	{"keys", policy_parse_keys, SEC_KEYS},
+	{"upstream", policy_parse_upstream, -1},
+	{"admin", policy_parse_admin, SEC_ADMIN},
+	{"audit", policy_parse_audit, SEC_AUDIT},
+	{"revocations", policy_parse_revocations, SEC_REVOCATIONS},
+	{"egress", policy_parse_egress, SEC_EGRESS},
+	{"limits", policy_parse_limits, SEC_LIMITS},
+	{"credentials", policy_parse_credentials, -1},
+	{"sandboxes", policy_parse_sandboxes, -1},
+};
+
+static const char *const policy_top_keys[] = {"$schema", "listen", "keys", "upstream",
+	"admin", "audit", "revocations", "egress", "limits", "credentials", "sandboxes", NULL};
+
+/*
+ * upstream is merged (resolve entries) but ca_file is a singleton: a second file that
+ * sets it clashes.
+ */
+static int
+policy_claim_section(struct policy_ctx *c, const char *name, int id)
+{
+	if (id < 0)
+		return 0;
+	if (c->section_file[id] != NULL) {
+		policy_err(c, name, "section also defined in %s (each section but credentials, "
+		    "sandboxes and upstream.resolve may appear in one file only)",
+		    c->section_file[id]);
+		return -1;
+	}
+	c->section_file[id] = strdup(c->file);
+	return 0;
+}
+
+static void
+policy_parse_root(struct policy_ctx *c, json_t *root)
+{
+	json_t *v, *ca;
+
+	if (policy_object(c, "", root) < 0)
+		return;
+	policy_check_keys(c, "", root, policy_top_keys);
+	for (size_t i = 0; i < SG_ARRAY_LEN(policy_sections); i++) {
+		const struct policy_section *s = &policy_sections[i];
+
+		if ((v = json_object_get(root, s->name)) == NULL)
+			continue;
+		if (policy_claim_section(c, s->name, s->singleton) < 0)
+			continue;
+		if (strcmp(s->name, "upstream") == 0 && json_is_object(v) &&
+		    (ca = json_object_get(v, "ca_file")) != NULL &&
+		    policy_claim_section(c, "upstream.ca_file", SEC_UPSTREAM) < 0)
+			continue;
+		s->parse(c, v);
+	}
+}
+
+static void
+policy_parse_text(struct policy_ctx *c, const char *name, const char *json, size_t len)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	c->file = name;
+	if (c->first_file == NULL && (c->first_file = strdup(name)) == NULL) {
+		policy_err(c, NULL, "out of memory");
+		return;
+	}
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		char *msg = NULL;
+
+		if (asprintf(&msg, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text) < 0)
+			msg = NULL;
+		policy_errors_push(c, msg);
+		return;
+	}
+	policy_parse_root(c, root);
+	json_decref(root);
+}
+
+static void
+policy_load_file(struct policy_ctx *c, const char *path)
+{
+	char *buf = NULL, err[512];
+	size_t len = 0;
+
+	c->file = path;
+	if (util_read_file(path, SG_POLICY_MAX_FILE, 0, &buf, &len, err, sizeof(err)) < 0) {
+		policy_errors_push(c, strdup(err));
+		return;
+	}
+	policy_parse_text(c, path, buf, len);
+	free(buf);
+}
+
+static int
+policy_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A policy file of a directory: *.json, not a dot file, not a JSON Schema. */
+static int
+policy_is_json_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (n[0] == '.' || len <= 5 || strcmp(n + len - 5, ".json") != 0)
+		return 0;
+	if (strcmp(n, "schema.json") == 0)
+		return 0;
+	return len <= 12 || strcmp(n + len - 12, ".schema.json") != 0;
+}
+
+/* Every policy file of dir (see policy_is_json_name), sorted by name, merged. */
+static void
+policy_load_dir(struct policy_ctx *c, const char *dir)
+{
+	policy_strlist_t names = {0, NULL};
+	struct dirent *de;
+	DIR *d;
+
+	c->file = dir;
+	if ((d = opendir(dir)) == NULL) {
+		policy_err(c, NULL, "%s", strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *full = NULL;
+
+		if (!policy_is_json_name(de->d_name))
+			continue;
+		if (asprintf(&full, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+		    de->d_name) < 0 ||
+		    policy_strlist_add(&names, full) < 0)
+			policy_err(c, NULL, "out of memory");
+		free(full);
+	}
+	closedir(d);
+	if (names.n == 0) {
+		policy_err(c, NULL, "no *.json files in this directory");
+		return;
+	}
+	qsort(names.v, names.n, sizeof(*names.v), policy_cmp_str);
+	for (size_t i = 0; i < names.n; i++)
+		policy_load_file(c, names.v[i]);
+	policy_strlist_free(&names);
+}
+
+/* --- checks across sections ------------------------------------------------------------ */
+
+static void
+policy_check_grants(struct policy_ctx *c)
+{
+	const char **names;
+	char sub[POLICY_PATH_MAX];
+	policy_t *p = c->p;
+
+	names = calloc(p->ncredentials + 1, sizeof(*names));
+	if (names == NULL)
+		return;
+	for (size_t i = 0; i < p->ncredentials; i++)
+		names[i] = p->credentials[i].name;
+	for (size_t i = 0; i < p->nsandboxes; i++) {
+		const policy_sandbox_t *sb = &p->sandboxes[i];
+
+		c->file = c->sb_file[i];
+		for (size_t j = 0; j < sb->credentials.n; j++) {
+			const char *want = sb->credentials.v[j], *hint;
+
+			if (policy_credential_find(p, want) != NULL)
+				continue;
+			snprintf(sub, sizeof(sub), "sandboxes.%s.credentials[%zu]", sb->name, j);
+			hint = policy_suggest(want, names, p->ncredentials);
+			policy_err(c, sub, "unknown credential %s%s%s%s", Q(want),
+			    hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
+		}
+	}
+	free(names);
+}
+
+static bool
+policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b)
+{
+	unsigned bits = a->prefix < b->prefix ? a->prefix : b->prefix;
+	size_t whole = bits / 8;
+
+	if (a->family != b->family)
+		return false;
+	if (memcmp(a->addr, b->addr, whole) != 0)
+		return false;
+	if (bits % 8 == 0)
+		return true;
+	return ((a->addr[whole] ^ b->addr[whole]) & (0xff00u >> (bits % 8)) & 0xff) == 0;
+}
+
+static const char *
+policy_cidr_text(const policy_cidr_t *cidr, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(cidr->family, cidr->addr, a, sizeof(a)) == NULL)
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, len, "%s/%u", a, cidr->prefix);
+	return buf;
+}
+
+/* First overlap between two sandboxes' ranges, reported once per pair. */
+static void
+policy_check_overlap_pair(struct policy_ctx *c, size_t i, size_t j)
+{
+	const policy_sandbox_t *a = &c->p->sandboxes[i], *b = &c->p->sandboxes[j];
+	char sub[POLICY_PATH_MAX], ta[64], tb[64];
+
+	for (size_t x = 0; x < b->naddresses; x++)
+		for (size_t y = 0; y < a->naddresses; y++) {
+			if (!policy_cidr_overlap(&b->addresses[x], &a->addresses[y]))
+				continue;
+			c->file = c->sb_file[j];
+			snprintf(sub, sizeof(sub), "sandboxes.%s.addresses", b->name);
+			policy_err(c, sub, "%s of sandbox \"%s\" overlaps %s of sandbox \"%s\" "
+			    "(%s); a source address must name one sandbox",
+			    policy_cidr_text(&b->addresses[x], tb, sizeof(tb)), b->name,
+			    policy_cidr_text(&a->addresses[y], ta, sizeof(ta)), a->name,
+			    c->sb_file[i]);
+			return;
+		}
+}
+
+static void
+policy_check_overlaps(struct policy_ctx *c)
+{
+	for (size_t j = 1; j < c->p->nsandboxes; j++)
+		for (size_t i = 0; i < j; i++)
+			policy_check_overlap_pair(c, i, j);
+}
+
+static void
+policy_apply_defaults(struct policy_ctx *c)
+{
+	policy_t *p = c->p;
+	int rc = 0;
+
+	if (c->first_file == NULL)
+		return;
+	c->file = c->first_file;
+	if (!c->listen_seen) {
+		rc |= policy_strdup_to(c, "listen", SG_POLICY_LISTEN_PROXY, &p->listen.proxy);
+		rc |= policy_strdup_to(c, "listen", SG_POLICY_LISTEN_METADATA,
+		    &p->listen.metadata);
+		rc |= policy_strdup_to(c, "listen", SG_POLICY_LISTEN_ADMIN, &p->listen.admin);
+	}
+	rc |= policy_default_path(c, &p->keys.seal_key, SG_POLICY_SEAL_KEY);
+	rc |= policy_default_path(c, &p->keys.ca_cert, SG_POLICY_CA_CERT);
+	rc |= policy_default_path(c, &p->keys.ca_key, SG_POLICY_CA_KEY);
+	rc |= policy_default_path(c, &p->admin_token_file, SG_POLICY_ADMIN_TOKEN);
+	if (p->audit_path == NULL)
+		rc |= policy_strdup_to(c, "audit", "-", &p->audit_path);
+	if (rc != 0)
+		policy_err(c, NULL, "out of memory");
+}
+
+/* --- lifecycle ------------------------------------------------------------------------ */
+
+static void
+policy_credential_free(policy_credential_t *cr)
+{
+	free(cr->name);
+	util_secret_free(cr->secret);
+	free(cr->inject.name);
+	free(cr->inject.format);
+	free(cr->inject.username);
+	free(cr->inject.param);
+	free(cr->inject.placeholder);
+	policy_strlist_free(&cr->hosts);
+	policy_strlist_free(&cr->methods);
+	policy_strlist_free(&cr->paths);
+	free(cr->env);
+}
+
+static void
+policy_sandbox_free(policy_sandbox_t *sb)
+{
+	free(sb->name);
+	free(sb->addresses);
+	policy_strlist_free(&sb->credentials);
+	util_secret_free(sb->token);
+}
+
+static void
+policy_free(policy_t *p)
+{
+	if (p == NULL)
+		return;
+	free(p->source);
+	free(p->listen.proxy);
+	free(p->listen.metadata);
+	free(p->listen.admin);
+	free(p->keys.seal_key);
+	free(p->keys.ca_cert);
+	free(p->keys.ca_key);
+	policy_strlist_free(&p->keys.open_keys);
+	policy_strlist_free(&p->keys.retired_key_ids);
+	free(p->upstream.ca_file);
+	for (size_t i = 0; i < p->upstream.nresolve; i++) {
+		free(p->upstream.resolve[i].host);
+		free(p->upstream.resolve[i].address);
+	}
+	free(p->upstream.resolve);
+	free(p->admin_token_file);
+	free(p->audit_path);
+	free(p->revocations_file);
+	policy_strlist_free(&p->egress.allow_hosts);
+	policy_strlist_free(&p->egress.deny_hosts);
+	policy_strlist_free(&p->egress.tunnel_hosts);
+	free(p->egress.allow_private);
+	for (size_t i = 0; i < p->ncredentials; i++)
+		policy_credential_free(&p->credentials[i]);
+	free(p->credentials);
+	for (size_t i = 0; i < p->nsandboxes; i++)
+		policy_sandbox_free(&p->sandboxes[i]);
+	free(p->sandboxes);
+	policy_strlist_free(&p->warnings);
+	free(p);
+}
+
+static int
+policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
+{
+	memset(c, 0, sizeof(*c));
+	memset(errs, 0, sizeof(*errs));
+	c->errs = errs;
+	c->file = source;
+	c->p = calloc(1, sizeof(*c->p));
+	if (c->p == NULL || (c->p->source = strdup(source)) == NULL) {
+		policy_err(c, NULL, "out of memory");
+		free(c->p);
+		c->p = NULL;
+		return -1;
+	}
+	c->p->limits = (policy_limits_t){
+		.header_timeout_ms = SG_HEADER_TIMEOUT_S * 1000ull,
+		.idle_timeout_ms = SG_IDLE_TIMEOUT_S * 1000ull,
+		.connect_timeout_ms = SG_CONNECT_TIMEOUT_S * 1000ull,
+		.tls_timeout_ms = SG_TLS_TIMEOUT_S * 1000ull,
+		.upstream_timeout_ms = SG_UPSTREAM_TIMEOUT_S * 1000ull,
+		.drain_timeout_ms = SG_DRAIN_TIMEOUT_S * 1000ull,
+		.max_header_bytes = SG_MAX_HEADER_BYTES,
+		.max_connections = SG_MAX_CONNECTIONS,
+		.workers = 0,
+	};
+	c->p->egress.intercept = INTERCEPT_CREDENTIALS;
+	return 0;
+}
+
+static void
+policy_files_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n && v != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Checks across files, defaults; the snapshot, or NULL with errors filled. */
+static policy_t *
+policy_ctx_finish(struct policy_ctx *c)
+{
+	policy_t *p = c->p;
+
+	if (p != NULL) {
+		policy_check_grants(c);
+		policy_check_overlaps(c);
+		policy_apply_defaults(c);
+	}
+	if (c->dropped > 0) {
+		char *msg = NULL;
+		size_t more = c->dropped;
+
+		if (asprintf(&msg, "\u2026 and %zu more", more) < 0)
+			msg = NULL;
+		if (policy_errors_append(c->errs, msg) == 0)
+			c->dropped = 0;
+	}
+	if (p != NULL) {
+		policy_files_free(c->cred_file, p->ncredentials);
+		policy_files_free(c->sb_file, p->nsandboxes);
+		policy_files_free(c->resolve_file, p->upstream.nresolve);
+	}
+	for (size_t i = 0; i < SEC_NSINGLETONS; i++)
+		free(c->section_file[i]);
+	free(c->first_file);
+	if (policy_nerrors(c) > 0 || p == NULL) {
+		policy_free(p);
+		return NULL;
+	}
+	p->refcnt = 1;
+	return p;
+}
+
+policy_t *
+policy_load(const char *path, policy_errors_t *errs)
+{
+	struct policy_ctx c;
+	struct stat st;
+
+	if (policy_ctx_init(&c, path, errs) < 0)
+		return policy_ctx_finish(&c);
+	if (stat(path, &st) < 0)
+		policy_err(&c, NULL, "%s", strerror(errno));
+	else if (S_ISDIR(st.st_mode))
+		policy_load_dir(&c, path);
+	else
+		policy_load_file(&c, path);
+	return policy_ctx_finish(&c);
+}
+
+policy_t *
+policy_load_buffer(const char *name, const char *json, size_t len, policy_errors_t *errs)
+{
+	struct policy_ctx c;
+
+	if (policy_ctx_init(&c, name, errs) == 0)
+		policy_parse_text(&c, name, json, len);
+	return policy_ctx_finish(&c);
+}
+
+void
+policy_errors_free(policy_errors_t *errs)
+{
+	if (errs == NULL)
+		return;
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->msg[i]);
+	free(errs->msg);
+	errs->msg = NULL;
+	errs->n = 0;
+}
+
+policy_t *
+policy_ref(policy_t *p)
+{
+	if (p != NULL)
+		__atomic_add_fetch(&p->refcnt, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+void
+policy_unref(policy_t *p)
+{
+	if (p != NULL && __atomic_sub_fetch(&p->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+		policy_free(p);
+}
+
+const policy_credential_t *
+policy_credential_find(const policy_t *p, const char *name)
+{
+	for (size_t i = 0; i < p->ncredentials; i++)
+		if (p->credentials[i].name != NULL && strcmp(p->credentials[i].name, name) == 0)
+			return &p->credentials[i];
+	return NULL;
+}
+
+const policy_sandbox_t *
+policy_sandbox_find(const policy_t *p, const char *name)
+{
+	for (size_t i = 0; i < p->nsandboxes; i++)
+		if (p->sandboxes[i].name != NULL && strcmp(p->sandboxes[i].name, name) == 0)
+			return &p->sandboxes[i];
+	return NULL;
+}
+
+bool
+policy_sandbox_grants(const policy_sandbox_t *sb, const char *credential)
+{
+	for (size_t i = 0; i < sb->credentials.n; i++)
+		if (strcmp(sb->credentials.v[i], credential) == 0)
+			return true;
+	return false;
+}
+
+void
+policy_publish(policy_t *p)
+{
+	policy_t *old;
+
+	pthread_mutex_lock(&policy_mtx);
+	old = policy_current;
+	if (p != NULL)
+		p->generation = ++policy_generation;
+	policy_current = p;
+	pthread_mutex_unlock(&policy_mtx);
+	policy_unref(old);
+}
+
+policy_t *
+policy_acquire(void)
+{
+	policy_t *p;
+
+	pthread_mutex_lock(&policy_mtx);
+	p = policy_ref(policy_current);
+	pthread_mutex_unlock(&policy_mtx);
+	return p;
+}
+
+void
+policy_shutdown(void)
+{
+	policy_publish(NULL);
+}

@@ -1,0 +1,396 @@
+/* proxy.c — listener on the main thread, worker threads with their own event_base. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "conn.h"
+#include "defaults.h"
+#include "log.h"
+#include "proxy.h"
+#include "stats.h"
+
+struct sg_stats sg_stats;
+
+/* Sockets waiting for a worker: the main thread pushes, the worker pops. */
+struct pending_fd {
+	int fd;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	STAILQ_ENTRY(pending_fd) next;
+};
+
+struct conn_entry {
+	void *conn;
+	LIST_ENTRY(conn_entry) next;
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct event *notify;		/* activated by the main thread */
+	pthread_mutex_t lock;
+	STAILQ_HEAD(, pending_fd) pending;
+	bool stopping;
+	const proxy_shared_t *shared;
+	void **conns;			/* live connections, for shutdown */
+	size_t nconns, capconns;
+};
+
+struct proxy {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *retry;		/* re-enable accept after EMFILE */
+	worker_t *workers;
+	unsigned nworkers, next;
+	unsigned max_conns;
+	bool paused_full;
+	char bound[80];
+};
+
+struct event_base *
+worker_base(worker_t *w)
+{
+	return w->base;
+}
+
+struct evdns_base *
+worker_dns(worker_t *w)
+{
+	return w->dns;
+}
+
+const proxy_shared_t *
+worker_shared(worker_t *w)
+{
+	return w->shared;
+}
+
+void
+worker_conn_added(worker_t *w, void *conn)
+{
+	if (w->nconns == w->capconns) {
+		size_t cap = w->capconns ? w->capconns * 2 : 64;
+		void **n = realloc(w->conns, cap * sizeof(*n));
+
+		if (n == NULL)
+			return;	/* only shutdown bookkeeping is lost */
+		w->conns = n;
+		w->capconns = cap;
+	}
+	w->conns[w->nconns++] = conn;
+}
+
+void
+worker_conn_removed(worker_t *w, void *conn)
+{
+	for (size_t i = 0; i < w->nconns; i++)
+		if (w->conns[i] == conn) {
+			w->conns[i] = w->conns[--w->nconns];
+			return;
+		}
+}
+
+static void
+worker_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	struct pending_fd *p;
+
+	(void)fd;
+	(void)what;
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		p = STAILQ_FIRST(&w->pending);
+		if (p)
+			STAILQ_REMOVE_HEAD(&w->pending, next);
+		pthread_mutex_unlock(&w->lock);
+		if (p == NULL)
+			break;
+		if (w->stopping)
+			close(p->fd);
+		else
+			conn_accept(w, p->fd, (struct sockaddr *)&p->ss, p->sslen);
+		free(p);
+	}
+	if (w->stopping) {
+		while (w->nconns > 0)
+			conn_close(w->conns[w->nconns - 1], "shutdown");
+		event_base_loopbreak(w->base);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	worker_t *w = arg;
+
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static int
+worker_init(worker_t *w, unsigned id, const proxy_shared_t *shared)
+{
+	w->id = id;
+	w->shared = shared;
+	STAILQ_INIT(&w->pending);
+	pthread_mutex_init(&w->lock, NULL);
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return -1;
+	w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (w->dns == NULL)	/* no resolv.conf: names resolve from /etc/hosts only */
+		w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (w->dns == NULL)
+		return -1;
+	evdns_base_load_hosts(w->dns, NULL);
+	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
+	if (w->notify == NULL)
+		return -1;
+	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+static void
+worker_push(worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct pending_fd *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		close(fd);
+		return;
+	}
+	p->fd = fd;
+	memcpy(&p->ss, sa, len);
+	p->sslen = len;
+	pthread_mutex_lock(&w->lock);
+	STAILQ_INSERT_TAIL(&w->pending, p, next);
+	pthread_mutex_unlock(&w->lock);
+	event_active(w->notify, EV_READ, 0);
+}
+
+static void
+worker_stop(worker_t *w)
+{
+	if (w->base == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_mutex_unlock(&w->lock);
+	event_active(w->notify, EV_READ, 0);
+	pthread_join(w->thread, NULL);
+	event_free(w->notify);
+	evdns_base_free(w->dns, 1);
+	event_base_free(w->base);
+	free(w->conns);
+	pthread_mutex_destroy(&w->lock);
+}
+
+/* --- listener ---------------------------------------------------------------------- */
+
+static void
+proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	proxy_t *p = arg;
+	uint64_t active = STATS_GET(conns_active);
+
+	(void)l;
+	if (active >= p->max_conns) {
+		/* over the limit between two accepts: refuse this one, pause the rest */
+		STATS_INC(conns_rejected);
+		close(fd);
+		evconnlistener_disable(p->listener);
+		p->paused_full = true;
+		event_add(p->retry, &(struct timeval){0, SG_ACCEPT_RETRY_MS * 1000});
+		return;
+	}
+	STATS_INC(conns_accepted);
+	STATS_INC(conns_active);
+	worker_push(&p->workers[p->next++ % p->nworkers], fd, sa, (socklen_t)salen);
+}
+
+static void
+proxy_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	proxy_t *p = arg;
+
+	(void)fd;
+	(void)what;
+	if (STATS_GET(conns_active) >= p->max_conns) {
+		event_add(p->retry, &(struct timeval){0, SG_ACCEPT_RETRY_MS * 1000});
+		return;
+	}
+	p->paused_full = false;
+	evconnlistener_enable(p->listener);
+	log_info("accept resumed");
+}
+
+static void
+proxy_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	proxy_t *p = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		/* out of descriptors: pause accept instead of spinning on the error */
+		STATS_INC(accept_paused);
+		log_warn("accept paused: %s", strerror(err));
+		evconnlistener_disable(l);
+		event_add(p->retry, &(struct timeval){0, SG_ACCEPT_RETRY_MS * 1000});
+		return;
+	}
+	log_warn("accept: %s", strerror(err));
+}
+
+int
+proxy_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128];
+	const char *colon;
+	char *end;
+	long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+			return -1;
+		hl = (size_t)(colon - s);
+		memcpy(host, s, hl);
+	}
+	host[hl] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return 0;
+	}
+	return -1;
+}
+
+void
+proxy_format_sockname(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+}
+
+static unsigned
+proxy_default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned)n : 1;
+}
+
+proxy_t *
+proxy_new(struct event_base *base, const char *addr, unsigned nworkers, unsigned max_conns,
+    const proxy_shared_t *shared, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	proxy_t *p;
+
+	if (proxy_parse_listen(addr, &ss, &sl) < 0) {
+		snprintf(err, errlen, "bad listen address %s", addr);
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->base = base;
+	p->max_conns = max_conns ? max_conns : SG_MAX_CONNECTIONS;
+	p->nworkers = nworkers ? nworkers : proxy_default_workers();
+	p->retry = evtimer_new(base, proxy_retry_cb, p);
+	p->listener = evconnlistener_new_bind(base, proxy_accept_cb, p,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+	    LEV_OPT_THREADSAFE, SG_LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sl);
+	if (p->listener == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		proxy_free(p);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(p->listener, proxy_accept_error_cb);
+	proxy_format_sockname(evconnlistener_get_fd(p->listener), p->bound, sizeof(p->bound));
+	p->workers = calloc(p->nworkers, sizeof(*p->workers));
+	for (unsigned i = 0; p->workers && i < p->nworkers; i++)
+		if (worker_init(&p->workers[i], i, shared) < 0) {
+			snprintf(err, errlen, "cannot start worker %u", i);
+			p->nworkers = i;
+			proxy_free(p);
+			return NULL;
+		}
+	if (p->workers == NULL) {
+		proxy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+const char *
+proxy_bound(const proxy_t *p)
+{
+	return p->bound;
+}
+
+void
+proxy_free(proxy_t *p)
+{
+	if (p == NULL)
+		return;
+	if (p->listener)
+		evconnlistener_free(p->listener);
+	if (p->retry)
+		event_free(p->retry);
+	for (unsigned i = 0; p->workers && i < p->nworkers; i++)
+		worker_stop(&p->workers[i]);
+	free(p->workers);
+	free(p);
+}

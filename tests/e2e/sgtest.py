@@ -1,0 +1,1163 @@
+"""Shared harness for sealgate's end-to-end tests.
+
+Everything runs on loopback with ports picked by the kernel:
+
+  PKI          test certificates made at test time with the openssl CLI (upstream CA,
+               leaves, a second untrusted CA)
+  EchoUpstream threaded TLS (or plain) HTTP/1.1 server on 127.0.0.3:0 that answers what it
+               received as JSON and records every request
+  Canary       TCP listeners on 127.0.0.1:0, 127.0.0.2:0 and [::1]:0 that record whether
+               anything ever connected
+  Sealgate     the daemon under test: policy from a dict, ready file, log kept in a temp
+               dir and printed only when a test fails, SIGTERM -> exit 0 checked at cleanup
+  clients      curl(), https_connection(), send_raw(), RawConn (exact bytes, own reader)
+
+Waits are conditions with deadlines (ready file, socket events, threading.Event), never
+sleeps used as synchronisation.
+"""
+import atexit
+import base64
+import copy
+import hashlib
+import http.server
+import json
+import os
+import random
+import selectors
+import shutil
+import signal
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+UPSTREAM_ADDR = "127.0.0.3"
+SEALGATE_BIN = os.environ.get("SEALGATE_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "sealgate")
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# Names the test upstreams answer for; all resolve (through the policy) to 127.0.0.3.
+TEST_NAMES = ["api.example.test", "other.example.test", "tunnel.example.test",
+              "denied.example.test", "deep.example.test",
+              "plain.example.test", "untrusted.example.test", "badresp.example.test",
+              "blackhole.example.test", "wrongname.example.test"]
+
+
+def _deadline_left(deadline):
+    return max(0.0, deadline - time.monotonic())
+
+
+# --------------------------------------------------------------------------- payloads
+
+_payload_cache = {}
+
+
+def payload(n, seed=1):
+    """Deterministic pseudo-random bytes: the upstream streams them, the client hashes them."""
+    key = (n, seed)
+    if key not in _payload_cache:
+        _payload_cache.clear()
+        _payload_cache[key] = random.Random(seed * 1000003 + n).randbytes(n)
+    return _payload_cache[key]
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- PKI
+
+class PKI:
+    """Test PKI made with the openssl CLI in a temp dir (removed at exit).
+
+    upstream CA (EC P-256) with leaves:
+      api, other, tunnel (one name each), wildcard (*.example.test), ip (127.0.0.3),
+      multi (every TEST_NAME + *.example.test + IP 127.0.0.3: the upstream's default)
+    untrusted CA with a leaf for untrusted.example.test.
+    Attributes: dir, ca_cert, untrusted_ca_cert, leaf(name) -> (cert, key) paths.
+    """
+    _instance = None
+
+    @classmethod
+    def get(cls):
+        if cls._instance is None:
+            cls._instance = cls()
+            atexit.register(shutil.rmtree, cls._instance.dir, True)
+        return cls._instance
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sgtest-pki-")
+        self._leaves = {}
+        self.ca_cert, self.ca_key = self._make_ca("upstream", "sgtest upstream CA")
+        self.untrusted_ca_cert, self.untrusted_ca_key = self._make_ca("untrusted",
+                                                                      "sgtest untrusted CA")
+        up = (self.ca_cert, self.ca_key)
+        self._make_leaf("api", up, "api.example.test", ["DNS:api.example.test"])
+        self._make_leaf("other", up, "other.example.test", ["DNS:other.example.test"])
+        self._make_leaf("tunnel", up, "tunnel.example.test", ["DNS:tunnel.example.test"])
+        self._make_leaf("wildcard", up, "*.example.test", ["DNS:*.example.test"])
+        self._make_leaf("ip", up, UPSTREAM_ADDR, ["IP:" + UPSTREAM_ADDR])
+        self._make_leaf("multi", up, "api.example.test",
+                        ["DNS:" + n for n in TEST_NAMES if n != "wrongname.example.test"]
+                        + ["DNS:*.example.test", "IP:" + UPSTREAM_ADDR])
+        self._make_leaf("untrusted", (self.untrusted_ca_cert, self.untrusted_ca_key),
+                        "untrusted.example.test", ["DNS:untrusted.example.test"])
+        self.ca_subject_cn = "sgtest upstream CA"
+        self.untrusted_ca_subject_cn = "sgtest untrusted CA"
+
+    def _openssl(self, *args):
+        r = subprocess.run(["openssl"] + list(args), cwd=self.dir, capture_output=True,
+                           timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (" ".join(args),
+                                                          r.stderr.decode(errors="replace")))
+
+    def _make_ca(self, name, cn):
+        key = os.path.join(self.dir, name + "-ca.key")
+        crt = os.path.join(self.dir, name + "-ca.crt")
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-out", key)
+        self._openssl("req", "-x509", "-new", "-key", key, "-subj", "/CN=" + cn,
+                      "-days", "3", "-sha256", "-out", crt,
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                      "-addext", "subjectKeyIdentifier=hash")
+        return crt, key
+
+    def _make_leaf(self, name, ca, cn, sans):
+        key = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        crt = os.path.join(self.dir, name + ".crt")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth\n"
+                    "subjectKeyIdentifier=hash\n"
+                    "authorityKeyIdentifier=keyid\n"
+                    "subjectAltName=" + ",".join(sans) + "\n")
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-out", key)
+        self._openssl("req", "-new", "-key", key, "-subj", "/CN=" + cn, "-out", csr)
+        self._openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                      "-set_serial", str(random.getrandbits(63)), "-days", "2", "-sha256",
+                      "-extfile", ext, "-out", crt)
+        self._leaves[name] = (crt, key)
+
+    def leaf(self, name):
+        return self._leaves[name]
+
+    def server_context(self, name):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.leaf(name))
+        return ctx
+
+
+# --------------------------------------------------------------------------- echo upstream
+
+class _EchoHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sgtest-echo/1"
+    timeout = 30    # idle keep-alive connection
+
+    def log_message(self, fmt, *args):    # quiet
+        pass
+
+    def __getattr__(self, name):
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
+    def setup(self):
+        super().setup()
+        self.conn_id = self.server.next_conn_id()
+
+    # -- request body
+    def _read_body(self):
+        h = hashlib.sha256()
+        kept = bytearray()
+        total = 0
+
+        def take(data):
+            nonlocal total
+            h.update(data)
+            total += len(data)
+            if len(kept) < 65536:
+                kept.extend(data[:65536 - len(kept)])
+
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    raise ConnectionError("eof in chunked body")
+                size = int(line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while True:   # trailers
+                        t = self.rfile.readline(65537)
+                        if t in (b"\r\n", b"\n", b""):
+                            break
+                    break
+                left = size
+                while left:
+                    data = self.rfile.read(min(left, 65536))
+                    if not data:
+                        raise ConnectionError("eof in chunk")
+                    take(data)
+                    left -= len(data)
+                self.rfile.readline(16)
+        else:
+            left = int(self.headers.get("Content-Length", "0") or "0")
+            while left:
+                data = self.rfile.read(min(left, 65536))
+                if not data:
+                    raise ConnectionError("eof in body")
+                take(data)
+                left -= len(data)
+        return total, h.hexdigest(), bytes(kept)
+
+    def _dispatch(self):
+        path = self.path
+        hdrs = [[k, v] for k, v in self.headers.items()]
+        if path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+            self.server.record({"method": self.command, "path": path, "headers": hdrs,
+                                "body_len": 0, "body_sha256": sha256(b""),
+                                "conn_id": self.conn_id, "sni": self._sni()})
+            return self._websocket()
+        body_len, body_hash, body = self._read_body()
+        info = {"method": self.command, "path": path, "headers": hdrs,
+                "body_len": body_len, "body_sha256": body_hash,
+                "body": body.decode("latin-1"), "conn_id": self.conn_id,
+                "sni": self._sni()}
+        self.server.record(info)
+        head = self.command == "HEAD"
+        if path.startswith("/bytes/"):
+            return self._send_bytes(int(path[7:].split("?")[0]), head)
+        if path.startswith("/chunked/"):
+            return self._send_chunked(int(path[9:].split("?")[0]), head)
+        extra = {}
+        status = 200
+        if path.startswith("/reflect-auth"):
+            extra["X-Echo-Auth"] = self.headers.get("Authorization", "")
+            info = dict(info, authorization=self.headers.get("Authorization"))
+        elif path.startswith("/status/"):
+            status = int(path[8:].split("?")[0])
+            if status in (204, 304) or status < 200:
+                self.send_response(status)
+                self.send_header("X-Echo-Status", str(status))
+                self.end_headers()
+                return
+        out = json.dumps(info).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(out)
+
+    def _sni(self):
+        return getattr(self.connection, "sg_sni", None)
+
+    def _send_bytes(self, n, head):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        if head:
+            return
+        data = payload(n)
+        for off in range(0, n, 65536):
+            self.wfile.write(data[off:off + 65536])
+        self.wfile.flush()
+        self.server.mark_done(self.path)
+
+    def _send_chunked(self, n, head):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if head:
+            return
+        data = payload(n)
+        off = 0
+        step = 1
+        while off < n:     # chunk sizes 1, 8, 64, ... up to 64 KiB, each flushed
+            chunk = data[off:off + step]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+            off += len(chunk)
+            step = min(step * 8, 65536)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _websocket(self):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            frame = ws_read_frame(self.rfile)
+            if frame is None:
+                return
+            opcode, data = frame
+            if opcode == 0x8:     # close: answer and stop
+                self.wfile.write(ws_frame(0x8, data[:2], mask=False))
+                self.wfile.flush()
+                return
+            if opcode == 0x9:     # ping
+                self.wfile.write(ws_frame(0xA, data, mask=False))
+            elif opcode in (0x1, 0x2):
+                self.wfile.write(ws_frame(opcode, data, mask=False))
+            self.wfile.flush()
+
+
+def ws_frame(opcode, data, mask=True):
+    """One final WebSocket frame (RFC 6455 5.2); clients mask, servers do not."""
+    head = bytearray([0x80 | opcode])
+    n = len(data)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head.append(mbit | n)
+    elif n < 65536:
+        head.append(mbit | 126)
+        head += n.to_bytes(2, "big")
+    else:
+        head.append(mbit | 127)
+        head += n.to_bytes(8, "big")
+    if mask:
+        key = os.urandom(4)
+        head += key
+        data = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    return bytes(head) + data
+
+
+def ws_read_frame(rfile):
+    """(opcode, payload) of the next frame from a file-like object, or None at EOF."""
+    h = rfile.read(2)
+    if len(h) < 2:
+        return None
+    opcode = h[0] & 0x0F
+    masked = h[1] & 0x80
+    n = h[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(rfile.read(2), "big")
+    elif n == 127:
+        n = int.from_bytes(rfile.read(8), "big")
+    key = rfile.read(4) if masked else None
+    data = rfile.read(n)
+    if len(data) < n:
+        return None
+    if key:
+        data = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    return opcode, data
+
+
+class _EchoServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    allow_reuse_address = False
+
+    def __init__(self, addr, ssl_ctx):
+        self.ssl_ctx = ssl_ctx
+        self.lock = threading.Lock()
+        self.requests = []
+        self.done_paths = []
+        self.conns = set()
+        self.n_conns = 0
+        self.arrived = threading.Condition(self.lock)
+        super().__init__(addr, _EchoHandler)
+
+    def next_conn_id(self):
+        with self.lock:
+            self.n_conns += 1
+            return self.n_conns
+
+    def mark_done(self, path):
+        """A streamed /bytes/N answer was written whole (handed to the kernel)."""
+        with self.lock:
+            self.done_paths.append(path)
+            self.arrived.notify_all()
+
+    def record(self, info):
+        with self.lock:
+            self.requests.append(info)
+            self.arrived.notify_all()
+
+    def finish_request(self, request, client_address):
+        # TLS handshake in the connection's own thread, so a silent client blocks no one.
+        sock = request
+        with self.lock:
+            self.conns.add(request)
+        try:
+            if self.ssl_ctx is not None:
+                request.settimeout(10)
+                sock = self.ssl_ctx.wrap_socket(request, server_side=True)
+                with self.lock:
+                    self.conns.add(sock)
+                sock.settimeout(None)
+            self.RequestHandlerClass(sock, client_address, self)
+        except (OSError, ssl.SSLError, ValueError, ConnectionError):
+            pass
+        finally:
+            with self.lock:
+                self.conns.discard(sock)
+                self.conns.discard(request)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):    # quiet: tests assert on records
+        pass
+
+    def close_all(self):
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class EchoUpstream:
+    """Threaded HTTP/1.1 echo server on 127.0.0.3:0, TLS unless tls=False.
+
+    cert: a PKI leaf name; None = choose by SNI (api/other/tunnel/wildcard, else 'multi').
+    requests (thread-safe snapshot), wait_requests(n), port, stop() (also registered as
+    cleanup when testcase is given).
+    """
+
+    def __init__(self, testcase=None, pki=None, tls=True, cert=None, host=UPSTREAM_ADDR):
+        self.pki = pki or PKI.get()
+        ctx = None
+        if tls:
+            ctx = self.pki.server_context(cert or "multi")
+            ctx.set_alpn_protocols(["http/1.1"])
+            ctxs = {}
+            if cert is None:
+                for sni, leaf in (("api.example.test", "api"), ("other.example.test", "other"),
+                                  ("tunnel.example.test", "tunnel")):
+                    c = self.pki.server_context(leaf)
+                    c.set_alpn_protocols(["http/1.1"])
+                    ctxs[sni] = c
+
+            def pick(sslobj, server_name, _ctx):
+                sslobj.sg_sni = server_name        # recorded per request as "sni"
+                if server_name in ctxs:
+                    sslobj.context = ctxs[server_name]
+            ctx.sni_callback = pick
+        self.server = _EchoServer((host, 0), ctx)
+        self.host = host
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        self._stopped = False
+        if testcase is not None:
+            testcase.addCleanup(self.stop)
+
+    @property
+    def requests(self):
+        with self.server.lock:
+            return list(self.server.requests)
+
+    @property
+    def connections(self):
+        with self.server.lock:
+            return self.server.n_conns
+
+    def wait_requests(self, n, timeout=10):
+        """Wait until at least n requests were recorded; returns the list."""
+        deadline = time.monotonic() + timeout
+        with self.server.arrived:
+            while len(self.server.requests) < n and _deadline_left(deadline) > 0:
+                self.server.arrived.wait(_deadline_left(deadline))
+            return list(self.server.requests)
+
+    def wait_written(self, path, timeout):
+        """True when the /bytes/N answer for path was written whole within timeout."""
+        deadline = time.monotonic() + timeout
+        with self.server.arrived:
+            while path not in self.server.done_paths and _deadline_left(deadline) > 0:
+                self.server.arrived.wait(_deadline_left(deadline))
+            return path in self.server.done_paths
+
+    def stop(self):
+        if self._stopped:
+            return
+        self._stopped = True
+        self.server.shutdown()
+        self.server.close_all()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+class SilentUpstream:
+    """Accepts TCP on 127.0.0.3:0 and never answers (a TLS black hole). Records accepts."""
+
+    def __init__(self, testcase=None, host=UPSTREAM_ADDR):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = threading.Event()
+        self.conns = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        if testcase is not None:
+            testcase.addCleanup(self.stop)
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            self.accepted.set()
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(5)
+        for c in self.conns:
+            c.close()
+
+
+class ScriptedTLSUpstream:
+    """Raw TLS server on 127.0.0.3:0: reads one request head, writes `response` verbatim,
+    closes. For response-side framing tests."""
+
+    def __init__(self, testcase, response, pki=None, cert="multi", host=UPSTREAM_ADDR):
+        self.pki = pki or PKI.get()
+        self.ctx = self.pki.server_context(cert)
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.response = response
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        testcase.addCleanup(self.stop)
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(10)
+            s = self.ctx.wrap_socket(c, server_side=True)
+            buf = b""
+            while b"\r\n\r\n" not in buf and len(buf) < 65536:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+            self.heads.append(buf)
+            s.sendall(self.response)
+            try:
+                s.unwrap()
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+            s.close()
+        except (OSError, ssl.SSLError, ValueError):
+            c.close()
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(5)
+
+
+# --------------------------------------------------------------------------- canary
+
+class Canary:
+    """Plain TCP listeners on 127.0.0.1:0, 127.0.0.2:0 and [::1]:0 that record any connect.
+
+    port (127.0.0.1), port2 (127.0.0.2), port6 (::1); contacted (Event, any listener);
+    hits: list of (listener address, peer)."""
+
+    def __init__(self, testcase=None):
+        self.contacted = threading.Event()
+        self.hits = []
+        self._lock = threading.Lock()
+        self._socks = []
+        self._threads = []
+        self.port = self._listen(socket.AF_INET, "127.0.0.1")
+        self.port2 = self._listen(socket.AF_INET, "127.0.0.2")
+        self.port6 = self._listen(socket.AF_INET6, "::1")
+        if testcase is not None:
+            testcase.addCleanup(self.stop)
+
+    def _listen(self, family, host):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        s.listen(64)
+        self._socks.append(s)
+        t = threading.Thread(target=self._accept, args=(s, host), daemon=True)
+        t.start()
+        self._threads.append(t)
+        return s.getsockname()[1]
+
+    def _accept(self, s, host):
+        while True:
+            try:
+                c, peer = s.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.hits.append((host, peer))
+            self.contacted.set()
+            c.close()
+
+    def stop(self):
+        for s in self._socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        for t in self._threads:
+            t.join(5)
+
+
+# --------------------------------------------------------------------------- sealgate
+
+def deep_merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def base_policy(pki=None, resolve=None):
+    """A policy for tests: all listeners on 127.0.0.1:0, keys in the temp dir, upstream
+    trust = the test upstream CA, every TEST_NAME resolved to 127.0.0.3 (allowed private),
+    egress default allow, intercept all, short timeouts."""
+    pki = pki or PKI.get()
+    res = {n: UPSTREAM_ADDR for n in TEST_NAMES}
+    res.update(resolve or {})
+    return {
+        "listen": {"proxy": "127.0.0.1:0", "metadata": "127.0.0.1:0", "admin": "127.0.0.1:0"},
+        "keys": {"seal_key": "keys/seal.key", "ca_cert": "keys/ca.crt", "ca_key": "keys/ca.key"},
+        "admin": {"token": {"file": "keys/admin.token"}},
+        "audit": {"path": "audit.log"},
+        "upstream": {"ca_file": pki.ca_cert, "resolve": res},
+        "egress": {"default": "allow", "allow_hosts": [], "deny_hosts": [],
+                   "tunnel_hosts": [], "allow_private": [UPSTREAM_ADDR + "/32"],
+                   "intercept": "all"},
+        "limits": {"header_timeout": "5s", "idle_timeout": "30s", "connect_timeout": "3s",
+                   "tls_timeout": "3s", "upstream_timeout": "15s"},
+        "credentials": {},
+        "sandboxes": {},
+    }
+
+
+class Sealgate:
+    """sealgate serve with a policy dict, in its own temp dir.
+
+    Register with a TestCase (per test: Sealgate(self, ...); per class: in setUpClass with
+    Sealgate(cls, ...) -> addClassCleanup). Attributes: dir, policy_path, proxy (host, port),
+    proxy_url, metadata, admin, ca_cert, pid. log() -> text. stop() sends SIGTERM and
+    asserts exit 0 (in cleanup)."""
+
+    def __init__(self, owner, policy=None, overrides=None, start_timeout=15):
+        self.dir = tempfile.mkdtemp(prefix="sgtest-sg-")
+        self.policy = deep_merge(policy if policy is not None else base_policy(),
+                                 overrides or {})
+        self.policy_path = os.path.join(self.dir, "policy.json")
+        with open(self.policy_path, "w") as f:
+            json.dump(self.policy, f, indent=2)
+        os.makedirs(os.path.join(self.dir, "keys"), exist_ok=True)
+        os.chmod(os.path.join(self.dir, "keys"), 0o700)
+        self.ready_path = os.path.join(self.dir, "ready.json")
+        self.log_path = os.path.join(self.dir, "sealgate.log")
+        self.ca_cert = os.path.join(self.dir, self.policy["keys"]["ca_cert"])
+        self._stashed_log = None
+        self._stopped = False
+        self.proc = None
+        self._owner = owner
+        self._ready = False
+        _register_instance(owner, self)
+        if isinstance(owner, type):
+            owner.addClassCleanup(self._cleanup)
+        else:
+            owner.addCleanup(self._cleanup)
+        self._start(start_timeout)
+
+    def _start(self, timeout):
+        env = {k: v for k, v in os.environ.items()
+               if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        self._logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [SEALGATE_BIN, "serve", "--policy", self.policy_path, "--ready-file",
+             self.ready_path, "--log-level", "debug"],
+            stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
+            cwd=self.dir, env=env)
+        deadline = time.monotonic() + timeout
+        info = None
+        while info is None:
+            if os.path.exists(self.ready_path):
+                try:
+                    with open(self.ready_path) as f:
+                        info = json.load(f)
+                    break
+                except (OSError, ValueError):
+                    info = None     # written atomically, but be tolerant
+            if self.proc.poll() is not None:
+                raise AssertionError("sealgate exited with %s before ready:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            if _deadline_left(deadline) <= 0:
+                raise AssertionError("sealgate not ready after %ss:\n%s" % (timeout, self.log()))
+            try:    # condition wait: returns early if the process dies
+                self.proc.wait(timeout=min(0.05, _deadline_left(deadline)))
+            except subprocess.TimeoutExpired:
+                pass
+        self._ready = True
+        self.ready = info
+        self.pid = info.get("pid")
+        self.proxy = _split_hostport(info["proxy"])
+        self.metadata = _split_hostport(info["metadata"]) if info.get("metadata") else None
+        self.admin = _split_hostport(info["admin"]) if info.get("admin") else None
+        self.proxy_url = "http://%s:%d" % self.proxy
+
+    def rss_kib(self):
+        """Resident set size of the sealgate process (KiB), from /proc."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for pid %d" % self.proc.pid)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        if self._stashed_log is not None:
+            return self._stashed_log
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit code (or raises if it does not exit)."""
+        if self._stopped:
+            return self.proc.returncode
+        self._stopped = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                raise AssertionError("sealgate did not exit within 15 s of SIGTERM")
+        return self.proc.returncode
+
+    def _cleanup(self):
+        try:
+            rc = self.stop()
+            if rc != 0 and self._ready:     # a failed start was reported already
+                raise AssertionError("sealgate exited %s after SIGTERM (want 0)" % rc)
+        finally:
+            self._logf.close()
+            self._stashed_log = self.log()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _split_hostport(s):
+    host, _, port = s.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _register_instance(owner, sg):
+    if isinstance(owner, type):
+        lst = owner.__dict__.get("_sg_class_instances")
+        if lst is None:
+            lst = []
+            owner._sg_class_instances = lst
+    else:
+        lst = owner.__dict__.setdefault("_sg_instances", [])
+    lst.append(sg)
+
+
+LOG_TAIL_LINES = 300
+
+
+class TestCase(unittest.TestCase):
+    """Base class: prints the sealgate logs (tail) of a test that failed."""
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            insts = list(self.__dict__.get("_sg_instances", []))
+            insts += list(type(self).__dict__.get("_sg_class_instances", []))
+            for sg in insts:
+                lines = sg.log().splitlines()
+                sys.stdout.write("----- sealgate log (%s, last %d of %d lines) -----\n"
+                                 % (self.id(), min(len(lines), LOG_TAIL_LINES), len(lines)))
+                sys.stdout.write("\n".join(lines[-LOG_TAIL_LINES:]) + "\n")
+                sys.stdout.write("----- end of sealgate log -----\n")
+        return out
+
+
+# --------------------------------------------------------------------------- clients
+
+def curl(sg, *args, timeout=20, cacert=None, proxy=True):
+    """Run curl through sealgate's proxy; returns (rc, stdout bytes, stderr text)."""
+    cmd = ["curl", "-sS", "-m", str(timeout)]
+    if proxy:
+        cmd += ["--proxy", sg.proxy_url]
+    cmd += ["--cacert", cacert or sg.ca_cert]
+    cmd += list(args)
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout + 10, env=env,
+                       stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout, r.stderr.decode(errors="replace")
+
+
+def client_context(cafile, check_hostname=True):
+    ctx = ssl.create_default_context(cafile=cafile)   # only this CA, no system store
+    ctx.check_hostname = check_hostname
+    ctx.set_alpn_protocols(["http/1.1"])
+    if hasattr(ssl, "OP_IGNORE_UNEXPECTED_EOF"):
+        ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+    return ctx
+
+
+def https_connection(sg, host, port, cafile=None, timeout=20):
+    """http.client.HTTPSConnection to host:port through sealgate (CONNECT), trusting only
+    the sealgate CA (or cafile)."""
+    import http.client
+    conn = http.client.HTTPSConnection(sg.proxy[0], sg.proxy[1], timeout=timeout,
+                                       context=client_context(cafile or sg.ca_cert))
+    conn.set_tunnel(host, port)
+    return conn
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, raw_head):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value)
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name, default=None):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<Response %s %r body=%r>" % (self.status, self.reason, self.body[:200])
+
+
+class RawConn:
+    """A client connection to sealgate's proxy with exact bytes on the wire.
+
+    connect(authority): CONNECT first (returns the CONNECT Response); tls(sni): handshake
+    inside; send(bytes); read_response(method) parses one response (own reader, so
+    pipelined responses are not lost); read_all() reads to EOF or timeout."""
+
+    def __init__(self, sg, timeout=10):
+        self.sg = sg
+        self.timeout = timeout
+        self.sock = socket.create_connection(sg.proxy, timeout=timeout)
+        self.buf = b""
+        self.eof = False
+        self.tls_sock = None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        if self.eof:
+            return False
+        left = _deadline_left(deadline)
+        if left <= 0:
+            raise socket.timeout("timed out waiting for data")
+        self.sock.settimeout(left)
+        try:
+            d = self.sock.recv(65536)
+        except ssl.SSLEOFError:
+            d = b""
+        except ssl.SSLError as e:
+            if "EOF" in str(e) or "closed" in str(e).lower():
+                d = b""
+            else:
+                raise
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            self.eof = True
+            return False
+        self.buf += d
+        return True
+
+    def _readline(self, deadline):
+        while b"\n" not in self.buf:
+            if not self._fill(deadline):
+                raise ConnectionError("EOF in response head: %r" % self.buf[:200])
+        i = self.buf.index(b"\n") + 1
+        line, self.buf = self.buf[:i], self.buf[i:]
+        return line
+
+    def _readn(self, n, deadline):
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise ConnectionError("EOF in body (%d of %d)" % (len(self.buf), n))
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_head(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        raw = b""
+        while True:
+            line = self._readline(deadline)
+            raw += line
+            if line in (b"\r\n", b"\n"):
+                break
+            if len(raw) > 1 << 20:
+                raise ConnectionError("response head too large")
+        lines = raw.split(b"\r\n")
+        parts = lines[0].decode("latin-1").split(" ", 2)
+        status = int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        headers = []
+        for l in lines[1:]:
+            if not l:
+                continue
+            k, _, v = l.decode("latin-1").partition(":")
+            headers.append((k, v.strip()))
+        return status, reason, headers, raw
+
+    def read_response(self, method="GET", timeout=None, skip_interim=True):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            status, reason, headers, raw = self.read_head(_deadline_left(deadline) or 0.001)
+            if not (skip_interim and 100 <= status < 200 and status != 101):
+                break
+        r = Response(status, reason, headers, b"", raw)
+        te = (r.header("Transfer-Encoding") or "").lower()
+        cl = r.header("Content-Length")
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return r
+        if method == "CONNECT" and 200 <= status < 300:
+            return r
+        if "chunked" in te:
+            body = b""
+            while True:
+                size = int(self._readline(deadline).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self._readline(deadline) not in (b"\r\n", b"\n"):
+                        pass
+                    break
+                body += self._readn(size, deadline)
+                self._readn(2, deadline)
+            r.body = body
+        elif cl is not None:
+            r.body = self._readn(int(cl), deadline)
+        else:
+            while self._fill(deadline):
+                pass
+            r.body, self.buf = self.buf, b""
+        return r
+
+    def reader(self, timeout=None):
+        """A file-like object with read(n) over this connection's buffer (for ws frames)."""
+        conn = self
+        deadline = time.monotonic() + (timeout or self.timeout)
+
+        class _R:
+            def read(self, n):
+                try:
+                    return conn._readn(n, deadline)
+                except ConnectionError:
+                    out, conn.buf = conn.buf, b""
+                    return out
+        return _R()
+
+    def read_all(self, timeout=None):
+        """Everything until EOF; raises socket.timeout if the peer keeps it open."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while self._fill(deadline):
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    def wait_closed(self, timeout=None):
+        """True when the peer closed (EOF/reset) within timeout, discarding data."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        try:
+            while self._fill(deadline):
+                self.buf = b""
+        except (socket.timeout, TimeoutError):
+            return False
+        return True
+
+    def connect(self, authority, extra=b""):
+        self.send(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
+                  % (authority.encode(), authority.encode(), extra))
+        return self.read_response("CONNECT")
+
+    def tls(self, sni, cafile=None, check_hostname=True):
+        ctx = client_context(cafile or self.sg.ca_cert, check_hostname=check_hostname)
+        if self.buf:
+            raise AssertionError("bytes after CONNECT response: %r" % self.buf[:100])
+        self.sock.settimeout(self.timeout)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=sni)
+        return self.sock
+
+
+def open_intercepted(sg, host, port, sni=None, timeout=10, cafile=None, check_hostname=True):
+    """RawConn after CONNECT host:port (must answer 200) and TLS with sni (default host)."""
+    c = RawConn(sg, timeout=timeout)
+    try:
+        r = c.connect("%s:%d" % (host, port) if ":" not in host or host.startswith("[")
+                      else "[%s]:%d" % (host, port))
+        if r.status != 200:
+            raise AssertionError("CONNECT %s:%d -> %s %r" % (host, port, r.status, r.body))
+        c.tls(sni if sni is not None else host.strip("[]"), cafile=cafile,
+              check_hostname=check_hostname)
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def request_via_connect(sg, authority, request, sni=None, method="GET", timeout=10,
+                        cafile=None, check_hostname=True):
+    """CONNECT authority; if refused, that answer is the result (stage 'connect').
+    Otherwise TLS (sni defaults to the authority's host) and send request bytes; the
+    first response is the result (stage 'inner'). Returns (stage, Response)."""
+    with RawConn(sg, timeout=timeout) as c:
+        r = c.connect(authority)
+        if r.status != 200:
+            return "connect", r
+        host = authority.rsplit(":", 1)[0].strip("[]")
+        try:
+            c.tls(sni if sni is not None else host, cafile=cafile,
+                  check_hostname=check_hostname)
+        except ssl.SSLError as e:
+            raise AssertionError("TLS with sealgate after CONNECT %s failed: %s"
+                                 % (authority, e))
+        c.send(request)
+        return "inner", c.read_response(method)
+
+
+def send_raw(sg, data, connect=None, sni=None, timeout=5):
+    """Open a TCP connection to the proxy, optionally CONNECT + TLS (sni defaults to the
+    CONNECT host), send exact bytes, read until EOF or timeout.
+    Returns (bytes received, closed: bool)."""
+    with RawConn(sg, timeout=timeout) as c:
+        if connect:
+            r = c.connect(connect)
+            if r.status != 200:
+                raise AssertionError("CONNECT %s -> %s %r" % (connect, r.status, r.body))
+            c.tls(sni or connect.rsplit(":", 1)[0].strip("[]"))
+        c.send(data)
+        deadline = time.monotonic() + timeout
+        closed = True
+        try:
+            while c._fill(deadline):
+                pass
+        except (socket.timeout, TimeoutError):
+            closed = False
+        return c.buf, closed
+
+
+def parse_responses(data, methods=None):
+    """Split bytes into Responses (for pipelining / raw checks)."""
+    out = []
+    fake = RawConn.__new__(RawConn)
+    fake.buf = data
+    fake.eof = True
+    fake.sock = None
+    fake.timeout = 1
+    i = 0
+    while fake.buf:
+        m = (methods[i] if methods and i < len(methods) else "GET")
+        out.append(fake.read_response(m))
+        i += 1
+    return out
+
+
+def assert_error(tc, resp, status, code):
+    """resp is sealgate's error answer: status, X-Sealgate-Error and JSON error == code,
+    a non-empty message."""
+    tc.assertIsNotNone(resp)
+    tc.assertEqual(resp.status, status, resp)
+    tc.assertEqual(resp.header("X-Sealgate-Error"), code, resp)
+    try:
+        j = resp.json()
+    except ValueError:
+        tc.fail("error body is not JSON: %r" % resp.body[:200])
+    tc.assertEqual(j.get("error"), code, j)
+    tc.assertIsInstance(j.get("message"), str, j)
+    tc.assertTrue(j["message"], j)
+    return j
+
+
+def decode_cert(path):
+    """A PEM certificate file as the dict getpeercert() returns (subject, issuer, ...)."""
+    return ssl._ssl._test_decode_cert(path)
+
+
+def error_code(resp):
+    """(X-Sealgate-Error header, JSON error field) of an error answer."""
+    body_code = None
+    try:
+        body_code = resp.json().get("error")
+    except (ValueError, AttributeError):
+        pass
+    return resp.header("X-Sealgate-Error"), body_code

@@ -1,0 +1,682 @@
+/* test_policy.c — policy parsing, validation messages, merging, defaults, snapshots. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "defaults.h"
+#include "policy.h"
+
+static char tmpdir[64];
+
+/* A credential that passes validation, to build bad policies around. */
+#define CRED "\"secret\": {\"value\": \"v\"}, \"inject\": {\"type\": \"bearer\"}, " \
+	"\"hosts\": [\"a.test\"]"
+#define CREDS(extra) "{\"credentials\": {\"openai\": {" CRED extra "}}}"
+#define INJECT(body) "{\"credentials\": {\"c\": {\"secret\": {\"value\": \"v\"}, " \
+	"\"inject\": " body ", \"hosts\": [\"a.test\"]}}}"
+#define SANDBOX(body) "{\"sandboxes\": {\"s\": " body "}}"
+
+static const char good_json[] =
+    "{\n"
+    " \"$schema\": \"./schema.json\",\n"
+    " \"listen\": {\"proxy\": \"[::1]:0\", \"metadata\": null, \"admin\": \"localhost:9091\"},\n"
+    " \"keys\": {\"seal_key\": \"k/seal.key\", \"ca_cert\": \"/etc/sg/ca.crt\",\n"
+    "   \"ca_key\": \"k/ca.key\", \"open_keys\": [\"old.key\"], \"retired_key_ids\": [\"DEADBEEF\"]},\n"
+    " \"upstream\": {\"ca_file\": \"ca.pem\",\n"
+    "   \"resolve\": {\"api.example.test\": \"127.0.0.1\", \"v6.example.test\": \"::1\"}},\n"
+    " \"admin\": {\"token\": {\"file\": \"admin.token\"}},\n"
+    " \"audit\": {\"path\": \"audit.log\"},\n"
+    " \"revocations\": {\"file\": \"revoked.json\"},\n"
+    " \"egress\": {\"default\": \"allow\", \"allow_hosts\": [\"*.pypi.org\"],\n"
+    "   \"deny_hosts\": [\"evil.test:443\"], \"tunnel_hosts\": [\"pinned.test\"],\n"
+    "   \"allow_private\": [\"10.0.0.0/8\", \"fd00::/8\"], \"intercept\": \"all\"},\n"
+    " \"limits\": {\"header_timeout\": \"5s\", \"idle_timeout\": \"2m\", \"connect_timeout\": \"3s\",\n"
+    "   \"tls_timeout\": \"4s\", \"upstream_timeout\": \"1m\", \"drain_timeout\": \"0s\",\n"
+    "   \"max_header_bytes\": 2048, \"max_connections\": 10, \"workers\": 2},\n"
+    " \"credentials\": {\n"
+    "  \"openai\": {\"secret\": {\"env\": \"SG_TEST_OPENAI\"}, \"inject\": {\"type\": \"bearer\"},\n"
+    "   \"hosts\": [\"api.openai.com\"], \"methods\": [\"get\", \"POST\"], \"paths\": [\"/v1/*\"],\n"
+    "   \"rate\": {\"requests\": 600, \"per\": \"1m\", \"burst\": 50},\n"
+    "   \"rate_total\": {\"requests\": 10, \"per\": \"1s\"}, \"ttl\": \"15m\",\n"
+    "   \"env\": \"OPENAI_API_KEY\", \"allow_plain_http\": true},\n"
+    "  \"hdr\": {\"secret\": {\"file\": \"hdr.secret\"},\n"
+    "   \"inject\": {\"type\": \"header\", \"name\": \"x-api-key\", \"format\": \"Key %s\"},\n"
+    "   \"hosts\": [\"*.example.com:8443\"]},\n"
+    "  \"basic\": {\"secret\": {\"value\": \"pw\"}, \"inject\": {\"type\": \"basic\", \"username\": \"bob\"},\n"
+    "   \"hosts\": [\"a.test\"]},\n"
+    "  \"q\": {\"secret\": {\"value\": \"qq\"}, \"inject\": {\"type\": \"query\", \"param\": \"key\"},\n"
+    "   \"hosts\": [\"a.test\"]},\n"
+    "  \"mac\": {\"secret\": {\"value\": \"mm\"}, \"inject\": {\"type\": \"hmac\"}, \"hosts\": [\"a.test\"]},\n"
+    "  \"bod\": {\"secret\": {\"value\": \"bb\"},\n"
+    "   \"inject\": {\"type\": \"body\", \"placeholder\": \"__TOKEN__\"}, \"hosts\": [\"a.test\"]}\n"
+    " },\n"
+    " \"sandboxes\": {\n"
+    "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\", \"fd00::1\"], \"credentials\": [\"openai\", \"hdr\"],\n"
+    "   \"rate\": {\"requests\": 5, \"per\": \"1s\"}, \"token\": {\"value\": \"proxy-tok\"}},\n"
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"]}\n"
+    " }\n"
+    "}\n";
+
+static void
+write_file(const char *name, const char *text, mode_t mode)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+remove_file(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	unlink(path);
+}
+
+static char *
+tmp_path(const char *name)
+{
+	static char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	return path;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sg-test-policy.XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	write_file("hdr.secret", "hdr-secret\n", 0600);
+	write_file("open.secret", "leaky\n", 0644);
+	setenv("SG_TEST_OPENAI", "sk-openai-test", 1);
+	unsetenv("SG_TEST_UNSET_VAR");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	remove_file("hdr.secret");
+	remove_file("open.secret");
+	rmdir(tmpdir);
+	return 0;
+}
+
+static policy_t *
+load(const char *json, policy_errors_t *errs)
+{
+	return policy_load_buffer(tmp_path("main.json"), json, strlen(json), errs);
+}
+
+static void
+dump_errors(const policy_errors_t *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		fprintf(stderr, "  error: %s\n", errs->msg[i]);
+}
+
+static bool
+errors_contain(const policy_errors_t *errs, const char *needle)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		if (strstr(errs->msg[i], needle) != NULL)
+			return true;
+	return false;
+}
+
+static void
+assert_path(const char *got, const char *rel)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want), "%s/%s", tmpdir, rel);
+	assert_string_equal(got, want);
+}
+
+static void
+check_good_top(const policy_t *p)
+{
+	assert_string_equal(p->listen.proxy, "[::1]:0");
+	assert_null(p->listen.metadata);
+	assert_string_equal(p->listen.admin, "localhost:9091");
+	assert_path(p->keys.seal_key, "k/seal.key");
+	assert_string_equal(p->keys.ca_cert, "/etc/sg/ca.crt");
+	assert_path(p->keys.ca_key, "k/ca.key");
+	assert_int_equal(p->keys.open_keys.n, 1);
+	assert_path(p->keys.open_keys.v[0], "old.key");
+	assert_int_equal(p->keys.retired_key_ids.n, 1);
+	assert_string_equal(p->keys.retired_key_ids.v[0], "deadbeef");
+	assert_path(p->upstream.ca_file, "ca.pem");
+	assert_int_equal(p->upstream.nresolve, 2);
+	assert_string_equal(p->upstream.resolve[0].host, "api.example.test");
+	assert_string_equal(p->upstream.resolve[0].address, "127.0.0.1");
+	assert_string_equal(p->upstream.resolve[1].address, "::1");
+	assert_path(p->admin_token_file, "admin.token");
+	assert_path(p->audit_path, "audit.log");
+	assert_path(p->revocations_file, "revoked.json");
+	assert_true(p->egress.default_allow);
+	assert_int_equal(p->egress.intercept, INTERCEPT_ALL);
+	assert_string_equal(p->egress.allow_hosts.v[0], "*.pypi.org");
+	assert_string_equal(p->egress.deny_hosts.v[0], "evil.test:443");
+	assert_string_equal(p->egress.tunnel_hosts.v[0], "pinned.test");
+	assert_int_equal(p->egress.nallow_private, 2);
+	assert_int_equal(p->egress.allow_private[0].family, AF_INET);
+	assert_int_equal(p->egress.allow_private[0].prefix, 8);
+	assert_int_equal(p->egress.allow_private[1].family, AF_INET6);
+}
+
+static void
+check_good_limits(const policy_limits_t *l)
+{
+	assert_int_equal(l->header_timeout_ms, 5000);
+	assert_int_equal(l->idle_timeout_ms, 120000);
+	assert_int_equal(l->connect_timeout_ms, 3000);
+	assert_int_equal(l->tls_timeout_ms, 4000);
+	assert_int_equal(l->upstream_timeout_ms, 60000);
+	assert_int_equal(l->drain_timeout_ms, 0);
+	assert_int_equal(l->max_header_bytes, 2048);
+	assert_int_equal(l->max_connections, 10);
+	assert_int_equal(l->workers, 2);
+}
+
+static void
+check_good_openai(const policy_credential_t *c)
+{
+	assert_non_null(c);
+	assert_string_equal(c->secret, "sk-openai-test");
+	assert_int_equal(c->secret_len, strlen("sk-openai-test"));
+	assert_int_equal(c->secret_source, SECRET_ENV);
+	assert_int_equal(c->inject.type, INJECT_BEARER);
+	assert_null(c->inject.format);
+	assert_string_equal(c->hosts.v[0], "api.openai.com");
+	assert_int_equal(c->methods.n, 2);
+	assert_string_equal(c->methods.v[0], "GET");
+	assert_string_equal(c->methods.v[1], "POST");
+	assert_string_equal(c->paths.v[0], "/v1/*");
+	assert_true(c->rate.set);
+	assert_int_equal(c->rate.requests, 600);
+	assert_int_equal(c->rate.per_ms, 60000);
+	assert_int_equal(c->rate.burst, 50);
+	assert_true(c->rate_total.set);
+	assert_int_equal(c->rate_total.burst, 10);
+	assert_int_equal(c->ttl_s, 900);
+	assert_string_equal(c->env, "OPENAI_API_KEY");
+	assert_true(c->allow_plain_http);
+}
+
+static void
+check_good_injects(const policy_t *p)
+{
+	const policy_credential_t *c;
+
+	c = policy_credential_find(p, "hdr");
+	assert_string_equal(c->secret, "hdr-secret");
+	assert_int_equal(c->secret_len, 10);
+	assert_int_equal(c->secret_source, SECRET_FILE);
+	assert_int_equal(c->inject.type, INJECT_HEADER);
+	assert_string_equal(c->inject.name, "x-api-key");
+	assert_string_equal(c->inject.format, "Key %s");
+	assert_int_equal(c->ttl_s, SG_HANDLE_TTL_DEFAULT_S);
+	assert_false(c->rate.set);
+	c = policy_credential_find(p, "basic");
+	assert_int_equal(c->inject.type, INJECT_BASIC);
+	assert_string_equal(c->inject.username, "bob");
+	assert_int_equal(c->secret_source, SECRET_VALUE);
+	c = policy_credential_find(p, "q");
+	assert_int_equal(c->inject.type, INJECT_QUERY);
+	assert_string_equal(c->inject.param, "key");
+	c = policy_credential_find(p, "mac");
+	assert_int_equal(c->inject.type, INJECT_HMAC);
+	assert_string_equal(c->inject.name, "Authorization");
+	assert_string_equal(c->inject.format, "HMAC %s");
+	c = policy_credential_find(p, "bod");
+	assert_int_equal(c->inject.type, INJECT_BODY);
+	assert_string_equal(c->inject.placeholder, "__TOKEN__");
+	assert_null(policy_credential_find(p, "nope"));
+}
+
+static void
+check_good_sandboxes(const policy_t *p)
+{
+	const policy_sandbox_t *sb = policy_sandbox_find(p, "sb-1");
+	uint8_t want[16];
+
+	assert_non_null(sb);
+	assert_int_equal(sb->naddresses, 2);
+	assert_int_equal(sb->addresses[0].prefix, 32);
+	assert_int_equal(inet_pton(AF_INET, "10.0.2.15", want), 1);
+	assert_memory_equal(sb->addresses[0].addr, want, 4);
+	assert_int_equal(sb->addresses[1].family, AF_INET6);
+	assert_int_equal(sb->addresses[1].prefix, 128);
+	assert_true(policy_sandbox_grants(sb, "openai"));
+	assert_true(policy_sandbox_grants(sb, "hdr"));
+	assert_false(policy_sandbox_grants(sb, "basic"));
+	assert_int_equal(sb->rate.requests, 5);
+	assert_int_equal(sb->rate.burst, 5);
+	assert_string_equal(sb->token, "proxy-tok");
+	sb = policy_sandbox_find(p, "sb-2");
+	assert_non_null(sb);
+	assert_int_equal(sb->credentials.n, 0);
+	assert_null(sb->token);
+	assert_null(policy_sandbox_find(p, "sb-3"));
+}
+
+static void
+test_good_policy(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	p = load(good_json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	assert_int_equal(errs.n, 0);
+	assert_int_equal(p->refcnt, 1);
+	assert_path(p->source, "main.json");
+	check_good_top(p);
+	check_good_limits(&p->limits);
+	assert_int_equal(p->ncredentials, 6);
+	check_good_openai(policy_credential_find(p, "openai"));
+	check_good_injects(p);
+	assert_int_equal(p->nsandboxes, 2);
+	check_good_sandboxes(p);
+	/* value secrets: basic, q, mac, bod, and the sb-1 token */
+	assert_int_equal(p->warnings.n, 5);
+	assert_non_null(strstr(p->warnings.v[0],
+	    "credentials.basic.secret: inline value is for development only"));
+	for (size_t i = 0; i < p->warnings.n; i++)
+		assert_null(strstr(p->warnings.v[i], "pw"));
+	policy_unref(p);
+	policy_errors_free(&errs);
+}
+
+static void
+test_defaults(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	p = load("{}", &errs);
+	assert_non_null(p);
+	assert_string_equal(p->listen.proxy, "127.0.0.1:3128");
+	assert_string_equal(p->listen.metadata, "127.0.0.1:8775");
+	assert_string_equal(p->listen.admin, "127.0.0.1:9091");
+	assert_path(p->keys.seal_key, "certs/seal.key");
+	assert_path(p->keys.ca_cert, "certs/ca.crt");
+	assert_path(p->keys.ca_key, "certs/ca.key");
+	assert_path(p->admin_token_file, "certs/admin.token");
+	assert_string_equal(p->audit_path, "-");
+	assert_null(p->revocations_file);
+	assert_null(p->upstream.ca_file);
+	assert_false(p->egress.default_allow);
+	assert_int_equal(p->egress.intercept, INTERCEPT_CREDENTIALS);
+	assert_int_equal(p->limits.header_timeout_ms, SG_HEADER_TIMEOUT_S * 1000);
+	assert_int_equal(p->limits.upstream_timeout_ms, SG_UPSTREAM_TIMEOUT_S * 1000);
+	assert_int_equal(p->limits.drain_timeout_ms, SG_DRAIN_TIMEOUT_S * 1000);
+	assert_int_equal(p->limits.max_header_bytes, SG_MAX_HEADER_BYTES);
+	assert_int_equal(p->limits.max_connections, SG_MAX_CONNECTIONS);
+	assert_int_equal(p->limits.workers, 0);
+	assert_int_equal(p->ncredentials, 0);
+	assert_int_equal(p->warnings.n, 0);
+	policy_unref(p);
+	policy_errors_free(&errs);
+	/* a listen section fills absent members; null disables */
+	p = load("{\"listen\": {\"admin\": null}}", &errs);
+	assert_non_null(p);
+	assert_string_equal(p->listen.proxy, "127.0.0.1:3128");
+	assert_null(p->listen.admin);
+	policy_unref(p);
+	policy_errors_free(&errs);
+}
+
+struct bad_case {
+	const char *json;
+	const char *expect;
+};
+
+static const struct bad_case bad_cases[] = {
+	{"{\"listen\": {\"proxy\": }}", "main.json:1:22: "},
+	{"{\"credentails\": {}}", "unknown key \"credentails\" (did you mean \"credentials\"?)"},
+	{"{\"limits\": {\"worker\": 2}}", "limits: unknown key \"worker\" (did you mean \"workers\"?)"},
+	{"{\"frobnicate\": 1}", "main.json: unknown key \"frobnicate\""},
+	{"[]", "main.json: expected an object, got an array"},
+	{"{\"a\": 1, \"a\": 2}", "duplicate object key"},
+	{"{\"credentials\": []}", "main.json: credentials: expected an object, got an array"},
+	{"{\"limits\": {\"workers\": \"2\"}}", "limits.workers: expected an integer, got a string"},
+	{"{\"limits\": {\"workers\": 257}}", "limits.workers: 257 is out of range (0..256)"},
+	{"{\"limits\": {\"max_header_bytes\": 100}}", "max_header_bytes: 100 is out of range"},
+	{"{\"limits\": {\"header_timeout\": \"0s\"}}", "limits.header_timeout: must be longer than 0"},
+	{CREDS(", \"rate\": {\"requests\": 1, \"per\": \"1x\"}"),
+	    "main.json: credentials.openai.rate.per: \"1x\" is not a duration"},
+	{CREDS(", \"rate\": {\"requests\": 0, \"per\": \"1s\"}"),
+	    "credentials.openai.rate.requests: 0 is out of range"},
+	{CREDS(", \"rate\": {\"requests\": 1, \"per\": \"0s\"}"),
+	    "credentials.openai.rate.per: must be longer than 0"},
+	{CREDS(", \"rate\": {\"requests\": 1}"), "credentials.openai.rate: needs \"per\""},
+	{CREDS(", \"ttl\": \"8d\""), "credentials.openai.ttl: \"8d\" is out of range (1s..604800s)"},
+	{CREDS(", \"ttl\": \"500ms\""), "credentials.openai.ttl: \"500ms\" is out of range"},
+	{CREDS(", \"env\": \"openai-key\""), "credentials.openai.env: \"openai-key\" is not a shell variable name"},
+	{CREDS(", \"methods\": [\"GE T\"]"), "credentials.openai.methods[0]: \"GE T\" is not an HTTP method"},
+	{CREDS(", \"paths\": [\"/ok\", \"v1/*\"]"), "credentials.openai.paths[1]: \"v1/*\" is not a path"},
+	{CREDS(", \"allow_plain_http\": \"yes\""), "allow_plain_http: expected true or false, got a string"},
+	{CREDS(", \"hots\": []"), "credentials.openai: unknown key \"hots\" (did you mean \"hosts\"?)"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"value\": \"v\"}, \"inject\": {\"type\": \"bearer\"}, "
+	    "\"hosts\": [\"API.example.com\"]}}}", "credentials.c.hosts[0]: \"API.example.com\" is not a host glob"},
+	{"{\"egress\": {\"allow_hosts\": [\"a.*.com\"]}}", "egress.allow_hosts[0]: \"a.*.com\" is not a host glob"},
+	{"{\"egress\": {\"deny_hosts\": [\"x.test:99999\"]}}", "egress.deny_hosts[0]: \"x.test:99999\" is not a host glob"},
+	{"{\"egress\": {\"default\": \"maybe\"}}", "egress.default: \"maybe\" is not \"deny\" or \"allow\""},
+	{"{\"egress\": {\"allow_private\": [\"10.0.0.1/8\"]}}", "egress.allow_private[0]: 10.0.0.1/8 has bits set beyond /8"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"value\": \"v\"}, \"inject\": {\"type\": \"bearer\"}, "
+	    "\"hosts\": []}}}", "credentials.c.hosts: must list at least one host"},
+	{"{\"credentials\": {\"c\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c: needs \"secret\""},
+	{"{\"credentials\": {\"bad name\": {" CRED "}}}", "credentials: \"bad name\" is not a valid name"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"value\": \"v\", \"env\": \"X\"}, \"inject\": "
+	    "{\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret: needs exactly one of \"env\", \"file\", \"value\""},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"env\": \"SG_TEST_UNSET_VAR\"}, \"inject\": "
+	    "{\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret.env: environment variable \"SG_TEST_UNSET_VAR\" is not set"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"file\": \"open.secret\"}, \"inject\": "
+	    "{\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}", "readable by group or others (mode 644)"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"file\": \"missing.secret\"}, \"inject\": "
+	    "{\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}", "missing.secret: No such file"},
+	{INJECT("{\"type\": \"header\", \"name\": \"x-key\"}"), "credentials.c.inject: inject type \"header\" needs \"format\""},
+	{INJECT("{\"type\": \"header\", \"format\": \"%s\"}"), "inject type \"header\" needs \"name\""},
+	{INJECT("{\"type\": \"header\", \"name\": \"x\", \"format\": \"Key\"}"),
+	    "credentials.c.inject.format: \"Key\" must contain exactly one %s"},
+	{INJECT("{\"type\": \"header\", \"name\": \"x\", \"format\": \"%s %s\"}"), "must contain exactly one %s"},
+	{INJECT("{\"type\": \"hmac\", \"format\": \"%d\"}"), "must contain exactly one %s"},
+	{INJECT("{\"type\": \"header\", \"name\": \"x y\", \"format\": \"%s\"}"), "inject.name: \"x y\" is not a header name"},
+	{INJECT("{\"type\": \"bearr\"}"), "inject.type: unknown inject type \"bearr\" (one of bearer, header, "
+	    "basic, query, hmac, body); did you mean \"bearer\"?"},
+	{INJECT("{\"name\": \"x\"}"), "credentials.c.inject: needs \"type\""},
+	{INJECT("{\"type\": \"basic\"}"), "inject type \"basic\" needs \"username\""},
+	{INJECT("{\"type\": \"basic\", \"username\": \"a:b\"}"), "is not a Basic user name"},
+	{INJECT("{\"type\": \"query\"}"), "inject type \"query\" needs \"param\""},
+	{INJECT("{\"type\": \"bearer\", \"username\": \"bob\"}"),
+	    "credentials.c.inject.username: not used by inject type \"bearer\""},
+	{SANDBOX("{\"credentials\": []}"), "sandboxes.s: needs \"addresses\""},
+	{SANDBOX("{\"addresses\": []}"), "sandboxes.s.addresses: must list at least one address"},
+	{SANDBOX("{\"addresses\": [\"10.0.2.300\"]}"), "sandboxes.s.addresses[0]: \"10.0.2.300\" is not an IP address"},
+	{SANDBOX("{\"addresses\": [\"10.0.2.1/24\"]}"), "10.0.2.1/24 has bits set beyond /24; did you mean 10.0.2.0/24?"},
+	{SANDBOX("{\"addresses\": [\"fd00::/200\"]}"), "prefix must be a number 0..128"},
+	{SANDBOX("{\"addresses\": [\"10.0.2.2\"], \"credentials\": [\"opena\"]}"),
+	    "sandboxes.s.credentials[0]: unknown credential \"opena\""},
+	{SANDBOX("{\"addresses\": [\"10.0.2.2\"], \"token\": {\"file\": \"open.secret\"}}"), "readable by group or others"},
+	{"{\"sandboxes\": {\"a\": {\"addresses\": [\"10.0.2.0/24\"]}, \"b\": {\"addresses\": [\"fd00::1\", "
+	    "\"10.0.2.15\"]}}}", "sandboxes.b.addresses: 10.0.2.15/32 of sandbox \"b\" overlaps 10.0.2.0/24 of sandbox \"a\""},
+	{"{\"listen\": {\"proxy\": \"127.0.0.1\"}}", "listen.proxy: \"127.0.0.1\" is not host:port"},
+	{"{\"listen\": {\"metadata\": \"127.0.0.1:65536\"}}", "listen.metadata: \"127.0.0.1:65536\" is not host:port"},
+	{"{\"listen\": {\"admin\": \"::1:9091\"}}", "listen.admin: \"::1:9091\" is not host:port"},
+	{"{\"listen\": {\"proxy\": 3128}}", "listen.proxy: expected a string, got a number"},
+	{"{\"upstream\": {\"resolve\": {\"api.x.test\": \"999.1.1.1\"}}}",
+	    "upstream.resolve.api.x.test: \"999.1.1.1\" is not an IP address"},
+	{"{\"upstream\": {\"resolve\": {\"API.x.test\": \"10.1.1.1\"}}}", "\"API.x.test\" is not a lower-case DNS name"},
+	{"{\"keys\": {\"retired_key_ids\": [\"xyz\"]}}", "keys.retired_key_ids[0]: \"xyz\" is not a key id"},
+	{"{\"keys\": {\"seal_key\": \"\"}}", "keys.seal_key: must not be empty"},
+	{"{\"admin\": {\"token\": {\"env\": \"X\"}}}", "admin.token: unknown key \"env\""},
+	{"{\"audit\": {\"path\": 1}}", "audit.path: expected a string, got a number"},
+	{"{\"egress\": {\"intercept\": \"some\"}}", "egress.intercept: \"some\" is not \"credentials\" or \"all\""},
+};
+
+static void
+test_bad_policies(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	assert_true(SG_ARRAY_LEN(bad_cases) >= 30);
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad_cases); i++) {
+		p = load(bad_cases[i].json, &errs);
+		if (p != NULL || !errors_contain(&errs, bad_cases[i].expect)) {
+			fprintf(stderr, "case %zu: %s\n  want: %s\n", i, bad_cases[i].json,
+			    bad_cases[i].expect);
+			dump_errors(&errs);
+		}
+		assert_null(p);
+		assert_true(errs.n > 0);
+		assert_true(errors_contain(&errs, bad_cases[i].expect));
+		policy_errors_free(&errs);
+		assert_int_equal(errs.n, 0);
+	}
+}
+
+static void
+test_errors_all_reported(void **state)
+{
+	static const char json[] =
+	    "{\"listen\": {\"proxy\": \"nope\"}, \"limits\": {\"workers\": -1},\n"
+	    " \"credentials\": {\"c\": {\"secret\": {\"value\": \"hunter2-secret\"},\n"
+	    "   \"inject\": {\"type\": \"header\"}, \"hosts\": [\"a.test\"], \"ttl\": \"1x\"}}}";
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	p = load(json, &errs);
+	assert_null(p);
+	assert_int_equal(errs.n, 5);
+	assert_true(errors_contain(&errs, "listen.proxy: \"nope\""));
+	assert_true(errors_contain(&errs, "limits.workers: -1 is out of range"));
+	assert_true(errors_contain(&errs, "inject type \"header\" needs \"name\""));
+	assert_true(errors_contain(&errs, "inject type \"header\" needs \"format\""));
+	assert_true(errors_contain(&errs, "credentials.c.ttl: \"1x\" is not a duration"));
+	assert_false(errors_contain(&errs, "hunter2"));
+	policy_errors_free(&errs);
+}
+
+static void
+test_errors_capped(void **state)
+{
+	size_t n = SG_POLICY_MAX_ERRORS + 20, len = 64 + n * 8, o;
+	policy_errors_t errs;
+	char *json = malloc(len);
+	policy_t *p;
+
+	(void)state;
+	assert_non_null(json);
+	o = (size_t)snprintf(json, len, "{\"egress\": {\"allow_hosts\": [");
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(json + o, len - o, "%s\"B%zu\"", i ? "," : "", i % 10);
+	snprintf(json + o, len - o, "]}}");
+	p = load(json, &errs);
+	assert_null(p);
+	assert_int_equal(errs.n, SG_POLICY_MAX_ERRORS + 1);
+	assert_string_equal(errs.msg[SG_POLICY_MAX_ERRORS], "\u2026 and 20 more");
+	policy_errors_free(&errs);
+	free(json);
+}
+
+static void
+test_secret_not_in_messages(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	/* a value secret with a line break: refused without quoting it */
+	p = load("{\"credentials\": {\"c\": {\"secret\": {\"value\": \"hunter2\\r\\nX: y\"}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}", &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "credentials.c.secret.value: the secret is empty or "
+	    "contains a line break"));
+	assert_false(errors_contain(&errs, "hunter2"));
+	policy_errors_free(&errs);
+	/* a secret given with the wrong type is not echoed either */
+	p = load("{\"credentials\": {\"c\": {\"secret\": {\"value\": [\"hunter2\"]}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}", &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "expected a string, got an array"));
+	assert_false(errors_contain(&errs, "hunter2"));
+	policy_errors_free(&errs);
+}
+
+static void
+test_directory_merge(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	assert_int_equal(mkdir(tmp_path("d"), 0700), 0);
+	write_file("d/10-creds.json", CREDS("") , 0600);
+	write_file("d/20-sandboxes.json", "{\"listen\": {\"proxy\": \"127.0.0.1:0\"}, \"sandboxes\": "
+	    "{\"s\": {\"addresses\": [\"10.0.2.2\"], \"credentials\": [\"openai\"]}}, "
+	    "\"upstream\": {\"resolve\": {\"b.test\": \"10.9.9.9\"}}}", 0600);
+	write_file("d/30-more.json", "{\"upstream\": {\"resolve\": {\"c.test\": \"::1\"}}}", 0600);
+	write_file("d/notes.txt", "not json", 0600);
+	write_file("d/schema.json", "{\"type\": \"object\"}", 0600);
+	p = policy_load(tmp_path("d"), &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	assert_int_equal(p->ncredentials, 1);
+	assert_int_equal(p->nsandboxes, 1);
+	assert_true(policy_sandbox_grants(policy_sandbox_find(p, "s"), "openai"));
+	assert_string_equal(p->listen.proxy, "127.0.0.1:0");
+	assert_int_equal(p->upstream.nresolve, 2);
+	assert_string_equal(p->upstream.resolve[1].host, "c.test");
+	assert_path(p->keys.seal_key, "d/certs/seal.key");
+	policy_unref(p);
+	policy_errors_free(&errs);
+
+	/* the same name in two files, and a singleton section in two files */
+	write_file("d/40-dup.json", "{\"listen\": {}, \"credentials\": {\"openai\": {" CRED "}}, "
+	    "\"upstream\": {\"resolve\": {\"b.test\": \"10.9.9.8\"}}}", 0600);
+	p = policy_load(tmp_path("d"), &errs);
+	assert_null(p);
+	assert_int_equal(errs.n, 3);
+	assert_true(errors_contain(&errs, "d/40-dup.json: credentials.openai: also defined in "));
+	assert_true(errors_contain(&errs, "d/10-creds.json"));
+	assert_true(errors_contain(&errs, "d/40-dup.json: listen: section also defined in "));
+	assert_true(errors_contain(&errs, "d/40-dup.json: upstream.resolve.b.test: also defined in "));
+	policy_errors_free(&errs);
+
+	/* syntax errors carry file:line:col */
+	write_file("d/40-dup.json", "{\n  \"listen\": {,\n}", 0600);
+	p = policy_load(tmp_path("d"), &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "d/40-dup.json:2:"));
+	policy_errors_free(&errs);
+
+	remove_file("d/10-creds.json");
+	remove_file("d/20-sandboxes.json");
+	remove_file("d/30-more.json");
+	remove_file("d/40-dup.json");
+	remove_file("d/notes.txt");
+	remove_file("d/schema.json");
+	p = policy_load(tmp_path("d"), &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "no *.json files"));
+	policy_errors_free(&errs);
+	assert_int_equal(rmdir(tmp_path("d")), 0);
+
+	p = policy_load(tmp_path("absent.json"), &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "absent.json: No such file or directory"));
+	policy_errors_free(&errs);
+}
+
+static void
+test_refcount(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p, *q;
+
+	(void)state;
+	p = load("{}", &errs);
+	assert_non_null(p);
+	assert_int_equal(p->refcnt, 1);
+	q = policy_ref(p);
+	assert_ptr_equal(p, q);
+	assert_int_equal(p->refcnt, 2);
+	policy_unref(q);
+	assert_int_equal(p->refcnt, 1);
+	policy_unref(p);
+	policy_unref(NULL);
+	policy_errors_free(&errs);
+}
+
+static void
+test_publish_acquire(void **state)
+{
+	policy_errors_t errs;
+	policy_t *a, *b, *cur;
+	uint64_t gen;
+
+	(void)state;
+	assert_null(policy_acquire());
+	a = load("{}", &errs);
+	policy_errors_free(&errs);
+	b = load("{\"listen\": {\"proxy\": \"127.0.0.1:1\"}}", &errs);
+	policy_errors_free(&errs);
+	assert_non_null(a);
+	assert_non_null(b);
+
+	policy_publish(a);
+	cur = policy_acquire();
+	assert_ptr_equal(cur, a);
+	assert_int_equal(a->refcnt, 2);
+	gen = a->generation;
+	assert_true(gen > 0);
+
+	policy_ref(a);		/* keep a alive to watch its count after the swap */
+	policy_publish(b);
+	assert_int_equal(b->generation, gen + 1);
+	assert_int_equal(a->refcnt, 2);	/* cur + our extra ref: the published ref is gone */
+	policy_unref(cur);
+	assert_int_equal(a->refcnt, 1);
+	policy_unref(a);
+
+	cur = policy_acquire();
+	assert_ptr_equal(cur, b);
+	assert_string_equal(cur->listen.proxy, "127.0.0.1:1");
+	assert_int_equal(b->refcnt, 2);
+	policy_unref(cur);
+	policy_shutdown();
+	assert_null(policy_acquire());
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_policy),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_bad_policies),
+		cmocka_unit_test(test_errors_all_reported),
+		cmocka_unit_test(test_errors_capped),
+		cmocka_unit_test(test_secret_not_in_messages),
+		cmocka_unit_test(test_directory_merge),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_publish_acquire),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
