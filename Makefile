@@ -56,6 +56,7 @@ $(BUILD)/obj $(BUILD)/tests $(BUILD)/fuzz:
 
 run: deps
 	@$(MAKE) --no-print-directory all
+	@scripts/dev-upstream-certs.sh certs/demo
 	$(BIN) serve --policy policies/example.json
 
 test: deps

@@ -57,8 +57,15 @@
 #define SG_CLOCK_SKEW_S          30
 /* Largest handle text: payload + seal overhead, base64url. */
 #define SG_HANDLE_MAX_LEN        2048
+/* Verified handles cached (hash -> claims): steady state does no X25519 work. */
+#define SG_HANDLECACHE_SIZE      65536
+/* Rate buckets kept (handle, credential, sandbox); idle full buckets evicted first. */
+#define SG_RATELIMIT_BUCKETS     262144
 /* Largest sealed tokenizer token accepted (base64 text). */
 #define SG_TOKEN_MAX_LEN         16384
+
+/* Revocations file checked for changes this often (a revoke applies within it). */
+#define SG_REVOCATION_POLL_S     1
 
 /* --- policy ------------------------------------------------------------------------ */
 /* Largest policy file: a config, not a database. */

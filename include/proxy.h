@@ -16,6 +16,9 @@
 
 #include "certcache.h"
 #include "certforge.h"
+#include "handlecache.h"
+#include "ratelimit.h"
+#include "seal.h"
 
 struct event_base;
 struct evdns_base;
@@ -26,6 +29,9 @@ typedef struct proxy_shared {
 	certcache_t *certs;
 	SSL_CTX *tls_server;		/* interception: leaves minted per SNI */
 	SSL_CTX *tls_client;		/* upstreams: verified against ca_file or system */
+	seal_keyring_t *keyring;	/* current + open keys, retired ids */
+	handlecache_t *handles;		/* verified handles by hash */
+	ratelimit_t *rl;		/* token buckets: handle, credential, sandbox */
 } proxy_shared_t;
 
 typedef struct worker worker_t;

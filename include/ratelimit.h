@@ -56,7 +56,7 @@ struct ratelimit_result {
 	uint32_t limit;		/* its rate->requests (RateLimit-Policy q=) */
 	uint32_t burst;		/* its capacity */
 	uint64_t window_ms;	/* its rate->per_ms (RateLimit-Policy w=) */
-	uint64_t reset_ms;	/* ms until it is full again (RateLimit r=) */
+	uint64_t reset_ms;	/* ms until it is full again (RateLimit t=) */
 };
 
 /* A table of at most max_buckets (>= 1) buckets. NULL on allocation failure. */
@@ -71,6 +71,26 @@ void ratelimit_free(ratelimit_t *rl);
  */
 int ratelimit_take(ratelimit_t *rl, const struct ratelimit_req *reqs, size_t n,
     uint64_t now_ms, struct ratelimit_result *res) __attribute__((nonnull(1, 5))) SG_WUR;
+
+/*
+ * Response header fields for res, per draft-ietf-httpapi-ratelimit-headers-08
+ * (R. Polli, A. Martinez, D. Miller, 7 October 2024), whose fields are Structured Field
+ * Lists (RFC 9651) of one Item: the policy name as an sf-string with Integer parameters.
+ * Written to buf, NUL-terminated, each line ending in CRLF:
+ *
+ *   Retry-After: <ceil(retry_after_ms / 1000), at least 1>     (only when denied)
+ *   RateLimit-Policy: "<policy_name>";q=<burst>;w=<ceil(window_ms / 1000), >= 1>
+ *   RateLimit: "<policy_name>";r=<remaining>;t=<ceil(reset_ms / 1000)>
+ *
+ * q is the bucket's capacity (burst): what a client may send at once; the bucket refills
+ * at limit per window, so q = burst over w seconds is the draft's nearest term.
+ * '"' and '\' in policy_name are escaped; names with bytes outside 0x20..0x7e are
+ * refused (as are names over 64 bytes). With no limiting bucket (res->limiting == RATELIMIT_NONE) nothing is written.
+ * Returns the length written, or -1 (buf set to "" when len > 0) for a bad name or
+ * when buf is too small.
+ */
+int ratelimit_format_headers(const struct ratelimit_result *res, const char *policy_name,
+    char *buf, size_t len) __attribute__((nonnull(1, 2)));
 
 /* Buckets currently stored (for tests and metrics). */
 size_t ratelimit_count(ratelimit_t *rl) SG_NONNULL;

@@ -45,8 +45,9 @@ cmd_policy_check(const char *path, int quiet)
 	for (size_t i = 0; i < p->warnings.n; i++)
 		fprintf(stderr, "warning: %s\n", p->warnings.v[i]);
 	if (!quiet)
-		printf("policy OK: %s: %zu credentials, %zu sandboxes, listeners proxy=%s "
-		    "metadata=%s admin=%s\n", path, p->ncredentials, p->nsandboxes,
+		printf("policy OK: %s: %zu credential%s, %zu sandbox%s, listeners proxy=%s "
+		    "metadata=%s admin=%s\n", path, p->ncredentials,
+		    p->ncredentials == 1 ? "" : "s", p->nsandboxes, p->nsandboxes == 1 ? "" : "es",
 		    cmd_policy_listener(p->listen.proxy), cmd_policy_listener(p->listen.metadata),
 		    cmd_policy_listener(p->listen.admin));
 	policy_unref(p);

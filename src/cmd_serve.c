@@ -20,13 +20,17 @@
 #include <openssl/rand.h>
 #include <sodium.h>
 
+#include "admin.h"
 #include "ca.h"
 #include "certcache.h"
 #include "certforge.h"
 #include "cli.h"
 #include "defaults.h"
 #include "log.h"
+#include "metadata.h"
+#include "metrics.h"
 #include "proxy.h"
+#include "revoke.h"
 #include "seal.h"
 #include "serve.h"
 #include "tls.h"
@@ -37,10 +41,16 @@ struct serve {
 	struct event_base *base;
 	proxy_shared_t shared;
 	proxy_t *proxy;
-	struct evhttp *admin, *metadata;
-	char admin_addr[80], metadata_addr[80];
+	admin_t *admin;
+	metadata_t *metadata;
+	char admin_addr[80];
 	struct event *sigint, *sigterm;
+	struct event *revwatch;		/* re-reads the revocations file when it changes */
+	struct stat revstat;
 	const char *ready_file;
+	const char *policy_path;	/* as given: serve_reload loads it again */
+	bool reload_ok;		/* last reload (metrics) */
+	int64_t reload_time;	/* its unix time, 0 before any */
 };
 
 static void
@@ -198,64 +208,132 @@ serve_tls_init(struct serve *s, char *err, size_t errlen)
 	return s->shared.tls_client ? 0 : -1;
 }
 
-/* --- admin and metadata listeners (health for now) ------------------------------- */
-
-static void
-serve_json_reply(struct evhttp_request *req, int code, const char *json)
+/* Revocations: load the file named by the policy, publish the set. */
+static int
+serve_revocations_load(struct serve *s, char *err, size_t errlen)
 {
-	struct evbuffer *b = evbuffer_new();
+	const char *path = s->policy->revocations_file;
+	revoke_set_t *rs;
 
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "application/json");
-	evbuffer_add_printf(b, "%s\n", json);
-	evhttp_send_reply(req, code, code == 200 ? "OK" : "Not Found", b);
-	evbuffer_free(b);
+	if (path == NULL)
+		return 0;
+	if (stat(path, &s->revstat) < 0)
+		memset(&s->revstat, 0, sizeof(s->revstat));
+	rs = revoke_load(path, err, errlen);
+	if (rs == NULL)
+		return -1;
+	revoke_publish(rs);
+	log_info("revocations: %zu entries from %s", revoke_count(rs), path);
+	return 0;
+}
+
+static bool
+serve_stat_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino != b->st_ino || a->st_size != b->st_size ||
+	    a->st_mtim.tv_sec != b->st_mtim.tv_sec || a->st_mtim.tv_nsec != b->st_mtim.tv_nsec;
 }
 
 static void
-serve_admin_cb(struct evhttp_request *req, void *arg)
+serve_revwatch_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)arg;
-	if (strcmp(evhttp_request_get_uri(req), "/healthz") == 0 ||
-	    strcmp(evhttp_request_get_uri(req), "/readyz") == 0)
-		serve_json_reply(req, 200, "{\"status\":\"ok\"}");
-	else
-		serve_json_reply(req, 404, "{\"error\":\"not_found\",\"message\":\"no such "
-		    "admin endpoint\"}");
+	struct serve *s = arg;
+	struct stat st;
+	char err[512];
+
+	(void)fd;
+	(void)what;
+	if (stat(s->policy->revocations_file, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	if (!serve_stat_changed(&st, &s->revstat))
+		return;
+	if (serve_revocations_load(s, err, sizeof(err)) < 0)
+		log_warn("revocations not reloaded, keeping the previous set: %s", err);
 }
 
-static struct evhttp *
-serve_http_listen(struct event_base *base, const char *addr, void (*cb)(struct evhttp_request *,
-    void *), char *bound, size_t boundlen, char *err, size_t errlen)
+/* Keys for handles, the verified-handle cache, the rate-limit table. */
+static int
+serve_handles_init(struct serve *s, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	struct evhttp *h;
-	struct evhttp_bound_socket *bs;
-	char host[128];
-	unsigned port;
+	const policy_t *p = s->policy;
 
-	if (proxy_parse_listen(addr, &ss, &sl) < 0) {
-		snprintf(err, errlen, "bad listen address %s", addr);
-		return NULL;
+	s->shared.keyring = seal_keyring_load(p->keys.seal_key, p->keys.open_keys.v,
+	    p->keys.open_keys.n, p->keys.retired_key_ids.v, p->keys.retired_key_ids.n, err,
+	    errlen);
+	if (s->shared.keyring == NULL)
+		return -1;
+	s->shared.handles = handlecache_new(SG_HANDLECACHE_SIZE);
+	s->shared.rl = ratelimit_new(SG_RATELIMIT_BUCKETS);
+	if (s->shared.handles == NULL || s->shared.rl == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
-	h = evhttp_new(base);
-	evhttp_set_gencb(h, cb, NULL);
-	evhttp_set_max_headers_size(h, SG_MAX_HEADER_BYTES);
-	evhttp_set_timeout(h, SG_HEADER_TIMEOUT_S);
-	/* evhttp wants host and port apart */
-	if (addr[0] == '[')
-		sscanf(addr, "[%127[^]]]:%u", host, &port);
-	else
-		sscanf(addr, "%127[^:]:%u", host, &port);
-	bs = evhttp_bind_socket_with_handle(h, host, (uint16_t)port);
-	if (bs == NULL) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
-		evhttp_free(h);
-		return NULL;
+	return serve_revocations_load(s, err, errlen);
+}
+
+/* --- admin listener -------------------------------------------------------------- */
+
+/*
+ * Admin reload hook. MINIMAL, FOR THE LEAD TO EXTEND (SIGHUP, keyring, revocations,
+ * limits): load the policy again from the same path and publish it; on failure keep
+ * the current one and hand back the located errors, one per line.
+ */
+static int
+serve_reload(void *arg, char *msg, size_t msglen)
+{
+	struct serve *s = arg;
+	policy_errors_t errs = {0};
+	policy_t *p = policy_load(s->policy_path, &errs);
+	size_t off = 0;
+
+	for (size_t i = 0; i < errs.n && off < msglen; i++)
+		off += (size_t)snprintf(msg + off, msglen - off, "%s%s", i ? "\n" : "",
+		    errs.msg[i]);
+	policy_errors_free(&errs);
+	s->reload_ok = p != NULL;
+	s->reload_time = util_now_s();
+	if (p == NULL) {
+		log_warn("policy reload failed; still serving the previous policy");
+		return -1;
 	}
-	proxy_format_sockname(evhttp_bound_socket_get_fd(bs), bound, boundlen);
-	return h;
+	for (size_t i = 0; i < p->warnings.n; i++)
+		log_warn("%s", p->warnings.v[i]);
+	policy_publish(p);
+	log_info("policy reloaded from %s", s->policy_path);
+	return 0;
+}
+
+static char *
+serve_metrics(void *arg, size_t *len)
+{
+	struct serve *s = arg;
+	policy_t *p = policy_acquire();
+	metrics_sources_t src = {.certs = s->shared.certs, .handles = s->shared.handles,
+	    .ratelimit = s->shared.rl, .policy_generation = p ? p->generation : 0,
+	    .reload_ok = s->reload_ok, .reload_time = s->reload_time};
+
+	if (p != NULL)
+		policy_unref(p);
+	return metrics_render(&src, len);
+}
+
+static int
+serve_admin_listen(struct serve *s, char *err, size_t errlen)
+{
+	admin_hooks_t h = {
+		.reload = serve_reload,
+		.metrics = serve_metrics,
+		.arg = s,
+		.token_file = s->policy->admin_token_file,
+		.revocations_file = s->policy->revocations_file,
+	};
+
+	s->admin = admin_new(s->base, s->policy->listen.admin, &h, err, errlen);
+	if (s->admin == NULL)
+		return -1;
+	snprintf(s->admin_addr, sizeof(s->admin_addr), "%s", admin_bound(s->admin));
+	log_info("admin listening on %s", s->admin_addr);
+	return 0;
 }
 
 static int
@@ -269,13 +347,35 @@ serve_write_ready(struct serve *s, char *err, size_t errlen)
 		return 0;
 	o = json_pack("{s:i, s:s?, s:s?, s:s?}", "pid", (json_int_t)getpid(),
 	    "proxy", s->proxy ? proxy_bound(s->proxy) : NULL,
-	    "metadata", s->metadata ? s->metadata_addr : NULL,
+	    "metadata", s->metadata ? metadata_bound(s->metadata) : NULL,
 	    "admin", s->admin ? s->admin_addr : NULL);
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	rc = util_write_file(s->ready_file, txt, strlen(txt), 0644, err, errlen);
 	free(txt);
 	return rc;
+}
+
+/* The metadata responder: mints with the current seal key, advertises the proxy. */
+static int
+serve_metadata_listen(struct serve *s, char *err, size_t errlen)
+{
+	metadata_opts_t o = {
+		.seal_key = seal_keyring_current(s->shared.keyring),
+		.ca_cert_path = s->policy->keys.ca_cert,
+		.rl = s->shared.rl,
+	};
+	char url[128];
+
+	if (s->proxy) {
+		snprintf(url, sizeof(url), "http://%s", proxy_bound(s->proxy));
+		o.proxy_url = url;
+	}
+	s->metadata = metadata_new(s->base, s->policy->listen.metadata, &o, err, errlen);
+	if (s->metadata == NULL)
+		return -1;
+	log_info("metadata listening on %s", metadata_bound(s->metadata));
+	return 0;
 }
 
 static int
@@ -290,20 +390,10 @@ serve_listen(struct serve *s, char *err, size_t errlen)
 			return -1;
 		log_info("proxy listening on %s", proxy_bound(s->proxy));
 	}
-	if (p->listen.metadata) {
-		s->metadata = serve_http_listen(s->base, p->listen.metadata, serve_admin_cb,
-		    s->metadata_addr, sizeof(s->metadata_addr), err, errlen);
-		if (s->metadata == NULL)
-			return -1;
-		log_info("metadata listening on %s", s->metadata_addr);
-	}
-	if (p->listen.admin) {
-		s->admin = serve_http_listen(s->base, p->listen.admin, serve_admin_cb,
-		    s->admin_addr, sizeof(s->admin_addr), err, errlen);
-		if (s->admin == NULL)
-			return -1;
-		log_info("admin listening on %s", s->admin_addr);
-	}
+	if (p->listen.metadata && serve_metadata_listen(s, err, errlen) < 0)
+		return -1;
+	if (p->listen.admin && serve_admin_listen(s, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -321,20 +411,24 @@ static void
 serve_cleanup(struct serve *s)
 {
 	proxy_free(s->proxy);
-	if (s->admin)
-		evhttp_free(s->admin);
-	if (s->metadata)
-		evhttp_free(s->metadata);
+	admin_free(s->admin);
+	metadata_free(s->metadata);
 	if (s->sigint)
 		event_free(s->sigint);
 	if (s->sigterm)
 		event_free(s->sigterm);
+	if (s->revwatch)
+		event_free(s->revwatch);
+	revoke_shutdown();
 	if (s->base)
 		event_base_free(s->base);
 	SSL_CTX_free(s->shared.tls_server);
 	SSL_CTX_free(s->shared.tls_client);
 	certcache_free(s->shared.certs);
 	certforge_free(s->shared.forge);
+	handlecache_free(s->shared.handles);
+	ratelimit_free(s->shared.rl);
+	seal_keyring_free(s->shared.keyring);
 	policy_shutdown();
 	if (s->policy)
 		policy_unref(s->policy);
@@ -362,10 +456,12 @@ serve_run(struct serve *s, const char *policy_path)
 {
 	char err[1024] = "";
 
+	s->policy_path = policy_path;
 	if (serve_load_policy(s, policy_path) < 0)
 		return CLI_FAIL;
 	if (serve_ensure_keys(s->policy, err, sizeof(err)) < 0 ||
-	    serve_tls_init(s, err, sizeof(err)) < 0) {
+	    serve_tls_init(s, err, sizeof(err)) < 0 ||
+	    serve_handles_init(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return CLI_FAIL;
 	}
@@ -378,6 +474,10 @@ serve_run(struct serve *s, const char *policy_path)
 	s->sigterm = evsignal_new(s->base, SIGTERM, serve_signal_cb, s);
 	event_add(s->sigint, NULL);
 	event_add(s->sigterm, NULL);
+	if (s->policy->revocations_file) {
+		s->revwatch = event_new(s->base, -1, EV_PERSIST, serve_revwatch_cb, s);
+		event_add(s->revwatch, &(struct timeval){SG_REVOCATION_POLL_S, 0});
+	}
 	if (serve_write_ready(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return CLI_FAIL;

@@ -24,7 +24,9 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sodium.h>
 
+#include "authz.h"
 #include "conn.h"
 #include "defaults.h"
 #include "egress.h"
@@ -32,8 +34,12 @@
 #include "log.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "revoke.h"
+#include "scrub.h"
 #include "stats.h"
+#include "swap.h"
 #include "tls.h"
+#include "util.h"
 
 #define CONN_HOST_MAX 256
 
@@ -59,6 +65,7 @@ struct conn {
 	struct bufferevent *cbev;
 	struct bufferevent *ubev;
 	char peer[64];
+	struct sockaddr_storage peer_ss;
 	struct event *timer;
 	egress_req_t *dns;
 
@@ -80,6 +87,11 @@ struct conn {
 	bool client_keepalive;
 	char *req_target;		/* origin-form target sent upstream */
 	bool upgrading;
+	char proxy_token[256];		/* from Proxy-Authorization (CONNECT or request) */
+	swap_out_t swap;		/* the current request's handle swap */
+	scrub_t *scrub;			/* injected secrets -> handles, for responses */
+	const char *scrubbed[INJECT_MAX_HANDLES * 4];	/* credentials already in scrub */
+	size_t nscrubbed;
 
 	/* response being relayed */
 	http_scan_t rscan;
@@ -97,7 +109,7 @@ static void conn_up_write_cb(struct bufferevent *bev, void *arg);
 static void conn_up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process_head(conn_t *c);
 static void conn_forward_request(conn_t *c);
-static void conn_relay_request_body(conn_t *c);
+static int conn_relay_request_body(conn_t *c);
 
 /* --- helpers ----------------------------------------------------------------------- */
 
@@ -122,7 +134,8 @@ conn_arm_timer(conn_t *c, uint64_t ms)
  * already started, the only honest thing left is to cut the connection.
  */
 static void
-conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
+conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
+    const char *extra)
 {
 	size_t len;
 	char *buf;
@@ -133,7 +146,7 @@ conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
 		conn_close(c, code);
 		return;
 	}
-	buf = http_error_format(status, code, msg, true, NULL, &len);
+	buf = http_error_format(status, code, msg, true, extra, &len);
 	if (buf == NULL) {
 		conn_close(c, "out of memory");
 		return;
@@ -144,11 +157,41 @@ conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 	}
-	bufferevent_disable(c->cbev, EV_READ);
-	bufferevent_setcb(c->cbev, NULL, conn_client_write_cb, conn_client_event_cb, c);
+	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
+	    conn_client_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 	bufferevent_write(c->cbev, buf, len);
 	free(buf);
 	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+}
+
+/*
+ * Stop relaying, let the client read what is already queued (a response head, part of
+ * a body), then close. Used when the upstream breaks a response midway.
+ */
+static void
+conn_close_after_flush(conn_t *c, const char *reason)
+{
+	log_info("%s: %s", c->peer, reason);
+	if (c->ubev) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	c->st = ST_CLOSING;
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+		conn_close(c, reason);
+		return;
+	}
+	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
+	    conn_client_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+}
+
+static void
+conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
+{
+	conn_fail_ex(c, status, code, msg, NULL);
 }
 
 void
@@ -167,6 +210,9 @@ conn_close(conn_t *c, const char *reason)
 	http_head_clear(&c->req);
 	http_head_clear(&c->res);
 	free(c->req_target);
+	swap_out_free(&c->swap);
+	scrub_free(c->scrub);
+	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
 	if (c->pol)
 		policy_unref(c->pol);
 	worker_conn_removed(c->w, c);
@@ -214,6 +260,7 @@ conn_start_head(conn_t *c)
 	c->req_active = false;
 	c->req_done = false;
 	c->upgrading = false;
+	c->res_head_done = c->res_done = c->res_started = false;
 	free(c->req_target);
 	c->req_target = NULL;
 	c->st = ST_HEAD;
@@ -229,7 +276,6 @@ conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	conn_t *c = calloc(1, sizeof(*c));
 
-	(void)salen;
 	if (c == NULL) {
 		close(fd);
 		STATS_DEC(conns_active);
@@ -240,6 +286,8 @@ conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 	c->cfd_owned = true;
 	c->pol = policy_acquire();
 	netaddr_format(sa, c->peer, sizeof(c->peer));
+	if (salen <= sizeof(c->peer_ss))
+		memcpy(&c->peer_ss, sa, salen);
 	worker_conn_added(w, c);
 	evutil_make_socket_nonblocking(fd);
 	c->timer = evtimer_new(worker_base(w), conn_timer_cb, c);
@@ -304,9 +352,29 @@ conn_client_read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
 		}
 		return;
+	case ST_CLOSING:
+		/* answer queued: discard what the client still sends, so closing later does
+		 * not reset the connection and lose the answer */
+		evbuffer_drain(bufferevent_get_input(c->cbev),
+		    evbuffer_get_length(bufferevent_get_input(c->cbev)));
+		return;
 	default:
 		return;		/* input waits in the buffer (pipelining) */
 	}
+}
+
+/* Proxy-Authorization comes on the CONNECT (or each absolute-form request). */
+static void
+conn_take_proxy_token(conn_t *c)
+{
+	const http_field_t *pa;
+
+	if (c->mode == MODE_INTERCEPT)
+		return;		/* inside the tunnel the CONNECT's token stands */
+	pa = http_head_get(&c->req, "Proxy-Authorization");
+	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
+	if (pa && authz_proxy_token(pa->value, c->proxy_token, sizeof(c->proxy_token)) < 0)
+		sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
 }
 
 static void
@@ -339,6 +407,7 @@ conn_process_head(conn_t *c)
 	}
 	evbuffer_drain(in, (size_t)hl);
 	STATS_INC(requests_total);
+	conn_take_proxy_token(c);
 	c->req_active = true;
 	c->client_keepalive = c->req.keep_alive;
 	bufferevent_disable(c->cbev, EV_READ);
@@ -554,6 +623,7 @@ conn_up_failed(conn_t *c, short what)
 {
 	char msg[1024], reason[256];
 	SSL *ssl = c->up_tls && c->ubev ? bufferevent_openssl_get_ssl(c->ubev) : NULL;
+	unsigned long e = c->ubev ? bufferevent_get_openssl_error(c->ubev) : 0;
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -567,9 +637,9 @@ conn_up_failed(conn_t *c, short what)
 		conn_fail(c, 502, "upstream_tls", msg);
 		return;
 	}
-	if (ssl && bufferevent_get_openssl_error(c->ubev)) {
-		unsigned long e = bufferevent_get_openssl_error(c->ubev);
-
+	if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SYS)
+		err = ERR_GET_REASON(e);	/* a socket error seen through OpenSSL */
+	else if (e != 0 && ERR_GET_LIB(e) != 0) {	/* lib 0: libevent's SSL_ERROR_SYSCALL */
 		STATS_INC(tls_upstream_failures);
 		ERR_error_string_n(e, reason, sizeof(reason));
 		snprintf(msg, sizeof(msg), "TLS with upstream %s:%u failed: %s", c->up_host,
@@ -586,6 +656,61 @@ conn_up_failed(conn_t *c, short what)
 /* --- forwarding a request ---------------------------------------------------------------- */
 
 static void conn_request_resolved(const egress_result_t *res, void *arg);
+
+/* Add the secrets this request injects to the connection's response scrubber. */
+static int
+conn_scrub_add(conn_t *c)
+{
+	for (size_t i = 0; i < c->swap.nscrub; i++) {
+		const swap_scrub_t *sc = &c->swap.scrub[i];
+		bool seen = false;
+
+		for (size_t j = 0; j < c->nscrubbed; j++)
+			if (c->scrubbed[j] == sc->secret)
+				seen = true;
+		if (seen || c->nscrubbed == SG_ARRAY_LEN(c->scrubbed))
+			continue;
+		if (c->scrub == NULL && (c->scrub = scrub_new()) == NULL)
+			return -1;
+		if (scrub_add(c->scrub, sc->secret, sc->secret_len, sc->handle,
+		    sc->handle_len) < 0)
+			return -1;
+		c->scrubbed[c->nscrubbed++] = sc->secret;
+	}
+	return 0;
+}
+
+/* Find, authorise and plan the handle swap; answers the client itself on denial. */
+static int
+conn_swap(conn_t *c, const char *host, uint16_t port)
+{
+	const proxy_shared_t *sh = worker_shared(c->w);
+	revoke_set_t *rs = revoke_acquire();
+	swap_env_t env = {c->pol, sh->keyring, sh->handles, sh->rl, rs, util_now_s(),
+	    util_mono_ms()};
+	swap_req_t req = {&c->req, c->req_target, host, port,
+	    (const struct sockaddr *)&c->peer_ss,
+	    c->proxy_token[0] ? c->proxy_token : NULL};
+	int rc;
+
+	swap_out_free(&c->swap);
+	rc = swap_request(&env, &req, &c->swap);
+	if (rs)
+		revoke_unref(rs);
+	if (rc < 0) {
+		if (c->swap.exfiltration)
+			log_warn("%s: possible exfiltration: handle %s toward %s:%u: %s", c->peer,
+			    c->swap.hid[0] ? c->swap.hid : "-", host, port, c->swap.message);
+		conn_fail_ex(c, c->swap.status, c->swap.code, c->swap.message,
+		    c->swap.extra[0] ? c->swap.extra : NULL);
+		return -1;
+	}
+	if (conn_scrub_add(c) < 0) {
+		conn_fail(c, 500, "internal_error", "cannot set up response scrubbing");
+		return -1;
+	}
+	return 0;
+}
 
 static int
 conn_check_host_header(conn_t *c, const char *host, uint16_t port, uint16_t defport)
@@ -638,7 +763,8 @@ conn_on_inner_request(conn_t *c)
 		    (size_t)(c->req.target_len - u.field_data[UF_PATH].off));
 	} else
 		c->req_target = strdup(c->req.target);
-	if (conn_check_host_header(c, c->auth_host, c->auth_port, 443) < 0)
+	if (conn_check_host_header(c, c->auth_host, c->auth_port, 443) < 0 ||
+	    conn_swap(c, c->auth_host, c->auth_port) < 0)
 		return;
 	if (c->ubev && c->up_ready) {
 		conn_send_request_head(c);
@@ -646,6 +772,20 @@ conn_on_inner_request(conn_t *c)
 	}
 	if (conn_dial(c) < 0)
 		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
+}
+
+/* Secrets travel over plain http only where each credential says so. */
+static bool
+conn_plain_allowed(const conn_t *c)
+{
+	for (size_t i = 0; i < c->swap.nscrub; i++) {
+		const policy_credential_t *cr = policy_credential_find(c->pol,
+		    i == 0 && c->swap.credential ? c->swap.credential : "");
+
+		if (cr == NULL || !cr->allow_plain_http)
+			return false;
+	}
+	return true;
 }
 
 /* Absolute-form http:// request to the proxy listener. */
@@ -676,6 +816,8 @@ conn_on_absolute(conn_t *c)
 	host[u.field_data[UF_HOST].len] = '\0';
 	for (char *p = host; *p; p++)
 		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	if (strlen(host) > 1 && host[strlen(host) - 1] == '.')
+		host[strlen(host) - 1] = '\0';	/* "example.com." names example.com */
 	port = u.port ? u.port : 80;
 	if (conn_check_host_header(c, host, port, 80) < 0)
 		return;
@@ -687,6 +829,13 @@ conn_on_absolute(conn_t *c)
 		STATS_INC(errors_egress);
 		snprintf(msg, sizeof(msg), "%s:%u denied: %s", host, port, why);
 		conn_fail(c, 403, "egress_denied", msg);
+		return;
+	}
+	if (conn_swap(c, host, port) < 0)
+		return;
+	if (c->swap.nscrub > 0 && !conn_plain_allowed(c)) {
+		conn_fail(c, 403, "plain_http_denied", "this credential may not travel over "
+		    "plain http; use https");
 		return;
 	}
 	if (c->ubev && c->up_ready && !c->up_tls && c->up_port == port &&
@@ -741,18 +890,56 @@ conn_is_websocket(const http_head_t *h)
 	    strcasecmp(up->value, "websocket") == 0;
 }
 
+/* Bytes that carry a secret go to libevent by reference and are zeroed on release. */
 static void
-conn_write_fields(struct evbuffer *out, const http_head_t *h, bool keep_length)
+conn_secret_cleanup(const void *data, size_t len, void *arg)
 {
+	(void)len;
+	(void)arg;
+	sodium_free((void *)data);
+}
+
+static void
+conn_add_secret(struct evbuffer *out, const char *s, size_t len)
+{
+	char *copy = sodium_malloc(len ? len : 1);
+
+	if (copy == NULL)
+		return;
+	memcpy(copy, s, len);
+	if (evbuffer_add_reference(out, copy, len, conn_secret_cleanup, NULL) < 0)
+		sodium_free(copy);
+}
+
+static void
+conn_write_field(struct evbuffer *out, const char *name, const char *value, bool secret)
+{
+	evbuffer_add_printf(out, "%s: ", name);
+	if (secret)
+		conn_add_secret(out, value, strlen(value));
+	else
+		evbuffer_add(out, value, strlen(value));
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Request fields as the swap edited them; handles never leave, secrets by reference. */
+static void
+conn_write_request_fields(conn_t *c, struct evbuffer *out)
+{
+	const http_head_t *h = &c->req;
+	const inject_edits_t *e = &c->swap.edits;
+
 	for (size_t i = 0; i < h->nfields; i++) {
 		const http_field_t *f = &h->fields[i];
+		const char *v = inject_field_value(h, e, i);
 
-		if (keep_length && strcasecmp(f->name, "Content-Length") == 0)
-			;	/* HEAD / 304: describes the representation, not this body */
-		else if (http_is_hop_by_hop(h, f->name, f->name_len))
+		if (v == NULL || http_is_hop_by_hop(h, f->name, f->name_len) ||
+		    strcasecmp(f->name, "Proxy-Tokenizer") == 0)
 			continue;
-		evbuffer_add_printf(out, "%s: %s\r\n", f->name, f->value);
+		conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
 	}
+	for (size_t i = 0; i < e->nadd; i++)
+		conn_write_field(out, e->add[i].name, e->add[i].value, true);
 }
 
 static void
@@ -761,12 +948,17 @@ conn_send_request_head(conn_t *c)
 	struct evbuffer *out = bufferevent_get_output(c->ubev);
 	const http_head_t *h = &c->req;
 	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
+	const char *target = c->swap.edits.target ? c->swap.edits.target : c->req_target;
 
 	c->st = ST_RELAY;
 	c->upgrading = h->upgrade && conn_is_websocket(h);
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", http_method_str(h->method),
-	    c->req_target);
-	conn_write_fields(out, h, false);
+	evbuffer_add_printf(out, "%s ", http_method_str(h->method));
+	if (c->swap.edits.target)
+		conn_add_secret(out, target, strlen(target));
+	else
+		evbuffer_add(out, target, strlen(target));
+	evbuffer_add(out, " HTTP/1.1\r\n", 11);
+	conn_write_request_fields(c, out);
 	c->req_chunked = h->chunked;
 	if (h->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
@@ -788,7 +980,8 @@ conn_send_request_head(conn_t *c)
 	c->req_done = h->no_body;
 	if (!c->req_done) {
 		bufferevent_enable(c->cbev, EV_READ);
-		conn_relay_request_body(c);
+		if (conn_relay_request_body(c) < 0)
+			return;		/* answered or closed: c may be gone */
 	}
 	if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
 		conn_up_read_cb(c->ubev, c);
@@ -850,28 +1043,30 @@ conn_feed(http_parser *p, const http_parser_settings *s, struct evbuffer *in, bo
 	return 0;
 }
 
-static void
+/* Returns -1 when the connection was answered/closed (c must not be used then). */
+static int
 conn_relay_request_body(conn_t *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 
 	if (c->ubev == NULL || c->req_done)
-		return;
+		return 0;
 	c->reqp.data = c;
 	if (conn_feed(&c->reqp, &conn_req_body_settings, in, &c->req_done) < 0) {
 		STATS_INC(errors_bad_request);
 		conn_fail(c, 400, "bad_request",
 		    http_errno_description(HTTP_PARSER_ERRNO(&c->reqp)));
-		return;
+		return -1;
 	}
 	if (c->req_done) {
 		bufferevent_disable(c->cbev, EV_READ);	/* next request waits its turn */
-		return;
+		return 0;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > SG_RELAY_HIGH_WATER) {
 		bufferevent_disable(c->cbev, EV_READ);
 		bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
 	}
+	return 0;
 }
 
 static void
@@ -894,17 +1089,30 @@ conn_up_write_cb(struct bufferevent *bev, void *arg)
 
 /* --- response ---------------------------------------------------------------------------- */
 
+/* Response body bytes to the client, framed as chosen (emit callback of scrub). */
+static void
+conn_emit_body(void *arg, const void *data, size_t len)
+{
+	conn_t *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	if (len == 0)
+		return;
+	if (c->res_chunked_out)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, data, len);
+	if (c->res_chunked_out)
+		evbuffer_add(out, "\r\n", 2);
+}
+
 static int
 conn_res_on_body(http_parser *p, const char *at, size_t len)
 {
 	conn_t *c = p->data;
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
 
-	if (c->res_chunked_out)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	evbuffer_add(out, at, len);
-	if (c->res_chunked_out)
-		evbuffer_add(out, "\r\n", 2);
+	if (c->scrub)
+		return scrub_feed(c->scrub, at, len, conn_emit_body, c) < 0 ? -1 : 0;
+	conn_emit_body(c, at, len);
 	return 0;
 }
 
@@ -913,6 +1121,8 @@ conn_res_on_complete(http_parser *p)
 {
 	conn_t *c = p->data;
 
+	if (c->scrub && scrub_finish(c->scrub, conn_emit_body, c) < 0)
+		return -1;
 	if (c->res_chunked_out)
 		evbuffer_add(bufferevent_get_output(c->cbev), "0\r\n\r\n", 5);
 	c->res_done = true;
@@ -952,6 +1162,35 @@ conn_response_done(conn_t *c)
 }
 
 static void
+conn_emit_evbuffer(void *arg, const void *data, size_t len)
+{
+	evbuffer_add(arg, data, len);
+}
+
+/* Response fields to the client; injected secrets in values become their handles. */
+static void
+conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
+{
+	const http_head_t *h = &c->res;
+
+	for (size_t i = 0; i < h->nfields; i++) {
+		const http_field_t *f = &h->fields[i];
+
+		if (!(keep_length && strcasecmp(f->name, "Content-Length") == 0) &&
+		    http_is_hop_by_hop(h, f->name, f->name_len))
+			continue;
+		evbuffer_add_printf(out, "%s: ", f->name);
+		if (c->scrub) {
+			if (scrub_feed(c->scrub, f->value, f->value_len, conn_emit_evbuffer,
+			    out) < 0 || scrub_finish(c->scrub, conn_emit_evbuffer, out) < 0)
+				log_warn("%s: response header not scrubbed", c->peer);
+		} else
+			evbuffer_add(out, f->value, f->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+}
+
+static void
 conn_write_response_head(conn_t *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
@@ -962,12 +1201,12 @@ conn_write_response_head(conn_t *c)
 	c->res_started = true;
 	c->up_keepalive = h->keep_alive;
 	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", h->status, h->reason);
-	conn_write_fields(out, h, head_like);
+	conn_write_response_fields(c, out, head_like);
 	c->res_chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
 	} else if (!bodyless) {
-		if (h->has_length && !h->chunked)
+		if (h->has_length && !h->chunked && c->scrub == NULL)
 			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
 			    (unsigned long long)h->content_length);
 		else if (c->req.major == 1 && c->req.minor >= 1) {
@@ -1029,7 +1268,7 @@ conn_relay_response_body(conn_t *c)
 	c->resp.data = c;
 	if (conn_feed(&c->resp, &conn_res_body_settings, in, &c->res_done) < 0) {
 		STATS_INC(errors_upstream);
-		conn_close(c, "malformed response body");
+		conn_close_after_flush(c, "malformed response body from upstream: aborted");
 		return;
 	}
 	if (c->res_done) {

@@ -400,6 +400,8 @@ http_split_authority(const char *auth, size_t len, char *host, size_t hostlen,
 		if (colon && memchr(colon + 1, ':', (size_t)(end - colon - 1)))
 			return -1;	/* bare IPv6 without brackets */
 	}
+	if (hl > 1 && h[hl - 1] == '.' && h[hl - 2] != '.')
+		hl--;		/* "example.com." names example.com */
 	if (hl == 0 || hl >= hostlen)
 		return -1;
 	for (size_t i = 0; i < hl; i++)

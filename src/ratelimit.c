@@ -1,5 +1,8 @@
 /* ratelimit.c — striped, bounded table of fixed-point token buckets. */
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -475,4 +478,85 @@ ratelimit_take(ratelimit_t *rl, const struct ratelimit_req *reqs, size_t n,
 	for (size_t i = nl; i-- > 0;)
 		pthread_mutex_unlock(&rl->stripes[order[i]].mu);
 	return rc;
+}
+
+/* --- response headers ----------------------------------------------------------------- */
+
+/* Longest policy name (before escaping). */
+#define RL_MAX_NAME	64
+
+/* ceil(ms / 1000) without overflow. */
+static uint64_t
+rl_ceil_s(uint64_t ms)
+{
+	return ms / 1000 + (ms % 1000 != 0);
+}
+
+/* Append printf output at *pos; false when it does not fit. */
+static bool __attribute__((format(printf, 4, 5)))
+rl_append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *pos, len - *pos, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *pos)
+		return false;
+	*pos += (size_t)n;
+	return true;
+}
+
+/* policy_name as an sf-string body (without the quotes); false when it cannot be one. */
+static bool
+rl_sf_string(const char *name, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+		if (*p < 0x20 || *p > 0x7e)
+			return false;
+		if (*p == '"' || *p == '\\') {
+			if (o + 1 >= outlen)
+				return false;
+			out[o++] = '\\';
+		}
+		if (o + 1 >= outlen)
+			return false;
+		out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+int
+ratelimit_format_headers(const struct ratelimit_result *res, const char *policy_name,
+    char *buf, size_t len)
+{
+	char name[2 * RL_MAX_NAME + 1];
+	size_t pos = 0;
+	bool ok = true;
+
+	if (buf == NULL || len == 0)
+		return -1;
+	buf[0] = '\0';
+	if (strlen(policy_name) > RL_MAX_NAME || !rl_sf_string(policy_name, name, sizeof(name)))
+		return -1;
+	if (res->limiting == RATELIMIT_NONE)
+		return 0;
+	if (!res->allowed) {
+		uint64_t s = rl_ceil_s(res->retry_after_ms);
+
+		ok = rl_append(buf, len, &pos, "Retry-After: %" PRIu64 "\r\n", s ? s : 1);
+	}
+	ok = ok && rl_append(buf, len, &pos, "RateLimit-Policy: \"%s\";q=%" PRIu32 ";w=%" PRIu64
+	    "\r\n", name, res->burst, res->window_ms >= 1000 ? rl_ceil_s(res->window_ms) : 1);
+	ok = ok && rl_append(buf, len, &pos, "RateLimit: \"%s\";r=%" PRIu32 ";t=%" PRIu64 "\r\n",
+	    name, res->remaining, rl_ceil_s(res->reset_ms));
+	if (!ok) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return (int)pos;
 }

@@ -23,11 +23,9 @@ import http.server
 import json
 import os
 import random
-import selectors
 import shutil
 import signal
 import socket
-import socketserver
 import ssl
 import subprocess
 import sys
@@ -59,10 +57,12 @@ _payload_cache = {}
 def payload(n, seed=1):
     """Deterministic pseudo-random bytes: the upstream streams them, the client hashes them."""
     key = (n, seed)
-    if key not in _payload_cache:
+    data = _payload_cache.get(key)
+    if data is None:      # keep only the latest (they can be 64 MiB); thread-safe enough
+        data = random.Random(seed * 1000003 + n).randbytes(n)
         _payload_cache.clear()
-        _payload_cache[key] = random.Random(seed * 1000003 + n).randbytes(n)
-    return _payload_cache[key]
+        _payload_cache[key] = data
+    return data
 
 
 def sha256(data):

@@ -5,9 +5,7 @@ If these fail, every other e2e module's verdict is meaningless, so they run firs
 """
 import json
 import socket
-import ssl
 import subprocess
-import threading
 
 import sgtest
 from sgtest import PKI, EchoUpstream, Canary, payload, sha256

@@ -38,7 +38,7 @@ class PolicyCheckTest(unittest.TestCase):
     def test_example_ok(self):
         r = run("policy", "check", EXAMPLE)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, "policy OK: policies/example.json: 1 credentials, 1 sandboxes, "
+        self.assertEqual(r.stdout, "policy OK: policies/example.json: 1 credential, 1 sandbox, "
                          "listeners proxy=127.0.0.1:3128 metadata=127.0.0.1:8775 "
                          "admin=127.0.0.1:9091\n")
         self.assertIn("warning: policies/example.json: credentials.example.secret: "
@@ -118,7 +118,7 @@ class PolicyCheckTest(unittest.TestCase):
             write(os.path.join(d, "gh.token"), "ghp-e2e-file-secret\n", 0o600)
             r = run("policy", "check", d)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("1 credentials, 1 sandboxes", r.stdout)
+            self.assertIn("1 credential, 1 sandbox", r.stdout)
             self.assertNotIn("ghp-e2e-file-secret", r.stdout + r.stderr)
             self.assertFalse(os.path.exists(os.path.join(d, "keys")))
             self.assertFalse(os.path.exists(os.path.join(d, "certs")))

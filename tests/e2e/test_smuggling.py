@@ -87,10 +87,13 @@ CASES = {
     "te_chunked_not_last": (_te(b"chunked, gzip"), False),
     "oversized_start_line": (
         lambda t, h: b"GET %s?%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, b"a" * 20000, h), False),
+    # 24 KB against limits.max_header_bytes 16384 (set below): far over the limit, yet
+    # small enough that the client's write completes before sealgate answers, so a
+    # failed client-side TLS write cannot hide the 400.
     "oversized_header_block": (
         lambda t, h: b"GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
                      % (t, h, b"".join(b"X-Big-%d: %s\r\n" % (i, b"b" * 4000)
-                                       for i in range(20))), True),
+                                       for i in range(6))), True),
     "too_many_headers": (
         lambda t, h: b"GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
                      % (t, h, b"".join(b"X-H-%d: v\r\n" % i for i in range(300))), False),

@@ -434,6 +434,102 @@ test_threads_all_or_none(void **state)
 	}
 }
 
+/* --- response headers --------------------------------------------------------------- */
+
+static void
+test_headers_allowed(void **state)
+{
+	ratelimit_t *rl = *state;
+	policy_rate_t r = rate(10, 60 * 1000, 20);	/* 10/min, burst 20 */
+	struct ratelimit_result res;
+	char buf[320];
+	int n;
+
+	assert_true(take1(rl, "h", &r, 1000, &res));
+	/* 19 left; one token back after 6 s */
+	n = ratelimit_format_headers(&res, "handle", buf, sizeof(buf));
+	assert_int_equal(n, (int)strlen(buf));
+	assert_string_equal(buf,
+	    "RateLimit-Policy: \"handle\";q=20;w=60\r\n"
+	    "RateLimit: \"handle\";r=19;t=6\r\n");
+	/* a reset that is not a whole number of seconds rounds up */
+	res.reset_ms = 6001;
+	assert_true(ratelimit_format_headers(&res, "handle", buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, ";t=7\r\n"));
+	/* full bucket: t=0 */
+	res.reset_ms = 0;
+	assert_true(ratelimit_format_headers(&res, "handle", buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, ";t=0\r\n"));
+}
+
+static void
+test_headers_denied(void **state)
+{
+	ratelimit_t *rl = *state;
+	policy_rate_t r = rate(3, 1000, 0);	/* 3/s */
+	struct ratelimit_result res;
+	char buf[320];
+
+	for (int i = 0; i < 3; i++)
+		assert_true(take1(rl, "k", &r, 5000, &res));
+	assert_false(take1(rl, "k", &r, 5000, &res));
+	assert_int_equal(res.retry_after_ms, 334);	/* ceil(1000 / 3) */
+	assert_true(ratelimit_format_headers(&res, "sandbox", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf,
+	    "Retry-After: 1\r\n"
+	    "RateLimit-Policy: \"sandbox\";q=3;w=1\r\n"
+	    "RateLimit: \"sandbox\";r=0;t=1\r\n");
+	/* whole seconds stay, partial seconds round up, never 0 */
+	res.retry_after_ms = 2000;
+	assert_true(ratelimit_format_headers(&res, "sandbox", buf, sizeof(buf)) > 0);
+	assert_true(strncmp(buf, "Retry-After: 2\r\n", 16) == 0);
+	res.retry_after_ms = 2001;
+	assert_true(ratelimit_format_headers(&res, "sandbox", buf, sizeof(buf)) > 0);
+	assert_true(strncmp(buf, "Retry-After: 3\r\n", 16) == 0);
+	res.retry_after_ms = 0;
+	assert_true(ratelimit_format_headers(&res, "sandbox", buf, sizeof(buf)) > 0);
+	assert_true(strncmp(buf, "Retry-After: 1\r\n", 16) == 0);
+	/* sub-second windows still say w=1; huge values print in full */
+	res.window_ms = 500;
+	res.retry_after_ms = UINT64_MAX;
+	res.burst = UINT32_MAX;
+	assert_true(ratelimit_format_headers(&res, "sandbox", buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "Retry-After: 18446744073709552\r\n"));
+	assert_non_null(strstr(buf, ";q=4294967295;w=1\r\n"));
+}
+
+static void
+test_headers_edge(void **state)
+{
+	struct ratelimit_result res = {.allowed = true, .limiting = 0, .remaining = 1,
+	    .limit = 2, .burst = 2, .window_ms = 1000, .reset_ms = 500};
+	char buf[320], tiny[40];
+
+	(void)state;
+	/* sf-string escaping of '"' and '\\' */
+	assert_true(ratelimit_format_headers(&res, "a\"b\\c", buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "RateLimit: \"a\\\"b\\\\c\";r=1;t=1\r\n"));
+	/* names that cannot be an sf-string */
+	assert_int_equal(ratelimit_format_headers(&res, "a\nb", buf, sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(ratelimit_format_headers(&res, "caf\xc3\xa9", buf, sizeof(buf)), -1);
+	{
+		char longname[80];
+
+		memset(longname, 'n', sizeof(longname) - 1);
+		longname[sizeof(longname) - 1] = '\0';
+		assert_int_equal(ratelimit_format_headers(&res, longname, buf, sizeof(buf)), -1);
+	}
+	/* too small: -1 and an empty string, never a cut line */
+	assert_int_equal(ratelimit_format_headers(&res, "handle", tiny, sizeof(tiny)), -1);
+	assert_string_equal(tiny, "");
+	assert_int_equal(ratelimit_format_headers(&res, "handle", NULL, 0), -1);
+	/* no limiting bucket: nothing */
+	res.limiting = RATELIMIT_NONE;
+	assert_int_equal(ratelimit_format_headers(&res, "handle", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+}
+
 int
 main(void)
 {
@@ -448,6 +544,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unlimited_and_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_headers_allowed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_headers_denied, setup, teardown),
+		cmocka_unit_test(test_headers_edge),
 		cmocka_unit_test(test_eviction_bounded),
 		cmocka_unit_test(test_eviction_lossless_first),
 		cmocka_unit_test_setup_teardown(test_threads_one_bucket, setup, teardown),

@@ -1,0 +1,68 @@
+/*
+ * authz.h — may this verified handle be used for this request? Pure core: no sockets,
+ * no clocks (now is passed in), no allocation, thread-safe.
+ *
+ * Checks, in this order (the first failure answers):
+ *   revoked                    403 revoked                 (revoke_check)
+ *   exp / iat (SG_CLOCK_SKEW_S) 403 handle_expired / handle_not_yet_valid
+ *   the handle's sandbox gone  403 sandbox_unknown
+ *   request not from it        407 sandbox_mismatch        (source address, proxy token)
+ *   credential not granted     403 credential_not_granted
+ *   host:port                  403 host_out_of_scope       (exfiltration = true)
+ *   method                     403 method_out_of_scope
+ *   path                       403 path_out_of_scope
+ * Scope is the intersection of the credential's policy and the handle's narrower lists.
+ * Rate limits are not checked here (the shell takes them after an allow).
+ * Messages name the credential, sandbox, host or rule that failed; never a secret or a
+ * handle's text (request text that holds a handle is replaced by "[handle]").
+ */
+#ifndef SEALGATE_AUTHZ_H
+#define SEALGATE_AUTHZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "handle.h"
+#include "policy.h"
+#include "revoke.h"
+#include "util.h"
+
+/* Longest proxy credential taken from a Basic Proxy-Authorization (decoded user:pass). */
+#define AUTHZ_BASIC_MAX		1024
+
+typedef struct authz_input {
+	const policy_t *policy;
+	const revoke_set_t *revoked;		/* may be NULL */
+	const struct sockaddr *peer;		/* the client's source address */
+	const char *proxy_token;		/* from Proxy-Authorization, or NULL */
+	const char *host;			/* the upstream the request goes to (lower-case) */
+	uint16_t port;
+	const char *method;			/* "GET" ... */
+	const char *path;			/* already normalised by scope_path_normalize */
+	int64_t now;
+} authz_input_t;
+
+typedef struct authz_result {
+	unsigned status;			/* 0 = allowed; else 403 / 407 */
+	const char *code;			/* static snake_case; "ok" when allowed */
+	char message[320];			/* names what failed; never a secret */
+	bool exfiltration;			/* handle headed outside its scope: audit it */
+	const policy_credential_t *cred;	/* set when allowed, else NULL */
+	const policy_sandbox_t *sandbox;	/* set when allowed, else NULL */
+} authz_result_t;
+
+/* 0 allowed, -1 denied; out is filled either way. */
+int authz_check(const authz_input_t *in, const handle_claims_t *c, authz_result_t *out)
+    SG_NONNULL;
+
+/*
+ * The proxy token in a Proxy-Authorization value: t from "Bearer t", "FlyV1 t" or
+ * "Basic base64(user:t)" (scheme case-insensitive). 0 with out filled (NUL-terminated),
+ * -1 when there is none, it is malformed or does not fit outlen (out then holds "").
+ */
+int authz_proxy_token(const char *proxy_authorization_value, char *out, size_t outlen)
+    __attribute__((nonnull(2)));
+
+#endif

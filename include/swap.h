@@ -1,0 +1,70 @@
+/*
+ * swap.h — one request's handle work: find handles (raw and encoded), unseal through
+ * the verified-handle cache, authorise, rate-limit, plan the injection of the real
+ * secret, and say which secrets to scrub from the response.
+ *
+ * No sockets: the connection code calls swap_request with the parsed head and applies
+ * the edits while it writes the head upstream. Time is passed in.
+ */
+#ifndef SEALGATE_SWAP_H
+#define SEALGATE_SWAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "handlecache.h"
+#include "http.h"
+#include "inject.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "revoke.h"
+#include "seal.h"
+
+typedef struct swap_env {
+	const policy_t *policy;
+	const seal_keyring_t *keyring;
+	handlecache_t *cache;
+	ratelimit_t *rl;
+	const revoke_set_t *revoked;	/* may be NULL */
+	int64_t now;			/* wall clock, seconds */
+	uint64_t now_ms;		/* monotonic, for rate buckets */
+} swap_env_t;
+
+typedef struct swap_req {
+	const http_head_t *head;
+	const char *target;		/* origin-form target as it will be sent */
+	const char *host;		/* upstream host (lower-case) and port */
+	uint16_t port;
+	const struct sockaddr *peer;
+	const char *proxy_token;	/* from Proxy-Authorization, or NULL */
+} swap_req_t;
+
+/* A secret that was injected, and the handle that replaces it in responses. */
+typedef struct swap_scrub {
+	const policy_credential_t *cred;	/* borrowed from the policy snapshot */
+	const char *secret;		/* borrowed from the policy snapshot */
+	size_t secret_len;
+	char handle[SG_HANDLE_MAX_LEN + 1];
+	size_t handle_len;
+} swap_scrub_t;
+
+typedef struct swap_out {
+	inject_edits_t edits;
+	unsigned status;		/* 0: go ahead; else the error answer */
+	const char *code;
+	char message[384];
+	char extra[320];		/* extra answer headers (Retry-After, RateLimit…) */
+	bool exfiltration;		/* audit as a possible exfiltration */
+	swap_scrub_t scrub[INJECT_MAX_HANDLES];
+	size_t nscrub;
+	/* for the audit line: the first handle's id, credential, sandbox */
+	char hid[40];
+	const char *credential, *sandbox;
+} swap_out_t;
+
+/* 0: forward with out->edits applied (nscrub may be 0); -1: answer out->status. */
+int swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out);
+void swap_out_free(swap_out_t *out);
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * leak.c — encoded handle prefixes, found by a chain of byte-at-a-time decoders.
+ *
+ *   input --> [raw matcher: base64, hex]
+ *         --> pct0 --> pct1 --> pct2 --> esc --> pct3 --> [dec matcher: sgh1., base64, hex]
+ *
+ * Every stage passes bytes it does not decode through unchanged and in order, and emits
+ * everything it holds before it takes the next byte that cannot continue an escape, so
+ * a raw "sgh1." reaches the dec matcher with flags 0 and nothing else does.
+ * The stages carry their own pending bytes, so feeding in pieces is the same as feeding
+ * all at once.
+ */
+#include <string.h>
+
+#include "handle.h"
+#include "leak.h"
+
+#define F_PCT	0x01
+#define F_JSON	0x02
+#define F_HTML	0x04
+
+enum { ST_PCT0, ST_PCT1, ST_PCT2, ST_ESC, ST_PCT3, ST_DEC };
+
+enum esc_state {
+	E_IDLE, E_BS, E_U, E_UB, E_X, E_AMP, E_HASH, E_DEC, E_HX, E_HXD,
+};
+
+enum { B64_NONE, B64_STD, B64_URL };
+
+#define ESC_MAX_DIGITS	8
+
+static const char pat_prefix[] = HANDLE_PREFIX;		/* "sgh1." */
+/* The characters all base64 encodings of "sgh1." share, by byte alignment 0, 1, 2. */
+static const char *const pat_b64[3] = {"c2doMS", "NnaDEu", "zZ2gxL"};
+#define PAT_B64_LEN	6
+static const char pat_hex[] = "736768312e";
+#define PAT_HEX_LEN	10
+
+static int stage_push(leak_stream_t *ls, int st, struct leak_item it);
+
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+is_b64_core(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '=';
+}
+
+/* --- matchers ------------------------------------------------------------------------ */
+
+static const struct leak_item *
+ring_back(const struct leak_item *ring, unsigned char n, unsigned k)
+{
+	return &ring[(unsigned)(n - k) % LEAK_HIST];
+}
+
+static void
+ring_add(struct leak_item *ring, unsigned char *n, struct leak_item it)
+{
+	ring[*n % LEAK_HIST] = it;
+	*n = (unsigned char)((*n + 1) % LEAK_HIST);
+}
+
+/* Do the last plen items of ring spell pat? */
+static bool
+ring_ends_with(const struct leak_item *ring, unsigned char n, const char *pat, size_t plen)
+{
+	for (size_t k = 1; k <= plen; k++)
+		if (ring_back(ring, n, (unsigned)k)->c != (unsigned char)pat[plen - k])
+			return false;
+	return true;
+}
+
+static int
+report(leak_stream_t *ls, const char *enc, uint64_t off)
+{
+	ls->done = true;
+	ls->hit.encoding = enc;
+	ls->hit.off = (size_t)off;
+	return 1;
+}
+
+static const char *
+flags_name(unsigned flags)
+{
+	if (flags & F_PCT)
+		return "percent";
+	if (flags & F_JSON)
+		return "json-escape";
+	if (flags & F_HTML)
+		return "html-entity";
+	return "raw";
+}
+
+static int
+match_push(leak_stream_t *ls, struct leak_match *m, bool prefix, struct leak_item it)
+{
+	unsigned char c = it.c;
+
+	if (prefix) {
+		ring_add(m->all, &m->nall, it);
+		if (c == '.' && ring_ends_with(m->all, m->nall, pat_prefix, HANDLE_PREFIX_LEN)) {
+			unsigned flags = 0;
+
+			for (unsigned k = 1; k <= HANDLE_PREFIX_LEN; k++)
+				flags |= ring_back(m->all, m->nall, k)->flags;
+			if (flags != 0 || ls->raw_is_hit)
+				return report(ls, flags_name(flags),
+				    ring_back(m->all, m->nall, HANDLE_PREFIX_LEN)->off);
+		}
+	}
+	if (c != '\r' && c != '\n') {
+		ring_add(m->b64, &m->nb64, it);
+		if (c == '+' || c == '/')
+			m->b64kind = B64_STD;
+		else if (c == '-' || c == '_')
+			m->b64kind = B64_URL;
+		else if (!is_b64_core(c))
+			m->b64kind = B64_NONE;
+		for (int a = 0; a < 3; a++)
+			if (c == (unsigned char)pat_b64[a][PAT_B64_LEN - 1] &&
+			    ring_ends_with(m->b64, m->nb64, pat_b64[a], PAT_B64_LEN))
+				return report(ls, m->b64kind == B64_URL ? "base64url" : "base64",
+				    ring_back(m->b64, m->nb64, PAT_B64_LEN)->off);
+	}
+	if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ':') {
+		if (c >= 'A' && c <= 'F')
+			it.c = (unsigned char)(c - 'A' + 'a');
+		ring_add(m->hex, &m->nhex, it);
+		if (it.c == 'e' && ring_ends_with(m->hex, m->nhex, pat_hex, PAT_HEX_LEN))
+			return report(ls, "hex", ring_back(m->hex, m->nhex, PAT_HEX_LEN)->off);
+	}
+	return 0;
+}
+
+/* --- percent stage --------------------------------------------------------------------- */
+
+static int
+pct_push(leak_stream_t *ls, int st, struct leak_pct *p, struct leak_item it)
+{
+	int r;
+
+	switch (p->n) {
+	case 0:
+		if (it.c == '%') {
+			p->pend[0] = it;
+			p->n = 1;
+			return 0;
+		}
+		return stage_push(ls, st + 1, it);
+	case 1:
+		if (hexval(it.c) >= 0) {
+			p->pend[1] = it;
+			p->n = 2;
+			return 0;
+		}
+		p->n = 0;
+		if ((r = stage_push(ls, st + 1, p->pend[0])) != 0)
+			return r;
+		return pct_push(ls, st, p, it);
+	default:
+		p->n = 0;
+		if (hexval(it.c) >= 0) {
+			struct leak_item out = {
+				.off = p->pend[0].off,
+				.c = (unsigned char)(hexval(p->pend[1].c) << 4 | hexval(it.c)),
+				.flags = (unsigned char)(p->pend[0].flags | p->pend[1].flags |
+				    it.flags | F_PCT),
+			};
+
+			return stage_push(ls, st + 1, out);
+		}
+		if ((r = stage_push(ls, st + 1, p->pend[0])) != 0 ||
+		    (r = stage_push(ls, st + 1, p->pend[1])) != 0)
+			return r;
+		return pct_push(ls, st, p, it);
+	}
+}
+
+static int
+pct_flush(leak_stream_t *ls, int st, struct leak_pct *p)
+{
+	unsigned char n = p->n;
+	int r;
+
+	p->n = 0;
+	for (unsigned char i = 0; i < n; i++)
+		if ((r = stage_push(ls, st + 1, p->pend[i])) != 0)
+			return r;
+	return 0;
+}
+
+/* --- JSON/JS escape + HTML entity stage ----------------------------------------------- */
+
+static void
+esc_hold(struct leak_esc *e, struct leak_item it, unsigned char state)
+{
+	e->pend[e->n++] = it;
+	e->state = state;
+}
+
+/* Emit everything pending unchanged. */
+static int
+esc_spill(leak_stream_t *ls, struct leak_esc *e)
+{
+	unsigned char n = e->n;
+	int r;
+
+	e->n = 0;
+	e->state = E_IDLE;
+	for (unsigned char i = 0; i < n; i++)
+		if ((r = stage_push(ls, ST_ESC + 1, e->pend[i])) != 0)
+			return r;
+	return 0;
+}
+
+/* Emit the decoded code point for everything pending (+ it when take_it). */
+static int
+esc_decoded(leak_stream_t *ls, struct leak_esc *e, unsigned char flag, const struct leak_item *it)
+{
+	struct leak_item out = {.off = e->pend[0].off, .flags = flag};
+
+	for (unsigned char i = 0; i < e->n; i++)
+		out.flags |= e->pend[i].flags;
+	if (it != NULL)
+		out.flags |= it->flags;
+	out.c = e->val <= 0x7f ? (unsigned char)e->val : 0xff;
+	e->n = 0;
+	e->state = E_IDLE;
+	e->digits = 0;
+	e->val = 0;
+	return stage_push(ls, ST_ESC + 1, out);
+}
+
+/* Add a hex (base 16) or decimal digit; false when it is not one or there are too many. */
+static bool
+esc_digit(struct leak_esc *e, struct leak_item it, unsigned base)
+{
+	int v = hexval(it.c);
+
+	if (v < 0 || (base == 10 && v > 9) || e->digits >= ESC_MAX_DIGITS)
+		return false;
+	e->val = e->val * base + (unsigned)v;
+	e->digits++;
+	e->pend[e->n++] = it;
+	return true;
+}
+
+static int
+esc_push(leak_stream_t *ls, struct leak_esc *e, struct leak_item it)
+{
+	unsigned char c = it.c;
+	int r;
+
+	switch ((enum esc_state)e->state) {
+	case E_IDLE:
+		e->digits = 0;
+		e->val = 0;
+		if (c == '\\') {
+			esc_hold(e, it, E_BS);
+			return 0;
+		}
+		if (c == '&') {
+			esc_hold(e, it, E_AMP);
+			return 0;
+		}
+		return stage_push(ls, ST_ESC + 1, it);
+	case E_BS:
+		if (c == '\\') {	/* a run of backslashes is one escape introducer */
+			e->pend[0].flags |= F_JSON | it.flags;
+			return 0;
+		}
+		if (c == 'u') {
+			esc_hold(e, it, E_U);
+			return 0;
+		}
+		if (c == 'x') {
+			esc_hold(e, it, E_X);
+			return 0;
+		}
+		if (c == '/') {
+			e->val = '/';
+			return esc_decoded(ls, e, F_JSON, &it);
+		}
+		break;
+	case E_U:
+		if (c == '{' && e->digits == 0) {
+			esc_hold(e, it, E_UB);
+			return 0;
+		}
+		if (esc_digit(e, it, 16))
+			return e->digits == 4 ? esc_decoded(ls, e, F_JSON, NULL) : 0;
+		break;
+	case E_UB:
+		if (c == '}' && e->digits > 0)
+			return esc_decoded(ls, e, F_JSON, &it);
+		if (esc_digit(e, it, 16))
+			return 0;
+		break;
+	case E_X:
+		if (esc_digit(e, it, 16))
+			return e->digits == 2 ? esc_decoded(ls, e, F_JSON, NULL) : 0;
+		break;
+	case E_AMP:
+		if (c == '#') {
+			esc_hold(e, it, E_HASH);
+			return 0;
+		}
+		break;
+	case E_HASH:
+		if (c == 'x' || c == 'X') {
+			esc_hold(e, it, E_HX);
+			return 0;
+		}
+		if (esc_digit(e, it, 10)) {
+			e->state = E_DEC;
+			return 0;
+		}
+		break;
+	case E_HX:
+		if (esc_digit(e, it, 16)) {
+			e->state = E_HXD;
+			return 0;
+		}
+		break;
+	case E_DEC:
+	case E_HXD:
+		if (c == ';')
+			return esc_decoded(ls, e, F_HTML, &it);
+		if (esc_digit(e, it, e->state == E_DEC ? 10 : 16))
+			return 0;
+		/* ';' is optional: decode, then take it afresh */
+		if ((r = esc_decoded(ls, e, F_HTML, NULL)) != 0)
+			return r;
+		return esc_push(ls, e, it);
+	}
+	if ((r = esc_spill(ls, e)) != 0)
+		return r;
+	return esc_push(ls, e, it);
+}
+
+static int
+esc_flush(leak_stream_t *ls, struct leak_esc *e)
+{
+	if (e->state == E_DEC || e->state == E_HXD)
+		return esc_decoded(ls, e, F_HTML, NULL);
+	return esc_spill(ls, e);
+}
+
+/* --- chain ------------------------------------------------------------------------------- */
+
+static int
+stage_push(leak_stream_t *ls, int st, struct leak_item it)
+{
+	switch (st) {
+	case ST_PCT0:
+	case ST_PCT1:
+	case ST_PCT2:
+		return pct_push(ls, st, &ls->pct[st - ST_PCT0], it);
+	case ST_ESC:
+		return esc_push(ls, &ls->esc, it);
+	case ST_PCT3:
+		return pct_push(ls, st, &ls->pct[3], it);
+	default:
+		return match_push(ls, &ls->dec, true, it);
+	}
+}
+
+static void
+stream_init(leak_stream_t *ls, bool raw_is_hit)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->raw_is_hit = raw_is_hit;
+}
+
+void
+leak_stream_init(leak_stream_t *ls)
+{
+	stream_init(ls, true);
+}
+
+void
+leak_stream_init_encoded(leak_stream_t *ls)
+{
+	stream_init(ls, false);
+}
+
+int
+leak_stream_feed(leak_stream_t *ls, const void *buf, size_t len, leak_hit_t *hit)
+{
+	const unsigned char *p = buf;
+
+	for (size_t i = 0; i < len && !ls->done; i++) {
+		struct leak_item it = {.off = ls->pos++, .c = p[i], .flags = 0};
+
+		if (match_push(ls, &ls->raw, false, it) == 0)
+			(void)stage_push(ls, ST_PCT0, it);
+	}
+	if (!ls->done)
+		return 0;
+	*hit = ls->hit;
+	return 1;
+}
+
+int
+leak_stream_finish(leak_stream_t *ls, leak_hit_t *hit)
+{
+	if (!ls->done &&
+	    pct_flush(ls, ST_PCT0, &ls->pct[0]) == 0 &&
+	    pct_flush(ls, ST_PCT1, &ls->pct[1]) == 0 &&
+	    pct_flush(ls, ST_PCT2, &ls->pct[2]) == 0 &&
+	    esc_flush(ls, &ls->esc) == 0)
+		(void)pct_flush(ls, ST_PCT3, &ls->pct[3]);
+	if (!ls->done)
+		return 0;
+	*hit = ls->hit;
+	return 1;
+}
+
+int
+leak_scan(const void *buf, size_t len, leak_hit_t *hit)
+{
+	leak_stream_t ls;
+
+	leak_stream_init_encoded(&ls);
+	if (len > 0 && buf != NULL && leak_stream_feed(&ls, buf, len, hit))
+		return 1;
+	return leak_stream_finish(&ls, hit);
+}

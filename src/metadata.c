@@ -1,0 +1,775 @@
+/*
+ * metadata.c — the metadata responder: session tokens, sandbox by source address,
+ * handle minting, env rendering. libevent's evhttp does the HTTP; this file routes and
+ * decides. See metadata.h for the endpoints and the token format.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "defaults.h"
+#include "handle.h"
+#include "log.h"
+#include "metadata.h"
+#include "netaddr.h"
+#include "proxy.h"
+
+/* Methods answered at all; anything else is 405 before routing. */
+#define MD_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT)
+/* Methods evhttp lets through to us, so that refusals are our JSON, not its HTML. */
+#define MD_METHODS_SEEN	(MD_METHODS | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | \
+	EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+/* Domain separation for the session token MAC. */
+#define MD_TOKEN_DOMAIN	"sgt1"
+/* CA variables set in /v1/env: what curl, OpenSSL, Python, Node and git read. */
+static const char *const md_ca_vars[] = {
+	"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+	"GIT_SSL_CAINFO",
+};
+static const char *const md_proxy_vars[] = {
+	"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy",
+};
+static const char *const md_no_proxy_vars[] = { "NO_PROXY", "no_proxy" };
+static const char *const md_forwarding_headers[] = { "X-Forwarded-For", "Forwarded", "Via" };
+static const policy_rate_t md_rate = {
+	.set = true, .requests = METADATA_RATE_REQUESTS, .per_ms = METADATA_RATE_PER_MS,
+	.burst = METADATA_RATE_BURST,
+};
+
+struct metadata {
+	struct evhttp *http;
+	const seal_key_t *seal_key;
+	char *proxy_url, *ca_guest_path, *no_proxy;
+	char *ca_pem;
+	size_t ca_pem_len;
+	int hop_limit;
+	int family;
+	ratelimit_t *rl, *own_rl;
+	uint8_t *token_key;		/* sodium_malloc'd, METADATA_TOKEN_KEY_LEN */
+	char bound[80];
+};
+
+/* One request being answered. */
+struct md_req {
+	metadata_t *md;
+	struct evhttp_request *req;
+	enum evhttp_cmd_type method;
+	const char *path;
+	policy_t *policy;
+	const policy_sandbox_t *sb;
+};
+
+typedef void (*md_handler_fn)(struct md_req *);
+
+struct md_route {
+	unsigned methods;		/* EVHTTP_REQ_* mask */
+	const char *path;
+	bool prefix;			/* path is a prefix (the rest is an argument) */
+	const char *token_header;	/* session token header required; NULL: none */
+	md_handler_fn handler;
+};
+
+/* --- pure parts ------------------------------------------------------------------ */
+
+static void
+md_token_mac(const uint8_t key[METADATA_TOKEN_KEY_LEN], const char *sandbox,
+    const uint8_t exp_be[8], uint8_t mac[crypto_auth_hmacsha256_BYTES])
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, key, METADATA_TOKEN_KEY_LEN);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)MD_TOKEN_DOMAIN,
+	    strlen(MD_TOKEN_DOMAIN));
+	/* the NUL ends the name, so ("ab", exp) and ("a", "b"||exp) differ */
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)sandbox, strlen(sandbox) + 1);
+	crypto_auth_hmacsha256_update(&st, exp_be, 8);
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+}
+
+void
+metadata_token_mint(const uint8_t key[METADATA_TOKEN_KEY_LEN], const char *sandbox,
+    int64_t exp, char out[METADATA_TOKEN_BUF])
+{
+	uint8_t raw[METADATA_TOKEN_RAW_LEN];
+	uint64_t e = (uint64_t)exp;
+	size_t plen = strlen(METADATA_TOKEN_PREFIX);
+
+	for (int i = 7; i >= 0; i--, e >>= 8)
+		raw[i] = (uint8_t)(e & 0xff);
+	md_token_mac(key, sandbox, raw, raw + 8);
+	memcpy(out, METADATA_TOKEN_PREFIX, plen);
+	sodium_bin2base64(out + plen, METADATA_TOKEN_BUF - plen, raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int
+metadata_token_verify(const uint8_t key[METADATA_TOKEN_KEY_LEN], const char *sandbox,
+    const char *token, int64_t now)
+{
+	uint8_t raw[METADATA_TOKEN_RAW_LEN], mac[crypto_auth_hmacsha256_BYTES];
+	size_t plen = strlen(METADATA_TOKEN_PREFIX), rawlen = 0;
+	const char *end = NULL;
+	uint64_t e = 0;
+
+	if (token == NULL || strlen(token) != METADATA_TOKEN_TEXT_LEN ||
+	    strncmp(token, METADATA_TOKEN_PREFIX, plen) != 0)
+		return METADATA_TOKEN_BAD;
+	if (sodium_base642bin(raw, sizeof(raw), token + plen, METADATA_TOKEN_TEXT_LEN - plen,
+	    NULL, &rawlen, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    rawlen != sizeof(raw) || end != token + METADATA_TOKEN_TEXT_LEN)
+		return METADATA_TOKEN_BAD;
+	md_token_mac(key, sandbox, raw, mac);
+	if (crypto_verify_32(mac, raw + 8) != 0)
+		return METADATA_TOKEN_BAD;
+	for (int i = 0; i < 8; i++)
+		e = e << 8 | raw[i];
+	if (e > INT64_MAX || now >= (int64_t)e)
+		return METADATA_TOKEN_EXPIRED;
+	return METADATA_TOKEN_OK;
+}
+
+int
+metadata_parse_ttl(const char *s, int64_t *ttl)
+{
+	int64_t v = 0;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > METADATA_TOKEN_TTL_MAX_S)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	if (v < METADATA_TOKEN_TTL_MIN_S || v > METADATA_TOKEN_TTL_MAX_S)
+		return -1;
+	*ttl = v;
+	return 0;
+}
+
+bool
+metadata_is_forwarding_header(const char *name)
+{
+	for (size_t i = 0; i < SG_ARRAY_LEN(md_forwarding_headers); i++)
+		if (strcasecmp(name, md_forwarding_headers[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+md_is_identifier(const char *s)
+{
+	if (s == NULL || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+		return false;
+	for (s++; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_' ||
+		    (*s >= '0' && *s <= '9')))
+			return false;
+	return true;
+}
+
+/* Append "export NAME='value'\n" to b; each ' in value becomes '\''. */
+static int
+md_env_line(struct evbuffer *b, const char *name, const char *value)
+{
+	int rc = evbuffer_add_printf(b, "export %s='", name) < 0 ? -1 : 0;
+
+	for (const char *q; rc == 0 && (q = strchr(value, '\'')) != NULL; value = q + 1)
+		if (evbuffer_add(b, value, (size_t)(q - value)) < 0 ||
+		    evbuffer_add(b, "'\\''", 4) < 0)
+			rc = -1;
+	if (rc == 0 && evbuffer_add_printf(b, "%s'\n", value) < 0)
+		rc = -1;
+	return rc;
+}
+
+char *
+metadata_env_render(const metadata_env_var_t *vars, size_t n)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *out = NULL;
+	size_t len;
+	int rc = b ? 0 : -1;
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (vars[i].value != NULL && md_is_identifier(vars[i].name))
+			rc = md_env_line(b, vars[i].name, vars[i].value);
+	if (rc == 0) {
+		len = evbuffer_get_length(b);
+		if ((out = malloc(len + 1)) != NULL) {
+			evbuffer_remove(b, out, len);
+			out[len] = '\0';
+		}
+	}
+	if (b)
+		evbuffer_free(b);
+	return out;
+}
+
+/* --- replies --------------------------------------------------------------------- */
+
+static const char *
+md_reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+static void
+md_reply(struct md_req *r, int code, const char *ctype, const void *body, size_t len)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	if (b == NULL || evbuffer_add(b, body, len) < 0) {
+		evhttp_send_error(r->req, 500, NULL);
+	} else
+		evhttp_send_reply(r->req, code, md_reason(code), b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void
+md_reply_json(struct md_req *r, int code, json_t *j)
+{
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (txt == NULL) {
+		evhttp_send_error(r->req, 500, NULL);
+		return;
+	}
+	md_reply(r, code, "application/json", txt, strlen(txt));
+	free(txt);
+}
+
+static void md_error(struct md_req *r, int code, const char *ecode, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* {"error": ecode, "message": ...} + X-Sealgate-Error. Messages never hold secrets. */
+static void
+md_error(struct md_req *r, int code, const char *ecode, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "X-Sealgate-Error", ecode);
+	log_debug("%s %s: %d %s", r->sb ? r->sb->name : "-", r->path ? r->path : "-", code,
+	    ecode);
+	md_reply_json(r, code, json_pack("{s:s, s:s}", "error", ecode, "message", msg));
+}
+
+/* --- handle minting ---------------------------------------------------------------- */
+
+/* RFC 3339 UTC (as `sealgate handle mint --json` prints it). */
+static void
+md_format_time(int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outlen, "%lld", (long long)t);
+}
+
+/* A fresh handle for the request's sandbox, or NULL. Logs the mint (never the text). */
+static char *
+md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
+{
+	handle_claims_t c;
+	char *text = NULL;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.cred = cred->name;
+	c.sb = r->sb->name;
+	c.iat = util_now_s();
+	c.exp = c.iat + (int64_t)cred->ttl_s;
+	if ((rc = handle_mint(r->md->seal_key, &c, &text)) != HANDLE_OK) {
+		log_err("sandbox %s credential %s: %s", c.sb, c.cred, handle_error_message(rc));
+		return NULL;
+	}
+	log_info("minted handle sandbox=%s credential=%s hid=%s key=%s exp=%lld", c.sb, c.cred,
+	    c.hid, c.key_id, (long long)c.exp);
+	*exp = c.exp;
+	return text;
+}
+
+/* --- handlers ---------------------------------------------------------------------- */
+
+static void
+md_token_cb(struct md_req *r)
+{
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+	    METADATA_HDR_TTL);
+	char tok[METADATA_TOKEN_BUF], ttl_txt[24];
+	int64_t ttl;
+
+	if (metadata_parse_ttl(v, &ttl) < 0) {
+		md_error(r, 400, "bad_ttl", "%s must be a whole number of seconds in %d..%d",
+		    METADATA_HDR_TTL, METADATA_TOKEN_TTL_MIN_S, METADATA_TOKEN_TTL_MAX_S);
+		return;
+	}
+	metadata_token_mint(r->md->token_key, r->sb->name, util_now_s() + ttl, tok);
+	snprintf(ttl_txt, sizeof(ttl_txt), "%lld", (long long)ttl);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), METADATA_HDR_TTL, ttl_txt);
+	md_reply(r, 200, "text/plain", tok, strlen(tok));
+	sodium_memzero(tok, sizeof(tok));
+}
+
+static void
+md_handles_cb(struct md_req *r)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < r->sb->credentials.n; i++)
+		json_array_append_new(a, json_string(r->sb->credentials.v[i]));
+	md_reply_json(r, 200, a);
+}
+
+static json_t *
+md_strlist_json(const policy_strlist_t *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < l->n; i++)
+		json_array_append_new(a, json_string(l->v[i]));
+	return a;
+}
+
+static void
+md_handle_cb(struct md_req *r)
+{
+	const char *name = r->path + strlen("/v1/handles/");
+	const policy_credential_t *cred = policy_credential_find(r->policy, name);
+	char *text, when[64];
+	int64_t exp;
+	json_t *j;
+
+	if (cred == NULL || !policy_sandbox_grants(r->sb, name)) {
+		md_error(r, 404, "not_granted", "sandbox %s is not granted credential %.64s",
+		    r->sb->name, name);
+		return;
+	}
+	if ((text = md_mint(r, cred, &exp)) == NULL) {
+		md_error(r, 500, "mint_failed", "could not mint a handle for %s", name);
+		return;
+	}
+	md_format_time(exp, when, sizeof(when));
+	j = json_pack("{s:s, s:s, s:s?, s:o}", "handle", text, "expires_at", when,
+	    "env", cred->env, "hosts", md_strlist_json(&cred->hosts));
+	free(text);
+	md_reply_json(r, 200, j);
+}
+
+/* Handles for every granted credential with an env name; NULL entries on failure. */
+static int
+md_env_handles(struct md_req *r, metadata_env_var_t *vars, size_t *n)
+{
+	const policy_credential_t *cred;
+	int64_t exp;
+
+	for (size_t i = 0; i < r->sb->credentials.n; i++) {
+		cred = policy_credential_find(r->policy, r->sb->credentials.v[i]);
+		if (cred == NULL || cred->env == NULL)
+			continue;
+		vars[*n].name = cred->env;
+		if ((vars[(*n)++].value = md_mint(r, cred, &exp)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/* Proxy, NO_PROXY and CA variables after the handles. */
+static void
+md_env_fixed(const metadata_t *md, metadata_env_var_t *vars, size_t *n)
+{
+	for (size_t i = 0; md->proxy_url && i < SG_ARRAY_LEN(md_proxy_vars); i++)
+		vars[(*n)++] = (metadata_env_var_t){ md_proxy_vars[i], md->proxy_url };
+	for (size_t i = 0; i < SG_ARRAY_LEN(md_no_proxy_vars); i++)
+		vars[(*n)++] = (metadata_env_var_t){ md_no_proxy_vars[i], md->no_proxy };
+	for (size_t i = 0; md->ca_pem && i < SG_ARRAY_LEN(md_ca_vars); i++)
+		vars[(*n)++] = (metadata_env_var_t){ md_ca_vars[i], md->ca_guest_path };
+}
+
+static void
+md_env_cb(struct md_req *r)
+{
+	size_t nh = 0, nv, cap = r->sb->credentials.n + SG_ARRAY_LEN(md_proxy_vars) +
+	    SG_ARRAY_LEN(md_no_proxy_vars) + SG_ARRAY_LEN(md_ca_vars);
+	metadata_env_var_t *vars = calloc(cap, sizeof(*vars));
+	char *txt = NULL;
+	int rc;
+
+	if (vars == NULL) {
+		evhttp_send_error(r->req, 500, NULL);
+		return;
+	}
+	rc = md_env_handles(r, vars, &nh);
+	nv = nh;
+	md_env_fixed(r->md, vars, &nv);
+	if (rc == 0)
+		txt = metadata_env_render(vars, nv);
+	if (txt == NULL)
+		md_error(r, 500, "mint_failed", "could not render the environment");
+	else
+		md_reply(r, 200, "text/plain; charset=utf-8", txt, strlen(txt));
+	for (size_t i = 0; i < nh; i++)
+		free((char *)vars[i].value);
+	free(vars);
+	free(txt);
+}
+
+static void
+md_ca_cb(struct md_req *r)
+{
+	if (r->md->ca_pem == NULL)
+		md_error(r, 404, "no_ca", "this responder serves no CA certificate");
+	else
+		md_reply(r, 200, "application/x-pem-file", r->md->ca_pem, r->md->ca_pem_len);
+}
+
+/* The routes. An AWS-compatible tree adds rows (PUT /latest/api/token with its TTL
+ * header, GET /latest/meta-data/ prefix with X-aws-ec2-metadata-token). */
+static const struct md_route md_routes[] = {
+	{ EVHTTP_REQ_PUT, "/v1/token", false, NULL, md_token_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/handles", false, METADATA_HDR_TOKEN,
+	  md_handles_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/handles/", true, METADATA_HDR_TOKEN,
+	  md_handle_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/env", false, METADATA_HDR_TOKEN, md_env_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/ca.pem", false, METADATA_HDR_TOKEN,
+	  md_ca_cb },
+};
+
+/* --- request path: accept → checks → route → handler ----------------------------- */
+
+static const struct md_route *
+md_route_find(const char *path)
+{
+	const struct md_route *rt;
+
+	for (size_t i = 0; i < SG_ARRAY_LEN(md_routes); i++) {
+		rt = &md_routes[i];
+		if (rt->prefix ? strncmp(path, rt->path, strlen(rt->path)) == 0 &&
+		    path[strlen(rt->path)] != '\0' : strcmp(path, rt->path) == 0)
+			return rt;
+	}
+	return NULL;
+}
+
+static bool
+md_forwarded(struct evhttp_request *req)
+{
+	struct evkeyval *h;
+
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+		if (metadata_is_forwarding_header(h->key))
+			return true;
+	return false;
+}
+
+static const policy_sandbox_t *
+md_sandbox_of(const policy_t *p, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
+
+	for (size_t i = 0; sa != NULL && i < p->nsandboxes; i++)
+		for (size_t k = 0; k < p->sandboxes[i].naddresses; k++)
+			if (netaddr_cidr_contains(&p->sandboxes[i].addresses[k], sa))
+				return &p->sandboxes[i];
+	return NULL;
+}
+
+static bool
+md_rate_ok(struct md_req *r)
+{
+	char key[RATELIMIT_MAX_KEY + 1], secs[24];
+	struct ratelimit_result res = { .allowed = false };
+	struct ratelimit_req q = { .key = key, .rate = &md_rate };
+	int n = snprintf(key, sizeof(key), "md:%s", r->sb->name);
+	uint64_t wait_s;
+
+	q.keylen = n < 0 ? 0 : (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1;
+	if (ratelimit_take(r->md->rl, &q, 1, util_mono_ms(), &res) == 0 && res.allowed)
+		return true;
+	wait_s = (res.retry_after_ms + 999) / 1000;
+	snprintf(secs, sizeof(secs), "%llu", (unsigned long long)(wait_s ? wait_s : 1));
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", secs);
+	md_error(r, 429, "rate_limited", "sandbox %s: more than %d metadata requests per "
+	    "second", r->sb->name, METADATA_RATE_REQUESTS);
+	return false;
+}
+
+static bool
+md_token_ok(struct md_req *r, const char *header)
+{
+	const char *tok = evhttp_find_header(evhttp_request_get_input_headers(r->req), header);
+
+	switch (metadata_token_verify(r->md->token_key, r->sb->name, tok, util_now_s())) {
+	case METADATA_TOKEN_OK:
+		return true;
+	case METADATA_TOKEN_EXPIRED:
+		md_error(r, 401, "token_expired", "%s has expired; PUT /v1/token again", header);
+		break;
+	default:
+		if (tok == NULL)
+			md_error(r, 401, "token_missing", "%s is required; get one with PUT "
+			    "/v1/token", header);
+		else
+			md_error(r, 401, "token_invalid", "%s is not a session token of this "
+			    "sandbox", header);
+	}
+	return false;
+}
+
+static void
+md_allow_header(struct md_req *r, unsigned methods)
+{
+	char allow[32] = "";
+
+	if (methods & EVHTTP_REQ_GET)
+		strcat(allow, "GET, HEAD");
+	if (methods & EVHTTP_REQ_PUT)
+		strcat(allow, allow[0] ? ", PUT" : "PUT");
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+}
+
+static void
+md_dispatch(struct md_req *r)
+{
+	const struct md_route *rt = md_route_find(r->path);
+
+	if (rt == NULL) {
+		md_error(r, 404, "not_found", "no metadata endpoint %.64s", r->path);
+		return;
+	}
+	if ((rt->methods & r->method) == 0) {
+		md_allow_header(r, rt->methods);
+		md_error(r, 405, "method_not_allowed", "%s does not take this method", rt->path);
+		return;
+	}
+	if (rt->token_header != NULL && !md_token_ok(r, rt->token_header))
+		return;
+	rt->handler(r);
+}
+
+/* Answers stay on the sandbox's link; also set on the listener, this is belt and braces. */
+static void
+md_set_hop_limit(const metadata_t *md, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int v = md->hop_limit;
+
+	if (fd < 0)
+		return;
+	if (md->family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v, sizeof(v));
+	(void)setsockopt(fd, IPPROTO_IP, IP_TTL, &v, sizeof(v));
+}
+
+static void
+md_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct md_req r = { .md = arg, .req = req };
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+	r.path = path && *path ? path : "/";
+	r.method = evhttp_request_get_command(req);
+	md_set_hop_limit(r.md, req);
+	if (md_forwarded(req)) {
+		md_error(&r, 403, "forwarded_request", "requests relayed through a proxy "
+		    "(X-Forwarded-For, Forwarded, Via) are refused");
+		return;
+	}
+	if ((r.method & MD_METHODS) == 0) {
+		md_allow_header(&r, MD_METHODS);
+		md_error(&r, 405, "method_not_allowed", "use GET, HEAD or PUT");
+		return;
+	}
+	if ((r.policy = policy_acquire()) == NULL) {
+		md_error(&r, 503, "no_policy", "no policy loaded");
+		return;
+	}
+	if ((r.sb = md_sandbox_of(r.policy, req)) == NULL)
+		md_error(&r, 403, "unknown_sandbox", "the source address belongs to no sandbox");
+	else if (md_rate_ok(&r))
+		md_dispatch(&r);
+	policy_unref(r.policy);
+}
+
+/* --- lifecycle ----------------------------------------------------------------------- */
+
+static int
+md_listen(metadata_t *md, struct event_base *base, const char *listen, char *err,
+    size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct evconnlistener *l;
+	struct evhttp_bound_socket *bs;
+	evutil_socket_t fd;
+	int v = md->hop_limit;
+
+	if (proxy_parse_listen(listen, &ss, &sl) < 0) {
+		snprintf(err, errlen, "metadata: bad listen address %s", listen);
+		return -1;
+	}
+	md->family = ss.ss_family;
+	l = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, SG_LISTEN_BACKLOG,
+	    (struct sockaddr *)&ss, (int)sl);
+	if (l == NULL) {
+		snprintf(err, errlen, "metadata: cannot listen on %s: %s", listen,
+		    strerror(errno));
+		return -1;
+	}
+	fd = evconnlistener_get_fd(l);
+	/* accepted sockets inherit these, so even the SYN-ACK stays on the link */
+	if ((md->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v,
+	    sizeof(v)) < 0) || (md->family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_TTL,
+	    &v, sizeof(v)) < 0) || (bs = evhttp_bind_listener(md->http, l)) == NULL) {
+		snprintf(err, errlen, "metadata: cannot set up %s: %s", listen, strerror(errno));
+		evconnlistener_free(l);
+		return -1;
+	}
+	proxy_format_sockname(evhttp_bound_socket_get_fd(bs), md->bound, sizeof(md->bound));
+	return 0;
+}
+
+static int
+md_copy_opts(metadata_t *md, const metadata_opts_t *o, char *err, size_t errlen)
+{
+	md->seal_key = o->seal_key;
+	md->hop_limit = o->hop_limit ? o->hop_limit : METADATA_HOP_LIMIT_DEFAULT;
+	md->proxy_url = o->proxy_url ? strdup(o->proxy_url) : NULL;
+	md->ca_guest_path = strdup(o->ca_guest_path ? o->ca_guest_path : METADATA_CA_GUEST_PATH);
+	md->no_proxy = strdup(o->no_proxy ? o->no_proxy : METADATA_NO_PROXY_DEFAULT);
+	if (o->seal_key == NULL || o->seal_key->sk == NULL || md->hop_limit < 1 ||
+	    md->hop_limit > 255) {
+		snprintf(err, errlen, "metadata: %s", md->hop_limit < 1 || md->hop_limit > 255 ?
+		    "hop limit must be 1..255" : "a private seal key is required to mint");
+		return -1;
+	}
+	if ((o->proxy_url && md->proxy_url == NULL) || md->ca_guest_path == NULL ||
+	    md->no_proxy == NULL) {
+		snprintf(err, errlen, "metadata: out of memory");
+		return -1;
+	}
+	if (o->ca_cert_path && util_read_file(o->ca_cert_path, METADATA_CA_MAX_BYTES, 0,
+	    &md->ca_pem, &md->ca_pem_len, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+md_init_state(metadata_t *md, const metadata_opts_t *o, char *err, size_t errlen)
+{
+	md->rl = o->rl;
+	if (md->rl == NULL && (md->rl = md->own_rl = ratelimit_new(METADATA_RATE_BUCKETS)) ==
+	    NULL) {
+		snprintf(err, errlen, "metadata: out of memory");
+		return -1;
+	}
+	if ((md->token_key = sodium_malloc(METADATA_TOKEN_KEY_LEN)) == NULL) {
+		snprintf(err, errlen, "metadata: out of memory");
+		return -1;
+	}
+	randombytes_buf(md->token_key, METADATA_TOKEN_KEY_LEN);
+	return 0;
+}
+
+static struct evhttp *
+md_http_new(struct event_base *base, metadata_t *md)
+{
+	struct evhttp *h = evhttp_new(base);
+
+	if (h == NULL)
+		return NULL;
+	evhttp_set_gencb(h, md_request_cb, md);
+	evhttp_set_allowed_methods(h, MD_METHODS_SEEN);
+	evhttp_set_max_headers_size(h, SG_MAX_HEADER_BYTES);
+	evhttp_set_max_body_size(h, METADATA_MAX_BODY);
+	evhttp_set_timeout(h, SG_HEADER_TIMEOUT_S);
+	return h;
+}
+
+metadata_t *
+metadata_new(struct event_base *base, const char *listen, const metadata_opts_t *opts,
+    char *err, size_t errlen)
+{
+	metadata_t *md = calloc(1, sizeof(*md));
+
+	if (md == NULL) {
+		snprintf(err, errlen, "metadata: out of memory");
+		return NULL;
+	}
+	if (md_copy_opts(md, opts, err, errlen) < 0 || md_init_state(md, opts, err, errlen) < 0)
+		goto fail;
+	if ((md->http = md_http_new(base, md)) == NULL) {
+		snprintf(err, errlen, "metadata: out of memory");
+		goto fail;
+	}
+	if (md_listen(md, base, listen, err, errlen) < 0)
+		goto fail;
+	return md;
+fail:
+	metadata_free(md);
+	return NULL;
+}
+
+const char *
+metadata_bound(const metadata_t *md)
+{
+	return md->bound;
+}
+
+void
+metadata_free(metadata_t *md)
+{
+	if (md == NULL)
+		return;
+	if (md->http)
+		evhttp_free(md->http);
+	ratelimit_free(md->own_rl);
+	if (md->token_key)
+		sodium_free(md->token_key);
+	free(md->proxy_url);
+	free(md->ca_guest_path);
+	free(md->no_proxy);
+	free(md->ca_pem);
+	free(md);
+}

@@ -1,0 +1,207 @@
+/* swap.c — per-request handle work: find, unseal, authorise, rate-limit, plan. */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "authz.h"
+#include "handle.h"
+#include "leak.h"
+#include "log.h"
+#include "scope.h"
+#include "swap.h"
+
+static int
+swap_deny(swap_out_t *out, unsigned status, const char *code, const char *fmt,
+    const char *arg)
+{
+	out->status = status;
+	out->code = code;
+	snprintf(out->message, sizeof(out->message), fmt, arg ? arg : "");
+	return -1;
+}
+
+/* Encoded handles (percent, base64, escapes…) are refused anywhere in the head. */
+static int
+swap_check_encoded(const swap_req_t *req, swap_out_t *out)
+{
+	leak_hit_t hit;
+
+	for (size_t i = 0; i < req->head->nfields; i++) {
+		const http_field_t *f = &req->head->fields[i];
+
+		if (leak_scan(f->value, f->value_len, &hit)) {
+			char where[96];
+
+			snprintf(where, sizeof(where), "%s header (%s)", f->name, hit.encoding);
+			out->exfiltration = true;
+			return swap_deny(out, 403, "handle_encoded", "a handle in encoded form in "
+			    "the %s; send handles as plain text where the credential expects them",
+			    where);
+		}
+	}
+	if (leak_scan(req->target, strlen(req->target), &hit)) {
+		out->exfiltration = true;
+		return swap_deny(out, 403, "handle_encoded", "a handle in encoded form in the "
+		    "request URL (%s)", hit.encoding);
+	}
+	return 0;
+}
+
+static int
+swap_open_error(swap_out_t *out, int err)
+{
+	unsigned status = err == HANDLE_E_FORMAT ? 400 : 403;
+
+	return swap_deny(out, status, handle_error_code(err), "%s",
+	    handle_error_message(err));
+}
+
+static int
+swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t *az,
+    swap_out_t *out)
+{
+	char kh[64], kc[96], ks[96];
+	struct ratelimit_req reqs[3];
+	struct ratelimit_result res;
+	size_t n = 0;
+
+	if (env->rl == NULL)
+		return 0;
+	snprintf(kh, sizeof(kh), "h:%s", cl->hid);
+	snprintf(kc, sizeof(kc), "c:%s", az->cred->name);
+	snprintf(ks, sizeof(ks), "s:%s", az->sandbox->name);
+	reqs[n++] = (struct ratelimit_req){kh, strlen(kh), &az->cred->rate};
+	reqs[n++] = (struct ratelimit_req){kc, strlen(kc), &az->cred->rate_total};
+	reqs[n++] = (struct ratelimit_req){ks, strlen(ks), &az->sandbox->rate};
+	if (ratelimit_take(env->rl, reqs, n, env->now_ms, &res) == 0 && res.allowed)
+		return 0;
+	{
+		static const char *const which[] = {"the handle", "the credential (all its "
+		    "handles)", "the sandbox"};
+		const char *w = res.limiting < 3 ? which[res.limiting] : "a bucket";
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s (credential %s)", w, az->cred->name);
+		ratelimit_format_headers(&res, res.limiting == 0 ? "handle" :
+		    res.limiting == 1 ? "credential" : "sandbox", out->extra, sizeof(out->extra));
+		return swap_deny(out, 429, "rate_limited", "rate limit reached for %s", msg);
+	}
+}
+
+/* One distinct handle: unseal, authorise, rate-limit, plan its swap. */
+static int
+swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
+    const char *text, size_t tlen, const char *path, swap_out_t *out)
+{
+	const handle_claims_t *cl = NULL;
+	authz_input_t in;
+	authz_result_t az;
+	const char *why = NULL;
+	int err, rc = -1;
+
+	err = handlecache_open(env->cache, env->keyring, text, tlen, &cl);
+	if (err != HANDLE_OK)
+		return swap_open_error(out, err);
+	memset(&in, 0, sizeof(in));
+	in.policy = env->policy;
+	in.revoked = env->revoked;
+	in.peer = req->peer;
+	in.proxy_token = req->proxy_token;
+	in.host = req->host;
+	in.port = req->port;
+	in.method = http_method_str(req->head->method);
+	in.path = path;
+	in.now = env->now;
+	if (out->hid[0] == '\0')
+		snprintf(out->hid, sizeof(out->hid), "%s", cl->hid);
+	if (authz_check(&in, cl, &az) < 0) {
+		out->exfiltration = az.exfiltration;
+		swap_deny(out, az.status, az.code, "%s", az.message);
+		goto done;
+	}
+	out->credential = az.cred->name;
+	out->sandbox = az.sandbox->name;
+	if (swap_rate(env, cl, &az, out) < 0)
+		goto done;
+	if (inject_apply(req->head, req->target, list, text, tlen, az.cred, &out->edits,
+	    &why) < 0) {
+		swap_deny(out, 400, "inject_failed", "%s", why);
+		goto done;
+	}
+	if (out->nscrub < INJECT_MAX_HANDLES) {
+		swap_scrub_t *s = &out->scrub[out->nscrub++];
+
+		s->cred = az.cred;
+		s->secret = az.cred->secret;
+		s->secret_len = az.cred->secret_len;
+		memcpy(s->handle, text, tlen);
+		s->handle[tlen] = '\0';
+		s->handle_len = tlen;
+	}
+	rc = 0;
+done:
+	handlecache_release(env->cache, cl);
+	return rc;
+}
+
+static bool
+swap_seen(const swap_req_t *req, const inject_list_t *l, size_t upto, const char *t,
+    size_t tl)
+{
+	for (size_t j = 0; j < upto; j++) {
+		size_t ol;
+		const char *o = inject_found_text(req->head, req->target, &l->f[j], &ol);
+
+		if (ol == tl && memcmp(o, t, tl) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+{
+	char path[SG_MAX_START_LINE + 1];
+	inject_list_t list;
+	size_t distinct = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	inject_edits_init(&out->edits);
+	if (swap_check_encoded(req, out) < 0)
+		return -1;
+	if (inject_find(req->head, req->target, &list) == 0)
+		return 0;
+	if (list.truncated) {
+		inject_list_free(&list);
+		return swap_deny(out, 400, "bad_request", "too many handles in one request%s",
+		    NULL);
+	}
+	if (scope_path_normalize(req->target, strlen(req->target), path, sizeof(path)) < 0) {
+		inject_list_free(&list);
+		return swap_deny(out, 400, "bad_request", "ambiguous request path (dot segments "
+		    "or encoded slashes) with a handle%s", NULL);
+	}
+	for (size_t i = 0; i < list.n && rc == 0; i++) {
+		size_t tl;
+		const char *t = inject_found_text(req->head, req->target, &list.f[i], &tl);
+
+		if (swap_seen(req, &list, i, t, tl))
+			continue;
+		if (++distinct > INJECT_MAX_HANDLES)
+			rc = swap_deny(out, 400, "bad_request", "too many handles in one request%s",
+			    NULL);
+		else
+			rc = swap_one(env, req, &list, t, tl, path, out);
+	}
+	inject_list_free(&list);
+	return rc;
+}
+
+void
+swap_out_free(swap_out_t *out)
+{
+	inject_edits_free(&out->edits);
+	sodium_memzero(out->scrub, sizeof(out->scrub));
+}

@@ -1,0 +1,525 @@
+/* test_authz.c — each denial in order, allowed cases, proxy tokens. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "authz.h"
+#include "defaults.h"
+
+#define NOW 1700000000
+#define HID "0123456789abcdef0123456789abcdef"
+#define KID "a1b2c3d4"
+#define OPENAI_SECRET "sk-test-openai-DO-NOT-SHOW"
+#define SB2_TOKEN "tok-sb2-DO-NOT-SHOW"
+
+static const char policy_json[] =
+    "{\"credentials\": {"
+    "  \"openai\": {\"secret\": {\"value\": \"" OPENAI_SECRET "\"},"
+    "    \"inject\": {\"type\": \"bearer\"},"
+    "    \"hosts\": [\"api.openai.com\", \"*.openai.com\", \"api.local.test:8443\"],"
+    "    \"methods\": [\"GET\", \"POST\"], \"paths\": [\"/v1/*\"]},"
+    "  \"github\": {\"secret\": {\"value\": \"ghp-test-DO-NOT-SHOW\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.github.com\"]}},"
+    " \"sandboxes\": {"
+    "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\", \"fd00::15/128\"],"
+    "    \"credentials\": [\"openai\", \"github\"]},"
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"openai\"],"
+    "    \"token\": {\"value\": \"" SB2_TOKEN "\"}}}}";
+
+struct fixture {
+	policy_t *p;
+	struct sockaddr_storage peer;
+	authz_input_t in;
+	handle_claims_t c;
+	authz_result_t r;
+	char *hosts[2], *methods[2], *paths[2];	/* narrowed lists (claims point here) */
+};
+
+static void
+peer_set(struct fixture *f, const char *addr)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&f->peer;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&f->peer;
+
+	memset(&f->peer, 0, sizeof(f->peer));
+	if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1)
+		v4->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, addr, &v6->sin6_addr), 1);
+		v6->sin6_family = AF_INET6;
+	}
+	f->in.peer = (const struct sockaddr *)&f->peer;
+}
+
+static int
+setup(void **state)
+{
+	static struct fixture f;
+	policy_errors_t errs;
+
+	memset(&f, 0, sizeof(f));
+	f.p = policy_load_buffer("/tmp/sg-authz-test.json", policy_json, strlen(policy_json),
+	    &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "policy: %s\n", errs.msg[i]);
+	policy_errors_free(&errs);
+	if (f.p == NULL)
+		return -1;
+	f.in.policy = f.p;
+	peer_set(&f, "10.0.2.15");
+	f.in.host = "api.openai.com";
+	f.in.port = 443;
+	f.in.method = "GET";
+	f.in.path = "/v1/models";
+	f.in.now = NOW;
+	snprintf(f.c.hid, sizeof(f.c.hid), "%s", HID);
+	snprintf(f.c.key_id, sizeof(f.c.key_id), "%s", KID);
+	f.c.cred = "openai";
+	f.c.sb = "sb-1";
+	f.c.iat = NOW - 60;
+	f.c.exp = NOW + 900;
+	*state = &f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	policy_unref(f->p);
+	return 0;
+}
+
+static void
+narrow(policy_strlist_t *l, char **store, const char *a)
+{
+	store[0] = (char *)a;
+	l->v = store;
+	l->n = 1;
+}
+
+static void
+allowed(struct fixture *f)
+{
+	if (authz_check(&f->in, &f->c, &f->r) != 0)
+		fail_msg("denied: %u %s: %s", f->r.status, f->r.code, f->r.message);
+	assert_int_equal(f->r.status, 0);
+	assert_string_equal(f->r.code, "ok");
+	assert_false(f->r.exfiltration);
+	assert_non_null(f->r.cred);
+	assert_non_null(f->r.sandbox);
+	assert_string_equal(f->r.cred->name, f->c.cred);
+	assert_string_equal(f->r.sandbox->name, f->c.sb);
+}
+
+/* Denied with status and code; the message holds want and never a secret or a handle. */
+static void
+denied(struct fixture *f, unsigned status, const char *code, const char *want)
+{
+	assert_int_equal(authz_check(&f->in, &f->c, &f->r), -1);
+	assert_int_equal(f->r.status, status);
+	assert_string_equal(f->r.code, code);
+	assert_null(f->r.cred);
+	assert_null(f->r.sandbox);
+	if (strstr(f->r.message, want) == NULL)
+		fail_msg("message '%s' lacks '%s'", f->r.message, want);
+	assert_null(strstr(f->r.message, OPENAI_SECRET));
+	assert_null(strstr(f->r.message, SB2_TOKEN));
+	assert_null(strstr(f->r.message, "sgh1."));
+	assert_int_equal(f->r.exfiltration, strcmp(code, "host_out_of_scope") == 0);
+}
+
+static revoke_set_t *
+revset(const char *json)
+{
+	char err[256];
+	revoke_set_t *rs = revoke_load_buffer("rev.json", json, strlen(json), err,
+	    sizeof(err));
+
+	assert_non_null(rs);
+	return rs;
+}
+
+/* --- allowed -------------------------------------------------------------------------- */
+
+static void
+test_allowed(void **state)
+{
+	struct fixture *f = *state;
+	revoke_set_t *rs = revset("{\"handles\": {\"fedcba9876543210fedcba9876543210\": 1},"
+	    "\"sandboxes\": {\"sb-1\": 1699999000}}");	/* older than the handle's iat */
+
+	allowed(f);
+	f->in.revoked = rs;
+	allowed(f);
+	f->in.method = "POST";
+	f->in.path = "/v1/chat/completions";
+	allowed(f);
+	revoke_unref(rs);
+}
+
+static void
+test_allowed_glob_host(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.host = "chat.openai.com";
+	allowed(f);
+	f->in.host = "a.b.openai.com";
+	allowed(f);
+	f->in.host = "openai.com";		/* a glob does not cover the apex */
+	denied(f, 403, "host_out_of_scope", "openai.com:443");
+}
+
+static void
+test_allowed_port_aware(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.host = "api.local.test";
+	f->in.port = 8443;
+	allowed(f);
+	f->in.port = 443;
+	denied(f, 403, "host_out_of_scope", "api.local.test:443");
+	f->in.host = "api.openai.com";
+	f->in.port = 8443;
+	denied(f, 403, "host_out_of_scope", "api.openai.com:8443");
+}
+
+static void
+test_allowed_narrowed_hosts(void **state)
+{
+	struct fixture *f = *state;
+
+	narrow(&f->c.hosts, f->hosts, "api.openai.com");
+	allowed(f);
+	f->in.host = "chat.openai.com";		/* in the policy, not in the handle */
+	denied(f, 403, "host_out_of_scope", "not in the handle's hosts");
+	/* a handle's list never widens the policy */
+	narrow(&f->c.hosts, f->hosts, "evil.example");
+	f->in.host = "evil.example";
+	denied(f, 403, "host_out_of_scope", "not in the credential's hosts");
+}
+
+static void
+test_allowed_token_sandbox(void **state)
+{
+	struct fixture *f = *state;
+
+	f->c.sb = "sb-2";
+	peer_set(f, "10.0.3.7");
+	f->in.proxy_token = SB2_TOKEN;
+	allowed(f);
+}
+
+static void
+test_allowed_ipv6_peer(void **state)
+{
+	struct fixture *f = *state;
+
+	peer_set(f, "fd00::15");
+	allowed(f);
+	peer_set(f, "fd00::16");
+	denied(f, 407, "sandbox_mismatch", "sandbox sb-1");
+}
+
+static void
+test_allowed_ipv4_mapped_peer(void **state)
+{
+	struct fixture *f = *state;
+
+	peer_set(f, "::ffff:10.0.2.15");
+	allowed(f);
+	peer_set(f, "::ffff:10.0.2.16");
+	denied(f, 407, "sandbox_mismatch", "sandbox sb-1");
+}
+
+static void
+test_allowed_clock_skew(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.now = f->c.exp + SG_CLOCK_SKEW_S - 1;
+	allowed(f);
+	f->in.now = NOW;
+	f->c.iat = NOW + SG_CLOCK_SKEW_S;
+	allowed(f);
+}
+
+/* --- each denial ---------------------------------------------------------------------- */
+
+static void
+test_revoked_by_sandbox(void **state)
+{
+	struct fixture *f = *state;
+	revoke_set_t *rs = revset("{\"sandboxes\": {\"sb-1\": 1700000000}}");
+
+	f->in.revoked = rs;
+	denied(f, 403, "revoked", "handle " HID " revoked (by sandbox sb-1)");
+	f->c.iat = NOW + 1;			/* minted after the revocation */
+	allowed(f);
+	revoke_unref(rs);
+}
+
+static void
+test_revoked_by_handle(void **state)
+{
+	struct fixture *f = *state;
+	revoke_set_t *rs = revset("{\"handles\": {\"" HID "\": 1}}");
+
+	f->in.revoked = rs;
+	denied(f, 403, "revoked", "handle " HID " revoked");
+	revoke_unref(rs);
+}
+
+static void
+test_revoked_by_credential_and_key(void **state)
+{
+	struct fixture *f = *state;
+	revoke_set_t *rs = revset("{\"credentials\": {\"openai\": 1700000000}}");
+
+	f->in.revoked = rs;
+	denied(f, 403, "revoked", "(by credential openai)");
+	revoke_unref(rs);
+	rs = revset("{\"keys\": {\"" KID "\": 1}}");
+	f->in.revoked = rs;
+	denied(f, 403, "revoked", "(by key " KID ")");
+	revoke_unref(rs);
+}
+
+static void
+test_revoked_first(void **state)
+{
+	struct fixture *f = *state;
+	revoke_set_t *rs = revset("{\"handles\": {\"" HID "\": 1}}");
+
+	f->in.revoked = rs;
+	f->in.now = f->c.exp + 3600;		/* also expired */
+	peer_set(f, "192.0.2.1");		/* and from elsewhere */
+	denied(f, 403, "revoked", "revoked");
+	revoke_unref(rs);
+}
+
+static void
+test_expired(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.now = f->c.exp + SG_CLOCK_SKEW_S;
+	denied(f, 403, "handle_expired", "handle " HID " (credential openai) expired");
+	peer_set(f, "192.0.2.1");		/* time is checked before the sandbox */
+	denied(f, 403, "handle_expired", "expired");
+}
+
+static void
+test_not_yet_valid(void **state)
+{
+	struct fixture *f = *state;
+
+	f->c.iat = NOW + SG_CLOCK_SKEW_S + 1;
+	denied(f, 403, "handle_not_yet_valid", "in the future");
+}
+
+static void
+test_sandbox_unknown(void **state)
+{
+	struct fixture *f = *state;
+
+	f->c.sb = "sb-gone";
+	denied(f, 403, "sandbox_unknown", "sandbox sb-gone");
+}
+
+static void
+test_sandbox_mismatch_address(void **state)
+{
+	struct fixture *f = *state;
+
+	peer_set(f, "10.0.3.7");		/* sb-2's address */
+	denied(f, 407, "sandbox_mismatch", "this handle belongs to sandbox sb-1");
+	denied(f, 407, "sandbox_mismatch", "fetch handles for this sandbox from the "
+	    "metadata service (GET /v1/handles)");
+	f->in.peer = NULL;
+	denied(f, 407, "sandbox_mismatch", "sandbox sb-1");
+}
+
+static void
+test_sandbox_mismatch_token(void **state)
+{
+	struct fixture *f = *state;
+
+	f->c.sb = "sb-2";
+	peer_set(f, "10.0.3.7");
+	f->in.proxy_token = NULL;
+	denied(f, 407, "sandbox_mismatch", "no proxy token");
+	f->in.proxy_token = "tok-sb2";		/* a prefix */
+	denied(f, 407, "sandbox_mismatch", "another proxy token");
+	f->in.proxy_token = SB2_TOKEN "x";
+	denied(f, 407, "sandbox_mismatch", "belongs to sandbox sb-2");
+	f->in.proxy_token = "";
+	denied(f, 407, "sandbox_mismatch", "GET /v1/handles");
+	f->in.proxy_token = SB2_TOKEN;		/* right token, wrong address */
+	peer_set(f, "10.0.2.15");
+	denied(f, 407, "sandbox_mismatch", "another address");
+}
+
+static void
+test_credential_not_granted(void **state)
+{
+	struct fixture *f = *state;
+
+	f->c.sb = "sb-2";
+	f->c.cred = "github";
+	peer_set(f, "10.0.3.7");
+	f->in.proxy_token = SB2_TOKEN;
+	f->in.host = "api.github.com";
+	denied(f, 403, "credential_not_granted", "credential github is not granted to "
+	    "sandbox sb-2");
+	f->c.sb = "sb-1";
+	f->c.cred = "removed";
+	peer_set(f, "10.0.2.15");
+	denied(f, 403, "credential_not_granted", "credential removed is not in the policy");
+}
+
+static void
+test_host_out_of_scope(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.host = "evil.example";
+	denied(f, 403, "host_out_of_scope", "credential openai may not be sent to "
+	    "evil.example:443");
+	assert_true(f->r.exfiltration);
+	f->in.host = "api.github.com";		/* another credential's host */
+	denied(f, 403, "host_out_of_scope", "api.github.com:443");
+	f->in.host = "sgh1.a1b2c3d4.AAAA.evil.example";	/* exfiltration in the name */
+	denied(f, 403, "host_out_of_scope", "[handle]:443");
+}
+
+static void
+test_method_out_of_scope(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.method = "DELETE";
+	denied(f, 403, "method_out_of_scope", "method DELETE (not in the credential's");
+	f->in.method = "POST";
+	narrow(&f->c.methods, f->methods, "GET");
+	denied(f, 403, "method_out_of_scope", "method POST (not in the handle's");
+}
+
+static void
+test_path_out_of_scope(void **state)
+{
+	struct fixture *f = *state;
+
+	f->in.path = "/v2/models";
+	denied(f, 403, "path_out_of_scope", "path /v2/models (not in the credential's");
+	narrow(&f->c.paths, f->paths, "/v1/models");
+	f->in.path = "/v1/chat";
+	denied(f, 403, "path_out_of_scope", "path /v1/chat (not in the handle's");
+	f->in.path = "/v1/models";
+	allowed(f);
+	f->in.path = "/v2/sgh1.a1b2c3d4.AAAA";
+	denied(f, 403, "path_out_of_scope", "path [handle]");
+}
+
+/* --- Proxy-Authorization -------------------------------------------------------------- */
+
+static int
+token_of(const char *value, char *out, size_t outlen)
+{
+	memset(out, 'X', outlen);
+	return authz_proxy_token(value, out, outlen);
+}
+
+static void
+test_proxy_token(void **state)
+{
+	char out[64], basic[160], b64[128];
+
+	(void)state;
+	assert_int_equal(token_of("Bearer abc.DEF-123", out, sizeof(out)), 0);
+	assert_string_equal(out, "abc.DEF-123");
+	assert_int_equal(token_of("  bearer \t tok  ", out, sizeof(out)), 0);
+	assert_string_equal(out, "tok");
+	assert_int_equal(token_of("FlyV1 fm2_xyz", out, sizeof(out)), 0);
+	assert_string_equal(out, "fm2_xyz");
+	snprintf(basic, sizeof(basic), "sb-2:%s", SB2_TOKEN);
+	sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)basic, strlen(basic),
+	    sodium_base64_VARIANT_ORIGINAL);
+	snprintf(basic, sizeof(basic), "Basic %s", b64);
+	assert_int_equal(token_of(basic, out, sizeof(out)), 0);
+	assert_string_equal(out, SB2_TOKEN);
+	/* "x:a:b": the password runs past further colons; unpadded base64 too */
+	assert_int_equal(token_of("BASIC eDphOmI", out, sizeof(out)), 0);
+	assert_string_equal(out, "a:b");
+}
+
+static void
+test_proxy_token_refused(void **state)
+{
+	static const char *const bad[] = {
+		"", "Bearer", "Bearer ", "Bearerabc", "Bearer a b", "Digest x=1",
+		"Basic !!!!", "Basic dXNlcg==" /* "user": no colon */,
+		"Basic dXNlcjo=" /* "user:": empty */, "Token abc",
+	};
+	char out[64], tiny[4];
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		if (token_of(bad[i], out, sizeof(out)) != -1)
+			fail_msg("accepted '%s'", bad[i]);
+		assert_string_equal(out, "");
+	}
+	assert_int_equal(token_of(NULL, out, sizeof(out)), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(token_of("Bearer abcd", tiny, sizeof(tiny)), -1);
+	assert_string_equal(tiny, "");
+	assert_int_equal(token_of("Bearer abc", tiny, sizeof(tiny)), 0);
+	assert_int_equal(authz_proxy_token("Bearer x", out, 0), -1);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_allowed),
+		T(test_allowed_glob_host),
+		T(test_allowed_port_aware),
+		T(test_allowed_narrowed_hosts),
+		T(test_allowed_token_sandbox),
+		T(test_allowed_ipv6_peer),
+		T(test_allowed_ipv4_mapped_peer),
+		T(test_allowed_clock_skew),
+		T(test_revoked_by_sandbox),
+		T(test_revoked_by_handle),
+		T(test_revoked_by_credential_and_key),
+		T(test_revoked_first),
+		T(test_expired),
+		T(test_not_yet_valid),
+		T(test_sandbox_unknown),
+		T(test_sandbox_mismatch_address),
+		T(test_sandbox_mismatch_token),
+		T(test_credential_not_granted),
+		T(test_host_out_of_scope),
+		T(test_method_out_of_scope),
+		T(test_path_out_of_scope),
+		cmocka_unit_test(test_proxy_token),
+		cmocka_unit_test(test_proxy_token_refused),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
