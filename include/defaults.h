@@ -57,6 +57,12 @@
 #define SG_CLOCK_SKEW_S          30
 /* Largest handle text: payload + seal overhead, base64url. */
 #define SG_HANDLE_MAX_LEN        2048
+/* Request body held whole where it must be (hmac signature, handles only in the body);
+ * larger bodies get 413. */
+#define SG_BODY_BUFFER_MAX       (1024 * 1024)
+/* Streamed request bodies are scanned for handles (raw or encoded) up to this many
+ * bytes: a tripwire against exfiltration that keeps large uploads cheap. */
+#define SG_LEAK_SCAN_BODY_MAX    (4 * 1024 * 1024)
 /* Verified handles cached (hash -> claims): steady state does no X25519 work. */
 #define SG_HANDLECACHE_SIZE      65536
 /* Rate buckets kept (handle, credential, sandbox); idle full buckets evicted first. */

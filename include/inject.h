@@ -66,12 +66,22 @@ void inject_edits_free(inject_edits_t *e);
 /*
  * Swap one handle (text/tlen) for cred's secret as cred->inject says, editing e.
  * Occurrences of that handle outside the place the rule names are dropped (header) or
- * cut from the query (target). Returns 0, or -1 with *why set (static message) when
- * the rule cannot be applied (e.g. hmac/body need the body: the shell handles those).
+ * cut from the query (target). For hmac and body every occurrence in the head is
+ * removed: the shell signs or rewrites the body. Returns 0, or -1 with *why set.
  */
 int inject_apply(const http_head_t *h, const char *target, const inject_list_t *list,
     const char *handle, size_t tlen, const policy_credential_t *cred, inject_edits_t *e,
     const char **why);
+
+/*
+ * hmac: "format" of the lower-case hex HMAC-SHA256 of body under the credential's
+ * secret, in sodium memory (the header name is cred->inject.name). NULL on error.
+ */
+char *inject_hmac_value(const policy_credential_t *cred, const void *body, size_t len);
+
+/* Set header name to value (taken over, sodium memory), replacing any the head has. */
+int inject_edits_set_header(const http_head_t *h, inject_edits_t *e, const char *name,
+    char *value);
 
 /* Current value of field i after edits (NULL when dropped). */
 const char *inject_field_value(const http_head_t *h, const inject_edits_t *e, size_t i);

@@ -21,9 +21,11 @@
  *
  * Base64 and hex are matched both on the raw bytes and after percent / escape decoding
  * (so "%" in front cannot hide them, and percent-encoded base64 is still found).
- * Decoded text is compared case-sensitively ("SGH1." is not a handle prefix). The
- * encoding name of a base64 hit is "base64url" when the base64 run before the match
- * holds '-' or '_' (and no '+' or '/' after it), else "base64".
+ * Decoded text is compared case-sensitively ("SGH1." is not a handle prefix). A match
+ * with skipped bytes must fit in the last LEAK_HIST (32) bytes of its stage. The
+ * encoding name of a base64 hit is "base64url" when the last of '+' '/' '-' '_' in the
+ * base64 run before the match is '-' or '_', else "base64" (both alphabets share the
+ * matched characters, so the name is a hint).
  *
  * Not covered: base64 of base64, hex of base64, gzip, octal / named HTML entities,
  * UTF-16, or a handle sent without its prefix. This is a tripwire, not a proof.
@@ -59,7 +61,7 @@ int leak_scan(const void *buf, size_t len, leak_hit_t *hit) __attribute__((nonnu
 
 /* Internal state; treat as opaque. */
 #define LEAK_PEND_MAX	16
-#define LEAK_HIST	16
+#define LEAK_HIST	32
 #define LEAK_NPCT	4
 
 struct leak_item {
@@ -80,9 +82,9 @@ struct leak_esc {		/* the JSON/JS escape + HTML entity stage */
 };
 
 struct leak_match {		/* pattern matcher on one stage's output */
-	struct leak_item all[LEAK_HIST], b64[LEAK_HIST], hex[LEAK_HIST];
-	unsigned char nall, nb64, nhex;	/* ring positions (mod LEAK_HIST) */
-	unsigned char b64kind;		/* alphabet seen in the current base64 run */
+	struct leak_item ring[LEAK_HIST];	/* the newest items */
+	unsigned n, seen;			/* next slot; items held (<= LEAK_HIST) */
+	unsigned char b64kind;			/* alphabet seen in the current base64 run */
 };
 
 typedef struct leak_stream {

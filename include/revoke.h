@@ -81,7 +81,5 @@ void revoke_publish(revoke_set_t *rs);
 revoke_set_t *revoke_acquire(void);	/* new reference, or NULL when none is published */
 void revoke_shutdown(void);		/* drop the published set */
 
-/* sealgate revoke: see cmd_revoke.c (the lead moves this to cli.h). */
-int cmd_revoke(int argc, char **argv);
 
 #endif

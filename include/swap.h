@@ -58,6 +58,11 @@ typedef struct swap_out {
 	bool exfiltration;		/* audit as a possible exfiltration */
 	swap_scrub_t scrub[INJECT_MAX_HANDLES];
 	size_t nscrub;
+	/* body work, applied by the shell */
+	const policy_credential_t *hmac_cred;	/* sign the (buffered) body */
+	swap_scrub_t body[INJECT_MAX_HANDLES];	/* handle -> secret inside the body */
+	size_t nbody;
+	bool buffer_body;		/* collect the whole body before the head leaves */
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	const char *credential, *sandbox;
@@ -65,6 +70,12 @@ typedef struct swap_out {
 
 /* 0: forward with out->edits applied (nscrub may be 0); -1: answer out->status. */
 int swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out);
+/*
+ * A buffered body (out->buffer_body) arrived whole: authorise handles found in it.
+ * Only credentials whose inject type is body may travel in a body. 0 / -1 as above.
+ */
+int swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
+    swap_out_t *out);
 void swap_out_free(swap_out_t *out);
 
 #endif

@@ -31,6 +31,7 @@
 #include "defaults.h"
 #include "egress.h"
 #include "http.h"
+#include "leak.h"
 #include "log.h"
 #include "netaddr.h"
 #include "policy.h"
@@ -89,6 +90,16 @@ struct conn {
 	bool upgrading;
 	char proxy_token[256];		/* from Proxy-Authorization (CONNECT or request) */
 	swap_out_t swap;		/* the current request's handle swap */
+	char swap_host[CONN_HOST_MAX];	/* where this request goes (for body handles) */
+	uint16_t swap_port;
+	struct evbuffer *bodybuf;	/* body held whole (swap.buffer_body) */
+	bool body_buffering, body_ready;
+	scrub_t *body_scrub;		/* handle/placeholder -> secret in a streamed body */
+	bool body_leak_on;		/* scan the streamed body for handles */
+	leak_stream_t leak;
+	uint64_t body_seen;
+	unsigned body_err;		/* 413 / 403 found while relaying the body */
+	const char *leak_encoding;
 	scrub_t *scrub;			/* injected secrets -> handles, for responses */
 	const char *scrubbed[INJECT_MAX_HANDLES * 4];	/* credentials already in scrub */
 	size_t nscrubbed;
@@ -165,6 +176,26 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
 }
 
+/* Drop the body state of a request; a held body may carry secrets: zero it. */
+static void
+conn_body_reset(conn_t *c)
+{
+	if (c->bodybuf) {
+		size_t n = evbuffer_get_length(c->bodybuf);
+		unsigned char *p = n ? evbuffer_pullup(c->bodybuf, -1) : NULL;
+
+		if (p)
+			sodium_memzero(p, n);
+		evbuffer_free(c->bodybuf);
+		c->bodybuf = NULL;
+	}
+	scrub_free(c->body_scrub);
+	c->body_scrub = NULL;
+	c->body_buffering = c->body_ready = c->body_leak_on = false;
+	c->body_seen = 0;
+	c->body_err = 0;
+}
+
 /*
  * Stop relaying, let the client read what is already queued (a response head, part of
  * a body), then close. Used when the upstream breaks a response midway.
@@ -211,6 +242,7 @@ conn_close(conn_t *c, const char *reason)
 	http_head_clear(&c->res);
 	free(c->req_target);
 	swap_out_free(&c->swap);
+	conn_body_reset(c);
 	scrub_free(c->scrub);
 	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
 	if (c->pol)
@@ -261,6 +293,7 @@ conn_start_head(conn_t *c)
 	c->req_done = false;
 	c->upgrading = false;
 	c->res_head_done = c->res_done = c->res_started = false;
+	conn_body_reset(c);
 	free(c->req_target);
 	c->req_target = NULL;
 	c->st = ST_HEAD;
@@ -680,31 +713,68 @@ conn_scrub_add(conn_t *c)
 	return 0;
 }
 
+static void
+conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req)
+{
+	const proxy_shared_t *sh = worker_shared(c->w);
+
+	*env = (swap_env_t){c->pol, sh->keyring, sh->handles, sh->rl, revoke_acquire(),
+	    util_now_s(), util_mono_ms()};
+	*req = (swap_req_t){&c->req, c->req_target, c->swap_host, c->swap_port,
+	    (const struct sockaddr *)&c->peer_ss, c->proxy_token[0] ? c->proxy_token : NULL};
+}
+
+/* A denied swap: log a possible exfiltration, answer the client. Always -1. */
+static int
+conn_swap_denied(conn_t *c)
+{
+	if (c->swap.exfiltration)
+		log_warn("%s: possible exfiltration: handle %s toward %s:%u: %s", c->peer,
+		    c->swap.hid[0] ? c->swap.hid : "-", c->swap_host, c->swap_port,
+		    c->swap.message);
+	conn_fail_ex(c, c->swap.status, c->swap.code, c->swap.message,
+	    c->swap.extra[0] ? c->swap.extra : NULL);
+	return -1;
+}
+
 /* Find, authorise and plan the handle swap; answers the client itself on denial. */
 static int
 conn_swap(conn_t *c, const char *host, uint16_t port)
 {
-	const proxy_shared_t *sh = worker_shared(c->w);
-	revoke_set_t *rs = revoke_acquire();
-	swap_env_t env = {c->pol, sh->keyring, sh->handles, sh->rl, rs, util_now_s(),
-	    util_mono_ms()};
-	swap_req_t req = {&c->req, c->req_target, host, port,
-	    (const struct sockaddr *)&c->peer_ss,
-	    c->proxy_token[0] ? c->proxy_token : NULL};
+	swap_env_t env;
+	swap_req_t req;
 	int rc;
 
+	snprintf(c->swap_host, sizeof(c->swap_host), "%s", host);
+	c->swap_port = port;
 	swap_out_free(&c->swap);
+	conn_swap_env(c, &env, &req);
 	rc = swap_request(&env, &req, &c->swap);
-	if (rs)
-		revoke_unref(rs);
-	if (rc < 0) {
-		if (c->swap.exfiltration)
-			log_warn("%s: possible exfiltration: handle %s toward %s:%u: %s", c->peer,
-			    c->swap.hid[0] ? c->swap.hid : "-", host, port, c->swap.message);
-		conn_fail_ex(c, c->swap.status, c->swap.code, c->swap.message,
-		    c->swap.extra[0] ? c->swap.extra : NULL);
+	if (env.revoked)
+		revoke_unref((revoke_set_t *)env.revoked);
+	if (rc < 0)
+		return conn_swap_denied(c);
+	if (conn_scrub_add(c) < 0) {
+		conn_fail(c, 500, "internal_error", "cannot set up response scrubbing");
 		return -1;
 	}
+	return 0;
+}
+
+/* Handles found in a held body. */
+static int
+conn_swap_body(conn_t *c, const char *body, size_t len)
+{
+	swap_env_t env;
+	swap_req_t req;
+	int rc;
+
+	conn_swap_env(c, &env, &req);
+	rc = swap_body(&env, &req, body, len, &c->swap);
+	if (env.revoked)
+		revoke_unref((revoke_set_t *)env.revoked);
+	if (rc < 0)
+		return conn_swap_denied(c);
 	if (conn_scrub_add(c) < 0) {
 		conn_fail(c, 500, "internal_error", "cannot set up response scrubbing");
 		return -1;
@@ -942,6 +1012,31 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 		conn_write_field(out, e->add[i].name, e->add[i].value, true);
 }
 
+static void conn_body_collect_start(conn_t *c);
+
+/* Streamed body work for this request: replacement rules or the leak tripwire. */
+static int
+conn_body_prepare(conn_t *c)
+{
+	if (c->swap.nbody == 0) {
+		c->body_leak_on = true;
+		leak_stream_init(&c->leak);
+		return 0;
+	}
+	if ((c->body_scrub = scrub_new()) == NULL)
+		return -1;
+	for (size_t i = 0; i < c->swap.nbody; i++) {
+		const swap_scrub_t *b = &c->swap.body[i];
+		const char *ph = b->cred->inject.placeholder;
+
+		if (scrub_add(c->body_scrub, b->handle, b->handle_len, b->secret,
+		    b->secret_len) < 0 || (ph && *ph && scrub_add(c->body_scrub, ph,
+		    strlen(ph), b->secret, b->secret_len) < 0))
+			return -1;
+	}
+	return 0;
+}
+
 static void
 conn_send_request_head(conn_t *c)
 {
@@ -950,6 +1045,14 @@ conn_send_request_head(conn_t *c)
 	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
 	const char *target = c->swap.edits.target ? c->swap.edits.target : c->req_target;
 
+	if (c->swap.buffer_body && !h->no_body && !c->body_ready) {
+		conn_body_collect_start(c);
+		return;
+	}
+	if (!c->body_ready && !h->no_body && conn_body_prepare(c) < 0) {
+		conn_fail(c, 500, "internal_error", "cannot set up body replacement");
+		return;
+	}
 	c->st = ST_RELAY;
 	c->upgrading = h->upgrade && conn_is_websocket(h);
 	evbuffer_add_printf(out, "%s ", http_method_str(h->method));
@@ -959,8 +1062,11 @@ conn_send_request_head(conn_t *c)
 		evbuffer_add(out, target, strlen(target));
 	evbuffer_add(out, " HTTP/1.1\r\n", 11);
 	conn_write_request_fields(c, out);
-	c->req_chunked = h->chunked;
-	if (h->chunked)
+	c->req_chunked = !c->body_ready && (h->chunked || c->body_scrub != NULL);
+	if (c->body_ready)
+		evbuffer_add_printf(out, "Content-Length: %zu\r\n",
+		    evbuffer_get_length(c->bodybuf));
+	else if (c->req_chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else if (h->has_length)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
@@ -977,29 +1083,71 @@ conn_send_request_head(conn_t *c)
 	bufferevent_set_timeouts(c->ubev, &tv, NULL);
 	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
 
-	c->req_done = h->no_body;
+	if (c->body_ready) {
+		size_t n = evbuffer_get_length(c->bodybuf);
+
+		if (n)
+			conn_add_secret(out, (char *)evbuffer_pullup(c->bodybuf, -1), n);
+		conn_body_reset(c);
+		c->req_done = true;
+	} else
+		c->req_done = h->no_body;
 	if (!c->req_done) {
 		bufferevent_enable(c->cbev, EV_READ);
 		if (conn_relay_request_body(c) < 0)
 			return;		/* answered or closed: c may be gone */
 	}
+	if (c->req_done)
+		bufferevent_disable(c->cbev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
 		conn_up_read_cb(c->ubev, c);
 }
 
 /* --- request body ---------------------------------------------------------------------- */
 
+/* Body bytes toward the upstream, framed; replaced bytes carry secrets. */
+static void
+conn_emit_req(void *arg, const void *data, size_t len)
+{
+	conn_t *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+
+	if (len == 0)
+		return;
+	if (c->req_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	if (c->body_scrub)
+		conn_add_secret(out, data, len);
+	else
+		evbuffer_add(out, data, len);
+	if (c->req_chunked)
+		evbuffer_add(out, "\r\n", 2);
+}
+
 static int
 conn_req_on_body(http_parser *p, const char *at, size_t len)
 {
 	conn_t *c = p->data;
-	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	leak_hit_t hit;
 
-	if (c->req_chunked)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	evbuffer_add(out, at, len);
-	if (c->req_chunked)
-		evbuffer_add(out, "\r\n", 2);
+	if (c->body_buffering) {
+		if (evbuffer_get_length(c->bodybuf) + len > SG_BODY_BUFFER_MAX) {
+			c->body_err = 413;
+			return -1;
+		}
+		return evbuffer_add(c->bodybuf, at, len) < 0 ? -1 : 0;
+	}
+	if (c->body_leak_on && c->body_seen < SG_LEAK_SCAN_BODY_MAX) {
+		c->body_seen += len;
+		if (leak_stream_feed(&c->leak, at, len, &hit)) {
+			c->body_err = 403;
+			c->leak_encoding = hit.encoding;
+			return -1;
+		}
+	}
+	if (c->body_scrub)
+		return scrub_feed(c->body_scrub, at, len, conn_emit_req, c) < 0 ? -1 : 0;
+	conn_emit_req(c, at, len);
 	return 0;
 }
 
@@ -1008,10 +1156,16 @@ conn_req_on_complete(http_parser *p)
 {
 	conn_t *c = p->data;
 
+	http_parser_pause(p, 1);
+	if (c->body_buffering) {
+		c->body_ready = true;
+		return 0;
+	}
+	if (c->body_scrub && scrub_finish(c->body_scrub, conn_emit_req, c) < 0)
+		return -1;
 	if (c->req_chunked)
 		evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
 	c->req_done = true;
-	http_parser_pause(p, 1);
 	return 0;
 }
 
@@ -1043,21 +1197,48 @@ conn_feed(http_parser *p, const http_parser_settings *s, struct evbuffer *in, bo
 	return 0;
 }
 
+static void
+conn_body_failed(conn_t *c)
+{
+	char msg[256];
+
+	if (c->body_err == 413) {
+		snprintf(msg, sizeof(msg), "this request's body must be held whole (hmac "
+		    "signature or a handle in the body) and is larger than %d bytes",
+		    SG_BODY_BUFFER_MAX);
+		conn_fail(c, 413, "body_too_large", msg);
+		return;
+	}
+	if (c->body_err == 403) {
+		log_warn("%s: possible exfiltration: handle (%s) in a request body toward %s:%u",
+		    c->peer, c->leak_encoding, c->up_host, c->up_port);
+		snprintf(msg, sizeof(msg), "a handle (%s) in the request body; no credential "
+		    "lets it travel in this body", c->leak_encoding);
+		conn_fail(c, 403, "handle_in_body", msg);
+		return;
+	}
+	STATS_INC(errors_bad_request);
+	conn_fail(c, 400, "bad_request", http_errno_description(HTTP_PARSER_ERRNO(&c->reqp)));
+}
+
+static int conn_body_buffered(conn_t *c);
+
 /* Returns -1 when the connection was answered/closed (c must not be used then). */
 static int
 conn_relay_request_body(conn_t *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	bool *stop = c->body_buffering ? &c->body_ready : &c->req_done;
 
-	if (c->ubev == NULL || c->req_done)
+	if (c->ubev == NULL || *stop)
 		return 0;
 	c->reqp.data = c;
-	if (conn_feed(&c->reqp, &conn_req_body_settings, in, &c->req_done) < 0) {
-		STATS_INC(errors_bad_request);
-		conn_fail(c, 400, "bad_request",
-		    http_errno_description(HTTP_PARSER_ERRNO(&c->reqp)));
+	if (conn_feed(&c->reqp, &conn_req_body_settings, in, stop) < 0) {
+		conn_body_failed(c);
 		return -1;
 	}
+	if (c->body_buffering)
+		return c->body_ready ? conn_body_buffered(c) : 0;
 	if (c->req_done) {
 		bufferevent_disable(c->cbev, EV_READ);	/* next request waits its turn */
 		return 0;
@@ -1067,6 +1248,89 @@ conn_relay_request_body(conn_t *c)
 		bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
 	}
 	return 0;
+}
+
+static void
+conn_body_collect_start(conn_t *c)
+{
+	c->st = ST_RELAY;
+	c->body_buffering = true;
+	c->bodybuf = evbuffer_new();
+	if (c->bodybuf == NULL) {
+		conn_fail(c, 500, "internal_error", "out of memory");
+		return;
+	}
+	bufferevent_enable(c->cbev, EV_READ);
+	conn_relay_request_body(c);
+}
+
+static void
+conn_emit_evbuf(void *arg, const void *data, size_t len)
+{
+	evbuffer_add(arg, data, len);
+}
+
+/* Apply body rules to the held body: a new buffer replaces it (the old is zeroed). */
+static int
+conn_body_rewrite(conn_t *c, const char *body, size_t len)
+{
+	struct evbuffer *nb;
+
+	if (c->swap.nbody == 0)
+		return 0;
+	if (conn_body_prepare(c) < 0 || (nb = evbuffer_new()) == NULL)
+		return -1;
+	if (scrub_feed(c->body_scrub, body, len, conn_emit_evbuf, nb) < 0 ||
+	    scrub_finish(c->body_scrub, conn_emit_evbuf, nb) < 0) {
+		evbuffer_free(nb);
+		return -1;
+	}
+	scrub_free(c->body_scrub);
+	c->body_scrub = NULL;
+	sodium_memzero((void *)body, len);
+	evbuffer_free(c->bodybuf);
+	c->bodybuf = nb;
+	return 0;
+}
+
+/* The whole body is here: find handles in it, rewrite, sign, then send the head. */
+static int
+conn_body_buffered(conn_t *c)
+{
+	size_t len = evbuffer_get_length(c->bodybuf);
+	const char *body = len ? (const char *)evbuffer_pullup(c->bodybuf, -1) : "";
+	leak_hit_t hit;
+	char msg[128];
+
+	c->body_buffering = false;
+	if (leak_scan(body, len, &hit)) {
+		snprintf(msg, sizeof(msg), "a handle in encoded form (%s) in the request body",
+		    hit.encoding);
+		conn_fail(c, 403, "handle_encoded", msg);
+		return -1;
+	}
+	if (conn_swap_body(c, body, len) < 0)
+		return -1;
+	if (conn_body_rewrite(c, body, len) < 0) {
+		conn_fail(c, 500, "internal_error", "cannot rewrite the request body");
+		return -1;
+	}
+	if (c->swap.hmac_cred) {
+		const policy_credential_t *cr = c->swap.hmac_cred;
+		size_t n = evbuffer_get_length(c->bodybuf);
+		char *v = inject_hmac_value(cr, n ? evbuffer_pullup(c->bodybuf, -1) : (void *)"",
+		    n);
+
+		if (v == NULL || inject_edits_set_header(&c->req, &c->swap.edits,
+		    cr->inject.name ? cr->inject.name : "Authorization", v) < 0) {
+			conn_fail(c, 500, "internal_error", "cannot sign the request body");
+			return -1;
+		}
+	}
+	c->body_ready = true;
+	bufferevent_disable(c->cbev, EV_READ);
+	conn_send_request_head(c);
+	return -1;	/* the head path took over: callers stop here */
 }
 
 static void

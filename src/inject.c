@@ -443,6 +443,29 @@ inject_apply_query(const http_head_t *h, const char *target, const inject_list_t
 	return 0;
 }
 
+/* hmac / body: the secret goes elsewhere; every head occurrence of the handle goes. */
+static int
+inject_remove_all(const http_head_t *h, const char *target, const inject_list_t *l,
+    const char *handle, size_t hl, inject_edits_t *e, const char **why)
+{
+	char hz[SG_HANDLE_MAX_LEN + 1];
+
+	memcpy(hz, handle, hl);
+	hz[hl] = '\0';
+	for (size_t i = 0; i < l->n; i++) {
+		const inject_found_t *f = &l->f[i];
+
+		if (!inject_same(h, target, f, handle, hl))
+			continue;
+		if (f->where == INJECT_IN_TARGET) {
+			if (inject_target_edit(e, target, hz, hl, NULL, why) < 0)
+				return -1;
+		} else if (e->kind[f->field] != EDIT_REPLACE)
+			e->kind[f->field] = EDIT_DROP;
+	}
+	return 0;
+}
+
 int
 inject_apply(const http_head_t *h, const char *target, const inject_list_t *l,
     const char *handle, size_t tlen, const policy_credential_t *cred, inject_edits_t *e,
@@ -455,6 +478,8 @@ inject_apply(const http_head_t *h, const char *target, const inject_list_t *l,
 		*why = "handle too long";
 		return -1;
 	}
+	if (cred->inject.type == INJECT_HMAC || cred->inject.type == INJECT_BODY)
+		return inject_remove_all(h, target, l, handle, tlen, e, why);
 	if (inject_rule_make(cred, &r, why) < 0) {
 		inject_rule_free(&r);
 		return -1;
@@ -465,4 +490,42 @@ inject_apply(const http_head_t *h, const char *target, const inject_list_t *l,
 		rc = inject_apply_header(h, target, l, handle, tlen, &r, e, why);
 	inject_rule_free(&r);
 	return rc;
+}
+
+char *
+inject_hmac_value(const policy_credential_t *cred, const void *body, size_t len)
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	char hex[2 * sizeof(mac) + 1];
+	crypto_auth_hmacsha256_state st;
+	char *out;
+
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)cred->secret,
+	    cred->secret_len);
+	crypto_auth_hmacsha256_update(&st, body, len);
+	crypto_auth_hmacsha256_final(&st, mac);
+	util_hex_encode(mac, sizeof(mac), hex);
+	out = inject_format(cred->inject.format, hex, strlen(hex));
+	sodium_memzero(&st, sizeof(st));
+	sodium_memzero(mac, sizeof(mac));
+	return out;
+}
+
+int
+inject_edits_set_header(const http_head_t *h, inject_edits_t *e, const char *name,
+    char *value)
+{
+	if (e->nadd >= INJECT_MAX_HANDLES || (e->add[e->nadd].name = strdup(name)) == NULL) {
+		util_secret_free(value);
+		return -1;
+	}
+	for (size_t i = 0; i < h->nfields; i++)
+		if (strcasecmp(h->fields[i].name, name) == 0) {
+			util_secret_free(e->value[i]);
+			e->value[i] = NULL;
+			e->kind[i] = EDIT_DROP;
+		}
+	e->add[e->nadd++].value = value;
+	e->secret_in_head = true;
+	return 0;
 }

@@ -60,26 +60,52 @@ is_b64_core(unsigned char c)
 /* --- matchers ------------------------------------------------------------------------ */
 
 static const struct leak_item *
-ring_back(const struct leak_item *ring, unsigned char n, unsigned k)
+ring_back(const struct leak_match *m, unsigned k)
 {
-	return &ring[(unsigned)(n - k) % LEAK_HIST];
+	return &m->ring[(m->n - k) % LEAK_HIST];
 }
 
-static void
-ring_add(struct leak_item *ring, unsigned char *n, struct leak_item it)
-{
-	ring[*n % LEAK_HIST] = it;
-	*n = (unsigned char)((*n + 1) % LEAK_HIST);
-}
-
-/* Do the last plen items of ring spell pat? */
 static bool
-ring_ends_with(const struct leak_item *ring, unsigned char n, const char *pat, size_t plen)
+skip_b64(unsigned char c)
 {
-	for (size_t k = 1; k <= plen; k++)
-		if (ring_back(ring, n, (unsigned)k)->c != (unsigned char)pat[plen - k])
-			return false;
-	return true;
+	return c == '\r' || c == '\n';
+}
+
+static bool
+skip_hex(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ':';
+}
+
+static unsigned char
+fold_hex(unsigned char c)
+{
+	return c >= 'A' && c <= 'F' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/*
+ * Do the newest items spell pat, skipping items skip() accepts between its characters
+ * (never before the newest)? Returns the matching item of pat[0], or NULL.
+ */
+static const struct leak_item *
+ring_match(const struct leak_match *m, const char *pat, size_t plen, bool (*skip)(unsigned char),
+    bool fold)
+{
+	size_t want = plen;
+	unsigned k;
+
+	for (k = 1; k <= LEAK_HIST && k <= m->seen; k++) {
+		const struct leak_item *it = ring_back(m, k);
+		unsigned char c = fold ? fold_hex(it->c) : it->c;
+
+		if (c == (unsigned char)pat[want - 1]) {
+			if (--want == 0)
+				return it;
+		} else if (k == 1 || skip == NULL || !skip(it->c)) {
+			return NULL;
+		}
+	}
+	return NULL;
 }
 
 static int
@@ -106,42 +132,48 @@ flags_name(unsigned flags)
 static int
 match_push(leak_stream_t *ls, struct leak_match *m, bool prefix, struct leak_item it)
 {
+	const struct leak_item *first;
 	unsigned char c = it.c;
 
-	if (prefix) {
-		ring_add(m->all, &m->nall, it);
-		if (c == '.' && ring_ends_with(m->all, m->nall, pat_prefix, HANDLE_PREFIX_LEN)) {
+	m->ring[m->n % LEAK_HIST] = it;
+	m->n = (m->n + 1) % LEAK_HIST;
+	if (m->seen < LEAK_HIST)
+		m->seen++;
+	if (c == '+' || c == '/')
+		m->b64kind = B64_STD;
+	else if (c == '-' || c == '_')
+		m->b64kind = B64_URL;
+	else if (!is_b64_core(c) && !skip_b64(c))
+		m->b64kind = B64_NONE;
+	switch (c) {
+	case '.':
+		if (prefix &&
+		    (first = ring_match(m, pat_prefix, HANDLE_PREFIX_LEN, NULL, false)) != NULL) {
 			unsigned flags = 0;
 
 			for (unsigned k = 1; k <= HANDLE_PREFIX_LEN; k++)
-				flags |= ring_back(m->all, m->nall, k)->flags;
+				flags |= ring_back(m, k)->flags;
 			if (flags != 0 || ls->raw_is_hit)
-				return report(ls, flags_name(flags),
-				    ring_back(m->all, m->nall, HANDLE_PREFIX_LEN)->off);
+				return report(ls, flags_name(flags), first->off);
 		}
-	}
-	if (c != '\r' && c != '\n') {
-		ring_add(m->b64, &m->nb64, it);
-		if (c == '+' || c == '/')
-			m->b64kind = B64_STD;
-		else if (c == '-' || c == '_')
-			m->b64kind = B64_URL;
-		else if (!is_b64_core(c))
-			m->b64kind = B64_NONE;
+		return 0;
+	case 'S':
+	case 'u':
+	case 'L':
 		for (int a = 0; a < 3; a++)
 			if (c == (unsigned char)pat_b64[a][PAT_B64_LEN - 1] &&
-			    ring_ends_with(m->b64, m->nb64, pat_b64[a], PAT_B64_LEN))
+			    (first = ring_match(m, pat_b64[a], PAT_B64_LEN, skip_b64, false)) != NULL)
 				return report(ls, m->b64kind == B64_URL ? "base64url" : "base64",
-				    ring_back(m->b64, m->nb64, PAT_B64_LEN)->off);
+				    first->off);
+		return 0;
+	case 'e':
+	case 'E':
+		if ((first = ring_match(m, pat_hex, PAT_HEX_LEN, skip_hex, true)) != NULL)
+			return report(ls, "hex", first->off);
+		return 0;
+	default:
+		return 0;
 	}
-	if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != ':') {
-		if (c >= 'A' && c <= 'F')
-			it.c = (unsigned char)(c - 'A' + 'a');
-		ring_add(m->hex, &m->nhex, it);
-		if (it.c == 'e' && ring_ends_with(m->hex, m->nhex, pat_hex, PAT_HEX_LEN))
-			return report(ls, "hex", ring_back(m->hex, m->nhex, PAT_HEX_LEN)->off);
-	}
-	return 0;
 }
 
 /* --- percent stage --------------------------------------------------------------------- */
@@ -396,6 +428,13 @@ leak_stream_init_encoded(leak_stream_t *ls)
 	stream_init(ls, false);
 }
 
+/* No stage holds pending bytes: a byte that starts no escape passes every stage. */
+static bool
+chain_idle(const leak_stream_t *ls)
+{
+	return (ls->pct[0].n | ls->pct[1].n | ls->pct[2].n | ls->pct[3].n | ls->esc.n) == 0;
+}
+
 int
 leak_stream_feed(leak_stream_t *ls, const void *buf, size_t len, leak_hit_t *hit)
 {
@@ -404,7 +443,11 @@ leak_stream_feed(leak_stream_t *ls, const void *buf, size_t len, leak_hit_t *hit
 	for (size_t i = 0; i < len && !ls->done; i++) {
 		struct leak_item it = {.off = ls->pos++, .c = p[i], .flags = 0};
 
-		if (match_push(ls, &ls->raw, false, it) == 0)
+		if (match_push(ls, &ls->raw, false, it) != 0)
+			break;
+		if (chain_idle(ls) && it.c != '%' && it.c != '\\' && it.c != '&')
+			(void)match_push(ls, &ls->dec, true, it);	/* every stage passes it */
+		else
 			(void)stage_push(ls, ST_PCT0, it);
 	}
 	if (!ls->done)

@@ -22,6 +22,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{"unseal", cmd_unseal, "open a sealed token or handle, secrets redacted"},
 	{"handle", cmd_handle, "handle mint: mint a handle for a sandbox and credential"},
 	{"policy", cmd_policy, "policy check: validate policy files"},
+	{"revoke", cmd_revoke, "revoke a handle id, sandbox, credential or key"},
 	{"version", cmd_version, "print the version"},
 };
 

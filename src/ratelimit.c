@@ -551,7 +551,7 @@ ratelimit_format_headers(const struct ratelimit_result *res, const char *policy_
 		ok = rl_append(buf, len, &pos, "Retry-After: %" PRIu64 "\r\n", s ? s : 1);
 	}
 	ok = ok && rl_append(buf, len, &pos, "RateLimit-Policy: \"%s\";q=%" PRIu32 ";w=%" PRIu64
-	    "\r\n", name, res->burst, res->window_ms >= 1000 ? rl_ceil_s(res->window_ms) : 1);
+	    "\r\n", name, res->limit, res->window_ms >= 1000 ? rl_ceil_s(res->window_ms) : 1);
 	ok = ok && rl_append(buf, len, &pos, "RateLimit: \"%s\";r=%" PRIu32 ";t=%" PRIu64 "\r\n",
 	    name, res->remaining, rl_ceil_s(res->reset_ms));
 	if (!ok) {

@@ -1,6 +1,7 @@
 /* swap.c — per-request handle work: find, unseal, authorise, rate-limit, plan. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -21,6 +22,14 @@ swap_deny(swap_out_t *out, unsigned status, const char *code, const char *fmt,
 	return -1;
 }
 
+static bool
+swap_is_basic(const http_field_t *f)
+{
+	return (strcasecmp(f->name, "Authorization") == 0 ||
+	    strcasecmp(f->name, "Proxy-Authorization") == 0) &&
+	    strncasecmp(f->value, "Basic ", 6) == 0;
+}
+
 /* Encoded handles (percent, base64, escapes…) are refused anywhere in the head. */
 static int
 swap_check_encoded(const swap_req_t *req, swap_out_t *out)
@@ -30,6 +39,9 @@ swap_check_encoded(const swap_req_t *req, swap_out_t *out)
 	for (size_t i = 0; i < req->head->nfields; i++) {
 		const http_field_t *f = &req->head->fields[i];
 
+		/* Basic credentials are base64 by nature: inject_find decodes them */
+		if (swap_is_basic(f))
+			continue;
 		if (leak_scan(f->value, f->value_len, &hit)) {
 			char where[96];
 
@@ -77,8 +89,8 @@ swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t
 	if (ratelimit_take(env->rl, reqs, n, env->now_ms, &res) == 0 && res.allowed)
 		return 0;
 	{
-		static const char *const which[] = {"the handle", "the credential (all its "
-		    "handles)", "the sandbox"};
+		static const char *const which[] = {"the handle",
+		    ("the credential (all its handles)"), "the sandbox"};
 		const char *w = res.limiting < 3 ? which[res.limiting] : "a bucket";
 		char msg[256];
 
@@ -89,7 +101,30 @@ swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t
 	}
 }
 
-/* One distinct handle: unseal, authorise, rate-limit, plan its swap. */
+/* hmac signs the body, body rewrites it: note what the shell must do. */
+static int
+swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swap_out_t *out)
+{
+	if (cr->inject.type == INJECT_HMAC) {
+		if (out->hmac_cred && out->hmac_cred != cr)
+			return swap_deny(out, 400, "bad_request", "two hmac credentials in one "
+			    "request%s", NULL);
+		out->hmac_cred = cr;
+		out->buffer_body = true;
+	} else if (cr->inject.type == INJECT_BODY && out->nbody < INJECT_MAX_HANDLES) {
+		swap_scrub_t *b = &out->body[out->nbody++];
+
+		b->cred = cr;
+		b->secret = cr->secret;
+		b->secret_len = cr->secret_len;
+		memcpy(b->handle, text, tlen);
+		b->handle[tlen] = '\0';
+		b->handle_len = tlen;
+	}
+	return 0;
+}
+
+/* One distinct handle: unseal, authorise, rate-limit, plan its swap (list NULL: body). */
 static int
 swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
     const char *text, size_t tlen, const char *path, swap_out_t *out)
@@ -124,11 +159,19 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	out->sandbox = az.sandbox->name;
 	if (swap_rate(env, cl, &az, out) < 0)
 		goto done;
-	if (inject_apply(req->head, req->target, list, text, tlen, az.cred, &out->edits,
-	    &why) < 0) {
+	if (list == NULL && az.cred->inject.type != INJECT_BODY) {
+		swap_deny(out, 403, "handle_in_body", "credential %s does not inject into "
+		    "request bodies; send its handle where its inject rule expects it",
+		    az.cred->name);
+		goto done;
+	}
+	if (list && inject_apply(req->head, req->target, list, text, tlen, az.cred,
+	    &out->edits, &why) < 0) {
 		swap_deny(out, 400, "inject_failed", "%s", why);
 		goto done;
 	}
+	if (swap_body_work(az.cred, text, tlen, out) < 0)
+		goto done;
 	if (out->nscrub < INJECT_MAX_HANDLES) {
 		swap_scrub_t *s = &out->scrub[out->nscrub++];
 
@@ -143,6 +186,16 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 done:
 	handlecache_release(env->cache, cl);
 	return rc;
+}
+
+static bool
+swap_body_host(const policy_t *p, const swap_req_t *req)
+{
+	for (size_t i = 0; i < p->ncredentials; i++)
+		if (p->credentials[i].inject.type == INJECT_BODY &&
+		    scope_hosts_match(&p->credentials[i].hosts, req->host, req->port))
+			return true;
+	return false;
 }
 
 static bool
@@ -171,8 +224,11 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 	inject_edits_init(&out->edits);
 	if (swap_check_encoded(req, out) < 0)
 		return -1;
-	if (inject_find(req->head, req->target, &list) == 0)
+	if (inject_find(req->head, req->target, &list) == 0) {
+		/* opt-in: a body credential covers this host, its handle may be in the body */
+		out->buffer_body = !req->head->no_body && swap_body_host(env->policy, req);
 		return 0;
+	}
 	if (list.truncated) {
 		inject_list_free(&list);
 		return swap_deny(out, 400, "bad_request", "too many handles in one request%s",
@@ -204,4 +260,35 @@ swap_out_free(swap_out_t *out)
 {
 	inject_edits_free(&out->edits);
 	sodium_memzero(out->scrub, sizeof(out->scrub));
+}
+
+int
+swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
+    swap_out_t *out)
+{
+	char path[SG_MAX_START_LINE + 1];
+	size_t off = 0, hl, distinct = 0;
+	const char *seen[INJECT_MAX_HANDLES];
+	size_t seenlen[INJECT_MAX_HANDLES];
+
+	if (scope_path_normalize(req->target, strlen(req->target), path, sizeof(path)) < 0)
+		return swap_deny(out, 400, "bad_request", "ambiguous request path (dot segments "
+		    "or encoded slashes) with a handle%s", NULL);
+	while (off < len && handle_find(body, len, &off, &hl) == 0) {
+		bool dup = false;
+
+		for (size_t j = 0; j < distinct; j++)
+			dup |= seenlen[j] == hl && memcmp(seen[j], body + off, hl) == 0;
+		if (!dup) {
+			if (distinct == INJECT_MAX_HANDLES)
+				return swap_deny(out, 400, "bad_request", "too many handles in one "
+				    "request%s", NULL);
+			seen[distinct] = body + off;
+			seenlen[distinct++] = hl;
+			if (swap_one(env, req, NULL, body + off, hl, path, out) < 0)
+				return -1;
+		}
+		off += hl;
+	}
+	return 0;
 }

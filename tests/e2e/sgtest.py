@@ -241,6 +241,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
             return self._send_chunked(int(path[9:].split("?")[0]), head)
         extra = {}
         status = 200
+        if path.startswith(("/reflect-split", "/reflect-cl", "/reflect-status/")):
+            return self._reflect(path, head)
         if path.startswith("/reflect-auth"):
             extra["X-Echo-Auth"] = self.headers.get("Authorization", "")
             info = dict(info, authorization=self.headers.get("Authorization"))
@@ -263,6 +265,43 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
 
     def _sni(self):
         return getattr(self.connection, "sg_sni", None)
+
+    def _reflect(self, path, head):
+        """Reflect a received header (?h=NAME, default Authorization) back:
+        /reflect-cl       body b"auth<VALUE>end" (repeated ?n= times) with Content-Length
+        /reflect-split    the same body chunked, written in 3-byte pieces (?step=) with a
+                          flush after each, so a secret in it is split across writes
+        /reflect-status/N status N (204, 304) with X-Echo-Auth: VALUE and no body"""
+        import urllib.parse
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        name = q.get("h", ["Authorization"])[0]
+        value = (self.headers.get(name) or "").encode("latin-1")
+        body = (b"auth<" + value + b">end") * int(q.get("n", ["1"])[0])
+        if path.startswith("/reflect-status/"):
+            self.send_response(int(path[16:].split("?")[0]))
+            self.send_header("X-Echo-Auth", value.decode("latin-1"))
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("X-Echo-Auth", value.decode("latin-1"))
+        if path.startswith("/reflect-cl"):
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if head:
+            return
+        step = int(q.get("step", ["3"])[0])
+        for off in range(0, len(body), step):
+            piece = body[off:off + step]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _send_bytes(self, n, head):
         self.send_response(200)
@@ -897,10 +936,12 @@ class RawConn:
     inside; send(bytes); read_response(method) parses one response (own reader, so
     pipelined responses are not lost); read_all() reads to EOF or timeout."""
 
-    def __init__(self, sg, timeout=10):
+    def __init__(self, sg, timeout=10, source=None):
         self.sg = sg
         self.timeout = timeout
-        self.sock = socket.create_connection(sg.proxy, timeout=timeout)
+        # source: bind the client socket to this address (another "sandbox": 127.0.0.2)
+        self.sock = socket.create_connection(
+            sg.proxy, timeout=timeout, source_address=(source, 0) if source else None)
         self.buf = b""
         self.eof = False
         self.tls_sock = None
@@ -1059,12 +1100,15 @@ class RawConn:
         return self.sock
 
 
-def open_intercepted(sg, host, port, sni=None, timeout=10, cafile=None, check_hostname=True):
-    """RawConn after CONNECT host:port (must answer 200) and TLS with sni (default host)."""
-    c = RawConn(sg, timeout=timeout)
+def open_intercepted(sg, host, port, sni=None, timeout=10, cafile=None, check_hostname=True,
+                     source=None, connect_extra=b""):
+    """RawConn after CONNECT host:port (must answer 200) and TLS with sni (default host).
+    source: client address to bind; connect_extra: header lines (CRLF-terminated bytes)
+    added to the CONNECT, e.g. Proxy-Authorization."""
+    c = RawConn(sg, timeout=timeout, source=source)
     try:
-        r = c.connect("%s:%d" % (host, port) if ":" not in host or host.startswith("[")
-                      else "[%s]:%d" % (host, port))
+        r = c.connect(("%s:%d" % (host, port) if ":" not in host or host.startswith("[")
+                       else "[%s]:%d" % (host, port)), extra=connect_extra)
         if r.status != 200:
             raise AssertionError("CONNECT %s:%d -> %s %r" % (host, port, r.status, r.body))
         c.tls(sni if sni is not None else host.strip("[]"), cafile=cafile,
@@ -1076,12 +1120,13 @@ def open_intercepted(sg, host, port, sni=None, timeout=10, cafile=None, check_ho
 
 
 def request_via_connect(sg, authority, request, sni=None, method="GET", timeout=10,
-                        cafile=None, check_hostname=True):
+                        cafile=None, check_hostname=True, source=None, connect_extra=b""):
     """CONNECT authority; if refused, that answer is the result (stage 'connect').
     Otherwise TLS (sni defaults to the authority's host) and send request bytes; the
-    first response is the result (stage 'inner'). Returns (stage, Response)."""
-    with RawConn(sg, timeout=timeout) as c:
-        r = c.connect(authority)
+    first response is the result (stage 'inner'). Returns (stage, Response).
+    source / connect_extra: as for open_intercepted."""
+    with RawConn(sg, timeout=timeout, source=source) as c:
+        r = c.connect(authority, extra=connect_extra)
         if r.status != 200:
             return "connect", r
         host = authority.rsplit(":", 1)[0].strip("[]")
@@ -1161,3 +1206,143 @@ def error_code(resp):
     except (ValueError, AttributeError):
         pass
     return resp.header("X-Sealgate-Error"), body_code
+
+
+# --------------------------------------------------------------------------- handles
+
+def sealgate_cli(*args, timeout=30, input=None):
+    """Run the sealgate binary; returns (exit code, stdout, stderr) as text."""
+    r = subprocess.run([SEALGATE_BIN] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=timeout, input=input,
+                       stdin=None if input is not None else subprocess.DEVNULL)
+    return r.returncode, r.stdout, r.stderr
+
+
+def mint_handle(policy_path, sandbox, credential, ttl=None):
+    """sealgate handle mint --json: {"handle", "handle_id", "expires_at", ...}."""
+    args = ["handle", "mint", "--policy", policy_path, "--sandbox", sandbox,
+            "--credential", credential, "--json"]
+    if ttl:
+        args += ["--ttl", ttl]
+    rc, out, err = sealgate_cli(*args)
+    if rc != 0:
+        raise AssertionError("handle mint --sandbox %s --credential %s exited %d: %s"
+                             % (sandbox, credential, rc, err.strip()))
+    return json.loads(out)
+
+
+def key_id_of(pub):
+    """Key id of an X25519 public key (bytes): BLAKE2b-256, first 4 bytes as hex."""
+    return hashlib.blake2b(pub, digest_size=32).hexdigest()[:8]
+
+
+class KeyPair:
+    def __init__(self, key, pub):
+        self.key = key          # path of seal.key (0600)
+        self.pub = pub          # path of seal.pub
+        with open(pub) as f:
+            self.pub_bytes = bytes.fromhex(f.read().strip())
+        self.key_id = key_id_of(self.pub_bytes)
+
+
+def keygen(dirpath):
+    """sealgate keygen --out dirpath -> KeyPair (the key id is checked against keygen's)."""
+    rc, out, err = sealgate_cli("keygen", "--out", dirpath)
+    if rc != 0:
+        raise AssertionError("keygen exited %d: %s" % (rc, err.strip()))
+    kp = KeyPair(os.path.join(dirpath, "seal.key"), os.path.join(dirpath, "seal.pub"))
+    if kp.key_id not in out:
+        raise AssertionError("keygen did not print key id %s: %r" % (kp.key_id, out))
+    return kp
+
+
+def handle_claims(cred, sandbox, iat=None, exp=None, hid=None, **extra):
+    """A handle payload (docs/handles.md) with defaults: issued now, valid one hour."""
+    now = int(time.time())
+    c = {"v": 1, "cred": cred, "sb": sandbox, "hid": hid or os.urandom(16).hex(),
+         "iat": now if iat is None else iat, "exp": now + 3600 if exp is None else exp}
+    c.update(extra)
+    return c
+
+
+def seal_handle(pub, claims, key_id=None):
+    """Craft an sgh1 handle: crypto_box_seal(compact JSON claims) to pub (path of seal.pub
+    or 32 raw bytes), key id of that key unless given. Needs python3-nacl."""
+    from nacl.public import PublicKey, SealedBox
+    if isinstance(pub, str):
+        with open(pub) as f:
+            pub = bytes.fromhex(f.read().strip())
+    data = json.dumps(claims, separators=(",", ":")).encode()
+    sealed = SealedBox(PublicKey(pub)).encrypt(data)
+    body = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+    return "sgh1.%s.%s" % (key_id or key_id_of(pub), body)
+
+
+def wait_for(probe, timeout=10.0, interval=0.05, what="condition"):
+    """Call probe() until it returns something truthy (returned) or the deadline passes
+    (AssertionError naming what and the last value). A retrying condition wait: probe
+    does the real work (e.g. a request), the interval only paces the retries."""
+    deadline = time.monotonic() + timeout
+    pace = threading.Event()
+    last = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        left = _deadline_left(deadline)
+        if left <= 0:
+            raise AssertionError("%s not reached within %.1fs (last: %r)"
+                                 % (what, timeout, last))
+        pace.wait(min(interval, left))
+
+
+def build_request(method, target, host, headers=(), body=b"", keep_alive=True):
+    """Request bytes: Host, the given (name, value) pairs, Content-Length when there is a
+    body (or for POST/PUT/PATCH)."""
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: %s" % host]
+    lines += ["%s: %s" % (k, v) for k, v in headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append("Content-Length: %d" % len(body))
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def proxied(sg, host, port, method="GET", target="/", headers=(), body=b"", source=None,
+            proxy_auth=None, timeout=10):
+    """One request through sealgate: CONNECT host:port (+ Proxy-Authorization: proxy_auth),
+    TLS, the request. Returns the Response (the CONNECT's own answer when that was
+    refused), with .stage 'connect' or 'inner'."""
+    extra = b"" if proxy_auth is None else (b"Proxy-Authorization: %s\r\n"
+                                            % proxy_auth.encode("latin-1"))
+    authority = "%s:%d" % (host, port)
+    stage, r = request_via_connect(
+        sg, authority, build_request(method, target, authority, headers, body),
+        method=method, timeout=timeout, source=source, connect_extra=extra)
+    r.stage = stage
+    return r
+
+
+def redact(data, secrets):
+    """Text of data (bytes or str) with every secret replaced by a marker: for messages."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("latin-1")
+    data = str(data)
+    for s in secrets:
+        if s:
+            data = data.replace(s, "[SECRET %d bytes]" % len(s))
+    return data
+
+
+def metrics_value(sg, name):
+    """A sample of the admin /metrics text (float), or None when the metric is absent."""
+    import http.client
+    import re
+    c = http.client.HTTPConnection(*sg.admin, timeout=10)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    m = re.search(r"(?m)^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text)
+    return float(m.group(1)) if m else None

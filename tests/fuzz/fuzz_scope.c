@@ -54,7 +54,7 @@ fuzz_path(const char *p, size_t len)
 		char *pv[] = {p1, p2, p3, p4};
 		policy_strlist_t pl = {4, pv};
 
-		if (!scope_path_match(&pl, out))	/* "/*" matches every normalized path */
+		if (!scope_path_match(&pl, out))	/* the first one matches every path */
 			abort();
 	}
 }

@@ -537,7 +537,7 @@ test_no_false_positives(void **state)
 		} else if (kind == 4) {	/* percent-encoded random bytes, some left plain */
 			size_t n = 0;
 
-			while (n + 3 <= sizeof(buf)) {
+			while (n + 4 <= sizeof(buf)) {
 				if (rnd(2))
 					n += (size_t)sprintf(buf + n, "%%%02X", (unsigned)rnd(256));
 				else

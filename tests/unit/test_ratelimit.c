@@ -450,7 +450,7 @@ test_headers_allowed(void **state)
 	n = ratelimit_format_headers(&res, "handle", buf, sizeof(buf));
 	assert_int_equal(n, (int)strlen(buf));
 	assert_string_equal(buf,
-	    "RateLimit-Policy: \"handle\";q=20;w=60\r\n"
+	    "RateLimit-Policy: \"handle\";q=10;w=60\r\n"
 	    "RateLimit: \"handle\";r=19;t=6\r\n");
 	/* a reset that is not a whole number of seconds rounds up */
 	res.reset_ms = 6001;
@@ -492,7 +492,7 @@ test_headers_denied(void **state)
 	/* sub-second windows still say w=1; huge values print in full */
 	res.window_ms = 500;
 	res.retry_after_ms = UINT64_MAX;
-	res.burst = UINT32_MAX;
+	res.limit = UINT32_MAX;
 	assert_true(ratelimit_format_headers(&res, "sandbox", buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf, "Retry-After: 18446744073709552\r\n"));
 	assert_non_null(strstr(buf, ";q=4294967295;w=1\r\n"));

@@ -1,0 +1,438 @@
+#!/bin/bash
+# bench/run.sh — sealgate benchmark (issue 8). `make bench` runs this.
+#
+# Usage: bench/run.sh [-d SECS] [-w WARMUP] [-r REPS] [-W "WORKLOADS"] [-n MAXREQ]
+#                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
+#   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
+#   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
+#   -W  workloads (default "ka1 ka16 ka64 new16 down up idle"):
+#         ka<N>   keep-alive, N connections, one request in flight on each
+#         new<N>  N concurrent loops of TCP connect, CONNECT, full TLS handshake, 1 request, close
+#         down    one streamed download of -B MiB (curl), up: one streamed upload of -B MiB
+#         idle    -I intercepted keep-alive connections opened and held (sealgate only)
+#   -B  bulk size in MiB (256)   -I  idle connections (10000; capped by RLIMIT_NOFILE)
+#   -p  also profile sealgate under ka16 with `perf record -g` (valgrind callgrind if perf fails)
+#   -o  output directory (default bench/results/<stamp>)
+# Env: SG_CPUS=1 (sealgate), HARNESS_CPUS=0 (nginx, lg, curl), UP_PORT=18443, WORKERS=1,
+#      BUILD=build-bench, NO_BUILD=1 (reuse the binaries).
+# Loopback only: nginx listens on 127.0.0.3, sealgate on 127.0.0.1:<kernel-picked port>.
+# Every load run is bounded by time and count; every process started here is stopped by pid.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$ROOT/bench
+cd "$ROOT" || exit 1
+
+DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
+WORKLOADS="ka1 ka16 ka64 new16 down up idle"
+while getopts "d:w:r:W:n:B:I:po:h" o; do
+  case $o in
+    d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
+    B) BULK_MIB=$OPTARG;; I) IDLE_N=$OPTARG;; p) PROFILE=1;; o) OUT=$OPTARG;;
+    *) sed -n 2,20p "$0"; exit 2;;
+  esac
+done
+BUILD=${BUILD:-build-bench}
+SG_CPUS=${SG_CPUS-1}
+HARNESS_CPUS=${HARNESS_CPUS-0}
+WORKERS=${WORKERS:-1}
+UP_ADDR=127.0.0.3
+UP_PORT=${UP_PORT:-18443}
+UP_NAME=api.example.test
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$HERE/results/$STAMP}
+mkdir -p "$OUT" || exit 1
+RAW=$OUT/raw.jsonl; : >"$RAW"
+HZ=$(getconf CLK_TCK)
+LG=$ROOT/$BUILD/lg
+SG=$ROOT/$BUILD/sealgate
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ------------------------------------------------------------------ processes (by pid only)
+RUN=$(mktemp -d /tmp/sealgate-bench.XXXXXX) || exit 1
+chmod 700 "$RUN"
+declare -a PIDS=()
+pin() { local c=$1; shift; if [ -n "$c" ]; then taskset -c "$c" "$@"; else "$@"; fi; }
+start_bg() {  # start_bg NAME CPUS CMD... ; pid -> $RUN/NAME.pid
+  local name=$1 cpus=$2; shift 2
+  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@" >"$RUN/$name.log" 2>&1 &
+  else "$@" >"$RUN/$name.log" 2>&1 & fi
+  echo $! >"$RUN/$name.pid"; PIDS+=("$!")
+}
+descendants() { local p=$1 c; echo "$p"; for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done; }
+stop_pid() {
+  local pid=$1 tree i p
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  tree=$(descendants "$pid")
+  kill -TERM $tree 2>/dev/null
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for p in $tree; do kill -KILL "$p" 2>/dev/null; done
+  wait "$pid" 2>/dev/null
+  return 0
+}
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  PIDS=()
+  # keep the logs (no secrets: sealgate never logs them, the nginx auth log was deleted)
+  for p in sealgate nginx; do [ -f "$RUN/$p.log" ] && cp "$RUN/$p.log" "$OUT/$p.log"; done
+  [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$OUT/nginx-error.log"
+  rm -rf "$RUN"   # policy (inline secret), handle, keys, bulk file
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() {  # wait_port ADDR PORT [TIMEOUT_S]
+  local i
+  for i in $(seq 1 $(( ${3:-20} * 10 ))); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+port_busy() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }   # all threads
+cpu_busy() { awk -v c="cpu$1" '$1==c{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
+status_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null; }   # VmHWM := VmRSS (Linux >= 4.0)
+
+# ------------------------------------------------------------------ descriptors
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+# sealgate holds two descriptors per intercepted connection (client + upstream)
+IDLE_MAX=$(( (NOFILE - 256) / 2 ))
+if [ "$IDLE_N" -gt "$IDLE_MAX" ]; then
+  log "RLIMIT_NOFILE is $NOFILE (hard $(ulimit -Hn)): idle connections capped at $IDLE_MAX (asked $IDLE_N)"
+  IDLE_N=$IDLE_MAX
+fi
+
+# ------------------------------------------------------------------ build
+if [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$SG" ] || [ ! -x "$LG" ]; then
+  log "building optimised sealgate ($BUILD, -O2 -g) and lg"
+  make --no-print-directory -j"$(nproc)" BUILD="$BUILD" OPT="-O2 -g" "$BUILD/sealgate" >"$OUT/build.log" 2>&1 \
+    || { tail -20 "$OUT/build.log"; die "sealgate build failed"; }
+  cc -O2 -Wall -o "$LG" "$HERE/lg.c" -lssl -lcrypto >>"$OUT/build.log" 2>&1 || die "lg build failed"
+fi
+
+# ------------------------------------------------------------------ tools
+need_pkgs=()
+command -v nginx >/dev/null || need_pkgs+=(nginx-light)
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v taskset >/dev/null || need_pkgs+=(util-linux)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]} (apt-get)"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}"; } \
+    >"$OUT/apt.log" 2>&1 || die "apt-get install ${need_pkgs[*]} failed (see $OUT/apt.log)"
+fi
+[ "$(nproc)" -ge 2 ] || { log "fewer than 2 CPUs: running unpinned"; SG_CPUS=; HARNESS_CPUS=; }
+port_busy $UP_ADDR "$UP_PORT" && die "$UP_ADDR:$UP_PORT is in use (set UP_PORT)"
+
+# ------------------------------------------------------------------ PKI (upstream CA + leaf)
+C=$RUN/certs; mkdir -p "$C"
+(
+  cd "$C" || exit 1
+  openssl ecparam -name prime256v1 -genkey -noout -out up-ca.key
+  openssl req -x509 -new -key up-ca.key -sha256 -days 2 -subj "/CN=sealgate bench upstream CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out up-ca.crt
+  openssl ecparam -name prime256v1 -genkey -noout -out up.key
+  openssl req -new -key up.key -subj "/CN=$UP_NAME" -out up.csr
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s,IP:%s\n' \
+    "$UP_NAME" "$UP_ADDR" >up.ext
+  openssl x509 -req -in up.csr -CA up-ca.crt -CAkey up-ca.key -CAcreateserial -days 2 -sha256 -extfile up.ext -out up.crt
+) >"$RUN/pki.log" 2>&1 || die "test PKI generation failed"
+
+# ------------------------------------------------------------------ upstream (nginx)
+mkdir -p "$RUN/nginx/tmp" "$RUN/www"
+truncate -s "${BULK_MIB}M" "$RUN/www/bulk.bin"     # sparse: costs no disk
+cat >"$RUN/nginx/nginx.conf" <<NGX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log warn;
+worker_rlimit_nofile $NOFILE;
+events { worker_connections $(( NOFILE - 64 )); }
+http {
+  access_log off;
+  log_format authlog '\$http_authorization';
+  client_body_temp_path $RUN/nginx/tmp/body;
+  proxy_temp_path $RUN/nginx/tmp/proxy;
+  fastcgi_temp_path $RUN/nginx/tmp/fastcgi;
+  uwsgi_temp_path $RUN/nginx/tmp/uwsgi;
+  scgi_temp_path $RUN/nginx/tmp/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 600s;
+  server {
+    listen $UP_ADDR:$UP_PORT ssl;
+    server_name $UP_NAME $UP_ADDR;
+    ssl_certificate $C/up.crt;
+    ssl_certificate_key $C/up.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    # echo the Authorization header so the client can check the substitution
+    add_header X-Echo-Auth \$http_authorization always;
+    location / {
+      default_type text/plain;
+      return 200 "{\"ok\":true,\"service\":\"bench-upstream\",\"pad\":\"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdef\"}\n";
+    }
+    # smoke only: log what the upstream really received (checked, then deleted)
+    location = /smoke {
+      access_log $RUN/nginx/auth.log authlog;
+      default_type text/plain;
+      return 200 "smoke\n";
+    }
+    location = /bulk { alias $RUN/www/bulk.bin; default_type application/octet-stream; }
+    location = /upload { client_max_body_size 0; default_type text/plain; return 200 "uploaded\n"; }
+  }
+}
+NGX
+start_bg nginx "$HARNESS_CPUS" nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf"
+NGINX_PID=$(cat "$RUN/nginx.pid")
+wait_port $UP_ADDR "$UP_PORT" || { cat "$RUN/nginx.log" "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
+
+# ------------------------------------------------------------------ sealgate
+SECRET=sk-bench-$(openssl rand -hex 24)      # never printed
+mkdir -p "$RUN/sg/keys"; chmod 700 "$RUN/sg/keys"
+sed -e "s|@UP_CA@|$C/up-ca.crt|; s|@UP_NAME@|$UP_NAME|g; s|@UP_ADDR@|$UP_ADDR|g; s|@UP_PORT@|$UP_PORT|g" \
+    -e "s|@AUDIT@|$RUN/sg/audit.log|; s|@WORKERS@|$WORKERS|; s|@SECRET@|$SECRET|" \
+    "$HERE/policy.json.in" >"$RUN/sg/policy.json"
+chmod 600 "$RUN/sg/policy.json"
+"$SG" policy check --quiet "$RUN/sg/policy.json" 2>&1 | grep -v 'inline value is for development only' >&2
+"$SG" keygen --out "$RUN/sg/keys" >/dev/null || die "sealgate keygen failed"
+"$SG" ca init --dir "$RUN/sg/keys" >/dev/null || die "sealgate ca init failed"
+SG_CA=$RUN/sg/keys/ca.crt
+HANDLE=$("$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --credential bench --ttl 1h 2>"$RUN/mint.err") \
+  || { cat "$RUN/mint.err" >&2; die "handle mint failed"; }
+[ -n "$HANDLE" ] || die "handle mint printed nothing"
+
+SG_PID= SG_PORT=
+start_sealgate() {
+  rm -f "$RUN/sg/ready.json"
+  start_bg sealgate "$SG_CPUS" "$SG" serve --policy "$RUN/sg/policy.json" --ready-file "$RUN/sg/ready.json" --log-level warn
+  local i
+  for i in $(seq 1 150); do [ -s "$RUN/sg/ready.json" ] && break; sleep 0.1; done
+  [ -s "$RUN/sg/ready.json" ] || { cat "$RUN/sealgate.log" >&2; return 1; }
+  SG_PID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$RUN/sg/ready.json")
+  SG_PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"].rsplit(":",1)[1])' "$RUN/sg/ready.json")
+  [ "$SG_PID" = "$(cat "$RUN/sealgate.pid")" ] || log "note: ready pid $SG_PID != started pid $(cat "$RUN/sealgate.pid")"
+}
+stop_sealgate() { stop_pid "$(cat "$RUN/sealgate.pid" 2>/dev/null)"; SG_PID=; }
+
+# ------------------------------------------------------------------ env
+{
+  echo "date: $(date -Is)"
+  echo "host: $(uname -srm), $(nproc) cpus,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  echo "pinning: sealgate=$SG_CPUS nginx+lg+curl=$HARNESS_CPUS workers=$WORKERS"
+  echo "dur=${DUR}s warmup=${WARM}s reps=$REPS maxreq=$MAXREQ bulk=${BULK_MIB}MiB idle=$IDLE_N nofile=$NOFILE"
+  echo "git: $(git -C "$ROOT" describe --always --dirty 2>/dev/null)"
+  echo "openssl: $(openssl version)"; echo "nginx: $(nginx -v 2>&1)"; echo "curl: $(curl --version | head -1)"
+  echo "loadavg at start: $(cat /proc/loadavg)"
+} >"$OUT/env.txt"
+
+# ------------------------------------------------------------------ measurement
+# emit ROW-JSON-FROM-TOOL SYSTEM WORKLOAD REP  (uses the m_* globals sampled around the run)
+emit() {
+  python3 - "$1" "$2" "$3" "$4" "$m_p0" "$m_p1" "$m_u0" "$m_u1" "$m_t0" "$m_t1" "$HZ" \
+    "$m_a0" "$m_a1" "$m_at0" "$m_at1" "$m_b0" "$m_b1" "$m_bt0" "$m_bt1" "$m_hwm" "$m_rss0" "$m_rss1" "${m_extra:-{\}}" >>"$RAW" <<'PY'
+import json, sys
+a = sys.argv[1:]
+try:
+    j = json.loads(a[0])
+except ValueError:
+    j = {"error": "tool output not JSON"}
+sysname, wl, rep = a[1], a[2], int(a[3])
+p0, p1, u0, u1 = map(int, a[4:8]); t0, t1 = float(a[8]), float(a[9]); hz = int(a[10])
+c0b0, c0b1, c0t0, c0t1, c1b0, c1b1, c1t0, c1t1 = map(int, a[11:19])
+hwm, rss0, rss1 = int(a[19] or 0), int(a[20] or 0), int(a[21] or 0)
+j.update(json.loads(a[22]))
+iv = max(t1 - t0, 1e-6)
+j.update(system=sysname, workload=wl, rep=rep, interval_s=round(iv, 3),
+         sg_cpu_s=round((p1 - p0) / hz, 3) if sysname == "sealgate" else None,
+         upstream_cpu_s=round((u1 - u0) / hz, 3),
+         cpu0_busy_pct=round(100 * (c0b1 - c0b0) / max(c0t1 - c0t0, 1), 1),
+         cpu1_busy_pct=round(100 * (c1b1 - c1b0) / max(c1t1 - c1t0, 1), 1))
+if sysname == "sealgate":
+    j.update(sg_hwm_kb=hwm, sg_rss_before_kb=rss0, sg_rss_after_kb=rss1)
+print(json.dumps(j))
+PY
+  tail -1 "$RAW" | python3 -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+E = ("err_connect","err_proxy","err_tls","err_io","non200","expect_fail")
+print("  %-8s %-6s rep%d rps=%-8s p50=%-7s p99=%-7s MB/s=%-7s sg_cpu=%ss hwm=%sk errs=%s %s" % (
+  j["system"], j["workload"], j["rep"], j.get("rps"), j.get("p50_ms"), j.get("p99_ms"), j.get("mb_s", "-"),
+  j.get("sg_cpu_s"), j.get("sg_hwm_kb", "-"), sum(j.get(k, 0) for k in E), j.get("first_error", "") or j.get("error", "")))' >&2
+}
+
+sample_begin() {
+  m_p0=0 m_p1=0 m_hwm=0 m_rss0=0 m_rss1=0 m_extra='{}'
+  if [ -n "$1" ]; then m_p0=$(cpu_ticks "$1"); m_rss0=$(status_kb "$1" VmRSS); fi
+  m_u0=$(cpu_ticks "$NGINX_PID"); m_t0=$(date +%s.%N)
+  read -r m_a0 m_at0 < <(cpu_busy 0); read -r m_b0 m_bt0 < <(cpu_busy 1)
+}
+sample_end() {
+  if [ -n "$1" ]; then m_p1=$(cpu_ticks "$1"); m_hwm=$(status_kb "$1" VmHWM); m_rss1=$(status_kb "$1" VmRSS); fi
+  m_u1=$(cpu_ticks "$NGINX_PID"); m_t1=$(date +%s.%N)
+  read -r m_a1 m_at1 < <(cpu_busy 0); read -r m_b1 m_bt1 < <(cpu_busy 1)
+}
+
+# target args: direct = straight to nginx, sealgate = CONNECT through the proxy
+lg_target() {
+  if [ "$1" = direct ]; then echo "--addr $UP_ADDR:$UP_PORT --cafile $C/up-ca.crt"
+  else echo "--addr 127.0.0.1:$SG_PORT --connect $UP_NAME:$UP_PORT --cafile $SG_CA"; fi
+}
+# what the client must see echoed: direct = what it sent (the handle); through sealgate the
+# upstream received the secret, and sealgate scrubs it from the response back to the handle.
+EXPECT="X-Echo-Auth: Bearer $HANDLE"
+
+run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
+  local sys=$1 wl=$2 rep=$3 mode conns pid=
+  [ "$sys" = sealgate ] && pid=$SG_PID
+  mode=${wl%%[0-9]*}; conns=${wl#"$mode"}
+  case $mode in prof) mode=ka;; esac
+  [ -n "$pid" ] && reset_hwm "$pid"
+  # shellcheck disable=SC2046
+  pin "$HARNESS_CPUS" "$LG" $(lg_target "$sys") --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
+    -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode "$mode" -c "$conns" \
+    -d "$DUR" -w "$WARM" -n "$MAXREQ" >"$RUN/lg.out" 2>"$RUN/lg.err" &
+  local lgpid=$!
+  sleep "$WARM"
+  sample_begin "$pid"
+  local perfpid=
+  if [ "${4:-}" = perf ]; then
+    perf record -g --call-graph dwarf,16384 -F 499 -p "$pid" -o "$OUT/perf-ka16.data" -- sleep "$(( DUR > 2 ? DUR - 1 : 1 ))" \
+      >"$OUT/perf-record.log" 2>&1 &
+    perfpid=$!
+  fi
+  wait "$lgpid"
+  sample_end "$pid"
+  [ -n "$perfpid" ] && wait "$perfpid"
+  emit "$(cat "$RUN/lg.out")" "$sys" "$wl" "$rep"
+}
+
+run_bulk() {  # run_bulk SYSTEM down|up REP : one streamed transfer with curl
+  local sys=$1 wl=$2 rep=$3 pid= out code
+  [ "$sys" = sealgate ] && pid=$SG_PID
+  local -a via
+  if [ "$sys" = direct ]; then via=(--noproxy '*' --resolve "$UP_NAME:$UP_PORT:$UP_ADDR" --cacert "$C/up-ca.crt")
+  else via=(--proxy "http://127.0.0.1:$SG_PORT" --cacert "$SG_CA"); fi
+  local -a what
+  if [ "$wl" = down ]; then what=(-o /dev/null "https://$UP_NAME:$UP_PORT/bulk")
+  else what=(-o /dev/null -X POST -T "$RUN/www/bulk.bin" -H 'Expect:' "https://$UP_NAME:$UP_PORT/upload"); fi
+  [ -n "$pid" ] && reset_hwm "$pid"
+  sample_begin "$pid"
+  out=$(pin "$HARNESS_CPUS" env -u http_proxy -u https_proxy -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
+        curl -sS --http1.1 --max-time 120 "${via[@]}" -H "Authorization: Bearer $HANDLE" -D "$RUN/bulk.hdr" \
+        -w '%{http_code} %{size_download} %{size_upload} %{time_total}' "${what[@]}" 2>"$RUN/curl.err")
+  sample_end "$pid"
+  local ok=1; grep -qiF "$EXPECT" "$RUN/bulk.hdr" 2>/dev/null || ok=0
+  m_extra=$(python3 - "$out" "$wl" "$BULK_MIB" "$ok" "$(head -c 200 "$RUN/curl.err" | tr -d '"\\\n')" <<'PY'
+import json, sys
+out, wl, mib, ok, err = sys.argv[1:]
+f = out.split()
+want = int(mib) * 1048576
+try:
+    code, down, up, t = int(f[0]), int(f[1]), int(f[2]), float(f[3])
+except (ValueError, IndexError):
+    print(json.dumps({"requests": 0, "first_error": "curl: " + err})); sys.exit()
+n = down if wl == "down" else up
+bad = n != want or code != 200
+print(json.dumps({"requests": 1, "bytes": n, "elapsed_s": t, "mb_s": round(n / 1e6 / max(t, 1e-9), 1),
+  "p50_ms": round(1000 * t, 1), "p99_ms": round(1000 * t, 1), "rps": round(1 / max(t, 1e-9), 3),
+  "non200": int(code != 200), "err_io": int(n != want), "expect_fail": int(ok == "0"),
+  "first_error": ("HTTP %d, %d of %d bytes %s" % (code, n, want, err)) if bad else ("" if ok == "1" else "echo header missing")}))
+PY
+)
+  emit '{}' "$sys" "$wl" "$rep"
+}
+
+run_idle() {  # run_idle REP : IDLE_N intercepted keep-alive connections, held; RSS per connection
+  local rep=$1 lgpid i held=
+  reset_hwm "$SG_PID"
+  sleep 0.5
+  local rss_base; rss_base=$(status_kb "$SG_PID" VmRSS)
+  sample_begin "$SG_PID"
+  # shellcheck disable=SC2046
+  pin "$HARNESS_CPUS" "$LG" $(lg_target sealgate) --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
+    -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode idle -c "$IDLE_N" --ramp 64 \
+    -d "${IDLE_SETUP_S:-120}" --hold 4 -n "$IDLE_N" >"$RUN/lg.out" 2>"$RUN/lg.err" &
+  lgpid=$!
+  for i in $(seq 1 $(( ${IDLE_SETUP_S:-120} * 10 + 50 ))); do
+    held=$(awk '/^HELD /{print $2}' "$RUN/lg.err")
+    [ -n "$held" ] && break
+    kill -0 "$lgpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 2   # let sealgate settle (buffers released after the one request)
+  local rss_held; rss_held=$(status_kb "$SG_PID" VmRSS)
+  local fds; fds=$(ls "/proc/$SG_PID/fd" 2>/dev/null | wc -l)
+  wait "$lgpid"
+  sample_end "$SG_PID"
+  m_extra=$(python3 -c 'import json,sys; b,h,n,f=map(int,sys.argv[1:5]); print(json.dumps({"idle_held": n, "sg_rss_base_kb": b, "sg_rss_held_kb": h, "sg_fds_held": f, "kb_per_idle_conn": round((h-b)/n, 2) if n else None}))' \
+          "$rss_base" "$rss_held" "${held:-0}" "$fds")
+  emit "$(cat "$RUN/lg.out")" sealgate idle "$rep"
+}
+
+smoke() {  # the upstream must receive the secret, the client must get the handle back
+  local out
+  : >"$RUN/nginx/auth.log"    # nginx keeps the file open: truncate, never unlink
+  # shellcheck disable=SC2046
+  out=$("$LG" $(lg_target sealgate) --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" --path /smoke \
+        -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" -c 1 -d 10 -w 0 -n 3)
+  echo "$out" >"$OUT/smoke.json"
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); bad=sum(j.get(k,0) for k in ("err_connect","err_proxy","err_tls","err_io","non200","expect_fail")); sys.exit(0 if j.get("requests")==3 and bad==0 else 1)' "$out" \
+    || { log "smoke through sealgate failed: $out"; return 1; }
+  sleep 0.2
+  local n_secret n_total
+  n_total=$(wc -l <"$RUN/nginx/auth.log" 2>/dev/null || echo 0)
+  n_secret=$(grep -cxF "Bearer $SECRET" "$RUN/nginx/auth.log" 2>/dev/null)
+  : >"$RUN/nginx/auth.log"     # held the secret
+  if [ "$n_total" -ge 3 ] && [ "$n_secret" = "$n_total" ]; then
+    log "smoke: upstream received the real secret on $n_secret/$n_total requests; client saw the handle echoed (scrubbed)"
+    echo "{\"smoke\":\"ok\",\"upstream_saw_secret\":$n_secret,\"requests\":$n_total}" >"$OUT/smoke-upstream.json"
+  else
+    log "smoke: upstream got the secret on ${n_secret:-0}/$n_total requests: swap NOT working"; return 1
+  fi
+}
+
+# ------------------------------------------------------------------ run
+log "results -> $OUT"
+for rep in $(seq 1 "$REPS"); do
+  start_sealgate || die "sealgate did not start (log above)"
+  log "== rep $rep: sealgate pid $SG_PID on 127.0.0.1:$SG_PORT (cpu ${SG_CPUS:-any}), nginx $UP_ADDR:$UP_PORT (cpu ${HARNESS_CPUS:-any})"
+  if [ "$rep" = 1 ]; then smoke || die "smoke test failed"; fi
+  for wl in $WORKLOADS; do
+    case $wl in
+      ka[0-9]*|new[0-9]*) run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
+      down|up) run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; sleep 1;;
+      idle) ;;   # last: it leaves sealgate's heap grown
+      *) log "unknown workload $wl";;
+    esac
+  done
+  case " $WORKLOADS " in *" idle "*) run_idle "$rep";; esac
+  stop_sealgate
+done
+
+if [ "$PROFILE" = 1 ]; then
+  start_sealgate || die "sealgate did not restart for the profile"
+  log "== profile: ka16 under perf record -g (sealgate pid $SG_PID)"
+  run_lg sealgate prof16 0 perf
+  if [ -s "$OUT/perf-ka16.data" ]; then
+    perf report -i "$OUT/perf-ka16.data" --no-children --sort symbol --stdio -g none --percent-limit 0.3 \
+      >"$OUT/perf-ka16-self.txt" 2>/dev/null
+    perf report -i "$OUT/perf-ka16.data" --children --sort symbol --stdio -g none --percent-limit 2 \
+      >"$OUT/perf-ka16-children.txt" 2>/dev/null
+    perf report -i "$OUT/perf-ka16.data" --no-children --sort dso --stdio -g none \
+      >"$OUT/perf-ka16-dso.txt" 2>/dev/null
+    log "profile: $OUT/perf-ka16-{self,children,dso}.txt"
+  else
+    log "perf record produced nothing (see $OUT/perf-record.log)"
+  fi
+  stop_sealgate
+fi
+
+python3 "$HERE/summarize.py" "$RAW" --json "$OUT/results.json" --env "$OUT/env.txt" >"$OUT/summary.md"
+cat "$OUT/summary.md"
+log "done: $OUT"
