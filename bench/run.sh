@@ -37,6 +37,7 @@ HARNESS_CPUS=${HARNESS_CPUS-0}
 WORKERS=${WORKERS:-1}
 UP_ADDR=127.0.0.3
 UP_PORT=${UP_PORT:-18443}
+SINK_PORT=$((UP_PORT + 1))   # upload sink (reads the whole body before answering)
 UP_NAME=api.example.test
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$HERE/results/$STAMP}
@@ -44,7 +45,7 @@ mkdir -p "$OUT" || exit 1
 RAW=$OUT/raw.jsonl; : >"$RAW"
 HZ=$(getconf CLK_TCK)
 LG=$ROOT/$BUILD/lg
-SG=$ROOT/$BUILD/sealgate
+SG=${SEALGATE_BIN:-$ROOT/$BUILD/sealgate}   # SEALGATE_BIN: measure another binary (no build)
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -108,7 +109,9 @@ if [ "$IDLE_N" -gt "$IDLE_MAX" ]; then
 fi
 
 # ------------------------------------------------------------------ build
-if [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$SG" ] || [ ! -x "$LG" ]; then
+if [ -n "${SEALGATE_BIN:-}" ]; then
+  [ -x "$LG" ] || cc -O2 -Wall -o "$LG" "$HERE/lg.c" -lssl -lcrypto || die "lg build failed"
+elif [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$SG" ] || [ ! -x "$LG" ]; then
   log "building optimised sealgate ($BUILD, -O2 -g) and lg"
   make --no-print-directory -j"$(nproc)" BUILD="$BUILD" OPT="-O2 -g" "$BUILD/sealgate" >"$OUT/build.log" 2>&1 \
     || { tail -20 "$OUT/build.log"; die "sealgate build failed"; }
@@ -127,6 +130,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 [ "$(nproc)" -ge 2 ] || { log "fewer than 2 CPUs: running unpinned"; SG_CPUS=; HARNESS_CPUS=; }
 port_busy $UP_ADDR "$UP_PORT" && die "$UP_ADDR:$UP_PORT is in use (set UP_PORT)"
+port_busy $UP_ADDR "$SINK_PORT" && die "$UP_ADDR:$SINK_PORT is in use (set UP_PORT)"
 
 # ------------------------------------------------------------------ PKI (upstream CA + leaf)
 C=$RUN/certs; mkdir -p "$C"
@@ -184,18 +188,20 @@ http {
       return 200 "smoke\n";
     }
     location = /bulk { alias $RUN/www/bulk.bin; default_type application/octet-stream; }
-    location = /upload { client_max_body_size 0; default_type text/plain; return 200 "uploaded\n"; }
   }
 }
 NGX
 start_bg nginx "$HARNESS_CPUS" nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf"
 NGINX_PID=$(cat "$RUN/nginx.pid")
 wait_port $UP_ADDR "$UP_PORT" || { cat "$RUN/nginx.log" "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
+start_bg sink "$HARNESS_CPUS" python3 "$HERE/upload_sink.py" $UP_ADDR "$SINK_PORT" "$C/up.crt" "$C/up.key"
+SINK_PID=$(cat "$RUN/sink.pid")
+wait_port $UP_ADDR "$SINK_PORT" || { cat "$RUN/sink.log" >&2; die "upload sink did not start"; }
 
 # ------------------------------------------------------------------ sealgate
 SECRET=sk-bench-$(openssl rand -hex 24)      # never printed
 mkdir -p "$RUN/sg/keys"; chmod 700 "$RUN/sg/keys"
-sed -e "s|@UP_CA@|$C/up-ca.crt|; s|@UP_NAME@|$UP_NAME|g; s|@UP_ADDR@|$UP_ADDR|g; s|@UP_PORT@|$UP_PORT|g" \
+sed -e "s|@UP_CA@|$C/up-ca.crt|; s|@UP_NAME@|$UP_NAME|g; s|@UP_ADDR@|$UP_ADDR|g; s|@UP_PORT@|$UP_PORT|g; s|@SINK_PORT@|$SINK_PORT|g" \
     -e "s|@AUDIT@|$RUN/sg/audit.log|; s|@WORKERS@|$WORKERS|; s|@SECRET@|$SECRET|" \
     "$HERE/policy.json.in" >"$RUN/sg/policy.json"
 chmod 600 "$RUN/sg/policy.json"
@@ -269,12 +275,12 @@ print("  %-8s %-6s rep%d rps=%-8s p50=%-7s p99=%-7s MB/s=%-7s sg_cpu=%ss hwm=%sk
 sample_begin() {
   m_p0=0 m_p1=0 m_hwm=0 m_rss0=0 m_rss1=0 m_extra='{}'
   if [ -n "$1" ]; then m_p0=$(cpu_ticks "$1"); m_rss0=$(status_kb "$1" VmRSS); fi
-  m_u0=$(cpu_ticks "$NGINX_PID"); m_t0=$(date +%s.%N)
+  m_u0=$(( $(cpu_ticks "$NGINX_PID") + $(cpu_ticks "$SINK_PID") )); m_t0=$(date +%s.%N)
   read -r m_a0 m_at0 < <(cpu_busy 0); read -r m_b0 m_bt0 < <(cpu_busy 1)
 }
 sample_end() {
   if [ -n "$1" ]; then m_p1=$(cpu_ticks "$1"); m_hwm=$(status_kb "$1" VmHWM); m_rss1=$(status_kb "$1" VmRSS); fi
-  m_u1=$(cpu_ticks "$NGINX_PID"); m_t1=$(date +%s.%N)
+  m_u1=$(( $(cpu_ticks "$NGINX_PID") + $(cpu_ticks "$SINK_PID") )); m_t1=$(date +%s.%N)
   read -r m_a1 m_at1 < <(cpu_busy 0); read -r m_b1 m_bt1 < <(cpu_busy 1)
 }
 
@@ -316,11 +322,11 @@ run_bulk() {  # run_bulk SYSTEM down|up REP : one streamed transfer with curl
   local sys=$1 wl=$2 rep=$3 pid= out code
   [ "$sys" = sealgate ] && pid=$SG_PID
   local -a via
-  if [ "$sys" = direct ]; then via=(--noproxy '*' --resolve "$UP_NAME:$UP_PORT:$UP_ADDR" --cacert "$C/up-ca.crt")
+  if [ "$sys" = direct ]; then via=(--noproxy "*" --resolve "$UP_NAME:$UP_PORT:$UP_ADDR" --resolve "$UP_NAME:$SINK_PORT:$UP_ADDR" --cacert "$C/up-ca.crt")
   else via=(--proxy "http://127.0.0.1:$SG_PORT" --cacert "$SG_CA"); fi
   local -a what
   if [ "$wl" = down ]; then what=(-o /dev/null "https://$UP_NAME:$UP_PORT/bulk")
-  else what=(-o /dev/null -X POST -T "$RUN/www/bulk.bin" -H 'Expect:' "https://$UP_NAME:$UP_PORT/upload"); fi
+  else what=(-o /dev/null -X POST -T "$RUN/www/bulk.bin" -H 'Expect:' "https://$UP_NAME:$SINK_PORT/upload"); fi
   [ -n "$pid" ] && reset_hwm "$pid"
   sample_begin "$pid"
   out=$(pin "$HARNESS_CPUS" env -u http_proxy -u https_proxy -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \

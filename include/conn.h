@@ -13,6 +13,8 @@ typedef struct conn conn_t;
 
 /* Take over an accepted socket on worker w (called on w's thread). */
 void conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Waiting for a request with nothing buffered (safe to close when draining). */
+bool conn_is_idle(const conn_t *c);
 /* The one teardown path: frees everything the connection holds, counts, logs. */
 void conn_close(conn_t *c, const char *reason);
 

@@ -28,8 +28,10 @@
 #define SG_TLS_TIMEOUT_S         10
 /* Upstream silent mid-response, then 504 (policy: limits.upstream_timeout). */
 #define SG_UPSTREAM_TIMEOUT_S    120
-/* SIGTERM: in-flight requests may finish this long. */
+/* SIGTERM: in-flight requests may finish this long (policy: limits.drain_timeout). */
 #define SG_DRAIN_TIMEOUT_S       10
+/* While draining, connections are counted this often to exit as soon as none remain. */
+#define SG_DRAIN_POLL_MS         50
 
 /* --- connections ------------------------------------------------------------------- */
 /* Open client connections before accept pauses (policy: limits.max_connections). */

@@ -72,8 +72,9 @@ const char *handle_error_code(int err);
 const char *handle_error_message(int err);
 
 /*
- * Find the next handle in buf[*off..len): "sgh1." preceded by the start of buf or a byte
- * outside [A-Za-z0-9_.-], running to the first byte outside that set. Returns 0 with *off
+ * Find the next handle in buf[*off..len): "sgh1." wherever it stands (also glued to
+ * other text, "prefix-sgh1…", so no handle slips through unrecognised), running to the
+ * first byte outside [A-Za-z0-9_.-]. Returns 0 with *off
  * and *hlen set to the match, or -1 when there is none. The match may still be malformed
  * (handle_open says so). To continue, set *off += *hlen.
  */

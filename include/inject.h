@@ -79,6 +79,10 @@ int inject_apply(const http_head_t *h, const char *target, const inject_list_t *
  */
 char *inject_hmac_value(const policy_credential_t *cred, const void *body, size_t len);
 
+/* base64(user ":" secret) and the percent-encoding of s, in sodium memory. */
+char *inject_basic_b64(const char *user, const char *secret, size_t slen);
+char *inject_urlencode(const char *s, size_t len);
+
 /* Set header name to value (taken over, sodium memory), replacing any the head has. */
 int inject_edits_set_header(const http_head_t *h, inject_edits_t *e, const char *name,
     char *value);

@@ -78,6 +78,18 @@ typedef struct policy_sandbox {
 	char *token;		/* proxy credential (sodium_malloc'd) or NULL */
 } policy_sandbox_t;
 
+/*
+ * A sandbox template: what a sandbox registered at run time (registry.h) is granted.
+ * Registered sandboxes name one; static sandboxes (policy_sandbox_t) do not use them.
+ */
+typedef struct policy_template {
+	char *name;
+	policy_strlist_t credentials;	/* names; each exists in credentials */
+	policy_rate_t rate;		/* all requests of one sandbox made from it */
+	uint64_t ttl_s;			/* caps its handles' lifetime; 0: credentials' own */
+	bool token_required;		/* registrations must carry a proxy token */
+} policy_template_t;
+
 enum policy_intercept { INTERCEPT_CREDENTIALS, INTERCEPT_ALL };
 
 typedef struct policy_egress {
@@ -129,6 +141,11 @@ typedef struct policy {
 	size_t ncredentials;
 	policy_sandbox_t *sandboxes;
 	size_t nsandboxes;
+	policy_template_t *templates;	/* "sandbox_templates" */
+	size_t ntemplates;
+
+	char *state_dir;		/* "state.dir"; default: the folder of keys.seal_key */
+	char *metadata_url;		/* "metadata.url": where sandboxes fetch handles */
 
 	policy_strlist_t warnings;	/* e.g. secret given as "value" (dev only) */
 } policy_t;
@@ -149,6 +166,8 @@ typedef struct policy {
 /* inject type hmac: header and format when the credential names none. */
 #define SG_POLICY_HMAC_NAME        "Authorization"
 #define SG_POLICY_HMAC_FORMAT      "HMAC %s"
+/* metadata.url: named in sandbox_mismatch answers (the IMDS address of the responder). */
+#define SG_POLICY_METADATA_URL     "http://169.254.169.254/v1/handles"
 /* limits.max_header_bytes: below 1 KiB real clients break; above 1 MiB is a flood. */
 #define SG_POLICY_MIN_HEADER_BYTES 1024
 #define SG_POLICY_MAX_HEADER_BYTES (1024 * 1024)
@@ -180,6 +199,11 @@ void policy_unref(policy_t *p);
 /* Lookups (NULL when absent). Pointers live as long as the snapshot. */
 const policy_credential_t *policy_credential_find(const policy_t *p, const char *name);
 const policy_sandbox_t *policy_sandbox_find(const policy_t *p, const char *name);
+const policy_template_t *policy_template_find(const policy_t *p, const char *name);
+/* Does template t grant credential name? */
+bool policy_template_grants(const policy_template_t *t, const char *credential);
+/* Do two address ranges share an address? (Different families never do.) */
+bool policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b) SG_NONNULL;
 /* Does sandbox sb grant credential name? */
 bool policy_sandbox_grants(const policy_sandbox_t *sb, const char *credential);
 

@@ -53,6 +53,15 @@ proxy_t *proxy_new(struct event_base *base, const char *addr, unsigned nworkers,
     unsigned max_conns, const proxy_shared_t *shared, char *err, size_t errlen);
 /* The bound address as "host:port". */
 const char *proxy_bound(const proxy_t *p);
+/*
+ * Start draining (SIGTERM): stop accepting, close idle keep-alive connections; requests
+ * in flight finish and their connections close instead of being kept alive.
+ */
+void proxy_drain(proxy_t *p);
+/* True once proxy_drain ran (any thread). */
+bool proxy_is_draining(void);
+/* Connections still open (all workers). */
+uint64_t proxy_active(void);
 /* Stop accepting, close every connection, join the workers, free. */
 void proxy_free(proxy_t *p);
 

@@ -47,6 +47,9 @@ typedef struct swap_scrub {
 	size_t secret_len;
 	char handle[SG_HANDLE_MAX_LEN + 1];
 	size_t handle_len;
+	/* the encoded form sealgate injected (Basic base64, query percent-encoding) and
+	 * what replaces it in responses; sodium memory, NULL when none */
+	char *enc_secret, *enc_handle;
 } swap_scrub_t;
 
 typedef struct swap_out {

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "admin.h"
+#include "audit.h"
 #include "ca.h"
 #include "certcache.h"
 #include "certforge.h"
@@ -44,7 +45,10 @@ struct serve {
 	admin_t *admin;
 	metadata_t *metadata;
 	char admin_addr[80];
-	struct event *sigint, *sigterm;
+	struct event *sigint, *sigterm, *sighup, *sigusr1;
+	struct event *drainwatch;	/* after SIGTERM: exit once connections are gone */
+	uint64_t drain_deadline;
+	bool draining;
 	struct event *revwatch;		/* re-reads the revocations file when it changes */
 	struct stat revstat;
 	const char *ready_file;
@@ -299,8 +303,17 @@ serve_reload(void *arg, char *msg, size_t msglen)
 	for (size_t i = 0; i < p->warnings.n; i++)
 		log_warn("%s", p->warnings.v[i]);
 	policy_publish(p);
-	log_info("policy reloaded from %s", s->policy_path);
+	log_info("policy reloaded from %s (keys, listeners and the audit path are read "
+	    "at startup only)", s->policy_path);
 	return 0;
+}
+
+static bool
+serve_ready(void *arg)
+{
+	struct serve *s = arg;
+
+	return !s->draining;
 }
 
 static char *
@@ -323,6 +336,7 @@ serve_admin_listen(struct serve *s, char *err, size_t errlen)
 	admin_hooks_t h = {
 		.reload = serve_reload,
 		.metrics = serve_metrics,
+		.ready = serve_ready,
 		.arg = s,
 		.token_file = s->policy->admin_token_file,
 		.revocations_file = s->policy->revocations_file,
@@ -398,13 +412,68 @@ serve_listen(struct serve *s, char *err, size_t errlen)
 }
 
 static void
+serve_drainwatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *s = arg;
+	uint64_t left = proxy_active();
+
+	(void)fd;
+	(void)what;
+	if (left == 0 || util_mono_ms() >= s->drain_deadline) {
+		if (left)
+			log_warn("drain timeout: closing %llu connections",
+			    (unsigned long long)left);
+		event_base_loopbreak(s->base);
+	}
+}
+
+/* SIGTERM/SIGINT: stop accepting, let in-flight requests finish, then exit. */
+static void
 serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve *s = arg;
 
 	(void)what;
-	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	event_base_loopbreak(s->base);
+	if (s->draining || s->proxy == NULL) {
+		event_base_loopbreak(s->base);	/* second signal: stop now */
+		return;
+	}
+	log_info("%s: draining (up to %llu ms), then exiting", sig == SIGINT ? "SIGINT" :
+	    "SIGTERM", (unsigned long long)s->policy->limits.drain_timeout_ms);
+	s->draining = true;
+	s->drain_deadline = util_mono_ms() + s->policy->limits.drain_timeout_ms;
+	proxy_drain(s->proxy);
+	s->drainwatch = event_new(s->base, -1, EV_PERSIST, serve_drainwatch_cb, s);
+	event_add(s->drainwatch, &(struct timeval){0, SG_DRAIN_POLL_MS * 1000});
+}
+
+/* SIGHUP: reload the policy; on error keep the old one (the message is located). */
+static void
+serve_sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *s = arg;
+	char msg[4096] = "", err[256];
+	int rc;
+
+	(void)sig;
+	(void)what;
+	rc = serve_reload(s, msg, sizeof(msg));
+	if (rc < 0)
+		log_warn("SIGHUP reload failed:\n%s", msg);
+	audit_log(&(audit_event_t){.event = "reload", .source = "SIGHUP",
+	    .status = rc < 0 ? 422 : 200, .error = rc < 0 ? "policy_invalid" : NULL});
+	if (rc == 0 && s->admin && admin_refresh(s->admin, err, sizeof(err)) < 0)
+		log_warn("admin token not refreshed: %s", err);
+}
+
+/* SIGUSR1: reopen the audit file (logrotate). */
+static void
+serve_sigusr1_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	audit_reopen();
 }
 
 static void
@@ -417,9 +486,16 @@ serve_cleanup(struct serve *s)
 		event_free(s->sigint);
 	if (s->sigterm)
 		event_free(s->sigterm);
+	if (s->sighup)
+		event_free(s->sighup);
+	if (s->sigusr1)
+		event_free(s->sigusr1);
+	if (s->drainwatch)
+		event_free(s->drainwatch);
 	if (s->revwatch)
 		event_free(s->revwatch);
 	revoke_shutdown();
+	audit_close();		/* workers are joined: nothing logs any more */
 	if (s->base)
 		event_base_free(s->base);
 	SSL_CTX_free(s->shared.tls_server);
@@ -459,6 +535,11 @@ serve_run(struct serve *s, const char *policy_path)
 	s->policy_path = policy_path;
 	if (serve_load_policy(s, policy_path) < 0)
 		return CLI_FAIL;
+	if (audit_open(s->policy->audit_path ? s->policy->audit_path : "-", err,
+	    sizeof(err)) < 0) {
+		log_err("audit log: %s", err);
+		return CLI_FAIL;
+	}
 	if (serve_ensure_keys(s->policy, err, sizeof(err)) < 0 ||
 	    serve_tls_init(s, err, sizeof(err)) < 0 ||
 	    serve_handles_init(s, err, sizeof(err)) < 0) {
@@ -472,8 +553,12 @@ serve_run(struct serve *s, const char *policy_path)
 	}
 	s->sigint = evsignal_new(s->base, SIGINT, serve_signal_cb, s);
 	s->sigterm = evsignal_new(s->base, SIGTERM, serve_signal_cb, s);
+	s->sighup = evsignal_new(s->base, SIGHUP, serve_sighup_cb, s);
+	s->sigusr1 = evsignal_new(s->base, SIGUSR1, serve_sigusr1_cb, s);
 	event_add(s->sigint, NULL);
 	event_add(s->sigterm, NULL);
+	event_add(s->sighup, NULL);
+	event_add(s->sigusr1, NULL);
 	if (s->policy->revocations_file) {
 		s->revwatch = event_new(s->base, -1, EV_PERSIST, serve_revwatch_cb, s);
 		event_add(s->revwatch, &(struct timeval){SG_REVOCATION_POLL_S, 0});

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "audit.h"
 #include "authz.h"
 #include "conn.h"
 #include "defaults.h"
@@ -33,6 +34,7 @@
 #include "http.h"
 #include "leak.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "policy.h"
 #include "revoke.h"
@@ -104,6 +106,12 @@ struct conn {
 	const char *scrubbed[INJECT_MAX_HANDLES * 4];	/* credentials already in scrub */
 	size_t nscrubbed;
 
+	/* accounting for the audit line and metrics */
+	uint64_t t_start, t_sent;	/* monotonic ms: head parsed, head sent upstream */
+	double upstream_ms;		/* head sent -> response head */
+	uint64_t bytes_up, bytes_down;	/* body bytes each way */
+	bool audited;			/* this request's line is written */
+
 	/* response being relayed */
 	http_scan_t rscan;
 	http_parser resp;
@@ -119,6 +127,7 @@ static void conn_up_read_cb(struct bufferevent *bev, void *arg);
 static void conn_up_write_cb(struct bufferevent *bev, void *arg);
 static void conn_up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process_head(conn_t *c);
+static void conn_audit(conn_t *c, unsigned status, const char *code);
 static void conn_forward_request(conn_t *c);
 static int conn_relay_request_body(conn_t *c);
 
@@ -153,6 +162,7 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 
 	STATS_INC(requests_failed);
 	log_info("%s: %u %s: %s", c->peer, status, code, msg);
+	conn_audit(c, status, code);
 	if (c->res_started || c->st == ST_SPLICE || c->st == ST_CLOSING || c->cbev == NULL) {
 		conn_close(c, code);
 		return;
@@ -174,6 +184,49 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 	bufferevent_write(c->cbev, buf, len);
 	free(buf);
 	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+}
+
+/* One audit line and the metrics for the current request (once). */
+static void
+conn_audit(conn_t *c, unsigned status, const char *code)
+{
+	const char *ev = "request", *outcome = "forwarded";
+	char method[24] = "", host[CONN_HOST_MAX + 8] = "";
+	audit_event_t a;
+
+	if (c->audited || c->t_start == 0)
+		return;
+	c->audited = true;
+	if (code) {
+		ev = status == 429 ? "rate_limited" : c->swap.exfiltration ? "exfiltration" :
+		    "denied";
+		outcome = status == 429 ? "rate_limited" : status >= 500 ? "upstream_error" :
+		    "denied";
+	}
+	if (c->req.buf)
+		snprintf(method, sizeof(method), "%s", http_method_str(c->req.method));
+	snprintf(host, sizeof(host), "%s", c->swap_host[0] ? c->swap_host :
+	    c->auth_host[0] ? c->auth_host : c->up_host);
+	memset(&a, 0, sizeof(a));
+	a.event = ev;
+	a.sandbox = c->swap.sandbox;
+	a.source = c->peer;
+	a.handle_id = c->swap.hid[0] ? c->swap.hid : NULL;
+	a.credential = c->swap.credential;
+	a.method = method;
+	a.host = host;
+	a.port = c->swap_port ? c->swap_port : c->auth_port ? c->auth_port : c->up_port;
+	a.path = c->req_target ? c->req_target : (c->req.buf && c->req.method !=
+	    HTTP_CONNECT ? c->req.target : NULL);
+	a.status = (int)status;
+	a.error = code;
+	a.bytes_up = c->bytes_up;
+	a.bytes_down = c->bytes_down;
+	a.upstream_ms = c->upstream_ms;
+	a.total_ms = (double)(util_mono_ms() - c->t_start);
+	audit_log(&a);
+	if (c->swap.credential)
+		metrics_count_request(c->swap.credential, outcome);
 }
 
 /* Drop the body state of a request; a held body may carry secrets: zero it. */
@@ -223,6 +276,13 @@ static void
 conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
 {
 	conn_fail_ex(c, status, code, msg, NULL);
+}
+
+bool
+conn_is_idle(const conn_t *c)
+{
+	return c->st == ST_HEAD && c->scan.total == 0 &&
+	    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0;
 }
 
 void
@@ -294,6 +354,12 @@ conn_start_head(conn_t *c)
 	c->upgrading = false;
 	c->res_head_done = c->res_done = c->res_started = false;
 	conn_body_reset(c);
+	c->t_start = c->t_sent = 0;
+	c->upstream_ms = 0;
+	c->bytes_up = c->bytes_down = 0;
+	c->audited = false;
+	c->swap_host[0] = '\0';
+	c->swap_port = 0;
 	free(c->req_target);
 	c->req_target = NULL;
 	c->st = ST_HEAD;
@@ -440,6 +506,7 @@ conn_process_head(conn_t *c)
 	}
 	evbuffer_drain(in, (size_t)hl);
 	STATS_INC(requests_total);
+	c->t_start = util_mono_ms();
 	conn_take_proxy_token(c);
 	c->req_active = true;
 	c->client_keepalive = c->req.keep_alive;
@@ -620,6 +687,7 @@ conn_dial(conn_t *c)
 static void
 conn_splice_start(conn_t *c)
 {
+	conn_audit(c, c->upgrading ? 101 : 200, NULL);
 	c->st = ST_SPLICE;
 	evtimer_del(c->timer);
 	bufferevent_set_timeouts(c->ubev, NULL, NULL);
@@ -707,6 +775,9 @@ conn_scrub_add(conn_t *c)
 			return -1;
 		if (scrub_add(c->scrub, sc->secret, sc->secret_len, sc->handle,
 		    sc->handle_len) < 0)
+			return -1;
+		if (sc->enc_secret && scrub_add(c->scrub, sc->enc_secret, strlen(sc->enc_secret),
+		    sc->enc_handle, strlen(sc->enc_handle)) < 0)
 			return -1;
 		c->scrubbed[c->nscrubbed++] = sc->secret;
 	}
@@ -1075,6 +1146,7 @@ conn_send_request_head(conn_t *c)
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
 	evbuffer_add(out, "\r\n", 2);
 	STATS_INC(requests_forwarded);
+	c->t_sent = util_mono_ms();
 
 	/* the response side */
 	http_head_clear(&c->res);
@@ -1130,6 +1202,7 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 	conn_t *c = p->data;
 	leak_hit_t hit;
 
+	c->bytes_up += len;
 	if (c->body_buffering) {
 		if (evbuffer_get_length(c->bodybuf) + len > SG_BODY_BUFFER_MAX) {
 			c->body_err = 413;
@@ -1374,6 +1447,7 @@ conn_res_on_body(http_parser *p, const char *at, size_t len)
 {
 	conn_t *c = p->data;
 
+	c->bytes_down += len;
 	if (c->scrub)
 		return scrub_feed(c->scrub, at, len, conn_emit_body, c) < 0 ? -1 : 0;
 	conn_emit_body(c, at, len);
@@ -1402,6 +1476,7 @@ static const http_parser_settings conn_res_body_settings = {
 static void
 conn_response_done(conn_t *c)
 {
+	conn_audit(c, c->res.status, NULL);
 	bool keep = c->client_keepalive && c->req_done && c->up_keepalive && !c->upgrading;
 
 	c->req_active = false;
@@ -1411,7 +1486,7 @@ conn_response_done(conn_t *c)
 		c->up_ready = false;
 	} else
 		bufferevent_set_timeouts(c->ubev, NULL, NULL);
-	if (!c->client_keepalive || !c->req_done) {
+	if (!c->client_keepalive || !c->req_done || proxy_is_draining()) {
 		c->st = ST_CLOSING;
 		bufferevent_disable(c->cbev, EV_READ);
 		conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
@@ -1464,6 +1539,8 @@ conn_write_response_head(conn_t *c)
 
 	c->res_started = true;
 	c->up_keepalive = h->keep_alive;
+	if (proxy_is_draining())
+		c->client_keepalive = false;	/* finish this answer, then close */
 	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", h->status, h->reason);
 	conn_write_response_fields(c, out, head_like);
 	c->res_chunked_out = false;
@@ -1513,6 +1590,10 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		    c->res.status, c->res.reason);
 		http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
 		return 0;
+	}
+	if (c->t_sent) {
+		c->upstream_ms = (double)(util_mono_ms() - c->t_sent);
+		metrics_observe_upstream_ms(c->upstream_ms);
 	}
 	conn_write_response_head(c);
 	c->res_head_done = true;

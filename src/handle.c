@@ -340,15 +340,13 @@ handle_find(const void *buf, size_t len, size_t *off, size_t *hlen)
 	size_t i = *off, j;
 
 	while (i < len && (p = memmem(b + i, len - i, HANDLE_PREFIX, HANDLE_PREFIX_LEN)) != NULL) {
+		/* whatever precedes it: a handle glued to other text must not slip by */
 		i = (size_t)(p - b);
-		if (i == 0 || !handle_is_charset(b[i - 1])) {
-			for (j = i + HANDLE_PREFIX_LEN; j < len && handle_is_charset(b[j]); j++)
-				;
-			*off = i;
-			*hlen = j - i;
-			return 0;
-		}
-		i++;
+		for (j = i + HANDLE_PREFIX_LEN; j < len && handle_is_charset(b[j]); j++)
+			;
+		*off = i;
+		*hlen = j - i;
+		return 0;
 	}
 	return -1;
 }

@@ -191,24 +191,32 @@ inject_format(const char *format, const char *secret, size_t slen)
 	return inject_cat(format, (size_t)(s - format), secret, slen, s + 2, strlen(s + 2));
 }
 
-static char *
-inject_basic_value(const char *user, const char *secret, size_t slen)
+char *
+inject_basic_b64(const char *user, const char *secret, size_t slen)
 {
 	size_t ul = strlen(user), pl = ul + 1 + slen, b64 = sodium_base64_encoded_len(pl,
 	    sodium_base64_VARIANT_ORIGINAL);
 	char *plain = inject_cat(user, ul, ":", 1, secret, slen);
-	char *out = plain ? sodium_malloc(6 + b64) : NULL;
+	char *out = plain ? sodium_malloc(b64) : NULL;
 
-	if (out) {
-		memcpy(out, "Basic ", 6);
-		sodium_bin2base64(out + 6, b64, (unsigned char *)plain, pl,
+	if (out)
+		sodium_bin2base64(out, b64, (unsigned char *)plain, pl,
 		    sodium_base64_VARIANT_ORIGINAL);
-	}
 	util_secret_free(plain);
 	return out;
 }
 
 static char *
+inject_basic_value(const char *user, const char *secret, size_t slen)
+{
+	char *b = inject_basic_b64(user, secret, slen);
+	char *out = b ? inject_cat("Basic ", 6, b, strlen(b), "", 0) : NULL;
+
+	util_secret_free(b);
+	return out;
+}
+
+char *
 inject_urlencode(const char *s, size_t len)
 {
 	static const char hx[] = "0123456789ABCDEF";

@@ -28,11 +28,12 @@
 #define POLICY_NAME_MAX		64	/* credential and sandbox names */
 #define POLICY_HOST_MAX		253	/* DNS name length */
 #define POLICY_SUGGEST_DIST	2	/* did-you-mean: edit distance at most this */
+#define POLICY_URL_MAX		512	/* metadata.url: a URL quoted in error answers */
 
 /* Singleton sections: one file of a directory may define each. */
 enum policy_section_id {
 	SEC_LISTEN, SEC_KEYS, SEC_UPSTREAM, SEC_ADMIN, SEC_AUDIT, SEC_REVOCATIONS,
-	SEC_EGRESS, SEC_LIMITS, SEC_NSINGLETONS
+	SEC_EGRESS, SEC_LIMITS, SEC_STATE, SEC_METADATA, SEC_NSINGLETONS
 };
 
 struct policy_ctx {
@@ -44,6 +45,7 @@ struct policy_ctx {
 	char *section_file[SEC_NSINGLETONS];
 	char **cred_file;		/* parallel to p->credentials */
 	char **sb_file;			/* parallel to p->sandboxes */
+	char **tpl_file;		/* parallel to p->templates */
 	char **resolve_file;		/* parallel to p->upstream.resolve */
 	bool listen_seen;
 };
@@ -1555,6 +1557,118 @@ policy_parse_sandboxes(struct policy_ctx *c, json_t *v)
 	}
 }
 
+/* --- sandbox templates ----------------------------------------------------------------- */
+
+static void
+policy_parse_template(struct policy_ctx *c, const char *path, json_t *v,
+    policy_template_t *t)
+{
+	static const char *const keys[] = {"credentials", "rate", "ttl", "token_required",
+		NULL};
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_path_key(sub, sizeof(sub), path, "credentials");
+	if ((e = json_object_get(v, "credentials")) != NULL)
+		policy_strlist(c, sub, e, policy_check_name, "a credential name", false,
+		    &t->credentials);
+	policy_path_key(sub, sizeof(sub), path, "rate");
+	if ((e = json_object_get(v, "rate")) != NULL)
+		policy_parse_rate(c, sub, e, &t->rate);
+	policy_path_key(sub, sizeof(sub), path, "ttl");
+	if ((e = json_object_get(v, "ttl")) != NULL)
+		policy_parse_ttl(c, sub, e, &t->ttl_s);
+	policy_path_key(sub, sizeof(sub), path, "token_required");
+	if ((e = json_object_get(v, "token_required")) != NULL)
+		policy_bool(c, sub, e, &t->token_required);
+}
+
+static void
+policy_parse_templates(struct policy_ctx *c, json_t *v)
+{
+	policy_template_t *nv;
+	char sub[POLICY_PATH_MAX], **files;
+	const char *name;
+	json_t *e;
+
+	if (policy_object(c, "sandbox_templates", v) < 0)
+		return;
+	for (void *it = json_object_iter(v); it != NULL &&
+	    (name = json_object_iter_key(it)) != NULL &&
+	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it)) {
+		policy_t *p = c->p;
+		const policy_template_t *old = policy_template_find(p, name);
+
+		if (policy_name_ok(c, "sandbox_templates", name, old != NULL,
+		    old ? c->tpl_file[old - p->templates] : NULL) < 0)
+			continue;
+		nv = realloc(p->templates, (p->ntemplates + 1) * sizeof(*nv));
+		if (nv == NULL)
+			return;
+		p->templates = nv;
+		files = realloc(c->tpl_file, (p->ntemplates + 1) * sizeof(*files));
+		if (files == NULL)
+			return;
+		c->tpl_file = files;
+		memset(&nv[p->ntemplates], 0, sizeof(*nv));
+		nv[p->ntemplates].name = strdup(name);
+		files[p->ntemplates] = strdup(c->file);
+		policy_path_key(sub, sizeof(sub), "sandbox_templates", name);
+		policy_parse_template(c, sub, e, &nv[p->ntemplates++]);
+	}
+}
+
+/* "state": {"dir": PATH} — where the sandbox registry journal lives. */
+static void
+policy_parse_state(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"dir", NULL};
+	json_t *e;
+
+	if (policy_object(c, "state", v) < 0)
+		return;
+	policy_check_keys(c, "state", v, keys);
+	if ((e = json_object_get(v, "dir")) != NULL)
+		policy_path(c, "state.dir", e, &c->p->state_dir);
+}
+
+/* An absolute http(s) URL without blanks or control characters. */
+static int
+policy_check_url(const char *s)
+{
+	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+		return -1;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+			return -1;
+	return 0;
+}
+
+/* "metadata": {"url": URL} — named in sandbox_mismatch answers. */
+static void
+policy_parse_metadata(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"url", NULL};
+	const char *s;
+	json_t *e;
+
+	if (policy_object(c, "metadata", v) < 0)
+		return;
+	policy_check_keys(c, "metadata", v, keys);
+	if ((e = json_object_get(v, "url")) == NULL ||
+	    policy_string(c, "metadata.url", e, &s) < 0)
+		return;
+	if (strlen(s) > POLICY_URL_MAX || policy_check_url(s) < 0) {
+		policy_err(c, "metadata.url", "%s is not an http:// or https:// URL (at most "
+		    "%d characters)", Q(s), POLICY_URL_MAX);
+		return;
+	}
+	policy_strdup_to(c, "metadata.url", s, &c->p->metadata_url);
+}
+
 /* --- whole policy --------------------------------------------------------------------- */
 
 static const struct policy_section {
@@ -1572,10 +1686,13 @@ static const struct policy_section {
 	{"limits", policy_parse_limits, SEC_LIMITS},
 	{"credentials", policy_parse_credentials, -1},
 	{"sandboxes", policy_parse_sandboxes, -1},
+	{"sandbox_templates", policy_parse_templates, -1},
+	{"state", policy_parse_state, SEC_STATE},
+	{"metadata", policy_parse_metadata, SEC_METADATA},
 };
 
 static const char *const policy_top_keys[] = {"$schema", "listen", "keys", "upstream",
-	"admin", "audit", "revocations", "egress", "limits", "credentials", "sandboxes", NULL};
+	"admin", "audit", "revocations", "egress", "limits", "credentials", "sandboxes", "sandbox_templates", "state", "metadata", NULL};
 
 /*
  * upstream is merged (resolve entries) but ca_file is a singleton: a second file that
@@ -1588,7 +1705,7 @@ policy_claim_section(struct policy_ctx *c, const char *name, int id)
 		return 0;
 	if (c->section_file[id] != NULL) {
 		policy_err(c, name, "section also defined in %s (each section but credentials, "
-		    "sandboxes and upstream.resolve may appear in one file only)",
+		    "sandboxes, sandbox_templates and upstream.resolve may appear in one file only)",
 		    c->section_file[id]);
 		return -1;
 	}
@@ -1741,10 +1858,26 @@ policy_check_grants(struct policy_ctx *c)
 			    hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
 		}
 	}
+	for (size_t i = 0; i < p->ntemplates; i++) {
+		const policy_template_t *t = &p->templates[i];
+
+		c->file = c->tpl_file[i];
+		for (size_t j = 0; j < t->credentials.n; j++) {
+			const char *want = t->credentials.v[j], *hint;
+
+			if (policy_credential_find(p, want) != NULL)
+				continue;
+			snprintf(sub, sizeof(sub), "sandbox_templates.%s.credentials[%zu]",
+			    t->name, j);
+			hint = policy_suggest(want, names, p->ncredentials);
+			policy_err(c, sub, "unknown credential %s%s%s%s", Q(want),
+			    hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
+		}
+	}
 	free(names);
 }
 
-static bool
+bool
 policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b)
 {
 	unsigned bits = a->prefix < b->prefix ? a->prefix : b->prefix;
@@ -1821,6 +1954,15 @@ policy_apply_defaults(struct policy_ctx *c)
 	rc |= policy_default_path(c, &p->admin_token_file, SG_POLICY_ADMIN_TOKEN);
 	if (p->audit_path == NULL)
 		rc |= policy_strdup_to(c, "audit", "-", &p->audit_path);
+	if (p->metadata_url == NULL)
+		rc |= policy_strdup_to(c, "metadata", SG_POLICY_METADATA_URL, &p->metadata_url);
+	if (p->state_dir == NULL && p->keys.seal_key != NULL) {
+		const char *slash = strrchr(p->keys.seal_key, '/');
+
+		p->state_dir = slash == NULL ? strdup(".") : slash == p->keys.seal_key ?
+		    strdup("/") : strndup(p->keys.seal_key, (size_t)(slash - p->keys.seal_key));
+		rc |= p->state_dir == NULL ? -1 : 0;
+	}
 	if (rc != 0)
 		policy_err(c, NULL, "out of memory");
 }
@@ -1885,6 +2027,13 @@ policy_free(policy_t *p)
 	for (size_t i = 0; i < p->nsandboxes; i++)
 		policy_sandbox_free(&p->sandboxes[i]);
 	free(p->sandboxes);
+	for (size_t i = 0; i < p->ntemplates; i++) {
+		free(p->templates[i].name);
+		policy_strlist_free(&p->templates[i].credentials);
+	}
+	free(p->templates);
+	free(p->state_dir);
+	free(p->metadata_url);
 	policy_strlist_free(&p->warnings);
 	free(p);
 }
@@ -1949,6 +2098,7 @@ policy_ctx_finish(struct policy_ctx *c)
 	if (p != NULL) {
 		policy_files_free(c->cred_file, p->ncredentials);
 		policy_files_free(c->sb_file, p->nsandboxes);
+		policy_files_free(c->tpl_file, p->ntemplates);
 		policy_files_free(c->resolve_file, p->upstream.nresolve);
 	}
 	for (size_t i = 0; i < SEC_NSINGLETONS; i++)
@@ -2032,6 +2182,24 @@ policy_sandbox_find(const policy_t *p, const char *name)
 		if (p->sandboxes[i].name != NULL && strcmp(p->sandboxes[i].name, name) == 0)
 			return &p->sandboxes[i];
 	return NULL;
+}
+
+const policy_template_t *
+policy_template_find(const policy_t *p, const char *name)
+{
+	for (size_t i = 0; i < p->ntemplates; i++)
+		if (p->templates[i].name != NULL && strcmp(p->templates[i].name, name) == 0)
+			return &p->templates[i];
+	return NULL;
+}
+
+bool
+policy_template_grants(const policy_template_t *t, const char *credential)
+{
+	for (size_t i = 0; i < t->credentials.n; i++)
+		if (strcmp(t->credentials.v[i], credential) == 0)
+			return true;
+	return false;
 }
 
 bool

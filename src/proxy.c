@@ -21,6 +21,7 @@
 #include "stats.h"
 
 struct sg_stats sg_stats;
+static bool proxy_draining;
 
 /* Sockets waiting for a worker: the main thread pushes, the worker pops. */
 struct pending_fd {
@@ -129,6 +130,10 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 		while (w->nconns > 0)
 			conn_close(w->conns[w->nconns - 1], "shutdown");
 		event_base_loopbreak(w->base);
+	} else if (proxy_is_draining()) {
+		for (size_t i = w->nconns; i > 0; i--)
+			if (conn_is_idle(w->conns[i - 1]))
+				conn_close(w->conns[i - 1], "draining");
 	}
 }
 
@@ -372,6 +377,29 @@ proxy_new(struct event_base *base, const char *addr, unsigned nworkers, unsigned
 		return NULL;
 	}
 	return p;
+}
+
+bool
+proxy_is_draining(void)
+{
+	return __atomic_load_n(&proxy_draining, __ATOMIC_ACQUIRE);
+}
+
+uint64_t
+proxy_active(void)
+{
+	return STATS_GET(conns_active);
+}
+
+void
+proxy_drain(proxy_t *p)
+{
+	__atomic_store_n(&proxy_draining, true, __ATOMIC_RELEASE);
+	if (p->listener)
+		evconnlistener_disable(p->listener);
+	event_del(p->retry);
+	for (unsigned i = 0; i < p->nworkers; i++)
+		event_active(p->workers[i].notify, EV_READ, 0);
 }
 
 const char *

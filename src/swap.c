@@ -124,6 +124,34 @@ swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swa
 	return 0;
 }
 
+/* What to scrub from responses for this credential: the secret and its injected form. */
+static void
+swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text, size_t tlen)
+{
+	const policy_inject_t *in = &cr->inject;
+
+	s->cred = cr;
+	s->secret = cr->secret;
+	s->secret_len = cr->secret_len;
+	memcpy(s->handle, text, tlen);
+	s->handle[tlen] = '\0';
+	s->handle_len = tlen;
+	if (in->type == INJECT_BASIC) {
+		const char *u = in->username ? in->username : "";
+
+		s->enc_secret = inject_basic_b64(u, cr->secret, cr->secret_len);
+		s->enc_handle = inject_basic_b64(u, text, tlen);
+	} else if (in->type == INJECT_QUERY) {
+		s->enc_secret = inject_urlencode(cr->secret, cr->secret_len);
+		s->enc_handle = util_secret_dup(text, tlen);
+	}
+	if (s->enc_secret && strcmp(s->enc_secret, cr->secret) == 0) {
+		util_secret_free(s->enc_secret);	/* nothing encoded: the plain pair covers it */
+		util_secret_free(s->enc_handle);
+		s->enc_secret = s->enc_handle = NULL;
+	}
+}
+
 /* One distinct handle: unseal, authorise, rate-limit, plan its swap (list NULL: body). */
 static int
 swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
@@ -172,16 +200,8 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	if (swap_body_work(az.cred, text, tlen, out) < 0)
 		goto done;
-	if (out->nscrub < INJECT_MAX_HANDLES) {
-		swap_scrub_t *s = &out->scrub[out->nscrub++];
-
-		s->cred = az.cred;
-		s->secret = az.cred->secret;
-		s->secret_len = az.cred->secret_len;
-		memcpy(s->handle, text, tlen);
-		s->handle[tlen] = '\0';
-		s->handle_len = tlen;
-	}
+	if (out->nscrub < INJECT_MAX_HANDLES)
+		swap_scrub_pair(&out->scrub[out->nscrub++], az.cred, text, tlen);
 	rc = 0;
 done:
 	handlecache_release(env->cache, cl);
@@ -258,6 +278,10 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 void
 swap_out_free(swap_out_t *out)
 {
+	for (size_t i = 0; i < out->nscrub; i++) {
+		util_secret_free(out->scrub[i].enc_secret);
+		util_secret_free(out->scrub[i].enc_handle);
+	}
 	inject_edits_free(&out->edits);
 	sodium_memzero(out->scrub, sizeof(out->scrub));
 }

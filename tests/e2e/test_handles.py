@@ -64,7 +64,8 @@ ALL_SECRETS = list(S.values()) + [SB_TOKEN]
 
 
 def R(x):
-    return sgtest.redact(x, ALL_SECRETS)
+    """Text for messages: secrets and handle bodies replaced by markers."""
+    return sgtest.redact_handles(sgtest.redact(x, ALL_SECRETS))
 
 
 def cred(name, inject, port, **kw):
@@ -216,6 +217,9 @@ class InjectTest(HandleCase):
                          ["key-" + h])
 
     def test_header_in_place(self):
+        """The lead's example: x-api-key: prefix-<handle> -> prefix-<secret>. (docs say a
+        handle preceded by [A-Za-z0-9_.-] is not a handle; then it must still not be
+        forwarded.)"""
         h = self.handle("header")
         r, m = self.req([("x-api-key", "prefix-" + h)])
         rec = self.upstream_record(m)
@@ -224,13 +228,23 @@ class InjectTest(HandleCase):
         self.assert_no_handle_upstream(rec, h)
         self.client_sees(r, S["header"], h)
 
+    def test_header_in_place_after_space(self):
+        """In place where the handle starts after a separator: X-Api-Key: Token <handle>."""
+        h = self.handle("header")
+        r, m = self.req([("X-Api-Key", "Token " + h)])
+        rec = self.upstream_record(m)
+        self.assertTrue(self.header_of(rec, "X-Api-Key") == ["Token " + S["header"]],
+                        "upstream X-Api-Key: " + R(self.header_of(rec, "X-Api-Key")))
+        self.assert_no_handle_upstream(rec, h)
+        self.client_sees(r, S["header"], h)
+
     def test_basic(self):
         """curl -u user:<handle>: the handle is the Basic password."""
         h = self.handle("basic")
         m = self.marker()
-        rc, out, err = sgtest.curl(self.sg, "-u", "whoever:" + h,
+        rc, out, err = sgtest.curl(self.sg, "--fail-with-body", "-u", "whoever:" + h,
                                    "https://%s:%d/v1/m-%s" % (API, self.echo.port, m))
-        self.assertEqual(rc, 0, R(err))
+        self.assertEqual(rc, 0, "curl exit %d: %s %s" % (rc, R(err), R(out[:300])))
         rec = self.upstream_record(m)
         want = "Basic " + base64.b64encode(("api:" + S["basic"]).encode()).decode()
         self.assertTrue(self.header_of(rec, "Authorization") == [want],
@@ -244,8 +258,8 @@ class InjectTest(HandleCase):
         h = self.handle("basic")
         auth = "Basic " + base64.b64encode(("whoever:" + h).encode()).decode()
         r, m = self.req([("Authorization", auth)], target="/reflect-auth/m-{m}")
-        self.upstream_record(m)
         self.assertEqual(r.status, 200, R(r))
+        self.upstream_record(m)
         injected_b64 = base64.b64encode(("api:" + S["basic"]).encode()).decode()
         self.assertTrue(injected_b64 not in (r.raw_head + r.body).decode("latin-1"),
                         "client response carries base64(api:SECRET): the secret is "
@@ -559,7 +573,7 @@ class AuthzTest(HandleCase):
             return c.read_response(), m, h
 
     def test_plain_http_denied(self):
-        r, m = self._plain("plainno")
+        r, m, _ = self._plain("plainno")
         self.assert_refused(r, 403, "plain_http_denied")
         self.assertEqual([x for x in self.plain.requests if m in x["path"]], [])
 

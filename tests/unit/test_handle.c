@@ -435,13 +435,13 @@ test_find(void **state)
 	assert_string_equal(got, "sgh1.aaaaaaaa.X|sgh1.bbbbbbbb.Y|");
 	find_all("{\"k\":\"sgh1.aaaaaaaa.X\"} sgh1.bbbbbbbb.Y", got, sizeof(got));
 	assert_string_equal(got, "sgh1.aaaaaaaa.X|sgh1.bbbbbbbb.Y|");
-	/* preceded by a charset byte: not a handle */
+	/* glued to other text: still a handle (it must not slip through to an upstream) */
 	find_all("xsgh1.aaaaaaaa.X", got, sizeof(got));
-	assert_string_equal(got, "");
-	find_all("a.sgh1.aaaaaaaa.X -sgh1.b _sgh1.c 9sgh1.d", got, sizeof(got));
-	assert_string_equal(got, "");
+	assert_string_equal(got, "sgh1.aaaaaaaa.X|");
+	find_all("prefix-sgh1.aaaaaaaa.X _sgh1.c 9sgh1.d", got, sizeof(got));
+	assert_string_equal(got, "sgh1.aaaaaaaa.X|sgh1.c|sgh1.d|");
 	find_all("xsgh1.a sgh1.b", got, sizeof(got));
-	assert_string_equal(got, "sgh1.b|");
+	assert_string_equal(got, "sgh1.a|sgh1.b|");
 	find_all("no handle here, sgh1 sgh SGH1.abc", got, sizeof(got));
 	assert_string_equal(got, "");
 	/* a bare prefix at the very end is reported (handle_open rejects it) */

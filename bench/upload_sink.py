@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""TLS HTTP/1.1 upload sink for bench/run.sh (loopback only).
+
+nginx answers `return 200` before it has read a request body and then discards the
+rest, so a proxy sees the answer mid-upload. This sink reads the whole body
+(Content-Length or chunked), discards it, then answers 200 with the bytes counted and
+the received Authorization echoed as X-Echo-Auth (like the nginx upstream).
+
+usage: upload_sink.py ADDR PORT CERT KEY
+"""
+import socket
+import ssl
+import sys
+import threading
+
+ADDR, PORT, CERT, KEY = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if not ADDR.startswith("127."):
+    sys.exit("upload_sink: loopback only")
+BUF = bytearray(1 << 20)
+MV = memoryview(BUF)
+
+
+def read_head(s, pending):
+    while b"\r\n\r\n" not in pending:
+        d = s.recv(65536)
+        if not d:
+            return None, b""
+        pending += d
+        if len(pending) > 65536:
+            return None, b""
+    head, _, rest = pending.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def drain(s, n, rest):
+    """Discard n body bytes (rest already read). Returns leftover bytes."""
+    if len(rest) >= n:
+        return rest[n:]
+    n -= len(rest)
+    while n > 0:
+        k = s.recv_into(MV, min(n, len(BUF)))
+        if k == 0:
+            raise ConnectionError("eof in body")
+        n -= k
+    return b""
+
+
+def readline(s, pending):
+    while b"\r\n" not in pending:
+        d = s.recv(65536)
+        if not d:
+            raise ConnectionError("eof in chunked body")
+        pending += d
+    line, _, rest = pending.partition(b"\r\n")
+    return line, rest
+
+
+def serve(conn):
+    try:
+        pending = b""
+        while True:
+            head, pending = read_head(conn, pending)
+            if head is None:
+                return
+            lines = head.split(b"\r\n")
+            hdrs = {}
+            for l in lines[1:]:
+                k, _, v = l.partition(b":")
+                hdrs[k.strip().lower()] = v.strip()
+            total = 0
+            if b"chunked" in hdrs.get(b"transfer-encoding", b"").lower():
+                while True:
+                    line, pending = readline(conn, pending)
+                    size = int(line.split(b";")[0], 16)
+                    if size == 0:
+                        _, pending = readline(conn, pending)
+                        break
+                    pending = drain(conn, size + 2, pending)
+                    total += size
+            else:
+                n = int(hdrs.get(b"content-length", b"0"))
+                pending = drain(conn, n, pending)
+                total = n
+            body = b"received %d\n" % total
+            auth = hdrs.get(b"authorization", b"")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                         b"X-Echo-Auth: %s\r\n\r\n%s" % (len(body), auth, body))
+            if hdrs.get(b"connection", b"").lower() == b"close":
+                return
+    except (OSError, ValueError, ConnectionError):
+        return
+    finally:
+        conn.close()
+
+
+def main():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(CERT, KEY)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ADDR, PORT))
+    ls.listen(64)
+    while True:
+        c, _ = ls.accept()
+        try:
+            t = ctx.wrap_socket(c, server_side=True)
+        except (OSError, ssl.SSLError):
+            c.close()
+            continue
+        threading.Thread(target=serve, args=(t,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
