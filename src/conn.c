@@ -1542,7 +1542,8 @@ conn_write_response_head(conn_t *c)
 	if (proxy_is_draining())
 		c->client_keepalive = false;	/* finish this answer, then close */
 	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", h->status, h->reason);
-	conn_write_response_fields(c, out, head_like);
+	/* with scrubbing on, a GET answer is re-framed: HEAD/304 must not promise a length */
+	conn_write_response_fields(c, out, head_like && c->scrub == NULL);
 	c->res_chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");

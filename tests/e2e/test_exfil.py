@@ -133,7 +133,7 @@ class ExfilTest(th.HandleCase):
     def test_raw_in_body(self):
         self.refused([("Content-Type", "application/json")], method="POST",
                      body=json.dumps({"k": self.h}).encode(),
-                     codes=("host_out_of_scope", "handle_encoded"))
+                     codes=("host_out_of_scope", "handle_encoded", "handle_in_body"))
 
     # -- plain http
     def test_plain_http_out_of_scope(self):

@@ -780,6 +780,10 @@ test_allowed_host_pattern(void **state)
 		{"api\\\\.example\\\\.test:\\\\d+", "api.example.test", 8443, true},
 		{"api\\\\.example\\\\.test(:8443)?", "api.example.test", 8443, true},
 		{"(a|b)\\\\.test", "a.test", 443, true},
+		/* the end anchor makes the matcher try the longer alternative */
+		{"api|api\\\\.example\\\\.test", "api.example.test", 443, true},
+		{"API\\\\.EXAMPLE\\\\.TEST", "api.example.test", 443, false},
+		{"(?i)API\\\\.EXAMPLE\\\\.TEST", "api.example.test", 443, true},
 		/* catastrophic backtracking is cut by the match limits */
 		{"(a+)+b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test", 443, false},
