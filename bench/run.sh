@@ -216,7 +216,7 @@ HANDLE=$("$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --cred
 SG_PID= SG_PORT=
 start_sealgate() {
   rm -f "$RUN/sg/ready.json"
-  start_bg sealgate "$SG_CPUS" "$SG" serve --policy "$RUN/sg/policy.json" --ready-file "$RUN/sg/ready.json" --log-level warn
+  start_bg sealgate "$SG_CPUS" "$SG" serve --policy "$RUN/sg/policy.json" --ready-file "$RUN/sg/ready.json" --log-level "${SG_LOG_LEVEL:-warn}"
   local i
   for i in $(seq 1 150); do [ -s "$RUN/sg/ready.json" ] && break; sleep 0.1; done
   [ -s "$RUN/sg/ready.json" ] || { cat "$RUN/sealgate.log" >&2; return 1; }

@@ -5,13 +5,18 @@
  * Checks, in this order (the first failure answers):
  *   revoked                    403 revoked                 (revoke_check)
  *   exp / iat (SG_CLOCK_SKEW_S) 403 handle_expired / handle_not_yet_valid
- *   the handle's sandbox gone  403 sandbox_unknown
- *   request not from it        407 sandbox_mismatch        (source address, proxy token)
+ *   the handle's sandbox gone  403 revoked                 (registered, then deleted or
+ *                                                          expired; or re-registered
+ *                                                          after the handle was minted)
+ *                              403 sandbox_unknown         (never known)
+ *   request not from it        407 sandbox_mismatch        (source address, proxy token;
+ *                                                          names the metadata URL)
  *   credential not granted     403 credential_not_granted
  *   host:port                  403 host_out_of_scope       (exfiltration = true)
  *   method                     403 method_out_of_scope
  *   path                       403 path_out_of_scope
- * Scope is the intersection of the credential's policy and the handle's narrower lists.
+ * The sandbox may be static (policy) or registered (registry.h); sandbox_view_find
+ * gives one view of both. Scope is the intersection of the credential's policy and the handle's narrower lists.
  * Rate limits are not checked here (the shell takes them after an allow).
  * Messages name the credential, sandbox, host or rule that failed; never a secret or a
  * handle's text (request text that holds a handle is replaced by "[handle]").
@@ -26,6 +31,7 @@
 
 #include "handle.h"
 #include "policy.h"
+#include "registry.h"
 #include "revoke.h"
 #include "util.h"
 
@@ -35,6 +41,13 @@
 typedef struct authz_input {
 	const policy_t *policy;
 	const revoke_set_t *revoked;		/* may be NULL */
+	/*
+	 * Registered sandboxes. NULL: the published snapshot, acquired for the call; the
+	 * registry keeps the last REGISTRY_RETAIN snapshots alive, so result pointers stay
+	 * valid for a while, but a caller that keeps out->sandbox should pass its own
+	 * reference (registry_acquire) and hold it as long as it uses the result.
+	 */
+	const registry_snapshot_t *registry;
 	const struct sockaddr *peer;		/* the client's source address */
 	const char *proxy_token;		/* from Proxy-Authorization, or NULL */
 	const char *host;			/* the upstream the request goes to (lower-case) */
@@ -47,10 +60,11 @@ typedef struct authz_input {
 typedef struct authz_result {
 	unsigned status;			/* 0 = allowed; else 403 / 407 */
 	const char *code;			/* static snake_case; "ok" when allowed */
-	char message[320];			/* names what failed; never a secret */
+	char message[384];			/* names what failed; never a secret */
 	bool exfiltration;			/* handle headed outside its scope: audit it */
 	const policy_credential_t *cred;	/* set when allowed, else NULL */
-	const policy_sandbox_t *sandbox;	/* set when allowed, else NULL */
+	const policy_sandbox_t *sandbox;	/* set when allowed, else NULL (registered:
+						 * the entry's record, name = id) */
 } authz_result_t;
 
 /* 0 allowed, -1 denied; out is filled either way. */

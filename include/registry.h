@@ -57,6 +57,9 @@
 /* Tombstones: kept as long as a handle minted before the deletion can be unexpired. */
 #define REGISTRY_TOMBSTONE_S	((int64_t)SG_HANDLE_TTL_MAX_S)
 #define REGISTRY_MAX_TOMBSTONES	65536
+/* Published snapshots kept referenced after being replaced, so borrowed pointers
+ * (authz without an explicit snapshot) outlive the next few mutations. */
+#define REGISTRY_RETAIN		16
 /* Largest journal replayed (compaction keeps it near live-entries size). */
 #define REGISTRY_MAX_JOURNAL	(512u * 1024 * 1024)
 
@@ -142,6 +145,9 @@ size_t registry_sweep_one(registry_t *r, int64_t now) SG_NONNULL;
 int registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
     registry_spec_t *out, registry_result_t *res) SG_WUR;
 void registry_spec_free(registry_spec_t *s);
+/* Parse a fork body {"id": NEW, "addresses": [...]}: id copied into id, *addrs malloc'd. */
+int registry_fork_parse(const char *json, size_t len, char id[REGISTRY_ID_MAX + 1],
+    policy_cidr_t **addrs, size_t *naddrs, registry_result_t *res) SG_WUR;
 /* "1h", "30m" (from now), unix seconds, or RFC 3339 ("...Z" / "+hh:mm"). 0 / -1. */
 int registry_parse_time(const char *s, int64_t now, int64_t *out) SG_NONNULL SG_WUR;
 /* [A-Za-z0-9_.-]{1,64} */

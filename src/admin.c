@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
+#include "registry.h"
 #include "revoke.h"
 #include "util.h"
 
@@ -42,6 +43,7 @@ admin_reason(int code)
 {
 	switch (code) {
 	case 200: return "OK";
+	case 201: return "Created";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -428,6 +430,206 @@ admin_revoke(admin_t *a, struct evhttp_request *req)
 	json_decref(root);
 }
 
+/* --- registered sandboxes ----------------------------------------------------------- */
+
+#define ADMIN_SANDBOXES		"/v1/sandboxes"
+
+static void
+admin_registry_error(struct evhttp_request *req, const registry_result_t *res)
+{
+	admin_error(req, res->status, res->code, res->message);
+}
+
+/* Entry e as a JSON object (reference is the caller's), or NULL. */
+static json_t *
+admin_entry_json(const registry_entry_t *e)
+{
+	char *txt = registry_entry_json(e);
+	json_t *o = txt ? json_loads(txt, 0, NULL) : NULL;
+
+	free(txt);
+	return o;
+}
+
+static void
+admin_sandbox_list(struct evhttp_request *req)
+{
+	registry_snapshot_t *s = registry_acquire();
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < registry_count(s); i++)
+		json_array_append_new(a, admin_entry_json(registry_at(s, i)));
+	admin_json(req, 200, json_pack("{s:o, s:I}", "sandboxes", a, "generation",
+	    (json_int_t)registry_generation(s)));
+	registry_unref(s);
+}
+
+static void
+admin_sandbox_get(struct evhttp_request *req, const char *id)
+{
+	registry_snapshot_t *s = registry_acquire();
+	const registry_entry_t *e = registry_find(s, id);
+	char msg[128];
+
+	if (e == NULL) {
+		snprintf(msg, sizeof(msg), "no registered sandbox %.64s", id);
+		admin_error(req, 404, "not_found", msg);
+	} else {
+		admin_json(req, 200, admin_entry_json(e));
+	}
+	registry_unref(s);
+}
+
+static void
+admin_sandbox_audit(struct evhttp_request *req, const char *what, const char *id, int status)
+{
+	admin_audit(req, &(audit_event_t){.event = what, .sandbox = id, .status = status});
+}
+
+/* Answer a successful put/fork with the entry as stored. */
+static void
+admin_sandbox_answer(struct evhttp_request *req, const char *id, const registry_result_t *res)
+{
+	registry_snapshot_t *s = registry_acquire();
+	const registry_entry_t *e = registry_find(s, id);
+	json_t *o = e ? admin_entry_json(e) : json_object();
+
+	if (o != NULL)
+		json_object_set_new(o, "created", json_boolean(res->created));
+	admin_json(req, res->status, o);
+	registry_unref(s);
+}
+
+static void
+admin_sandbox_put(registry_t *r, struct evhttp_request *req, const char *id)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	policy_t *p = policy_acquire();
+	registry_spec_t spec;
+	registry_result_t res;
+
+	if (p == NULL) {
+		admin_error(req, 503, "no_policy", "no policy loaded");
+		return;
+	}
+	if (registry_spec_parse(id, (const char *)evbuffer_pullup(in, -1), len, util_now_s(),
+	    &spec, &res) < 0 ||
+	    registry_put(r, p, &spec, util_now_s(), &res) < 0) {
+		admin_registry_error(req, &res);
+	} else {
+		if (res.changed)
+			admin_sandbox_audit(req, "sandbox_registered", id, res.status);
+		admin_sandbox_answer(req, id, &res);
+	}
+	registry_spec_free(&spec);
+	policy_unref(p);
+}
+
+static void
+admin_sandbox_delete(registry_t *r, struct evhttp_request *req, const char *id)
+{
+	registry_result_t res;
+
+	if (registry_delete(r, id, util_now_s(), &res) < 0) {
+		admin_registry_error(req, &res);
+		return;
+	}
+	admin_sandbox_audit(req, "sandbox_deleted", id, 200);
+	admin_json(req, 200, json_pack("{s:s, s:b, s:I}", "deleted", id, "revoked", 1,
+	    "generation", (json_int_t)res.generation));
+}
+
+static void
+admin_sandbox_fork(registry_t *r, struct evhttp_request *req, const char *parent)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in), n = 0;
+	char id[REGISTRY_ID_MAX + 1];
+	policy_cidr_t *addrs = NULL;
+	policy_t *p = policy_acquire();
+	registry_result_t res;
+
+	if (p == NULL) {
+		admin_error(req, 503, "no_policy", "no policy loaded");
+		return;
+	}
+	if (registry_fork_parse((const char *)evbuffer_pullup(in, -1), len, id, &addrs, &n,
+	    &res) < 0 ||
+	    registry_fork(r, p, parent, id, addrs, n, util_now_s(), &res) < 0) {
+		admin_registry_error(req, &res);
+	} else {
+		admin_sandbox_audit(req, "sandbox_forked", id, res.status);
+		admin_sandbox_answer(req, id, &res);
+	}
+	free(addrs);
+	policy_unref(p);
+}
+
+/* /v1/sandboxes[/ID[/fork]]: every method needs the token (labels are the host's). */
+static void
+admin_sandboxes(admin_t *a, struct evhttp_request *req, const char *path,
+    enum evhttp_cmd_type m)
+{
+	const char *rest = path + strlen(ADMIN_SANDBOXES);
+	registry_t *r = registry_global();
+	char id[REGISTRY_ID_MAX + 1];
+	const char *slash;
+	size_t idlen;
+
+	if (!admin_authorized(a, req))
+		return;
+	if (r == NULL) {
+		admin_error(req, 503, "registry_unavailable", "the sandbox registry is not open");
+		return;
+	}
+	if (*rest == '\0' || strcmp(rest, "/") == 0) {
+		if (m == EVHTTP_REQ_GET)
+			admin_sandbox_list(req);
+		else {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+			    "GET, HEAD");
+			admin_error(req, 405, "method_not_allowed", "method not allowed here");
+		}
+		return;
+	}
+	rest++;
+	slash = strchr(rest, '/');
+	idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (idlen == 0 || idlen > REGISTRY_ID_MAX) {
+		admin_error(req, 400, "bad_request", "sandbox id must be [A-Za-z0-9_.-], 1 to 64 "
+		    "characters");
+		return;
+	}
+	memcpy(id, rest, idlen);
+	id[idlen] = '\0';
+	if (!registry_id_valid(id)) {
+		admin_error(req, 400, "bad_request", "sandbox id must be [A-Za-z0-9_.-], 1 to 64 "
+		    "characters");
+		return;
+	}
+	if (slash != NULL) {
+		if (strcmp(slash, "/fork") != 0) {
+			admin_error(req, 404, "not_found", "no such admin endpoint");
+		} else if (m != EVHTTP_REQ_POST) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+			admin_error(req, 405, "method_not_allowed", "method not allowed here");
+		} else {
+			admin_sandbox_fork(r, req, id);
+		}
+		return;
+	}
+	switch (m) {
+	case EVHTTP_REQ_GET: admin_sandbox_get(req, id); break;
+	case EVHTTP_REQ_PUT: admin_sandbox_put(r, req, id); break;
+	case EVHTTP_REQ_DELETE: admin_sandbox_delete(r, req, id); break;
+	default:
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		    "GET, HEAD, PUT, DELETE");
+		admin_error(req, 405, "method_not_allowed", "method not allowed here");
+	}
+}
+
 /* --- routing ----------------------------------------------------------------------- */
 
 struct admin_route {
@@ -456,6 +658,11 @@ admin_cb(struct evhttp_request *req, void *arg)
 
 	if (m == EVHTTP_REQ_HEAD)
 		m = EVHTTP_REQ_GET;
+	if (path != NULL && strncmp(path, ADMIN_SANDBOXES, strlen(ADMIN_SANDBOXES)) == 0 &&
+	    (path[strlen(ADMIN_SANDBOXES)] == '\0' || path[strlen(ADMIN_SANDBOXES)] == '/')) {
+		admin_sandboxes(a, req, path, m);
+		return;
+	}
 	for (size_t i = 0; path != NULL && i < SG_ARRAY_LEN(admin_routes); i++) {
 		const struct admin_route *r = &admin_routes[i];
 

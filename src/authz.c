@@ -13,9 +13,10 @@
 
 /* Request text echoed in messages is cut here (a message is 320 bytes in all). */
 #define AUTHZ_ECHO_MAX		96
-/* Where a sandbox gets fresh handles: named in every sandbox_mismatch message. */
+/* Where a sandbox gets fresh handles: named in every sandbox_mismatch message, with the
+ * policy's metadata.url. */
 #define AUTHZ_HANDLES_HINT	"fetch handles for this sandbox from the metadata service " \
-	"(GET /v1/handles)"
+	"(GET /v1/handles) at %s"
 
 static int authz_deny(authz_result_t *out, unsigned status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -82,17 +83,6 @@ authz_check_time(const authz_input_t *in, const handle_claims_t *c, authz_result
 	}
 }
 
-static bool
-authz_peer_in(const policy_sandbox_t *sb, const struct sockaddr *peer)
-{
-	if (peer == NULL)
-		return false;
-	for (size_t i = 0; i < sb->naddresses; i++)
-		if (netaddr_cidr_contains(&sb->addresses[i], peer))
-			return true;
-	return false;
-}
-
 /* Constant-time equality of two strings of any lengths (compares BLAKE2b digests). */
 static bool
 authz_token_eq(const char *want, const char *got)
@@ -108,41 +98,87 @@ authz_token_eq(const char *want, const char *got)
 	return eq;
 }
 
-static int
-authz_check_sandbox(const authz_input_t *in, const handle_claims_t *c,
-    const policy_sandbox_t **sbp, authz_result_t *out)
+/* Does the request's proxy token match the sandbox's (plaintext or digest)? */
+static bool
+authz_token_ok(const sandbox_view_t *v, const char *got)
 {
-	const policy_sandbox_t *sb = policy_sandbox_find(in->policy, c->sb);
-	const char *why = NULL;
+	uint8_t h[REGISTRY_TOKEN_HASH_LEN];
+	bool eq;
 
-	if (sb == NULL)
-		return authz_deny(out, 403, "sandbox_unknown", "handle %s names sandbox %s, "
-		    "which the policy does not define", c->hid, c->sb);
-	if (!authz_peer_in(sb, in->peer))
-		why = "the request comes from another address";
-	else if (sb->token != NULL && in->proxy_token == NULL)
-		why = "the request carries no proxy token";
-	else if (sb->token != NULL && !authz_token_eq(sb->token, in->proxy_token))
-		why = "the request carries another proxy token";
+	if (v->token != NULL)
+		return authz_token_eq(v->token, got);
+	crypto_generichash(h, sizeof(h), (const unsigned char *)got, strlen(got), NULL, 0);
+	eq = sodium_memcmp(h, v->token_hash, sizeof(h)) == 0;
+	sodium_memzero(h, sizeof(h));
+	return eq;
+}
+
+/* The handle's sandbox is not live: revoked (deleted / expired / re-created) or unknown. */
+static int
+authz_sandbox_gone(const authz_input_t *in, const registry_snapshot_t *reg,
+    const handle_claims_t *c, authz_result_t *out)
+{
+	const registry_entry_t *e = registry_find(reg, c->sb);
+	const char *why = registry_tombstone(reg, c->sb);
+
+	if (e != NULL)		/* present but past expires_at: the sweep has not run yet */
+		why = "expired";
 	if (why != NULL)
+		return authz_deny(out, 403, "revoked", "sandbox %s was %s (handle %s)", c->sb,
+		    why, c->hid);
+	(void)in;
+	return authz_deny(out, 403, "sandbox_unknown", "handle %s names sandbox %s, "
+	    "which the policy does not define and no one registered", c->hid, c->sb);
+}
+
+static int
+authz_check_sandbox(const authz_input_t *in, const registry_snapshot_t *reg,
+    const handle_claims_t *c, sandbox_view_t *v, authz_result_t *out)
+{
+	const char *url = in->policy->metadata_url ? in->policy->metadata_url :
+	    SG_POLICY_METADATA_URL;
+	sandbox_view_t from;
+	char why[160];
+
+	if (sandbox_view_find(in->policy, reg, c->sb, in->now, v) < 0)
+		return authz_sandbox_gone(in, reg, c, out);
+	if (v->entry != NULL && c->iat < v->created)
+		return authz_deny(out, 403, "revoked", "sandbox %s was deleted and registered "
+		    "again after handle %s was minted", c->sb, c->hid);
+	why[0] = '\0';
+	if (!sandbox_view_contains(v, in->peer)) {
+		if (in->peer != NULL && sandbox_view_find_by_addr(in->policy, reg, in->peer,
+		    in->now, &from) == 0)
+			snprintf(why, sizeof(why), "the request comes from sandbox %s", from.name);
+		else
+			snprintf(why, sizeof(why), "the request comes from another address");
+	} else if ((v->token != NULL || v->token_hash != NULL) && in->proxy_token == NULL) {
+		snprintf(why, sizeof(why), "the request carries no proxy token");
+	} else if ((v->token != NULL || v->token_hash != NULL) &&
+	    !authz_token_ok(v, in->proxy_token)) {
+		snprintf(why, sizeof(why), "the request carries another proxy token");
+	}
+	if (why[0] != '\0')
 		return authz_deny(out, 407, "sandbox_mismatch", "this handle belongs to sandbox "
-		    "%s (%s); " AUTHZ_HANDLES_HINT, c->sb, why);
-	*sbp = sb;
+		    "%s (%s); " AUTHZ_HANDLES_HINT, c->sb, why, url);
 	return 0;
 }
 
 static int
 authz_check_grant(const authz_input_t *in, const handle_claims_t *c,
-    const policy_sandbox_t *sb, const policy_credential_t **credp, authz_result_t *out)
+    const sandbox_view_t *sb, const policy_credential_t **credp, authz_result_t *out)
 {
 	const policy_credential_t *cred = policy_credential_find(in->policy, c->cred);
 
 	if (cred == NULL)
 		return authz_deny(out, 403, "credential_not_granted", "credential %s is not "
 		    "in the policy (handle %s)", c->cred, c->hid);
-	if (!policy_sandbox_grants(sb, c->cred))
+	if (!sandbox_view_grants(sb, c->cred))
 		return authz_deny(out, 403, "credential_not_granted", "credential %s is not "
-		    "granted to sandbox %s (handle %s)", c->cred, sb->name, c->hid);
+		    "granted to sandbox %s%s%s%s (handle %s)", c->cred, sb->name,
+		    sb->template_name ? " (template " : "",
+		    sb->template_name ? sb->template_name : "", sb->template_name ? ")" : "",
+		    c->hid);
 	*credp = cred;
 	return 0;
 }
@@ -202,22 +238,30 @@ authz_check_path(const authz_input_t *in, const handle_claims_t *c,
 int
 authz_check(const authz_input_t *in, const handle_claims_t *c, authz_result_t *out)
 {
-	const policy_sandbox_t *sb = NULL;
+	registry_snapshot_t *own = NULL;
+	const registry_snapshot_t *reg = in->registry;
 	const policy_credential_t *cred = NULL;
+	sandbox_view_t sb;
+	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
+	if (reg == NULL)
+		reg = own = registry_acquire();	/* may stay NULL: no registry open */
 	if (authz_check_revoked(in, c, out) < 0 || authz_check_time(in, c, out) < 0 ||
-	    authz_check_sandbox(in, c, &sb, out) < 0 ||
-	    authz_check_grant(in, c, sb, &cred, out) < 0 ||
+	    authz_check_sandbox(in, reg, c, &sb, out) < 0 ||
+	    authz_check_grant(in, c, &sb, &cred, out) < 0 ||
 	    authz_check_host(in, c, cred, out) < 0 ||
 	    authz_check_method(in, c, cred, out) < 0 ||
 	    authz_check_path(in, c, cred, out) < 0)
-		return -1;
+		goto done;
 	out->status = 0;
 	out->code = "ok";
 	out->cred = cred;
-	out->sandbox = sb;
-	return 0;
+	out->sandbox = sb.sb;
+	rc = 0;
+done:
+	registry_unref(own);
+	return rc;
 }
 
 /* --- Proxy-Authorization ------------------------------------------------------------------ */

@@ -4,11 +4,15 @@
  * contexts → listeners → ready file → event loop.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +35,7 @@
 #include "metadata.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "registry.h"	/* issue 9 (policy/registry owner) */
 #include "revoke.h"
 #include "seal.h"
 #include "serve.h"
@@ -51,7 +56,12 @@ struct serve {
 	bool draining;
 	struct event *revwatch;		/* re-reads the revocations file when it changes */
 	struct stat revstat;
+	/* --- issue 9 registry hook (policy/registry owner; lead may restyle) --- */
+	registry_t *registry;
+	struct event *regsweep;		/* expires registered sandboxes */
+	/* --- end issue 9 --- */
 	const char *ready_file;
+	const char *user;		/* --user: drop to it once listeners are bound */
 	const char *policy_path;	/* as given: serve_reload loads it again */
 	bool reload_ok;		/* last reload (metrics) */
 	int64_t reload_time;	/* its unix time, 0 before any */
@@ -69,7 +79,8 @@ serve_usage(FILE *out)
 	    "\n"
 	    "  --policy PATH       policy file or folder (required)\n"
 	    "  --ready-file FILE   once listening, write {\"pid\",\"proxy\",\"metadata\",\"admin\"}\n"
-	    "  --log-level LEVEL   error|warn|info|debug (default info)\n");
+	    "  --log-level LEVEL   error|warn|info|debug (default info)\n"
+	    "  --user NAME         drop root privileges to NAME once listeners are bound\n");
 }
 
 /* mkdir -p of the folder holding path. */
@@ -505,9 +516,48 @@ serve_cleanup(struct serve *s)
 	handlecache_free(s->shared.handles);
 	ratelimit_free(s->shared.rl);
 	seal_keyring_free(s->shared.keyring);
+	/* --- issue 9 registry hook --- */
+	if (s->regsweep)
+		event_free(s->regsweep);
+	registry_close(s->registry);
+	/* --- end issue 9 --- */
 	policy_shutdown();
 	if (s->policy)
 		policy_unref(s->policy);
+}
+
+/* Secrets live in this process's memory: no core dumps, no ptrace by other users. */
+static void
+serve_protect_memory(void)
+{
+	struct rlimit none = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_warn("cannot disable core dumps: %s", strerror(errno));
+}
+
+/* After binding (low ports need root): become user, for good. */
+static int
+serve_drop_privileges(const char *user, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		snprintf(err, errlen, "--user %s: no such user", user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "--user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		snprintf(err, errlen, "--user %s: root privileges could be regained", user);
+		return -1;
+	}
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);	/* setuid resets it */
+	log_info("running as %s (uid %u)", user, (unsigned)pw->pw_uid);
+	return 0;
 }
 
 static int
@@ -526,6 +576,20 @@ serve_load_policy(struct serve *s, const char *path)
 	policy_publish(policy_ref(s->policy));
 	return 0;
 }
+
+/* --- issue 9 registry hook: the sweep timer --- */
+/* Expired registrations are refused by authz at once; the sweep journals and frees them. */
+#define SERVE_REGISTRY_SWEEP_S	1
+
+static void
+serve_regsweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	(void)registry_sweep(util_now_s());
+}
+/* --- end issue 9 --- */
 
 static int
 serve_run(struct serve *s, const char *policy_path)
@@ -546,6 +610,16 @@ serve_run(struct serve *s, const char *policy_path)
 		log_err("%s", err);
 		return CLI_FAIL;
 	}
+	/* --- issue 9 registry hook: open (replay + compact) the sandbox registry --- */
+	s->registry = registry_open(s->policy->state_dir ? s->policy->state_dir : ".",
+	    s->policy, util_now_s(), err, sizeof(err));
+	if (s->registry == NULL) {
+		log_err("sandbox registry: %s", err);
+		return CLI_FAIL;
+	}
+	log_info("sandbox registry: %zu registered sandboxes from %s",
+	    registry_load_info(s->registry)->live, registry_journal_path(s->registry));
+	/* --- end issue 9 --- */
 	s->base = event_base_new();
 	if (s->base == NULL || serve_listen(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
@@ -563,7 +637,12 @@ serve_run(struct serve *s, const char *policy_path)
 		s->revwatch = event_new(s->base, -1, EV_PERSIST, serve_revwatch_cb, s);
 		event_add(s->revwatch, &(struct timeval){SG_REVOCATION_POLL_S, 0});
 	}
-	if (serve_write_ready(s, err, sizeof(err)) < 0) {
+	/* --- issue 9 registry hook: expire registered sandboxes --- */
+	s->regsweep = event_new(s->base, -1, EV_PERSIST, serve_regsweep_cb, s);
+	event_add(s->regsweep, &(struct timeval){SERVE_REGISTRY_SWEEP_S, 0});
+	/* --- end issue 9 --- */
+	if (serve_write_ready(s, err, sizeof(err)) < 0 ||
+	    (s->user && serve_drop_privileges(s->user, err, sizeof(err)) < 0)) {
 		log_err("%s", err);
 		return CLI_FAIL;
 	}
@@ -578,6 +657,7 @@ cmd_serve(int argc, char **argv)
 		{"policy", required_argument, NULL, 'p'},
 		{"ready-file", required_argument, NULL, 'r'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"user", required_argument, NULL, 'u'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -587,7 +667,7 @@ cmd_serve(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:r:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:r:l:u:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': policy_path = optarg; break;
 		case 'r': s.ready_file = optarg; break;
@@ -598,6 +678,7 @@ cmd_serve(int argc, char **argv)
 			}
 			log_set_level((enum log_level)lvl);
 			break;
+		case 'u': s.user = optarg; break;
 		case 'h': serve_usage(stdout); return CLI_OK;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}
@@ -608,6 +689,7 @@ cmd_serve(int argc, char **argv)
 	}
 	evthread_use_pthreads();
 	signal(SIGPIPE, SIG_IGN);
+	serve_protect_memory();
 	rc = serve_run(&s, policy_path);
 	serve_cleanup(&s);
 	return rc;

@@ -29,6 +29,7 @@
 #include "metadata.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "registry.h"
 
 /* Methods answered at all; anything else is 405 before routing. */
 #define MD_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT)
@@ -72,7 +73,9 @@ struct md_req {
 	enum evhttp_cmd_type method;
 	const char *path;
 	policy_t *policy;
-	const policy_sandbox_t *sb;
+	registry_snapshot_t *reg;	/* registered sandboxes (NULL: none open) */
+	sandbox_view_t view;		/* the caller's sandbox, static or registered */
+	const sandbox_view_t *sb;	/* &view once found, else NULL */
 };
 
 typedef void (*md_handler_fn)(struct md_req *);
@@ -312,9 +315,12 @@ md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
 
 	memset(&c, 0, sizeof(c));
 	c.cred = cred->name;
-	c.sb = r->sb->name;
+	c.sb = (char *)r->sb->name;	/* handle_mint only reads it */
 	c.iat = util_now_s();
-	c.exp = c.iat + (int64_t)cred->ttl_s;
+	c.exp = c.iat + (int64_t)sandbox_view_ttl(r->sb, cred);
+	/* a registered sandbox's handles never outlive its registration */
+	if (r->sb->expires_at != 0 && c.exp > r->sb->expires_at)
+		c.exp = r->sb->expires_at;
 	if ((rc = handle_mint(r->md->seal_key, &c, &text)) != HANDLE_OK) {
 		log_err("sandbox %s credential %s: %s", c.sb, c.cred, handle_error_message(rc));
 		return NULL;
@@ -352,8 +358,8 @@ md_handles_cb(struct md_req *r)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; a != NULL && i < r->sb->credentials.n; i++)
-		json_array_append_new(a, json_string(r->sb->credentials.v[i]));
+	for (size_t i = 0; a != NULL && i < r->sb->credentials->n; i++)
+		json_array_append_new(a, json_string(r->sb->credentials->v[i]));
 	md_reply_json(r, 200, a);
 }
 
@@ -376,7 +382,7 @@ md_handle_cb(struct md_req *r)
 	int64_t exp;
 	json_t *j;
 
-	if (cred == NULL || !policy_sandbox_grants(r->sb, name)) {
+	if (cred == NULL || !sandbox_view_grants(r->sb, name)) {
 		md_error(r, 404, "not_granted", "sandbox %s is not granted credential %.64s",
 		    r->sb->name, name);
 		return;
@@ -399,8 +405,8 @@ md_env_handles(struct md_req *r, metadata_env_var_t *vars, size_t *n)
 	const policy_credential_t *cred;
 	int64_t exp;
 
-	for (size_t i = 0; i < r->sb->credentials.n; i++) {
-		cred = policy_credential_find(r->policy, r->sb->credentials.v[i]);
+	for (size_t i = 0; i < r->sb->credentials->n; i++) {
+		cred = policy_credential_find(r->policy, r->sb->credentials->v[i]);
 		if (cred == NULL || cred->env == NULL)
 			continue;
 		vars[*n].name = cred->env;
@@ -425,7 +431,7 @@ md_env_fixed(const metadata_t *md, metadata_env_var_t *vars, size_t *n)
 static void
 md_env_cb(struct md_req *r)
 {
-	size_t nh = 0, nv, cap = r->sb->credentials.n + SG_ARRAY_LEN(md_proxy_vars) +
+	size_t nh = 0, nv, cap = r->sb->credentials->n + SG_ARRAY_LEN(md_proxy_vars) +
 	    SG_ARRAY_LEN(md_no_proxy_vars) + SG_ARRAY_LEN(md_ca_vars);
 	metadata_env_var_t *vars = calloc(cap, sizeof(*vars));
 	char *txt = NULL;
@@ -499,17 +505,17 @@ md_forwarded(struct evhttp_request *req)
 	return false;
 }
 
-static const policy_sandbox_t *
-md_sandbox_of(const policy_t *p, struct evhttp_request *req)
+/* The caller's sandbox by source address: static first, then registered. */
+static const sandbox_view_t *
+md_sandbox_of(struct md_req *r)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
 
-	for (size_t i = 0; sa != NULL && i < p->nsandboxes; i++)
-		for (size_t k = 0; k < p->sandboxes[i].naddresses; k++)
-			if (netaddr_cidr_contains(&p->sandboxes[i].addresses[k], sa))
-				return &p->sandboxes[i];
-	return NULL;
+	if (sa == NULL || sandbox_view_find_by_addr(r->policy, r->reg, sa, util_now_s(),
+	    &r->view) < 0)
+		return NULL;
+	return &r->view;
 }
 
 static bool
@@ -624,10 +630,12 @@ md_request_cb(struct evhttp_request *req, void *arg)
 		md_error(&r, 503, "no_policy", "no policy loaded");
 		return;
 	}
-	if ((r.sb = md_sandbox_of(r.policy, req)) == NULL)
+	r.reg = registry_acquire();
+	if ((r.sb = md_sandbox_of(&r)) == NULL)
 		md_error(&r, 403, "unknown_sandbox", "the source address belongs to no sandbox");
 	else if (md_rate_ok(&r))
 		md_dispatch(&r);
+	registry_unref(r.reg);
 	policy_unref(r.policy);
 }
 

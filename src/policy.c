@@ -28,7 +28,7 @@
 #define POLICY_NAME_MAX		64	/* credential and sandbox names */
 #define POLICY_HOST_MAX		253	/* DNS name length */
 #define POLICY_SUGGEST_DIST	2	/* did-you-mean: edit distance at most this */
-#define POLICY_URL_MAX		512	/* metadata.url: a URL quoted in error answers */
+#define POLICY_URL_MAX		96	/* metadata.url: quoted in every sandbox_mismatch answer */
 
 /* Singleton sections: one file of a directory may define each. */
 enum policy_section_id {

@@ -43,7 +43,7 @@ struct worker {
 	struct evdns_base *dns;
 	struct event *notify;		/* activated by the main thread */
 	pthread_mutex_t lock;
-	STAILQ_HEAD(, pending_fd) pending;
+	STAILQ_HEAD(pending_head, pending_fd) pending;
 	bool stopping;
 	const proxy_shared_t *shared;
 	void **conns;			/* live connections, for shutdown */

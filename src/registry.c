@@ -59,6 +59,8 @@ struct registry {
 static pthread_mutex_t reg_pub_mtx = PTHREAD_MUTEX_INITIALIZER;
 static registry_snapshot_t *reg_published;
 static registry_t *reg_global;
+static registry_snapshot_t *reg_retained[REGISTRY_RETAIN];	/* ring, under reg_pub_mtx */
+static size_t reg_retain_next;
 
 static const policy_strlist_t reg_no_creds = {0, NULL};
 static const policy_rate_t reg_no_rate = {0};
@@ -160,8 +162,25 @@ reg_publish(registry_snapshot_t *s)
 	pthread_mutex_lock(&reg_pub_mtx);
 	old = reg_published;
 	reg_published = registry_snapshot_ref(s);
+	if (s != NULL && old != NULL) {
+		/* keep old a little longer; drop the oldest retained one instead */
+		registry_snapshot_t *t = reg_retained[reg_retain_next];
+
+		reg_retained[reg_retain_next] = old;
+		reg_retain_next = (reg_retain_next + 1) % REGISTRY_RETAIN;
+		old = t;
+	}
 	pthread_mutex_unlock(&reg_pub_mtx);
 	registry_unref(old);
+	if (s == NULL) {
+		/* unpublished: nothing may borrow any more */
+		pthread_mutex_lock(&reg_pub_mtx);
+		for (size_t i = 0; i < REGISTRY_RETAIN; i++) {
+			registry_unref(reg_retained[i]);
+			reg_retained[i] = NULL;
+		}
+		pthread_mutex_unlock(&reg_pub_mtx);
+	}
 }
 
 /* 16-byte key of an address range's ends; IPv4 mapped into ::ffff:0:0/96. */
@@ -731,6 +750,41 @@ done:
 	json_decref(root);
 	if (rc < 0)
 		registry_spec_free(out);
+	return rc;
+}
+
+int
+registry_fork_parse(const char *json, size_t len, char id[REGISTRY_ID_MAX + 1],
+    policy_cidr_t **addrs, size_t *naddrs, registry_result_t *res)
+{
+	json_error_t je;
+	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je), *v;
+	const char *k;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	*addrs = NULL;
+	*naddrs = 0;
+	if (root == NULL || !json_is_object(root)) {
+		json_decref(root);
+		return reg_fail(res, 400, "bad_request", "body must be a JSON object {\"id\", "
+		    "\"addresses\"}");
+	}
+	json_object_foreach(root, k, v)
+		if (strcmp(k, "id") != 0 && strcmp(k, "addresses") != 0) {
+			reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
+			goto done;
+		}
+	v = json_object_get(root, "id");
+	if (!json_is_string(v) || !registry_id_valid(json_string_value(v))) {
+		reg_fail(res, 400, "bad_request", "id: the fork's id ([A-Za-z0-9_.-], 1 to %d "
+		    "characters) is required", REGISTRY_ID_MAX);
+		goto done;
+	}
+	snprintf(id, REGISTRY_ID_MAX + 1, "%s", json_string_value(v));
+	rc = reg_parse_addresses(json_object_get(root, "addresses"), addrs, naddrs, res);
+done:
+	json_decref(root);
 	return rc;
 }
 

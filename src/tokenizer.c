@@ -167,11 +167,13 @@ tk_json_wipe(json_t *j)
 	if (json_is_string(j)) {
 		sodium_memzero((char *)(uintptr_t)json_string_value(j), json_string_length(j));
 	} else if (json_is_object(j)) {
-		json_object_foreach(j, k, v)
+		json_object_foreach(j, k, v) {
 			tk_json_wipe(v);
+		}
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
+		json_array_foreach(j, i, v) {
 			tk_json_wipe(v);
+		}
 	}
 }
 
@@ -502,6 +504,7 @@ tk_parse_procs(json_t *o, tokenizer_secret_t *s, int depth, const char **why)
 {
 	const char *name = NULL;
 	json_t *val = NULL, *e;
+	enum tokenizer_proc_kind kind;
 	size_t i;
 	int rc;
 
@@ -531,10 +534,11 @@ tk_parse_procs(json_t *o, tokenizer_secret_t *s, int depth, const char **why)
 		*why = "too many processors in one secret";
 		return -1;
 	}
+	kind = 0;
 	for (i = 0; i < SG_ARRAY_LEN(tk_procs); i++)
 		if (strcmp(name, tk_procs[i].name) == 0)
-			break;
-	if (tk_parse_proc(tk_procs[i].kind, val, &s->proc[s->nproc], why) < 0) {
+			kind = tk_procs[i].kind;
+	if (tk_parse_proc(kind, val, &s->proc[s->nproc], why) < 0) {
 		tk_proc_free(&s->proc[s->nproc]);
 		return -1;
 	}
