@@ -140,7 +140,7 @@ static void fail(struct conn *c, long *ctr, const char *what)
 {
     if (measuring) (*ctr)++;
     note_err(what);
-    conn_close(c, 10000);
+    conn_close(c, cfg.mode_idle ? 100000 : 10000);
 }
 
 static void drive(struct conn *c);
@@ -407,10 +407,13 @@ static void drive(struct conn *c)
                 if (!first_err[0]) snprintf(first_err, sizeof first_err, "expected header text missing");
             }
             record(cfg.mode_new || cfg.mode_idle ? t - c->t_conn : t - c->t_req);
-            if (cfg.mode_idle && !close_after) {
-                c->st = ST_HELD;
-                n_held++;
-                set_ev(c, EPOLLIN);
+            if (cfg.mode_idle) {
+                if (status == 200 && hdr_ok && !close_after) {
+                    c->st = ST_HELD;
+                    n_held++;
+                    set_ev(c, EPOLLIN);
+                } else
+                    conn_close(c, 100000); /* refused: retry slowly, never hold it */
                 return;
             }
             if (cfg.mode_new || close_after) {

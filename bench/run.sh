@@ -363,9 +363,9 @@ run_idle() {  # run_idle REP : IDLE_N intercepted keep-alive connections, held; 
   # shellcheck disable=SC2046
   pin "$HARNESS_CPUS" "$LG" $(lg_target sealgate) --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
     -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode idle -c "$IDLE_N" --ramp 64 \
-    -d "${IDLE_SETUP_S:-120}" --hold 4 -n "$IDLE_N" >"$RUN/lg.out" 2>"$RUN/lg.err" &
+    -d "${IDLE_SETUP_S:-90}" --hold 4 -n "$IDLE_N" >"$RUN/lg.out" 2>"$RUN/lg.err" &
   lgpid=$!
-  for i in $(seq 1 $(( ${IDLE_SETUP_S:-120} * 10 + 50 ))); do
+  for i in $(seq 1 $(( ${IDLE_SETUP_S:-90} * 10 + 50 ))); do
     held=$(awk '/^HELD /{print $2}' "$RUN/lg.err")
     [ -n "$held" ] && break
     kill -0 "$lgpid" 2>/dev/null || break

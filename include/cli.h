@@ -17,6 +17,7 @@ int cmd_unseal(int argc, char **argv);	/* cmd_keys.c */
 int cmd_handle(int argc, char **argv);	/* cmd_keys.c: handle mint */
 int cmd_policy(int argc, char **argv);	/* cmd_policy.c: policy check */
 int cmd_revoke(int argc, char **argv);	/* cmd_revoke.c */
+int cmd_sandbox(int argc, char **argv);	/* cmd_sandbox.c: add|list|get|rm|fork */
 
 /* True when argv has -h/--help before "--". */
 int cli_wants_help(int argc, char **argv);

@@ -38,6 +38,11 @@
 #define SG_MAX_CONNECTIONS       16384
 /* Accept paused after EMFILE/ENFILE is retried after this many milliseconds. */
 #define SG_ACCEPT_RETRY_MS       100
+/* Idle upstream connections kept per worker for reuse by later client connections of
+ * the same sandbox, host and credential set (pool key). */
+#define SG_POOL_PER_WORKER       64
+/* An idle pooled upstream connection is closed after this long. */
+#define SG_POOL_IDLE_S           30
 /* Listen backlog: bursts of sandbox starts. */
 #define SG_LISTEN_BACKLOG        1024
 

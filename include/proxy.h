@@ -20,6 +20,7 @@
 #include "ratelimit.h"
 #include "seal.h"
 
+struct bufferevent;
 struct event_base;
 struct evdns_base;
 
@@ -44,6 +45,15 @@ const proxy_shared_t *worker_shared(worker_t *w);
 /* Connection bookkeeping: conn.c calls these from conn_new / conn_close. */
 void worker_conn_added(worker_t *w, void *conn);
 void worker_conn_removed(worker_t *w, void *conn);
+
+/*
+ * Idle upstream connections of this worker, by pool key (who, host, port, TLS,
+ * credential set: a connection that carried one sandbox's secret is never handed to
+ * another). put takes the bufferevent over (closing the oldest beyond
+ * SG_POOL_PER_WORKER); take returns one with no callbacks set, or NULL.
+ */
+void worker_pool_put(worker_t *w, const char *key, struct bufferevent *bev);
+struct bufferevent *worker_pool_take(worker_t *w, const char *key);
 
 /*
  * Bind the proxy listener at addr ("host:port"; port 0: the kernel picks) on base (the

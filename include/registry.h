@@ -204,7 +204,5 @@ bool sandbox_view_contains(const sandbox_view_t *v, const struct sockaddr *sa);
 uint64_t sandbox_view_ttl(const sandbox_view_t *v, const policy_credential_t *cred)
     SG_NONNULL;
 
-/* `sealgate sandbox ...` (src/cmd_sandbox.c); main.c's command table names it. */
-int cmd_sandbox(int argc, char **argv);
 
 #endif

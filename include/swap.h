@@ -18,8 +18,10 @@
 #include "inject.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "registry.h"
 #include "revoke.h"
 #include "seal.h"
+#include "tokenizer.h"
 
 typedef struct swap_env {
 	const policy_t *policy;
@@ -27,8 +29,10 @@ typedef struct swap_env {
 	handlecache_t *cache;
 	ratelimit_t *rl;
 	const revoke_set_t *revoked;	/* may be NULL */
+	const registry_snapshot_t *registry;	/* registered sandboxes, held for the call */
 	int64_t now;			/* wall clock, seconds */
 	uint64_t now_ms;		/* monotonic, for rate buckets */
+	const http_head_t *connect_head;	/* intercepted CONNECT (Proxy-Tokenizer), or NULL */
 } swap_env_t;
 
 typedef struct swap_req {
@@ -38,6 +42,8 @@ typedef struct swap_req {
 	uint16_t port;
 	const struct sockaddr *peer;
 	const char *proxy_token;	/* from Proxy-Authorization, or NULL */
+	const char *tk_host;		/* the authority as the client named it (tokenizer) */
+	uint16_t tk_port;
 } swap_req_t;
 
 /* A secret that was injected, and the handle that replaces it in responses. */
@@ -66,9 +72,10 @@ typedef struct swap_out {
 	swap_scrub_t body[INJECT_MAX_HANDLES];	/* handle -> secret inside the body */
 	size_t nbody;
 	bool buffer_body;		/* collect the whole body before the head leaves */
+	tokenizer_out_t tk;		/* Proxy-Tokenizer secrets applied (tk.n) */
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
-	const char *credential, *sandbox;
+	char credential[72], sandbox[72];	/* names, copied: set as soon as known */
 } swap_out_t;
 
 /* 0: forward with out->edits applied (nscrub may be 0); -1: answer out->status. */

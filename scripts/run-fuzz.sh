@@ -3,6 +3,7 @@
 # and with tests/fuzz/NAME.dict when present. Exit 1 on the first crash.
 set -eu
 dir=${1:?fuzzer dir}
+dir=$(cd "$dir" && pwd)	# each harness runs from its own work dir
 secs=${2:-60}
 top=$(cd "$(dirname "$0")/.." && pwd)
 n=0

@@ -124,8 +124,8 @@ authz_sandbox_gone(const authz_input_t *in, const registry_snapshot_t *reg,
 	if (e != NULL)		/* present but past expires_at: the sweep has not run yet */
 		why = "expired";
 	if (why != NULL)
-		return authz_deny(out, 403, "revoked", "sandbox %s was %s (handle %s)", c->sb,
-		    why, c->hid);
+		return authz_deny(out, 403, "revoked", "sandbox %s %s (handle %s)", c->sb,
+		    strcmp(why, "expired") == 0 ? "expired" : "was deleted", c->hid);
 	(void)in;
 	return authz_deny(out, 403, "sandbox_unknown", "handle %s names sandbox %s, "
 	    "which the policy does not define and no one registered", c->hid, c->sb);
@@ -149,7 +149,8 @@ authz_check_sandbox(const authz_input_t *in, const registry_snapshot_t *reg,
 	if (!sandbox_view_contains(v, in->peer)) {
 		if (in->peer != NULL && sandbox_view_find_by_addr(in->policy, reg, in->peer,
 		    in->now, &from) == 0)
-			snprintf(why, sizeof(why), "the request comes from sandbox %s", from.name);
+			snprintf(why, sizeof(why), "the request comes from another address, "
+			    "that of sandbox %s", from.name);
 		else
 			snprintf(why, sizeof(why), "the request comes from another address");
 	} else if ((v->token != NULL || v->token_hash != NULL) && in->proxy_token == NULL) {

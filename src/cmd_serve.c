@@ -472,7 +472,8 @@ serve_sighup_cb(evutil_socket_t sig, short what, void *arg)
 	if (rc < 0)
 		log_warn("SIGHUP reload failed:\n%s", msg);
 	audit_log(&(audit_event_t){.event = "reload", .source = "SIGHUP",
-	    .status = rc < 0 ? 422 : 200, .error = rc < 0 ? "policy_invalid" : NULL});
+	    .status = rc < 0 ? 422 : 200, .error = rc < 0 ? "policy_invalid" : NULL,
+	    .detail = rc < 0 ? msg : NULL});
 	if (rc == 0 && s->admin && admin_refresh(s->admin, err, sizeof(err)) < 0)
 		log_warn("admin token not refreshed: %s", err);
 }

@@ -45,6 +45,8 @@
 #include "util.h"
 
 #define CONN_HOST_MAX 256
+/* Pool key: who | host | port | tls | credentials (names are at most 64 bytes). */
+#define CONN_KEY_MAX (CONN_HOST_MAX + 96 + INJECT_MAX_HANDLES * 66)
 
 enum conn_state {
 	ST_HEAD,		/* reading a request head */
@@ -79,8 +81,11 @@ struct conn {
 	char up_host[CONN_HOST_MAX];
 	uint16_t up_port;
 	bool up_tls, up_ready;
+	char up_key[CONN_KEY_MAX];	/* pool key of the upstream connection */
 	struct sockaddr_storage up_addr;
 	socklen_t up_addrlen;
+
+	http_head_t connect_head;	/* the intercepted CONNECT (its Proxy-Tokenizer) */
 
 	/* request being relayed */
 	http_scan_t scan;
@@ -107,7 +112,7 @@ struct conn {
 	size_t nscrubbed;
 
 	/* accounting for the audit line and metrics */
-	uint64_t t_start, t_sent;	/* monotonic ms: head parsed, head sent upstream */
+	double t_start, t_sent;		/* monotonic ms: head parsed, head sent upstream */
 	double upstream_ms;		/* head sent -> response head */
 	uint64_t bytes_up, bytes_down;	/* body bytes each way */
 	bool audited;			/* this request's line is written */
@@ -209,10 +214,10 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	    c->auth_host[0] ? c->auth_host : c->up_host);
 	memset(&a, 0, sizeof(a));
 	a.event = ev;
-	a.sandbox = c->swap.sandbox;
+	a.sandbox = c->swap.sandbox[0] ? c->swap.sandbox : NULL;
 	a.source = c->peer;
 	a.handle_id = c->swap.hid[0] ? c->swap.hid : NULL;
-	a.credential = c->swap.credential;
+	a.credential = c->swap.credential[0] ? c->swap.credential : NULL;
 	a.method = method;
 	a.host = host;
 	a.port = c->swap_port ? c->swap_port : c->auth_port ? c->auth_port : c->up_port;
@@ -223,9 +228,9 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	a.bytes_up = c->bytes_up;
 	a.bytes_down = c->bytes_down;
 	a.upstream_ms = c->upstream_ms;
-	a.total_ms = (double)(util_mono_ms() - c->t_start);
+	a.total_ms = util_mono_msf() - c->t_start;
 	audit_log(&a);
-	if (c->swap.credential)
+	if (c->swap.credential[0])
 		metrics_count_request(c->swap.credential, outcome);
 }
 
@@ -278,6 +283,30 @@ conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
 	conn_fail_ex(c, status, code, msg, NULL);
 }
 
+/* The upstream is between requests, clean, and said it may be reused. */
+static bool
+conn_upstream_reusable(const conn_t *c)
+{
+	return c->ubev && c->up_ready && c->up_keepalive && !c->req_active &&
+	    !c->upgrading && c->mode != MODE_TUNNEL && c->st != ST_SPLICE &&
+	    c->up_key[0] && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0;
+}
+
+/* Let go of the upstream: into the worker's pool when reusable, else closed. */
+static void
+conn_upstream_release(conn_t *c)
+{
+	if (c->ubev == NULL)
+		return;
+	if (conn_upstream_reusable(c))
+		worker_pool_put(c->w, c->up_key, c->ubev);
+	else
+		bufferevent_free(c->ubev);
+	c->ubev = NULL;
+	c->up_ready = false;
+}
+
 bool
 conn_is_idle(const conn_t *c)
 {
@@ -292,14 +321,14 @@ conn_close(conn_t *c, const char *reason)
 	egress_cancel(c->dns);
 	if (c->timer)
 		event_free(c->timer);
-	if (c->ubev)
-		bufferevent_free(c->ubev);
+	conn_upstream_release(c);
 	if (c->cbev)
 		bufferevent_free(c->cbev);
 	if (c->cfd_owned)
 		close(c->cfd);
 	http_head_clear(&c->req);
 	http_head_clear(&c->res);
+	http_head_clear(&c->connect_head);
 	free(c->req_target);
 	swap_out_free(&c->swap);
 	conn_body_reset(c);
@@ -462,6 +491,29 @@ conn_client_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * Each request is decided on the policy current when its head arrived (a grant
+ * withdrawn by a reload stops the next request, also on a kept-alive connection);
+ * a request in flight finishes on the snapshot it started with.
+ */
+static void
+conn_policy_refresh(conn_t *c)
+{
+	policy_t *p = policy_acquire();
+
+	if (p == NULL)
+		return;
+	if (p == c->pol) {
+		policy_unref(p);
+		return;
+	}
+	swap_out_free(&c->swap);	/* it borrows from the old snapshot */
+	memset(&c->swap, 0, sizeof(c->swap));
+	c->nscrubbed = 0;		/* pointers into the old snapshot: forget them */
+	policy_unref(c->pol);
+	c->pol = p;
+}
+
 /* Proxy-Authorization comes on the CONNECT (or each absolute-form request). */
 static void
 conn_take_proxy_token(conn_t *c)
@@ -506,7 +558,8 @@ conn_process_head(conn_t *c)
 	}
 	evbuffer_drain(in, (size_t)hl);
 	STATS_INC(requests_total);
-	c->t_start = util_mono_ms();
+	c->t_start = util_mono_msf();
+	conn_policy_refresh(c);
 	conn_take_proxy_token(c);
 	c->req_active = true;
 	c->client_keepalive = c->req.keep_alive;
@@ -541,6 +594,10 @@ conn_on_connect(conn_t *c)
 		return;
 	}
 	c->mode = act == EGRESS_TUNNEL ? MODE_TUNNEL : MODE_INTERCEPT;
+	if (c->mode == MODE_INTERCEPT) {	/* its Proxy-Tokenizer applies to each request */
+		c->connect_head = c->req;
+		memset(&c->req, 0, sizeof(c->req));
+	}
 	snprintf(c->up_host, sizeof(c->up_host), "%s", c->auth_host);
 	c->up_port = c->auth_port;
 	c->up_tls = true;
@@ -759,9 +816,28 @@ conn_up_failed(conn_t *c, short what)
 static void conn_request_resolved(const egress_result_t *res, void *arg);
 
 /* Add the secrets this request injects to the connection's response scrubber. */
+/* Tokenizer secrets come back as a fixed marker (there is no handle to show). */
+static int
+conn_scrub_add_tokenizer(conn_t *c)
+{
+	static const char mark[] = TOKENIZER_SCRUB_TEXT;
+
+	for (size_t i = 0; i < c->swap.tk.nscrub; i++) {
+		const tokenizer_scrub_t *t = &c->swap.tk.scrub[i];
+
+		if (c->scrub == NULL && (c->scrub = scrub_new()) == NULL)
+			return -1;
+		if (scrub_add(c->scrub, t->secret, t->len, mark, sizeof(mark) - 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 conn_scrub_add(conn_t *c)
 {
+	if (conn_scrub_add_tokenizer(c) < 0)
+		return -1;
 	for (size_t i = 0; i < c->swap.nscrub; i++) {
 		const swap_scrub_t *sc = &c->swap.scrub[i];
 		bool seen = false;
@@ -785,14 +861,25 @@ conn_scrub_add(conn_t *c)
 }
 
 static void
+conn_swap_env_release(swap_env_t *env)
+{
+	if (env->revoked)
+		revoke_unref((revoke_set_t *)env->revoked);
+	if (env->registry)
+		registry_unref((registry_snapshot_t *)env->registry);
+}
+
+static void
 conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req)
 {
 	const proxy_shared_t *sh = worker_shared(c->w);
 
 	*env = (swap_env_t){c->pol, sh->keyring, sh->handles, sh->rl, revoke_acquire(),
-	    util_now_s(), util_mono_ms()};
+	    registry_acquire(), util_now_s(), util_mono_ms(),
+	    c->connect_head.buf ? &c->connect_head : NULL};
 	*req = (swap_req_t){&c->req, c->req_target, c->swap_host, c->swap_port,
-	    (const struct sockaddr *)&c->peer_ss, c->proxy_token[0] ? c->proxy_token : NULL};
+	    (const struct sockaddr *)&c->peer_ss, c->proxy_token[0] ? c->proxy_token : NULL,
+	    NULL, 0};
 }
 
 /* A denied swap: log a possible exfiltration, answer the client. Always -1. */
@@ -821,8 +908,7 @@ conn_swap(conn_t *c, const char *host, uint16_t port)
 	swap_out_free(&c->swap);
 	conn_swap_env(c, &env, &req);
 	rc = swap_request(&env, &req, &c->swap);
-	if (env.revoked)
-		revoke_unref((revoke_set_t *)env.revoked);
+	conn_swap_env_release(&env);
 	if (rc < 0)
 		return conn_swap_denied(c);
 	if (conn_scrub_add(c) < 0) {
@@ -842,8 +928,7 @@ conn_swap_body(conn_t *c, const char *body, size_t len)
 
 	conn_swap_env(c, &env, &req);
 	rc = swap_body(&env, &req, body, len, &c->swap);
-	if (env.revoked)
-		revoke_unref((revoke_set_t *)env.revoked);
+	conn_swap_env_release(&env);
 	if (rc < 0)
 		return conn_swap_denied(c);
 	if (conn_scrub_add(c) < 0) {
@@ -874,10 +959,57 @@ conn_check_host_header(conn_t *c, const char *host, uint16_t port, uint16_t defp
 	return 0;
 }
 
+/* who|host|port|tls|credentials, credentials sorted. */
+static void
+conn_pool_key(conn_t *c, const char *host, uint16_t port, bool tls, char *key, size_t len)
+{
+	const char *names[INJECT_MAX_HANDLES];
+	size_t n = 0, off;
+
+	for (size_t i = 0; i < c->swap.nscrub && n < INJECT_MAX_HANDLES; i++) {
+		const char *nm = c->swap.scrub[i].cred->name;
+		size_t j = n++;
+
+		while (j > 0 && strcmp(names[j - 1], nm) > 0) {
+			names[j] = names[j - 1];
+			j--;
+		}
+		names[j] = nm;
+	}
+	off = (size_t)snprintf(key, len, "%s|%s|%u|%d", c->swap.sandbox[0] ? c->swap.sandbox :
+	    c->peer, host, port, tls);
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(key + off, len - off, "|%s", names[i]);
+}
+
+/*
+ * An upstream for this request: the connection's own when its key matches, else one
+ * from the worker's pool (no DNS, no handshake). Returns true when one is ready.
+ */
+static bool
+conn_upstream_reuse(conn_t *c, const char *key)
+{
+	struct bufferevent *bev;
+
+	if (c->ubev && c->up_ready && strcmp(c->up_key, key) == 0)
+		return true;
+	conn_upstream_release(c);
+	snprintf(c->up_key, sizeof(c->up_key), "%s", key);
+	if ((bev = worker_pool_take(c->w, key)) == NULL)
+		return false;
+	c->ubev = bev;
+	c->up_ready = true;
+	bufferevent_setcb(bev, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return true;
+}
+
 /* Inside an intercepted CONNECT: origin-form, Host = authority = SNI. */
 static void
 conn_on_inner_request(conn_t *c)
 {
+	char key[CONN_KEY_MAX];
+
 	if (c->req.method == HTTP_CONNECT) {
 		conn_fail(c, 400, "bad_request", "CONNECT inside an intercepted tunnel");
 		return;
@@ -907,7 +1039,8 @@ conn_on_inner_request(conn_t *c)
 	if (conn_check_host_header(c, c->auth_host, c->auth_port, 443) < 0 ||
 	    conn_swap(c, c->auth_host, c->auth_port) < 0)
 		return;
-	if (c->ubev && c->up_ready) {
+	conn_pool_key(c, c->auth_host, c->auth_port, true, key, sizeof(key));
+	if (conn_upstream_reuse(c, key)) {
 		conn_send_request_head(c);
 		return;
 	}
@@ -919,13 +1052,9 @@ conn_on_inner_request(conn_t *c)
 static bool
 conn_plain_allowed(const conn_t *c)
 {
-	for (size_t i = 0; i < c->swap.nscrub; i++) {
-		const policy_credential_t *cr = policy_credential_find(c->pol,
-		    i == 0 && c->swap.credential ? c->swap.credential : "");
-
-		if (cr == NULL || !cr->allow_plain_http)
+	for (size_t i = 0; i < c->swap.nscrub; i++)
+		if (!c->swap.scrub[i].cred->allow_plain_http)
 			return false;
-	}
 	return true;
 }
 
@@ -934,7 +1063,8 @@ static void
 conn_on_absolute(conn_t *c)
 {
 	struct http_parser_url u;
-	char host[CONN_HOST_MAX], msg[CONN_HOST_MAX + 128];
+	char host[CONN_HOST_MAX], msg[CONN_HOST_MAX + 128], key[CONN_KEY_MAX];
+	bool tls = false;
 	const char *why, *t = c->req.target;
 	enum egress_action act;
 	uint16_t port;
@@ -974,19 +1104,30 @@ conn_on_absolute(conn_t *c)
 	}
 	if (conn_swap(c, host, port) < 0)
 		return;
-	if (c->swap.nscrub > 0 && !conn_plain_allowed(c)) {
+	if (c->swap.tk.n > 0) {
+		/* tokenizer's transport: http:// toward the client, verified TLS upstream
+		 * (port 80 or none becomes 443, other ports are kept) */
+		tls = true;
+		if (port == 80)
+			port = 443;
+		if (egress_decide(c->pol, host, port, &why) == EGRESS_DENY) {
+			snprintf(msg, sizeof(msg), "%s:%u denied: %s", host, port, why);
+			conn_fail(c, 403, "egress_denied", msg);
+			return;
+		}
+	} else if (c->swap.nscrub > 0 && !conn_plain_allowed(c)) {
 		conn_fail(c, 403, "plain_http_denied", "this credential may not travel over "
 		    "plain http; use https");
 		return;
 	}
-	if (c->ubev && c->up_ready && !c->up_tls && c->up_port == port &&
-	    strcmp(c->up_host, host) == 0) {
+	conn_pool_key(c, host, port, tls, key, sizeof(key));
+	snprintf(c->up_host, sizeof(c->up_host), "%s", host);
+	c->up_port = port;
+	c->up_tls = tls;
+	if (conn_upstream_reuse(c, key)) {
 		conn_send_request_head(c);
 		return;
 	}
-	snprintf(c->up_host, sizeof(c->up_host), "%s", host);
-	c->up_port = port;
-	c->up_tls = false;
 	c->st = ST_RESOLVING;
 	c->dns = egress_resolve(worker_dns(c->w), c->pol, host, port, conn_request_resolved, c);
 }
@@ -1089,13 +1230,20 @@ static void conn_body_collect_start(conn_t *c);
 static int
 conn_body_prepare(conn_t *c)
 {
-	if (c->swap.nbody == 0) {
+	if (c->swap.nbody == 0 && c->swap.tk.nbody == 0) {
 		c->body_leak_on = true;
 		leak_stream_init(&c->leak);
 		return 0;
 	}
 	if ((c->body_scrub = scrub_new()) == NULL)
 		return -1;
+	for (size_t i = 0; i < c->swap.tk.nbody; i++) {
+		const tokenizer_body_t *b = &c->swap.tk.body[i];
+
+		if (scrub_add(c->body_scrub, b->placeholder, b->placeholder_len, b->token,
+		    b->token_len) < 0)
+			return -1;
+	}
 	for (size_t i = 0; i < c->swap.nbody; i++) {
 		const swap_scrub_t *b = &c->swap.body[i];
 		const char *ph = b->cred->inject.placeholder;
@@ -1146,7 +1294,7 @@ conn_send_request_head(conn_t *c)
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
 	evbuffer_add(out, "\r\n", 2);
 	STATS_INC(requests_forwarded);
-	c->t_sent = util_mono_ms();
+	c->t_sent = util_mono_msf();
 
 	/* the response side */
 	http_head_clear(&c->res);
@@ -1349,7 +1497,7 @@ conn_body_rewrite(conn_t *c, const char *body, size_t len)
 {
 	struct evbuffer *nb;
 
-	if (c->swap.nbody == 0)
+	if (c->swap.nbody == 0 && c->swap.tk.nbody == 0)
 		return 0;
 	if (conn_body_prepare(c) < 0 || (nb = evbuffer_new()) == NULL)
 		return -1;
@@ -1400,6 +1548,17 @@ conn_body_buffered(conn_t *c)
 			return -1;
 		}
 	}
+	if (c->swap.tk.hmac.set) {
+		size_t n = evbuffer_get_length(c->bodybuf);
+		char *v = tokenizer_hmac_value(&c->swap.tk, n ? evbuffer_pullup(c->bodybuf, -1) :
+		    (void *)"", n);
+
+		if (v == NULL || inject_edits_set_header(&c->req, &c->swap.edits,
+		    c->swap.tk.hmac.dst, v) < 0) {
+			conn_fail(c, 500, "internal_error", "cannot sign the request body");
+			return -1;
+		}
+	}
 	c->body_ready = true;
 	bufferevent_disable(c->cbev, EV_READ);
 	conn_send_request_head(c);
@@ -1435,6 +1594,7 @@ conn_emit_body(void *arg, const void *data, size_t len)
 
 	if (len == 0)
 		return;
+	c->bytes_down += len;
 	if (c->res_chunked_out)
 		evbuffer_add_printf(out, "%zx\r\n", len);
 	evbuffer_add(out, data, len);
@@ -1447,7 +1607,7 @@ conn_res_on_body(http_parser *p, const char *at, size_t len)
 {
 	conn_t *c = p->data;
 
-	c->bytes_down += len;
+
 	if (c->scrub)
 		return scrub_feed(c->scrub, at, len, conn_emit_body, c) < 0 ? -1 : 0;
 	conn_emit_body(c, at, len);
@@ -1593,7 +1753,7 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		return 0;
 	}
 	if (c->t_sent) {
-		c->upstream_ms = (double)(util_mono_ms() - c->t_sent);
+		c->upstream_ms = util_mono_msf() - c->t_sent;
 		metrics_observe_upstream_ms(c->upstream_ms);
 	}
 	conn_write_response_head(c);

@@ -178,6 +178,12 @@ head_on_value(http_parser *p, const char *at, size_t len)
 	struct head_ctx *x = p->data;
 	http_field_t *f = &x->h->fields[x->h->nfields - 1];
 
+	/* An empty value ("X:\r\n") is reported with len 0 and at pointing at the NEXT
+	 * line: keeping that pointer made head_terminate write its NUL over the first byte
+	 * of the following field's name (found by fuzz_http). Keep the empty value where
+	 * head_on_field put it, on the ':' after the name. */
+	if (len == 0)
+		return 0;
 	f->value = at;
 	f->value_len = len;
 	return 0;

@@ -23,6 +23,7 @@ static const struct cli_cmd cli_cmds[] = {
 	{"handle", cmd_handle, "handle mint: mint a handle for a sandbox and credential"},
 	{"policy", cmd_policy, "policy check: validate policy files"},
 	{"revoke", cmd_revoke, "revoke a handle id, sandbox, credential or key"},
+	{"sandbox", cmd_sandbox, "add|list|get|rm|fork sandboxes registered at run time"},
 	{"version", cmd_version, "print the version"},
 };
 

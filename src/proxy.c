@@ -9,6 +9,8 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -36,6 +38,13 @@ struct conn_entry {
 	LIST_ENTRY(conn_entry) next;
 };
 
+struct pool_entry {
+	worker_t *w;
+	char *key;
+	struct bufferevent *bev;
+	TAILQ_ENTRY(pool_entry) next;
+};
+
 struct worker {
 	unsigned id;
 	pthread_t thread;
@@ -48,6 +57,8 @@ struct worker {
 	const proxy_shared_t *shared;
 	void **conns;			/* live connections, for shutdown */
 	size_t nconns, capconns;
+	TAILQ_HEAD(pool_head, pool_entry) pool;	/* idle upstreams, oldest first */
+	size_t npool;
 };
 
 struct proxy {
@@ -104,6 +115,77 @@ worker_conn_removed(worker_t *w, void *conn)
 		}
 }
 
+/* --- upstream pool ---------------------------------------------------------------- */
+
+static void
+pool_entry_free(struct pool_entry *e)
+{
+	TAILQ_REMOVE(&e->w->pool, e, next);
+	e->w->npool--;
+	if (e->bev)
+		bufferevent_free(e->bev);
+	free(e->key);
+	free(e);
+}
+
+/* An idle upstream that speaks, closes or times out is of no further use. */
+static void
+pool_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	pool_entry_free(arg);
+}
+
+static void
+pool_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	pool_entry_free(arg);
+}
+
+void
+worker_pool_put(worker_t *w, const char *key, struct bufferevent *bev)
+{
+	struct timeval idle = {SG_POOL_IDLE_S, 0};
+	struct pool_entry *e = calloc(1, sizeof(*e));
+
+	if (e == NULL || (e->key = strdup(key)) == NULL) {
+		free(e);
+		bufferevent_free(bev);
+		return;
+	}
+	if (w->npool >= SG_POOL_PER_WORKER)
+		pool_entry_free(TAILQ_FIRST(&w->pool));
+	e->w = w;
+	e->bev = bev;
+	TAILQ_INSERT_TAIL(&w->pool, e, next);
+	w->npool++;
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
+	bufferevent_set_timeouts(bev, &idle, NULL);
+	bufferevent_enable(bev, EV_READ);
+}
+
+struct bufferevent *
+worker_pool_take(worker_t *w, const char *key)
+{
+	struct pool_entry *e;
+	struct bufferevent *bev;
+
+	TAILQ_FOREACH_REVERSE(e, &w->pool, pool_head, next)
+		if (strcmp(e->key, key) == 0)
+			break;
+	if (e == NULL)
+		return NULL;
+	bev = e->bev;
+	e->bev = NULL;
+	pool_entry_free(e);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	return bev;
+}
+
 static void
 worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -129,6 +211,8 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->stopping) {
 		while (w->nconns > 0)
 			conn_close(w->conns[w->nconns - 1], "shutdown");
+		while (!TAILQ_EMPTY(&w->pool))
+			pool_entry_free(TAILQ_FIRST(&w->pool));
 		event_base_loopbreak(w->base);
 	} else if (proxy_is_draining()) {
 		for (size_t i = w->nconns; i > 0; i--)
@@ -152,6 +236,7 @@ worker_init(worker_t *w, unsigned id, const proxy_shared_t *shared)
 	w->id = id;
 	w->shared = shared;
 	STAILQ_INIT(&w->pending);
+	TAILQ_INIT(&w->pool);
 	pthread_mutex_init(&w->lock, NULL);
 	w->base = event_base_new();
 	if (w->base == NULL)
@@ -217,6 +302,7 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *s
 	if (active >= p->max_conns) {
 		/* over the limit between two accepts: refuse this one, pause the rest */
 		STATS_INC(conns_rejected);
+		STATS_INC(accept_paused);
 		close(fd);
 		evconnlistener_disable(p->listener);
 		p->paused_full = true;
@@ -235,6 +321,8 @@ proxy_retry_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (p->listener == NULL)
+		return;		/* draining */
 	if (STATS_GET(conns_active) >= p->max_conns) {
 		event_add(p->retry, &(struct timeval){0, SG_ACCEPT_RETRY_MS * 1000});
 		return;
@@ -395,8 +483,10 @@ void
 proxy_drain(proxy_t *p)
 {
 	__atomic_store_n(&proxy_draining, true, __ATOMIC_RELEASE);
-	if (p->listener)
-		evconnlistener_disable(p->listener);
+	if (p->listener) {	/* close it: the kernel must not queue new connections */
+		evconnlistener_free(p->listener);
+		p->listener = NULL;
+	}
 	event_del(p->retry);
 	for (unsigned i = 0; i < p->nworkers; i++)
 		event_active(p->workers[i].notify, EV_READ, 0);

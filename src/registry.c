@@ -244,7 +244,8 @@ reg_snapshot_index(registry_snapshot_t *s)
 {
 	size_t nr = 0, k = 0;
 
-	qsort(s->byid, s->n, sizeof(*s->byid), reg_cmp_entry);
+	if (s->n > 0)
+		qsort(s->byid, s->n, sizeof(*s->byid), reg_cmp_entry);
 	if (s->ntombs > 0)
 		qsort(s->tombs, s->ntombs, sizeof(*s->tombs), reg_cmp_tomb);
 	for (size_t i = 0; i < s->n; i++)

@@ -169,6 +169,7 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	memset(&in, 0, sizeof(in));
 	in.policy = env->policy;
 	in.revoked = env->revoked;
+	in.registry = env->registry;
 	in.peer = req->peer;
 	in.proxy_token = req->proxy_token;
 	in.host = req->host;
@@ -176,15 +177,17 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	in.method = http_method_str(req->head->method);
 	in.path = path;
 	in.now = env->now;
-	if (out->hid[0] == '\0')
+	if (out->hid[0] == '\0') {
 		snprintf(out->hid, sizeof(out->hid), "%s", cl->hid);
+		snprintf(out->credential, sizeof(out->credential), "%s", cl->cred);
+		snprintf(out->sandbox, sizeof(out->sandbox), "%s", cl->sb);
+	}
 	if (authz_check(&in, cl, &az) < 0) {
 		out->exfiltration = az.exfiltration;
 		swap_deny(out, az.status, az.code, "%s", az.message);
 		goto done;
 	}
-	out->credential = az.cred->name;
-	out->sandbox = az.sandbox->name;
+
 	if (swap_rate(env, cl, &az, out) < 0)
 		goto done;
 	if (list == NULL && az.cred->inject.type != INJECT_BODY) {
@@ -232,6 +235,32 @@ swap_seen(const swap_req_t *req, const inject_list_t *l, size_t upto, const char
 	return false;
 }
 
+/* Fly.io tokenizer's sealed secrets (Proxy-Tokenizer), on the same edits. */
+static int
+swap_tokenizer(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+{
+	tokenizer_env_t te = {env->keyring, env->rl, env->now, env->now_ms,
+	    env->connect_head, false};
+
+	if (http_head_get(req->head, TOKENIZER_HEADER) == NULL && (env->connect_head == NULL ||
+	    http_head_get(env->connect_head, TOKENIZER_HEADER) == NULL))
+		return 0;
+	if (tokenizer_apply(&te, req->head, req->tk_host ? req->tk_host : req->host,
+	    req->tk_host ? req->tk_port : req->port, http_method_str(req->head->method),
+	    req->target, req->proxy_token, &out->edits, &out->tk) < 0) {
+		out->status = out->tk.status;
+		out->code = out->tk.code;
+		snprintf(out->message, sizeof(out->message), "%s", out->tk.message);
+		snprintf(out->extra, sizeof(out->extra), "%s", out->tk.extra);
+		return -1;
+	}
+	if (out->tk.hmac.set)
+		out->buffer_body = true;
+	if (out->hid[0] == '\0')
+		snprintf(out->hid, sizeof(out->hid), "tk:%.16s", out->tk.id);
+	return 0;
+}
+
 int
 swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 {
@@ -247,7 +276,7 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 	if (inject_find(req->head, req->target, &list) == 0) {
 		/* opt-in: a body credential covers this host, its handle may be in the body */
 		out->buffer_body = !req->head->no_body && swap_body_host(env->policy, req);
-		return 0;
+		return swap_tokenizer(env, req, out);
 	}
 	if (list.truncated) {
 		inject_list_free(&list);
@@ -272,7 +301,7 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 			rc = swap_one(env, req, &list, t, tl, path, out);
 	}
 	inject_list_free(&list);
-	return rc;
+	return rc < 0 ? rc : swap_tokenizer(env, req, out);
 }
 
 void
@@ -283,6 +312,7 @@ swap_out_free(swap_out_t *out)
 		util_secret_free(out->scrub[i].enc_handle);
 	}
 	inject_edits_free(&out->edits);
+	tokenizer_out_free(&out->tk);
 	sodium_memzero(out->scrub, sizeof(out->scrub));
 }
 

@@ -160,20 +160,16 @@ tk_strlist_has(const policy_strlist_t *l, const char *s, bool icase)
 static void
 tk_json_wipe(json_t *j)
 {
-	const char *k;
-	json_t *v;
-	size_t i;
-
+	/* explicit iteration, not json_object_foreach/json_array_foreach: cppcheck cannot
+	 * parse jansson's foreach macros (as in policy.c) */
 	if (json_is_string(j)) {
 		sodium_memzero((char *)(uintptr_t)json_string_value(j), json_string_length(j));
 	} else if (json_is_object(j)) {
-		json_object_foreach(j, k, v) {
-			tk_json_wipe(v);
-		}
+		for (void *it = json_object_iter(j); it != NULL; it = json_object_iter_next(j, it))
+			tk_json_wipe(json_object_iter_value(it));
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v) {
-			tk_json_wipe(v);
-		}
+		for (size_t i = 0; i < json_array_size(j); i++)
+			tk_json_wipe(json_array_get(j, i));
 	}
 }
 
@@ -222,7 +218,7 @@ tk_get_strlist(json_t *obj, const char *key, bool lower, size_t maxlen,
 	out->v = calloc(json_array_size(v), sizeof(char *));
 	if (out->v == NULL)
 		return -1;
-	json_array_foreach(v, i, e) {
+	for (i = 0; i < json_array_size(v) && (e = json_array_get(v, i)) != NULL; i++) {
 		char *s;
 
 		if (!json_is_string(e) || json_string_length(e) == 0 ||
@@ -467,7 +463,9 @@ tk_find_proc(json_t *o, const char **name, json_t **val, const char **why)
 	json_t *v;
 	int n = 0, unsupported = 0;
 
-	json_object_foreach(o, k, v) {
+	for (void *jit = json_object_iter(o); jit != NULL &&
+	    (k = json_object_iter_key(jit)) != NULL &&
+	    (v = json_object_iter_value(jit)) != NULL; jit = json_object_iter_next(o, jit)) {
 		bool known = false;
 
 		if (json_is_null(v))
@@ -520,7 +518,7 @@ tk_parse_procs(json_t *o, tokenizer_secret_t *s, int depth, const char **why)
 			return -1;
 		}
 		s->multi = true;
-		json_array_foreach(val, i, e) {
+		for (i = 0; i < json_array_size(val) && (e = json_array_get(val, i)) != NULL; i++) {
 			if (!json_is_object(e)) {
 				*why = "a multi_processor member is not a JSON object";
 				return -1;
@@ -554,7 +552,9 @@ tk_parse_auth(json_t *o, tokenizer_secret_t *s, const char **why)
 	int n = 0;
 	bool unsupported = false;
 
-	json_object_foreach(o, k, v) {
+	for (void *jit = json_object_iter(o); jit != NULL &&
+	    (k = json_object_iter_key(jit)) != NULL &&
+	    (v = json_object_iter_value(jit)) != NULL; jit = json_object_iter_next(o, jit)) {
 		if (json_is_null(v) || !tk_ends_with(k, "_auth"))
 			continue;
 		n++;
@@ -825,7 +825,9 @@ tk_parse_params(const char *p, size_t len, tk_params_t *out, const char **why)
 		out->root = NULL;
 		return -1;
 	}
-	json_object_foreach(out->root, k, v) {
+	for (void *jit = json_object_iter(out->root); jit != NULL &&
+	    (k = json_object_iter_key(jit)) != NULL &&
+	    (v = json_object_iter_value(jit)) != NULL; jit = json_object_iter_next(out->root, jit)) {
 		if (!json_is_string(v)) {
 			*why = "Proxy-Tokenizer params must be a JSON object of strings";
 			json_decref(out->root);

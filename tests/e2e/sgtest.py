@@ -5,7 +5,8 @@ Everything runs on loopback with ports picked by the kernel:
   PKI          test certificates made at test time with the openssl CLI (upstream CA,
                leaves, a second untrusted CA)
   EchoUpstream threaded TLS (or plain) HTTP/1.1 server on 127.0.0.3:0 that answers what it
-               received as JSON and records every request
+               received as JSON and records every request; /bytes/N, /chunked/N stream
+               payloads, /slow/MS answers after a delay
   Canary       TCP listeners on 127.0.0.1:0, 127.0.0.2:0 and [::1]:0 that record whether
                anything ever connected
   Sealgate     the daemon under test: policy from a dict, ready file, log kept in a temp
@@ -239,6 +240,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
             return self._send_bytes(int(path[7:].split("?")[0]), head)
         if path.startswith("/chunked/"):
             return self._send_chunked(int(path[9:].split("?")[0]), head)
+        if path.startswith("/slow/"):
+            return self._send_slow(path, head)
         extra = {}
         status = 200
         if path.startswith(("/reflect-split", "/reflect-cl", "/reflect-status/")):
@@ -315,6 +318,38 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data[off:off + 65536])
         self.wfile.flush()
         self.server.mark_done(self.path)
+
+    def _send_slow(self, path, head):
+        """/slow/MS[?n=N&split=1]: answer after MS milliseconds (ended early when the
+        upstream stops). Body: payload(N) when n is given, else the request's JSON record.
+        split=1 sends the head and the first half of the body at once, the rest after MS
+        (a response already started when the delay runs)."""
+        import urllib.parse
+        u = urllib.parse.urlsplit(path)
+        q = urllib.parse.parse_qs(u.query)
+        ms = int(u.path[6:].strip("/") or "0")
+        if "n" in q:
+            body = payload(int(q["n"][0]))
+        else:
+            body = json.dumps({"method": self.command, "path": path,
+                               "conn_id": self.conn_id}).encode()
+        split = q.get("split", ["0"])[0] == "1"
+        if not split:
+            self.server.stopping.wait(ms / 1000.0)    # the delay under test, not a sync
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if head:
+            return
+        half = len(body) // 2 if split else 0
+        if split:
+            self.wfile.write(body[:half])
+            self.wfile.flush()
+            self.server.stopping.wait(ms / 1000.0)
+        self.wfile.write(body[half:])
+        self.wfile.flush()
+        self.server.mark_done(path)
 
     def _send_chunked(self, n, head):
         self.send_response(200)
@@ -415,6 +450,7 @@ class _EchoServer(http.server.ThreadingHTTPServer):
         self.conns = set()
         self.n_conns = 0
         self.arrived = threading.Condition(self.lock)
+        self.stopping = threading.Event()     # set by stop(): ends /slow delays early
         super().__init__(addr, _EchoHandler)
 
     def next_conn_id(self):
@@ -537,6 +573,7 @@ class EchoUpstream:
         if self._stopped:
             return
         self._stopped = True
+        self.server.stopping.set()
         self.server.shutdown()
         self.server.close_all()
         self.server.server_close()

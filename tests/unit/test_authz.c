@@ -12,8 +12,13 @@
 
 #include <sodium.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "authz.h"
 #include "defaults.h"
+#include "netaddr.h"
+#include "registry.h"
 
 #define NOW 1700000000
 #define HID "0123456789abcdef0123456789abcdef"
@@ -33,7 +38,9 @@ static const char policy_json[] =
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\", \"fd00::15/128\"],"
     "    \"credentials\": [\"openai\", \"github\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"openai\"],"
-    "    \"token\": {\"value\": \"" SB2_TOKEN "\"}}}}";
+    "    \"token\": {\"value\": \"" SB2_TOKEN "\"}}},"
+    " \"sandbox_templates\": {\"job\": {\"credentials\": [\"openai\"], \"ttl\": \"5m\"}},"
+    " \"metadata\": {\"url\": \"http://md.test/v1/handles\"}}";
 
 struct fixture {
 	policy_t *p;
@@ -352,6 +359,126 @@ test_sandbox_mismatch_address(void **state)
 	denied(f, 407, "sandbox_mismatch", "sandbox sb-1");
 }
 
+/* --- registered sandboxes (registry.h) ----------------------------------------------- */
+
+static registry_t *
+reg_with(struct fixture *f, char *dir, const char *id, const char *addr, const char *token)
+{
+	char err[256], body[256];
+	registry_spec_t spec;
+	registry_result_t res;
+	registry_t *r;
+
+	assert_non_null(mkdtemp(dir));
+	r = registry_open(dir, f->p, NOW - 100, err, sizeof(err));
+	assert_non_null(r);
+	snprintf(body, sizeof(body), "{\"template\": \"job\", \"addresses\": [\"%s\"]%s%s%s}",
+	    addr, token ? ", \"token\": \"" : "", token ? token : "", token ? "\"" : "");
+	assert_int_equal(registry_spec_parse(id, body, strlen(body), NOW, &spec, &res), 0);
+	assert_int_equal(registry_put(r, f->p, &spec, NOW - 100, &res), 0);
+	registry_spec_free(&spec);
+	return r;
+}
+
+static void
+reg_done(registry_t *r, const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, REGISTRY_JOURNAL_NAME);
+	registry_close(r);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void
+test_registered_allowed_and_deleted(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "sb-r", "10.0.9.0/24", NULL);
+	registry_result_t res;
+
+	f->c.sb = "sb-r";
+	peer_set(f, "10.0.9.7");
+	allowed(f);				/* via the published snapshot */
+	f->c.cred = "github";			/* not in template job */
+	denied(f, 403, "credential_not_granted", "template job");
+	f->c.cred = "openai";
+	assert_int_equal(registry_delete(r, "sb-r", NOW, &res), 0);
+	denied(f, 403, "revoked", "sandbox sb-r was deleted");
+	reg_done(r, dir);
+	denied(f, 403, "sandbox_unknown", "sandbox sb-r");	/* registry gone: no tombstone */
+}
+
+static void
+test_registered_explicit_snapshot_and_expiry(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX", body[] = "{\"template\": \"job\", "
+	    "\"addresses\": [\"10.0.9.0/24\"], \"expires_at\": 1700000100}";
+	registry_t *r = reg_with(f, dir, "sb-r", "10.0.9.0/24", NULL);
+	registry_snapshot_t *snap;
+	registry_spec_t spec;
+	registry_result_t res;
+
+	assert_int_equal(registry_spec_parse("sb-r", body, strlen(body), NOW, &spec, &res), 0);
+	assert_int_equal(registry_put(r, f->p, &spec, NOW - 10, &res), 0);
+	registry_spec_free(&spec);
+	snap = registry_acquire();
+	f->in.registry = snap;
+	f->c.sb = "sb-r";
+	peer_set(f, "10.0.9.7");
+	allowed(f);
+	f->in.now = 1700000100;			/* expires_at reached, no sweep yet */
+	f->c.exp = NOW + 900;
+	denied(f, 403, "revoked", "sandbox sb-r expired");
+	registry_unref(snap);
+	f->in.registry = NULL;
+	reg_done(r, dir);
+}
+
+static void
+test_registered_reregistered_handle_revoked(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "sb-r", "10.0.9.0/24", NULL);
+
+	f->c.sb = "sb-r";
+	peer_set(f, "10.0.9.7");
+	f->c.iat = NOW - 200;			/* before the registration (NOW - 100) */
+	denied(f, 403, "revoked", "registered again");
+	reg_done(r, dir);
+}
+
+static void
+test_registered_fork_mismatch(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "parent", "10.0.9.0/24", "tok-reg-DO-NOT-SHOW");
+	registry_result_t res;
+	policy_cidr_t c;
+
+	assert_int_equal(netaddr_parse_cidr("10.0.10.5", &c, NULL, 0), 0);
+	assert_int_equal(registry_fork(r, f->p, "parent", "child", &c, 1, NOW, &res), 0);
+	f->c.sb = "parent";
+	peer_set(f, "10.0.10.5");
+	f->in.proxy_token = "tok-reg-DO-NOT-SHOW";
+	denied(f, 407, "sandbox_mismatch", "this handle belongs to sandbox parent");
+	denied(f, 407, "sandbox_mismatch", "that of sandbox child");
+	denied(f, 407, "sandbox_mismatch", "http://md.test/v1/handles");
+	assert_null(strstr(f->r.message, "tok-reg"));
+	peer_set(f, "10.0.9.8");		/* the parent's own address */
+	allowed(f);
+	f->in.proxy_token = "tok-reg-wrong";
+	denied(f, 407, "sandbox_mismatch", "another proxy token");
+	f->in.proxy_token = NULL;
+	denied(f, 407, "sandbox_mismatch", "no proxy token");
+	reg_done(r, dir);
+}
+
 static void
 test_sandbox_mismatch_token(void **state)
 {
@@ -511,6 +638,10 @@ main(void)
 		T(test_sandbox_unknown),
 		T(test_sandbox_mismatch_address),
 		T(test_sandbox_mismatch_token),
+		T(test_registered_allowed_and_deleted),
+		T(test_registered_explicit_snapshot_and_expiry),
+		T(test_registered_reregistered_handle_revoked),
+		T(test_registered_fork_mismatch),
 		T(test_credential_not_granted),
 		T(test_host_out_of_scope),
 		T(test_method_out_of_scope),

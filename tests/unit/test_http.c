@@ -175,6 +175,46 @@ test_parse_request(void **state)
 	http_head_clear(&h);
 }
 
+/* An empty field value must not eat the next field's name (fuzz_http found it): the
+ * field after "X-Empty:" keeps its name, so Host/Transfer-Encoding stay visible. */
+static void
+test_parse_empty_value_keeps_next_name(void **state)
+{
+	static const char *msgs[] = {
+		"POST / HTTP/1.1\r\nX-Empty:\r\nHost: a\r\nX-E2: \r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nX-Empty: \t \r\nHost: a\r\nX-E2:\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n",
+	};
+
+	(void)state;
+	for (size_t m = 0; m < SG_ARRAY_LEN(msgs); m++) {
+		http_parser p;
+		http_head_t h;
+		const char *why = NULL;
+		const http_field_t *f;
+
+		http_parser_init(&p, HTTP_REQUEST);
+		assert_int_equal(http_head_parse(&p, msgs[m], strlen(msgs[m]), &h, HTTP_GET,
+		    &why), 0);
+		assert_int_equal(h.nfields, 4);
+		for (size_t i = 0; i < h.nfields; i++) {
+			assert_int_equal(strlen(h.fields[i].name), h.fields[i].name_len);
+			assert_int_equal(strlen(h.fields[i].value), h.fields[i].value_len);
+		}
+		assert_non_null(f = http_head_get(&h, "X-Empty"));
+		assert_string_equal(f->value, "");
+		assert_non_null(f = http_head_get(&h, "X-E2"));
+		assert_string_equal(f->value, "");
+		assert_non_null(f = http_head_get(&h, "Host"));
+		assert_string_equal(f->value, "a");
+		assert_non_null(f = http_head_get(&h, "Transfer-Encoding"));
+		assert_string_equal(f->value, "chunked");
+		assert_true(h.chunked);
+		http_head_clear(&h);
+	}
+}
+
 static void
 test_parse_rejects(void **state)
 {
@@ -293,6 +333,7 @@ main(void)
 		cmocka_unit_test(test_scan_nul_and_limits),
 		cmocka_unit_test(test_scan_too_many_fields),
 		cmocka_unit_test(test_parse_request),
+		cmocka_unit_test(test_parse_empty_value_keeps_next_name),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_parse_response_framing),
 		cmocka_unit_test(test_authority),

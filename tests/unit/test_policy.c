@@ -442,7 +442,58 @@ static const struct bad_case bad_cases[] = {
 	{"{\"admin\": {\"token\": {\"env\": \"X\"}}}", "admin.token: unknown key \"env\""},
 	{"{\"audit\": {\"path\": 1}}", "audit.path: expected a string, got a number"},
 	{"{\"egress\": {\"intercept\": \"some\"}}", "egress.intercept: \"some\" is not \"credentials\" or \"all\""},
+	{"{\"sandbox_templates\": {\"job\": {\"credentials\": [\"nope\"]}}}", "sandbox_templates.job.credentials[0]: unknown credential \"nope\""},
+	{"{\"sandbox_templates\": {\"job\": {\"tll\": \"1h\"}}}", "sandbox_templates.job: unknown key \"tll\" (did you mean \"ttl\"?)"},
+	{"{\"sandbox_templates\": {\"job\": {\"ttl\": \"30d\"}}}", "sandbox_templates.job.ttl: \"30d\" is out of range"},
+	{"{\"sandbox_templates\": {\"job\": {\"token_required\": \"yes\"}}}", "sandbox_templates.job.token_required: expected true or false"},
+	{"{\"sandbox_templates\": {\"bad name\": {}}}", "sandbox_templates: \"bad name\" is not a valid name"},
+	{"{\"sandbox_templates\": []}", "sandbox_templates: expected an object"},
+	{"{\"state\": {\"dir\": 5}}", "state.dir: expected a string"},
+	{"{\"state\": {\"folder\": \"x\"}}", "state: unknown key \"folder\""},
+	{"{\"metadata\": {\"url\": \"ftp://x\"}}", "metadata.url: \"ftp://x\" is not an http:// or https:// URL"},
 };
+
+static void
+test_templates(void **state)
+{
+	static const char json[] =
+	    "{\"credentials\": {\"a\": {\"secret\": {\"value\": \"x\"}, \"inject\": {\"type\": "
+	    "\"bearer\"}, \"hosts\": [\"a.test\"]}},"
+	    " \"sandbox_templates\": {\"job\": {\"credentials\": [\"a\"], \"ttl\": \"10m\","
+	    "   \"rate\": {\"requests\": 3, \"per\": \"1s\"}, \"token_required\": true},"
+	    "  \"empty\": {}},"
+	    " \"state\": {\"dir\": \"state\"}, \"metadata\": {\"url\": \"http://md.test/v1/handles\"}}";
+	policy_errors_t errs;
+	const policy_template_t *t;
+	policy_t *p;
+
+	(void)state;
+	p = load(json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	assert_int_equal(p->ntemplates, 2);
+	t = policy_template_find(p, "job");
+	assert_non_null(t);
+	assert_int_equal(t->ttl_s, 600);
+	assert_true(t->token_required);
+	assert_int_equal(t->rate.requests, 3);
+	assert_true(policy_template_grants(t, "a"));
+	assert_false(policy_template_grants(t, "b"));
+	t = policy_template_find(p, "empty");
+	assert_int_equal(t->ttl_s, 0);
+	assert_false(t->token_required);
+	assert_null(policy_template_find(p, "nope"));
+	assert_non_null(strstr(p->state_dir, "/state"));
+	assert_string_equal(p->metadata_url, "http://md.test/v1/handles");
+	policy_unref(p);
+	/* defaults: state next to the seal key, the IMDS address */
+	p = load("{}", &errs);
+	assert_non_null(p);
+	assert_string_equal(p->metadata_url, SG_POLICY_METADATA_URL);
+	assert_non_null(p->state_dir);
+	assert_non_null(strstr(p->keys.seal_key, p->state_dir));
+	policy_unref(p);
+}
 
 static void
 test_bad_policies(void **state)
@@ -668,6 +719,7 @@ main(void)
 		cmocka_unit_test(test_good_policy),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_bad_policies),
+		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_errors_all_reported),
 		cmocka_unit_test(test_errors_capped),
 		cmocka_unit_test(test_secret_not_in_messages),
