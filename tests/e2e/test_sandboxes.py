@@ -177,12 +177,6 @@ class RegistryTest(SandboxCase):
         self.assertIn("dropping the last", sg3.log())
 
 
-def _cli_available():
-    r = subprocess.run([sgtest.SEALGATE_BIN, "sandbox", "--help"], capture_output=True)
-    return r.returncode == 0
-
-
-@unittest.skipUnless(_cli_available(), "sealgate sandbox is not in main.c's table yet")
 class CliTest(SandboxCase):
 
     def cli(self, *args):
