@@ -17,6 +17,8 @@ int util_parse_duration_ms(const char *s, uint64_t *out_ms) SG_NONNULL SG_WUR;
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void util_hex_encode(const uint8_t *in, size_t len, char *out) SG_NONNULL;
+/* Value of one hex digit (either case), or -1. */
+int util_hex_nibble(char c);
 /* Exactly 2*outlen hex digits (surrounding whitespace ignored) -> bytes. 0 ok, -1 bad. */
 int util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen) SG_WUR;
 

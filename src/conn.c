@@ -895,6 +895,19 @@ conn_swap_denied(conn_t *c)
 	return -1;
 }
 
+/* After a swap: answer a denial, or add what the response must be scrubbed of. */
+static int
+conn_swap_finish(conn_t *c, int rc)
+{
+	if (rc < 0)
+		return conn_swap_denied(c);
+	if (conn_scrub_add(c) < 0) {
+		conn_fail(c, 500, "internal_error", "cannot set up response scrubbing");
+		return -1;
+	}
+	return 0;
+}
+
 /* Find, authorise and plan the handle swap; answers the client itself on denial. */
 static int
 conn_swap(conn_t *c, const char *host, uint16_t port)
@@ -909,13 +922,7 @@ conn_swap(conn_t *c, const char *host, uint16_t port)
 	conn_swap_env(c, &env, &req);
 	rc = swap_request(&env, &req, &c->swap);
 	conn_swap_env_release(&env);
-	if (rc < 0)
-		return conn_swap_denied(c);
-	if (conn_scrub_add(c) < 0) {
-		conn_fail(c, 500, "internal_error", "cannot set up response scrubbing");
-		return -1;
-	}
-	return 0;
+	return conn_swap_finish(c, rc);
 }
 
 /* Handles found in a held body. */
@@ -929,13 +936,7 @@ conn_swap_body(conn_t *c, const char *body, size_t len)
 	conn_swap_env(c, &env, &req);
 	rc = swap_body(&env, &req, body, len, &c->swap);
 	conn_swap_env_release(&env);
-	if (rc < 0)
-		return conn_swap_denied(c);
-	if (conn_scrub_add(c) < 0) {
-		conn_fail(c, 500, "internal_error", "cannot set up response scrubbing");
-		return -1;
-	}
-	return 0;
+	return conn_swap_finish(c, rc);
 }
 
 static int

@@ -14,6 +14,7 @@
 
 #include "handle.h"
 #include "leak.h"
+#include "util.h"
 
 #define F_PCT	0x01
 #define F_JSON	0x02
@@ -37,18 +38,6 @@ static const char pat_hex[] = "736768312e";
 #define PAT_HEX_LEN	10
 
 static int stage_push(leak_stream_t *ls, int st, struct leak_item it);
-
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static bool
 is_b64_core(unsigned char c)
@@ -192,7 +181,7 @@ pct_push(leak_stream_t *ls, int st, struct leak_pct *p, struct leak_item it)
 		}
 		return stage_push(ls, st + 1, it);
 	case 1:
-		if (hexval(it.c) >= 0) {
+		if (util_hex_nibble((char)it.c) >= 0) {
 			p->pend[1] = it;
 			p->n = 2;
 			return 0;
@@ -203,10 +192,11 @@ pct_push(leak_stream_t *ls, int st, struct leak_pct *p, struct leak_item it)
 		return pct_push(ls, st, p, it);
 	default:
 		p->n = 0;
-		if (hexval(it.c) >= 0) {
+		if (util_hex_nibble((char)it.c) >= 0) {
 			struct leak_item out = {
 				.off = p->pend[0].off,
-				.c = (unsigned char)(hexval(p->pend[1].c) << 4 | hexval(it.c)),
+				.c = (unsigned char)(util_hex_nibble((char)p->pend[1].c) << 4 |
+				    util_hex_nibble((char)it.c)),
 				.flags = (unsigned char)(p->pend[0].flags | p->pend[1].flags |
 				    it.flags | F_PCT),
 			};
@@ -279,7 +269,7 @@ esc_decoded(leak_stream_t *ls, struct leak_esc *e, unsigned char flag, const str
 static bool
 esc_digit(struct leak_esc *e, struct leak_item it, unsigned base)
 {
-	int v = hexval(it.c);
+	int v = util_hex_nibble((char)it.c);
 
 	if (v < 0 || (base == 10 && v > 9) || e->digits >= ESC_MAX_DIGITS)
 		return false;

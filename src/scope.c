@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "scope.h"
+#include "util.h"
 
 /* Longest DNS name (RFC 1035), bracketed IPv6 text fits too. */
 #define SCOPE_NAME_MAX	253
@@ -195,18 +196,6 @@ scope_method_match(const policy_strlist_t *methods, const char *method)
 
 /* --- paths -------------------------------------------------------------------------- */
 
-static int
-scope_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 scope_unreserved(unsigned char c)
 {
@@ -244,7 +233,7 @@ scope_path_unit(const char *p, size_t n, char enc[3], size_t *elen, unsigned cha
 		*raw = c;
 		return 0;
 	}
-	if (n < 3 || (hi = scope_hexval(p[1])) < 0 || (lo = scope_hexval(p[2])) < 0)
+	if (n < 3 || (hi = util_hex_nibble(p[1])) < 0 || (lo = util_hex_nibble(p[2])) < 0)
 		return -1;
 	c = (unsigned char)(hi << 4 | lo);
 	if (c == 0 || c == '/' || c == '\\')

@@ -71,7 +71,7 @@ util_hex_encode(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int
+int
 util_hex_nibble(char c)
 {
 	if (c >= '0' && c <= '9')
