@@ -92,7 +92,8 @@ fuzz-run: fuzz
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--std=c11 --inline-suppr -Iinclude --suppress=missingIncludeSystem src
+		--std=c11 --inline-suppr --library=scripts/cppcheck-sealgate.cfg -Iinclude \
+		--suppress=missingIncludeSystem src
 
 bench: deps
 	@bench/run.sh

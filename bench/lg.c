@@ -554,7 +554,8 @@ int main(int argc, char **argv)
     if (!cs || !lat) { fprintf(stderr, "lg: out of memory\n"); return 2; }
     for (int i = 0; i < cfg.nconns; i++)
         if (!(cs[i].rbuf = malloc((size_t)rbufsz))) { fprintf(stderr, "lg: out of memory\n"); return 2; }
-    uint64_t t_hold_end = 0;
+    uint64_t t_hold_end = 0, t_progress = now_us();
+    long last_held = 0;
     uint64_t t0 = now_us();
     t_measure_start = t0 + (uint64_t)(cfg.warmup * 1e6);
     t_end = t_measure_start + (uint64_t)(cfg.duration * 1e6);
@@ -575,8 +576,10 @@ int main(int argc, char **argv)
             getrusage(RUSAGE_SELF, &ru0);
         }
         if (cfg.mode_idle) {
+            if (n_held > last_held) { last_held = n_held; t_progress = t; }
             if (t_hold_end && t >= t_hold_end) break;
-            if (!t_hold_end && (t >= t_end || n_held >= cfg.nconns)) {
+            /* stop ramping when the count has not grown for 5 s (proxy refusing) */
+            if (!t_hold_end && (t >= t_end || n_held >= cfg.nconns || t - t_progress > 5000000)) {
                 fprintf(stderr, "HELD %ld\n", n_held);
                 fflush(stderr);
                 t_hold_end = t + (uint64_t)(cfg.hold * 1e6);

@@ -40,7 +40,7 @@ run_suite() {	# run_suite NAME CMD...
 		failed_suites="$failed_suites $name"
 		grep -q '^\[  FAILED  \]\|^e2e-result:' "$log" || failed=$((failed + 1))
 	else
-		grep '^\[  PASSED  \]\|^e2e-result:' "$log" | sed "s|^|ok   $name: |"
+		grep '^\[  PASSED  \]\|^e2e-result:' "$log" | sed "s|^|ok   $name: |; s|\$| (${secs}s)|"
 	fi
 }
 

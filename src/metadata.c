@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "audit.h"
 #include "defaults.h"
 #include "handle.h"
 #include "log.h"
@@ -72,6 +73,7 @@ struct md_req {
 	struct evhttp_request *req;
 	enum evhttp_cmd_type method;
 	const char *path;
+	char source[64];		/* peer address text (audit "source"), "" if unknown */
 	policy_t *policy;
 	registry_snapshot_t *reg;	/* registered sandboxes (NULL: none open) */
 	sandbox_view_t view;		/* the caller's sandbox, static or registered */
@@ -273,6 +275,46 @@ md_reply_json(struct md_req *r, int code, json_t *j)
 	free(txt);
 }
 
+/* The method as the audit line names it. */
+static const char *
+md_method_str(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return NULL;
+	}
+}
+
+/*
+ * One audit line for this request: sandbox (when known), source address, method and
+ * path, plus what the caller fills in. Never handle or token text (audit.h).
+ */
+static void
+md_audit(const struct md_req *r, audit_event_t *ev)
+{
+	ev->sandbox = r->sb ? r->sb->name : NULL;
+	ev->source = r->source[0] ? r->source : NULL;
+	ev->method = md_method_str(r->method);
+	ev->path = r->path;
+	audit_log(ev);
+}
+
+/* Refusals of who is asking (401 token, 403 forwarded / unknown address, 429) are audited;
+ * malformed requests (400, 404, 405) and our own failures (5xx) only logged. */
+static bool
+md_error_audited(int code)
+{
+	return code == 401 || code == 403 || code == 429;
+}
+
 static void md_error(struct md_req *r, int code, const char *ecode, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -289,6 +331,9 @@ md_error(struct md_req *r, int code, const char *ecode, const char *fmt, ...)
 	evhttp_add_header(evhttp_request_get_output_headers(r->req), "X-Sealgate-Error", ecode);
 	log_debug("%s %s: %d %s", r->sb ? r->sb->name : "-", r->path ? r->path : "-", code,
 	    ecode);
+	if (md_error_audited(code))
+		md_audit(r, &(audit_event_t){ .event = code == 429 ? "rate_limited" : "denied",
+		    .status = code, .error = ecode, .detail = "metadata" });
 	md_reply_json(r, code, json_pack("{s:s, s:s}", "error", ecode, "message", msg));
 }
 
@@ -305,12 +350,13 @@ md_format_time(int64_t t, char *out, size_t outlen)
 		snprintf(out, outlen, "%lld", (long long)t);
 }
 
-/* A fresh handle for the request's sandbox, or NULL. Logs the mint (never the text). */
+/* A fresh handle for the request's sandbox, or NULL. Logs and audits the mint (by its
+ * handle id, never the text). */
 static char *
 md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
 {
 	handle_claims_t c;
-	char *text = NULL;
+	char *text = NULL, when[32], detail[48];
 	int rc;
 
 	memset(&c, 0, sizeof(c));
@@ -327,6 +373,10 @@ md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
 	}
 	log_info("minted handle sandbox=%s credential=%s hid=%s key=%s exp=%lld", c.sb, c.cred,
 	    c.hid, c.key_id, (long long)c.exp);
+	md_format_time(c.exp, when, sizeof(when));
+	snprintf(detail, sizeof(detail), "expires_at=%s", when);
+	md_audit(r, &(audit_event_t){ .event = "minted", .handle_id = c.hid,
+	    .credential = c.cred, .status = 200, .detail = detail });
 	*exp = c.exp;
 	return text;
 }
@@ -607,6 +657,17 @@ md_set_hop_limit(const metadata_t *md, struct evhttp_request *req)
 	(void)setsockopt(fd, IPPROTO_IP, IP_TTL, &v, sizeof(v));
 }
 
+/* The peer's address (no port), "" if unknown. */
+static void
+md_peer(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
+
+	if (sa == NULL || netaddr_format(sa, buf, len) < 0)
+		buf[0] = '\0';
+}
+
 static void
 md_request_cb(struct evhttp_request *req, void *arg)
 {
@@ -615,6 +676,7 @@ md_request_cb(struct evhttp_request *req, void *arg)
 
 	r.path = path && *path ? path : "/";
 	r.method = evhttp_request_get_command(req);
+	md_peer(req, r.source, sizeof(r.source));
 	md_set_hop_limit(r.md, req);
 	if (md_forwarded(req)) {
 		md_error(&r, 403, "forwarded_request", "requests relayed through a proxy "

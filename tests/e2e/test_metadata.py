@@ -6,11 +6,15 @@ that the suite stays inside one sandbox's 100-request burst); 127.0.0.9 belongs 
 to the address it plays. Session tokens (PUT /v1/token), handle minting (checked with
 `sealgate unseal`), /v1/env rendering (sourced by sh), the CA, and every refusal:
 401 token, 403 forwarded / unknown address, 405 method, 400 TTL, 404 not granted, 429.
+The audit file (audit.path) gets a "minted" line per handle minted (handle_id, never the
+handle text) and a "denied" line per 401/403 refusal ("rate_limited" for 429) with its
+error code.
 """
 import calendar
 import http.client
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -21,10 +25,14 @@ from sgtest import Sealgate, assert_error
 SECRET_EXAMPLE = "sk-live-EXAMPLE-d41d8cd98f00b204e980"
 SECRET_OTHER = "sk-live-OTHER-0cc175b9c0f1b6a831c3"
 TTL_EXAMPLE = 900
+AUDIT_FILE = "metadata-audit.log"
+# Handle and session token text, anywhere in a line (prefix + base64url).
+HANDLE_TEXT_RE = re.compile(rb"sg[ht]1\.[A-Za-z0-9_-]{8,}")
 
 
 def policy_overrides():
     return {
+        "audit": {"path": AUDIT_FILE},
         "credentials": {
             "example": {"secret": {"value": SECRET_EXAMPLE}, "inject": {"type": "bearer"},
                         "hosts": ["api.example.test"], "ttl": "15m",
@@ -121,6 +129,46 @@ class MetadataTest(sgtest.TestCase):
         for s in (SECRET_EXAMPLE, SECRET_OTHER):
             self.assertNotIn(s.encode(), resp.body)
             self.assertNotIn(s, json.dumps(resp.headers))
+
+    # --- the audit file -------------------------------------------------------------
+
+    def audit_data(self):
+        try:
+            with open(os.path.join(self.sg.dir, AUDIT_FILE), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def audit_lines(self):
+        out = []
+        for raw in self.audit_data().splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                self.fail("audit line is not JSON: %r" % redact_handles(raw[:300]))
+        return out
+
+    def wait_audit(self, pred, n=1, what="audit lines"):
+        """The matching lines once there are n (the writer thread is asynchronous)."""
+        found = []
+
+        def probe():
+            found[:] = [ln for ln in self.audit_lines() if pred(ln)]
+            return len(found) >= n
+        sgtest.wait_for(probe, timeout=10, what=what)
+        return list(found)
+
+    def assert_denied_audited(self, source, status, code, sandbox=None, n=1):
+        event = "rate_limited" if status == 429 else "denied"
+        lines = self.wait_audit(lambda ln: ln.get("event") == event and
+                                ln.get("source") == source and ln.get("status") == status and
+                                ln.get("error") == code, n=n,
+                                what="denied %d %s from %s" % (status, code, source))
+        for ln in lines:
+            self.assertEqual(ln.get("sandbox"), sandbox, ln)
+            self.assertTrue(ln.get("path", "").startswith("/v1/"), ln)
+            self.assertNotIn("handle_id", ln)
+        return lines
 
     def unseal(self, handle):
         r = subprocess.run([sgtest.SEALGATE_BIN, "unseal", "--key", self.seal_key, handle],
@@ -325,6 +373,9 @@ class MetadataTest(sgtest.TestCase):
         # other sandboxes are not slowed down
         self.assertEqual(self.client("127.0.0.1").request(
             "PUT", "/v1/token", {"X-Sealgate-Token-TTL": "60"}).status, 200)
+        line = self.assert_denied_audited("127.0.0.4", 429, "rate_limited", sandbox="flood")[0]
+        self.assertEqual(line.get("method"), "PUT")
+        self.assertEqual(line.get("path"), "/v1/token")
 
     def test_secret_never_in_log(self):
         c = self.client()
@@ -334,3 +385,86 @@ class MetadataTest(sgtest.TestCase):
         log = self.sg.log()
         for s in (SECRET_EXAMPLE, SECRET_OTHER, tok):
             self.assertNotIn(s, log)
+
+    # --- audit ------------------------------------------------------------------------
+
+    def test_audit_minted_per_handle(self):
+        c = self.client()
+        tok = c.token()
+        r = c.get("/v1/handles/example", tok)
+        self.assertEqual(r.status, 200, r.body)
+        d = json.loads(r.body)
+        hid = self.unseal(d["handle"])["hid"]
+        line = self.wait_audit(lambda ln: ln.get("handle_id") == hid,
+                               what="minted line for hid %s" % hid)
+        self.assertEqual(len(line), 1, line)
+        line = line[0]
+        self.assertEqual(line["event"], "minted", line)
+        self.assertEqual(line["sandbox"], "local", line)
+        self.assertEqual(line["source"], "127.0.0.1", line)
+        self.assertEqual(line["credential"], "example", line)
+        self.assertEqual(line["detail"], "expires_at=" + d["expires_at"], line)
+        self.assertEqual(line["path"], "/v1/handles/example", line)
+        self.assertNotIn("error", line)
+        # /v1/env mints one handle per granted credential with an env name: one line each
+        r = c.get("/v1/env", tok)
+        self.assertEqual(r.status, 200, r.body)
+        env_handle = source_env(r.body.decode(), ["EXAMPLE_API_KEY"])["EXAMPLE_API_KEY"]
+        ehid = self.unseal(env_handle)["hid"]
+        line = self.wait_audit(lambda ln: ln.get("handle_id") == ehid,
+                               what="minted line for hid %s" % ehid)[0]
+        self.assertEqual((line["event"], line["sandbox"], line["credential"], line["path"]),
+                         ("minted", "local", "example", "/v1/env"), line)
+        self.assertTrue(line["detail"].startswith("expires_at="), line)
+        # the second sandbox's mints are its own
+        c2 = self.client("127.0.0.2")
+        r = c2.get("/v1/handles/other", c2.token())
+        ohid = self.unseal(json.loads(r.body)["handle"])["hid"]
+        line = self.wait_audit(lambda ln: ln.get("handle_id") == ohid,
+                               what="minted line for hid %s" % ohid)[0]
+        self.assertEqual((line["event"], line["sandbox"], line["source"], line["credential"]),
+                         ("minted", "second", "127.0.0.2", "other"), line)
+
+    def test_audit_denied_refusals(self):
+        c = self.client("127.0.0.6")
+        assert_error(self, c.get("/v1/handles/example"), 401, "token_missing")
+        self.assert_denied_audited("127.0.0.6", 401, "token_missing", sandbox="aux")
+        assert_error(self, c.get("/v1/env", "garbage"), 401, "token_invalid")
+        self.assert_denied_audited("127.0.0.6", 401, "token_invalid", sandbox="aux")
+        tok = c.token()
+        assert_error(self, c.get("/v1/env", tok, {"Via": "1.1 relay"}), 403,
+                     "forwarded_request")
+        # refused before the sandbox is looked up: no sandbox in the line
+        self.assert_denied_audited("127.0.0.6", 403, "forwarded_request")
+        u = self.client("127.0.0.9")
+        assert_error(self, u.request("PUT", "/v1/token", {"X-Sealgate-Token-TTL": "60"}),
+                     403, "unknown_sandbox")
+        self.assert_denied_audited("127.0.0.9", 403, "unknown_sandbox")
+        # a refused request mints nothing
+        self.assertFalse([ln for ln in self.audit_lines() if ln.get("event") == "minted" and
+                          ln.get("source") in ("127.0.0.6", "127.0.0.9")])
+
+    def test_audit_never_holds_handle_text(self):
+        c = self.client()
+        tok = c.token()
+        handles = [json.loads(c.get("/v1/handles/example", tok).body)["handle"]
+                   for _ in range(3)]
+        env = source_env(c.get("/v1/env", tok).body.decode(), ["EXAMPLE_API_KEY"])
+        handles.append(env["EXAMPLE_API_KEY"])
+        hids = {self.unseal(h)["hid"] for h in handles}
+        self.wait_audit(lambda ln: ln.get("handle_id") in hids, n=len(hids),
+                        what="minted lines for %d handles" % len(hids))
+        data = self.audit_data()
+        for h in handles:
+            self.assertNotIn(h.encode(), data)
+            self.assertNotIn(h.split(".")[-1][:24].encode(), data)
+        self.assertNotIn(tok.encode(), data)
+        for s in (SECRET_EXAMPLE, SECRET_OTHER):
+            self.assertNotIn(s.encode(), data)
+        # no handle or session token text at all, from any test of this class
+        self.assertEqual(HANDLE_TEXT_RE.findall(data), [])
+        self.assertEqual(os.stat(os.path.join(self.sg.dir, AUDIT_FILE)).st_mode & 0o777, 0o640)
+
+
+def redact_handles(data):
+    return HANDLE_TEXT_RE.sub(b"<handle>", data)
