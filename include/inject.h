@@ -8,7 +8,8 @@
  * inject rule; any other occurrence of the handle is removed, so handles never reach an
  * upstream.
  *
- * Ownership: inject_edits_t holds secret-bearing strings in sodium memory;
+ * Ownership: inject_edits_t holds secret-bearing strings in wipe memory
+ * (util_wipe_alloc: zeroed when freed);
  * inject_edits_free zeroes and frees them.
  */
 #ifndef SEALGATE_INJECT_H
@@ -29,7 +30,7 @@ typedef struct inject_found {
 	enum inject_where where;
 	size_t field;			/* index into head->fields (FIELD, BASIC) */
 	size_t off, len;		/* of the handle text in the value / decoded / target */
-	char *basic;			/* BASIC: the decoded "user:pass" (sodium), else NULL */
+	char *basic;			/* BASIC: the decoded "user:pass" (wipe memory), else NULL */
 	size_t basic_len;
 } inject_found_t;
 
@@ -53,10 +54,10 @@ enum inject_edit_kind { EDIT_KEEP = 0, EDIT_DROP, EDIT_REPLACE };
 
 typedef struct inject_edits {
 	enum inject_edit_kind kind[SG_MAX_HEADERS];
-	char *value[SG_MAX_HEADERS];	/* REPLACE: new value (sodium) */
-	struct { char *name, *value; } add[INJECT_MAX_HANDLES];	/* value in sodium */
+	char *value[SG_MAX_HEADERS];	/* REPLACE: new value (wipe memory) */
+	struct { char *name, *value; } add[INJECT_MAX_HANDLES];	/* value in wipe memory */
 	size_t nadd;
-	char *target;			/* new target (sodium) or NULL: unchanged */
+	char *target;			/* new target (wipe memory) or NULL: unchanged */
 	bool secret_in_head;		/* some edit carries a secret */
 } inject_edits_t;
 
@@ -75,15 +76,18 @@ int inject_apply(const http_head_t *h, const char *target, const inject_list_t *
 
 /*
  * hmac: "format" of the lower-case hex HMAC-SHA256 of body under the credential's
- * secret, in sodium memory (the header name is cred->inject.name). NULL on error.
+ * secret, in wipe memory (the header name is cred->inject.name). NULL on error.
  */
 char *inject_hmac_value(const policy_credential_t *cred, const void *body, size_t len);
 
-/* base64(user ":" secret) and the percent-encoding of s, in sodium memory. */
+/* "Basic b64" decoded (wipe memory, NUL-terminated); NULL when not Basic or not base64. */
+char *inject_basic_decode(const char *value, size_t *outlen);
+
+/* base64(user ":" secret) and the percent-encoding of s, in wipe memory. */
 char *inject_basic_b64(const char *user, const char *secret, size_t slen);
 char *inject_urlencode(const char *s, size_t len);
 
-/* Set header name to value (taken over, sodium memory), replacing any the head has. */
+/* Set header name to value (taken over, wipe memory), replacing any the head has. */
 int inject_edits_set_header(const http_head_t *h, inject_edits_t *e, const char *name,
     char *value);
 

@@ -10,7 +10,7 @@
  *
  * Memory is bounded: between calls at most (longest needle - 1) bytes are held back, in a
  * scratch buffer of that size plus SCRUB_CHUNK that is zeroed when reset or freed.
- * Needles are copied into sodium_malloc'd memory (guard pages, not dumped) and zeroed
+ * Needles are copied into wipe memory (util_wipe_alloc) and zeroed
  * on free. A scrub_t is not thread-safe: one per response stream.
  */
 #ifndef SEALGATE_SCRUB_H

@@ -51,10 +51,10 @@ typedef struct swap_scrub {
 	const policy_credential_t *cred;	/* borrowed from the policy snapshot */
 	const char *secret;		/* borrowed from the policy snapshot */
 	size_t secret_len;
-	char handle[SG_HANDLE_MAX_LEN + 1];
+	char *handle;			/* the handle text (malloc'd copy) */
 	size_t handle_len;
 	/* the encoded form sealgate injected (Basic base64, query percent-encoding) and
-	 * what replaces it in responses; sodium memory, NULL when none */
+	 * what replaces it in responses; wipe memory, NULL when none */
 	char *enc_secret, *enc_handle;
 } swap_scrub_t;
 

@@ -14,7 +14,7 @@
  * optionally allowed_hosts / allowed_host_pattern, plus sealgate's optional exp, nbf,
  * allowed_methods, allowed_paths, rate. docs/tokenizer-compat.md lists every difference.
  *
- * Ownership: every secret-bearing string this module hands out lives in sodium memory
+ * Ownership: every secret-bearing string this module hands out lives in wipe memory
  * (inject edits, tokenizer_out_t body/scrub/hmac entries) and is zeroed by
  * inject_edits_free / tokenizer_out_free / tokenizer_secret_free.
  * Thread-safety: no shared state; the keyring and rate table are safe to share.
@@ -67,11 +67,11 @@ enum tokenizer_auth_kind { TK_AUTH_BEARER = 1, TK_AUTH_NONE };
 
 typedef struct tokenizer_proc {
 	enum tokenizer_proc_kind kind;
-	char *token;		/* inject/body: token; oauth2: access_token (sodium) */
+	char *token;		/* inject/body: token; oauth2: access_token (wipe memory) */
 	size_t token_len;
-	char *refresh;		/* oauth2: refresh_token or NULL (sodium) */
+	char *refresh;		/* oauth2: refresh_token or NULL (wipe memory) */
 	size_t refresh_len;
-	uint8_t *key;		/* hmac: key bytes (sodium) */
+	uint8_t *key;		/* hmac: key bytes (wipe memory) */
 	size_t key_len;
 	char *fmt;		/* inject/hmac: sealed "fmt" or NULL */
 	char *dst;		/* inject/hmac: sealed "dst" or NULL */
@@ -146,14 +146,14 @@ typedef struct tokenizer_env {
 typedef struct tokenizer_body {
 	char *placeholder;		/* malloc'd, NUL-terminated */
 	size_t placeholder_len;
-	char *token;			/* sodium, NUL-terminated */
+	char *token;			/* wipe memory, NUL-terminated */
 	size_t token_len;
 } tokenizer_body_t;
 
 /* A header whose value is an HMAC of the whole request body (the shell buffers it). */
 typedef struct tokenizer_hmac {
 	bool set;
-	uint8_t *key;			/* sodium */
+	uint8_t *key;			/* wipe memory */
 	size_t key_len;
 	char dst[TOKENIZER_NAME_MAX + 1];	/* header name, canonical form */
 	char fmt[TOKENIZER_FMT_MAX + 1];	/* one %x or %X */
@@ -161,7 +161,7 @@ typedef struct tokenizer_hmac {
 
 /* A secret to replace by TOKENIZER_SCRUB_TEXT in responses. */
 typedef struct tokenizer_scrub {
-	char *secret;			/* sodium, NUL-terminated */
+	char *secret;			/* wipe memory, NUL-terminated */
 	size_t len;
 } tokenizer_scrub_t;
 
@@ -201,7 +201,7 @@ void tokenizer_out_free(tokenizer_out_t *out);
 
 /*
  * The header value for out->hmac over the whole body: fmt applied to the hex HMAC-SHA256
- * of body under the key, in sodium memory (free with util_secret_free); NULL when
+ * of body under the key, in wipe memory (free with util_wipe_free); NULL when
  * out->hmac.set is false or on allocation failure. Send it as out->hmac.dst.
  */
 char *tokenizer_hmac_value(const tokenizer_out_t *out, const void *body, size_t len);

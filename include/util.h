@@ -35,7 +35,18 @@ int util_read_file(const char *path, size_t max, int secret, char **out, size_t 
 int util_write_file(const char *path, const void *data, size_t len, mode_t mode,
     char *err, size_t errlen) SG_WUR;
 
-/* Secret buffers: sodium_malloc'd (guard pages, mlock, excluded from core dumps). */
+/*
+ * Short-lived secret copies (a request's injected header, a scrubber's needle): heap
+ * memory that is zeroed when freed. sodium_malloc's guard pages and mlock cost about
+ * seven syscalls a call — too much per request — and the process refuses core dumps
+ * anyway (serve: RLIMIT_CORE 0, not dumpable). util_wipe_free only what util_wipe_*
+ * returned; NULL is fine.
+ */
+void *util_wipe_alloc(size_t len);
+char *util_wipe_dup(const char *s, size_t len);
+void util_wipe_free(void *p);
+
+/* Long-lived secret buffers (policy secrets, keys): sodium_malloc'd (guard pages, mlock). */
 char *util_secret_dup(const char *s, size_t len);
 void util_secret_free(void *p);
 

@@ -12,6 +12,8 @@
  * sees is exactly what sealgate parsed. Every exit goes through conn_close.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +401,16 @@ conn_start_head(conn_t *c)
 	bufferevent_enable(c->cbev, EV_READ);
 }
 
+/* Requests and answers are small and latency-bound: no Nagle delay on either side. */
+static void
+conn_set_nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 void
 conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 {
@@ -418,6 +430,7 @@ conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 		memcpy(&c->peer_ss, sa, salen);
 	worker_conn_added(w, c);
 	evutil_make_socket_nonblocking(fd);
+	conn_set_nodelay(fd);
 	c->timer = evtimer_new(worker_base(w), conn_timer_cb, c);
 	c->cbev = bufferevent_socket_new(worker_base(w), fd, 0);
 	if (c->pol == NULL || c->timer == NULL || c->cbev == NULL) {
@@ -738,6 +751,7 @@ conn_dial(conn_t *c)
 		c->ubev = NULL;
 		return -1;
 	}
+	conn_set_nodelay(bufferevent_getfd(c->ubev));
 	return 0;
 }
 
@@ -1179,38 +1193,47 @@ conn_secret_cleanup(const void *data, size_t len, void *arg)
 {
 	(void)len;
 	(void)arg;
-	sodium_free((void *)data);
+	util_wipe_free((void *)data);
 }
 
-static void
+/* -1 when out of memory: the caller must not send what it was writing. */
+static int
 conn_add_secret(struct evbuffer *out, const char *s, size_t len)
 {
-	char *copy = sodium_malloc(len ? len : 1);
+	char *copy = util_wipe_alloc(len ? len : 1);
 
 	if (copy == NULL)
-		return;
+		return -1;
 	memcpy(copy, s, len);
-	if (evbuffer_add_reference(out, copy, len, conn_secret_cleanup, NULL) < 0)
-		sodium_free(copy);
+	if (evbuffer_add_reference(out, copy, len, conn_secret_cleanup, NULL) < 0) {
+		util_wipe_free(copy);
+		return -1;
+	}
+	return 0;
 }
 
-static void
+static int
 conn_write_field(struct evbuffer *out, const char *name, const char *value, bool secret)
 {
-	evbuffer_add_printf(out, "%s: ", name);
+	int rc = 0;
+
+	evbuffer_add(out, name, strlen(name));
+	evbuffer_add(out, ": ", 2);
 	if (secret)
-		conn_add_secret(out, value, strlen(value));
+		rc = conn_add_secret(out, value, strlen(value));
 	else
 		evbuffer_add(out, value, strlen(value));
 	evbuffer_add(out, "\r\n", 2);
+	return rc;
 }
 
 /* Request fields as the swap edited them; handles never leave, secrets by reference. */
-static void
+static int
 conn_write_request_fields(conn_t *c, struct evbuffer *out)
 {
 	const http_head_t *h = &c->req;
 	const inject_edits_t *e = &c->swap.edits;
+	int rc = 0;
 
 	for (size_t i = 0; i < h->nfields; i++) {
 		const http_field_t *f = &h->fields[i];
@@ -1219,10 +1242,11 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 		if (v == NULL || http_is_hop_by_hop(h, f->name, f->name_len) ||
 		    strcasecmp(f->name, "Proxy-Tokenizer") == 0)
 			continue;
-		conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
+		rc |= conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
 	}
 	for (size_t i = 0; i < e->nadd; i++)
-		conn_write_field(out, e->add[i].name, e->add[i].value, true);
+		rc |= conn_write_field(out, e->add[i].name, e->add[i].value, true);
+	return rc;
 }
 
 static void conn_body_collect_start(conn_t *c);
@@ -1264,6 +1288,7 @@ conn_send_request_head(conn_t *c)
 	const http_head_t *h = &c->req;
 	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
 	const char *target = c->swap.edits.target ? c->swap.edits.target : c->req_target;
+	int rc = 0;
 
 	if (c->swap.buffer_body && !h->no_body && !c->body_ready) {
 		conn_body_collect_start(c);
@@ -1277,11 +1302,15 @@ conn_send_request_head(conn_t *c)
 	c->upgrading = h->upgrade && conn_is_websocket(h);
 	evbuffer_add_printf(out, "%s ", http_method_str(h->method));
 	if (c->swap.edits.target)
-		conn_add_secret(out, target, strlen(target));
+		rc |= conn_add_secret(out, target, strlen(target));
 	else
 		evbuffer_add(out, target, strlen(target));
 	evbuffer_add(out, " HTTP/1.1\r\n", 11);
-	conn_write_request_fields(c, out);
+	rc |= conn_write_request_fields(c, out);
+	if (rc != 0) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
+		return;
+	}
 	c->req_chunked = !c->body_ready && (h->chunked || c->body_scrub != NULL);
 	if (c->body_ready)
 		evbuffer_add_printf(out, "Content-Length: %zu\r\n",
@@ -1307,8 +1336,10 @@ conn_send_request_head(conn_t *c)
 	if (c->body_ready) {
 		size_t n = evbuffer_get_length(c->bodybuf);
 
-		if (n)
-			conn_add_secret(out, (char *)evbuffer_pullup(c->bodybuf, -1), n);
+		if (n && conn_add_secret(out, (char *)evbuffer_pullup(c->bodybuf, -1), n) < 0) {
+			conn_fail(c, 503, "resource_exhausted", "out of memory");
+			return;
+		}
 		conn_body_reset(c);
 		c->req_done = true;
 	} else
@@ -1337,9 +1368,10 @@ conn_emit_req(void *arg, const void *data, size_t len)
 		return;
 	if (c->req_chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
-	if (c->body_scrub)
-		conn_add_secret(out, data, len);
-	else
+	if (c->body_scrub) {
+		if (conn_add_secret(out, data, len) < 0)
+			c->body_err = 503;	/* conn_body_failed answers it */
+	} else
 		evbuffer_add(out, data, len);
 	if (c->req_chunked)
 		evbuffer_add(out, "\r\n", 2);
@@ -1368,7 +1400,8 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 		}
 	}
 	if (c->body_scrub)
-		return scrub_feed(c->body_scrub, at, len, conn_emit_req, c) < 0 ? -1 : 0;
+		return scrub_feed(c->body_scrub, at, len, conn_emit_req, c) < 0 ||
+		    c->body_err ? -1 : 0;
 	conn_emit_req(c, at, len);
 	return 0;
 }
@@ -1424,6 +1457,10 @@ conn_body_failed(conn_t *c)
 {
 	char msg[256];
 
+	if (c->body_err == 503) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory");
+		return;
+	}
 	if (c->body_err == 413) {
 		snprintf(msg, sizeof(msg), "this request's body must be held whole (hmac "
 		    "signature or a handle in the body) and is larger than %d bytes",

@@ -27,7 +27,7 @@ inject_add_found(inject_list_t *l, enum inject_where w, size_t field, size_t off
 	f->field = field;
 	f->off = off;
 	f->len = len;
-	f->basic = basic ? util_secret_dup(basic, basic_len) : NULL;
+	f->basic = basic ? util_wipe_dup(basic, basic_len) : NULL;
 	f->basic_len = basic_len;
 }
 
@@ -43,8 +43,7 @@ inject_scan(inject_list_t *l, enum inject_where w, size_t field, const char *buf
 	}
 }
 
-/* Decode "Basic b64" into sodium memory; NULL when it is not Basic or not base64. */
-static char *
+char *
 inject_basic_decode(const char *value, size_t *outlen)
 {
 	size_t vlen, max, bin = 0;
@@ -57,11 +56,11 @@ inject_basic_decode(const char *value, size_t *outlen)
 		value++;
 	vlen = strlen(value);
 	max = vlen / 4 * 3 + 3;
-	if (vlen == 0 || vlen > SG_MAX_HEADER_BYTES || (out = sodium_malloc(max + 1)) == NULL)
+	if (vlen == 0 || vlen > SG_MAX_HEADER_BYTES || (out = util_wipe_alloc(max + 1)) == NULL)
 		return NULL;
 	if (sodium_base642bin((unsigned char *)out, max, value, vlen, " ", &bin, NULL,
 	    sodium_base64_VARIANT_ORIGINAL) != 0) {
-		sodium_free(out);
+		util_wipe_free(out);
 		return NULL;
 	}
 	out[bin] = '\0';
@@ -87,7 +86,7 @@ inject_find(const http_head_t *h, const char *target, inject_list_t *l)
 
 			inject_scan(l, INJECT_IN_BASIC, i, basic, blen, basic, blen);
 			(void)before;
-			sodium_free(basic);
+			util_wipe_free(basic);
 		}
 	}
 	if (target)
@@ -99,7 +98,7 @@ void
 inject_list_free(inject_list_t *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		util_secret_free(l->f[i].basic);
+		util_wipe_free(l->f[i].basic);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -130,12 +129,12 @@ void
 inject_edits_free(inject_edits_t *e)
 {
 	for (size_t i = 0; i < SG_MAX_HEADERS; i++)
-		util_secret_free(e->value[i]);
+		util_wipe_free(e->value[i]);
 	for (size_t i = 0; i < e->nadd; i++) {
 		free(e->add[i].name);
-		util_secret_free(e->add[i].value);
+		util_wipe_free(e->add[i].value);
 	}
-	util_secret_free(e->target);
+	util_wipe_free(e->target);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -151,7 +150,7 @@ inject_field_value(const http_head_t *h, const inject_edits_t *e, size_t i)
 static char *
 inject_cat(const char *a, size_t al, const char *b, size_t bl, const char *c, size_t cl)
 {
-	char *out = sodium_malloc(al + bl + cl + 1);
+	char *out = util_wipe_alloc(al + bl + cl + 1);
 
 	if (out == NULL)
 		return NULL;
@@ -166,14 +165,14 @@ inject_cat(const char *a, size_t al, const char *b, size_t bl, const char *c, si
 static char *
 inject_replace_all(const char *value, const char *handle, size_t hl, const char *repl)
 {
-	char *cur = util_secret_dup(value, strlen(value));
+	char *cur = util_wipe_dup(value, strlen(value));
 	const char *at;
 
 	while (cur && (at = strstr(cur, handle)) != NULL) {
 		size_t pre = (size_t)(at - cur);
 		char *next = inject_cat(cur, pre, repl, strlen(repl), at + hl, strlen(at + hl));
 
-		util_secret_free(cur);
+		util_wipe_free(cur);
 		cur = next;
 	}
 	(void)hl;
@@ -187,7 +186,7 @@ inject_format(const char *format, const char *secret, size_t slen)
 	const char *s = format ? strstr(format, "%s") : NULL;
 
 	if (s == NULL)
-		return util_secret_dup(secret, slen);
+		return util_wipe_dup(secret, slen);
 	return inject_cat(format, (size_t)(s - format), secret, slen, s + 2, strlen(s + 2));
 }
 
@@ -197,12 +196,12 @@ inject_basic_b64(const char *user, const char *secret, size_t slen)
 	size_t ul = strlen(user), pl = ul + 1 + slen, b64 = sodium_base64_encoded_len(pl,
 	    sodium_base64_VARIANT_ORIGINAL);
 	char *plain = inject_cat(user, ul, ":", 1, secret, slen);
-	char *out = plain ? sodium_malloc(b64) : NULL;
+	char *out = plain ? util_wipe_alloc(b64) : NULL;
 
 	if (out)
 		sodium_bin2base64(out, b64, (unsigned char *)plain, pl,
 		    sodium_base64_VARIANT_ORIGINAL);
-	util_secret_free(plain);
+	util_wipe_free(plain);
 	return out;
 }
 
@@ -212,7 +211,7 @@ inject_basic_value(const char *user, const char *secret, size_t slen)
 	char *b = inject_basic_b64(user, secret, slen);
 	char *out = b ? inject_cat("Basic ", 6, b, strlen(b), "", 0) : NULL;
 
-	util_secret_free(b);
+	util_wipe_free(b);
 	return out;
 }
 
@@ -220,7 +219,7 @@ char *
 inject_urlencode(const char *s, size_t len)
 {
 	static const char hx[] = "0123456789ABCDEF";
-	char *out = sodium_malloc(3 * len + 1), *o = out;
+	char *out = util_wipe_alloc(3 * len + 1), *o = out;
 
 	if (out == NULL)
 		return NULL;
@@ -245,7 +244,7 @@ inject_set_target(inject_edits_t *e, char *t)
 {
 	if (t == NULL)
 		return -1;
-	util_secret_free(e->target);
+	util_wipe_free(e->target);
 	e->target = t;
 	return 0;
 }
@@ -281,18 +280,6 @@ inject_target_edit(inject_edits_t *e, const char *target, const char *handle, si
 	    "", 0));
 }
 
-/* Is the query param `name` the one holding this handle occurrence? */
-static bool
-inject_in_param(const char *target, const inject_found_t *f, const char *param)
-{
-	size_t pl = strlen(param);
-	const char *at = target + f->off, *s = at;
-
-	while (s > target && s[-1] != '&' && s[-1] != '?')
-		s--;
-	return (size_t)(at - s) == pl + 1 && strncmp(s, param, pl) == 0 && s[pl] == '=';
-}
-
 struct inject_rule {
 	const char *field;		/* header that receives the secret, or NULL (query) */
 	char *value;			/* its value when set whole (sodium) */
@@ -309,12 +296,12 @@ inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const cha
 	case INJECT_BEARER:
 		r->field = "Authorization";
 		r->value = inject_format("Bearer %s", cr->secret, cr->secret_len);
-		r->inplace = util_secret_dup(cr->secret, cr->secret_len);
+		r->inplace = util_wipe_dup(cr->secret, cr->secret_len);
 		break;
 	case INJECT_HEADER:
 		r->field = in->name;
 		r->value = inject_format(in->format, cr->secret, cr->secret_len);
-		r->inplace = util_secret_dup(cr->secret, cr->secret_len);
+		r->inplace = util_wipe_dup(cr->secret, cr->secret_len);
 		break;
 	case INJECT_BASIC:
 		r->field = "Authorization";
@@ -338,8 +325,8 @@ inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const cha
 static void
 inject_rule_free(struct inject_rule *r)
 {
-	util_secret_free(r->value);
-	util_secret_free(r->inplace);
+	util_wipe_free(r->value);
+	util_wipe_free(r->inplace);
 }
 
 static bool
@@ -378,7 +365,8 @@ inject_apply_header(const http_head_t *h, const char *target, const inject_list_
 			    r->inplace);
 			e->kind[f->field] = EDIT_REPLACE;
 			dst = (ssize_t)f->field;
-		} else if (strcasecmp(name, r->field) == 0 && f->where == INJECT_IN_BASIC) {
+		} else if (strcasecmp(name, r->field) == 0 && f->where == INJECT_IN_BASIC &&
+		    r->value != NULL) {
 			e->value[f->field] = r->value;
 			r->value = NULL;
 			e->kind[f->field] = EDIT_REPLACE;
@@ -404,49 +392,86 @@ inject_apply_header(const http_head_t *h, const char *target, const inject_list_
 	return 0;
 }
 
+/*
+ * The query rebuilt: the first "param=…" pair holding the handle gets the secret in its
+ * place, every other pair holding it is cut, and param=secret is appended when no pair
+ * named it. A handle in the path cannot be swapped.
+ */
+static char *
+inject_query_rebuild(const char *target, const char *hz, size_t hl, const char *param,
+    const char *repl, const char **why)
+{
+	const char *q = strchr(target, '?'), *p;
+	size_t plen = strlen(param), rl = strlen(repl), o;
+	bool placed = false, first = true;
+	char *out;
+
+	if (strstr(target, hz) && (q == NULL || strstr(target, hz) < q)) {
+		*why = "a handle in the URL path cannot be swapped; send it in a header";
+		return NULL;
+	}
+	/* at most one pair grows (handle -> secret), or param=secret is appended */
+	if ((out = util_wipe_alloc(strlen(target) + plen + rl + 3)) == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	o = q ? (size_t)(q - target) : strlen(target);
+	memcpy(out, target, o);
+	for (p = q ? q + 1 : NULL; p && *p;) {
+		const char *end = strchr(p, '&'), *at;
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		at = memmem(p, len, hz, hl);
+		if (at == NULL || (!placed && len > plen && strncmp(p, param, plen) == 0 &&
+		    p[plen] == '=')) {
+			out[o++] = first ? '?' : '&';
+			first = false;
+			if (at) {	/* param=…handle… : the secret in its place */
+				memcpy(out + o, p, (size_t)(at - p));
+				o += (size_t)(at - p);
+				memcpy(out + o, repl, rl);
+				o += rl;
+				memcpy(out + o, at + hl, len - (size_t)(at - p) - hl);
+				o += len - (size_t)(at - p) - hl;
+				placed = true;
+			} else {
+				memcpy(out + o, p, len);
+				o += len;
+			}
+		}
+		p = end ? end + 1 : NULL;
+	}
+	if (!placed) {
+		out[o++] = first ? '?' : '&';
+		memcpy(out + o, param, plen);
+		o += plen;
+		out[o++] = '=';
+		memcpy(out + o, repl, rl);
+		o += rl;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static int
 inject_apply_query(const http_head_t *h, const char *target, const inject_list_t *l,
     const char *handle, size_t hl, const policy_credential_t *cr, struct inject_rule *r,
     inject_edits_t *e, const char **why)
 {
-	const char *param = cr->inject.param;
 	char hz[SG_HANDLE_MAX_LEN + 1];
-	bool placed = false;
+	char *t;
 
 	memcpy(hz, handle, hl);
 	hz[hl] = '\0';
-	for (size_t i = 0; i < l->n; i++) {
-		const inject_found_t *f = &l->f[i];
-
-		if (!inject_same(h, target, f, handle, hl))
-			continue;
-		if (f->where != INJECT_IN_TARGET) {
-			e->kind[f->field] = EDIT_DROP;
-			continue;
-		}
-		if (!placed && inject_in_param(target, f, param)) {
-			if (inject_target_edit(e, target, hz, hl, r->inplace, why) < 0)
-				return -1;
-			placed = true;
-		}
-	}
-	/* cut any other pair still holding the handle */
-	while (strstr(e->target ? e->target : target, hz) && !placed)
-		if (inject_target_edit(e, target, hz, hl, NULL, why) < 0)
-			return -1;
-	if (!placed) {
-		const char *cur = e->target ? e->target : target;
-		char sep[2] = {strchr(cur, '?') ? '&' : '?', '\0'};
-		char *pre = inject_cat(cur, strlen(cur), sep, 1, param, strlen(param));
-		char *t = pre ? inject_cat(pre, strlen(pre), "=", 1, r->inplace,
-		    strlen(r->inplace)) : NULL;
-
-		util_secret_free(pre);
-		if (inject_set_target(e, t) < 0) {
-			*why = "out of memory";
-			return -1;
-		}
-	}
+	for (size_t i = 0; i < l->n; i++)
+		if (l->f[i].where != INJECT_IN_TARGET && inject_same(h, target, &l->f[i], handle, hl))
+			e->kind[l->f[i].field] = EDIT_DROP;
+	t = inject_query_rebuild(e->target ? e->target : target, hz, hl, cr->inject.param,
+	    r->inplace, why);
+	if (t == NULL)
+		return -1;
+	util_wipe_free(e->target);
+	e->target = t;
 	e->secret_in_head = true;
 	return 0;
 }
@@ -524,12 +549,12 @@ inject_edits_set_header(const http_head_t *h, inject_edits_t *e, const char *nam
     char *value)
 {
 	if (e->nadd >= INJECT_MAX_HANDLES || (e->add[e->nadd].name = strdup(name)) == NULL) {
-		util_secret_free(value);
+		util_wipe_free(value);
 		return -1;
 	}
 	for (size_t i = 0; i < h->nfields; i++)
 		if (strcasecmp(h->fields[i].name, name) == 0) {
-			util_secret_free(e->value[i]);
+			util_wipe_free(e->value[i]);
 			e->value[i] = NULL;
 			e->kind[i] = EDIT_DROP;
 		}

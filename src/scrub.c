@@ -9,9 +9,9 @@
 #include "scrub.h"
 
 struct scrub_needle {
-	unsigned char *needle;		/* sodium_malloc'd */
+	unsigned char *needle;		/* wiped on free (util_wipe_alloc) */
 	size_t nlen;
-	unsigned char *repl;		/* sodium_malloc'd: may name the secret's handle */
+	unsigned char *repl;		/* wiped on free: may name the secret's handle */
 	size_t rlen;
 };
 
@@ -42,9 +42,9 @@ static void
 scrub_needle_free(struct scrub_needle *nd)
 {
 	if (nd->needle != NULL)
-		sodium_free(nd->needle);
+		util_wipe_free(nd->needle);
 	if (nd->repl != NULL)
-		sodium_free(nd->repl);
+		util_wipe_free(nd->repl);
 }
 
 static void
@@ -97,8 +97,8 @@ scrub_needle_copy(struct scrub_needle *nd, const void *needle, size_t nlen,
     const void *repl, size_t rlen)
 {
 	memset(nd, 0, sizeof(*nd));
-	if ((nd->needle = sodium_malloc(nlen)) == NULL ||
-	    (nd->repl = sodium_malloc(rlen ? rlen : 1)) == NULL) {
+	if ((nd->needle = util_wipe_alloc(nlen)) == NULL ||
+	    (nd->repl = util_wipe_alloc(rlen ? rlen : 1)) == NULL) {
 		scrub_needle_free(nd);
 		return -1;
 	}

@@ -39,10 +39,19 @@ swap_check_encoded(const swap_req_t *req, swap_out_t *out)
 	for (size_t i = 0; i < req->head->nfields; i++) {
 		const http_field_t *f = &req->head->fields[i];
 
-		/* Basic credentials are base64 by nature: inject_find decodes them */
-		if (swap_is_basic(f))
-			continue;
-		if (leak_scan(f->value, f->value_len, &hit)) {
+		/* Basic credentials are base64 by nature: scan them decoded */
+		const char *v = f->value;
+		size_t vl = f->value_len;
+		char *dec = swap_is_basic(f) ? inject_basic_decode(f->value, &vl) : NULL;
+		bool found;
+
+		if (dec)
+			v = dec;
+		else
+			vl = f->value_len;
+		found = leak_scan(v, vl, &hit);
+		util_wipe_free(dec);
+		if (found) {
 			char where[96];
 
 			snprintf(where, sizeof(where), "%s header (%s)", f->name, hit.encoding);
@@ -117,8 +126,8 @@ swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swa
 		b->cred = cr;
 		b->secret = cr->secret;
 		b->secret_len = cr->secret_len;
-		memcpy(b->handle, text, tlen);
-		b->handle[tlen] = '\0';
+		if ((b->handle = strndup(text, tlen)) == NULL)
+			return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
 		b->handle_len = tlen;
 	}
 	return 0;
@@ -133,9 +142,8 @@ swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text
 	s->cred = cr;
 	s->secret = cr->secret;
 	s->secret_len = cr->secret_len;
-	memcpy(s->handle, text, tlen);
-	s->handle[tlen] = '\0';
-	s->handle_len = tlen;
+	s->handle = strndup(text, tlen);
+	s->handle_len = s->handle ? tlen : 0;
 	if (in->type == INJECT_BASIC) {
 		const char *u = in->username ? in->username : "";
 
@@ -143,11 +151,11 @@ swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text
 		s->enc_handle = inject_basic_b64(u, text, tlen);
 	} else if (in->type == INJECT_QUERY) {
 		s->enc_secret = inject_urlencode(cr->secret, cr->secret_len);
-		s->enc_handle = util_secret_dup(text, tlen);
+		s->enc_handle = util_wipe_dup(text, tlen);
 	}
 	if (s->enc_secret && strcmp(s->enc_secret, cr->secret) == 0) {
-		util_secret_free(s->enc_secret);	/* nothing encoded: the plain pair covers it */
-		util_secret_free(s->enc_handle);
+		util_wipe_free(s->enc_secret);	/* nothing encoded: the plain pair covers it */
+		util_wipe_free(s->enc_handle);
 		s->enc_secret = s->enc_handle = NULL;
 	}
 }
@@ -198,7 +206,10 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	if (list && inject_apply(req->head, req->target, list, text, tlen, az.cred,
 	    &out->edits, &why) < 0) {
-		swap_deny(out, 400, "inject_failed", "%s", why);
+		if (strcmp(why, "out of memory") == 0)
+			swap_deny(out, 503, "resource_exhausted", "%s", why);
+		else
+			swap_deny(out, 400, "inject_failed", "%s", why);
 		goto done;
 	}
 	if (swap_body_work(az.cred, text, tlen, out) < 0)
@@ -308,9 +319,12 @@ void
 swap_out_free(swap_out_t *out)
 {
 	for (size_t i = 0; i < out->nscrub; i++) {
-		util_secret_free(out->scrub[i].enc_secret);
-		util_secret_free(out->scrub[i].enc_handle);
+		util_wipe_free(out->scrub[i].enc_secret);
+		util_wipe_free(out->scrub[i].enc_handle);
+		free(out->scrub[i].handle);
 	}
+	for (size_t i = 0; i < out->nbody; i++)
+		free(out->body[i].handle);
 	inject_edits_free(&out->edits);
 	tokenizer_out_free(&out->tk);
 	sodium_memzero(out->scrub, sizeof(out->scrub));

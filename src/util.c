@@ -198,6 +198,46 @@ util_write_file(const char *path, const void *data, size_t len, mode_t mode,
 	return 0;
 }
 
+/* Header before each wipe allocation: its size, kept 16-byte aligned. */
+#define UTIL_WIPE_HDR 16
+
+void *
+util_wipe_alloc(size_t len)
+{
+	unsigned char *p;
+
+	if (len > SIZE_MAX - UTIL_WIPE_HDR || (p = malloc(UTIL_WIPE_HDR + len)) == NULL)
+		return NULL;
+	memcpy(p, &len, sizeof(len));
+	return p + UTIL_WIPE_HDR;
+}
+
+char *
+util_wipe_dup(const char *s, size_t len)
+{
+	char *p = util_wipe_alloc(len + 1);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+void
+util_wipe_free(void *p)
+{
+	unsigned char *base;
+	size_t len;
+
+	if (p == NULL)
+		return;
+	base = (unsigned char *)p - UTIL_WIPE_HDR;
+	memcpy(&len, base, sizeof(len));
+	sodium_memzero(base, UTIL_WIPE_HDR + len);
+	free(base);
+}
+
 char *
 util_secret_dup(const char *s, size_t len)
 {

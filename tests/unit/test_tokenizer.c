@@ -548,7 +548,7 @@ test_hmac(void **state)
 	v = tokenizer_hmac_value(&f->out, body, strlen(body));
 	snprintf(want, sizeof(want), "Bearer %s", hex);
 	assert_string_equal(v, want);
-	util_secret_free(v);
+	util_wipe_free(v);
 
 	/* %X upper-case, sealed dst */
 	rc = run1(f, "{\"inject_hmac_processor\":{\"key\":\"c2VjcmV0\",\"hash\":\"sha256\","
@@ -561,7 +561,7 @@ test_hmac(void **state)
 	snprintf(want, sizeof(want), "sig=%s", hex);
 	assert_string_equal(v, want);
 	assert_string_equal(f->out.hmac.dst, "X-Signature");
-	util_secret_free(v);
+	util_wipe_free(v);
 
 	/* the "msg" param is signed instead of the body, at once */
 	rc = run1(f, "{\"inject_hmac_processor\":{\"key\":\"c2VjcmV0\",\"hash\":\"sha256\"},"
@@ -1066,7 +1066,7 @@ test_existing_edits(void **state)
 	    "Proxy-Tokenizer: %s\r\n\r\n", t);
 	parse_head(f, msg);
 	f->edits.kind[1] = EDIT_REPLACE;
-	f->edits.value[1] = util_secret_dup("real-key", 8);
+	f->edits.value[1] = util_wipe_dup("real-key", 8);
 	f->edits.secret_in_head = true;
 	rc = tokenizer_apply(&f->env, &f->head, "api.example.test", 443, "GET", "/", NULL,
 	    &f->edits, &f->out);

@@ -1,0 +1,527 @@
+/* test_swap.c — swap_request / swap_body with a real keyring, cache, rate table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "handle.h"
+#include "handlecache.h"
+#include "http.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "revoke.h"
+#include "seal.h"
+#include "swap.h"
+
+#define NOW 1700000000
+#define BEAR_SECRET "sk-bear-SECRET"
+#define BAS_SECRET "bas-SECRET"
+#define QRY_SECRET "q s&cret"
+#define QRY_ENC "q%20s%26cret"
+
+static const char policy_json[] =
+    "{\"credentials\": {"
+    "  \"bear\": {\"secret\": {\"value\": \"" BEAR_SECRET "\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"]},"
+    "  \"bas\": {\"secret\": {\"value\": \"" BAS_SECRET "\"},"
+    "    \"inject\": {\"type\": \"basic\", \"username\": \"alice\"}, \"hosts\": [\"api.test\"]},"
+    "  \"qry\": {\"secret\": {\"value\": \"" QRY_SECRET "\"},"
+    "    \"inject\": {\"type\": \"query\", \"param\": \"key\"}, \"hosts\": [\"api.test\"]},"
+    "  \"mac\": {\"secret\": {\"value\": \"key\"},"
+    "    \"inject\": {\"type\": \"hmac\"}, \"hosts\": [\"api.test\"]},"
+    "  \"bod\": {\"secret\": {\"value\": \"bod-SECRET\"},"
+    "    \"inject\": {\"type\": \"body\"}, \"hosts\": [\"body.test\"]},"
+    "  \"rl\": {\"secret\": {\"value\": \"rl-SECRET\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"],"
+    "    \"rate\": {\"requests\": 1, \"per\": \"1m\"}}},"
+    " \"sandboxes\": {"
+    "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
+    "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\"]},"
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}}}";
+
+static policy_t *pol;
+static seal_keyring_t *kr;
+static seal_key_t *stranger;
+
+struct t {
+	handlecache_t *hc;
+	ratelimit_t *rl;
+	swap_env_t env;
+	struct sockaddr_in peer;
+	http_head_t h;
+	char *msg;
+	swap_req_t req;
+	swap_out_t out;
+};
+
+static seal_key_t *
+key_seeded(uint8_t b)
+{
+	uint8_t seed[32];
+
+	memset(seed, b, sizeof(seed));
+	return seal_key_from_seed(seed);
+}
+
+static char *
+mint_full(const seal_key_t *key, const char *cred, const char *sb, int64_t iat, int64_t exp,
+    char *hid_out)
+{
+	handle_claims_t c;
+	char *text = NULL;
+
+	memset(&c, 0, sizeof(c));
+	c.cred = (char *)cred;
+	c.sb = (char *)sb;
+	c.iat = iat;
+	c.exp = exp;
+	assert_int_equal(handle_mint(key, &c, &text), HANDLE_OK);
+	if (hid_out)
+		strcpy(hid_out, c.hid);
+	return text;
+}
+
+static char *
+mint(const char *cred, const char *sb)
+{
+	return mint_full(seal_keyring_current(kr), cred, sb, NOW - 60, NOW + 900, NULL);
+}
+
+static void
+t_init(struct t *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->hc = handlecache_new(64);
+	t->rl = ratelimit_new(64);
+	assert_non_null(t->hc);
+	assert_non_null(t->rl);
+	t->env.policy = pol;
+	t->env.keyring = kr;
+	t->env.cache = t->hc;
+	t->env.rl = t->rl;
+	t->env.now = NOW;
+	t->env.now_ms = 1000000;
+	t->peer.sin_family = AF_INET;
+	inet_pton(AF_INET, "10.0.2.15", &t->peer.sin_addr);
+}
+
+static void
+t_head(struct t *t, const char *host, const char *fmt, ...)
+{
+	http_parser p;
+	const char *why = NULL;
+	va_list ap;
+
+	http_head_clear(&t->h);
+	free(t->msg);
+	t->msg = malloc(8192);
+	va_start(ap, fmt);
+	vsnprintf(t->msg, 8192, fmt, ap);
+	va_end(ap);
+	memset(&t->h, 0, sizeof(t->h));
+	http_parser_init(&p, HTTP_REQUEST);
+	if (http_head_parse(&p, t->msg, strlen(t->msg), &t->h, HTTP_GET, &why) != 0)
+		fail_msg("parse: %s", why);
+	memset(&t->req, 0, sizeof(t->req));
+	t->req.head = &t->h;
+	t->req.target = t->h.target;
+	t->req.host = host;
+	t->req.port = 443;
+	t->req.peer = (const struct sockaddr *)&t->peer;
+}
+
+static void
+t_fini(struct t *t)
+{
+	swap_out_free(&t->out);
+	http_head_clear(&t->h);
+	free(t->msg);
+	handlecache_free(t->hc);
+	ratelimit_free(t->rl);
+}
+
+static void
+ok(struct t *t)
+{
+	if (swap_request(&t->env, &t->req, &t->out) != 0)
+		fail_msg("denied %u %s: %s", t->out.status, t->out.code, t->out.message);
+	assert_int_equal(t->out.status, 0);
+}
+
+static void
+deny(struct t *t, unsigned status, const char *code)
+{
+	assert_int_equal(swap_request(&t->env, &t->req, &t->out), -1);
+	if (t->out.status != status || strcmp(t->out.code, code) != 0)
+		fail_msg("got %u %s (%s), want %u %s", t->out.status, t->out.code,
+		    t->out.message, status, code);
+	assert_null(strstr(t->out.message, "SECRET"));
+}
+
+static char *
+b64(const char *s)
+{
+	size_t n = sodium_base64_encoded_len(strlen(s), sodium_base64_VARIANT_ORIGINAL);
+	char *out = malloc(n);
+
+	sodium_bin2base64(out, n, (const unsigned char *)s, strlen(s),
+	    sodium_base64_VARIANT_ORIGINAL);
+	return out;
+}
+
+/* --- allowed -------------------------------------------------------------------------- */
+
+static void
+test_allowed_bearer(void **state)
+{
+	struct t t;
+	char *h = mint("bear", "sb-1");
+	const http_field_t *f;
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	ok(&t);
+	f = http_head_get(&t.h, "Authorization");
+	assert_string_equal(inject_field_value(&t.h, &t.out.edits, (size_t)(f - t.h.fields)),
+	    "Bearer " BEAR_SECRET);
+	assert_int_equal(t.out.nscrub, 1);
+	assert_string_equal(t.out.scrub[0].secret, BEAR_SECRET);
+	assert_int_equal(t.out.scrub[0].secret_len, strlen(BEAR_SECRET));
+	assert_string_equal(t.out.scrub[0].handle, h);
+	assert_int_equal(t.out.scrub[0].handle_len, strlen(h));
+	assert_null(t.out.scrub[0].enc_secret);
+	assert_null(t.out.scrub[0].enc_handle);
+	assert_string_equal(t.out.credential, "bear");
+	assert_string_equal(t.out.sandbox, "sb-1");
+	assert_int_equal(strlen(t.out.hid), 32);
+	assert_false(t.out.buffer_body);
+	assert_false(t.out.exfiltration);
+	/* a revoke set that does not name it changes nothing; the cache hits the 2nd time */
+	{
+		char err[128];
+		static const char rj[] = "{\"sandboxes\": {\"sb-2\": 1}}";
+		revoke_set_t *rs = revoke_load_buffer("rev.json", rj, strlen(rj), err,
+		    sizeof(err));
+
+		assert_non_null(rs);
+		t.env.revoked = rs;
+		swap_out_free(&t.out);
+		ok(&t);
+		revoke_unref(rs);
+	}
+	t_fini(&t);
+	free(h);
+}
+
+static void
+test_allowed_basic_query_pairs(void **state)
+{
+	struct t t;
+	char *h = mint("bas", "sb-1"), *q = mint("qry", "sb-1"), plain[1024], *cred64,
+	    *want_s = b64("alice:" BAS_SECRET), *want_h;
+
+	(void)state;
+	snprintf(plain, sizeof(plain), "alice:%s", h);
+	want_h = b64(plain);
+	snprintf(plain, sizeof(plain), "bob:%s", h);
+	cred64 = b64(plain);
+	t_init(&t);
+	/* Basic holding a handle is base64 of "sgh1." but is not refused as encoded */
+	t_head(&t, "api.test", "GET /v1?key=%s HTTP/1.1\r\nHost: api.test\r\n"
+	    "Authorization: Basic %s\r\n\r\n", q, cred64);
+	ok(&t);
+	assert_int_equal(t.out.nscrub, 2);
+	assert_string_equal(t.out.scrub[0].handle, h);
+	assert_string_equal(t.out.scrub[0].secret, BAS_SECRET);
+	assert_string_equal(t.out.scrub[0].enc_secret, want_s);
+	assert_string_equal(t.out.scrub[0].enc_handle, want_h);
+	assert_string_equal(t.out.scrub[1].handle, q);
+	assert_string_equal(t.out.scrub[1].secret, QRY_SECRET);
+	assert_string_equal(t.out.scrub[1].enc_secret, QRY_ENC);
+	assert_string_equal(t.out.scrub[1].enc_handle, q);
+	assert_string_equal(t.out.edits.target, "/v1?key=" QRY_ENC);
+	/* the first handle names the audit line */
+	assert_string_equal(t.out.credential, "bas");
+	t_fini(&t);
+	free(h);
+	free(q);
+	free(cred64);
+	free(want_s);
+	free(want_h);
+}
+
+/* --- denials ------------------------------------------------------------------------------ */
+
+static void
+test_denials(void **state)
+{
+	struct t t;
+	char *h;
+
+	(void)state;
+	t_init(&t);
+	/* malformed */
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer "
+	    "sgh1.abc\r\n\r\n");
+	deny(&t, 400, "handle_malformed");
+	swap_out_free(&t.out);
+
+	/* unknown key: names unknown too */
+	h = mint_full(stranger, "bear", "sb-1", NOW - 60, NOW + 900, NULL);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	deny(&t, 403, "unknown_key");
+	assert_string_equal(t.out.credential, "");
+	swap_out_free(&t.out);
+	free(h);
+
+	/* expired: names copied */
+	h = mint_full(seal_keyring_current(kr), "bear", "sb-1", NOW - 7200, NOW - 3600, NULL);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	deny(&t, 403, "handle_expired");
+	assert_string_equal(t.out.credential, "bear");
+	assert_string_equal(t.out.sandbox, "sb-1");
+	assert_int_equal(t.out.nscrub, 0);
+	swap_out_free(&t.out);
+	free(h);
+
+	/* wrong sandbox: 407, the owner named */
+	h = mint("bear", "sb-2");
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	deny(&t, 407, "sandbox_mismatch");
+	assert_non_null(strstr(t.out.message, "sb-2"));
+	assert_string_equal(t.out.sandbox, "sb-2");
+	assert_false(t.out.exfiltration);
+	swap_out_free(&t.out);
+	free(h);
+
+	/* out-of-scope host: exfiltration */
+	h = mint("bear", "sb-1");
+	t_head(&t, "evil.test", "GET /v1 HTTP/1.1\r\nHost: evil.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	deny(&t, 403, "host_out_of_scope");
+	assert_true(t.out.exfiltration);
+	assert_string_equal(t.out.credential, "bear");
+	assert_int_equal(t.out.nscrub, 0);
+	swap_out_free(&t.out);
+
+	/* revoked by a revoke set */
+	{
+		char err[128], hid[40], json[256];
+		char *h2 = mint_full(seal_keyring_current(kr), "bear", "sb-1", NOW - 60, NOW + 900,
+		    hid);
+		revoke_set_t *rs;
+
+		snprintf(json, sizeof(json), "{\"handles\": {\"%s\": 1}}", hid);
+		rs = revoke_load_buffer("rev.json", json, strlen(json), err, sizeof(err));
+		assert_non_null(rs);
+		t.env.revoked = rs;
+		t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
+		    "Authorization: Bearer %s\r\n\r\n", h2);
+		deny(&t, 403, "revoked");
+		assert_string_equal(t.out.hid, hid);
+		swap_out_free(&t.out);
+		t.env.revoked = NULL;
+		revoke_unref(rs);
+		free(h2);
+	}
+	free(h);
+	t_fini(&t);
+}
+
+static void
+test_rate_limited(void **state)
+{
+	struct t t;
+	char *h = mint("rl", "sb-1");
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	ok(&t);
+	swap_out_free(&t.out);
+	deny(&t, 429, "rate_limited");
+	assert_non_null(strstr(t.out.extra, "Retry-After"));
+	assert_string_equal(t.out.credential, "rl");
+	swap_out_free(&t.out);
+	t.env.now_ms += 61000;	/* refilled */
+	ok(&t);
+	t_fini(&t);
+	free(h);
+}
+
+static void
+test_encoded(void **state)
+{
+	struct t t;
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nX-Foo: %%73gh1%%2Eabc\r\n"
+	    "\r\n");
+	deny(&t, 403, "handle_encoded");
+	assert_true(t.out.exfiltration);
+	swap_out_free(&t.out);
+	t_head(&t, "api.test", "GET /v1?x=%%73gh1%%2Eabc HTTP/1.1\r\nHost: api.test\r\n\r\n");
+	deny(&t, 403, "handle_encoded");
+	swap_out_free(&t.out);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nX-B: c2doMS5hYmM\r\n\r\n");
+	deny(&t, 403, "handle_encoded");
+	t_fini(&t);
+}
+
+/* A field starting "Basic " is not leak-scanned at all (swap_is_basic skip). */
+static void
+test_encoded_in_basic(void **state)
+{
+	struct t t;
+	char *inner;
+
+	(void)state;
+	inner = b64("bob:%73gh1%2Eabc");
+	t_init(&t);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
+	    "Authorization: Basic %%73gh1%%2Eabc\r\n\r\n");
+	deny(&t, 403, "handle_encoded");
+	swap_out_free(&t.out);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
+	    "Authorization: Basic %s\r\n\r\n", inner);
+	deny(&t, 403, "handle_encoded");
+	t_fini(&t);
+	free(inner);
+}
+
+/* --- body work ----------------------------------------------------------------------------- */
+
+static void
+test_buffer_body(void **state)
+{
+	struct t t;
+	char *m = mint("mac", "sb-1");
+
+	(void)state;
+	t_init(&t);
+	/* hmac: the handle is removed, the body must be buffered and signed */
+	t_head(&t, "api.test", "POST /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: %s\r\n"
+	    "Content-Length: 3\r\n\r\n", m);
+	ok(&t);
+	assert_true(t.out.buffer_body);
+	assert_non_null(t.out.hmac_cred);
+	assert_string_equal(t.out.hmac_cred->name, "mac");
+	assert_int_equal(t.out.edits.kind[(size_t)(http_head_get(&t.h, "Authorization") -
+	    t.h.fields)], EDIT_DROP);
+	swap_out_free(&t.out);
+
+	/* a body credential's host, no handle in the head: buffered */
+	t_head(&t, "body.test", "POST /v1 HTTP/1.1\r\nHost: body.test\r\nContent-Length: 3\r\n"
+	    "\r\n");
+	ok(&t);
+	assert_true(t.out.buffer_body);
+	assert_int_equal(t.out.nscrub, 0);
+	swap_out_free(&t.out);
+	/* ... but not without a body, nor for another host */
+	t_head(&t, "body.test", "GET /v1 HTTP/1.1\r\nHost: body.test\r\n\r\n");
+	ok(&t);
+	assert_false(t.out.buffer_body);
+	swap_out_free(&t.out);
+	t_head(&t, "api.test", "POST /v1 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\n"
+	    "\r\n");
+	ok(&t);
+	assert_false(t.out.buffer_body);
+	t_fini(&t);
+	free(m);
+}
+
+static void
+test_swap_body(void **state)
+{
+	struct t t;
+	char *b = mint("bod", "sb-1"), *bear = mint("bear", "sb-1"), body[2048];
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "body.test", "POST /v1 HTTP/1.1\r\nHost: body.test\r\nContent-Length: 10\r\n"
+	    "\r\n");
+	ok(&t);
+	assert_true(t.out.buffer_body);
+	snprintf(body, sizeof(body), "{\"k\": \"%s\", \"again\": \"%s\"}", b, b);
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), 0);
+	assert_int_equal(t.out.nbody, 1);	/* the same handle twice: once */
+	assert_string_equal(t.out.body[0].handle, b);
+	assert_string_equal(t.out.body[0].secret, "bod-SECRET");
+	assert_int_equal(t.out.nscrub, 1);
+	assert_string_equal(t.out.credential, "bod");
+	swap_out_free(&t.out);
+
+	/* a bearer handle in a body: refused, names copied */
+	ok(&t);
+	snprintf(body, sizeof(body), "{\"k\": \"%s\"}", bear);
+	t.req.host = "api.test";
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
+	assert_int_equal(t.out.status, 403);
+	assert_string_equal(t.out.code, "handle_in_body");
+	assert_string_equal(t.out.credential, "bear");
+	assert_string_equal(t.out.sandbox, "sb-1");
+	assert_int_equal(t.out.nbody, 0);
+	swap_out_free(&t.out);
+
+	/* a body handle sent to a host outside its scope: exfiltration */
+	ok(&t);
+	snprintf(body, sizeof(body), "x=%s", b);
+	t.req.host = "evil.test";
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
+	assert_int_equal(t.out.status, 403);
+	assert_string_equal(t.out.code, "host_out_of_scope");
+	assert_true(t.out.exfiltration);
+	t_fini(&t);
+	free(b);
+	free(bear);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_allowed_bearer),
+		cmocka_unit_test(test_allowed_basic_query_pairs),
+		cmocka_unit_test(test_denials),
+		cmocka_unit_test(test_rate_limited),
+		cmocka_unit_test(test_encoded),
+		cmocka_unit_test(test_encoded_in_basic),
+		cmocka_unit_test(test_buffer_body),
+		cmocka_unit_test(test_swap_body),
+	};
+	policy_errors_t errs;
+	int rc;
+
+	if (sodium_init() < 0)
+		return 1;
+	pol = policy_load_buffer("/tmp/sg-swap-test.json", policy_json, strlen(policy_json),
+	    &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "policy: %s\n", errs.msg[i]);
+	policy_errors_free(&errs);
+	kr = seal_keyring_new();
+	stranger = key_seeded(9);
+	if (pol == NULL || kr == NULL || seal_keyring_add(kr, key_seeded(1)) < 0)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	seal_key_free(stranger);
+	seal_keyring_free(kr);
+	policy_unref(pol);
+	return rc;
+}
