@@ -28,6 +28,8 @@
 #define SG_TLS_TIMEOUT_S         10
 /* Upstream silent mid-response, then 504 (policy: limits.upstream_timeout). */
 #define SG_UPSTREAM_TIMEOUT_S    120
+/* Interim (1xx) answers relayed per request before the upstream is cut off (502). */
+#define SG_MAX_INTERIM           16
 /* SIGTERM: in-flight requests may finish this long (policy: limits.drain_timeout). */
 #define SG_DRAIN_TIMEOUT_S       10
 /* While draining, connections are counted this often to exit as soon as none remain. */

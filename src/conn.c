@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "defaults.h"
 #include "egress.h"
+#include "handle.h"
 #include "http.h"
 #include "leak.h"
 #include "log.h"
@@ -124,6 +125,8 @@ struct conn {
 	http_parser resp;
 	http_head_t res;
 	bool res_head_done, res_done, res_started, res_chunked_out;
+	unsigned ninterim;		/* 1xx answers relayed for this request */
+	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
 	bool up_keepalive;
 };
 
@@ -234,6 +237,13 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	audit_log(&a);
 	if (c->swap.credential[0])
 		metrics_count_request(c->swap.credential, outcome);
+}
+
+/* scrub emit callback: append to an evbuffer */
+static void
+conn_emit_evbuffer(void *arg, const void *data, size_t len)
+{
+	evbuffer_add(arg, data, len);
 }
 
 /* Drop the body state of a request; a held body may carry secrets: zero it. */
@@ -359,6 +369,15 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		} else
 			conn_close(c, "idle");
 		return;
+	case ST_RELAY:
+		if (c->body_buffering) {
+			STATS_INC(errors_timeout);
+			conn_fail(c, 408, "request_timeout",
+			    "the request body did not arrive in time");
+			return;
+		}
+		conn_close(c, "timeout");
+		return;
 	case ST_UP_CONNECTING:
 		STATS_INC(errors_timeout);
 		conn_fail(c, 504, "upstream_timeout", c->up_tls ?
@@ -372,6 +391,15 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* --- accept and the request head ----------------------------------------------------- */
+
+/* A client that stops reading may not hold its sockets for ever. */
+static void
+conn_client_write_timeout(conn_t *c)
+{
+	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
+
+	bufferevent_set_timeouts(c->cbev, NULL, &tv);
+}
 
 static void
 conn_start_head(conn_t *c)
@@ -398,6 +426,7 @@ conn_start_head(conn_t *c)
 	    l->header_timeout_ms : l->idle_timeout_ms);
 	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
 	    conn_client_event_cb, c);
+	conn_client_write_timeout(c);
 	bufferevent_enable(c->cbev, EV_READ);
 }
 
@@ -590,6 +619,15 @@ conn_on_connect(conn_t *c)
 	const char *why;
 	enum egress_action act;
 
+	leak_hit_t hit;
+
+	if (memmem(c->req.target, c->req.target_len, HANDLE_PREFIX, HANDLE_PREFIX_LEN) ||
+	    leak_scan(c->req.target, c->req.target_len, &hit)) {
+		/* a handle must not leave as a DNS name or TLS SNI */
+		log_warn("%s: possible exfiltration: a handle in a CONNECT authority", c->peer);
+		conn_fail(c, 403, "handle_in_authority", "a handle in the CONNECT authority");
+		return;
+	}
 	if (http_split_authority(c->req.target, c->req.target_len, c->auth_host,
 	    sizeof(c->auth_host), &c->auth_port, 0) < 0 || c->auth_port == 0) {
 		STATS_INC(errors_bad_request);
@@ -666,7 +704,7 @@ conn_client_write_cb(struct bufferevent *bev, void *arg)
 			conn_close(c, "answered");
 		return;
 	}
-	if (c->st == ST_RESOLVING && c->mode == MODE_INTERCEPT &&
+	if (c->st == ST_RESOLVING && c->mode == MODE_INTERCEPT && c->connect_answered &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		conn_tls_accept_start(c);	/* 200 flushed: the client starts TLS */
 		return;
@@ -707,6 +745,7 @@ conn_connect_resolved(const egress_result_t *res, void *arg)
 		return;
 	}
 	/* intercept: answer 200, then the client's TLS handshake (conn_client_write_cb) */
+	c->connect_answered = true;
 	bufferevent_write(c->cbev, conn_established, sizeof(conn_established) - 1);
 	bufferevent_enable(c->cbev, EV_WRITE);
 }
@@ -995,6 +1034,18 @@ conn_pool_key(conn_t *c, const char *host, uint16_t port, bool tls, char *key, s
 	    c->peer, host, port, tls);
 	for (size_t i = 0; i < n && off < len; i++)
 		off += (size_t)snprintf(key + off, len - off, "|%s", names[i]);
+	if (c->swap.tk.n > 0 && off < len)
+		off += (size_t)snprintf(key + off, len - off, "|tk:%s", c->swap.tk.id);
+	if (c->swap.sandbox[0] == '\0' && c->proxy_token[0] && off < len) {
+		/* sandboxes behind one address are told apart by their proxy token */
+		unsigned char h[8];
+		char hex[17];
+
+		crypto_generichash(h, sizeof(h), (const unsigned char *)c->proxy_token,
+		    strlen(c->proxy_token), NULL, 0);
+		util_hex_encode(h, sizeof(h), hex);
+		snprintf(key + off, len - off, "|pt:%s", hex);
+	}
 }
 
 /*
@@ -1006,7 +1057,8 @@ conn_upstream_reuse(conn_t *c, const char *key)
 {
 	struct bufferevent *bev;
 
-	if (c->ubev && c->up_ready && strcmp(c->up_key, key) == 0)
+	if (c->ubev && c->up_ready && strcmp(c->up_key, key) == 0 &&
+	    evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0)
 		return true;
 	conn_upstream_release(c);
 	snprintf(c->up_key, sizeof(c->up_key), "%s", key);
@@ -1317,7 +1369,7 @@ conn_send_request_head(conn_t *c)
 		    evbuffer_get_length(c->bodybuf));
 	else if (c->req_chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-	else if (h->has_length)
+	else if (h->has_length && !h->no_body)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
 		    (unsigned long long)h->content_length);
 	if (c->upgrading)
@@ -1330,6 +1382,7 @@ conn_send_request_head(conn_t *c)
 	http_head_clear(&c->res);
 	http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
 	c->res_head_done = c->res_done = c->res_started = false;
+	c->ninterim = 0;
 	bufferevent_set_timeouts(c->ubev, &tv, NULL);
 	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
 
@@ -1514,6 +1567,7 @@ conn_body_collect_start(conn_t *c)
 {
 	c->st = ST_RELAY;
 	c->body_buffering = true;
+	conn_arm_timer(c, c->pol->limits.upstream_timeout_ms);	/* the whole body, or 408 */
 	c->bodybuf = evbuffer_new();
 	if (c->bodybuf == NULL) {
 		conn_fail(c, 500, "internal_error", "out of memory");
@@ -1521,12 +1575,6 @@ conn_body_collect_start(conn_t *c)
 	}
 	bufferevent_enable(c->cbev, EV_READ);
 	conn_relay_request_body(c);
-}
-
-static void
-conn_emit_evbuf(void *arg, const void *data, size_t len)
-{
-	evbuffer_add(arg, data, len);
 }
 
 /* Apply body rules to the held body: a new buffer replaces it (the old is zeroed). */
@@ -1539,8 +1587,8 @@ conn_body_rewrite(conn_t *c, const char *body, size_t len)
 		return 0;
 	if (conn_body_prepare(c) < 0 || (nb = evbuffer_new()) == NULL)
 		return -1;
-	if (scrub_feed(c->body_scrub, body, len, conn_emit_evbuf, nb) < 0 ||
-	    scrub_finish(c->body_scrub, conn_emit_evbuf, nb) < 0) {
+	if (scrub_feed(c->body_scrub, body, len, conn_emit_evbuffer, nb) < 0 ||
+	    scrub_finish(c->body_scrub, conn_emit_evbuffer, nb) < 0) {
 		evbuffer_free(nb);
 		return -1;
 	}
@@ -1570,6 +1618,11 @@ conn_body_buffered(conn_t *c)
 	}
 	if (conn_swap_body(c, body, len) < 0)
 		return -1;
+	if (!c->up_tls && !conn_plain_allowed(c)) {	/* body handles are known only now */
+		conn_fail(c, 403, "plain_http_denied", "this credential may not travel over "
+		    "plain http; use https");
+		return -1;
+	}
 	if (conn_body_rewrite(c, body, len) < 0) {
 		conn_fail(c, 500, "internal_error", "cannot rewrite the request body");
 		return -1;
@@ -1598,6 +1651,7 @@ conn_body_buffered(conn_t *c)
 		}
 	}
 	c->body_ready = true;
+	evtimer_del(c->timer);
 	bufferevent_disable(c->cbev, EV_READ);
 	conn_send_request_head(c);
 	return -1;	/* the head path took over: callers stop here */
@@ -1675,10 +1729,9 @@ static void
 conn_response_done(conn_t *c)
 {
 	conn_audit(c, c->res.status, NULL);
-	bool keep = c->client_keepalive && c->req_done && c->up_keepalive && !c->upgrading;
-
 	c->req_active = false;
-	if (!c->up_keepalive || !c->req_done) {
+	if (!c->up_keepalive || !c->req_done ||
+	    evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0) {	/* extra bytes: desync */
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 		c->up_ready = false;
@@ -1692,16 +1745,22 @@ conn_response_done(conn_t *c)
 			conn_close(c, "done");
 		return;
 	}
-	(void)keep;
 	conn_start_head(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
 		conn_process_head(c);	/* pipelined request */
 }
 
+/* Text from the upstream toward the client, injected secrets replaced. */
 static void
-conn_emit_evbuffer(void *arg, const void *data, size_t len)
+conn_write_scrubbed(conn_t *c, struct evbuffer *out, const char *v, size_t len)
 {
-	evbuffer_add(arg, data, len);
+	if (c->scrub == NULL) {
+		evbuffer_add(out, v, len);
+		return;
+	}
+	if (scrub_feed(c->scrub, v, len, conn_emit_evbuffer, out) < 0 ||
+	    scrub_finish(c->scrub, conn_emit_evbuffer, out) < 0)
+		log_warn("%s: response head not scrubbed", c->peer);
 }
 
 /* Response fields to the client; injected secrets in values become their handles. */
@@ -1716,13 +1775,9 @@ conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
 		if (!(keep_length && strcasecmp(f->name, "Content-Length") == 0) &&
 		    http_is_hop_by_hop(h, f->name, f->name_len))
 			continue;
-		evbuffer_add_printf(out, "%s: ", f->name);
-		if (c->scrub) {
-			if (scrub_feed(c->scrub, f->value, f->value_len, conn_emit_evbuffer,
-			    out) < 0 || scrub_finish(c->scrub, conn_emit_evbuffer, out) < 0)
-				log_warn("%s: response header not scrubbed", c->peer);
-		} else
-			evbuffer_add(out, f->value, f->value_len);
+		evbuffer_add(out, f->name, f->name_len);
+		evbuffer_add(out, ": ", 2);
+		conn_write_scrubbed(c, out, f->value, f->value_len);
 		evbuffer_add(out, "\r\n", 2);
 	}
 }
@@ -1739,7 +1794,9 @@ conn_write_response_head(conn_t *c)
 	c->up_keepalive = h->keep_alive;
 	if (proxy_is_draining())
 		c->client_keepalive = false;	/* finish this answer, then close */
-	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", h->status, h->reason);
+	evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
+	conn_write_scrubbed(c, out, h->reason, strlen(h->reason));
+	evbuffer_add(out, "\r\n", 2);
 	/* with scrubbing on, a GET answer is re-framed: HEAD/304 must not promise a length */
 	conn_write_response_fields(c, out, head_like && c->scrub == NULL);
 	c->res_chunked_out = false;
@@ -1784,9 +1841,17 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		return -1;	/* no more response parsing */
 	}
 	if (c->res.status / 100 == 1) {
+		if (++c->ninterim > SG_MAX_INTERIM) {
+			STATS_INC(errors_upstream);
+			conn_fail(c, 502, "upstream_error", "too many interim (1xx) responses");
+			return -1;
+		}
 		/* 100 Continue and friends: pass on, wait for the final response */
-		evbuffer_add_printf(bufferevent_get_output(c->cbev), "HTTP/1.1 %u %s\r\n\r\n",
-		    c->res.status, c->res.reason);
+		struct evbuffer *o = bufferevent_get_output(c->cbev);
+
+		evbuffer_add_printf(o, "HTTP/1.1 %u ", c->res.status);
+		conn_write_scrubbed(c, o, c->res.reason, strlen(c->res.reason));
+		evbuffer_add(o, "\r\n\r\n", 4);
 		http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
 		return 0;
 	}
@@ -1845,7 +1910,14 @@ conn_up_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	while (!c->res_head_done) {
-		ssize_t hl = conn_scan_head(c, &c->rscan, in);
+		ssize_t hl;
+
+		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) > SG_RELAY_HIGH_WATER) {
+			bufferevent_disable(bev, EV_READ);	/* 1xx flood, client not reading */
+			bufferevent_setwatermark(c->cbev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+			return;
+		}
+		hl = conn_scan_head(c, &c->rscan, in);
 
 		if (hl < 0) {
 			STATS_INC(errors_upstream);
@@ -1962,9 +2034,13 @@ conn_client_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "client TLS failed");
 		return;
 	}
-	if (c->st == ST_SPLICE && c->ubev) {
-		/* client done: flush to the upstream, then close */
+	if (c->st == ST_SPLICE && c->ubev && (what & BEV_EVENT_EOF)) {
+		/* client done sending: pass on what it sent, let the upstream's answer
+		 * drain to it, then close (conn_up_event_cb / the drain timer) */
 		bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
+		bufferevent_disable(c->cbev, EV_READ);
+		conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+		return;
 	}
 	conn_close(c, (what & BEV_EVENT_EOF) ? "client closed" : "client error");
 }

@@ -258,6 +258,10 @@ head_check_request(const http_head_t *h, const char **why)
 		*why = "unsupported HTTP version";
 		return -1;
 	}
+	if (h->upgrade && h->method != HTTP_CONNECT && (h->chunked || h->content_length > 0)) {
+		*why = "upgrade request with a body";	/* its framing would be ambiguous */
+		return -1;
+	}
 	return 0;
 }
 

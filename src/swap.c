@@ -39,6 +39,12 @@ swap_check_encoded(const swap_req_t *req, swap_out_t *out)
 	for (size_t i = 0; i < req->head->nfields; i++) {
 		const http_field_t *f = &req->head->fields[i];
 
+		if (memmem(f->name, f->name_len, HANDLE_PREFIX, HANDLE_PREFIX_LEN) ||
+		    leak_scan(f->name, f->name_len, &hit)) {
+			out->exfiltration = true;
+			return swap_deny(out, 403, "handle_in_name", "a handle in a header field "
+			    "name%s", NULL);
+		}
 		/* Basic credentials are base64 by nature: scan them decoded */
 		const char *v = f->value;
 		size_t vl = f->value_len;
