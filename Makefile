@@ -5,7 +5,8 @@
 #   make asan       the same tests on an ASan+UBSan build
 #   make fuzz       build libFuzzer harnesses; make fuzz-run FUZZ_SECONDS=60 runs each
 #   make lint       cppcheck
-#   make bench      benchmark against a local TLS upstream (see bench/)
+#   make bench      benchmark against a local TLS upstream (see bench/);
+#                   options: make bench BENCH_ARGS='-W "ka16" -d 5 -p' (bench/run.sh -h)
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -95,8 +96,9 @@ lint:
 		--std=c11 --inline-suppr --library=scripts/cppcheck-sealgate.cfg -Iinclude \
 		--suppress=missingIncludeSystem src
 
+BENCH_ARGS ?=
 bench: deps
-	@bench/run.sh
+	@bench/run.sh $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sealgate/policies

@@ -3,7 +3,8 @@
  * denied, rate limited, handle minted, revocation, reload, possible exfiltration).
  *
  * audit_log formats the line on the caller's thread and puts it on a bounded queue; one
- * writer thread writes and flushes in batches. Event loops never wait for the disk: a
+ * writer thread writes and flushes in batches (it gathers lines for up to
+ * AUDIT_LINGER_US or AUDIT_BATCH_MAX lines before each write; close and reopen flush). Event loops never wait for the disk: a
  * full queue drops the line and counts it (audit_dropped, exported as a metric).
  *
  * One audit stream per process. Before audit_open and after audit_close, audit_log does
@@ -24,6 +25,9 @@
 #define AUDIT_QUEUE_MAX		65536
 /* Lines the writer takes per lock and writes before one flush. */
 #define AUDIT_BATCH_MAX		1024
+/* How long the writer, once it has a line, waits for more before writing (2 ms): the
+ * most a line sits in memory before its write(2) unless the queue backs up. */
+#define AUDIT_LINGER_US		2000
 /* Mode of a created audit file: it names sandboxes and hosts, not secrets. */
 #define AUDIT_FILE_MODE		0640
 

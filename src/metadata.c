@@ -383,6 +383,16 @@ md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
 
 /* --- handlers ---------------------------------------------------------------------- */
 
+/* The wall clock in whole seconds, rounded up. */
+static int64_t
+md_now_ceil_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
+}
+
 static void
 md_token_cb(struct md_req *r)
 {
@@ -396,7 +406,8 @@ md_token_cb(struct md_req *r)
 		    METADATA_HDR_TTL, METADATA_TOKEN_TTL_MIN_S, METADATA_TOKEN_TTL_MAX_S);
 		return;
 	}
-	metadata_token_mint(r->md->token_key, r->sb->name, util_now_s() + ttl, tok);
+	/* whole seconds: round "now" up, so a token lives at least its TTL (not TTL-1) */
+	metadata_token_mint(r->md->token_key, r->sb->name, md_now_ceil_s() + ttl, tok);
 	snprintf(ttl_txt, sizeof(ttl_txt), "%lld", (long long)ttl);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req), METADATA_HDR_TTL, ttl_txt);
 	md_reply(r, 200, "text/plain", tok, strlen(tok));

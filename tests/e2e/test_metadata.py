@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 
 import sgtest
@@ -306,6 +307,21 @@ class MetadataTest(sgtest.TestCase):
             time.sleep(0.1)     # polling a wall-clock condition (expiry), 20 tries at most
             r = c.get("/v1/handles", tok)
         assert_error(self, r, 401, "token_expired")
+
+    def test_token_lives_its_ttl_across_a_second_boundary(self):
+        """A TTL=1 token minted in the last 30 ms of a wall-clock second still works just
+        after the second turns (its expiry is rounded up, not down)."""
+        c = self.client("127.0.0.5")
+        pace = threading.Event()
+        for _ in range(3):
+            deadline = time.monotonic() + 3
+            while time.time() % 1.0 < 0.97 and time.monotonic() < deadline:
+                pace.wait(0.005)    # reach the end of a second (bounded)
+            tok = c.token(1)
+            while time.time() % 1.0 > 0.5 and time.monotonic() < deadline:
+                pace.wait(0.002)    # just past the boundary
+            r = c.get("/v1/handles", tok)
+            self.assertEqual(r.status, 200, r.body)
 
     def test_forwarding_headers(self):
         c = self.client("127.0.0.6")
