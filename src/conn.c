@@ -625,6 +625,7 @@ conn_on_connect(conn_t *c)
 	    leak_scan(c->req.target, c->req.target_len, &hit)) {
 		/* a handle must not leave as a DNS name or TLS SNI */
 		log_warn("%s: possible exfiltration: a handle in a CONNECT authority", c->peer);
+		c->swap.exfiltration = true;
 		conn_fail(c, 403, "handle_in_authority", "a handle in the CONNECT authority");
 		return;
 	}
@@ -1526,6 +1527,7 @@ conn_body_failed(conn_t *c)
 		    c->peer, c->leak_encoding, c->up_host, c->up_port);
 		snprintf(msg, sizeof(msg), "a handle (%s) in the request body; no credential "
 		    "lets it travel in this body", c->leak_encoding);
+		c->swap.exfiltration = true;
 		conn_fail(c, 403, "handle_in_body", msg);
 		return;
 	}
@@ -1613,6 +1615,7 @@ conn_body_buffered(conn_t *c)
 	if (leak_scan(body, len, &hit)) {
 		snprintf(msg, sizeof(msg), "a handle in encoded form (%s) in the request body",
 		    hit.encoding);
+		c->swap.exfiltration = true;
 		conn_fail(c, 403, "handle_encoded", msg);
 		return -1;
 	}
