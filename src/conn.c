@@ -1334,10 +1334,32 @@ conn_body_prepare(conn_t *c)
 	return 0;
 }
 
+/*
+ * Move a head built aside (secrets in it by wiped reference) into out as one wiped
+ * block: one SSL_write, one TLS record, one write(2) instead of one per segment.
+ * Frees head.
+ */
+static int
+conn_move_head(struct evbuffer *head, struct evbuffer *out)
+{
+	size_t n = evbuffer_get_length(head);
+	char *p = util_wipe_alloc(n ? n : 1);
+	int rc = -1;
+
+	if (p != NULL && evbuffer_copyout(head, p, n) == (ev_ssize_t)n &&
+	    evbuffer_add_reference(out, p, n, conn_secret_cleanup, NULL) == 0) {
+		p = NULL;
+		rc = 0;
+	}
+	util_wipe_free(p);
+	evbuffer_free(head);
+	return rc;
+}
+
 static void
 conn_send_request_head(conn_t *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	struct evbuffer *out = bufferevent_get_output(c->ubev), *head;
 	const http_head_t *h = &c->req;
 	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
 	const char *target = c->swap.edits.target ? c->swap.edits.target : c->req_target;
@@ -1353,29 +1375,35 @@ conn_send_request_head(conn_t *c)
 	}
 	c->st = ST_RELAY;
 	c->upgrading = h->upgrade && conn_is_websocket(h);
-	evbuffer_add_printf(out, "%s ", http_method_str(h->method));
-	if (c->swap.edits.target)
-		rc |= conn_add_secret(out, target, strlen(target));
-	else
-		evbuffer_add(out, target, strlen(target));
-	evbuffer_add(out, " HTTP/1.1\r\n", 11);
-	rc |= conn_write_request_fields(c, out);
-	if (rc != 0) {
+	if ((head = evbuffer_new()) == NULL) {
 		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
 		return;
 	}
+	evbuffer_add_printf(head, "%s ", http_method_str(h->method));
+	if (c->swap.edits.target)
+		rc |= conn_add_secret(head, target, strlen(target));
+	else
+		evbuffer_add(head, target, strlen(target));
+	evbuffer_add(head, " HTTP/1.1\r\n", 11);
+	rc |= conn_write_request_fields(c, head);
 	c->req_chunked = !c->body_ready && (h->chunked || c->body_scrub != NULL);
 	if (c->body_ready)
-		evbuffer_add_printf(out, "Content-Length: %zu\r\n",
+		evbuffer_add_printf(head, "Content-Length: %zu\r\n",
 		    evbuffer_get_length(c->bodybuf));
 	else if (c->req_chunked)
-		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+		evbuffer_add_printf(head, "Transfer-Encoding: chunked\r\n");
 	else if (h->has_length && !h->no_body)
-		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		evbuffer_add_printf(head, "Content-Length: %llu\r\n",
 		    (unsigned long long)h->content_length);
 	if (c->upgrading)
-		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
-	evbuffer_add(out, "\r\n", 2);
+		evbuffer_add_printf(head, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+	evbuffer_add(head, "\r\n", 2);
+	if (rc != 0 || conn_move_head(head, out) < 0) {	/* conn_move_head frees head */
+		if (rc != 0)
+			evbuffer_free(head);
+		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
+		return;
+	}
 	STATS_INC(requests_forwarded);
 	c->t_sent = util_mono_msf();
 
