@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1443,39 +1444,80 @@ policy_name_ok(struct policy_ctx *c, const char *section, const char *name, bool
 	return 0;
 }
 
-static void
-policy_parse_credentials(struct policy_ctx *c, json_t *v)
+/*
+ * A named table of the policy (credentials, sandboxes, templates). Each entry type starts
+ * with its name; the table remembers which file each entry came from (for "also defined
+ * in" errors). Entries are parsed in place as they are appended.
+ */
+struct policy_table {
+	const char *section;
+	void **arr;
+	size_t *n;
+	size_t size;
+	char ***files;
+	void (*parse)(struct policy_ctx *, const char *, json_t *, void *);
+};
+
+_Static_assert(offsetof(policy_credential_t, name) == 0, "entries start with their name");
+_Static_assert(offsetof(policy_sandbox_t, name) == 0, "entries start with their name");
+_Static_assert(offsetof(policy_template_t, name) == 0, "entries start with their name");
+
+static ssize_t
+policy_table_find(const struct policy_table *t, const char *name)
 {
-	policy_credential_t *nv;
-	char sub[POLICY_PATH_MAX], **files;
+	for (size_t i = 0; i < *t->n; i++)
+		if (strcmp(*(char **)((char *)*t->arr + i * t->size), name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void
+policy_parse_table(struct policy_ctx *c, json_t *v, const struct policy_table *t)
+{
+	char sub[POLICY_PATH_MAX], **files, *arr, *entry;
 	const char *name;
 	json_t *e;
 
-	if (policy_object(c, "credentials", v) < 0)
+	if (policy_object(c, t->section, v) < 0)
 		return;
 	for (void *it = json_object_iter(v); it != NULL &&
 	    (name = json_object_iter_key(it)) != NULL &&
 	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it)) {
-		policy_t *p = c->p;
-		const policy_credential_t *old = policy_credential_find(p, name);
+		ssize_t old = policy_table_find(t, name);
 
-		if (policy_name_ok(c, "credentials", name, old != NULL,
-		    old ? c->cred_file[old - p->credentials] : NULL) < 0)
+		if (policy_name_ok(c, t->section, name, old >= 0,
+		    old >= 0 ? (*t->files)[old] : NULL) < 0)
 			continue;
-		nv = realloc(p->credentials, (p->ncredentials + 1) * sizeof(*nv));
-		if (nv == NULL)
+		if ((arr = realloc(*t->arr, (*t->n + 1) * t->size)) == NULL)
 			return;
-		p->credentials = nv;
-		files = realloc(c->cred_file, (p->ncredentials + 1) * sizeof(*files));
-		if (files == NULL)
+		*t->arr = arr;
+		if ((files = realloc(*t->files, (*t->n + 1) * sizeof(*files))) == NULL)
 			return;
-		c->cred_file = files;
-		memset(&nv[p->ncredentials], 0, sizeof(*nv));
-		nv[p->ncredentials].name = strdup(name);
-		files[p->ncredentials] = strdup(c->file);
-		policy_path_key(sub, sizeof(sub), "credentials", name);
-		policy_parse_credential(c, sub, e, &nv[p->ncredentials++]);
+		*t->files = files;
+		entry = arr + *t->n * t->size;
+		memset(entry, 0, t->size);
+		*(char **)entry = strdup(name);
+		files[*t->n] = strdup(c->file);
+		(*t->n)++;
+		policy_path_key(sub, sizeof(sub), t->section, name);
+		t->parse(c, sub, e, entry);
 	}
+}
+
+static void
+policy_parse_credential_entry(struct policy_ctx *c, const char *path, json_t *v, void *e)
+{
+	policy_parse_credential(c, path, v, e);
+}
+
+static void
+policy_parse_credentials(struct policy_ctx *c, json_t *v)
+{
+	struct policy_table t = {"credentials", (void **)&c->p->credentials,
+	    &c->p->ncredentials, sizeof(policy_credential_t), &c->cred_file,
+	    policy_parse_credential_entry};
+
+	policy_parse_table(c, v, &t);
 }
 
 /* --- sandboxes ------------------------------------------------------------------------ */
@@ -1523,38 +1565,18 @@ policy_parse_sandbox(struct policy_ctx *c, const char *path, json_t *v,
 }
 
 static void
+policy_parse_sandbox_entry(struct policy_ctx *c, const char *path, json_t *v, void *e)
+{
+	policy_parse_sandbox(c, path, v, e);
+}
+
+static void
 policy_parse_sandboxes(struct policy_ctx *c, json_t *v)
 {
-	policy_sandbox_t *nv;
-	char sub[POLICY_PATH_MAX], **files;
-	const char *name;
-	json_t *e;
+	struct policy_table t = {"sandboxes", (void **)&c->p->sandboxes, &c->p->nsandboxes,
+	    sizeof(policy_sandbox_t), &c->sb_file, policy_parse_sandbox_entry};
 
-	if (policy_object(c, "sandboxes", v) < 0)
-		return;
-	for (void *it = json_object_iter(v); it != NULL &&
-	    (name = json_object_iter_key(it)) != NULL &&
-	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it)) {
-		policy_t *p = c->p;
-		const policy_sandbox_t *old = policy_sandbox_find(p, name);
-
-		if (policy_name_ok(c, "sandboxes", name, old != NULL,
-		    old ? c->sb_file[old - p->sandboxes] : NULL) < 0)
-			continue;
-		nv = realloc(p->sandboxes, (p->nsandboxes + 1) * sizeof(*nv));
-		if (nv == NULL)
-			return;
-		p->sandboxes = nv;
-		files = realloc(c->sb_file, (p->nsandboxes + 1) * sizeof(*files));
-		if (files == NULL)
-			return;
-		c->sb_file = files;
-		memset(&nv[p->nsandboxes], 0, sizeof(*nv));
-		nv[p->nsandboxes].name = strdup(name);
-		files[p->nsandboxes] = strdup(c->file);
-		policy_path_key(sub, sizeof(sub), "sandboxes", name);
-		policy_parse_sandbox(c, sub, e, &nv[p->nsandboxes++]);
-	}
+	policy_parse_table(c, v, &t);
 }
 
 /* --- sandbox templates ----------------------------------------------------------------- */
@@ -1587,38 +1609,19 @@ policy_parse_template(struct policy_ctx *c, const char *path, json_t *v,
 }
 
 static void
+policy_parse_template_entry(struct policy_ctx *c, const char *path, json_t *v, void *e)
+{
+	policy_parse_template(c, path, v, e);
+}
+
+static void
 policy_parse_templates(struct policy_ctx *c, json_t *v)
 {
-	policy_template_t *nv;
-	char sub[POLICY_PATH_MAX], **files;
-	const char *name;
-	json_t *e;
+	struct policy_table t = {"sandbox_templates", (void **)&c->p->templates,
+	    &c->p->ntemplates, sizeof(policy_template_t), &c->tpl_file,
+	    policy_parse_template_entry};
 
-	if (policy_object(c, "sandbox_templates", v) < 0)
-		return;
-	for (void *it = json_object_iter(v); it != NULL &&
-	    (name = json_object_iter_key(it)) != NULL &&
-	    (e = json_object_iter_value(it)) != NULL; it = json_object_iter_next(v, it)) {
-		policy_t *p = c->p;
-		const policy_template_t *old = policy_template_find(p, name);
-
-		if (policy_name_ok(c, "sandbox_templates", name, old != NULL,
-		    old ? c->tpl_file[old - p->templates] : NULL) < 0)
-			continue;
-		nv = realloc(p->templates, (p->ntemplates + 1) * sizeof(*nv));
-		if (nv == NULL)
-			return;
-		p->templates = nv;
-		files = realloc(c->tpl_file, (p->ntemplates + 1) * sizeof(*files));
-		if (files == NULL)
-			return;
-		c->tpl_file = files;
-		memset(&nv[p->ntemplates], 0, sizeof(*nv));
-		nv[p->ntemplates].name = strdup(name);
-		files[p->ntemplates] = strdup(c->file);
-		policy_path_key(sub, sizeof(sub), "sandbox_templates", name);
-		policy_parse_template(c, sub, e, &nv[p->ntemplates++]);
-	}
+	policy_parse_table(c, v, &t);
 }
 
 /* "state": {"dir": PATH} — where the sandbox registry journal lives. */
