@@ -1,6 +1,7 @@
 /*
- * audit.c — audit lines: formatted by the caller (jansson), queued in a bounded ring,
- * written and flushed in batches by one writer thread, which also does reopens.
+ * audit.c — audit lines: formatted by the caller (written directly, byte for byte what
+ * jansson gave), queued in a bounded ring, written and flushed in batches by one writer
+ * thread, which also does reopens.
  *
  * Coalescing: once the writer sees a line it lingers up to AUDIT_LINGER_US (or until
  * AUDIT_BATCH_MAX lines, a stop or a due reopen) before it writes, so under load it
@@ -8,16 +9,16 @@
  * writer that is actually asleep waiting for them (a->waiting), never a busy one.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <jansson.h>
 
 #include "audit.h"
 #include "log.h"
@@ -268,83 +269,319 @@ audit_reopen(void)
 
 /* --- formatting and queueing ------------------------------------------------------- */
 
-/* "2024-05-01T12:00:00.123Z" */
-static void
-audit_time(char *buf, size_t len)
+/*
+ * The line is written directly, byte for byte what jansson's
+ * json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) gave for the
+ * object the fields used to be set in (tests/unit/test_audit.c compares the two):
+ * keys in the same order, NULL strings and zero numbers left out, a string with invalid
+ * UTF-8 (jansson's rules) left out, escapes as jansson writes them without
+ * JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH.
+ */
+
+/* The "%Y-%m-%dT%H:%M:%S" part of "time", formatted once per second per thread. */
+static _Thread_local struct {
+	time_t sec;
+	size_t len;
+	char text[32];
+} audit_tcache = {.sec = (time_t)-1};
+
+/* "2024-05-01T12:00:00.123Z" into buf (>= 40 bytes); returns its length. */
+static size_t
+audit_time(char *buf)
 {
 	struct timespec ts;
-	struct tm tm;
-	char sec[32];
+	long ms;
+	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03ldZ", sec, ts.tv_nsec / 1000000L);
+	if (ts.tv_sec != audit_tcache.sec) {
+		struct tm tm;
+
+		gmtime_r(&ts.tv_sec, &tm);
+		audit_tcache.len = strftime(audit_tcache.text, sizeof(audit_tcache.text),
+		    "%Y-%m-%dT%H:%M:%S", &tm);
+		audit_tcache.sec = ts.tv_sec;
+	}
+	n = audit_tcache.len;
+	memcpy(buf, audit_tcache.text, n);
+	ms = ts.tv_nsec / 1000000L;
+	buf[n++] = '.';
+	buf[n++] = (char)('0' + ms / 100);
+	buf[n++] = (char)('0' + ms / 10 % 10);
+	buf[n++] = (char)('0' + ms % 10);
+	buf[n++] = 'Z';
+	return n;
+}
+
+/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), 0 when invalid: jansson's
+ * utf8_check_first/utf8_check_full (shortest form, no surrogates, at most U+10FFFF). */
+static size_t
+audit_utf8_len(const unsigned char *s, size_t left)
+{
+	unsigned char u = s[0];
+	uint32_t v;
+	size_t n;
+
+	if (u >= 0xC2 && u <= 0xDF) {
+		n = 2;
+		v = u & 0x1Fu;
+	} else if (u >= 0xE0 && u <= 0xEF) {
+		n = 3;
+		v = u & 0x0Fu;
+	} else if (u >= 0xF0 && u <= 0xF4) {
+		n = 4;
+		v = u & 0x07u;
+	} else {
+		return 0;	/* continuation byte, C0, C1, F5..FF */
+	}
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+		v = v << 6 | (s[i] & 0x3Fu);
+	}
+	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
+	    (n == 4 && v < 0x10000))
+		return 0;
+	return n;
+}
+
+/* Escaped length of s[0..n) (no quotes), or SIZE_MAX when it is not valid UTF-8. */
+static size_t
+audit_esc_len(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t out = 0, i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+
+		if (c >= 0x80) {
+			size_t k = audit_utf8_len(s + i, n - i);
+
+			if (k == 0)
+				return SIZE_MAX;
+			out += k;
+			i += k;
+			continue;
+		}
+		if (c >= 0x20)
+			out += c == '"' || c == '\\' ? 2 : 1;
+		else
+			out += c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' ? 2 : 6;
+		i++;
+	}
+	return out;
+}
+
+/* Write s[0..n) escaped (already checked by audit_esc_len). */
+static char *
+audit_esc_put(char *o, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"':  *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 0xF];
+		}
+	}
+	return o;
+}
+
+/* json_int_t (long long) as jansson prints it ("%lld"); buf >= 24 bytes. */
+static size_t
+audit_int(char *buf, long long v)
+{
+	char tmp[24];
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	size_t n = 0, k = 0;
+
+	do {
+		tmp[k++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		buf[n++] = '-';
+	while (k > 0)
+		buf[n++] = tmp[--k];
+	return n;
+}
+
+/* A real as jansson's jsonp_dtostr(precision 6) prints it ("C" locale: serve never calls
+ * setlocale): "%.6g", ".0" added when there is neither '.' nor 'e', exponent without '+'
+ * and leading zeros. buf >= 32 bytes. */
+static size_t
+audit_real(char *buf, double v)
+{
+	int r = snprintf(buf, 32, "%.6g", v);
+	size_t len;
+	char *start, *end;
+
+	if (r < 0 || r >= 32)
+		return 0;
+	len = (size_t)r;
+	if (memchr(buf, '.', len) == NULL && memchr(buf, 'e', len) == NULL) {
+		memcpy(buf + len, ".0", 3);
+		len += 2;
+	}
+	if ((start = memchr(buf, 'e', len)) != NULL) {
+		start++;
+		end = start + 1;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, len - (size_t)(end - buf) + 1);
+			len -= (size_t)(end - start);
+		}
+	}
+	return len;
+}
+
+#define AUDIT_FIELDS	18
+
+struct audit_field {
+	const char *key;	/* ",\"key\":" */
+	size_t klen;
+	const char *v;		/* value: string to escape and quote, or number text */
+	size_t n, out;		/* its length, its length as written (without quotes) */
+	bool quote;
+};
+
+struct audit_fields {
+	struct audit_field f[AUDIT_FIELDS];
+	size_t n, total;	/* fields, bytes they take */
+};
+
+#define AUDIT_KEY(k)	",\"" k "\":", sizeof(",\"" k "\":") - 1
+
+static void
+audit_add(struct audit_fields *fs, const char *key, size_t klen, const char *v, size_t n,
+    size_t out, bool quote)
+{
+	struct audit_field *f = &fs->f[fs->n++];
+
+	f->key = key;
+	f->klen = klen;
+	f->v = v;
+	f->n = n;
+	f->out = out;
+	f->quote = quote;
+	fs->total += klen + out + (quote ? 2 : 0);
+}
+
+/* A string field of n bytes, unless NULL or not valid UTF-8 (json_stringn gives NULL). */
+static void
+audit_add_strn(struct audit_fields *fs, const char *key, size_t klen, const char *v, size_t n)
+{
+	size_t out;
+
+	if (v != NULL && (out = audit_esc_len(v, n)) != SIZE_MAX)
+		audit_add(fs, key, klen, v, n, out, true);
 }
 
 static void
-audit_set_str(json_t *o, const char *key, const char *v)
+audit_add_str(struct audit_fields *fs, const char *key, size_t klen, const char *v)
 {
 	if (v != NULL)
-		json_object_set_new(o, key, json_string(v));
-}
-
-/* The path up to (not including) its query or fragment. */
-static void
-audit_set_path(json_t *o, const char *path)
-{
-	if (path != NULL)
-		json_object_set_new(o, "path", json_stringn(path, strcspn(path, "?#")));
+		audit_add_strn(fs, key, klen, v, strlen(v));
 }
 
 static void
-audit_set_numbers(json_t *o, const audit_event_t *ev)
+audit_add_int(struct audit_fields *fs, const char *key, size_t klen, char *buf, long long v)
 {
-	if (ev->status != 0) {
-		json_object_set_new(o, "status", json_integer(ev->status));
-		audit_set_str(o, "error", ev->error);
-		json_object_set_new(o, "bytes_up", json_integer((json_int_t)ev->bytes_up));
-		json_object_set_new(o, "bytes_down", json_integer((json_int_t)ev->bytes_down));
-	} else {
-		audit_set_str(o, "error", ev->error);
-	}
-	if (ev->upstream_ms > 0)
-		json_object_set_new(o, "upstream_ms", json_real(ev->upstream_ms));
-	if (ev->total_ms > 0)
-		json_object_set_new(o, "total_ms", json_real(ev->total_ms));
+	size_t n = audit_int(buf, v);
+
+	audit_add(fs, key, klen, buf, n, n, false);
+}
+
+/* json_real gives NULL (the field is left out) for NaN and infinities. */
+static void
+audit_add_real(struct audit_fields *fs, const char *key, size_t klen, char *buf, double v)
+{
+	size_t n;
+
+	if (!isnan(v) && !isinf(v) && (n = audit_real(buf, v)) > 0)
+		audit_add(fs, key, klen, buf, n, n, false);
 }
 
 static char *
 audit_format(const audit_event_t *ev)
 {
-	char ts[48], *line, *nl;
-	json_t *o = json_object();
-	size_t n;
+	char ts[40], num[6][32], *line, *o;
+	struct audit_fields fs = {.n = 0, .total = 0};
+	size_t tn = audit_time(ts);
 
-	audit_time(ts, sizeof(ts));
-	audit_set_str(o, "time", ts);
-	audit_set_str(o, "event", ev->event);
-	audit_set_str(o, "sandbox", ev->sandbox);
-	audit_set_str(o, "source", ev->source);
-	audit_set_str(o, "handle_id", ev->handle_id);
-	audit_set_str(o, "credential", ev->credential);
-	audit_set_str(o, "method", ev->method);
-	audit_set_str(o, "host", ev->host);
+	audit_add(&fs, "{\"time\":", sizeof("{\"time\":") - 1, ts, tn, tn, true);
+	audit_add_str(&fs, AUDIT_KEY("event"), ev->event);
+	audit_add_str(&fs, AUDIT_KEY("sandbox"), ev->sandbox);
+	audit_add_str(&fs, AUDIT_KEY("source"), ev->source);
+	audit_add_str(&fs, AUDIT_KEY("handle_id"), ev->handle_id);
+	audit_add_str(&fs, AUDIT_KEY("credential"), ev->credential);
+	audit_add_str(&fs, AUDIT_KEY("method"), ev->method);
+	audit_add_str(&fs, AUDIT_KEY("host"), ev->host);
 	if (ev->port != 0)
-		json_object_set_new(o, "port", json_integer(ev->port));
-	audit_set_path(o, ev->path);
-	audit_set_numbers(o, ev);
-	audit_set_str(o, "detail", ev->detail);
-	/* invalid UTF-8 in a field makes json_string NULL: that field is left out */
-	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-	json_decref(o);
-	if (line == NULL || (n = strlen(line), (nl = realloc(line, n + 2)) == NULL)) {
-		free(line);
-		return NULL;
+		audit_add_int(&fs, AUDIT_KEY("port"), num[0], ev->port);
+	/* the path up to (not including) its query or fragment */
+	if (ev->path != NULL)
+		audit_add_strn(&fs, AUDIT_KEY("path"), ev->path, strcspn(ev->path, "?#"));
+	if (ev->status != 0) {
+		audit_add_int(&fs, AUDIT_KEY("status"), num[1], ev->status);
+		audit_add_str(&fs, AUDIT_KEY("error"), ev->error);
+		audit_add_int(&fs, AUDIT_KEY("bytes_up"), num[2], (long long)ev->bytes_up);
+		audit_add_int(&fs, AUDIT_KEY("bytes_down"), num[3], (long long)ev->bytes_down);
+	} else {
+		audit_add_str(&fs, AUDIT_KEY("error"), ev->error);
 	}
-	nl[n] = '\n';
-	nl[n + 1] = '\0';
-	return nl;
+	if (ev->upstream_ms > 0)
+		audit_add_real(&fs, AUDIT_KEY("upstream_ms"), num[4], ev->upstream_ms);
+	if (ev->total_ms > 0)
+		audit_add_real(&fs, AUDIT_KEY("total_ms"), num[5], ev->total_ms);
+	audit_add_str(&fs, AUDIT_KEY("detail"), ev->detail);
+
+	if ((line = malloc(fs.total + 3)) == NULL)	/* '}' '\n' NUL */
+		return NULL;
+	o = line;
+	for (size_t i = 0; i < fs.n; i++) {
+		const struct audit_field *f = &fs.f[i];
+
+		memcpy(o, f->key, f->klen);
+		o += f->klen;
+		if (f->quote) {
+			*o++ = '"';
+			o = f->out == f->n ? (char *)memcpy(o, f->v, f->n) + f->n :
+			    audit_esc_put(o, f->v, f->n);
+			*o++ = '"';
+		} else {
+			memcpy(o, f->v, f->n);
+			o += f->n;
+		}
+	}
+	*o++ = '}';
+	*o++ = '\n';
+	*o = '\0';
+	return line;
 }
 
 /* Queue line (taken over). False when the queue is full (line freed). */

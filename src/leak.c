@@ -461,13 +461,86 @@ leak_stream_finish(leak_stream_t *ls, leak_hit_t *hit)
 	return 1;
 }
 
+/* --- pre-filter ------------------------------------------------------------------------ */
+
+/*
+ * Could pat (plen bytes) end at some byte of s[i..n) the way ring_match accepts it:
+ * pat[0] at s[i], then each next character after any run of skip() bytes (folded
+ * 'A'-'F' -> 'a'-'f' when fold)? No window limit, so this says yes to everything
+ * ring_match could match and more.
+ */
+static bool
+pf_run_at(const unsigned char *s, size_t i, size_t n, const char *pat, size_t plen,
+    bool (*skip)(unsigned char), bool fold)
+{
+	size_t want = 1;
+
+	for (i++; i < n && want < plen; i++) {
+		unsigned char c = fold ? fold_hex(s[i]) : s[i];
+
+		if (c == (unsigned char)pat[want])
+			want++;
+		else if (!skip(s[i]))
+			return false;
+	}
+	return want == plen;
+}
+
+/*
+ * Is leak_scan(s, n) certainly 0? True only when s holds no '%', no '\\', no "&#" and
+ * nothing the raw matcher could match (a base64 anchor run or the hex run, with skipped
+ * bytes). Then every stage passes every byte through unchanged, in order, with flags
+ * 0 (pct0-2 hold only on '%'; esc holds only on '\\' and '&', and a '&' not followed
+ * by '#' is spilled unchanged, so esc never decodes and emits no '%' for pct3), the
+ * dec matcher sees exactly the bytes the raw matcher sees: its base64/hex checks see
+ * what the raw matcher saw (no match), and its "sgh1." check needs flags != 0 (leak_scan
+ * streams are encoded-only). leak_stream_finish then only flushes bytes unchanged (a
+ * trailing '&'). So the full chain returns 0 too; anything else takes the full chain.
+ */
+static bool
+pf_clean(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		switch (s[i]) {
+		case '%':
+		case '\\':
+			return false;
+		case '&':
+			if (i + 1 < n && s[i + 1] == '#')
+				return false;
+			break;
+		case 'c':
+			if (pf_run_at(s, i, n, pat_b64[0], PAT_B64_LEN, skip_b64, false))
+				return false;
+			break;
+		case 'N':
+			if (pf_run_at(s, i, n, pat_b64[1], PAT_B64_LEN, skip_b64, false))
+				return false;
+			break;
+		case 'z':
+			if (pf_run_at(s, i, n, pat_b64[2], PAT_B64_LEN, skip_b64, false))
+				return false;
+			break;
+		case '7':
+			if (pf_run_at(s, i, n, pat_hex, PAT_HEX_LEN, skip_hex, true))
+				return false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
 int
 leak_scan(const void *buf, size_t len, leak_hit_t *hit)
 {
 	leak_stream_t ls;
 
+	if (len == 0 || buf == NULL || pf_clean(buf, len))
+		return 0;	/* the chain would find nothing (pf_clean) */
 	leak_stream_init_encoded(&ls);
-	if (len > 0 && buf != NULL && leak_stream_feed(&ls, buf, len, hit))
+	if (leak_stream_feed(&ls, buf, len, hit))
 		return 1;
 	return leak_stream_finish(&ls, hit);
 }

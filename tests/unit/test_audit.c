@@ -1,5 +1,6 @@
-/* test_audit.c — audit lines: fields and omissions, query cut, reopen after rename,
- * queue-full drops without blocking, many producers (every line once). */
+/* test_audit.c — audit lines: fields and omissions, query cut, byte-identical to the
+ * jansson-built line for randomised events, reopen after rename, queue-full drops
+ * without blocking, many producers (every line once). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -154,6 +157,211 @@ test_fields(void **state)
 	assert_int_equal(json_integer_value(json_object_get(v[2], "bytes_down")), 0);
 	assert_null(json_object_get(v[2], "port"));
 	free_lines(v, n);
+}
+
+/* --- the direct formatter against jansson ------------------------------------------- */
+
+/* The line audit.c built with jansson before the direct writer, for time ts. */
+static void
+ref_set_str(json_t *o, const char *key, const char *v)
+{
+	if (v != NULL)
+		json_object_set_new(o, key, json_string(v));
+}
+
+static char *
+ref_format(const audit_event_t *ev, const char *ts)
+{
+	json_t *o = json_object();
+	char *line;
+
+	ref_set_str(o, "time", ts);
+	ref_set_str(o, "event", ev->event);
+	ref_set_str(o, "sandbox", ev->sandbox);
+	ref_set_str(o, "source", ev->source);
+	ref_set_str(o, "handle_id", ev->handle_id);
+	ref_set_str(o, "credential", ev->credential);
+	ref_set_str(o, "method", ev->method);
+	ref_set_str(o, "host", ev->host);
+	if (ev->port != 0)
+		json_object_set_new(o, "port", json_integer(ev->port));
+	if (ev->path != NULL)
+		json_object_set_new(o, "path", json_stringn(ev->path, strcspn(ev->path, "?#")));
+	if (ev->status != 0) {
+		json_object_set_new(o, "status", json_integer(ev->status));
+		ref_set_str(o, "error", ev->error);
+		json_object_set_new(o, "bytes_up", json_integer((json_int_t)ev->bytes_up));
+		json_object_set_new(o, "bytes_down", json_integer((json_int_t)ev->bytes_down));
+	} else {
+		ref_set_str(o, "error", ev->error);
+	}
+	if (ev->upstream_ms > 0)
+		json_object_set_new(o, "upstream_ms", json_real(ev->upstream_ms));
+	if (ev->total_ms > 0)
+		json_object_set_new(o, "total_ms", json_real(ev->total_ms));
+	ref_set_str(o, "detail", ev->detail);
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+	json_decref(o);
+	assert_non_null(line);
+	return line;
+}
+
+static uint64_t rnd_state;
+
+static uint64_t
+rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+#define RND_STR_MAX	48
+
+/* A random string into buf (>= 4 * RND_STR_MAX + 1): ASCII, quotes, backslashes,
+ * control bytes, '?' '#', valid UTF-8 of every length, and now and then invalid UTF-8
+ * (stray continuation, C0/C1, F5+, truncated, overlong, surrogate, > U+10FFFF). */
+static const char *
+rnd_str(char *buf)
+{
+	static const char *const bad[] = {"\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xf5\x80\x80\x80",
+	    "\xff", "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",
+	    "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xc3\x28"};
+	static const char *const good[] = {"\xc2\x80", "\xc3\xa9", "\xdf\xbf", "\xe0\xa0\x80",
+	    "\xe2\x82\xac", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
+	    "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\xe2\x80\xa8"};
+	uint64_t r = rnd();
+	size_t n, len = 0;
+	bool invalid = r % 8 == 0;
+
+	if (r % 7 == 0)
+		return NULL;
+	n = (size_t)(rnd() % (RND_STR_MAX + 1));
+	if (r % 11 == 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = rnd() % 100;
+		const char *piece;
+		char one[2] = {0, 0};
+
+		if (k < 45)
+			one[0] = (char)(0x20 + rnd() % 0x5f);		/* printable ASCII */
+		else if (k < 52)
+			one[0] = '"';
+		else if (k < 59)
+			one[0] = '\\';
+		else if (k < 68)
+			one[0] = (char)(1 + rnd() % 0x1f);		/* control bytes */
+		else if (k < 70)
+			one[0] = 0x7f;
+		else if (k < 74)
+			one[0] = rnd() % 2 ? '?' : '#';
+		else if (k < 77)
+			one[0] = '/';
+		if (one[0] != 0)
+			piece = one;
+		else if (k < 97 || !invalid)
+			piece = good[rnd() % (sizeof(good) / sizeof(good[0]))];
+		else
+			piece = bad[rnd() % (sizeof(bad) / sizeof(bad[0]))];
+		memcpy(buf + len, piece, strlen(piece));
+		len += strlen(piece);
+	}
+	if (invalid && n > 0 && rnd() % 2)	/* make sure: one bad piece somewhere */
+		buf[rnd() % len] = (char)(0xf8 | (rnd() & 7));
+	buf[len] = '\0';
+	return buf;
+}
+
+static double
+rnd_real(void)
+{
+	static const double special[] = {0.0, -1.0, 1.0, 5.0, 0.5, 12.5, 1e6, 999999.5, 1234567.0,
+	    1e-5, 1.5e-7, 1e21, 1e100, 123456.0, 0.000123456789, 3.14159265358979};
+	uint64_t r = rnd() % 10;
+
+	if (r == 0)
+		return NAN;
+	if (r == 1)
+		return rnd() % 2 ? INFINITY : -INFINITY;
+	if (r < 5)
+		return special[rnd() % (sizeof(special) / sizeof(special[0]))];
+	return ldexp((double)(rnd() >> 11), (int)(rnd() % 120) - 90);
+}
+
+#define RANDOM_EVENTS	600
+
+static void
+test_matches_jansson(void **state)
+{
+	static char bufs[RANDOM_EVENTS][10][4 * RND_STR_MAX + 1];
+	static audit_event_t evs[RANDOM_EVENTS];
+	char path[300], err[256], *line = NULL;
+	uint64_t before = audit_dropped();
+	size_t cap = 0, n = 0;
+	FILE *f;
+
+	(void)state;
+	rnd_state = 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < RANDOM_EVENTS; i++) {
+		audit_event_t *ev = &evs[i];
+		const char *e = rnd_str(bufs[i][0]);
+
+		ev->event = e != NULL ? e : "request";		/* required */
+		ev->sandbox = rnd_str(bufs[i][1]);
+		ev->source = rnd_str(bufs[i][2]);
+		ev->handle_id = rnd_str(bufs[i][3]);
+		ev->credential = rnd_str(bufs[i][4]);
+		ev->method = rnd_str(bufs[i][5]);
+		ev->host = rnd_str(bufs[i][6]);
+		ev->path = rnd_str(bufs[i][7]);
+		ev->error = rnd_str(bufs[i][8]);
+		ev->detail = rnd_str(bufs[i][9]);
+		ev->port = rnd() % 3 == 0 ? 0 : (uint16_t)rnd();
+		switch (rnd() % 4) {
+		case 0: ev->status = 0; break;
+		case 1: ev->status = (int)(rnd() % 600); break;
+		default: ev->status = (int)(uint32_t)rnd(); break;	/* negative too */
+		}
+		ev->bytes_up = rnd() % 2 ? rnd() : rnd() % 100000;	/* > INT64_MAX too */
+		ev->bytes_down = rnd() % 4 == 0 ? 0 : rnd() >> (rnd() % 64);
+		ev->upstream_ms = rnd_real();
+		ev->total_ms = rnd_real();
+	}
+	evs[0] = (audit_event_t){.event = "reload"};	/* a few fixed ones too */
+	evs[1] = (audit_event_t){.event = "request", .path = "?", .status = 200,
+	    .upstream_ms = 1e6, .total_ms = 0.1};
+	evs[2] = (audit_event_t){.event = "\xff", .detail = "a\"b\\c\x01\x1f\x7f\n\t\b\f\r/"};
+
+	tmp_path(path, sizeof(path), "rand.log");
+	assert_int_equal(audit_open(path, err, sizeof(err)), 0);
+	for (size_t i = 0; i < RANDOM_EVENTS; i++)
+		audit_log(&evs[i]);
+	audit_close();
+	assert_int_equal(audit_dropped(), before);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (getline(&line, &cap, f) > 0) {
+		char ts[64], *ref;
+		size_t tl;
+
+		assert_true(n < RANDOM_EVENTS);
+		assert_int_equal(strncmp(line, "{\"time\":\"", 9), 0);
+		tl = strcspn(line + 9, "\"");
+		assert_int_equal(tl, 24);
+		memcpy(ts, line + 9, tl);
+		ts[tl] = '\0';
+		ref = ref_format(&evs[n], ts);
+		if (strlen(line) != strlen(ref) + 1 || strncmp(line, ref, strlen(ref)) != 0 ||
+		    line[strlen(ref)] != '\n')
+			fail_msg("event %zu:\n got %s want %s\n", n, line, ref);
+		free(ref);
+		n++;
+	}
+	free(line);
+	fclose(f);
+	assert_int_equal(n, RANDOM_EVENTS);
 }
 
 static void
@@ -311,6 +519,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_matches_jansson, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_after_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full_drops, setup, teardown),

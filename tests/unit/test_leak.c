@@ -599,11 +599,77 @@ test_adversarial(void **state)
 	assert_int_equal(leak_scan(NULL, 0, &hit), 0);
 }
 
+/* leak_scan (with its pre-filter) against a stream fed byte by byte (no pre-filter), on
+ * cases at the filter's edges and on random text over the characters it looks at. */
+static int
+stream_bytewise(const char *buf, size_t len, leak_hit_t *hit)
+{
+	leak_stream_t ls;
+
+	leak_stream_init_encoded(&ls);
+	for (size_t i = 0; i < len; i++)
+		if (leak_stream_feed(&ls, buf + i, 1, hit))
+			return 1;
+	return leak_stream_finish(&ls, hit);
+}
+
+static void
+check_same_as_stream(const char *buf, size_t len)
+{
+	leak_hit_t a = {0}, b = {0};
+	int ra = leak_scan(buf, len, &a), rb = stream_bytewise(buf, len, &b);
+
+	assert_int_equal(ra, rb);
+	if (ra) {
+		assert_int_equal(a.off, b.off);
+		assert_string_equal(a.encoding, b.encoding);
+	}
+}
+
+static void
+test_prefilter_edges(void **state)
+{
+	static const struct {
+		const char *in;
+		int hit;
+	} cases[] = {
+		{"", 0}, {"GET /v1/models HTTP/1.1", 0}, {"Bearer sgh1.abcdef", 0},
+		{"/search?q=a&b=c&d", 0}, {"a&amp;b", 0}, {"x&", 0}, {"&&#115;gh1.", 1},
+		{"&#115;gh1.", 1}, {"&#x73;gh1.", 1}, {"%73gh1.", 1}, {"\\u0073gh1.", 1},
+		{"c2doMS", 1}, {"c2\r\ndoMS", 1}, {"c2 doMS", 0}, {"xNnaDEu", 1}, {"zZ2g\nxL", 1},
+		{"73 67 68 31 2E", 1}, {"73:67:68:31:2e", 1}, {"736768312", 0}, {"7\t3676\r\n8312e", 1},
+		{"c2doM", 0}, {"cccc2doMS", 1}, {"777736768312e", 1}, {"c2do%4dS", 1},
+	};
+	char buf[200];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		leak_hit_t h;
+
+		assert_int_equal(leak_scan(cases[i].in, strlen(cases[i].in), &h), cases[i].hit);
+		check_same_as_stream(cases[i].in, strlen(cases[i].in));
+	}
+	/* a match longer than LEAK_HIST is no match: the filter only says "maybe" */
+	memset(buf, '\n', sizeof(buf));
+	memcpy(buf, "c2d", 3);
+	memcpy(buf + 60, "oMS", 3);
+	check_same_as_stream(buf, 63);
+	for (int round = 0; round < 200000; round++) {
+		static const char alpha[] = "c2doMSNnaDEuzZ2gxL736812eE \t\r\n:%&#\\;ux{}/Aa.sgh1";
+		size_t len = rnd(40);
+
+		for (size_t i = 0; i < len; i++)
+			buf[i] = alpha[rnd(sizeof(alpha) - 1)];
+		check_same_as_stream(buf, len);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
+		cmocka_unit_test(test_prefilter_edges),
 		cmocka_unit_test(test_generated),
 		cmocka_unit_test(test_base64_sodium),
 		cmocka_unit_test(test_base64_runs_are_maximal),
