@@ -19,6 +19,14 @@ int cmd_policy(int argc, char **argv);	/* cmd_policy.c: policy check */
 int cmd_revoke(int argc, char **argv);	/* cmd_revoke.c */
 int cmd_sandbox(int argc, char **argv);	/* cmd_sandbox.c: add|list|get|rm|fork */
 
+struct policy;
+
+/*
+ * Load the policy at path for a command: NULL after printing "sealgate CMD: <first
+ * located error>" (and how many more, pointing at `sealgate policy check`) on stderr.
+ */
+struct policy *cli_load_policy(const char *cmd, const char *path);
+
 /* True when argv has -h/--help before "--". */
 int cli_wants_help(int argc, char **argv);
 

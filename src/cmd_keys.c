@@ -560,23 +560,6 @@ mint_ttl(const char *cmd, const struct mint_args *a, const policy_credential_t *
 	return CLI_OK;
 }
 
-static policy_t *
-mint_policy(const char *cmd, const char *path)
-{
-	policy_errors_t errs;
-	policy_t *p = policy_load(path, &errs);
-
-	if (p == NULL) {
-		fprintf(stderr, "sealgate %s: %s", cmd, errs.n ? errs.msg[0] :
-		    "cannot load the policy");
-		if (errs.n > 1)
-			fprintf(stderr, " (and %zu more; see sealgate policy check)", errs.n - 1);
-		fputc('\n', stderr);
-	}
-	policy_errors_free(&errs);
-	return p;
-}
-
 /* Check the sandbox exists and holds the credential; CLI_OK or the exit code. */
 static int
 mint_check_grant(const char *cmd, const policy_t *p, const struct mint_args *a,
@@ -687,7 +670,7 @@ cmd_handle(int argc, char **argv)
 		    argc < 2 ? "(none)" : argv[1]);
 	if ((rc = mint_parse_args(argc, argv, &a)) != CLI_OK)
 		return rc;
-	if ((p = mint_policy(argv[0], a.policy)) == NULL)
+	if ((p = cli_load_policy(argv[0], a.policy)) == NULL)
 		return CLI_FAIL;
 	rc = mint_run(argv[0], p, &a);
 	policy_unref(p);

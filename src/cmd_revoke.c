@@ -116,23 +116,6 @@ revoke_parse_args(int argc, char **argv, struct revoke_args *a)
 	return CLI_OK;
 }
 
-static policy_t *
-revoke_policy(const char *cmd, const char *path)
-{
-	policy_errors_t errs;
-	policy_t *p = policy_load(path, &errs);
-
-	if (p == NULL) {
-		fprintf(stderr, "sealgate %s: %s", cmd, errs.n ? errs.msg[0] :
-		    "cannot load the policy");
-		if (errs.n > 1)
-			fprintf(stderr, " (and %zu more; see sealgate policy check)", errs.n - 1);
-		fputc('\n', stderr);
-	}
-	policy_errors_free(&errs);
-	return p;
-}
-
 /* Sandboxes and credentials must be ones the policy defines. CLI_OK or the exit code. */
 static int
 revoke_check_name(const char *cmd, const policy_t *p, const struct revoke_args *a)
@@ -231,7 +214,7 @@ cmd_revoke(int argc, char **argv)
 	if (revoke_value_valid(a.kind, a.value, err, sizeof(err)) < 0)
 		return revoke_usage_err(argv[0], err, NULL);
 	revoke_hex_lower(&a);
-	if ((p = revoke_policy(argv[0], a.policy)) == NULL)
+	if ((p = cli_load_policy(argv[0], a.policy)) == NULL)
 		return CLI_FAIL;
 	rc = revoke_run(argv[0], p, &a);
 	policy_unref(p);

@@ -68,6 +68,17 @@ static const policy_rate_t reg_no_rate = {0};
 /* --- entries ------------------------------------------------------------------------ */
 
 static void
+reg_labels_free(char **keys, char **values, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(keys[i]);
+		free(values[i]);
+	}
+	free(keys);
+	free(values);
+}
+
+static void
 reg_entry_free(registry_entry_t *e)
 {
 	if (e == NULL)
@@ -75,12 +86,7 @@ reg_entry_free(registry_entry_t *e)
 	free(e->id);
 	free(e->template_name);
 	free(e->addresses);
-	for (size_t i = 0; i < e->nlabels; i++) {
-		free(e->label_keys[i]);
-		free(e->label_values[i]);
-	}
-	free(e->label_keys);
-	free(e->label_values);
+	reg_labels_free(e->label_keys, e->label_values, e->nlabels);
 	free(e->parent);
 	if (e->token_hash != NULL)
 		sodium_free(e->token_hash);
@@ -572,12 +578,7 @@ registry_spec_free(registry_spec_t *s)
 	free(s->id);
 	free(s->template_name);
 	free(s->addresses);
-	for (size_t i = 0; i < s->nlabels; i++) {
-		free(s->label_keys[i]);
-		free(s->label_values[i]);
-	}
-	free(s->label_keys);
-	free(s->label_values);
+	reg_labels_free(s->label_keys, s->label_values, s->nlabels);
 	util_secret_free(s->token);
 	memset(s, 0, sizeof(*s));
 }
