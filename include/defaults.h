@@ -45,6 +45,12 @@
 #define SG_POOL_PER_WORKER       64
 /* An idle pooled upstream connection is closed after this long. */
 #define SG_POOL_IDLE_S           30
+/* Idle keep-alive client: upstream to the pool, request state freed (limits.park_after). */
+#define SG_PARK_MS               2000
+/* After parks, heap pages go back to the kernel: this long after the first, if at least
+ * SG_TRIM_MIN_PARKED connections parked. */
+#define SG_TRIM_DELAY_MS         1000
+#define SG_TRIM_MIN_PARKED       64
 /* Listen backlog: bursts of sandbox starts. */
 #define SG_LISTEN_BACKLOG        1024
 
@@ -72,8 +78,9 @@
 /* Streamed request bodies are scanned for handles (raw or encoded) up to this many
  * bytes: a tripwire against exfiltration that keeps large uploads cheap. */
 #define SG_LEAK_SCAN_BODY_MAX    (4 * 1024 * 1024)
-/* Verified handles cached (hash -> claims): steady state does no X25519 work. */
-#define SG_HANDLECACHE_SIZE      65536
+/* Verified handles cached (hash -> claims): steady state does no X25519 work. Sized for
+ * 100,000 live handles per sidecar; the cap bounds its memory (bench: handles100k). */
+#define SG_HANDLECACHE_SIZE      131072
 /* Rate buckets kept (handle, credential, sandbox); idle full buckets evicted first. */
 #define SG_RATELIMIT_BUCKETS     262144
 /* Largest sealed tokenizer token accepted (base64 text). */

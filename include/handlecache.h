@@ -23,14 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "defaults.h"
 #include "handle.h"
 #include "seal.h"
 #include "util.h"
 
-/* Entries when the caller has no better number: ~300 bytes each, one per live handle. */
-#ifndef SG_HANDLECACHE_SIZE
-#define SG_HANDLECACHE_SIZE 65536
-#endif
 
 typedef struct handlecache handlecache_t;
 

@@ -57,15 +57,16 @@ typedef struct http_head {
 	const char *target;		/* request-target, NUL-terminated */
 	size_t target_len;
 	const char *reason;		/* responses */
-	http_field_t fields[SG_MAX_HEADERS];
-	size_t nfields;
+	http_field_t *fields;		/* nfields of fields_cap, in the block of buf */
+	size_t nfields, fields_cap;
 	bool chunked;			/* Transfer-Encoding: chunked */
 	bool has_length;		/* Content-Length present */
 	uint64_t content_length;
 	bool keep_alive;		/* http_should_keep_alive after the head */
 	bool upgrade;			/* parser saw a valid Upgrade */
 	bool no_body;			/* the message has no body at all */
-	char *buf;			/* owned copy of the head bytes, rewritten in place */
+	char *buf;			/* copy of the head bytes, rewritten in place (owned
+					 * with fields: one allocation, freed by http_head_clear) */
 	size_t buflen;
 } http_head_t;
 

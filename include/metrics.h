@@ -39,6 +39,8 @@ typedef struct metrics_sources {
 	uint64_t policy_generation;	/* of the published snapshot (0: none) */
 	bool reload_ok;			/* last reload attempt succeeded */
 	int64_t reload_time;		/* its unix time in seconds (0: no reload yet) */
+	double policy_load_seconds;	/* last successful load or reload: parse, compile and
+					 * publish, monotonic clock (0: not measured) */
 } metrics_sources_t;
 
 /* The whole exposition as a malloc'd NUL-terminated text; *len (may be NULL) its length.

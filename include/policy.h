@@ -110,8 +110,10 @@ typedef struct policy_resolve {
 typedef struct policy_limits {
 	uint64_t header_timeout_ms, idle_timeout_ms, connect_timeout_ms;
 	uint64_t tls_timeout_ms, upstream_timeout_ms, drain_timeout_ms;
+	uint64_t park_after_ms;		/* idle client: park after this; 0 = never */
 	uint32_t max_header_bytes, max_connections;
 	uint32_t workers;		/* 0 = number of cores */
+	uint32_t busy_poll_us;		/* workers poll this long after I/O; 0 = off */
 } policy_limits_t;
 
 typedef struct policy {
@@ -174,6 +176,7 @@ typedef struct policy {
 /* limits.max_connections and limits.workers: sanity bounds, not tuning advice. */
 #define SG_POLICY_MAX_CONNECTIONS  1000000
 #define SG_POLICY_MAX_WORKERS      256
+#define SG_POLICY_MAX_BUSY_POLL_US 10000
 #endif
 
 /* Errors collected by policy_load, each "file:line:col: msg" or "file: json.path: msg". */

@@ -33,6 +33,7 @@ typedef struct proxy_shared {
 	seal_keyring_t *keyring;	/* current + open keys, retired ids */
 	handlecache_t *handles;		/* verified handles by hash */
 	ratelimit_t *rl;		/* token buckets: handle, credential, sandbox */
+	unsigned busy_poll_us;		/* limits.busy_poll_us: 0 = workers sleep at once */
 } proxy_shared_t;
 
 typedef struct worker worker_t;
@@ -45,6 +46,10 @@ const proxy_shared_t *worker_shared(worker_t *w);
 /* Connection bookkeeping: conn.c calls these from conn_new / conn_close. */
 void worker_conn_added(worker_t *w, void *conn);
 void worker_conn_removed(worker_t *w, void *conn);
+/* A connection parked (conn.c): the worker trims the heap after a burst of them. */
+void worker_conn_parked(worker_t *w);
+/* Bytes arrived on a connection (conn.c): a busy-polling worker keeps polling. */
+void worker_note_io(worker_t *w);
 
 /*
  * Idle upstream connections of this worker, by pool key (who, host, port, TLS,

@@ -38,7 +38,8 @@ typedef void (*scrub_emit_fn)(void *arg, const void *data, size_t len);
 scrub_t *scrub_new(void) SG_WUR;
 
 /*
- * Replace needle[0..nlen) by repl[0..rlen) from now on. Both are copied. -1 when nlen
+ * Replace needle[0..nlen) by repl[0..rlen) from now on. Both are copied; a needle added
+ * again keeps one entry and takes the new replacement. -1 when nlen
  * is outside SCRUB_MIN_NEEDLE..SCRUB_MAX_NEEDLE, rlen > SCRUB_MAX_REPL, or on
  * allocation failure.
  */

@@ -16,6 +16,7 @@ struct sg_stats {
 	uint64_t tls_upstream_handshakes, tls_upstream_failures;
 	uint64_t tunnels, websockets;
 	uint64_t accept_paused;
+	uint64_t conns_parked;
 };
 
 extern struct sg_stats sg_stats;

@@ -55,6 +55,8 @@ int64_t util_now_s(void);
 uint64_t util_mono_ms(void);
 /* Monotonic milliseconds with microsecond resolution, for latencies. */
 double util_mono_msf(void);
+/* Monotonic microseconds (busy polling). */
+uint64_t util_mono_us(void);
 
 /* Path relative to the folder of base (absolute paths returned as is). malloc'd. */
 char *util_path_relative_to(const char *base_file, const char *path);

@@ -65,6 +65,7 @@ struct serve {
 	const char *policy_path;	/* as given: serve_reload loads it again */
 	bool reload_ok;		/* last reload (metrics) */
 	int64_t reload_time;	/* its unix time, 0 before any */
+	double load_s;		/* last successful load/reload: parse, compile, publish */
 };
 
 static void
@@ -298,6 +299,7 @@ serve_reload(void *arg, char *msg, size_t msglen)
 {
 	struct serve *s = arg;
 	policy_errors_t errs = {0};
+	double t0 = util_mono_msf();
 	policy_t *p = policy_load(s->policy_path, &errs);
 	size_t off = 0;
 
@@ -314,8 +316,9 @@ serve_reload(void *arg, char *msg, size_t msglen)
 	for (size_t i = 0; i < p->warnings.n; i++)
 		log_warn("%s", p->warnings.v[i]);
 	policy_publish(p);
-	log_info("policy reloaded from %s (keys, listeners and the audit path are read "
-	    "at startup only)", s->policy_path);
+	s->load_s = (util_mono_msf() - t0) / 1000.0;
+	log_info("policy reloaded from %s in %.1f ms (keys, listeners and the audit path are "
+	    "read at startup only)", s->policy_path, s->load_s * 1000.0);
 	return 0;
 }
 
@@ -334,7 +337,8 @@ serve_metrics(void *arg, size_t *len)
 	policy_t *p = policy_acquire();
 	metrics_sources_t src = {.certs = s->shared.certs, .handles = s->shared.handles,
 	    .ratelimit = s->shared.rl, .policy_generation = p ? p->generation : 0,
-	    .reload_ok = s->reload_ok, .reload_time = s->reload_time};
+	    .reload_ok = s->reload_ok, .reload_time = s->reload_time,
+	    .policy_load_seconds = s->load_s};
 
 	if (p != NULL)
 		policy_unref(p);
@@ -409,6 +413,7 @@ serve_listen(struct serve *s, char *err, size_t errlen)
 	const policy_t *p = s->policy;
 
 	if (p->listen.proxy) {
+		s->shared.busy_poll_us = p->limits.busy_poll_us;
 		s->proxy = proxy_new(s->base, p->listen.proxy, p->limits.workers,
 		    p->limits.max_connections, &s->shared, err, errlen);
 		if (s->proxy == NULL)
@@ -565,6 +570,7 @@ static int
 serve_load_policy(struct serve *s, const char *path)
 {
 	policy_errors_t errs = {0};
+	double t0 = util_mono_msf();
 
 	s->policy = policy_load(path, &errs);
 	for (size_t i = 0; i < errs.n; i++)
@@ -575,6 +581,8 @@ serve_load_policy(struct serve *s, const char *path)
 	for (size_t i = 0; i < s->policy->warnings.n; i++)
 		log_warn("%s", s->policy->warnings.v[i]);
 	policy_publish(policy_ref(s->policy));
+	s->load_s = (util_mono_msf() - t0) / 1000.0;
+	log_info("policy loaded from %s in %.1f ms", path, s->load_s * 1000.0);
 	return 0;
 }
 

@@ -63,6 +63,12 @@ enum conn_state {
 
 enum conn_mode { MODE_PROXY, MODE_INTERCEPT, MODE_TUNNEL };
 
+/* Request-scoped state an idle connection gives back when it parks. */
+struct conn_work {
+	swap_out_t swap;		/* the current request's handle swap */
+	leak_stream_t leak;		/* handle scan of a streamed request body */
+};
+
 struct conn {
 	worker_t *w;
 	policy_t *pol;
@@ -91,6 +97,7 @@ struct conn {
 	http_head_t connect_head;	/* the intercepted CONNECT (its Proxy-Tokenizer) */
 
 	/* request being relayed */
+	struct conn_work *rq;		/* NULL only while parked */
 	http_scan_t scan;
 	http_parser reqp;
 	http_head_t req;
@@ -99,19 +106,20 @@ struct conn {
 	char *req_target;		/* origin-form target sent upstream */
 	bool upgrading;
 	char proxy_token[256];		/* from Proxy-Authorization (CONNECT or request) */
-	swap_out_t swap;		/* the current request's handle swap */
 	char swap_host[CONN_HOST_MAX];	/* where this request goes (for body handles) */
 	uint16_t swap_port;
 	struct evbuffer *bodybuf;	/* body held whole (swap.buffer_body) */
 	bool body_buffering, body_ready;
 	scrub_t *body_scrub;		/* handle/placeholder -> secret in a streamed body */
 	bool body_leak_on;		/* scan the streamed body for handles */
-	leak_stream_t leak;
 	uint64_t body_seen;
 	unsigned body_err;		/* 413 / 403 found while relaying the body */
 	const char *leak_encoding;
 	scrub_t *scrub;			/* injected secrets -> handles, for responses */
-	const char *scrubbed[INJECT_MAX_HANDLES * 4];	/* credentials already in scrub */
+	struct conn_scrubbed {
+		const char *secret;	/* in the policy snapshot */
+		uint64_t tag;		/* the handle it is scrubbed back to */
+	} scrubbed[INJECT_MAX_HANDLES * 4];	/* pairs already in scrub */
 	size_t nscrubbed;
 
 	/* accounting for the audit line and metrics */
@@ -128,6 +136,7 @@ struct conn {
 	unsigned ninterim;		/* 1xx answers relayed for this request */
 	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
 	bool up_keepalive;
+	bool park_due;			/* idle: the timer parks before it closes */
 };
 
 static void conn_client_read_cb(struct bufferevent *bev, void *arg);
@@ -204,11 +213,11 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	char method[24] = "", host[CONN_HOST_MAX + 8] = "";
 	audit_event_t a;
 
-	if (c->audited || c->t_start == 0)
+	if (c->audited || c->t_start == 0 || c->rq == NULL)
 		return;
 	c->audited = true;
 	if (code) {
-		ev = status == 429 ? "rate_limited" : c->swap.exfiltration ? "exfiltration" :
+		ev = status == 429 ? "rate_limited" : c->rq->swap.exfiltration ? "exfiltration" :
 		    "denied";
 		outcome = status == 429 ? "rate_limited" : status >= 500 ? "upstream_error" :
 		    "denied";
@@ -219,10 +228,10 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	    c->auth_host[0] ? c->auth_host : c->up_host);
 	memset(&a, 0, sizeof(a));
 	a.event = ev;
-	a.sandbox = c->swap.sandbox[0] ? c->swap.sandbox : NULL;
+	a.sandbox = c->rq->swap.sandbox[0] ? c->rq->swap.sandbox : NULL;
 	a.source = c->peer;
-	a.handle_id = c->swap.hid[0] ? c->swap.hid : NULL;
-	a.credential = c->swap.credential[0] ? c->swap.credential : NULL;
+	a.handle_id = c->rq->swap.hid[0] ? c->rq->swap.hid : NULL;
+	a.credential = c->rq->swap.credential[0] ? c->rq->swap.credential : NULL;
 	a.method = method;
 	a.host = host;
 	a.port = c->swap_port ? c->swap_port : c->auth_port ? c->auth_port : c->up_port;
@@ -235,8 +244,8 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	a.upstream_ms = c->upstream_ms;
 	a.total_ms = util_mono_msf() - c->t_start;
 	audit_log(&a);
-	if (c->swap.credential[0])
-		metrics_count_request(c->swap.credential, outcome);
+	if (c->rq->swap.credential[0])
+		metrics_count_request(c->rq->swap.credential, outcome);
 }
 
 /* scrub emit callback: append to an evbuffer */
@@ -295,6 +304,25 @@ conn_fail(conn_t *c, unsigned status, const char *code, const char *msg)
 	conn_fail_ex(c, status, code, msg, NULL);
 }
 
+static void
+conn_work_free(conn_t *c)
+{
+	if (c->rq == NULL)
+		return;
+	swap_out_free(&c->rq->swap);
+	free(c->rq);
+	c->rq = NULL;
+}
+
+/* A parked connection's next byte: request state again (false: out of memory). */
+static bool
+conn_work_ensure(conn_t *c)
+{
+	if (c->rq == NULL)
+		c->rq = calloc(1, sizeof(*c->rq));
+	return c->rq != NULL;
+}
+
 /* The upstream is between requests, clean, and said it may be reused. */
 static bool
 conn_upstream_reusable(const conn_t *c)
@@ -342,7 +370,7 @@ conn_close(conn_t *c, const char *reason)
 	http_head_clear(&c->res);
 	http_head_clear(&c->connect_head);
 	free(c->req_target);
-	swap_out_free(&c->swap);
+	conn_work_free(c);
 	conn_body_reset(c);
 	scrub_free(c->scrub);
 	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
@@ -351,6 +379,42 @@ conn_close(conn_t *c, const char *reason)
 	worker_conn_removed(c->w, c);
 	STATS_DEC(conns_active);
 	free(c);
+}
+
+/*
+ * A keep-alive client that has gone quiet gives back what it holds between requests:
+ * the upstream goes to the worker's pool (or is closed), the last response head and
+ * the handle swap are freed, and the response scrubber's copies of secrets are wiped.
+ * Thousands of idle agents then cost one descriptor and a few KiB each, and an idle
+ * connection holds no secret. The next request re-swaps and takes a pooled upstream.
+ */
+static void
+conn_park(conn_t *c)
+{
+	c->park_due = false;
+	STATS_INC(conns_parked);
+	worker_conn_parked(c->w);
+	conn_upstream_release(c);
+	http_head_clear(&c->req);
+	http_head_clear(&c->res);
+	free(c->req_target);
+	c->req_target = NULL;
+	conn_work_free(c);
+	scrub_free(c->scrub);
+	c->scrub = NULL;
+	c->nscrubbed = 0;
+	conn_arm_timer(c, c->pol->limits.idle_timeout_ms - c->pol->limits.park_after_ms);
+}
+
+/* Waiting for the next request: park first when there is something to give back. */
+static void
+conn_arm_idle(conn_t *c)
+{
+	const policy_limits_t *l = &c->pol->limits;
+
+	c->park_due = l->park_after_ms > 0 && l->park_after_ms < l->idle_timeout_ms &&
+	    (c->ubev != NULL || c->scrub != NULL || c->rq != NULL);
+	conn_arm_timer(c, c->park_due ? l->park_after_ms : l->idle_timeout_ms);
 }
 
 static void
@@ -366,7 +430,9 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			STATS_INC(errors_timeout);
 			conn_fail(c, 408, "request_timeout",
 			    "the request head did not arrive in time");
-		} else
+		} else if (c->park_due)
+			conn_park(c);
+		else
 			conn_close(c, "idle");
 		return;
 	case ST_RELAY:
@@ -422,8 +488,10 @@ conn_start_head(conn_t *c)
 	free(c->req_target);
 	c->req_target = NULL;
 	c->st = ST_HEAD;
-	conn_arm_timer(c, evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0 ?
-	    l->header_timeout_ms : l->idle_timeout_ms);
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+		conn_arm_timer(c, l->header_timeout_ms);
+	else
+		conn_arm_idle(c);
 	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
 	    conn_client_event_cb, c);
 	conn_client_write_timeout(c);
@@ -453,6 +521,7 @@ conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 	c->w = w;
 	c->cfd = fd;
 	c->cfd_owned = true;
+	c->rq = calloc(1, sizeof(*c->rq));
 	c->pol = policy_acquire();
 	netaddr_format(sa, c->peer, sizeof(c->peer));
 	if (salen <= sizeof(c->peer_ss))
@@ -462,7 +531,7 @@ conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 	conn_set_nodelay(fd);
 	c->timer = evtimer_new(worker_base(w), conn_timer_cb, c);
 	c->cbev = bufferevent_socket_new(worker_base(w), fd, 0);
-	if (c->pol == NULL || c->timer == NULL || c->cbev == NULL) {
+	if (c->pol == NULL || c->timer == NULL || c->cbev == NULL || c->rq == NULL) {
 		conn_close(c, "setup failed");
 		return;
 	}
@@ -505,8 +574,13 @@ conn_client_read_cb(struct bufferevent *bev, void *arg)
 	conn_t *c = arg;
 
 	(void)bev;
+	worker_note_io(c->w);
 	switch (c->st) {
 	case ST_HEAD:
+		if (!conn_work_ensure(c)) {
+			conn_close(c, "out of memory");
+			return;
+		}
 		conn_process_head(c);
 		return;
 	case ST_RELAY:
@@ -549,8 +623,8 @@ conn_policy_refresh(conn_t *c)
 		policy_unref(p);
 		return;
 	}
-	swap_out_free(&c->swap);	/* it borrows from the old snapshot */
-	memset(&c->swap, 0, sizeof(c->swap));
+	swap_out_free(&c->rq->swap);	/* it borrows from the old snapshot */
+	memset(&c->rq->swap, 0, sizeof(c->rq->swap));
 	c->nscrubbed = 0;		/* pointers into the old snapshot: forget them */
 	policy_unref(c->pol);
 	c->pol = p;
@@ -625,7 +699,7 @@ conn_on_connect(conn_t *c)
 	    leak_scan(c->req.target, c->req.target_len, &hit)) {
 		/* a handle must not leave as a DNS name or TLS SNI */
 		log_warn("%s: possible exfiltration: a handle in a CONNECT authority", c->peer);
-		c->swap.exfiltration = true;
+		c->rq->swap.exfiltration = true;
 		conn_fail(c, 403, "handle_in_authority", "a handle in the CONNECT authority");
 		return;
 	}
@@ -869,6 +943,41 @@ conn_up_failed(conn_t *c, short what)
 
 static void conn_request_resolved(const egress_result_t *res, void *arg);
 
+/* Which handle a secret is scrubbed back to (FNV-1a of the handle text). */
+static uint64_t
+conn_scrub_tag(const swap_scrub_t *sc)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < sc->handle_len; i++)
+		h = (h ^ (unsigned char)sc->handle[i]) * 1099511628211ull;
+	return h;
+}
+
+/* The scrubber already maps this secret to this handle: nothing to add. */
+static bool
+conn_scrub_known(const conn_t *c, const char *secret, uint64_t tag)
+{
+	for (size_t j = 0; j < c->nscrubbed; j++)
+		if (c->scrubbed[j].secret == secret && c->scrubbed[j].tag == tag)
+			return true;
+	return false;
+}
+
+/* Remember (secret, handle) so the next request with the same pair skips scrub_add. A
+ * full table only costs the skip: the scrubber itself always holds every secret. */
+static void
+conn_scrub_remember(conn_t *c, const char *secret, uint64_t tag)
+{
+	for (size_t j = 0; j < c->nscrubbed; j++)
+		if (c->scrubbed[j].secret == secret) {
+			c->scrubbed[j].tag = tag;
+			return;
+		}
+	if (c->nscrubbed < SG_ARRAY_LEN(c->scrubbed))
+		c->scrubbed[c->nscrubbed++] = (struct conn_scrubbed){secret, tag};
+}
+
 /* Add the secrets this request injects to the connection's response scrubber. */
 /* Tokenizer secrets come back as a fixed marker (there is no handle to show). */
 static int
@@ -876,8 +985,8 @@ conn_scrub_add_tokenizer(conn_t *c)
 {
 	static const char mark[] = TOKENIZER_SCRUB_TEXT;
 
-	for (size_t i = 0; i < c->swap.tk.nscrub; i++) {
-		const tokenizer_scrub_t *t = &c->swap.tk.scrub[i];
+	for (size_t i = 0; i < c->rq->swap.tk.nscrub; i++) {
+		const tokenizer_scrub_t *t = &c->rq->swap.tk.scrub[i];
 
 		if (c->scrub == NULL && (c->scrub = scrub_new()) == NULL)
 			return -1;
@@ -892,24 +1001,22 @@ conn_scrub_add(conn_t *c)
 {
 	if (conn_scrub_add_tokenizer(c) < 0)
 		return -1;
-	for (size_t i = 0; i < c->swap.nscrub; i++) {
-		const swap_scrub_t *sc = &c->swap.scrub[i];
-		bool seen = false;
+	for (size_t i = 0; i < c->rq->swap.nscrub; i++) {
+		const swap_scrub_t *sc = &c->rq->swap.scrub[i];
+		uint64_t tag = conn_scrub_tag(sc);
 
-		for (size_t j = 0; j < c->nscrubbed; j++)
-			if (c->scrubbed[j] == sc->secret)
-				seen = true;
-		if (seen || c->nscrubbed == SG_ARRAY_LEN(c->scrubbed))
+		if (conn_scrub_known(c, sc->secret, tag))
 			continue;
 		if (c->scrub == NULL && (c->scrub = scrub_new()) == NULL)
 			return -1;
+		/* a secret seen before with another handle: scrub_add swaps its replacement */
 		if (scrub_add(c->scrub, sc->secret, sc->secret_len, sc->handle,
 		    sc->handle_len) < 0)
 			return -1;
 		if (sc->enc_secret && scrub_add(c->scrub, sc->enc_secret, strlen(sc->enc_secret),
 		    sc->enc_handle, strlen(sc->enc_handle)) < 0)
 			return -1;
-		c->scrubbed[c->nscrubbed++] = sc->secret;
+		conn_scrub_remember(c, sc->secret, tag);
 	}
 	return 0;
 }
@@ -940,12 +1047,12 @@ conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req)
 static int
 conn_swap_denied(conn_t *c)
 {
-	if (c->swap.exfiltration)
+	if (c->rq->swap.exfiltration)
 		log_warn("%s: possible exfiltration: handle %s toward %s:%u: %s", c->peer,
-		    c->swap.hid[0] ? c->swap.hid : "-", c->swap_host, c->swap_port,
-		    c->swap.message);
-	conn_fail_ex(c, c->swap.status, c->swap.code, c->swap.message,
-	    c->swap.extra[0] ? c->swap.extra : NULL);
+		    c->rq->swap.hid[0] ? c->rq->swap.hid : "-", c->swap_host, c->swap_port,
+		    c->rq->swap.message);
+	conn_fail_ex(c, c->rq->swap.status, c->rq->swap.code, c->rq->swap.message,
+	    c->rq->swap.extra[0] ? c->rq->swap.extra : NULL);
 	return -1;
 }
 
@@ -972,9 +1079,9 @@ conn_swap(conn_t *c, const char *host, uint16_t port)
 
 	snprintf(c->swap_host, sizeof(c->swap_host), "%s", host);
 	c->swap_port = port;
-	swap_out_free(&c->swap);
+	swap_out_free(&c->rq->swap);
 	conn_swap_env(c, &env, &req);
-	rc = swap_request(&env, &req, &c->swap);
+	rc = swap_request(&env, &req, &c->rq->swap);
 	conn_swap_env_release(&env);
 	return conn_swap_finish(c, rc);
 }
@@ -988,7 +1095,7 @@ conn_swap_body(conn_t *c, const char *body, size_t len)
 	int rc;
 
 	conn_swap_env(c, &env, &req);
-	rc = swap_body(&env, &req, body, len, &c->swap);
+	rc = swap_body(&env, &req, body, len, &c->rq->swap);
 	conn_swap_env_release(&env);
 	return conn_swap_finish(c, rc);
 }
@@ -1021,8 +1128,8 @@ conn_pool_key(conn_t *c, const char *host, uint16_t port, bool tls, char *key, s
 	const char *names[INJECT_MAX_HANDLES];
 	size_t n = 0, off;
 
-	for (size_t i = 0; i < c->swap.nscrub && n < INJECT_MAX_HANDLES; i++) {
-		const char *nm = c->swap.scrub[i].cred->name;
+	for (size_t i = 0; i < c->rq->swap.nscrub && n < INJECT_MAX_HANDLES; i++) {
+		const char *nm = c->rq->swap.scrub[i].cred->name;
 		size_t j = n++;
 
 		while (j > 0 && strcmp(names[j - 1], nm) > 0) {
@@ -1031,13 +1138,13 @@ conn_pool_key(conn_t *c, const char *host, uint16_t port, bool tls, char *key, s
 		}
 		names[j] = nm;
 	}
-	off = (size_t)snprintf(key, len, "%s|%s|%u|%d", c->swap.sandbox[0] ? c->swap.sandbox :
+	off = (size_t)snprintf(key, len, "%s|%s|%u|%d", c->rq->swap.sandbox[0] ? c->rq->swap.sandbox :
 	    c->peer, host, port, tls);
 	for (size_t i = 0; i < n && off < len; i++)
 		off += (size_t)snprintf(key + off, len - off, "|%s", names[i]);
-	if (c->swap.tk.n > 0 && off < len)
-		off += (size_t)snprintf(key + off, len - off, "|tk:%s", c->swap.tk.id);
-	if (c->swap.sandbox[0] == '\0' && c->proxy_token[0] && off < len) {
+	if (c->rq->swap.tk.n > 0 && off < len)
+		off += (size_t)snprintf(key + off, len - off, "|tk:%s", c->rq->swap.tk.id);
+	if (c->rq->swap.sandbox[0] == '\0' && c->proxy_token[0] && off < len) {
 		/* sandboxes behind one address are told apart by their proxy token */
 		unsigned char h[8];
 		char hex[17];
@@ -1120,8 +1227,8 @@ conn_on_inner_request(conn_t *c)
 static bool
 conn_plain_allowed(const conn_t *c)
 {
-	for (size_t i = 0; i < c->swap.nscrub; i++)
-		if (!c->swap.scrub[i].cred->allow_plain_http)
+	for (size_t i = 0; i < c->rq->swap.nscrub; i++)
+		if (!c->rq->swap.scrub[i].cred->allow_plain_http)
 			return false;
 	return true;
 }
@@ -1172,7 +1279,7 @@ conn_on_absolute(conn_t *c)
 	}
 	if (conn_swap(c, host, port) < 0)
 		return;
-	if (c->swap.tk.n > 0) {
+	if (c->rq->swap.tk.n > 0) {
 		/* tokenizer's transport: http:// toward the client, verified TLS upstream
 		 * (port 80 or none becomes 443, other ports are kept) */
 		tls = true;
@@ -1183,7 +1290,7 @@ conn_on_absolute(conn_t *c)
 			conn_fail(c, 403, "egress_denied", msg);
 			return;
 		}
-	} else if (c->swap.nscrub > 0 && !conn_plain_allowed(c)) {
+	} else if (c->rq->swap.nscrub > 0 && !conn_plain_allowed(c)) {
 		conn_fail(c, 403, "plain_http_denied", "this credential may not travel over "
 		    "plain http; use https");
 		return;
@@ -1285,7 +1392,7 @@ static int
 conn_write_request_fields(conn_t *c, struct evbuffer *out)
 {
 	const http_head_t *h = &c->req;
-	const inject_edits_t *e = &c->swap.edits;
+	const inject_edits_t *e = &c->rq->swap.edits;
 	int rc = 0;
 
 	for (size_t i = 0; i < h->nfields; i++) {
@@ -1308,22 +1415,22 @@ static void conn_body_collect_start(conn_t *c);
 static int
 conn_body_prepare(conn_t *c)
 {
-	if (c->swap.nbody == 0 && c->swap.tk.nbody == 0) {
+	if (c->rq->swap.nbody == 0 && c->rq->swap.tk.nbody == 0) {
 		c->body_leak_on = true;
-		leak_stream_init(&c->leak);
+		leak_stream_init(&c->rq->leak);
 		return 0;
 	}
 	if ((c->body_scrub = scrub_new()) == NULL)
 		return -1;
-	for (size_t i = 0; i < c->swap.tk.nbody; i++) {
-		const tokenizer_body_t *b = &c->swap.tk.body[i];
+	for (size_t i = 0; i < c->rq->swap.tk.nbody; i++) {
+		const tokenizer_body_t *b = &c->rq->swap.tk.body[i];
 
 		if (scrub_add(c->body_scrub, b->placeholder, b->placeholder_len, b->token,
 		    b->token_len) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < c->swap.nbody; i++) {
-		const swap_scrub_t *b = &c->swap.body[i];
+	for (size_t i = 0; i < c->rq->swap.nbody; i++) {
+		const swap_scrub_t *b = &c->rq->swap.body[i];
 		const char *ph = b->cred->inject.placeholder;
 
 		if (scrub_add(c->body_scrub, b->handle, b->handle_len, b->secret,
@@ -1362,10 +1469,10 @@ conn_send_request_head(conn_t *c)
 	struct evbuffer *out = bufferevent_get_output(c->ubev), *head;
 	const http_head_t *h = &c->req;
 	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
-	const char *target = c->swap.edits.target ? c->swap.edits.target : c->req_target;
+	const char *target = c->rq->swap.edits.target ? c->rq->swap.edits.target : c->req_target;
 	int rc = 0;
 
-	if (c->swap.buffer_body && !h->no_body && !c->body_ready) {
+	if (c->rq->swap.buffer_body && !h->no_body && !c->body_ready) {
 		conn_body_collect_start(c);
 		return;
 	}
@@ -1380,7 +1487,7 @@ conn_send_request_head(conn_t *c)
 		return;
 	}
 	evbuffer_add_printf(head, "%s ", http_method_str(h->method));
-	if (c->swap.edits.target)
+	if (c->rq->swap.edits.target)
 		rc |= conn_add_secret(head, target, strlen(target));
 	else
 		evbuffer_add(head, target, strlen(target));
@@ -1475,7 +1582,7 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 	}
 	if (c->body_leak_on && c->body_seen < SG_LEAK_SCAN_BODY_MAX) {
 		c->body_seen += len;
-		if (leak_stream_feed(&c->leak, at, len, &hit)) {
+		if (leak_stream_feed(&c->rq->leak, at, len, &hit)) {
 			c->body_err = 403;
 			c->leak_encoding = hit.encoding;
 			return -1;
@@ -1555,7 +1662,7 @@ conn_body_failed(conn_t *c)
 		    c->peer, c->leak_encoding, c->up_host, c->up_port);
 		snprintf(msg, sizeof(msg), "a handle (%s) in the request body; no credential "
 		    "lets it travel in this body", c->leak_encoding);
-		c->swap.exfiltration = true;
+		c->rq->swap.exfiltration = true;
 		conn_fail(c, 403, "handle_in_body", msg);
 		return;
 	}
@@ -1613,7 +1720,7 @@ conn_body_rewrite(conn_t *c, const char *body, size_t len)
 {
 	struct evbuffer *nb;
 
-	if (c->swap.nbody == 0 && c->swap.tk.nbody == 0)
+	if (c->rq->swap.nbody == 0 && c->rq->swap.tk.nbody == 0)
 		return 0;
 	if (conn_body_prepare(c) < 0 || (nb = evbuffer_new()) == NULL)
 		return -1;
@@ -1643,7 +1750,7 @@ conn_body_buffered(conn_t *c)
 	if (leak_scan(body, len, &hit)) {
 		snprintf(msg, sizeof(msg), "a handle in encoded form (%s) in the request body",
 		    hit.encoding);
-		c->swap.exfiltration = true;
+		c->rq->swap.exfiltration = true;
 		conn_fail(c, 403, "handle_encoded", msg);
 		return -1;
 	}
@@ -1658,25 +1765,25 @@ conn_body_buffered(conn_t *c)
 		conn_fail(c, 500, "internal_error", "cannot rewrite the request body");
 		return -1;
 	}
-	if (c->swap.hmac_cred) {
-		const policy_credential_t *cr = c->swap.hmac_cred;
+	if (c->rq->swap.hmac_cred) {
+		const policy_credential_t *cr = c->rq->swap.hmac_cred;
 		size_t n = evbuffer_get_length(c->bodybuf);
 		char *v = inject_hmac_value(cr, n ? evbuffer_pullup(c->bodybuf, -1) : (void *)"",
 		    n);
 
-		if (v == NULL || inject_edits_set_header(&c->req, &c->swap.edits,
+		if (v == NULL || inject_edits_set_header(&c->req, &c->rq->swap.edits,
 		    cr->inject.name ? cr->inject.name : "Authorization", v) < 0) {
 			conn_fail(c, 500, "internal_error", "cannot sign the request body");
 			return -1;
 		}
 	}
-	if (c->swap.tk.hmac.set) {
+	if (c->rq->swap.tk.hmac.set) {
 		size_t n = evbuffer_get_length(c->bodybuf);
-		char *v = tokenizer_hmac_value(&c->swap.tk, n ? evbuffer_pullup(c->bodybuf, -1) :
+		char *v = tokenizer_hmac_value(&c->rq->swap.tk, n ? evbuffer_pullup(c->bodybuf, -1) :
 		    (void *)"", n);
 
-		if (v == NULL || inject_edits_set_header(&c->req, &c->swap.edits,
-		    c->swap.tk.hmac.dst, v) < 0) {
+		if (v == NULL || inject_edits_set_header(&c->req, &c->rq->swap.edits,
+		    c->rq->swap.tk.hmac.dst, v) < 0) {
 			conn_fail(c, 500, "internal_error", "cannot sign the request body");
 			return -1;
 		}
@@ -1927,6 +2034,7 @@ conn_up_read_cb(struct bufferevent *bev, void *arg)
 	conn_t *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	worker_note_io(c->w);
 	if (c->st == ST_SPLICE) {
 		bufferevent_write_buffer(c->cbev, in);
 		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) > SG_RELAY_HIGH_WATER) {

@@ -160,7 +160,7 @@ head_on_field(http_parser *p, const char *at, size_t len)
 	struct head_ctx *x = p->data;
 	http_field_t *f;
 
-	if (x->h->nfields >= SG_MAX_HEADERS) {
+	if (x->h->nfields >= x->h->fields_cap) {
 		x->why = "too many header fields";
 		return -1;
 	}
@@ -265,6 +265,29 @@ head_check_request(const http_head_t *h, const char **why)
 	return 0;
 }
 
+/*
+ * One block for the field table and the copy of the head. Every field line ends in a
+ * LF, so the LFs bound the fields: a head costs its own size, not SG_MAX_HEADERS slots
+ * (idle keep-alive connections hold their last heads).
+ */
+static int
+http_head_alloc(http_head_t *head, const char *bytes, size_t len)
+{
+	size_t cap = 1;
+	char *mem;
+
+	for (const char *q = bytes; cap < SG_MAX_HEADERS &&
+	    (q = memchr(q, '\n', len - (size_t)(q - bytes))) != NULL; q++)
+		cap++;
+	mem = malloc(cap * sizeof(http_field_t) + len + 1);
+	if (mem == NULL)
+		return -1;
+	head->fields = (http_field_t *)(void *)mem;
+	head->fields_cap = cap;
+	head->buf = mem + cap * sizeof(http_field_t);
+	return 0;
+}
+
 int
 http_head_parse(http_parser *p, const char *bytes, size_t len, http_head_t *head,
     enum http_method request_method, const char **why)
@@ -275,8 +298,7 @@ http_head_parse(http_parser *p, const char *bytes, size_t len, http_head_t *head
 
 	memset(head, 0, sizeof(*head));
 	memset(&x, 0, sizeof(x));
-	head->buf = malloc(len + 1);
-	if (head->buf == NULL) {
+	if (http_head_alloc(head, bytes, len) < 0) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -320,7 +342,7 @@ http_head_parse(http_parser *p, const char *bytes, size_t len, http_head_t *head
 void
 http_head_clear(http_head_t *head)
 {
-	free(head->buf);
+	free(head->fields);	/* the block that holds buf too */
 	memset(head, 0, sizeof(*head));
 }
 

@@ -33,6 +33,8 @@ static const struct metrics_stat metrics_stats[] = {
 	    "Client connections closed at accept (connection limit)."),
 	STAT(accept_paused, "accept_paused_total", NULL, "counter",
 	    "Times accepting paused (connection limit or out of descriptors)."),
+	STAT(conns_parked, "connections_parked_total", NULL, "counter",
+	    "Idle keep-alive connections that gave back their upstream and request state."),
 	STAT(requests_total, "requests_received_total", NULL, "counter",
 	    "Requests read from clients."),
 	STAT(requests_forwarded, "requests_total", "outcome=\"forwarded\"", "counter",
@@ -195,6 +197,13 @@ metrics_one(FILE *f, const char *name, const char *type, const char *help, uint6
 }
 
 static void
+metrics_one_f(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+	metrics_head(f, name, type, help);
+	fprintf(f, "sealgate_%s %.6f\n", name, v);
+}
+
+static void
 metrics_render_stats(FILE *f)
 {
 	for (size_t i = 0; i < SG_ARRAY_LEN(metrics_stats); i++) {
@@ -313,6 +322,9 @@ metrics_render_sources(FILE *f, const metrics_sources_t *src)
 	metrics_one(f, "policy_last_reload_timestamp_seconds", "gauge",
 	    "Unix time of the last policy reload attempt (0: none yet).",
 	    src->reload_time > 0 ? (uint64_t)src->reload_time : 0);
+	metrics_one_f(f, "policy_load_seconds", "gauge",
+	    "Duration of the last successful policy load or reload (parse, compile, publish).",
+	    src->policy_load_seconds > 0 ? src->policy_load_seconds : 0);
 	metrics_one(f, "audit_dropped_total", "counter",
 	    "Audit lines dropped because the writer queue was full.", audit_dropped());
 }

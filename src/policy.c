@@ -1099,6 +1099,7 @@ static const struct policy_limit_timeout {
 	{"tls_timeout", offsetof(policy_limits_t, tls_timeout_ms), 1},
 	{"upstream_timeout", offsetof(policy_limits_t, upstream_timeout_ms), 1},
 	{"drain_timeout", offsetof(policy_limits_t, drain_timeout_ms), 0},
+	{"park_after", offsetof(policy_limits_t, park_after_ms), 0},
 };
 
 static const struct policy_limit_count {
@@ -1111,6 +1112,7 @@ static const struct policy_limit_count {
 	{"max_connections", offsetof(policy_limits_t, max_connections), 1,
 	    SG_POLICY_MAX_CONNECTIONS},
 	{"workers", offsetof(policy_limits_t, workers), 0, SG_POLICY_MAX_WORKERS},
+	{"busy_poll_us", offsetof(policy_limits_t, busy_poll_us), 0, SG_POLICY_MAX_BUSY_POLL_US},
 };
 
 static void
@@ -1118,7 +1120,8 @@ policy_parse_limits(struct policy_ctx *c, json_t *v)
 {
 	static const char *const keys[] = {"header_timeout", "idle_timeout",
 	    "connect_timeout", "tls_timeout", "upstream_timeout", "drain_timeout",
-	    "max_header_bytes", "max_connections", "workers", NULL};
+	    "park_after", "max_header_bytes", "max_connections", "workers", "busy_poll_us",
+	    NULL};
 	char sub[POLICY_PATH_MAX];
 	uint8_t *base = (uint8_t *)&c->p->limits;
 	uint64_t n;
@@ -2062,6 +2065,7 @@ policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
 		.tls_timeout_ms = SG_TLS_TIMEOUT_S * 1000ull,
 		.upstream_timeout_ms = SG_UPSTREAM_TIMEOUT_S * 1000ull,
 		.drain_timeout_ms = SG_DRAIN_TIMEOUT_S * 1000ull,
+		.park_after_ms = SG_PARK_MS,
 		.max_header_bytes = SG_MAX_HEADER_BYTES,
 		.max_connections = SG_MAX_CONNECTIONS,
 		.workers = 0,

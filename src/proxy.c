@@ -1,6 +1,7 @@
 /* proxy.c — listener on the main thread, worker threads with their own event_base. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
+#include "util.h"
 
 struct sg_stats sg_stats;
 static bool proxy_draining;
@@ -59,6 +61,9 @@ struct worker {
 	size_t nconns, capconns;
 	TAILQ_HEAD(pool_head, pool_entry) pool;	/* idle upstreams, oldest first */
 	size_t npool;
+	struct event *trim;		/* give freed heap pages back after parks */
+	unsigned parked;		/* connections parked since the last trim */
+	uint64_t io;			/* reads seen (busy polling) */
 };
 
 struct proxy {
@@ -213,11 +218,56 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 			conn_close(w->conns[w->nconns - 1], "shutdown");
 		while (!TAILQ_EMPTY(&w->pool))
 			pool_entry_free(TAILQ_FIRST(&w->pool));
-		event_base_loopbreak(w->base);
+		/* exit once the callbacks now active ran: freed bufferevents finish their
+		 * deferred teardown (an upstream mid-handshake would leak its SSL otherwise) */
+		event_base_loopexit(w->base, NULL);
 	} else if (proxy_is_draining()) {
 		for (size_t i = w->nconns; i > 0; i--)
 			if (conn_is_idle(w->conns[i - 1]))
 				conn_close(w->conns[i - 1], "draining");
+	}
+}
+
+void
+worker_note_io(worker_t *w)
+{
+	w->io++;
+}
+
+static bool
+worker_loop_done(worker_t *w)
+{
+	return event_base_got_break(w->base) || event_base_got_exit(w->base);
+}
+
+/*
+ * Busy polling (limits.busy_poll_us; off by default). A proxied request wakes the worker
+ * twice (request, then response), and on a VM a sleeping vCPU takes tens of
+ * microseconds to wake each time. After a wake-up the worker polls without sleeping
+ * until no connection has read anything for spin_us, then sleeps again: an idle worker
+ * costs nothing, a busy one up to its whole core — the trade HAProxy's busy-polling
+ * makes, bounded by the window.
+ */
+static void
+worker_loop_busy(worker_t *w, uint64_t spin_us)
+{
+	for (;;) {
+		uint64_t seen, last;
+
+		if (event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0 ||
+		    worker_loop_done(w))
+			return;
+		seen = w->io;
+		last = util_mono_us();
+		for (uint64_t now = last; now - last < spin_us; now = util_mono_us()) {
+			if (event_base_loop(w->base, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY) < 0 ||
+			    worker_loop_done(w))
+				return;
+			if (w->io != seen) {
+				seen = w->io;
+				last = now;
+			}
+		}
 	}
 }
 
@@ -226,8 +276,39 @@ worker_main(void *arg)
 {
 	worker_t *w = arg;
 
-	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	if (w->shared->busy_poll_us > 0)
+		worker_loop_busy(w, w->shared->busy_poll_us);
+	else
+		event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
+}
+
+/*
+ * Parked connections free request state between long-lived objects (TLS sessions,
+ * connection structs), and glibc keeps such holes inside the heap: after a burst of
+ * parks RSS stays at the burst's peak. Give whole free pages back to the kernel, at
+ * most once per SG_TRIM_DELAY_MS and only after SG_TRIM_MIN_PARKED parks.
+ */
+static void
+worker_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->parked >= SG_TRIM_MIN_PARKED)
+		(void)malloc_trim(0);
+	w->parked = 0;
+}
+
+void
+worker_conn_parked(worker_t *w)
+{
+	struct timeval tv = {SG_TRIM_DELAY_MS / 1000, (SG_TRIM_DELAY_MS % 1000) * 1000};
+
+	w->parked++;
+	if (w->trim && !evtimer_pending(w->trim, NULL))
+		evtimer_add(w->trim, &tv);
 }
 
 static int
@@ -249,7 +330,8 @@ worker_init(worker_t *w, unsigned id, const proxy_shared_t *shared)
 		return -1;
 	evdns_base_load_hosts(w->dns, NULL);
 	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
-	if (w->notify == NULL)
+	w->trim = evtimer_new(w->base, worker_trim_cb, w);
+	if (w->notify == NULL || w->trim == NULL)
 		return -1;
 	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
 }
@@ -283,6 +365,7 @@ worker_stop(worker_t *w)
 	event_active(w->notify, EV_READ, 0);
 	pthread_join(w->thread, NULL);
 	event_free(w->notify);
+	event_free(w->trim);
 	evdns_base_free(w->dns, 1);
 	event_base_free(w->base);
 	free(w->conns);

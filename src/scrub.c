@@ -110,16 +110,44 @@ scrub_needle_copy(struct scrub_needle *nd, const void *needle, size_t nlen,
 	return 0;
 }
 
+/* The needle already known: its replacement becomes repl. 1 done, 0 absent, -1 memory. */
+static int
+scrub_replace(scrub_t *s, const void *needle, size_t nlen, const void *repl, size_t rlen)
+{
+	unsigned char *nr;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct scrub_needle *nd = &s->v[i];
+
+		if (nd->nlen != nlen || memcmp(nd->needle, needle, nlen) != 0)
+			continue;
+		if (nd->rlen == rlen && (rlen == 0 || memcmp(nd->repl, repl, rlen) == 0))
+			return 1;
+		if ((nr = util_wipe_alloc(rlen ? rlen : 1)) == NULL)
+			return -1;
+		if (rlen > 0)
+			memcpy(nr, repl, rlen);
+		util_wipe_free(nd->repl);
+		nd->repl = nr;
+		nd->rlen = rlen;
+		return 1;
+	}
+	return 0;
+}
+
 int
 scrub_add(scrub_t *s, const void *needle, size_t nlen, const void *repl, size_t rlen)
 {
 	struct scrub_needle nd, *nv;
 	size_t at = 0;
 	unsigned char b0;
+	int rc;
 
 	if (nlen < SCRUB_MIN_NEEDLE || nlen > SCRUB_MAX_NEEDLE || rlen > SCRUB_MAX_REPL ||
 	    (rlen > 0 && repl == NULL))
 		return -1;
+	if ((rc = scrub_replace(s, needle, nlen, repl, rlen)) != 0)
+		return rc < 0 ? -1 : 0;
 	if ((nv = realloc(s->v, (s->n + 1) * sizeof(*nv))) == NULL)
 		return -1;
 	s->v = nv;

@@ -102,6 +102,10 @@ class AdminEndpointsTest(sgtest.TestCase):
             self.assertIn(line + "\n", text)
         self.assertRegex(text, r"\nsealgate_requests_total\{outcome=\"forwarded\"\} \d+\n")
         self.assertRegex(text, r"\nsealgate_leaf_cache_entries \d+\n")
+        # the startup load was timed (sealgate_policy_load_seconds, seconds as a float)
+        m = re.search(r"\nsealgate_policy_load_seconds ([0-9.]+)\n", text)
+        self.assertIsNotNone(m, "no sealgate_policy_load_seconds")
+        self.assertGreater(float(m.group(1)), 0)
         self.assertRegex(text, r"\nsealgate_handle_cache_hits_total \d+\n")
         self.assertRegex(text, r'upstream_latency_seconds_bucket\{le="\+Inf"\} \d+\n')
 
@@ -235,6 +239,8 @@ class AdminReloadTest(sgtest.TestCase):
         self.assertEqual(self.metric("sealgate_policy_generation"), 2)
         self.assertEqual(self.metric("sealgate_policy_last_reload_success"), 1)
         self.assertGreater(self.metric("sealgate_policy_last_reload_timestamp_seconds"), 0)
+        # that reload was timed (parse, compile, publish); a bench goal, not asserted here
+        self.assertGreater(self.metric("sealgate_policy_load_seconds"), 0)
 
     def test_reload_syntax_error(self):
         good = json.dumps(self.sg.policy, indent=2)

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import sgtest
@@ -201,6 +202,19 @@ class InjectTest(HandleCase):
                          ["Bearer " + h])
         self.assertEqual((r.header("Transfer-Encoding") or "").lower(), "chunked")
         self.assertIsNone(r.header("Content-Length"))
+
+    def test_two_handles_one_connection(self):
+        """Two handles of one credential on one kept-alive connection: each response is
+        scrubbed back to the handle its own request carried, not the first one seen."""
+        authority = "%s:%d" % (API, self.echo.port)
+        c = sgtest.open_intercepted(self.sg, API, self.echo.port)
+        self.addCleanup(c.close)
+        for h in (self.handle("bearer"), self.handle("bearer"), self.handle("bearer")):
+            c.send(sgtest.build_request("GET", "/reflect-auth/two-" + self.marker(),
+                                        authority, [("Authorization", "Bearer " + h)]))
+            r = c.read_response()
+            self.client_sees(r, S["bearer"], h)
+            self.assertEqual(r.header("X-Echo-Auth"), "Bearer " + h)
 
     def test_header_from_authorization(self):
         """Handle sent as Bearer; credential injects X-Api-Key: key-SECRET, and the
@@ -791,6 +805,88 @@ class RevokeTest(HandleCase):
 
 
 # --------------------------------------------------------------------------- hmac / body
+
+class ParkTest(HandleCase):
+    """An idle keep-alive client parks (limits.park_after): its upstream goes back to the
+    pool and its scrubber (secret copies) is wiped; the next request on the same client
+    connection is swapped and scrubbed again, over the pooled upstream connection."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.echo = sgtest.EchoUpstream()
+        cls.addClassCleanup(cls.echo.stop)
+        cls.sg = sgtest.Sealgate(cls, overrides=make_policy(
+            cls.echo.port, limits={"park_after": "100ms"}))
+
+    def request_on(self, c, h, i):
+        authority = "%s:%d" % (API, self.echo.port)
+        m = self.marker()
+        c.send(sgtest.build_request("GET", "/reflect-auth/park-%d-%s" % (i, m), authority,
+                                    [("Authorization", "Bearer " + h)]))
+        r = c.read_response()
+        rec = self.upstream_record(m)
+        self.assertEqual(self.header_of(rec, "Authorization"), ["Bearer " + S["bearer"]])
+        self.assert_no_handle_upstream(rec, h)
+        self.client_sees(r, S["bearer"], h)
+        return rec
+
+    def test_parked_connection_serves_again(self):
+        h = self.handle("bearer")
+        parked0 = sgtest.metrics_value(self.sg, "sealgate_connections_parked_total")
+        self.assertIsNotNone(parked0, "admin /metrics has no sealgate_connections_parked_total")
+        c = sgtest.open_intercepted(self.sg, API, self.echo.port)
+        self.addCleanup(c.close)
+        first = self.request_on(c, h, 1)
+        sgtest.wait_for(lambda: sgtest.metrics_value(
+            self.sg, "sealgate_connections_parked_total") >= parked0 + 1,
+            timeout=10, what="the idle connection to park")
+        second = self.request_on(c, h, 2)
+        self.assertEqual(second["conn_id"], first["conn_id"],
+                         "the parked upstream was not taken back from the pool")
+        # parks again after the second request: the counter moves once per idle spell
+        sgtest.wait_for(lambda: sgtest.metrics_value(
+            self.sg, "sealgate_connections_parked_total") >= parked0 + 2,
+            timeout=10, what="the connection to park a second time")
+        self.request_on(c, h, 3)
+
+
+class BusyPollTest(HandleCase):
+    """limits.busy_poll_us: workers poll after I/O instead of sleeping at once. Requests
+    work on both workers, an idle sealgate goes back to sleep (its CPU time stops
+    growing), and SIGTERM still stops the polling workers (exit 0, checked at cleanup)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.echo = sgtest.EchoUpstream()
+        cls.addClassCleanup(cls.echo.stop)
+        cls.sg = sgtest.Sealgate(cls, overrides=make_policy(
+            cls.echo.port, limits={"busy_poll_us": 500, "workers": 2}))
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.sg.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def test_requests_then_sleep(self):
+        h = self.handle("bearer")
+        authority = "%s:%d" % (API, self.echo.port)
+        conns = [sgtest.open_intercepted(self.sg, API, self.echo.port) for _ in range(4)]
+        for c in conns:
+            self.addCleanup(c.close)
+        for i in range(25):
+            for c in conns:
+                c.send(sgtest.build_request("GET", "/v1/busy-%d" % i, authority,
+                                            [("Authorization", "Bearer " + h)]))
+                r = c.read_response()
+                self.assertEqual(r.status, 200, R(r))
+                self.assert_no_secret(r.body, S["bearer"], "response %d" % i)
+        # idle: one second of wall time must cost far less than one second of CPU
+        t0, wall0 = self.cpu_seconds(), time.monotonic()
+        threading.Event().wait(1.0)     # the measured interval, not a synchronisation
+        used, wall = self.cpu_seconds() - t0, time.monotonic() - wall0
+        sys.stdout.write("[busy-poll] idle: %.2f s CPU over %.2f s\n" % (used, wall))
+        self.assertLess(used, 0.3 * wall, "busy-polling workers kept spinning while idle")
+
 
 class HmacBodyTest(HandleCase):
     """Inject types hmac and body (being built): expected behaviour per docs/policy.md."""

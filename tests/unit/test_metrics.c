@@ -114,7 +114,8 @@ test_sources(void **state)
 	ratelimit_t *rl = ratelimit_new(16);
 	X509 *x = X509_new(), *got;
 	metrics_sources_t src = {.certs = cc, .handles = hc, .ratelimit = rl,
-	    .policy_generation = 7, .reload_ok = false, .reload_time = 1700000000};
+	    .policy_generation = 7, .reload_ok = false, .reload_time = 1700000000,
+	    .policy_load_seconds = 0.0125};
 	char *txt;
 
 	(void)state;
@@ -136,6 +137,8 @@ test_sources(void **state)
 	assert_true(has_line(txt, "sealgate_policy_generation 7"));
 	assert_true(has_line(txt, "sealgate_policy_last_reload_success 0"));
 	assert_true(has_line(txt, "sealgate_policy_last_reload_timestamp_seconds 1700000000"));
+	assert_true(has_line(txt, "# TYPE sealgate_policy_load_seconds gauge"));
+	assert_true(has_line(txt, "sealgate_policy_load_seconds 0.012500"));
 	free(txt);
 	src.reload_ok = true;
 	txt = render(&src);

@@ -43,6 +43,7 @@ static const char good_json[] =
     "   \"allow_private\": [\"10.0.0.0/8\", \"fd00::/8\"], \"intercept\": \"all\"},\n"
     " \"limits\": {\"header_timeout\": \"5s\", \"idle_timeout\": \"2m\", \"connect_timeout\": \"3s\",\n"
     "   \"tls_timeout\": \"4s\", \"upstream_timeout\": \"1m\", \"drain_timeout\": \"0s\",\n"
+    "   \"park_after\": \"250ms\", \"busy_poll_us\": 50,\n"
     "   \"max_header_bytes\": 2048, \"max_connections\": 10, \"workers\": 2},\n"
     " \"credentials\": {\n"
     "  \"openai\": {\"secret\": {\"env\": \"SG_TEST_OPENAI\"}, \"inject\": {\"type\": \"bearer\"},\n"
@@ -196,6 +197,8 @@ check_good_limits(const policy_limits_t *l)
 	assert_int_equal(l->tls_timeout_ms, 4000);
 	assert_int_equal(l->upstream_timeout_ms, 60000);
 	assert_int_equal(l->drain_timeout_ms, 0);
+	assert_int_equal(l->park_after_ms, 250);
+	assert_int_equal(l->busy_poll_us, 50);
 	assert_int_equal(l->max_header_bytes, 2048);
 	assert_int_equal(l->max_connections, 10);
 	assert_int_equal(l->workers, 2);
@@ -337,6 +340,7 @@ test_defaults(void **state)
 	assert_int_equal(p->limits.header_timeout_ms, SG_HEADER_TIMEOUT_S * 1000);
 	assert_int_equal(p->limits.upstream_timeout_ms, SG_UPSTREAM_TIMEOUT_S * 1000);
 	assert_int_equal(p->limits.drain_timeout_ms, SG_DRAIN_TIMEOUT_S * 1000);
+	assert_int_equal(p->limits.park_after_ms, SG_PARK_MS);
 	assert_int_equal(p->limits.max_header_bytes, SG_MAX_HEADER_BYTES);
 	assert_int_equal(p->limits.max_connections, SG_MAX_CONNECTIONS);
 	assert_int_equal(p->limits.workers, 0);
@@ -368,6 +372,9 @@ static const struct bad_case bad_cases[] = {
 	{"{\"credentials\": []}", "main.json: credentials: expected an object, got an array"},
 	{"{\"limits\": {\"workers\": \"2\"}}", "limits.workers: expected an integer, got a string"},
 	{"{\"limits\": {\"workers\": 257}}", "limits.workers: 257 is out of range (0..256)"},
+	{"{\"limits\": {\"busy_poll_us\": 10001}}",
+	    "limits.busy_poll_us: 10001 is out of range (0..10000)"},
+	{"{\"limits\": {\"park_after\": \"soon\"}}", "limits.park_after: \"soon\" is not a duration"},
 	{"{\"limits\": {\"max_header_bytes\": 100}}", "max_header_bytes: 100 is out of range"},
 	{"{\"limits\": {\"header_timeout\": \"0s\"}}", "limits.header_timeout: must be longer than 0"},
 	{CREDS(", \"rate\": {\"requests\": 1, \"per\": \"1x\"}"),

@@ -319,11 +319,18 @@ test_add_and_misc(void **state)
 	assert_int_equal(scrub_replacements(s), 0);
 	assert_int_equal(scrub_finish(s, sink_cb, &k), 0);
 	assert_int_equal(k.len, 8);
-	/* Equal lengths: the needle added first wins. */
+	/* The same needle again: one entry, the latest replacement wins. */
 	assert_int_equal(scrub_add(s, "abcd", 4, "2", 1), 0);
 	assert_int_equal(scrub_feed(s, "abcd", 4, sink_cb, &k), 0);
 	assert_int_equal(scrub_finish(s, sink_cb, &k), 0);
-	assert_int_equal(k.len, 8);
+	assert_int_equal(k.len, 9);
+	assert_memory_equal(k.p + 8, "2", 1);
+	assert_int_equal(scrub_add(s, "abcd", 4, "33", 2), 0);
+	assert_int_equal(scrub_add(s, "abcd", 4, "33", 2), 0);
+	assert_int_equal(scrub_feed(s, "-abcd-", 6, sink_cb, &k), 0);
+	assert_int_equal(scrub_finish(s, sink_cb, &k), 0);
+	assert_int_equal(k.len, 13);
+	assert_memory_equal(k.p + 9, "-33-", 4);
 	sink_clear(&k);
 	scrub_free(s);
 	scrub_free(NULL);
