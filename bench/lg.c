@@ -14,16 +14,26 @@
  *         [CONNECT], full TLS handshake, one keep-alive request, then is held
  *         open without traffic.  At most --ramp connections are being set up
  *         at once.  When every connection is held (or -d runs out) lg prints
- *         "HELD <n>" on stderr, holds them for --hold seconds, then exits.
+ *         "HELD <n>" on stderr, holds them until the file --hold-until names
+ *         exists (at most --hold seconds), then exits.
  *         latency = TCP connect start -> first response (setup time).
  *
- * Every run is bounded by -d seconds AND -n completed requests (whichever
- * comes first), plus a hard wall-clock alarm at d + warmup + 5 s.
+ * --handles FILE (one handle per line): every request takes the next handle,
+ * round robin, in place of the token @HANDLE@ in the -H values, --expect and
+ * --expect-alt; @CONN_HANDLE@ there is the first handle sent on the connection.
+ * A response passes when it contains --expect or (if given) --expect-alt, so
+ * each one is checked against the handles it was sent with. Handles are never
+ * printed.
+ *
+ * Every run is bounded by -d seconds AND -n requests (whichever comes first;
+ * once measuring, at most -n requests are sent in ka mode), plus a hard
+ * wall-clock alarm at d + warmup + hold + 5 s.
  * Output: one JSON object on stdout.
  *
  * Build: cc -O2 -o lg lg.c -lssl -lcrypto
  * Origin: shared/bench/lg.c (the organisation harness), extended for sealgate:
- * idle mode, heap receive buffers, RLIMIT_NOFILE raised to the hard limit.
+ * idle mode (--hold-until), --handles, heap receive buffers, RLIMIT_NOFILE raised
+ * to the hard limit.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -43,6 +53,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +67,13 @@ struct conn {
     int rlen;
     int reqs;
     uint64_t t_conn, t_req, retry_at;
-    char *rbuf; /* rbufsz bytes */
+    char *rbuf;         /* rbufsz bytes */
+    const char *req;    /* the request being sent: reqbuf, or reqown with --handles */
+    int reqlen;
+    const char *expect; /* cfg.expect, or expown with --handles */
+    const char *alt;    /* cfg.expect_alt, or altown with --handles */
+    char *reqown, *expown, *altown;
+    const char *h0;     /* --handles: first handle sent since connect */
 };
 
 static struct {
@@ -67,6 +84,7 @@ static struct {
     const char *path;
     const char *cafile;
     const char *expect;
+    const char *expect_alt; /* also accepted instead of expect */
     char hdrs[4096];
     int nconns;
     double duration, warmup;
@@ -75,6 +93,8 @@ static struct {
     int mode_idle;
     int ramp;
     double hold;
+    const char *hold_until; /* idle: release the held connections once this file exists */
+    const char *handles;    /* file of handles, one per line, for @HANDLE@ */
     int name_is_ip;
 } cfg;
 
@@ -94,6 +114,14 @@ static char first_err[256];
 static char tls_info[128];
 static int rbufsz = 65536;
 static long n_held;
+static long n_issued; /* requests sent while measuring */
+
+#define HANDLE_TOKEN "@HANDLE@"
+#define CONN_HANDLE_TOKEN "@CONN_HANDLE@"
+#define HANDLES_MAX 10000000
+static char **handles; /* --handles: the lines of the file */
+static long nhandles, next_handle;
+static size_t handle_maxlen;
 
 static uint64_t now_us(void)
 {
@@ -155,6 +183,7 @@ static void conn_start(struct conn *c)
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->t_conn = now_us();
+    c->h0 = NULL;
     c->rlen = 0;
     c->reqs = 0;
     c->woff = 0;
@@ -215,7 +244,7 @@ static int resp_complete(struct conn *c, int *status, int *close_after, int *hdr
         char *ka = strcasestr(c->rbuf, "keep-alive");
         if (!ka) *close_after = 1;
     }
-    if (cfg.expect && !strcasestr(c->rbuf, cfg.expect)) *hdr_ok = 0;
+    if (c->expect && !strcasestr(c->rbuf, c->expect) && !(c->alt && strcasestr(c->rbuf, c->alt))) *hdr_ok = 0;
     c->rbuf[hlen] = save;
     if (chunked) {
         int off = hlen;
@@ -238,7 +267,95 @@ static int resp_complete(struct conn *c, int *status, int *close_after, int *hdr
 
 static int want_more(void)
 {
-    return now_us() < t_end && completed_total < cfg.maxreq;
+    return now_us() < t_end && completed_total < cfg.maxreq && n_issued < cfg.maxreq;
+}
+
+/* the handle token at p, if any: its length; *conn = it is CONN_HANDLE_TOKEN */
+static size_t tpl_token(const char *p, int *conn)
+{
+    *conn = !strncmp(p, CONN_HANDLE_TOKEN, strlen(CONN_HANDLE_TOKEN));
+    if (*conn) return strlen(CONN_HANDLE_TOKEN);
+    return strncmp(p, HANDLE_TOKEN, strlen(HANDLE_TOKEN)) ? 0 : strlen(HANDLE_TOKEN);
+}
+
+static size_t tpl_count(const char *tpl)
+{
+    size_t k = 0, n;
+    int conn;
+    for (const char *p = tpl; p && *p; p += n ? n : 1)
+        if ((n = tpl_token(p, &conn))) k++;
+    return k;
+}
+
+/* bytes tpl needs once filled in (NUL included); 0 when it has no token */
+static size_t tpl_cap(const char *tpl)
+{
+    size_t k = tpl ? tpl_count(tpl) : 0;
+    return k ? strlen(tpl) + k * handle_maxlen + 1 : 0;
+}
+
+/* tpl with HANDLE_TOKEN -> h, CONN_HANDLE_TOKEN -> h0 into out (tpl_cap bytes); length */
+static int tpl_fill(const char *tpl, const char *h, const char *h0, char *out)
+{
+    size_t o = 0, n;
+    int conn;
+    for (const char *p = tpl; *p; p += n ? n : 1) {
+        if ((n = tpl_token(p, &conn))) {
+            const char *v = conn ? h0 : h;
+            memcpy(out + o, v, strlen(v));
+            o += strlen(v);
+        } else
+            out[o++] = *p;
+    }
+    out[o] = 0;
+    return (int)o;
+}
+
+/* --handles FILE: one handle per line (blank lines skipped); never printed */
+static int handles_load(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) { fprintf(stderr, "lg: cannot open --handles file: %s\n", strerror(errno)); return -1; }
+    long cap = 1024;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t n;
+    handles = malloc(sizeof *handles * (size_t)cap);
+    while (handles && (n = getline(&line, &lcap, f)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) continue;
+        if (nhandles == HANDLES_MAX) break;
+        if (nhandles == cap) {
+            char **nh = realloc(handles, sizeof *handles * (size_t)(cap *= 2));
+            if (!nh) { free(handles); handles = NULL; break; }
+            handles = nh;
+        }
+        if (!(handles[nhandles++] = strdup(line))) { handles = NULL; break; }
+        if ((size_t)n > handle_maxlen) handle_maxlen = (size_t)n;
+    }
+    free(line);
+    fclose(f);
+    if (!handles) { fprintf(stderr, "lg: out of memory reading --handles\n"); return -1; }
+    if (!nhandles) { fprintf(stderr, "lg: --handles file is empty\n"); return -1; }
+    return 0;
+}
+
+/* per-connection request/expect buffers for --handles; else the shared ones */
+static int conn_buffers(struct conn *c)
+{
+    size_t ecap = tpl_cap(cfg.expect), acap = tpl_cap(cfg.expect_alt);
+    c->req = reqbuf;
+    c->reqlen = reqlen;
+    c->expect = cfg.expect;
+    c->alt = cfg.expect_alt;
+    if (!nhandles) return 0;
+    if (!(c->reqown = malloc(tpl_cap(reqbuf)))) return -1;
+    /* filled by send_request before the first response is checked */
+    if (ecap && !(c->expown = calloc(1, ecap))) return -1;
+    if (acap && !(c->altown = calloc(1, acap))) return -1;
+    if (c->expown) c->expect = c->expown;
+    if (c->altown) c->alt = c->altown;
+    return 0;
 }
 
 static void record(uint64_t us)
@@ -250,6 +367,15 @@ static void record(uint64_t us)
 
 static void send_request(struct conn *c)
 {
+    if (nhandles) {
+        const char *h = handles[next_handle++ % nhandles];
+        if (!c->h0) c->h0 = h;
+        c->reqlen = tpl_fill(reqbuf, h, c->h0, c->reqown);
+        c->req = c->reqown;
+        if (c->expown) tpl_fill(cfg.expect, h, c->h0, c->expown);
+        if (c->altown) tpl_fill(cfg.expect_alt, h, c->h0, c->altown);
+    }
+    if (measuring) n_issued++;
     c->st = ST_REQW;
     c->woff = 0;
     c->rlen = 0;
@@ -358,7 +484,7 @@ static void drive(struct conn *c)
             return;
         }
         case ST_REQW: {
-            int r = SSL_write(c->ssl, reqbuf + c->woff, reqlen - c->woff);
+            int r = SSL_write(c->ssl, c->req + c->woff, c->reqlen - c->woff);
             if (r <= 0) {
                 int e = SSL_get_error(c->ssl, r);
                 if (e == SSL_ERROR_WANT_READ) { set_ev(c, EPOLLIN); return; }
@@ -368,7 +494,7 @@ static void drive(struct conn *c)
                 return;
             }
             c->woff += r;
-            if (c->woff == reqlen) {
+            if (c->woff == c->reqlen) {
                 c->st = ST_RESPR;
                 c->rlen = 0;
             }
@@ -436,7 +562,9 @@ static void usage(void)
             "usage: lg --addr IP:PORT [--connect HOST:PORT] --name TLSNAME [--host H]\n"
             "          [--path /] [--cafile CA.pem] [-H 'Hdr: v']... [--expect TEXT]\n"
             "          [-c conns] [-d seconds] [-w warmup_s] [-n maxreq] [--mode ka|new|idle]\n"
-            "          [--ramp K] [--hold S]   (idle mode)\n");
+            "          [--ramp K] [--hold S] [--hold-until FILE]   (idle mode)\n"
+            "          [--handles FILE] [--expect-alt TEXT]   (@HANDLE@: next handle per request,\n"
+            "          @CONN_HANDLE@: the connection's first, in -H/--expect/--expect-alt)\n");
     exit(2);
 }
 
@@ -465,7 +593,8 @@ int main(int argc, char **argv)
     static struct option lo[] = {{"addr", 1, 0, 'a'},   {"connect", 1, 0, 'C'}, {"name", 1, 0, 'N'},
                                  {"host", 1, 0, 'h'},   {"path", 1, 0, 'p'},    {"cafile", 1, 0, 'k'},
                                  {"expect", 1, 0, 'e'}, {"mode", 1, 0, 'm'},    {"ramp", 1, 0, 'R'},
-                                 {"hold", 1, 0, 'L'},   {0, 0, 0, 0}};
+                                 {"hold", 1, 0, 'L'},   {"hold-until", 1, 0, 'U'},
+                                 {"handles", 1, 0, 'F'}, {"expect-alt", 1, 0, 'E'}, {0, 0, 0, 0}};
     int o;
     size_t hl = 0;
     while ((o = getopt_long(argc, argv, "a:C:N:h:p:k:e:m:H:c:d:w:n:", lo, NULL)) != -1) {
@@ -484,6 +613,9 @@ int main(int argc, char **argv)
             break;
         case 'R': cfg.ramp = atoi(optarg); break;
         case 'L': cfg.hold = atof(optarg); break;
+        case 'U': cfg.hold_until = optarg; break;
+        case 'F': cfg.handles = optarg; break;
+        case 'E': cfg.expect_alt = optarg; break;
         case 'H': hl += snprintf(cfg.hdrs + hl, sizeof cfg.hdrs - hl, "%s\r\n", optarg); break;
         case 'c': cfg.nconns = atoi(optarg); break;
         case 'd': cfg.duration = atof(optarg); break;
@@ -519,6 +651,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lg: refusing non-loopback address %s\n", ip);
         return 2;
     }
+    if (cfg.handles && handles_load(cfg.handles) < 0) return 2;
     struct in_addr tmp;
     cfg.name_is_ip = inet_pton(AF_INET, cfg.name, &tmp) == 1;
     if (!cfg.host) cfg.host = cfg.name;
@@ -547,13 +680,20 @@ int main(int argc, char **argv)
         pxlen = snprintf(pxbuf, sizeof pxbuf, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
                          cfg.connect_target, cfg.connect_target);
 
+    if (nhandles && !tpl_count(reqbuf)) {
+        fprintf(stderr, "lg: --handles needs %s in a -H value\n", HANDLE_TOKEN);
+        return 2;
+    }
     lat = malloc(sizeof(uint32_t) * (size_t)(cfg.maxreq < 20000000 ? cfg.maxreq : 20000000));
     if (cfg.maxreq > 20000000) cfg.maxreq = 20000000;
     ep = epoll_create1(EPOLL_CLOEXEC);
     struct conn *cs = calloc(cfg.nconns, sizeof *cs);
     if (!cs || !lat) { fprintf(stderr, "lg: out of memory\n"); return 2; }
     for (int i = 0; i < cfg.nconns; i++)
-        if (!(cs[i].rbuf = malloc((size_t)rbufsz))) { fprintf(stderr, "lg: out of memory\n"); return 2; }
+        if (!(cs[i].rbuf = malloc((size_t)rbufsz)) || conn_buffers(&cs[i]) < 0) {
+            fprintf(stderr, "lg: out of memory\n");
+            return 2;
+        }
     uint64_t t_hold_end = 0, t_progress = now_us();
     long last_held = 0;
     uint64_t t0 = now_us();
@@ -578,6 +718,8 @@ int main(int argc, char **argv)
         if (cfg.mode_idle) {
             if (n_held > last_held) { last_held = n_held; t_progress = t; }
             if (t_hold_end && t >= t_hold_end) break;
+            struct stat hst;
+            if (t_hold_end && cfg.hold_until && stat(cfg.hold_until, &hst) == 0) break;
             /* stop ramping when the count has not grown for 5 s (proxy refusing) */
             if (!t_hold_end && (t >= t_end || n_held >= cfg.nconns || t - t_progress > 5000000)) {
                 fprintf(stderr, "HELD %ld\n", n_held);
@@ -587,6 +729,11 @@ int main(int argc, char **argv)
             }
         } else if (t >= t_end || completed_total >= cfg.maxreq)
             break;
+        else if (!want_more()) { /* -n requests sent: stop once none is in flight */
+            int busy = 0;
+            for (int i = 0; i < cfg.nconns && !busy; i++) busy = cs[i].st != ST_IDLE;
+            if (!busy) break;
+        }
         int n = epoll_wait(ep, evs, 256, 5);
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
@@ -605,7 +752,7 @@ int main(int argc, char **argv)
                         pending++;
                     }
             }
-        } else if (t < t_end && completed_total < cfg.maxreq)
+        } else if (want_more())
             for (int i = 0; i < cfg.nconns; i++)
                 if (cs[i].st == ST_IDLE && cs[i].retry_at <= t) {
                     conn_start(&cs[i]);
@@ -623,10 +770,11 @@ int main(int argc, char **argv)
            "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
            "\"tcp_connects\":%ld,\"tls_handshakes\":%ld,\"err_connect\":%ld,\"err_proxy\":%ld,"
            "\"err_tls\":%ld,\"err_io\":%ld,\"non200\":%ld,\"expect_fail\":%ld,\"peer_closed\":%ld,"
-           "\"held\":%ld,\"client_cpu_s\":%.3f,\"tls\":\"%s\",\"first_error\":\"%s\"}\n",
+           "\"held\":%ld,\"handles\":%ld,\"handle_uses\":%ld,\"client_cpu_s\":%.3f,\"tls\":\"%s\",\"first_error\":\"%s\"}\n",
            cfg.mode_idle ? "idle" : cfg.mode_new ? "new" : "ka", cfg.nconns, el, completed_total, completed_total / el, PCT(0.5),
            PCT(0.9), PCT(0.99), PCT(0.999), nlat ? lat[nlat - 1] / 1000.0 : -1.0, n_connects, n_tls,
-           n_err_conn, n_err_proxy, n_err_tls, n_err_io, n_non200, n_expect_fail, n_closed_by_peer, n_held, cpu,
+           n_err_conn, n_err_proxy, n_err_tls, n_err_io, n_non200, n_expect_fail, n_closed_by_peer, n_held, nhandles,
+           next_handle, cpu,
            tls_info, first_err);
     return 0;
 }

@@ -5,16 +5,19 @@
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
 #   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
 #   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
-#   -W  workloads (default "ka1 ka16 ka64 new16 down up idle"):
+#   -W  workloads (default "ka1 ka16 ka64 new16 down up policy10k idle handles100k"):
 #         ka<N>   keep-alive, N connections, one request in flight on each
 #         new<N>  N concurrent loops of TCP connect, CONNECT, full TLS handshake, 1 request, close
 #         down    one streamed download of -B MiB (curl), up: one streamed upload of -B MiB
-#         idle    -I intercepted keep-alive connections opened and held (sealgate only)
+#         policy10k  policy of 10,000 credentials / 1,000 sandboxes: check, load, reload times
+#         idle    -I intercepted keep-alive connections opened and held, RSS, and ka1 p99
+#                 before and while they are held (sealgate only)
+#         handles100k  100,000 distinct handles, ka16 twice over all of them (unseal cache)
 #   -B  bulk size in MiB (256)   -I  idle connections (10000; capped by RLIMIT_NOFILE)
 #   -p  also profile sealgate under ka16 with `perf record -g` (valgrind callgrind if perf fails)
 #   -o  output directory (default bench/results/<stamp>)
 # Env: SG_CPUS=1 (sealgate), HARNESS_CPUS=0 (nginx, lg, curl), UP_PORT=18443, WORKERS=1,
-#      BUILD=build-bench, NO_BUILD=1 (reuse the binaries).
+#      BUILD=build-bench, NO_BUILD=1 (reuse the binaries); more in bench/README.md.
 # Loopback only: nginx listens on 127.0.0.3, sealgate on 127.0.0.1:<kernel-picked port>.
 # Every load run is bounded by time and count; every process started here is stopped by pid.
 set -uo pipefail
@@ -23,12 +26,12 @@ HERE=$ROOT/bench
 cd "$ROOT" || exit 1
 
 DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
-WORKLOADS="ka1 ka16 ka64 new16 down up idle"
+WORKLOADS="ka1 ka16 ka64 new16 down up policy10k idle handles100k"
 while getopts "d:w:r:W:n:B:I:po:h" o; do
   case $o in
     d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
     B) BULK_MIB=$OPTARG;; I) IDLE_N=$OPTARG;; p) PROFILE=1;; o) OUT=$OPTARG;;
-    *) sed -n 2,20p "$0"; exit 2;;
+    *) sed -n 2,23p "$0"; exit 2;;
   esac
 done
 BUILD=${BUILD:-build-bench}
@@ -61,13 +64,19 @@ start_bg() {  # start_bg NAME CPUS CMD... ; pid -> $RUN/NAME.pid
   else "$@" >"$RUN/$name.log" 2>&1 & fi
   echo $! >"$RUN/$name.pid"; PIDS+=("$!")
 }
-descendants() { local p=$1 c; echo "$p"; for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done; }
+descendants() {
+  local p=$1 c
+  echo "$p"
+  # shellcheck disable=SC2013  # children: pids separated by spaces
+  for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done
+}
 stop_pid() {
-  local pid=$1 tree i p
+  local pid=$1 tree _ p
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
   tree=$(descendants "$pid")
+  # shellcheck disable=SC2086  # one pid per word
   kill -TERM $tree 2>/dev/null
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   for p in $tree; do kill -KILL "$p" 2>/dev/null; done
   wait "$pid" 2>/dev/null
   return 0
@@ -101,16 +110,27 @@ reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null; }   # VmHWM := VmRSS (L
 # ------------------------------------------------------------------ descriptors
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
-# sealgate holds two descriptors per intercepted connection (client + upstream)
-IDLE_MAX=$(( (NOFILE - 256) / 2 ))
+# An idle intercepted connection holds one sealgate descriptor (the client's): after
+# limits.park_after (2 s) it gives its upstream back to the worker's small pool. Connections
+# set up within the last park_after still hold their upstream too, plus listeners, logs and
+# the probe: IDLE_FD_MARGIN covers them (about 1,000 conn/s of setup for 2 s). lg holds one
+# descriptor per connection. A sealgate that keeps both legs needs -I <= (NOFILE - 256) / 2.
+IDLE_FD_MARGIN=${IDLE_FD_MARGIN:-2304}
+IDLE_MAX=$(( NOFILE - IDLE_FD_MARGIN ))
 if [ "$IDLE_N" -gt "$IDLE_MAX" ]; then
   log "RLIMIT_NOFILE is $NOFILE (hard $(ulimit -Hn)): idle connections capped at $IDLE_MAX (asked $IDLE_N)"
   IDLE_N=$IDLE_MAX
 fi
+IDLE_PROBE_S=${IDLE_PROBE_S:-3}         # ka1 probe before / while the idle connections are held
+IDLE_HOLD_MAX_S=${IDLE_HOLD_MAX_S:-120} # upper bound of the hold (released by a file before)
+POLICY_CREDS=${POLICY_CREDS:-10000} POLICY_SANDBOXES=${POLICY_SANDBOXES:-1000}
+POLICY_REPS=${POLICY_REPS:-5}           # policy check / reload repetitions (median)
+HANDLES_N=${HANDLES_N:-100000}          # distinct handles for handles100k
+HANDLES_MAX_S=${HANDLES_MAX_S:-300}     # time bound of each handles100k pass
 
 # ------------------------------------------------------------------ build
 if [ -n "${SEALGATE_BIN:-}" ]; then
-  [ -x "$LG" ] || cc -O2 -Wall -o "$LG" "$HERE/lg.c" -lssl -lcrypto || die "lg build failed"
+  [ "$LG" -nt "$HERE/lg.c" ] || cc -O2 -Wall -o "$LG" "$HERE/lg.c" -lssl -lcrypto || die "lg build failed"
 elif [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$SG" ] || [ ! -x "$LG" ]; then
   log "building optimised sealgate ($BUILD, -O2 -g) and lg"
   make --no-print-directory -j"$(nproc)" BUILD="$BUILD" OPT="-O2 -g" "$BUILD/sealgate" >"$OUT/build.log" 2>&1 \
@@ -213,18 +233,30 @@ HANDLE=$("$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --cred
   || { cat "$RUN/mint.err" >&2; die "handle mint failed"; }
 [ -n "$HANDLE" ] || die "handle mint printed nothing"
 
-SG_PID= SG_PORT=
-start_sealgate() {
-  rm -f "$RUN/sg/ready.json"
-  start_bg sealgate "$SG_CPUS" "$SG" serve --policy "$RUN/sg/policy.json" --ready-file "$RUN/sg/ready.json" --log-level "${SG_LOG_LEVEL:-warn}"
-  local i
-  for i in $(seq 1 150); do [ -s "$RUN/sg/ready.json" ] && break; sleep 0.1; done
-  [ -s "$RUN/sg/ready.json" ] || { cat "$RUN/sealgate.log" >&2; return 1; }
-  SG_PID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$RUN/sg/ready.json")
-  SG_PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["proxy"].rsplit(":",1)[1])' "$RUN/sg/ready.json")
-  [ "$SG_PID" = "$(cat "$RUN/sealgate.pid")" ] || log "note: ready pid $SG_PID != started pid $(cat "$RUN/sealgate.pid")"
+SG_PID='' SG_PORT='' SG_ADMIN=''
+start_sg() {  # start_sg NAME POLICY: serve POLICY; sets R_PID R_PORT R_ADMIN from the ready file
+  local name=$1 ready=$RUN/$1.ready.json _
+  rm -f "$ready"
+  start_bg "$name" "$SG_CPUS" "$SG" serve --policy "$2" --ready-file "$ready" --log-level "${SG_LOG_LEVEL:-warn}"
+  for _ in $(seq 1 300); do [ -s "$ready" ] && break; kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null || break; sleep 0.1; done
+  [ -s "$ready" ] || { cat "$RUN/$name.log" >&2; return 1; }
+  read -r R_PID R_PORT R_ADMIN < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+print(j["pid"], j["proxy"].rsplit(":",1)[1], j.get("admin") or "-")' "$ready")
+  [ "$R_PID" = "$(cat "$RUN/$name.pid")" ] || log "note: ready pid $R_PID != started pid $(cat "$RUN/$name.pid")"
 }
-stop_sealgate() { stop_pid "$(cat "$RUN/sealgate.pid" 2>/dev/null)"; SG_PID=; }
+start_sealgate() {
+  start_sg sealgate "$RUN/sg/policy.json" || return 1
+  SG_PID=$R_PID SG_PORT=$R_PORT SG_ADMIN=$R_ADMIN
+  # admin token (created by serve) as a curl header file: never on a command line
+  [ -f "$RUN/admin.hdr" ] || { printf 'Authorization: Bearer %s\n' "$(tr -d '\n' <"$RUN/sg/keys/admin.token")" >"$RUN/admin.hdr"
+                               chmod 600 "$RUN/admin.hdr"; }
+}
+stop_sealgate() { stop_pid "$(cat "$RUN/sealgate.pid" 2>/dev/null)"; SG_PID=''; }
+
+# admin API (loopback, no proxy): metrics need no token, reload reads it from admin.hdr
+scrape() { curl -sS --noproxy '*' --max-time 10 "http://$1/metrics" >"$2" 2>/dev/null || : >"$2"; }  # scrape ADMIN FILE
+mval() { awk -v n="$2" '$1==n{print $2; f=1; exit} END{if(!f) print "null"}' "$1"; }              # mval FILE NAME
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # ------------------------------------------------------------------ env
 {
@@ -294,7 +326,7 @@ lg_target() {
 EXPECT="X-Echo-Auth: Bearer $HANDLE"
 
 run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
-  local sys=$1 wl=$2 rep=$3 mode conns pid=
+  local sys=$1 wl=$2 rep=$3 mode conns pid=''
   [ "$sys" = sealgate ] && pid=$SG_PID
   mode=${wl%%[0-9]*}; conns=${wl#"$mode"}
   case $mode in prof) mode=ka;; esac
@@ -319,7 +351,7 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
 }
 
 run_bulk() {  # run_bulk SYSTEM down|up REP : one streamed transfer with curl
-  local sys=$1 wl=$2 rep=$3 pid= out code
+  local sys=$1 wl=$2 rep=$3 pid='' out
   [ "$sys" = sealgate ] && pid=$SG_PID
   local -a via
   if [ "$sys" = direct ]; then via=(--noproxy "*" --resolve "$UP_NAME:$UP_PORT:$UP_ADDR" --resolve "$UP_NAME:$SINK_PORT:$UP_ADDR" --cacert "$C/up-ca.crt")
@@ -354,31 +386,260 @@ PY
   emit '{}' "$sys" "$wl" "$rep"
 }
 
-run_idle() {  # run_idle REP : IDLE_N intercepted keep-alive connections, held; RSS per connection
-  local rep=$1 lgpid i held=
+probe_ka1() {  # probe_ka1 OUT.json : IDLE_PROBE_S of ka1 through sealgate (latency probe)
+  # shellcheck disable=SC2046
+  pin "$HARNESS_CPUS" "$LG" $(lg_target sealgate) --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
+    -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode ka -c 1 \
+    -d "$IDLE_PROBE_S" -w 1 -n "$MAXREQ" >"$1" 2>"$RUN/probe.err" || echo '{"error":"probe failed"}' >"$1"
+}
+
+settle_fds() {  # settle_fds PID : until sealgate's descriptor count stops falling (parking), <= 20 s
+  local n i a=-1 b=-1
+  for i in $(seq 1 40); do
+    n=$(fd_count "$1")
+    # at least 2.5 s (park_after is 2 s), then unchanged over the last second
+    [ "$i" -ge 6 ] && [ "$n" = "$a" ] && break
+    a=$b b=$n
+    sleep 0.5
+  done
+}
+
+run_idle() {  # run_idle REP : IDLE_N intercepted keep-alive connections held; RSS, fds, ka1 p99
+  local rep=$1 lgpid held='' rel=$RUN/idle.release rss_base rss_held rss_probe fds fds_base
+  rm -f "$rel"
+  log "idle: ka1 probe (${IDLE_PROBE_S}s) before, then $IDLE_N connections"
+  probe_ka1 "$RUN/probe0.json"
   reset_hwm "$SG_PID"
   sleep 0.5
-  local rss_base; rss_base=$(status_kb "$SG_PID" VmRSS)
+  rss_base=$(status_kb "$SG_PID" VmRSS); fds_base=$(fd_count "$SG_PID")
   sample_begin "$SG_PID"
   # shellcheck disable=SC2046
   pin "$HARNESS_CPUS" "$LG" $(lg_target sealgate) --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
     -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode idle -c "$IDLE_N" --ramp 64 \
-    -d "${IDLE_SETUP_S:-90}" --hold 4 -n "$IDLE_N" >"$RUN/lg.out" 2>"$RUN/lg.err" &
+    -d "${IDLE_SETUP_S:-90}" --hold "$IDLE_HOLD_MAX_S" --hold-until "$rel" -n "$IDLE_N" \
+    >"$RUN/lg.out" 2>"$RUN/lg.err" &
   lgpid=$!
-  for i in $(seq 1 $(( ${IDLE_SETUP_S:-90} * 10 + 50 ))); do
+  for _ in $(seq 1 $(( ${IDLE_SETUP_S:-90} * 10 + 50 ))); do
     held=$(awk '/^HELD /{print $2}' "$RUN/lg.err")
     [ -n "$held" ] && break
     kill -0 "$lgpid" 2>/dev/null || break
     sleep 0.1
   done
-  sleep 2   # let sealgate settle (buffers released after the one request)
-  local rss_held; rss_held=$(status_kb "$SG_PID" VmRSS)
-  local fds; fds=$(ls "/proc/$SG_PID/fd" 2>/dev/null | wc -l)
+  settle_fds "$SG_PID"   # idle connections park (upstream to the pool) after park_after
+  sample_end "$SG_PID"   # ramp + settle: setup conn/s and CPU ms/conn
+  rss_held=$(status_kb "$SG_PID" VmRSS); fds=$(fd_count "$SG_PID")
+  scrape "$SG_ADMIN" "$RUN/idle.metrics"
+  log "idle: ${held:-0} held, sealgate RSS $(( rss_held / 1024 )) MiB, $fds fds; ka1 probe while held"
+  probe_ka1 "$RUN/probe1.json"
+  rss_probe=$(status_kb "$SG_PID" VmRSS)
+  touch "$rel"           # lg releases the held connections
   wait "$lgpid"
-  sample_end "$SG_PID"
-  m_extra=$(python3 -c 'import json,sys; b,h,n,f=map(int,sys.argv[1:5]); print(json.dumps({"idle_held": n, "sg_rss_base_kb": b, "sg_rss_held_kb": h, "sg_fds_held": f, "kb_per_idle_conn": round((h-b)/n, 2) if n else None}))' \
-          "$rss_base" "$rss_held" "${held:-0}" "$fds")
+  m_extra=$(python3 - "$rss_base" "$rss_held" "$rss_probe" "${held:-0}" "$fds" "$fds_base" \
+    "$(mval "$RUN/idle.metrics" sealgate_connections_active)" "$(mval "$RUN/idle.metrics" sealgate_connections_parked_total)" \
+    "$RUN/probe0.json" "$RUN/probe1.json" <<'PY'
+import json, sys
+b, h, hp, n, f, f0 = map(int, sys.argv[1:7])
+act, parked = (json.loads(x) for x in sys.argv[7:9])
+def probe(fn):
+    try:
+        j = json.load(open(fn))
+    except (OSError, ValueError):
+        return {"error": "no probe output"}
+    keep = ("requests", "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "first_error",
+            "err_connect", "err_proxy", "err_tls", "err_io", "non200", "expect_fail")
+    return {k: j.get(k) for k in keep if k in j}
+p0, p1 = probe(sys.argv[9]), probe(sys.argv[10])
+r = p1.get("p99_ms") / p0["p99_ms"] if p0.get("p99_ms") and p1.get("p99_ms") else None
+print(json.dumps({"idle_held": n, "sg_rss_base_kb": b, "sg_rss_held_kb": h, "sg_rss_probe_kb": hp,
+  "sg_fds_held": f, "sg_fds_base": f0, "fds_per_idle_conn": round((f - f0) / n, 3) if n else None,
+  "kb_per_idle_conn": round((h - b) / n, 2) if n else None,
+  "sg_conns_active": act, "sg_conns_parked_total": parked,
+  "probe_unloaded": p0, "probe_held": p1, "probe_p99_ratio": round(r, 3) if r else None}))
+PY
+)
   emit "$(cat "$RUN/lg.out")" sealgate idle "$rep"
+}
+
+# ------------------------------------------------------------------ policy10k
+gen_policy10k() {  # gen_policy10k DIR : the bench policy + POLICY_CREDS credentials, POLICY_SANDBOXES sandboxes
+  python3 - "$RUN/sg/policy.json" "$1" "$POLICY_CREDS" "$POLICY_SANDBOXES" "$RUN/sg/keys" <<'PY'
+import json, os, secrets, sys
+base, d, ncred, nsb, keys = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+p = json.load(open(base))
+os.makedirs(os.path.join(d, "secrets"), mode=0o700)
+# same keys, CA, admin token as the bench sealgate; its own audit file and registry state
+p["keys"] = {k: os.path.join(keys, os.path.basename(v)) for k, v in p["keys"].items()}
+p["admin"]["token"]["file"] = os.path.join(keys, "admin.token")
+p["audit"]["path"] = os.path.join(d, "audit.log")
+p["state"] = {"dir": os.path.join(d, "state")}
+creds, sbs = p["credentials"], p["sandboxes"]
+gen = ["svc-%05d" % i for i in range(1, ncred - len(creds) + 1)]
+for i, name in enumerate(gen, 1):
+    path = os.path.join(d, "secrets", name)       # file secrets: mode 0600, re-read by every reload
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, ("sk-%s\n" % secrets.token_hex(20)).encode())
+    os.close(fd)
+    k = i % 10
+    inject = ({"type": "bearer"} if k < 6 else
+              {"type": "header", "name": "X-Api-Key", "format": "%s"} if k < 9 else
+              {"type": "basic", "username": name})
+    c = {"secret": {"file": path}, "inject": inject,
+         "hosts": ["api-%05d.example.test" % i, "*.svc-%05d.example.test:8443" % i],
+         "paths": ["/v1/*", "/v2/items/*"],
+         "rate": {"requests": 600, "per": "1m", "burst": 50},
+         "ttl": "1h", "env": "SVC_%05d_API_KEY" % i}
+    if i % 2:
+        c["methods"] = ["GET", "POST"]
+    if i % 4 == 0:
+        c["rate_total"] = {"requests": 6000, "per": "1m"}
+    creds[name] = c
+grants = sum(len(s.get("credentials", [])) for s in sbs.values())
+for j in range(1, nsb - len(sbs) + 1):
+    cs = [gen[(10 * (j - 1) + k) % len(gen)] for k in range(10)] if gen else []
+    sbs["sb-%04d" % j] = {"addresses": ["10.%d.%d.%d/32" % (1 + j // 65536, (j // 256) % 256, j % 256)],
+                          "credentials": cs, "rate": {"requests": 100, "per": "1s"}}
+    grants += len(cs)
+out = os.path.join(d, "policy.json")
+fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # holds the bench secret inline
+with os.fdopen(fd, "w") as f:
+    json.dump(p, f, indent=1)
+print(json.dumps({"credentials": len(creds), "sandboxes": len(sbs), "grants": grants,
+                  "policy_bytes": os.path.getsize(out), "secret_files": len(gen)}))
+PY
+}
+
+time_cmd() {  # time_cmd CPUS N CMD... : {"ms": [...], "rc": [...]} of N runs pinned to CPUS, wall clock
+  local cpus=$1; shift
+  pin "$cpus" python3 - "$@" <<'PY'
+import json, subprocess, sys, time
+n, cmd = int(sys.argv[1]), sys.argv[2:]
+ms, rc = [], []
+for _ in range(n):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    ms.append(round(1000 * (time.perf_counter() - t), 2))
+    rc.append(r.returncode)
+print(json.dumps({"ms": ms, "rc": rc}))
+PY
+}
+
+run_policy10k() {  # run_policy10k REP : check (CLI), load (in-process), reload (admin API) times
+  local rep=$1 d=$RUN/p10k gen check out i
+  rm -rf "$d"
+  gen=$(gen_policy10k "$d") || { log "policy10k: generation failed"; return 1; }
+  log "policy10k: $gen"
+  check=$(time_cmd "$SG_CPUS" "$POLICY_REPS" "$SG" policy check --quiet "$d/policy.json")
+  start_sg sg10k "$d/policy.json" || { log "policy10k: sealgate did not start"; return 1; }
+  scrape "$R_ADMIN" "$d/start.metrics"
+  local rss_start maps_start maps_end
+  rss_start=$(status_kb "$R_PID" VmRSS); maps_start=$(wc -l <"/proc/$R_PID/maps")
+  : >"$d/reloads.txt"
+  reset_hwm "$R_PID"
+  sample_begin "$R_PID"
+  for i in $(seq 1 "$POLICY_REPS"); do
+    out=$(curl -sS --noproxy '*' --max-time 60 -X POST -H @"$RUN/admin.hdr" -o "$d/reload.out" \
+          -w '%{http_code} %{time_total}' "http://$R_ADMIN/v1/reload" 2>&1)
+    [ "${out%% *}" = 200 ] || [ -s "$d/reload.err" ] \
+      || python3 -c 'import json,sys; m=json.load(open(sys.argv[1])).get("message",""); print(m.splitlines()[0][:200] if m else "")' \
+         "$d/reload.out" >"$d/reload.err" 2>/dev/null   # first refusal: located error, no secret
+    scrape "$R_ADMIN" "$d/reload.metrics"
+    echo "$i $out $(mval "$d/reload.metrics" sealgate_policy_load_seconds) $(mval "$d/reload.metrics" sealgate_policy_generation)" >>"$d/reloads.txt"
+  done
+  sample_end "$R_PID"
+  maps_end=$(wc -l <"/proc/$R_PID/maps")   # mappings: each sodium_malloc'd secret costs ~3
+  stop_pid "$(cat "$RUN/sg10k.pid")"
+  m_extra=$(python3 - "$gen" "$check" "$(mval "$d/start.metrics" sealgate_policy_load_seconds)" "$rss_start" \
+    "$d/reloads.txt" "$POLICY_REPS" "$(cat "$d/reload.err" 2>/dev/null)" "$maps_start" "$maps_end" \
+    "$(cat /proc/sys/vm/max_map_count)" <<'PY'
+import json, statistics as st, sys
+j = json.loads(sys.argv[1]); chk = json.loads(sys.argv[2]); load = json.loads(sys.argv[3])
+rel_client, srv, codes = [], [], []
+for line in open(sys.argv[5]):   # i http_code time_total load_seconds generation
+    f = line.split()
+    try:
+        codes.append(int(f[1]))
+    except (IndexError, ValueError):
+        codes.append(0)
+        continue
+    if codes[-1] == 200:          # only successful reloads are timed
+        rel_client.append(1000 * float(f[2]))
+        if f[3] != "null":
+            srv.append(1000 * float(f[3]))
+ok = [c for c in codes if c == 200]
+j.update(check_ms=chk["ms"], check_ms_median=st.median(chk["ms"]), check_rc=chk["rc"],
+         load_ms=round(1000 * load, 3) if load is not None else None,
+         sg_rss_start_kb=int(sys.argv[4]), sg_maps_start=int(sys.argv[8]), sg_maps_end=int(sys.argv[9]),
+         max_map_count=int(sys.argv[10]),
+         reload_ms_client=[round(x, 2) for x in rel_client], reload_ms_server=[round(x, 3) for x in srv],
+         reload_ms_client_median=round(st.median(rel_client), 2) if rel_client else None,
+         reload_ms_server_median=round(st.median(srv), 3) if srv else None,
+         reloads_ok=len(ok), reloads=int(sys.argv[6]), requests=len(ok),
+         non200=len(codes) - len(ok) + sum(1 for r in chk["rc"] if r != 0),
+         first_error="" if len(ok) == len(codes) and not any(chk["rc"]) else
+                     "reload HTTP %s, check exit %s; %s" % (codes, chk["rc"], sys.argv[7]))
+print(json.dumps(j))
+PY
+)
+  emit '{}' sealgate policy10k "$rep"
+}
+
+# ------------------------------------------------------------------ handles100k
+run_handles() {  # run_handles REP : HANDLES_N distinct handles, ka16 over all of them, twice
+  local rep=$1 t0 t1 pass wl cap n
+  cap=$(awk '$1=="#define" && $2=="SG_HANDLECACHE_SIZE"{print $3; exit}' "$ROOT/include/defaults.h")
+  t0=$(date +%s.%N)
+  pin "$HARNESS_CPUS" "$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --credential bench \
+    --ttl 1h --count "$HANDLES_N" >"$RUN/handles.txt" 2>"$RUN/mint.err" \
+    || { log "handles100k: handle mint --count failed: $(grep -v 'inline value' "$RUN/mint.err" | head -c 300)"; return 1; }
+  t1=$(date +%s.%N)
+  n=$(sort -u "$RUN/handles.txt" | wc -l)
+  [ "$n" = "$HANDLES_N" ] || { log "handles100k: $n distinct handles, wanted $HANDLES_N"; return 1; }
+  log "handles100k: minted $n handles in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')s; ka16 over all of them, twice"
+  scrape "$SG_ADMIN" "$RUN/handles0.metrics"
+  local sys pid wl
+  for pass in direct 1 2; do
+    sys=sealgate pid=$SG_PID wl=handles100k
+    [ "$pass" = 2 ] && wl=handles100k-again
+    [ "$pass" = direct ] && sys=direct pid=''
+    [ -n "$pid" ] && reset_hwm "$pid"
+    sample_begin "$pid"
+    # nginx echoes what it received; through sealgate the secret is scrubbed back to this
+    # request's own handle, so both must show exactly the handle sent.
+    # shellcheck disable=SC2046
+    pin "$HARNESS_CPUS" "$LG" $(lg_target "$sys") --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
+      --handles "$RUN/handles.txt" -H "Authorization: Bearer @HANDLE@" --expect "X-Echo-Auth: Bearer @HANDLE@" \
+      --mode ka -c 16 -d "$HANDLES_MAX_S" -w 0 -n "$HANDLES_N" >"$RUN/lg.out" 2>"$RUN/lg.err"
+    sample_end "$pid"
+    if [ "$sys" = direct ]; then
+      m_extra="{\"pass\": 0, \"handles\": $HANDLES_N}"
+      emit "$(cat "$RUN/lg.out")" direct "$wl" "$rep"
+      continue
+    fi
+    scrape "$SG_ADMIN" "$RUN/handles$pass.metrics"
+    m_extra=$(python3 - "$RUN/handles$((pass - 1)).metrics" "$RUN/handles$pass.metrics" "${cap:-0}" \
+      "$HANDLES_N" "$t0" "$t1" "$pass" <<'PY'
+import json, sys
+def load(fn):
+    m = {}
+    for line in open(fn):
+        if line and not line.startswith("#"):
+            f = line.split()
+            if len(f) == 2:
+                m[f[0]] = float(f[1])
+    return m
+a, b = load(sys.argv[1]), load(sys.argv[2])
+d = lambda k: int(b[k] - a.get(k, 0)) if k in b else None
+g = lambda k: int(b[k]) if k in b else None
+print(json.dumps({"pass": int(sys.argv[7]), "handles": int(sys.argv[4]),
+  "mint_s": round(float(sys.argv[6]) - float(sys.argv[5]), 2),
+  "cache_cap": int(sys.argv[3]) or None, "cache_entries": g("sealgate_handle_cache_entries"),
+  "cache_hits": d("sealgate_handle_cache_hits_total"), "cache_misses": d("sealgate_handle_cache_misses_total"),
+  "ratelimit_buckets": g("sealgate_ratelimit_buckets")}))
+PY
+)
+    emit "$(cat "$RUN/lg.out")" sealgate "$wl" "$rep"
+  done
+  rm -f "$RUN/handles.txt"
 }
 
 smoke() {  # the upstream must receive the secret, the client must get the handle back
@@ -413,12 +674,18 @@ for rep in $(seq 1 "$REPS"); do
     case $wl in
       ka[0-9]*|new[0-9]*) run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
       down|up) run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; sleep 1;;
-      idle) ;;   # last: it leaves sealgate's heap grown
+      policy10k) run_policy10k "$rep";;   # a second sealgate serving the big policy
+      idle|handles100k) ;;   # idle last (it leaves sealgate's heap grown), then handles100k
       *) log "unknown workload $wl";;
     esac
   done
   case " $WORKLOADS " in *" idle "*) run_idle "$rep";; esac
   stop_sealgate
+  case " $WORKLOADS " in *" handles100k "*)   # on a fresh sealgate: RSS growth is the cache's
+    start_sealgate || die "sealgate did not restart for handles100k"
+    run_handles "$rep"
+    stop_sealgate;;
+  esac
 done
 
 if [ "$PROFILE" = 1 ]; then

@@ -1,4 +1,5 @@
 /* cmd_keys.c — keygen, ca init, seal, unseal, handle mint. */
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -506,18 +507,41 @@ cmd_unseal(int argc, char **argv)
 /* --- handle mint ---------------------------------------------------------------------- */
 
 static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox ID "
-    "--credential NAME [--ttl 15m] [--json]";
+    "--credential NAME [--ttl 15m] [--count N] [--json]";
+
+/* Most handles one `handle mint --count` prints (benchmarks, load tests). */
+#define MINT_MAX_COUNT	1000000
 
 struct mint_args {
-	const char *policy, *sandbox, *credential, *ttl;
+	const char *policy, *sandbox, *credential, *ttl, *count;
+	unsigned long n;	/* handles to mint: --count, default 1 */
 	int json;
 };
+
+/* --count N: 1 .. MINT_MAX_COUNT. */
+static int
+mint_parse_count(const char *cmd, struct mint_args *a)
+{
+	char msg[64], *end;
+
+	a->n = 1;
+	if (a->count == NULL)
+		return CLI_OK;
+	errno = 0;
+	a->n = strtoul(a->count, &end, 10);
+	if (a->count[0] >= '0' && a->count[0] <= '9' && *end == '\0' && errno == 0 &&
+	    a->n >= 1 && a->n <= MINT_MAX_COUNT)
+		return CLI_OK;
+	snprintf(msg, sizeof(msg), "--count wants a number from 1 to %d, not", MINT_MAX_COUNT);
+	return cli_usage_err(cmd, handle_usage, msg, a->count);
+}
 
 static int
 mint_parse_args(int argc, char **argv, struct mint_args *a)
 {
-	static const char *const names[] = {"--policy", "--sandbox", "--credential", "--ttl"};
-	const char **vals[] = {&a->policy, &a->sandbox, &a->credential, &a->ttl};
+	static const char *const names[] = {"--policy", "--sandbox", "--credential", "--ttl",
+	    "--count"};
+	const char **vals[] = {&a->policy, &a->sandbox, &a->credential, &a->ttl, &a->count};
 	int m = 0;
 
 	for (int i = 2; i < argc; i++) {
@@ -534,7 +558,7 @@ mint_parse_args(int argc, char **argv, struct mint_args *a)
 	if (!a->policy || !a->sandbox || !a->credential)
 		return cli_usage_err(argv[0], handle_usage,
 		    "--policy, --sandbox and --credential are required", NULL);
-	return CLI_OK;
+	return mint_parse_count(argv[0], a);
 }
 
 /* Handle lifetime: the credential's ttl, or a shorter --ttl. */
@@ -603,22 +627,49 @@ mint_keyring(const char *cmd, const policy_t *p)
 	return kr;
 }
 
+/* One handle: its text on a line, or the JSON object (one compact line with --count). */
 static void
 mint_print(const handle_claims_t *c, const char *text, const policy_credential_t *cred,
-    int as_json)
+    const struct mint_args *a)
 {
 	char exp[64];
 	json_t *o;
 
-	if (!as_json) {
+	if (!a->json) {
 		printf("%s\n", text);
 		return;
 	}
 	cli_format_time(c->exp, exp, sizeof(exp));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "handle", text, "handle_id", c->hid,
 	    "expires_at", exp, "credential", c->cred, "sandbox", c->sb, "env", cred->env);
-	cli_json_print(o);
+	if (a->count == NULL)
+		cli_json_print(o);
+	else {
+		json_dumpf(o, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+	}
 	json_decref(o);
+}
+
+/* a->n handles with the same claims, each with its own random handle id. */
+static int
+mint_loop(const char *cmd, const seal_key_t *key, handle_claims_t *c,
+    const policy_credential_t *cred, const struct mint_args *a)
+{
+	char *text = NULL;
+	int rc;
+
+	for (unsigned long i = 0; i < a->n; i++) {
+		c->hid[0] = '\0';	/* handle_mint draws a fresh one */
+		if ((rc = handle_mint(key, c, &text)) != HANDLE_OK)
+			return cli_fail(cmd, handle_error_message(rc));
+		mint_print(c, text, cred, a);
+		free(text);
+		text = NULL;
+	}
+	if (fflush(stdout) != 0)
+		return cli_fail(cmd, "cannot write the handles to stdout");
+	return CLI_OK;
 }
 
 static int
@@ -627,7 +678,6 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	const policy_credential_t *cred;
 	handle_claims_t c;
 	seal_keyring_t *kr;
-	char *text = NULL;
 	int64_t ttl;
 	int rc;
 
@@ -641,14 +691,9 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	c.sb = (char *)a->sandbox;
 	c.iat = util_now_s();
 	c.exp = c.iat + ttl;
-	if ((rc = handle_mint(seal_keyring_current(kr), &c, &text)) != HANDLE_OK) {
-		seal_keyring_free(kr);
-		return cli_fail(cmd, handle_error_message(rc));
-	}
-	mint_print(&c, text, cred, a->json);
-	free(text);
+	rc = mint_loop(cmd, seal_keyring_current(kr), &c, cred, a);
 	seal_keyring_free(kr);
-	return CLI_OK;
+	return rc;
 }
 
 int
@@ -661,8 +706,11 @@ cmd_handle(int argc, char **argv)
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: %s\n  Mint a handle for SANDBOX to use CREDENTIAL, sealed to the\n"
 		    "  policy's keys.seal_key. --ttl may only shorten the credential's ttl.\n"
-		    "  --json prints {handle, handle_id, expires_at, credential, sandbox, env}.\n",
-		    handle_usage);
+		    "  --count N mints N distinct handles (own handle ids, same claims), one per\n"
+		    "  line; N is at most %d.\n"
+		    "  --json prints {handle, handle_id, expires_at, credential, sandbox, env}\n"
+		    "  (with --count: one compact object per line).\n",
+		    handle_usage, MINT_MAX_COUNT);
 		return CLI_OK;
 	}
 	if (argc < 2 || strcmp(argv[1], "mint") != 0)

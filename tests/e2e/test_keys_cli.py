@@ -281,6 +281,46 @@ class KeysCli(unittest.TestCase):
                            "--credential", "openai", "--ttl", "soon")
         self.assertEqual(rc, 2)
 
+    def test_handle_mint_count(self):
+        self.keygen()
+        policy = self.write_policy()
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai", "--ttl", "15m", "--count", "200")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn(SECRET, out + err)
+        self.assertTrue(out.endswith("\n"))
+        lines = out.split("\n")[:-1]
+        self.assertEqual(len(lines), 200)
+        self.assertEqual(len(set(lines)), 200)
+        # every line is a valid handle with its own id and the same claims
+        sk = PrivateKey(bytes.fromhex(self.read(self.key).strip()))
+        hids = set()
+        for h in lines:
+            self.assertRegex(h, r"^sgh1\.[0-9a-f]{8}\.[A-Za-z0-9_-]+$")
+            body = h[14:] + "=" * (-len(h[14:]) % 4)
+            payload = json.loads(SealedBox(sk).decrypt(base64.urlsafe_b64decode(body)))
+            self.assertEqual((payload["cred"], payload["sb"]), ("openai", "sb-1"))
+            self.assertEqual(payload["exp"] - payload["iat"], 900)
+            hids.add(payload["hid"])
+        self.assertEqual(len(hids), 200)
+        rc, shown, err = run("unseal", "--key", self.key, lines[-1])
+        self.assertEqual(rc, 0, err)
+        # --json with --count: one compact object per line
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai", "--count", "3", "--json")
+        self.assertEqual(rc, 0, err)
+        docs = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(len(docs), 3)
+        self.assertEqual(len({d["handle_id"] for d in docs}), 3)
+        # the count is bounded (usage error, nothing printed)
+        for bad in ["0", "-1", "1000001", "12x", "", "99999999999999999999999"]:
+            with self.subTest(count=bad):
+                rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                                   "--credential", "openai", "--count", bad)
+                self.assertEqual(rc, 2, err)
+                self.assertEqual(out, "")
+                self.assertIn("--count", err)
+
     def test_handle_mint_refusals(self):
         self.keygen()
         policy = self.write_policy()
