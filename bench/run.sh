@@ -5,8 +5,9 @@
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
 #   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
 #   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
-#   -W  workloads (default "ka1 ka16 ka64 new16 down up policy10k idle handles100k"):
+#   -W  workloads (default "ka1 ka1bp ka16 ka64 new16 down up policy10k idle handles100k"):
 #         ka<N>   keep-alive, N connections, one request in flight on each
+#         ka1bp   ka1 through a sealgate with limits.busy_poll_us = BUSY_POLL_US (100)
 #         new<N>  N concurrent loops of TCP connect, CONNECT, full TLS handshake, 1 request, close
 #         down    one streamed download of -B MiB (curl), up: one streamed upload of -B MiB
 #         policy10k  policy of 10,000 credentials / 1,000 sandboxes: check, load, reload times
@@ -26,7 +27,7 @@ HERE=$ROOT/bench
 cd "$ROOT" || exit 1
 
 DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
-WORKLOADS="ka1 ka16 ka64 new16 down up policy10k idle handles100k"
+WORKLOADS="ka1 ka1bp ka16 ka64 new16 down up policy10k idle handles100k"
 while getopts "d:w:r:W:n:B:I:po:h" o; do
   case $o in
     d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
@@ -121,11 +122,12 @@ if [ "$IDLE_N" -gt "$IDLE_MAX" ]; then
   log "RLIMIT_NOFILE is $NOFILE (hard $(ulimit -Hn)): idle connections capped at $IDLE_MAX (asked $IDLE_N)"
   IDLE_N=$IDLE_MAX
 fi
-IDLE_PROBE_S=${IDLE_PROBE_S:-3}         # ka1 probe before / while the idle connections are held
+IDLE_PROBE_S=${IDLE_PROBE_S:-8}         # ka1 probe before / while the idle connections are held
 IDLE_HOLD_MAX_S=${IDLE_HOLD_MAX_S:-120} # upper bound of the hold (released by a file before)
 POLICY_CREDS=${POLICY_CREDS:-10000} POLICY_SANDBOXES=${POLICY_SANDBOXES:-1000}
 POLICY_REPS=${POLICY_REPS:-5}           # policy check / reload repetitions (median)
 HANDLES_N=${HANDLES_N:-100000}          # distinct handles for handles100k
+BUSY_POLL_US=${BUSY_POLL_US:-100}       # ka1bp: the busy-polling sealgate's limits.busy_poll_us
 HANDLES_MAX_S=${HANDLES_MAX_S:-300}     # time bound of each handles100k pass
 
 # ------------------------------------------------------------------ build
@@ -137,6 +139,9 @@ elif [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$SG" ] || [ ! -x "$LG" ]; then
     || { tail -20 "$OUT/build.log"; die "sealgate build failed"; }
   cc -O2 -Wall -o "$LG" "$HERE/lg.c" -lssl -lcrypto >>"$OUT/build.log" 2>&1 || die "lg build failed"
 fi
+HOP=$ROOT/$BUILD/hop
+[ "$HOP" -nt "$HERE/hop.c" ] || cc -O2 -Wall -o "$HOP" "$HERE/hop.c" -lpthread >>"$OUT/build.log" 2>&1 \
+  || die "hop build failed"
 
 # ------------------------------------------------------------------ tools
 need_pkgs=()
@@ -328,7 +333,7 @@ EXPECT="X-Echo-Auth: Bearer $HANDLE"
 run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
   local sys=$1 wl=$2 rep=$3 mode conns pid=''
   [ "$sys" = sealgate ] && pid=$SG_PID
-  mode=${wl%%[0-9]*}; conns=${wl#"$mode"}
+  mode=${wl%%[0-9]*}; conns=${wl#"$mode"}; conns=${conns%%[!0-9]*}   # ka1bp: ka, 1
   case $mode in prof) mode=ka;; esac
   [ -n "$pid" ] && reset_hwm "$pid"
   # shellcheck disable=SC2046
@@ -458,6 +463,29 @@ print(json.dumps({"idle_held": n, "sg_rss_base_kb": b, "sg_rss_held_kb": h, "sg_
 PY
 )
   emit "$(cat "$RUN/lg.out")" sealgate idle "$rep"
+}
+
+# ------------------------------------------------------------------ ka1bp
+# ka1 through a second sealgate whose workers busy-poll (limits.busy_poll_us = BUSY_POLL_US):
+# the same keys and credential, its own audit file and state dir.
+run_busy() {  # run_busy REP
+  local rep=$1 pol=$RUN/sg/policy-bp.json save_pid=$SG_PID save_port=$SG_PORT
+  python3 - "$RUN/sg/policy.json" "$pol" "$BUSY_POLL_US" <<'PY' || { log "ka1bp: policy failed"; return 1; }
+import json, os, sys
+p = json.load(open(sys.argv[1]))
+p["limits"]["busy_poll_us"] = int(sys.argv[3])
+d = os.path.dirname(sys.argv[2])
+p["audit"]["path"] = os.path.join(d, "audit-bp.log")
+p["state"] = {"dir": os.path.join(d, "state-bp")}
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, json.dumps(p).encode())
+os.close(fd)
+PY
+  start_sg sgbp "$pol" || { log "ka1bp: sealgate did not start"; return 1; }
+  SG_PID=$R_PID SG_PORT=$R_PORT
+  run_lg sealgate ka1bp "$rep"
+  stop_pid "$(cat "$RUN/sgbp.pid")"
+  SG_PID=$save_pid SG_PORT=$save_port
 }
 
 # ------------------------------------------------------------------ policy10k
@@ -666,12 +694,19 @@ smoke() {  # the upstream must receive the secret, the client must get the handl
 
 # ------------------------------------------------------------------ run
 log "results -> $OUT"
+# what one wake-up costs here: ping-pong round trips within CPU 0, across CPUs (peer
+# sleeping), across CPUs (peer polling); the floor under every ka1 latency
+if [ -n "$SG_CPUS" ] && [ -n "$HARNESS_CPUS" ]; then
+  { "$HOP" "$HARNESS_CPUS" "$HARNESS_CPUS"; "$HOP" "$HARNESS_CPUS" "$SG_CPUS"
+    "$HOP" "$HARNESS_CPUS" "$SG_CPUS" poll; } >"$OUT/hop.jsonl" 2>/dev/null
+fi
 for rep in $(seq 1 "$REPS"); do
   start_sealgate || die "sealgate did not start (log above)"
   log "== rep $rep: sealgate pid $SG_PID on 127.0.0.1:$SG_PORT (cpu ${SG_CPUS:-any}), nginx $UP_ADDR:$UP_PORT (cpu ${HARNESS_CPUS:-any})"
   if [ "$rep" = 1 ]; then smoke || die "smoke test failed"; fi
   for wl in $WORKLOADS; do
     case $wl in
+      ka1bp) run_lg direct "$wl" "$rep"; sleep 1; run_busy "$rep"; sleep 1;;
       ka[0-9]*|new[0-9]*) run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
       down|up) run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; sleep 1;;
       policy10k) run_policy10k "$rep";;   # a second sealgate serving the big policy
@@ -706,6 +741,7 @@ if [ "$PROFILE" = 1 ]; then
   stop_sealgate
 fi
 
-python3 "$HERE/summarize.py" "$RAW" --json "$OUT/results.json" --env "$OUT/env.txt" >"$OUT/summary.md"
+python3 "$HERE/summarize.py" "$RAW" --json "$OUT/results.json" --env "$OUT/env.txt" --hop "$OUT/hop.jsonl" \
+  >"$OUT/summary.md"
 cat "$OUT/summary.md"
 log "done: $OUT"

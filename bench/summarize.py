@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarize bench/run.sh raw.jsonl: medians over reps -> markdown (stdout) + results.json.
 
-usage: summarize.py RAW.jsonl [--json OUT.json] [--env env.txt]
+usage: summarize.py RAW.jsonl [--json OUT.json] [--env env.txt] [--hop hop.jsonl]
 """
 import json
 import statistics as st
@@ -14,6 +14,8 @@ ERR = ("err_connect", "err_proxy", "err_tls", "err_io", "non200", "expect_fail")
 TARGETS = [
     ("ka16", "sealgate CPU ms/request (keep-alive 16 conns, with the swap)", "cpu_ms_req", 0.05),
     ("ka1", "added p50 ms over direct (keep-alive 1 conn)", "added_p50_ms", 0.08),
+    ("ka1bp", "added p50 ms over direct (keep-alive 1 conn, limits.busy_poll_us on)",
+     "added_p50_ms", 0.08),
     ("new16", "sealgate CPU ms per intercepted connection (new conn per request, 16 concurrent)",
      "cpu_ms_req", 1.5),
     ("idle", "sealgate RSS MiB with 10,000 idle intercepted connections held", "rss_held_mib_10k", 300),
@@ -43,7 +45,7 @@ def fv(x):
 
 def main():
     args = sys.argv[1:]
-    out_json = env_file = None
+    out_json = env_file = hop_file = None
     files = []
     while args:
         a = args.pop(0)
@@ -51,6 +53,8 @@ def main():
             out_json = args.pop(0)
         elif a == "--env":
             env_file = args.pop(0)
+        elif a == "--hop":
+            hop_file = args.pop(0)
         else:
             files.append(a)
     rows = [json.loads(l) for fn in files for l in open(fn) if l.strip()]
@@ -127,6 +131,21 @@ def main():
             out.append("```\n" + open(env_file).read().rstrip() + "\n```\n")
         except OSError:
             pass
+    hops = []
+    if hop_file:
+        try:
+            hops = [json.loads(l) for l in open(hop_file) if l.strip()]
+        except (OSError, ValueError):
+            hops = []
+    if hops:
+        res["hops"] = hops
+        out.append("| wake-up cost (bench/hop.c: 1-byte ping-pong, round trip) | p50 µs | p99 µs |")
+        out.append("|---|---|---|")
+        for h in hops:
+            where = "same CPU" if h["cpu_a"] == h["cpu_b"] else "CPU %d ↔ CPU %d, peer %s" % (
+                h["cpu_a"], h["cpu_b"], "polling" if h["peer"] == "polls" else "sleeping")
+            out.append(f"| {where} | {h['rtt_p50_us']:.1f} | {h['rtt_p99_us']:.1f} |")
+        out.append("")
     if req_wl:
         out.append("| system | workload | n | req/s | req/s min–max | p50 ms | p99 ms | sealgate CPU ms/req | sealgate CPU % | sealgate peak RSS MiB | nginx CPU % | cpu0/cpu1 busy % | errors |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
