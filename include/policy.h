@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -55,7 +56,7 @@ typedef struct policy_inject {
 
 typedef struct policy_credential {
 	char *name;
-	char *secret;		/* sodium_malloc'd, NUL-terminated; zeroed on free */
+	char *secret;		/* in p->secrets (sodium_malloc'd), NUL-terminated; zeroed on free */
 	size_t secret_len;
 	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE } secret_source;
 	policy_inject_t inject;
@@ -75,7 +76,7 @@ typedef struct policy_sandbox {
 	size_t naddresses;
 	policy_strlist_t credentials;	/* names; each exists in credentials */
 	policy_rate_t rate;	/* all requests of this sandbox */
-	char *token;		/* proxy credential (sodium_malloc'd) or NULL */
+	char *token;		/* proxy credential (in p->secrets) or NULL */
 } policy_sandbox_t;
 
 /*
@@ -89,6 +90,22 @@ typedef struct policy_template {
 	uint64_t ttl_s;			/* caps its handles' lifetime; 0: credentials' own */
 	bool token_required;		/* registrations must carry a proxy token */
 } policy_template_t;
+
+/*
+ * A name index: open addressing (linear probing, at most half full) over the positions of
+ * an array whose entries each start with their name (char *). policy_load builds one per
+ * named table, so lookups cost a hash and, on a hash match, one strcmp.
+ */
+typedef struct policy_index_slot {
+	uint32_t hash;
+	uint32_t pos;		/* entry position + 1; 0: an empty slot */
+} policy_index_slot_t;
+
+typedef struct policy_index {
+	policy_index_slot_t *slot;
+	size_t cap;		/* a power of two; 0: no index (lookups scan the array) */
+	size_t n;
+} policy_index_t;
 
 enum policy_intercept { INTERCEPT_CREDENTIALS, INTERCEPT_ALL };
 
@@ -145,6 +162,8 @@ typedef struct policy {
 	size_t nsandboxes;
 	policy_template_t *templates;	/* "sandbox_templates" */
 	size_t ntemplates;
+	policy_index_t credential_index, sandbox_index, template_index;	/* by name */
+	util_secret_arena_t *secrets;	/* every credential secret and sandbox token */
 
 	char *state_dir;		/* "state.dir"; default: the folder of keys.seal_key */
 	char *metadata_url;		/* "metadata.url": where sandboxes fetch handles */
@@ -179,6 +198,11 @@ typedef struct policy {
 #define SG_POLICY_MAX_BUSY_POLL_US 10000
 #endif
 
+/* Name indexes: the smallest has this many slots; they double when half full. */
+#ifndef SG_POLICY_INDEX_MIN_SLOTS
+#define SG_POLICY_INDEX_MIN_SLOTS  16
+#endif
+
 /* Errors collected by policy_load, each "file:line:col: msg" or "file: json.path: msg". */
 typedef struct policy_errors {
 	size_t n;
@@ -203,6 +227,16 @@ void policy_unref(policy_t *p);
 const policy_credential_t *policy_credential_find(const policy_t *p, const char *name);
 const policy_sandbox_t *policy_sandbox_find(const policy_t *p, const char *name);
 const policy_template_t *policy_template_find(const policy_t *p, const char *name);
+/*
+ * Name indexes (see policy_index_t). add: entry pos of the array is called name (which
+ * must not be in the index yet: find first); 0, or -1 when out of memory. find: the
+ * position of the entry called name among arr[0..n) (entries of size bytes, each starting
+ * with its name; NULL names never match), or -1. With no index (cap 0) find scans arr.
+ */
+int policy_index_add(policy_index_t *ix, const char *name, size_t pos) SG_NONNULL SG_WUR;
+ssize_t policy_index_find(const policy_index_t *ix, const void *arr, size_t size, size_t n,
+    const char *name);
+void policy_index_free(policy_index_t *ix);
 /* Does template t grant credential name? */
 bool policy_template_grants(const policy_template_t *t, const char *credential);
 /* Do two address ranges share an address? (Different families never do.) */

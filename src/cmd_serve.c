@@ -43,7 +43,16 @@
 #include "util.h"
 
 struct serve {
+	/*
+	 * The startup snapshot: serve_run reads the settings read at startup only from it
+	 * (keys, listeners, audit path, state dir, workers, max_connections, busy_poll_us),
+	 * then lets it go (serve_release_policy): after the first reload only the published
+	 * snapshot (and those connections still use) stay in memory. What the event loop
+	 * needs later is copied below.
+	 */
 	policy_t *policy;
+	char *revocations_file;		/* startup's revocations.file (watched), or NULL */
+	uint64_t drain_timeout_ms;	/* startup's limits.drain_timeout */
 	struct event_base *base;
 	proxy_shared_t shared;
 	proxy_t *proxy;
@@ -228,7 +237,7 @@ serve_tls_init(struct serve *s, char *err, size_t errlen)
 static int
 serve_revocations_load(struct serve *s, char *err, size_t errlen)
 {
-	const char *path = s->policy->revocations_file;
+	const char *path = s->revocations_file;
 	revoke_set_t *rs;
 
 	if (path == NULL)
@@ -259,7 +268,7 @@ serve_revwatch_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (stat(s->policy->revocations_file, &st) < 0)
+	if (stat(s->revocations_file, &st) < 0)
 		memset(&st, 0, sizeof(st));
 	if (!serve_stat_changed(&st, &s->revstat))
 		return;
@@ -455,9 +464,9 @@ serve_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("%s: draining (up to %llu ms), then exiting", sig == SIGINT ? "SIGINT" :
-	    "SIGTERM", (unsigned long long)s->policy->limits.drain_timeout_ms);
+	    "SIGTERM", (unsigned long long)s->drain_timeout_ms);
 	s->draining = true;
-	s->drain_deadline = util_mono_ms() + s->policy->limits.drain_timeout_ms;
+	s->drain_deadline = util_mono_ms() + s->drain_timeout_ms;
 	proxy_drain(s->proxy);
 	s->drainwatch = event_new(s->base, -1, EV_PERSIST, serve_drainwatch_cb, s);
 	event_add(s->drainwatch, &(struct timeval){0, SG_DRAIN_POLL_MS * 1000});
@@ -530,6 +539,7 @@ serve_cleanup(struct serve *s)
 	policy_shutdown();
 	if (s->policy)
 		policy_unref(s->policy);
+	free(s->revocations_file);
 }
 
 /* Secrets live in this process's memory: no core dumps, no ptrace by other users. */
@@ -578,12 +588,30 @@ serve_load_policy(struct serve *s, const char *path)
 	policy_errors_free(&errs);
 	if (s->policy == NULL)
 		return -1;
+	s->drain_timeout_ms = s->policy->limits.drain_timeout_ms;
+	if (s->policy->revocations_file != NULL &&
+	    (s->revocations_file = strdup(s->policy->revocations_file)) == NULL) {
+		log_err("out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < s->policy->warnings.n; i++)
 		log_warn("%s", s->policy->warnings.v[i]);
 	policy_publish(policy_ref(s->policy));
 	s->load_s = (util_mono_msf() - t0) / 1000.0;
 	log_info("policy loaded from %s in %.1f ms", path, s->load_s * 1000.0);
 	return 0;
+}
+
+/*
+ * Startup is done: drop serve's reference to the startup snapshot. The published one
+ * (the same snapshot until the first reload) is held by policy_publish; after a reload
+ * the startup snapshot is freed, secrets and all, once its last connection ends.
+ */
+static void
+serve_release_policy(struct serve *s)
+{
+	policy_unref(s->policy);
+	s->policy = NULL;
 }
 
 /* --- issue 9 registry hook: the sweep timer --- */
@@ -655,6 +683,7 @@ serve_run(struct serve *s, const char *policy_path)
 		log_err("%s", err);
 		return CLI_FAIL;
 	}
+	serve_release_policy(s);
 	event_base_dispatch(s->base);
 	return CLI_OK;
 }

@@ -30,6 +30,7 @@
 #define POLICY_HOST_MAX		253	/* DNS name length */
 #define POLICY_SUGGEST_DIST	2	/* did-you-mean: edit distance at most this */
 #define POLICY_URL_MAX		96	/* metadata.url: quoted in every sandbox_mismatch answer */
+#define POLICY_OVERLAP_PAIRS_MAX 65536	/* more overlapping sandbox pairs: compare all pairs */
 
 /* Singleton sections: one file of a directory may define each. */
 enum policy_section_id {
@@ -48,6 +49,8 @@ struct policy_ctx {
 	char **sb_file;			/* parallel to p->sandboxes */
 	char **tpl_file;		/* parallel to p->templates */
 	char **resolve_file;		/* parallel to p->upstream.resolve */
+	size_t cred_cap, sb_cap, tpl_cap, resolve_cap;	/* allocated entries of each */
+	policy_index_t resolve_index;	/* upstream.resolve hosts */
 	bool listen_seen;
 };
 
@@ -182,25 +185,53 @@ policy_quote(char *buf, size_t len, const char *s)
 
 #define Q(s) policy_quote((char[POLICY_QUOTE_MAX + 16]){0}, POLICY_QUOTE_MAX + 16, (s))
 
-/* Overlong paths are cut; they only label messages. */
+/*
+ * Append s to the path out[0..o) of len bytes; returns the new length. Overlong paths
+ * are cut (as snprintf would cut them); they only label messages. Paths are built for
+ * every key of every entry, so this is plain copying, not printf.
+ */
+static size_t
+policy_path_put(char *out, size_t len, size_t o, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > len - 1 - o)
+		n = len - 1 - o;
+	memcpy(out + o, s, n);
+	out[o + n] = '\0';
+	return o + n;
+}
+
+/* out = "parent.key", or "key" when parent is empty. */
 static void
 policy_path_key(char *out, size_t len, const char *parent, const char *key)
 {
-	int n;
+	size_t o = 0;
 
-	if (parent[0] == '\0')
-		n = snprintf(out, len, "%s", key);
-	else
-		n = snprintf(out, len, "%s.%s", parent, key);
-	if (n < 0)
-		out[0] = '\0';
+	out[0] = '\0';
+	if (parent[0] != '\0') {
+		o = policy_path_put(out, len, o, parent);
+		o = policy_path_put(out, len, o, ".");
+	}
+	policy_path_put(out, len, o, key);
 }
 
+/* out = "parent[i]". */
 static void
 policy_path_index(char *out, size_t len, const char *parent, size_t i)
 {
-	if (snprintf(out, len, "%s[%zu]", parent, i) < 0)
-		out[0] = '\0';
+	char num[24], *d = num + sizeof(num);
+	size_t o;
+
+	*--d = '\0';
+	*--d = ']';
+	do
+		*--d = (char)('0' + i % 10);
+	while ((i /= 10) != 0);
+	*--d = '[';
+	out[0] = '\0';
+	o = policy_path_put(out, len, 0, parent);
+	policy_path_put(out, len, o, d);
 }
 
 /* Levenshtein distance of two short strings (longer ones: "far"). */
@@ -211,6 +242,8 @@ policy_edit_distance(const char *a, const char *b)
 
 	if (la > POLICY_NAME_MAX || lb > POLICY_NAME_MAX)
 		return SIZE_MAX;
+	if ((la > lb ? la - lb : lb - la) > POLICY_SUGGEST_DIST)
+		return SIZE_MAX;	/* at least the length difference: too far to suggest */
 	for (size_t j = 0; j <= lb; j++)
 		row[j] = j;
 	for (size_t i = 1; i <= la; i++) {
@@ -231,22 +264,41 @@ policy_edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
+/* The name an entry of a named table (or of a string array) starts with. */
+static const char *
+policy_entry_name(const void *arr, size_t size, size_t pos)
+{
+	return *(char *const *)(const void *)((const char *)arr + pos * size);
+}
+
+/*
+ * Closest name within POLICY_SUGGEST_DIST, or NULL, among the n entries of arr (size
+ * bytes each, each starting with its name; NULL names are skipped).
+ */
+static const char *
+policy_suggest_in(const char *word, const void *arr, size_t size, size_t n)
+{
+	const char *best = NULL, *cand;
+	size_t bestd = POLICY_SUGGEST_DIST + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d;
+
+		if ((cand = policy_entry_name(arr, size, i)) == NULL)
+			continue;
+		if ((d = policy_edit_distance(word, cand)) < bestd) {
+			bestd = d;
+			best = cand;
+		}
+	}
+	return best;
+}
+
 /* Closest of cands[0..n) within POLICY_SUGGEST_DIST, or NULL. */
 static const char *
 policy_suggest(const char *word, const char *const *cands, size_t n)
 {
-	const char *best = NULL;
-	size_t bestd = POLICY_SUGGEST_DIST + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		size_t d = policy_edit_distance(word, cands[i]);
-
-		if (d < bestd) {
-			bestd = d;
-			best = cands[i];
-		}
-	}
-	return best;
+	return policy_suggest_in(word, cands, sizeof(*cands), n);
 }
 
 static const char *
@@ -502,6 +554,119 @@ policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, policy_cidr_t **
 	return rc;
 }
 
+/* --- name indexes --------------------------------------------------------------------- */
+
+/* FNV-1a: names are short and chosen by the policy's author, not by clients. */
+static uint32_t
+policy_index_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void
+policy_index_put(policy_index_slot_t *slot, size_t cap, uint32_t hash, uint32_t pos)
+{
+	size_t i = hash & (cap - 1);
+
+	while (slot[i].pos != 0)
+		i = (i + 1) & (cap - 1);
+	slot[i].hash = hash;
+	slot[i].pos = pos;
+}
+
+/* Twice the slots (SG_POLICY_INDEX_MIN_SLOTS the first time), entries placed again. */
+static int
+policy_index_grow(policy_index_t *ix)
+{
+	size_t cap = ix->cap ? ix->cap * 2 : SG_POLICY_INDEX_MIN_SLOTS;
+	policy_index_slot_t *slot;
+
+	if (cap > SIZE_MAX / sizeof(*slot) || (slot = calloc(cap, sizeof(*slot))) == NULL)
+		return -1;
+	for (size_t i = 0; i < ix->cap; i++)
+		if (ix->slot[i].pos != 0)
+			policy_index_put(slot, cap, ix->slot[i].hash, ix->slot[i].pos);
+	free(ix->slot);
+	ix->slot = slot;
+	ix->cap = cap;
+	return 0;
+}
+
+int
+policy_index_add(policy_index_t *ix, const char *name, size_t pos)
+{
+	if (pos >= UINT32_MAX)
+		return -1;
+	if ((ix->n + 1) * 2 > ix->cap && policy_index_grow(ix) < 0)
+		return -1;
+	policy_index_put(ix->slot, ix->cap, policy_index_hash(name), (uint32_t)pos + 1);
+	ix->n++;
+	return 0;
+}
+
+ssize_t
+policy_index_find(const policy_index_t *ix, const void *arr, size_t size, size_t n,
+    const char *name)
+{
+	const char *cand;
+	uint32_t h;
+
+	if (ix->cap == 0) {
+		for (size_t i = 0; i < n; i++)
+			if ((cand = policy_entry_name(arr, size, i)) != NULL && strcmp(cand, name) == 0)
+				return (ssize_t)i;
+		return -1;
+	}
+	h = policy_index_hash(name);
+	for (size_t i = h & (ix->cap - 1); ix->slot[i].pos != 0; i = (i + 1) & (ix->cap - 1)) {
+		const policy_index_slot_t *sl = &ix->slot[i];
+
+		if (sl->hash != h || sl->pos > n)
+			continue;
+		cand = policy_entry_name(arr, size, sl->pos - 1);
+		if (cand != NULL && strcmp(cand, name) == 0)
+			return (ssize_t)sl->pos - 1;
+	}
+	return -1;
+}
+
+void
+policy_index_free(policy_index_t *ix)
+{
+	if (ix == NULL)
+		return;
+	free(ix->slot);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/*
+ * Room for entry n in an array of entries of size bytes and in its parallel array of
+ * file names, both of capacity *cap. They double, so appending n entries copies O(n)
+ * bytes in all. 0, or -1 when out of memory (*cap then still fits both).
+ */
+static int
+policy_arrays_reserve(void **arr, size_t size, char ***files, size_t n, size_t *cap)
+{
+	size_t ncap;
+	void *v;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	if (ncap > SIZE_MAX / size || (v = realloc(*arr, ncap * size)) == NULL)
+		return -1;
+	*arr = v;
+	if ((v = realloc(*files, ncap * sizeof(**files))) == NULL)
+		return -1;
+	*files = v;
+	*cap = ncap;
+	return 0;
+}
+
 /* --- syntax checks -------------------------------------------------------------------- */
 
 static int
@@ -722,7 +887,8 @@ policy_secret_from_file(struct policy_ctx *c, const char *path, const json_t *v,
 
 	if (policy_path(c, path, v, &file) < 0)
 		return -1;
-	rc = util_read_file(file, SG_SECRET_MAX_LEN, 1, out, outlen, err, sizeof(err));
+	rc = util_secret_arena_read_file(c->p->secrets, file, SG_SECRET_MAX_LEN, out, outlen,
+	    err, sizeof(err));
 	free(file);
 	if (rc < 0) {
 		policy_err(c, path, "%s", err);
@@ -754,7 +920,7 @@ policy_secret_from_env(struct policy_ctx *c, const char *path, const json_t *v,
 		    SG_SECRET_MAX_LEN);
 		return -1;
 	}
-	*out = util_secret_dup(val, *outlen);
+	*out = util_secret_arena_dup(c->p->secrets, val, *outlen);
 	return 0;
 }
 
@@ -769,7 +935,7 @@ policy_secret_from_value(struct policy_ctx *c, const char *path, const json_t *v
 		policy_err(c, path, "longer than %d bytes", SG_SECRET_MAX_LEN);
 		return -1;
 	}
-	*out = util_secret_dup(json_string_value(v), *outlen);
+	*out = util_secret_arena_dup(c->p->secrets, json_string_value(v), *outlen);
 	return 0;
 }
 
@@ -811,12 +977,12 @@ policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
 		rc = policy_secret_from_value(c, sub, e, out, outlen);
 	}
 	if (rc == 0 && *out == NULL) {
-		policy_err(c, sub, "out of memory");
+		policy_err(c, sub, "out of memory for secrets");
 		return -1;
 	}
 	if (rc == 0 && (*outlen == 0 || policy_secret_clean(*out, *outlen) < 0)) {
 		policy_err(c, sub, "the secret is empty or contains a line break or NUL byte");
-		util_secret_free(*out);
+		util_secret_arena_drop(c->p->secrets, *out, *outlen);
 		*out = NULL;
 		*outlen = 0;
 		return -1;
@@ -912,14 +1078,35 @@ policy_parse_keys(struct policy_ctx *c, json_t *v)
 	}
 }
 
+_Static_assert(offsetof(policy_resolve_t, host) == 0, "resolve entries start with their name");
+
+/* One more upstream.resolve entry (host is new), from the file being parsed. */
+static int
+policy_resolve_append(struct policy_ctx *c, const char *host, const char *addr)
+{
+	size_t n = c->p->upstream.nresolve;
+	policy_resolve_t *r;
+
+	if (policy_arrays_reserve((void **)&c->p->upstream.resolve, sizeof(*r),
+	    &c->resolve_file, n, &c->resolve_cap) < 0)
+		return -1;
+	r = &c->p->upstream.resolve[n];
+	r->host = strdup(host);
+	r->address = strdup(addr);
+	c->resolve_file[n] = strdup(c->file);
+	c->p->upstream.nresolve++;
+	if (r->host == NULL || r->address == NULL || c->resolve_file[n] == NULL)
+		return -1;
+	return policy_index_add(&c->resolve_index, host, n);
+}
+
 static void
 policy_parse_resolve_one(struct policy_ctx *c, const char *host, json_t *v)
 {
 	char sub[POLICY_PATH_MAX];
-	policy_resolve_t *r, *nv;
 	const char *addr;
 	uint8_t buf[16];
-	char **files;
+	ssize_t old;
 
 	policy_path_key(sub, sizeof(sub), "upstream.resolve", host);
 	if (policy_check_dns_name(host) < 0)
@@ -930,23 +1117,13 @@ policy_parse_resolve_one(struct policy_ctx *c, const char *host, json_t *v)
 		policy_err(c, sub, "%s is not an IP address", Q(addr));
 		return;
 	}
-	for (size_t i = 0; i < c->p->upstream.nresolve; i++)
-		if (strcmp(c->p->upstream.resolve[i].host, host) == 0) {
-			policy_err(c, sub, "also defined in %s", c->resolve_file[i]);
-			return;
-		}
-	nv = realloc(c->p->upstream.resolve, (c->p->upstream.nresolve + 1) * sizeof(*nv));
-	if (nv == NULL)
+	if ((old = policy_index_find(&c->resolve_index, c->p->upstream.resolve,
+	    sizeof(policy_resolve_t), c->p->upstream.nresolve, host)) >= 0) {
+		policy_err(c, sub, "also defined in %s", c->resolve_file[old]);
 		return;
-	c->p->upstream.resolve = nv;
-	files = realloc(c->resolve_file, (c->p->upstream.nresolve + 1) * sizeof(*files));
-	if (files == NULL)
-		return;
-	c->resolve_file = files;
-	r = &nv[c->p->upstream.nresolve];
-	r->host = strdup(host);
-	r->address = strdup(addr);
-	files[c->p->upstream.nresolve++] = strdup(c->file);
+	}
+	if (policy_resolve_append(c, host, addr) < 0)
+		policy_err(c, sub, "out of memory");
 }
 
 static void
@@ -1458,6 +1635,8 @@ struct policy_table {
 	size_t *n;
 	size_t size;
 	char ***files;
+	size_t *cap;			/* allocated entries of arr and files */
+	policy_index_t *index;		/* names of arr (kept in the snapshot) */
 	void (*parse)(struct policy_ctx *, const char *, json_t *, void *);
 };
 
@@ -1468,16 +1647,33 @@ _Static_assert(offsetof(policy_template_t, name) == 0, "entries start with their
 static ssize_t
 policy_table_find(const struct policy_table *t, const char *name)
 {
-	for (size_t i = 0; i < *t->n; i++)
-		if (strcmp(*(char **)((char *)*t->arr + i * t->size), name) == 0)
-			return (ssize_t)i;
-	return -1;
+	return policy_index_find(t->index, *t->arr, t->size, *t->n, name);
+}
+
+/* A zeroed entry called name (new to the table) at the end of t, or NULL. */
+static void *
+policy_table_append(struct policy_ctx *c, const struct policy_table *t, const char *name)
+{
+	size_t n = *t->n;
+	char *entry;
+
+	if (policy_arrays_reserve(t->arr, t->size, t->files, n, t->cap) < 0)
+		return NULL;
+	entry = (char *)*t->arr + n * t->size;
+	memset(entry, 0, t->size);
+	*(char **)(void *)entry = strdup(name);
+	(*t->files)[n] = strdup(c->file);
+	(*t->n)++;
+	if (*(char **)(void *)entry == NULL || (*t->files)[n] == NULL ||
+	    policy_index_add(t->index, name, n) < 0)
+		return NULL;
+	return entry;
 }
 
 static void
 policy_parse_table(struct policy_ctx *c, json_t *v, const struct policy_table *t)
 {
-	char sub[POLICY_PATH_MAX], **files, *arr, *entry;
+	char sub[POLICY_PATH_MAX], *entry;
 	const char *name;
 	json_t *e;
 
@@ -1491,18 +1687,11 @@ policy_parse_table(struct policy_ctx *c, json_t *v, const struct policy_table *t
 		if (policy_name_ok(c, t->section, name, old >= 0,
 		    old >= 0 ? (*t->files)[old] : NULL) < 0)
 			continue;
-		if ((arr = realloc(*t->arr, (*t->n + 1) * t->size)) == NULL)
-			return;
-		*t->arr = arr;
-		if ((files = realloc(*t->files, (*t->n + 1) * sizeof(*files))) == NULL)
-			return;
-		*t->files = files;
-		entry = arr + *t->n * t->size;
-		memset(entry, 0, t->size);
-		*(char **)entry = strdup(name);
-		files[*t->n] = strdup(c->file);
-		(*t->n)++;
 		policy_path_key(sub, sizeof(sub), t->section, name);
+		if ((entry = policy_table_append(c, t, name)) == NULL) {
+			policy_err(c, sub, "out of memory");
+			return;
+		}
 		t->parse(c, sub, e, entry);
 	}
 }
@@ -1517,8 +1706,8 @@ static void
 policy_parse_credentials(struct policy_ctx *c, json_t *v)
 {
 	struct policy_table t = {"credentials", (void **)&c->p->credentials,
-	    &c->p->ncredentials, sizeof(policy_credential_t), &c->cred_file,
-	    policy_parse_credential_entry};
+	    &c->p->ncredentials, sizeof(policy_credential_t), &c->cred_file, &c->cred_cap,
+	    &c->p->credential_index, policy_parse_credential_entry};
 
 	policy_parse_table(c, v, &t);
 }
@@ -1577,7 +1766,8 @@ static void
 policy_parse_sandboxes(struct policy_ctx *c, json_t *v)
 {
 	struct policy_table t = {"sandboxes", (void **)&c->p->sandboxes, &c->p->nsandboxes,
-	    sizeof(policy_sandbox_t), &c->sb_file, policy_parse_sandbox_entry};
+	    sizeof(policy_sandbox_t), &c->sb_file, &c->sb_cap, &c->p->sandbox_index,
+	    policy_parse_sandbox_entry};
 
 	policy_parse_table(c, v, &t);
 }
@@ -1621,8 +1811,8 @@ static void
 policy_parse_templates(struct policy_ctx *c, json_t *v)
 {
 	struct policy_table t = {"sandbox_templates", (void **)&c->p->templates,
-	    &c->p->ntemplates, sizeof(policy_template_t), &c->tpl_file,
-	    policy_parse_template_entry};
+	    &c->p->ntemplates, sizeof(policy_template_t), &c->tpl_file, &c->tpl_cap,
+	    &c->p->template_index, policy_parse_template_entry};
 
 	policy_parse_table(c, v, &t);
 }
@@ -1837,50 +2027,42 @@ policy_load_dir(struct policy_ctx *c, const char *dir)
 
 /* --- checks across sections ------------------------------------------------------------ */
 
+/*
+ * Every credential that section.owner (defined in file) grants must exist. Did-you-mean
+ * compares with every credential name: only worked out for a message that is kept.
+ */
+static void
+policy_check_grant_list(struct policy_ctx *c, const char *section, const char *owner,
+    const char *file, const policy_strlist_t *grants)
+{
+	char sub[POLICY_PATH_MAX];
+
+	c->file = file;
+	for (size_t j = 0; j < grants->n; j++) {
+		const char *want = grants->v[j], *hint = NULL;
+
+		if (policy_credential_find(c->p, want) != NULL)
+			continue;
+		snprintf(sub, sizeof(sub), "%s.%s.credentials[%zu]", section, owner, j);
+		if (c->errs->n < SG_POLICY_MAX_ERRORS)
+			hint = policy_suggest_in(want, c->p->credentials,
+			    sizeof(*c->p->credentials), c->p->ncredentials);
+		policy_err(c, sub, "unknown credential %s%s%s%s", Q(want),
+		    hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
+	}
+}
+
 static void
 policy_check_grants(struct policy_ctx *c)
 {
-	const char **names;
-	char sub[POLICY_PATH_MAX];
 	policy_t *p = c->p;
 
-	names = calloc(p->ncredentials + 1, sizeof(*names));
-	if (names == NULL)
-		return;
-	for (size_t i = 0; i < p->ncredentials; i++)
-		names[i] = p->credentials[i].name;
-	for (size_t i = 0; i < p->nsandboxes; i++) {
-		const policy_sandbox_t *sb = &p->sandboxes[i];
-
-		c->file = c->sb_file[i];
-		for (size_t j = 0; j < sb->credentials.n; j++) {
-			const char *want = sb->credentials.v[j], *hint;
-
-			if (policy_credential_find(p, want) != NULL)
-				continue;
-			snprintf(sub, sizeof(sub), "sandboxes.%s.credentials[%zu]", sb->name, j);
-			hint = policy_suggest(want, names, p->ncredentials);
-			policy_err(c, sub, "unknown credential %s%s%s%s", Q(want),
-			    hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
-		}
-	}
-	for (size_t i = 0; i < p->ntemplates; i++) {
-		const policy_template_t *t = &p->templates[i];
-
-		c->file = c->tpl_file[i];
-		for (size_t j = 0; j < t->credentials.n; j++) {
-			const char *want = t->credentials.v[j], *hint;
-
-			if (policy_credential_find(p, want) != NULL)
-				continue;
-			snprintf(sub, sizeof(sub), "sandbox_templates.%s.credentials[%zu]",
-			    t->name, j);
-			hint = policy_suggest(want, names, p->ncredentials);
-			policy_err(c, sub, "unknown credential %s%s%s%s", Q(want),
-			    hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
-		}
-	}
-	free(names);
+	for (size_t i = 0; i < p->nsandboxes; i++)
+		policy_check_grant_list(c, "sandboxes", p->sandboxes[i].name, c->sb_file[i],
+		    &p->sandboxes[i].credentials);
+	for (size_t i = 0; i < p->ntemplates; i++)
+		policy_check_grant_list(c, "sandbox_templates", p->templates[i].name,
+		    c->tpl_file[i], &p->templates[i].credentials);
 }
 
 bool
@@ -1931,12 +2113,141 @@ policy_check_overlap_pair(struct policy_ctx *c, size_t i, size_t j)
 		}
 }
 
+/* An address range of a sandbox, and an ordered pair of sandboxes (i < j). */
+struct policy_addr_ref {
+	const policy_cidr_t *cidr;
+	size_t sb;
+};
+
+struct policy_sb_pair {
+	size_t i, j;
+};
+
+/* By family, then network address, then wider ranges first (they contain the rest). */
+static int
+policy_cmp_addr_ref(const void *a, const void *b)
+{
+	const policy_cidr_t *x = ((const struct policy_addr_ref *)a)->cidr;
+	const policy_cidr_t *y = ((const struct policy_addr_ref *)b)->cidr;
+	int d;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if ((d = memcmp(x->addr, y->addr, sizeof(x->addr))) != 0)
+		return d;
+	return (int)x->prefix - (int)y->prefix;
+}
+
+/* In the order of the pairwise loop: by j, then by i. */
+static int
+policy_cmp_sb_pair(const void *a, const void *b)
+{
+	const struct policy_sb_pair *x = a, *y = b;
+
+	if (x->j != y->j)
+		return x->j < y->j ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Every address range of every sandbox, sorted (policy_cmp_addr_ref); NULL: no memory. */
+static struct policy_addr_ref *
+policy_overlap_refs(const policy_t *p, size_t *n)
+{
+	struct policy_addr_ref *refs;
+	size_t total = 0;
+
+	for (size_t k = 0; k < p->nsandboxes; k++)
+		total += p->sandboxes[k].naddresses;
+	if ((refs = calloc(total + 1, sizeof(*refs))) == NULL)
+		return NULL;
+	*n = 0;
+	for (size_t k = 0; k < p->nsandboxes; k++)
+		for (size_t x = 0; x < p->sandboxes[k].naddresses; x++)
+			refs[(*n)++] = (struct policy_addr_ref){&p->sandboxes[k].addresses[x], k};
+	qsort(refs, *n, sizeof(*refs), policy_cmp_addr_ref);
+	return refs;
+}
+
+static int
+policy_overlap_pair_add(struct policy_sb_pair **v, size_t *n, size_t *cap, size_t a,
+    size_t b)
+{
+	struct policy_sb_pair *nv;
+
+	if (a == b)
+		return 0;
+	if (*n == *cap) {
+		if (*cap >= POLICY_OVERLAP_PAIRS_MAX)
+			return -1;
+		*cap = *cap ? *cap * 2 : 64;
+		if ((nv = realloc(*v, *cap * sizeof(*nv))) == NULL)
+			return -1;
+		*v = nv;
+	}
+	(*v)[(*n)++] = (struct policy_sb_pair){a < b ? a : b, a < b ? b : a};
+	return 0;
+}
+
+/*
+ * Sandbox pairs with overlapping ranges, sorted and unique. Two ranges overlap when one
+ * contains the other; in sorted order the ranges containing the current one are a
+ * nested chain (a stack). 0, or -1 when out of memory or over POLICY_OVERLAP_PAIRS_MAX.
+ */
+static int
+policy_overlap_pairs(const struct policy_addr_ref *refs, size_t n,
+    struct policy_sb_pair **out, size_t *nout)
+{
+	const struct policy_addr_ref **stack = calloc(n + 1, sizeof(*stack));
+	size_t depth = 0, cap = 0, m = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	for (size_t k = 0; stack != NULL && rc == 0 && k < n; k++) {
+		while (depth > 0 && !policy_cidr_overlap(stack[depth - 1]->cidr, refs[k].cidr))
+			depth--;
+		for (size_t d = 0; d < depth && rc == 0; d++)
+			rc = policy_overlap_pair_add(out, nout, &cap, stack[d]->sb, refs[k].sb);
+		stack[depth++] = &refs[k];
+	}
+	free(stack);
+	if (stack == NULL || rc < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	if (*nout > 0)
+		qsort(*out, *nout, sizeof(**out), policy_cmp_sb_pair);
+	for (size_t k = 0; k < *nout; k++)
+		if (m == 0 || (*out)[k].i != (*out)[m - 1].i || (*out)[k].j != (*out)[m - 1].j)
+			(*out)[m++] = (*out)[k];
+	*nout = m;
+	return 0;
+}
+
+/*
+ * No address may name two sandboxes: report each overlapping pair, ordered as if every
+ * pair (i < j) were compared. Ranges are sorted to find the pairs (n log n); when there
+ * are too many, every pair is compared.
+ */
 static void
 policy_check_overlaps(struct policy_ctx *c)
 {
-	for (size_t j = 1; j < c->p->nsandboxes; j++)
-		for (size_t i = 0; i < j; i++)
-			policy_check_overlap_pair(c, i, j);
+	struct policy_addr_ref *refs;
+	struct policy_sb_pair *pairs = NULL;
+	size_t nrefs = 0, npairs = 0;
+
+	refs = policy_overlap_refs(c->p, &nrefs);
+	if (refs != NULL && policy_overlap_pairs(refs, nrefs, &pairs, &npairs) == 0) {
+		for (size_t k = 0; k < npairs; k++)
+			policy_check_overlap_pair(c, pairs[k].i, pairs[k].j);
+	} else {
+		for (size_t j = 1; j < c->p->nsandboxes; j++)
+			for (size_t i = 0; i < j; i++)
+				policy_check_overlap_pair(c, i, j);
+	}
+	free(pairs);
+	free(refs);
 }
 
 static void
@@ -1978,8 +2289,7 @@ policy_apply_defaults(struct policy_ctx *c)
 static void
 policy_credential_free(policy_credential_t *cr)
 {
-	free(cr->name);
-	util_secret_free(cr->secret);
+	free(cr->name);		/* the secret is in p->secrets */
 	free(cr->inject.name);
 	free(cr->inject.format);
 	free(cr->inject.username);
@@ -1996,8 +2306,7 @@ policy_sandbox_free(policy_sandbox_t *sb)
 {
 	free(sb->name);
 	free(sb->addresses);
-	policy_strlist_free(&sb->credentials);
-	util_secret_free(sb->token);
+	policy_strlist_free(&sb->credentials);	/* the token is in p->secrets */
 }
 
 static void
@@ -2041,6 +2350,10 @@ policy_free(policy_t *p)
 	free(p->state_dir);
 	free(p->metadata_url);
 	policy_strlist_free(&p->warnings);
+	policy_index_free(&p->credential_index);
+	policy_index_free(&p->sandbox_index);
+	policy_index_free(&p->template_index);
+	util_secret_arena_free(p->secrets);	/* zeroes every secret and token */
 	free(p);
 }
 
@@ -2052,9 +2365,10 @@ policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
 	c->errs = errs;
 	c->file = source;
 	c->p = calloc(1, sizeof(*c->p));
-	if (c->p == NULL || (c->p->source = strdup(source)) == NULL) {
+	if (c->p == NULL || (c->p->source = strdup(source)) == NULL ||
+	    (c->p->secrets = util_secret_arena_new()) == NULL) {
 		policy_err(c, NULL, "out of memory");
-		free(c->p);
+		policy_free(c->p);
 		c->p = NULL;
 		return -1;
 	}
@@ -2108,6 +2422,7 @@ policy_ctx_finish(struct policy_ctx *c)
 		policy_files_free(c->tpl_file, p->ntemplates);
 		policy_files_free(c->resolve_file, p->upstream.nresolve);
 	}
+	policy_index_free(&c->resolve_index);
 	for (size_t i = 0; i < SEC_NSINGLETONS; i++)
 		free(c->section_file[i]);
 	free(c->first_file);
@@ -2176,28 +2491,28 @@ policy_unref(policy_t *p)
 const policy_credential_t *
 policy_credential_find(const policy_t *p, const char *name)
 {
-	for (size_t i = 0; i < p->ncredentials; i++)
-		if (p->credentials[i].name != NULL && strcmp(p->credentials[i].name, name) == 0)
-			return &p->credentials[i];
-	return NULL;
+	ssize_t i = policy_index_find(&p->credential_index, p->credentials,
+	    sizeof(*p->credentials), p->ncredentials, name);
+
+	return i < 0 ? NULL : &p->credentials[i];
 }
 
 const policy_sandbox_t *
 policy_sandbox_find(const policy_t *p, const char *name)
 {
-	for (size_t i = 0; i < p->nsandboxes; i++)
-		if (p->sandboxes[i].name != NULL && strcmp(p->sandboxes[i].name, name) == 0)
-			return &p->sandboxes[i];
-	return NULL;
+	ssize_t i = policy_index_find(&p->sandbox_index, p->sandboxes, sizeof(*p->sandboxes),
+	    p->nsandboxes, name);
+
+	return i < 0 ? NULL : &p->sandboxes[i];
 }
 
 const policy_template_t *
 policy_template_find(const policy_t *p, const char *name)
 {
-	for (size_t i = 0; i < p->ntemplates; i++)
-		if (p->templates[i].name != NULL && strcmp(p->templates[i].name, name) == 0)
-			return &p->templates[i];
-	return NULL;
+	ssize_t i = policy_index_find(&p->template_index, p->templates, sizeof(*p->templates),
+	    p->ntemplates, name);
+
+	return i < 0 ? NULL : &p->templates[i];
 }
 
 bool

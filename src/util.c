@@ -104,42 +104,17 @@ util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen)
 	return 0;
 }
 
+/*
+ * Open path for reading: a regular file of at most max bytes, mode 0600 (no group or
+ * other bits) when secret. Returns the fd and its size, or -1 with a message in err.
+ */
 static int
-util_read_fd(int fd, size_t max, int secret, char **out, size_t *outlen)
+util_read_open(const char *path, size_t max, int secret, size_t *size, char *err,
+    size_t errlen)
 {
 	struct stat st;
-	char *buf;
-	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size > max)
-		return -1;
-	buf = secret ? sodium_malloc((size_t)st.st_size + 1) : malloc((size_t)st.st_size + 1);
-	if (buf == NULL)
-		return -1;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	if (outlen)
-		*outlen = got;
-	return 0;
-}
-
-int
-util_read_file(const char *path, size_t max, int secret, char **out, size_t *outlen,
-    char *err, size_t errlen)
-{
-	struct stat st;
-	int fd, rc;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -160,11 +135,72 @@ util_read_file(const char *path, size_t max, int secret, char **out, size_t *out
 		close(fd);
 		return -1;
 	}
-	rc = util_read_fd(fd, max, secret, out, outlen);
+	*size = (size_t)st.st_size;
+	return fd;
+}
+
+/* Read at most len bytes of fd into buf (len + 1 bytes) and NUL-terminate; 0 or -1. */
+static int
+util_read_fd(int fd, const char *path, char *buf, size_t len, size_t *outlen, char *err,
+    size_t errlen)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, buf + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	if (outlen)
+		*outlen = got;
+	return 0;
+}
+
+/* The buffer for a file could not be had: say so (it is not the file's fault). */
+static void
+util_read_nomem(const char *path, int secret, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: out of memory%s (%s)", path, secret ? " for secrets" : "",
+	    strerror(errno != 0 ? errno : ENOMEM));
+}
+
+int
+util_read_file(const char *path, size_t max, int secret, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	size_t size;
+	char *buf;
+	int fd, rc;
+
+	if ((fd = util_read_open(path, max, secret, &size, err, errlen)) < 0)
+		return -1;
+	errno = 0;
+	buf = secret ? sodium_malloc(size + 1) : malloc(size + 1);
+	if (buf == NULL) {
+		util_read_nomem(path, secret, err, errlen);
+		close(fd);
+		return -1;
+	}
+	rc = util_read_fd(fd, path, buf, size, outlen, err, errlen);
 	close(fd);
-	if (rc < 0)
-		snprintf(err, errlen, "%s: cannot read", path);
-	return rc;
+	if (rc < 0) {
+		if (secret)
+			sodium_free(buf);
+		else
+			free(buf);
+		return -1;
+	}
+	*out = buf;
+	return 0;
 }
 
 int
@@ -255,6 +291,147 @@ util_secret_free(void *p)
 {
 	if (p)
 		sodium_free(p);	/* zeroes before unmapping */
+}
+
+/* --- secret arena ----------------------------------------------------------------- */
+
+/* libsodium puts a canary before each block, inside its first page. */
+#define UTIL_ARENA_CANARY	16
+
+/* One sodium_malloc'd block; secrets are carved from it front to back. */
+struct util_secret_region {
+	struct util_secret_region *next;	/* older regions */
+	char *base;
+	size_t cap, used;
+};
+
+struct util_secret_arena {
+	struct util_secret_region *head;	/* the newest: allocations come from it */
+	size_t nregions;
+	size_t next_pages;			/* size of the next region, in pages */
+};
+
+util_secret_arena_t *
+util_secret_arena_new(void)
+{
+	util_secret_arena_t *a = calloc(1, sizeof(*a));
+
+	if (a != NULL)
+		a->next_pages = 1;
+	return a;
+}
+
+/* A region of at least need bytes and a->next_pages pages (which then doubles). */
+static struct util_secret_region *
+util_secret_region_new(util_secret_arena_t *a, size_t need)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t pages = (need + UTIL_ARENA_CANARY + page - 1) / page;
+	struct util_secret_region *r;
+
+	if (pages < a->next_pages)
+		pages = a->next_pages;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->cap = pages * page - UTIL_ARENA_CANARY;	/* the block fills its pages */
+	if ((r->base = sodium_malloc(r->cap)) == NULL) {
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->next = a->head;
+	a->head = r;
+	a->nregions++;
+	a->next_pages = pages * 2;
+	return r;
+}
+
+char *
+util_secret_arena_alloc(util_secret_arena_t *a, size_t len)
+{
+	struct util_secret_region *r = a->head;
+	char *p;
+
+	if (len > SIZE_MAX / 4) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (r == NULL || r->cap - r->used < len + 1)
+		r = util_secret_region_new(a, len + 1);
+	if (r == NULL)
+		return NULL;
+	p = r->base + r->used;
+	r->used += len + 1;
+	return p;
+}
+
+char *
+util_secret_arena_dup(util_secret_arena_t *a, const char *s, size_t len)
+{
+	char *p = util_secret_arena_alloc(a, len);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+void
+util_secret_arena_drop(util_secret_arena_t *a, char *p, size_t len)
+{
+	struct util_secret_region *r = a->head;
+
+	sodium_memzero(p, len + 1);
+	if (r != NULL && p + len + 1 == r->base + r->used && p >= r->base)
+		r->used -= len + 1;
+}
+
+int
+util_secret_arena_read_file(util_secret_arena_t *a, const char *path, size_t max,
+    char **out, size_t *outlen, char *err, size_t errlen)
+{
+	size_t size;
+	char *buf;
+	int fd, rc;
+
+	if ((fd = util_read_open(path, max, 1, &size, err, errlen)) < 0)
+		return -1;
+	errno = 0;
+	if ((buf = util_secret_arena_alloc(a, size)) == NULL) {
+		util_read_nomem(path, 1, err, errlen);
+		close(fd);
+		return -1;
+	}
+	rc = util_read_fd(fd, path, buf, size, outlen, err, errlen);
+	close(fd);
+	if (rc < 0) {
+		util_secret_arena_drop(a, buf, size);
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+size_t
+util_secret_arena_regions(const util_secret_arena_t *a)
+{
+	return a->nregions;
+}
+
+void
+util_secret_arena_free(util_secret_arena_t *a)
+{
+	struct util_secret_region *r, *next;
+
+	if (a == NULL)
+		return;
+	for (r = a->head; r != NULL; r = next) {
+		next = r->next;
+		sodium_free(r->base);	/* zeroes the whole block before unmapping */
+		free(r);
+	}
+	free(a);
 }
 
 int64_t

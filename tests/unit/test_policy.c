@@ -679,6 +679,282 @@ test_refcount(void **state)
 	policy_errors_free(&errs);
 }
 
+/* --- name indexes and big policies ------------------------------------------------ */
+
+#define BIG_CREDS	10000
+#define BIG_SANDBOXES	1000
+#define BIG_GRANTS	10	/* credentials per sandbox */
+#define BIG_FILE_EVERY	100	/* every 100th credential has a file secret */
+
+struct named {
+	char *name;
+	int value;
+};
+
+static void
+test_index_lookup(void **state)
+{
+	static struct named v[BIG_CREDS];
+	policy_index_t ix = {0};
+	char name[32];
+
+	(void)state;
+	for (size_t i = 0; i < BIG_CREDS; i++) {
+		snprintf(name, sizeof(name), "n%zu", i);
+		v[i].name = strdup(name);
+		assert_non_null(v[i].name);
+		assert_int_equal(policy_index_add(&ix, v[i].name, i), 0);
+	}
+	assert_int_equal(ix.n, BIG_CREDS);
+	assert_true(ix.cap >= 2 * ix.n && (ix.cap & (ix.cap - 1)) == 0);
+	for (size_t i = 0; i < BIG_CREDS; i++) {
+		snprintf(name, sizeof(name), "n%zu", i);
+		assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, name), i);
+	}
+	/* near misses: a prefix, an extension, another case, the empty name */
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "n"), -1);
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "n99999"), -1);
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "N1"), -1);
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, ""), -1);
+	/* entries beyond n are not visible; a NULL name (out of memory) never matches */
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), 10, "n10"), -1);
+	free(v[7].name);
+	v[7].name = NULL;
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "n7"), -1);
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "n8"), 8);
+	policy_index_free(&ix);
+	assert_int_equal(ix.cap, 0);
+	assert_null(ix.slot);
+	policy_index_free(NULL);
+	/* no index (a hand-built snapshot): find scans the array, with the same answers */
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "n9999"), 9999);
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), BIG_CREDS, "n7"), -1);
+	assert_int_equal(policy_index_find(&ix, v, sizeof(*v), 10, "n10"), -1);
+	for (size_t i = 0; i < BIG_CREDS; i++)
+		free(v[i].name);
+}
+
+static size_t
+count_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	size_t n = 0;
+	int ch;
+
+	assert_non_null(f);
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static void
+big_secret(size_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "sk-%05zu-%08zx", i, i * 2654435761u);
+}
+
+/* big/creds-K.json: credentials [from, to), secrets inline or in big/secrets/svc-N. */
+static void
+write_big_creds(const char *name, size_t from, size_t to)
+{
+	char secret[64], file[64];
+	size_t len = 0;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	fprintf(f, "{\"credentials\": {\n");
+	for (size_t i = from; i < to; i++) {
+		big_secret(i, secret, sizeof(secret));
+		fprintf(f, "%s \"svc-%05zu\": {\"secret\": ", i > from ? ",\n" : "", i);
+		if (i % BIG_FILE_EVERY == 0) {
+			snprintf(file, sizeof(file), "big/secrets/svc-%05zu", i);
+			write_file(file, secret, 0600);
+			fprintf(f, "{\"file\": \"secrets/svc-%05zu\"}", i);
+		} else
+			fprintf(f, "{\"value\": \"%s\"}", secret);
+		fprintf(f, ", \"inject\": {\"type\": \"%s\"%s}, \"hosts\": "
+		    "[\"api-%05zu.example.test\"], \"paths\": [\"/v1/*\"]}",
+		    i % 2 ? "bearer" : "basic", i % 2 ? "" : ", \"username\": \"u\"", i);
+	}
+	fprintf(f, "}}\n");
+	assert_int_equal(fclose(f), 0);
+	write_file(name, buf, 0600);
+	free(buf);
+}
+
+static void
+write_big_sandboxes(const char *name)
+{
+	size_t len = 0;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	fprintf(f, "{\"sandboxes\": {\n");
+	for (size_t j = 0; j < BIG_SANDBOXES; j++) {
+		fprintf(f, "%s \"sb-%04zu\": {\"addresses\": [\"10.1.%zu.%zu/32\"], "
+		    "\"credentials\": [", j ? ",\n" : "", j, j / 256, j % 256);
+		for (size_t k = 0; k < BIG_GRANTS; k++)
+			fprintf(f, "%s\"svc-%05zu\"", k ? ", " : "", (j * BIG_GRANTS + k) % BIG_CREDS);
+		fprintf(f, "]}");
+	}
+	fprintf(f, "},\n \"sandbox_templates\": {\"job\": {\"credentials\": "
+	    "[\"svc-09999\", \"svc-00000\"]}}}\n");
+	assert_int_equal(fclose(f), 0);
+	write_file(name, buf, 0600);
+	free(buf);
+}
+
+static void
+check_big_credential(const policy_t *p, size_t i)
+{
+	const policy_credential_t *cr;
+	char name[32], secret[64];
+
+	snprintf(name, sizeof(name), "svc-%05zu", i);
+	big_secret(i, secret, sizeof(secret));
+	cr = policy_credential_find(p, name);
+	assert_non_null(cr);
+	assert_ptr_equal(cr, &p->credentials[i]);
+	assert_string_equal(cr->name, name);
+	assert_int_equal(cr->secret_len, strlen(secret));
+	assert_string_equal(cr->secret, secret);
+	assert_int_equal(cr->secret_source, i % BIG_FILE_EVERY == 0 ? SECRET_FILE : SECRET_VALUE);
+	assert_int_equal(cr->inject.type, i % 2 ? INJECT_BEARER : INJECT_BASIC);
+}
+
+static void
+check_big_policy(const policy_t *p)
+{
+	static const size_t probe[] = {0, 1, 99, 100, 4999, 5000, 5001, 9900, 9998, 9999};
+	const policy_sandbox_t *sb;
+
+	assert_int_equal(p->ncredentials, BIG_CREDS);
+	assert_int_equal(p->nsandboxes, BIG_SANDBOXES);
+	for (size_t i = 0; i < SG_ARRAY_LEN(probe); i++)
+		check_big_credential(p, probe[i]);
+	assert_null(policy_credential_find(p, "svc-10000"));
+	assert_null(policy_credential_find(p, "svc-0000"));
+	assert_null(policy_credential_find(p, "sb-0001"));
+	sb = policy_sandbox_find(p, "sb-0123");
+	assert_non_null(sb);
+	assert_ptr_equal(sb, &p->sandboxes[123]);
+	assert_true(policy_sandbox_grants(sb, "svc-01230"));
+	assert_true(policy_sandbox_grants(sb, "svc-01239"));
+	assert_false(policy_sandbox_grants(sb, "svc-01240"));
+	assert_non_null(policy_sandbox_find(p, "sb-0999"));
+	assert_null(policy_sandbox_find(p, "sb-1000"));
+	assert_null(policy_sandbox_find(p, "svc-00001"));
+	assert_non_null(policy_template_find(p, "job"));
+	assert_true(policy_template_grants(policy_template_find(p, "job"), "svc-09999"));
+	assert_null(policy_template_find(p, "sb-0001"));
+}
+
+/*
+ * 10,000 credentials (every 100th with a file secret) in two files, 1,000 sandboxes of 10
+ * grants each in a third: lookups find the right entries, secrets are intact, and the
+ * secrets take a handful of memory mappings, not some per secret. Correctness only.
+ */
+static void
+test_big_policy(void **state)
+{
+	size_t before, loaded;
+	policy_errors_t errs;
+	policy_t *p, *q;
+
+	(void)state;
+	assert_int_equal(mkdir(tmp_path("big"), 0700), 0);
+	assert_int_equal(mkdir(tmp_path("big/secrets"), 0700), 0);
+	write_big_creds("big/10-creds.json", 0, BIG_CREDS / 2);
+	write_big_creds("big/20-creds.json", BIG_CREDS / 2, BIG_CREDS);
+	write_big_sandboxes("big/30-sandboxes.json");
+	before = count_mappings();
+	p = policy_load(tmp_path("big"), &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	policy_errors_free(&errs);
+	loaded = count_mappings();
+	check_big_policy(p);
+	assert_true(util_secret_arena_regions(p->secrets) <= 10);
+	assert_true(loaded < before + 100);	/* was ~4 per secret: 40,000 */
+	/* a second snapshot while the first is alive (a reload) */
+	q = policy_load(tmp_path("big"), &errs);
+	assert_non_null(q);
+	policy_errors_free(&errs);
+	check_big_policy(q);
+	assert_true(count_mappings() < loaded + 100);
+	policy_unref(p);
+	policy_unref(q);
+
+	/*
+	 * Names defined again in a file sorted between the others: the later definition is
+	 * the one refused, naming the file of the first (found through the index).
+	 */
+	write_file("big/15-dup.json", "{\"credentials\": {\"svc-09999\": {" CRED "}, "
+	    "\"svc-00042\": {" CRED "}, \"new-one\": {" CRED "}}}", 0600);
+	p = policy_load(tmp_path("big"), &errs);
+	assert_null(p);
+	assert_int_equal(errs.n, 2);
+	assert_non_null(strstr(errs.msg[0], "big/15-dup.json: credentials.svc-00042: also "
+	    "defined in "));
+	assert_non_null(strstr(errs.msg[0], "big/10-creds.json"));
+	assert_non_null(strstr(errs.msg[1], "big/20-creds.json: credentials.svc-09999: also "
+	    "defined in "));
+	assert_non_null(strstr(errs.msg[1], "big/15-dup.json"));
+	policy_errors_free(&errs);
+	/* an unknown grant among 10,000 names still gets its did-you-mean */
+	write_file("big/15-dup.json", "{\"sandbox_templates\": {\"t\": {\"credentials\": "
+	    "[\"svc-0042\"]}}}", 0600);
+	p = policy_load(tmp_path("big"), &errs);
+	assert_null(p);
+	assert_int_equal(errs.n, 1);
+	assert_true(errors_contain(&errs, "big/15-dup.json: sandbox_templates.t.credentials[0]: "
+	    "unknown credential \"svc-0042\" (did you mean \"svc-00042\"?)"));
+	policy_errors_free(&errs);
+
+	remove_file("big/15-dup.json");
+	remove_file("big/10-creds.json");
+	remove_file("big/20-creds.json");
+	remove_file("big/30-sandboxes.json");
+	for (size_t i = 0; i < BIG_CREDS; i += BIG_FILE_EVERY) {
+		char file[64];
+
+		snprintf(file, sizeof(file), "big/secrets/svc-%05zu", i);
+		remove_file(file);
+	}
+	assert_int_equal(rmdir(tmp_path("big/secrets")), 0);
+	assert_int_equal(rmdir(tmp_path("big")), 0);
+}
+
+/* Sandboxes whose ranges overlap: every pair reported, in pair order, once. */
+static void
+test_overlaps_reported_in_order(void **state)
+{
+	static const char json[] =
+	    "{\"sandboxes\": {"
+	    "\"a\": {\"addresses\": [\"10.0.0.0/8\"]},"
+	    "\"b\": {\"addresses\": [\"192.168.0.0/16\", \"fd00::/8\"]},"
+	    "\"c\": {\"addresses\": [\"10.1.0.0/16\", \"10.1.2.3/32\"]},"
+	    "\"d\": {\"addresses\": [\"172.16.0.1\"]},"
+	    "\"e\": {\"addresses\": [\"fd00::1\", \"10.1.2.0/24\"]}}}";
+	policy_errors_t errs;
+
+	(void)state;
+	assert_null(load(json, &errs));
+	assert_int_equal(errs.n, 4);
+	assert_non_null(strstr(errs.msg[0], "sandboxes.c.addresses: 10.1.0.0/16 of sandbox "
+	    "\"c\" overlaps 10.0.0.0/8 of sandbox \"a\""));
+	assert_non_null(strstr(errs.msg[1], "sandboxes.e.addresses: 10.1.2.0/24 of sandbox "
+	    "\"e\" overlaps 10.0.0.0/8 of sandbox \"a\""));
+	assert_non_null(strstr(errs.msg[2], "sandboxes.e.addresses: fd00::1/128 of sandbox "
+	    "\"e\" overlaps fd00::/8 of sandbox \"b\""));
+	assert_non_null(strstr(errs.msg[3], "sandboxes.e.addresses: 10.1.2.0/24 of sandbox "
+	    "\"e\" overlaps 10.1.0.0/16 of sandbox \"c\""));
+	policy_errors_free(&errs);
+}
+
 static void
 test_publish_acquire(void **state)
 {
@@ -732,6 +1008,9 @@ main(void)
 		cmocka_unit_test(test_secret_not_in_messages),
 		cmocka_unit_test(test_directory_merge),
 		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_index_lookup),
+		cmocka_unit_test(test_big_policy),
+		cmocka_unit_test(test_overlaps_reported_in_order),
 		cmocka_unit_test(test_publish_acquire),
 	};
 
