@@ -128,6 +128,7 @@ POLICY_CREDS=${POLICY_CREDS:-10000} POLICY_SANDBOXES=${POLICY_SANDBOXES:-1000}
 POLICY_REPS=${POLICY_REPS:-5}           # policy check / reload repetitions (median)
 HANDLES_N=${HANDLES_N:-100000}          # distinct handles for handles100k
 BUSY_POLL_US=${BUSY_POLL_US:-100}       # ka1bp: the busy-polling sealgate's limits.busy_poll_us
+BULK_REPS=${BULK_REPS:-3}               # transfers per bulk workload and system (median)
 HANDLES_MAX_S=${HANDLES_MAX_S:-300}     # time bound of each handles100k pass
 
 # ------------------------------------------------------------------ build
@@ -708,7 +709,8 @@ for rep in $(seq 1 "$REPS"); do
     case $wl in
       ka1bp) run_lg direct "$wl" "$rep"; sleep 1; run_busy "$rep"; sleep 1;;
       ka[0-9]*|new[0-9]*) run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
-      down|up) run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; sleep 1;;
+      down|up) for _ in $(seq 1 "$BULK_REPS"); do   # a 256 MiB transfer lasts ~0.3 s: median of 3
+                 run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; done; sleep 1;;
       policy10k) run_policy10k "$rep";;   # a second sealgate serving the big policy
       idle|handles100k) ;;   # idle last (it leaves sealgate's heap grown), then handles100k
       *) log "unknown workload $wl";;
