@@ -8,6 +8,7 @@
 #   -r  repetitions (3; tables show medians)           -n  max requests per measurement (5000000)
 #   -W  workloads (default "ka1 ka16 ka64 new16")       -o  output dir (bench/results/peers-<stamp>)
 # Env: SHARED_BENCH (default $ROOT/../shared/bench), SG_PORT (sealgate's fixed proxy port, 18480),
+#      SG_BUSY_POLL_US (sealgate's limits.busy_poll_us, default 0 = off),
 #      BUILD=build-bench, NO_BUILD=1 (reuse $BUILD/sealgate), SEALGATE_BIN (measure that binary),
 #      SG_LOG_LEVEL=warn, and the harness's own: PROXY_CPUS=1, HARNESS_CPUS=0, LG_CPUS, UP_PORT=8443,
 #      TINYPROXY_PORT, SSLSPLIT_PORT, SQUID_PORT, MITM_PORT, CERTS.
@@ -199,9 +200,9 @@ if has_peer custom; then
   (umask 077; printf 'sk-peers-%s\n' "$(openssl rand -hex 24)" >"$SECRET_F")   # never printed
   # the policy holds no secret (the credential reads the 0600 file); python writes valid JSON
   python3 - "$SGRUN/sg/policy.json" "$SG_PORT" "$CERTS/upstream-ca.crt" "$UP_NAME" "$UP_PORT" "$ECHO_PORT" \
-      "$SGRUN/sg/audit.log" <<'PY' || die "policy generation failed"
+      "$SGRUN/sg/audit.log" "${SG_BUSY_POLL_US:-0}" <<'PY' || die "policy generation failed"
 import json, sys
-path, port, ca, name, up_port, echo_port, audit = sys.argv[1:8]
+path, port, ca, name, up_port, echo_port, audit, busy = sys.argv[1:9]
 pol = {
   "listen": {"proxy": "127.0.0.1:%s" % port, "metadata": None, "admin": None},
   "keys": {"seal_key": "keys/seal.key", "ca_cert": "keys/ca.crt", "ca_key": "keys/ca.key"},
@@ -209,7 +210,8 @@ pol = {
   "admin": {"token": {"file": "keys/admin.token"}},
   "audit": {"path": audit},
   "egress": {"default": "deny", "allow_private": ["127.0.0.1/32"], "intercept": "credentials"},
-  "limits": {"workers": 1, "idle_timeout": "600s", "max_connections": 100000},
+  "limits": {"workers": 1, "idle_timeout": "600s", "max_connections": 100000,
+             "busy_poll_us": int(busy)},
   "credentials": {"bench": {
     "secret": {"file": "secret"},
     "inject": {"type": "bearer"},
@@ -325,7 +327,7 @@ fi
   if has_peer custom; then
     echo "sealgate: $("$SG" version 2>/dev/null | head -1), binary $SG"
     echo "sealgate git: $(git -C "$ROOT" describe --always --dirty 2>/dev/null)"
-    echo "sealgate: 127.0.0.1:$SG_PORT, limits.workers 1, audit to a file, swap proof: $([ "$PROOF_DONE" = 1 ] && echo ok || echo FAILED)"
+    echo "sealgate: 127.0.0.1:$SG_PORT, limits.workers 1, busy_poll_us ${SG_BUSY_POLL_US:-0}, audit to a file, swap proof: $([ "$PROOF_DONE" = 1 ] && echo ok || echo FAILED)"
   else
     echo "sealgate: not in this run"
   fi

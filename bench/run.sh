@@ -331,9 +331,33 @@ lg_target() {
 # upstream received the secret, and sealgate scrubs it from the response back to the handle.
 EXPECT="X-Echo-Auth: Bearer $HANDLE"
 
+# sealgate's own time per request, from the audit lines a run appended: total_ms (head
+# read -> response complete) - upstream_ms (head sent -> response head back), p50/p99
+audit_split() {  # audit_split FILE OFFSET -> JSON
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+own, up = [], []
+with open(sys.argv[1], "rb") as f:
+    f.seek(int(sys.argv[2]))
+    for line in f:
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("event") == "request" and "upstream_ms" in j and "total_ms" in j:
+            own.append(j["total_ms"] - j["upstream_ms"])
+            up.append(j["upstream_ms"])
+q = lambda v, p: round(sorted(v)[min(len(v) - 1, int(len(v) * p))], 4) if v else None
+print(json.dumps({"sg_own_p50_ms": q(own, 0.5), "sg_own_p99_ms": q(own, 0.99),
+                  "sg_upstream_p50_ms": q(up, 0.5), "audit_requests": len(own)}))
+PY
+}
+
 run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
-  local sys=$1 wl=$2 rep=$3 mode conns pid=''
+  local sys=$1 wl=$2 rep=$3 mode conns pid='' audit=$RUN/sg/audit.log off=0
   [ "$sys" = sealgate ] && pid=$SG_PID
+  [ "$wl" = ka1bp ] && audit=$RUN/sg/audit-bp.log
+  [ -f "$audit" ] && off=$(stat -c %s "$audit")
   mode=${wl%%[0-9]*}; conns=${wl#"$mode"}; conns=${conns%%[!0-9]*}   # ka1bp: ka, 1
   case $mode in prof) mode=ka;; esac
   [ -n "$pid" ] && reset_hwm "$pid"
@@ -353,6 +377,10 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
   wait "$lgpid"
   sample_end "$pid"
   [ -n "$perfpid" ] && wait "$perfpid"
+  if [ "$sys" = sealgate ] && [ "$conns" = 1 ] && [ -f "$audit" ]; then
+    sleep 0.2   # the audit writer flushes within AUDIT_LINGER_US (2 ms)
+    m_extra=$(audit_split "$audit" "$off")
+  fi
   emit "$(cat "$RUN/lg.out")" "$sys" "$wl" "$rep"
 }
 

@@ -92,6 +92,8 @@ def main():
             a["cpu_ms_req"] = med([per_req(r) for r in rs])
             a["cpu_pct"] = med([100 * r["sg_cpu_s"] / r["interval_s"] for r in rs])
             a["hwm_mib"] = med([r.get("sg_hwm_kb", 0) / 1024 for r in rs])
+            for k in ("sg_own_p50_ms", "sg_own_p99_ms", "sg_upstream_p50_ms"):
+                a[k] = med([r.get(k) for r in rs])
             if wl in ("down", "up"):
                 a["cpu_ms_mib"] = med([1000 * r["sg_cpu_s"] / (r["bytes"] / 1048576) if r.get("bytes") else None for r in rs])
             if wl == "idle":
@@ -246,7 +248,8 @@ def main():
              "added_p99_ms": (s["p99_ms"] - d["p99_ms"]) if s["p99_ms"] is not None and d["p99_ms"] is not None else None,
              "rps_ratio": s["rps"] / d["rps"] if d["rps"] else None,
              "mb_s_ratio": (s["mb_s"] / d["mb_s"]) if s.get("mb_s") and d.get("mb_s") else None,
-             "cpu_ms_req": s.get("cpu_ms_req")}
+             "cpu_ms_req": s.get("cpu_ms_req"), "sg_own_p50_ms": s.get("sg_own_p50_ms"),
+             "sg_own_p99_ms": s.get("sg_own_p99_ms"), "sg_upstream_p50_ms": s.get("sg_upstream_p50_ms")}
         rat.append(r)
     res["ratios"] = rat
     if rat:
@@ -257,6 +260,18 @@ def main():
             out.append(f"| {r['workload']} | {f(r['direct_p50_ms'], '.3f')} | {f(r['sealgate_p50_ms'], '.3f')} | "
                        f"{f(r['added_p50_ms'], '+.3f')} | {f(r['added_p99_ms'], '+.3f')} | {f(ratio, '.2f')} |")
         out.append("")
+        own = [r for r in rat if r.get("sg_own_p50_ms") is not None]
+        if own:
+            out.append("| workload | sealgate's own time per request, p50 / p99 ms (audit `total_ms` − `upstream_ms`) | "
+                       "sealgate → upstream → sealgate p50 ms (`upstream_ms`) | the rest of the added p50: wake-ups on the way in and out |")
+            out.append("|---|---|---|---|")
+            for r in own:
+                rest = (r["added_p50_ms"] - r["sg_own_p50_ms"] - (r["sg_upstream_p50_ms"] - r["direct_p50_ms"])
+                        if r.get("added_p50_ms") is not None and r.get("sg_upstream_p50_ms") is not None else None)
+                out.append(f"| {r['workload']} | {f(r['sg_own_p50_ms'], '.4f')} / {f(r['sg_own_p99_ms'], '.4f')} | "
+                           f"{f(r['sg_upstream_p50_ms'], '.4f')} (direct round trip {f(r['direct_p50_ms'], '.3f')}) | "
+                           f"{f(rest, '.3f')} |")
+            out.append("")
     byw = {r["workload"]: r for r in rat}
     tg = []
     for w, what, key, limit in TARGETS:
