@@ -16,6 +16,7 @@
 
 #include "defaults.h"
 #include "policy.h"
+#include "unit_maps.h"
 
 static char tmpdir[64];
 
@@ -734,20 +735,6 @@ test_index_lookup(void **state)
 		free(v[i].name);
 }
 
-static size_t
-count_mappings(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	size_t n = 0;
-	int ch;
-
-	assert_non_null(f);
-	while ((ch = fgetc(f)) != EOF)
-		n += ch == '\n';
-	fclose(f);
-	return n;
-}
-
 static void
 big_secret(size_t i, char *buf, size_t len)
 {
@@ -870,12 +857,12 @@ test_big_policy(void **state)
 	write_big_creds("big/10-creds.json", 0, BIG_CREDS / 2);
 	write_big_creds("big/20-creds.json", BIG_CREDS / 2, BIG_CREDS);
 	write_big_sandboxes("big/30-sandboxes.json");
-	before = count_mappings();
+	before = unit_count_mappings();
 	p = policy_load(tmp_path("big"), &errs);
 	dump_errors(&errs);
 	assert_non_null(p);
 	policy_errors_free(&errs);
-	loaded = count_mappings();
+	loaded = unit_count_mappings();
 	check_big_policy(p);
 	assert_true(util_secret_arena_regions(p->secrets) <= 10);
 	assert_true(loaded < before + 100);	/* was ~4 per secret: 40,000 */
@@ -884,7 +871,7 @@ test_big_policy(void **state)
 	assert_non_null(q);
 	policy_errors_free(&errs);
 	check_big_policy(q);
-	assert_true(count_mappings() < loaded + 100);
+	assert_true(unit_count_mappings() < loaded + 100);
 	policy_unref(p);
 	policy_unref(q);
 

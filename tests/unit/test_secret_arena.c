@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "util.h"
+#include "unit_maps.h"
 
 #define NSECRETS 20000
 
@@ -40,21 +41,6 @@ write_file(const char *name, const char *text, mode_t mode)
 	assert_true(fputs(text, f) >= 0);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(chmod(tmp_path(name), mode), 0);
-}
-
-/* Lines of /proc/self/maps: one per mapping. */
-static size_t
-count_mappings(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	size_t n = 0;
-	int ch;
-
-	assert_non_null(f);
-	while ((ch = fgetc(f)) != EOF)
-		n += ch == '\n';
-	fclose(f);
-	return n;
 }
 
 /* The VmFlags of the mapping holding addr ("" when none does). */
@@ -97,7 +83,7 @@ static void
 test_many_secrets_few_regions(void **state)
 {
 	static char *ptr[NSECRETS];
-	size_t before = count_mappings(), during, bytes = 0;
+	size_t before = unit_count_mappings(), during, bytes = 0;
 	util_secret_arena_t *a = util_secret_arena_new();
 	char buf[256];
 
@@ -121,10 +107,10 @@ test_many_secrets_few_regions(void **state)
 	/* ~2 MB in regions that double: about log2(2 MB / 4 KiB) of them, not 20,000 */
 	assert_true(bytes > 1000000);
 	assert_true(util_secret_arena_regions(a) <= 12);
-	during = count_mappings();
+	during = unit_count_mappings();
 	assert_true(during < before + 4 * 12 + 8);
 	util_secret_arena_free(a);
-	assert_true(count_mappings() <= before + 2);
+	assert_true(unit_count_mappings() <= before + 2);
 }
 
 static void
