@@ -603,7 +603,7 @@ run_policy10k() {  # run_policy10k REP : check (CLI), load (in-process), reload 
     echo "$i $out $(mval "$d/reload.metrics" sealgate_policy_load_seconds) $(mval "$d/reload.metrics" sealgate_policy_generation)" >>"$d/reloads.txt"
   done
   sample_end "$R_PID"
-  maps_end=$(wc -l <"/proc/$R_PID/maps")   # mappings: each sodium_malloc'd secret costs ~3
+  maps_end=$(wc -l <"/proc/$R_PID/maps")   # mappings: a few secret-arena regions per snapshot
   stop_pid "$(cat "$RUN/sg10k.pid")"
   m_extra=$(python3 - "$gen" "$check" "$(mval "$d/start.metrics" sealgate_policy_load_seconds)" "$rss_start" \
     "$d/reloads.txt" "$POLICY_REPS" "$(cat "$d/reload.err" 2>/dev/null)" "$maps_start" "$maps_end" \
