@@ -27,6 +27,12 @@ struct policy;
  */
 struct policy *cli_load_policy(const char *cmd, const char *path);
 
+/*
+ * Match argv[*i] as "--name VALUE" or "--name=VALUE". 1 matched (*i advanced past a
+ * separate value), 0 not this option, -1 value missing.
+ */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+
 /* True when argv has -h/--help before "--". */
 int cli_wants_help(int argc, char **argv);
 

@@ -30,29 +30,6 @@ static const char *const cli_secret_keys[] = {
 
 /* --- small helpers -------------------------------------------------------------------- */
 
-/*
- * Match argv[*i] as "--name VALUE" or "--name=VALUE". 1 matched (*i advanced past a
- * separate value), 0 not this option, -1 value missing.
- */
-static int
-cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n) != 0)
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	if (*i + 1 >= argc)
-		return -1;
-	*val = argv[++*i];
-	return 1;
-}
-
 static int
 cli_usage_err(const char *cmd, const char *usage, const char *what, const char *arg)
 {

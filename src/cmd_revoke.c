@@ -46,29 +46,6 @@ revoke_fail(const char *cmd, const char *msg)
 	return CLI_FAIL;
 }
 
-/*
- * Match argv[*i] as "--name VALUE" or "--name=VALUE". 1 matched (*i advanced past a
- * separate value), 0 not this option, -1 value missing.
- */
-static int
-revoke_opt(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n) != 0)
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	if (*i + 1 >= argc)
-		return -1;
-	*val = argv[++*i];
-	return 1;
-}
-
 /* One of the kind options at argv[*i]: 1 taken, 0 not one, or a CLI exit code < 0. */
 static int
 revoke_parse_kind(int argc, char **argv, int *i, struct revoke_args *a)
@@ -77,7 +54,7 @@ revoke_parse_kind(int argc, char **argv, int *i, struct revoke_args *a)
 	int m;
 
 	for (size_t k = 0; k < SG_ARRAY_LEN(revoke_opts); k++) {
-		if ((m = revoke_opt(argc, argv, i, revoke_opts[k].opt, &val)) == 0)
+		if ((m = cli_opt(argc, argv, i, revoke_opts[k].opt, &val)) == 0)
 			continue;
 		if (m < 0)
 			return -revoke_usage_err(argv[0], "missing value for", revoke_opts[k].opt);
@@ -97,7 +74,7 @@ revoke_parse_args(int argc, char **argv, struct revoke_args *a)
 	int m;
 
 	for (int i = 1; i < argc; i++) {
-		if ((m = revoke_opt(argc, argv, &i, "--policy", &a->policy)) < 0)
+		if ((m = cli_opt(argc, argv, &i, "--policy", &a->policy)) < 0)
 			return revoke_usage_err(argv[0], "missing value for", "--policy");
 		if (m > 0)
 			continue;

@@ -406,14 +406,15 @@ conn_park(conn_t *c)
 	conn_arm_timer(c, c->pol->limits.idle_timeout_ms - c->pol->limits.park_after_ms);
 }
 
-/* Waiting for the next request: park first when there is something to give back. */
+/* Waiting for the next request: park first unless already parked. */
 static void
 conn_arm_idle(conn_t *c)
 {
 	const policy_limits_t *l = &c->pol->limits;
 
+	/* not parked yet: request state (and maybe an upstream, a scrubber) to give back */
 	c->park_due = l->park_after_ms > 0 && l->park_after_ms < l->idle_timeout_ms &&
-	    (c->ubev != NULL || c->scrub != NULL || c->rq != NULL);
+	    c->rq != NULL;
 	conn_arm_timer(c, c->park_due ? l->park_after_ms : l->idle_timeout_ms);
 }
 
