@@ -1,17 +1,52 @@
 /*
- * scrub.h — streaming multi-needle replacement for responses: a real secret that comes
- * back from an upstream is replaced by its handle before the sandbox sees it, also when
- * it is split across reads. Pure core over bytes.
+ * scrub.h — streaming multi-needle replacement. Pure core over bytes.
  *
- * Matching is leftmost-longest and non-overlapping, scanning left to right: at the first
- * position where any needle matches, the longest needle matching there is replaced
- * (equal lengths: the one added first) and the scan resumes after it. The output equals
- * that of the same replacement done on the whole message at once, whatever the splits.
+ * Two modes:
  *
- * Memory is bounded: between calls at most (longest needle - 1) bytes are held back, in a
- * scratch buffer of that size plus SCRUB_CHUNK that is zeroed when reset or freed.
- * Needles are copied into wipe memory (util_wipe_alloc) and zeroed
- * on free. A scrub_t is not thread-safe: one per response stream.
+ *   SCRUB_LITERAL  exact needles replaced by their replacements (request bodies: a handle
+ *                  or placeholder becomes the secret).
+ *   SCRUB_FORMS    secrets coming back from an upstream are replaced by their handles,
+ *                  also when the upstream encoded them (responses: headers, bodies,
+ *                  trailers, WebSocket frames). Each secret is looked for as:
+ *
+ *     raw          the bytes themselves                      -> the replacement
+ *     escaped      JSON/JS string escapes (\uXXXX for any character, either hex case,
+ *                  \/ \\ \" \' \b \f \n \r \t \xHH), percent-encoding (%2f or %2F, any
+ *                  subset of characters; '+' for a space), HTML/XML character references
+ *                  (&#DD; &#xHH; &#XHH; leading zeros, ';' optional for numeric ones;
+ *                  &amp; &lt; &gt; &quot; &apos; &sol; &plus; &equals; &colon;), mixed
+ *                  freely with literal characters             -> the replacement, raw
+ *     hex          all lower-case or all upper-case          -> hex of the replacement,
+ *                                                               same case
+ *     base64       standard or url-safe, padded or not, of any text holding the secret
+ *                  at any of the three byte alignments (a Basic echo, a JWT payload),
+ *                  also inside an escaped string ("\/" in PHP's JSON)
+ *                  -> the base64 run is re-encoded from the 4-character group holding
+ *                  the secret's first byte to the run's end with the replacement in
+ *                  place of the secret (and of any other secret in that run): decoding
+ *                  the result gives the original bytes with the replacement. The run's
+ *                  alphabet is kept (url-safe when it holds '-' or '_' or follows a
+ *                  '.', else standard) and its padding style ('=' when it had them, or
+ *                  when a standard run's length was a multiple of 4).
+ *
+ *   Replacements are expected to be plain text ([A-Za-z0-9._-] handles, a marker): they
+ *   are valid unescaped in JSON, URLs and HTML, so the message stays well-formed.
+ *   Not covered: encodings nested in each other (base64 of hex, percent of base64,
+ *   JSON escapes inside JSON strings), mixed-case hex, base64 with a line break inside
+ *   the secret's part, UTF-16, surrogate-pair escapes, secrets under SCRUB_MIN_NEEDLE.
+ *
+ * Matching is leftmost-longest and non-overlapping, scanning left to right: at the
+ * leftmost raw position where any form of any needle matches, the longest match there
+ * is replaced and the scan starts afresh after it. All needles and forms are found in
+ * one pass (an Aho-Corasick automaton over raw bytes, and the same automaton over the
+ * unescaped view of the bytes; the two share their state while no escape is seen). The
+ * output is the same whatever the splits of the input.
+ *
+ * Memory is bounded: the scrubber holds back only bytes that may still be part of a
+ * match (at most the longest form of a secret plus a few bytes of context, in raw bytes
+ * through escapes), in a scratch buffer that is zeroed when reset or freed. Needles and
+ * replacements are copied into wipe memory (util_wipe_alloc) and zeroed on free.
+ * A scrub_t is not thread-safe: one per message stream.
  */
 #ifndef SEALGATE_SCRUB_H
 #define SEALGATE_SCRUB_H
@@ -28,6 +63,10 @@
 #define SCRUB_MAX_REPL		16384
 /* Input processed per pass: bounds the scratch buffer. */
 #define SCRUB_CHUNK		16384
+/* Needles (secrets) per scrubber: a connection injects a few; this bounds the automaton. */
+#define SCRUB_MAX_NEEDLES	256
+
+enum scrub_mode { SCRUB_LITERAL = 0, SCRUB_FORMS = 1 };
 
 typedef struct scrub scrub_t;
 
@@ -35,13 +74,15 @@ typedef struct scrub scrub_t;
 typedef void (*scrub_emit_fn)(void *arg, const void *data, size_t len);
 
 /* An empty scrubber (no needles: bytes pass through). NULL on allocation failure. */
-scrub_t *scrub_new(void) SG_WUR;
+scrub_t *scrub_new(enum scrub_mode mode) SG_WUR;
 
 /*
- * Replace needle[0..nlen) by repl[0..rlen) from now on. Both are copied; a needle added
- * again keeps one entry and takes the new replacement. -1 when nlen
- * is outside SCRUB_MIN_NEEDLE..SCRUB_MAX_NEEDLE, rlen > SCRUB_MAX_REPL, or on
- * allocation failure.
+ * Replace needle[0..nlen) (and, in SCRUB_FORMS, its encoded forms) by repl[0..rlen)
+ * from the next message on (added during a message, from the one after). Both are
+ * copied; a needle added again keeps one entry and
+ * takes the new replacement. -1 when nlen is outside SCRUB_MIN_NEEDLE..SCRUB_MAX_NEEDLE,
+ * rlen > SCRUB_MAX_REPL, the scrubber holds SCRUB_MAX_NEEDLES, on allocation failure,
+ * or while a message is under way (between a feed and its finish).
  */
 int scrub_add(scrub_t *s, const void *needle, size_t nlen, const void *repl, size_t rlen)
     __attribute__((nonnull(1, 2))) SG_WUR;
@@ -56,8 +97,12 @@ int scrub_finish(scrub_t *s, scrub_emit_fn emit, void *arg) __attribute__((nonnu
 /* Drop (and zero) any held bytes and the replacement count; needles stay. */
 void scrub_reset(scrub_t *s) SG_NONNULL;
 
-/* Replacements made since scrub_new or scrub_reset. */
+/* Replacements made since scrub_new or scrub_reset (a re-encoded base64 run counts the
+ * secrets replaced inside it). */
 size_t scrub_replacements(const scrub_t *s) SG_NONNULL;
+
+/* Needles added (distinct). */
+size_t scrub_needles(const scrub_t *s) SG_NONNULL;
 
 /* Zero and free needles, replacements and buffers. NULL is fine. */
 void scrub_free(scrub_t *s);

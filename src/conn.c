@@ -989,7 +989,7 @@ conn_scrub_add_tokenizer(conn_t *c)
 	for (size_t i = 0; i < c->rq->swap.tk.nscrub; i++) {
 		const tokenizer_scrub_t *t = &c->rq->swap.tk.scrub[i];
 
-		if (c->scrub == NULL && (c->scrub = scrub_new()) == NULL)
+		if (c->scrub == NULL && (c->scrub = scrub_new(SCRUB_FORMS)) == NULL)
 			return -1;
 		if (scrub_add(c->scrub, t->secret, t->len, mark, sizeof(mark) - 1) < 0)
 			return -1;
@@ -1008,14 +1008,12 @@ conn_scrub_add(conn_t *c)
 
 		if (conn_scrub_known(c, sc->secret, tag))
 			continue;
-		if (c->scrub == NULL && (c->scrub = scrub_new()) == NULL)
+		if (c->scrub == NULL && (c->scrub = scrub_new(SCRUB_FORMS)) == NULL)
 			return -1;
-		/* a secret seen before with another handle: scrub_add swaps its replacement */
+		/* a secret seen before with another handle: scrub_add swaps its replacement;
+		 * its encoded forms (the Basic and query encodings among them) come with it */
 		if (scrub_add(c->scrub, sc->secret, sc->secret_len, sc->handle,
 		    sc->handle_len) < 0)
-			return -1;
-		if (sc->enc_secret && scrub_add(c->scrub, sc->enc_secret, strlen(sc->enc_secret),
-		    sc->enc_handle, strlen(sc->enc_handle)) < 0)
 			return -1;
 		conn_scrub_remember(c, sc->secret, tag);
 	}
@@ -1421,7 +1419,7 @@ conn_body_prepare(conn_t *c)
 		leak_stream_init(&c->rq->leak);
 		return 0;
 	}
-	if ((c->body_scrub = scrub_new()) == NULL)
+	if ((c->body_scrub = scrub_new(SCRUB_LITERAL)) == NULL)
 		return -1;
 	for (size_t i = 0; i < c->rq->swap.tk.nbody; i++) {
 		const tokenizer_body_t *b = &c->rq->swap.tk.body[i];
