@@ -393,28 +393,27 @@ size_t
 wsframe_close(uint8_t out[WSFRAME_CLOSE_MAX], unsigned code, const char *reason,
     size_t reason_len, const uint8_t mask[4])
 {
-	uint8_t payload[WSFRAME_CONTROL_MAX];
 	size_t plen = 0, n;
 
-	if (code != 0) {
-		if (!wsframe_close_code_valid(code))
-			return 0;
-		payload[plen++] = (uint8_t)(code >> 8);
-		payload[plen++] = (uint8_t)code;
-		if (reason == NULL)
-			reason_len = 0;
-		if (reason_len > WSFRAME_CLOSE_REASON_MAX) {
-			reason_len = WSFRAME_CLOSE_REASON_MAX;
-			/* the first byte cut is a continuation: cut its whole sequence */
-			while (reason_len > 0 && ((uint8_t)reason[reason_len] & 0xc0) == 0x80)
-				reason_len--;
-		}
-		if (reason_len > 0)
-			memcpy(payload + plen, reason, reason_len);
-		plen += reason_len;
+	if (code != 0 && !wsframe_close_code_valid(code))
+		return 0;
+	if (code == 0 || reason == NULL)
+		reason_len = 0;
+	if (reason_len > WSFRAME_CLOSE_REASON_MAX) {
+		reason_len = WSFRAME_CLOSE_REASON_MAX;
+		/* the first byte cut is a continuation: cut its whole sequence */
+		while (reason_len > 0 && ((uint8_t)reason[reason_len] & 0xc0) == 0x80)
+			reason_len--;
 	}
+	if (code != 0)
+		plen = 2 + reason_len;
 	n = wsframe_header(out, WSFRAME_OP_CLOSE, true, plen, mask);
-	memcpy(out + n, payload, plen);
+	if (code != 0) {
+		out[n] = (uint8_t)(code >> 8);
+		out[n + 1] = (uint8_t)code;
+		if (reason_len > 0)
+			memcpy(out + n + 2, reason, reason_len);
+	}
 	if (mask != NULL)
 		wsframe_mask(out + n, plen, mask, 0);
 	return n + plen;
