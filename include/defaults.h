@@ -89,6 +89,14 @@
 /* Revocations file checked for changes this often (a revoke applies within it). */
 #define SG_REVOCATION_POLL_S     1
 
+/* --- WebSocket (frames relayed after a 101, wsframe.h) ----------------------------- */
+/* Largest frame (close 1009): payload streams through unbuffered, so this bounds abuse,
+ * not memory; far above what WebSocket APIs send in one frame. */
+#define SG_WS_MAX_FRAME          (16 * 1024 * 1024)
+/* Largest message, the sum of its fragments (close 1009): a transform that rewrites a
+ * message (handle swap, scrub) may need to see all of it. */
+#define SG_WS_MAX_MESSAGE        (64 * 1024 * 1024)
+
 /* --- policy ------------------------------------------------------------------------ */
 /* Largest policy file: a config, not a database. */
 #define SG_POLICY_MAX_FILE       (16 * 1024 * 1024)

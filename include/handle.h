@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "defaults.h"
 #include "policy.h"
 #include "seal.h"
 #include "util.h"
@@ -79,5 +80,58 @@ const char *handle_error_message(int err);
  * (handle_open says so). To continue, set *off += *hlen.
  */
 int handle_find(const void *buf, size_t len, size_t *off, size_t *hlen) SG_NONNULL;
+
+/*
+ * Streaming handle_find: split a byte stream that arrives in pieces (the text frames of
+ * one WebSocket message) into text and handle occurrences, with handle_find's meaning
+ * of an occurrence. For any input and any split into feeds, the text and handle pieces,
+ * in the order delivered, concatenate to the input, and the handle pieces are the
+ * occurrences handle_find finds in the whole input, in order — except one longer than
+ * SG_HANDLE_MAX_LEN + 1 bytes (see below).
+ *
+ * Held back between feeds, and nothing else: a trailing partial prefix ("s", "sg",
+ * "sgh", "sgh1") or a handle that has not met its terminating byte yet. Text is
+ * delivered as soon as it is known to be text, in pieces of 1 byte or more (their
+ * boundaries depend on the feeds).
+ *
+ * Over-long handles: the stream holds at most SG_HANDLE_MAX_LEN + 1 bytes, one more
+ * than the longest valid handle. An occurrence that reaches that size is delivered at
+ * once, before its end is seen, as a handle piece of SG_HANDLE_MAX_LEN + 1 bytes:
+ * handle_open rejects it (HANDLE_E_FORMAT) and the caller refuses the message, so its
+ * callback should return nonzero. Should it return 0, the rest of the occurrence
+ * follows as further handle pieces of at most that size (never as text, so no part of
+ * it passes unseen); the cut points do not depend on the feeds.
+ *
+ * A callback that returns nonzero stops the feed at once; the rest of that feed is not
+ * looked at and the stream must be reset before reuse. Held bytes are handle text, not
+ * secrets, but are zeroed when no longer held, on reset and on finish.
+ * Pure, no allocation; one stream per direction of a connection, not thread-safe.
+ */
+typedef int (*handle_stream_text_fn)(void *arg, const char *p, size_t len);
+typedef int (*handle_stream_handle_fn)(void *arg, const char *h, size_t len);
+
+typedef struct handle_stream {
+	size_t n;				/* bytes held in buf */
+	unsigned char state;			/* internal: text, handle, over-long handle */
+	char buf[SG_HANDLE_MAX_LEN + 1];	/* a partial prefix or a handle so far */
+} handle_stream_t;
+
+/* An empty stream (also what reset and finish leave). */
+void handle_stream_init(handle_stream_t *s) SG_NONNULL;
+
+/* Feed the next len bytes. 0, or the first nonzero callback return. */
+int handle_stream_feed(handle_stream_t *s, const void *p, size_t len,
+    handle_stream_text_fn text, handle_stream_handle_fn handle, void *arg)
+    __attribute__((nonnull(1, 4, 5)));
+
+/*
+ * End of the stream (a message): a held partial prefix is delivered as text, a held
+ * handle as a handle. The stream is then reset. 0, or the callback's nonzero return.
+ */
+int handle_stream_finish(handle_stream_t *s, handle_stream_text_fn text,
+    handle_stream_handle_fn handle, void *arg) __attribute__((nonnull(1, 2, 3)));
+
+/* Drop what is held and zero it. */
+void handle_stream_reset(handle_stream_t *s) SG_NONNULL;
 
 #endif

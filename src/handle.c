@@ -350,3 +350,150 @@ handle_find(const void *buf, size_t len, size_t *off, size_t *hlen)
 	}
 	return -1;
 }
+
+/* --- streaming find ----------------------------------------------------------------- */
+
+enum {
+	HS_TEXT,		/* buf: a partial prefix (0..4 bytes) */
+	HS_HANDLE,		/* buf: a handle so far ("sgh1." and more) */
+	HS_OVERLONG,		/* past SG_HANDLE_MAX_LEN + 1 bytes: the rest of one */
+};
+
+#define HS_CAP (SG_HANDLE_MAX_LEN + 1)
+
+void
+handle_stream_init(handle_stream_t *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = HS_TEXT;
+}
+
+void
+handle_stream_reset(handle_stream_t *s)
+{
+	sodium_memzero(s, sizeof(*s));
+	s->state = HS_TEXT;
+}
+
+/* Forget the held bytes (zeroed); the state stays. */
+static void
+hs_drop(handle_stream_t *s)
+{
+	sodium_memzero(s->buf, s->n);
+	s->n = 0;
+}
+
+/* The longest k (0..4) such that p[len-k..len) starts the prefix "sgh1.". */
+static size_t
+hs_prefix_tail(const char *p, size_t len)
+{
+	for (size_t k = HANDLE_PREFIX_LEN - 1; k > 0; k--)
+		if (k <= len && memcmp(p + len - k, HANDLE_PREFIX, k) == 0)
+			return k;
+	return 0;
+}
+
+/* Text state with a partial prefix held: extend it, or give it up as text. */
+static int
+hs_feed_partial(handle_stream_t *s, const char *p, size_t len, size_t *i,
+    handle_stream_text_fn text, void *arg)
+{
+	int rc;
+
+	while (s->n < HANDLE_PREFIX_LEN && *i < len && p[*i] == HANDLE_PREFIX[s->n])
+		s->buf[s->n++] = p[(*i)++];
+	if (s->n == HANDLE_PREFIX_LEN) {
+		s->state = HS_HANDLE;
+		return 0;
+	}
+	if (*i == len)
+		return 0;
+	/* p[*i] breaks the prefix: what is held is text, p[*i] is looked at afresh */
+	rc = text(arg, s->buf, s->n);
+	hs_drop(s);
+	return rc;
+}
+
+/* Text state, nothing held: deliver text up to the next prefix or a partial one. */
+static int
+hs_feed_text(handle_stream_t *s, const char *p, size_t len, size_t *i,
+    handle_stream_text_fn text, void *arg)
+{
+	const char *rest = p + *i, *q;
+	size_t rlen = len - *i, k;
+	int rc = 0;
+
+	if ((q = memmem(rest, rlen, HANDLE_PREFIX, HANDLE_PREFIX_LEN)) != NULL) {
+		if (q > rest)
+			rc = text(arg, rest, (size_t)(q - rest));
+		memcpy(s->buf, HANDLE_PREFIX, HANDLE_PREFIX_LEN);
+		s->n = HANDLE_PREFIX_LEN;
+		s->state = HS_HANDLE;
+		*i += (size_t)(q - rest) + HANDLE_PREFIX_LEN;
+		return rc;
+	}
+	k = hs_prefix_tail(rest, rlen);
+	if (rlen > k)
+		rc = text(arg, rest, rlen - k);
+	memcpy(s->buf, rest + rlen - k, k);
+	s->n = k;
+	*i = len;
+	return rc;
+}
+
+/* Handle state: collect charset bytes; deliver at the terminator or when full. */
+static int
+hs_feed_handle(handle_stream_t *s, const char *p, size_t len, size_t *i,
+    handle_stream_handle_fn handle, void *arg)
+{
+	size_t j = *i;
+	int rc = 0;
+
+	while (j < len && s->n + (j - *i) < HS_CAP && handle_is_charset((unsigned char)p[j]))
+		j++;
+	memcpy(s->buf + s->n, p + *i, j - *i);
+	s->n += j - *i;
+	*i = j;
+	if (s->n == HS_CAP) {
+		rc = handle(arg, s->buf, s->n);
+		hs_drop(s);
+		s->state = HS_OVERLONG;
+	} else if (j < len) {		/* p[j] ends the occurrence; it is text */
+		if (s->n > 0)
+			rc = handle(arg, s->buf, s->n);
+		hs_drop(s);
+		s->state = HS_TEXT;
+	}
+	return rc;
+}
+
+int
+handle_stream_feed(handle_stream_t *s, const void *buf, size_t len,
+    handle_stream_text_fn text, handle_stream_handle_fn handle, void *arg)
+{
+	const char *p = buf;
+	size_t i = 0;
+	int rc = 0;
+
+	while (rc == 0 && i < len) {
+		if (s->state != HS_TEXT)
+			rc = hs_feed_handle(s, p, len, &i, handle, arg);
+		else if (s->n > 0)
+			rc = hs_feed_partial(s, p, len, &i, text, arg);
+		else
+			rc = hs_feed_text(s, p, len, &i, text, arg);
+	}
+	return rc;
+}
+
+int
+handle_stream_finish(handle_stream_t *s, handle_stream_text_fn text,
+    handle_stream_handle_fn handle, void *arg)
+{
+	int rc = 0;
+
+	if (s->n > 0)
+		rc = s->state == HS_TEXT ? text(arg, s->buf, s->n) : handle(arg, s->buf, s->n);
+	handle_stream_reset(s);
+	return rc;
+}

@@ -1,4 +1,4 @@
-/* test_handle.c — mint/open, error codes, time checks, handle_find. */
+/* test_handle.c — mint/open, error codes, time checks, handle_find, handle_stream. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -492,6 +492,391 @@ test_find_then_open(void **state)
 	free(text);
 }
 
+/* --- handle_stream ------------------------------------------------------------------ */
+
+/* Pieces as a string: text merged into "[...]", each handle piece as "<...>". */
+struct pieces {
+	char *s;
+	size_t len, cap;
+	int in_text;
+	size_t handles, texts;
+	int stop_handle, stop_text;	/* nonzero: returned by that callback */
+};
+
+static void
+pieces_add(struct pieces *k, const char *p, size_t n)
+{
+	if (k->len + n + 1 > k->cap) {
+		k->cap = (k->len + n + 1) * 2;
+		k->s = realloc(k->s, k->cap);
+		assert_non_null(k->s);
+	}
+	memcpy(k->s + k->len, p, n);
+	k->len += n;
+	k->s[k->len] = '\0';
+}
+
+static int
+pieces_text(void *arg, const char *p, size_t len)
+{
+	struct pieces *k = arg;
+
+	assert_true(len > 0);
+	if (!k->in_text)
+		pieces_add(k, "[", 1);
+	k->in_text = 1;
+	pieces_add(k, p, len);
+	k->texts++;
+	return k->stop_text;
+}
+
+static void
+pieces_end_text(struct pieces *k)
+{
+	if (k->in_text)
+		pieces_add(k, "]", 1);
+	k->in_text = 0;
+}
+
+static int
+pieces_handle(void *arg, const char *h, size_t len)
+{
+	struct pieces *k = arg;
+
+	assert_true(len > 0 && len <= SG_HANDLE_MAX_LEN + 1);
+	pieces_end_text(k);
+	pieces_add(k, "<", 1);
+	pieces_add(k, h, len);
+	pieces_add(k, ">", 1);
+	k->handles++;
+	return k->stop_handle;
+}
+
+/* What the stream must give for s: handle_find on the whole of it. */
+static char *
+stream_reference(const char *s, size_t len)
+{
+	struct pieces k = {0};
+	size_t at = 0, off = 0, hlen;
+
+	pieces_add(&k, "", 0);
+	while (handle_find(s, len, &off, &hlen) == 0) {
+		if (off > at)
+			pieces_text(&k, s + at, off - at);
+		/* an over-long occurrence comes in pieces of SG_HANDLE_MAX_LEN + 1 */
+		for (size_t i = 0; i < hlen; i += SG_HANDLE_MAX_LEN + 1)
+			pieces_handle(&k, s + off + i, hlen - i < SG_HANDLE_MAX_LEN + 1 ?
+			    hlen - i : SG_HANDLE_MAX_LEN + 1);
+		off += hlen;
+		at = off;
+	}
+	if (len > at)
+		pieces_text(&k, s + at, len - at);
+	pieces_end_text(&k);
+	return k.s;
+}
+
+/* Feed s cut at the given points (ascending, within s), then finish. */
+static char *
+stream_cuts(const char *s, size_t len, const size_t *cuts, size_t ncuts)
+{
+	struct pieces k = {0};
+	handle_stream_t hs;
+	size_t at = 0;
+
+	pieces_add(&k, "", 0);
+	handle_stream_init(&hs);
+	for (size_t i = 0; i <= ncuts; i++) {
+		size_t end = i < ncuts ? cuts[i] : len;
+
+		assert_int_equal(handle_stream_feed(&hs, s + at, end - at, pieces_text,
+		    pieces_handle, &k), 0);
+		at = end;
+	}
+	assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(hs.n, 0);
+	pieces_end_text(&k);
+	return k.s;
+}
+
+/* Every split into 1, 2 and 3 pieces, and byte by byte, equals the reference. */
+static void
+stream_check_all_splits(const char *s, const char *want)
+{
+	size_t len = strlen(s), cuts[SG_HANDLE_MAX_LEN * 4];
+	char *ref = stream_reference(s, len), *got;
+
+	if (want != NULL)
+		assert_string_equal(ref, want);
+	got = stream_cuts(s, len, NULL, 0);
+	assert_string_equal(got, ref);
+	free(got);
+	for (size_t a = 0; a <= len; a++) {
+		for (size_t b = a; b <= len && len <= 64; b++) {
+			cuts[0] = a;
+			cuts[1] = b;
+			got = stream_cuts(s, len, cuts, 2);
+			assert_string_equal(got, ref);
+			free(got);
+		}
+		got = stream_cuts(s, len, &a, 1);
+		assert_string_equal(got, ref);
+		free(got);
+	}
+	assert_true(len <= SG_ARRAY_LEN(cuts));
+	for (size_t i = 0; i < len; i++)
+		cuts[i] = i + 1;
+	got = stream_cuts(s, len, cuts, len > 0 ? len - 1 : 0);
+	assert_string_equal(got, ref);
+	free(got);
+	free(ref);
+}
+
+static void
+test_stream_splits(void **state)
+{
+	(void)state;
+	stream_check_all_splits("Bearer sgh1.0011aabb.AbC_-9\r\n", "[Bearer ]<sgh1.0011aabb.AbC_-9>[\r\n]");
+	stream_check_all_splits("{\"k\":\"sgh1.aaaaaaaa.X\"} sgh1.bbbbbbbb.Y",
+	    "[{\"k\":\"]<sgh1.aaaaaaaa.X>[\"} ]<sgh1.bbbbbbbb.Y>");
+	stream_check_all_splits("xsgh1.a sgh1.b", "[x]<sgh1.a>[ ]<sgh1.b>");
+	stream_check_all_splits("prefix-sgh1.aaaaaaaa.X _sgh1.c 9sgh1.d",
+	    "[prefix-]<sgh1.aaaaaaaa.X>[ _]<sgh1.c>[ 9]<sgh1.d>");
+	/* one run of charset bytes is one occurrence, a second prefix inside included */
+	stream_check_all_splits("sgh1.asgh1.b,", "<sgh1.asgh1.b>[,]");
+	/* partial prefixes that come to nothing, also right before a real one */
+	stream_check_all_splits("s sg sgh sgh1 ssgh1.x sgsgh1.y sghsgh1.z sgh1sgh1.w",
+	    "[s sg sgh sgh1 s]<sgh1.x>[ sg]<sgh1.y>[ sgh]<sgh1.z>[ sgh1]<sgh1.w>");
+	stream_check_all_splits("no handle here, sgh1 sgh SGH1.abc", "[no handle here, sgh1 sgh SGH1.abc]");
+	stream_check_all_splits("x sgh1.", "[x ]<sgh1.>");
+	stream_check_all_splits("sgh1.", "<sgh1.>");
+	stream_check_all_splits("sgh1", "[sgh1]");
+	stream_check_all_splits("s", "[s]");
+	stream_check_all_splits("", "");
+	stream_check_all_splits("sgh1.sgh1.", "<sgh1.sgh1.>");
+	stream_check_all_splits("a\nsgh1.k\x01sgh1.\xff", "[a\n]<sgh1.k>[\x01]<sgh1.>[\xff]");
+}
+
+/* Only a partial prefix or an unfinished handle is held back. */
+static void
+test_stream_holds_little(void **state)
+{
+	struct pieces k = {0};
+	handle_stream_t hs;
+
+	(void)state;
+	pieces_add(&k, "", 0);
+	handle_stream_init(&hs);
+	assert_int_equal(handle_stream_feed(&hs, "hello s", 7, pieces_text, pieces_handle, &k), 0);
+	assert_string_equal(k.s, "[hello ");
+	assert_int_equal(hs.n, 1);
+	assert_int_equal(handle_stream_feed(&hs, "gh1.0011", 8, pieces_text, pieces_handle, &k), 0);
+	assert_string_equal(k.s, "[hello ");
+	assert_int_equal(hs.n, 9);
+	assert_int_equal(handle_stream_feed(&hs, "aabb.Q", 6, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(k.handles, 0);
+	assert_int_equal(handle_stream_feed(&hs, "Q world", 7, pieces_text, pieces_handle, &k), 0);
+	assert_string_equal(k.s, "[hello ]<sgh1.0011aabb.QQ>[ world");
+	assert_int_equal(hs.n, 0);
+	/* text that cannot start a prefix goes straight through */
+	assert_int_equal(handle_stream_feed(&hs, "abc", 3, pieces_text, pieces_handle, &k), 0);
+	assert_string_equal(k.s, "[hello ]<sgh1.0011aabb.QQ>[ worldabc");
+	/* a held "sgh1" at the end of the message is text */
+	assert_int_equal(handle_stream_feed(&hs, " sgh1", 5, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(hs.n, 4);
+	assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 0);
+	pieces_end_text(&k);
+	assert_string_equal(k.s, "[hello ]<sgh1.0011aabb.QQ>[ worldabc sgh1]");
+	free(k.s);
+}
+
+static void
+test_stream_handle_at_end(void **state)
+{
+	struct pieces k = {0};
+	handle_stream_t hs;
+
+	(void)state;
+	pieces_add(&k, "", 0);
+	handle_stream_init(&hs);
+	assert_int_equal(handle_stream_feed(&hs, "x sgh1.abc", 10, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(k.handles, 0);
+	assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 0);
+	assert_string_equal(k.s, "[x ]<sgh1.abc>");
+	/* finish leaves an empty stream: the next message starts clean */
+	assert_int_equal(handle_stream_feed(&hs, "gh1.x ", 6, pieces_text, pieces_handle, &k), 0);
+	assert_string_equal(k.s, "[x ]<sgh1.abc>[gh1.x ");
+	free(k.s);
+}
+
+/* Longer than SG_HANDLE_MAX_LEN: delivered once it passes the bound, never as text. */
+static void
+test_stream_overlong(void **state)
+{
+	static const size_t lens[] = {SG_HANDLE_MAX_LEN, SG_HANDLE_MAX_LEN + 1,
+	    SG_HANDLE_MAX_LEN + 2, 2 * (SG_HANDLE_MAX_LEN + 1), 3 * (SG_HANDLE_MAX_LEN + 1) + 5};
+	char *s = malloc(4 * SG_HANDLE_MAX_LEN + 16);
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(lens); i++) {
+		struct pieces k = {0};
+		handle_stream_t hs;
+		size_t n = 0, want_pieces = (lens[i] + SG_HANDLE_MAX_LEN) / (SG_HANDLE_MAX_LEN + 1);
+		char *ref, *got;
+
+		n += (size_t)sprintf(s, "a ");
+		memcpy(s + n, "sgh1.", 5);
+		memset(s + n + 5, 'Q', lens[i] - 5);
+		n += lens[i];
+		s[n++] = ' ';
+		s[n] = '\0';
+		ref = stream_reference(s, n);
+		got = stream_cuts(s, n, NULL, 0);
+		assert_string_equal(got, ref);
+		free(got);
+		stream_check_all_splits(s, NULL);
+		/* fed without its terminator: a piece over the bound is out already */
+		pieces_add(&k, "", 0);
+		handle_stream_init(&hs);
+		assert_int_equal(handle_stream_feed(&hs, s, n - 1, pieces_text, pieces_handle,
+		    &k), 0);
+		assert_true(hs.n <= SG_HANDLE_MAX_LEN + 1);
+		assert_int_equal(k.handles, lens[i] / (SG_HANDLE_MAX_LEN + 1));
+		assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 0);
+		assert_int_equal(k.handles, want_pieces);
+		assert_int_equal(k.texts, 1);		/* "a " only */
+		free(k.s);
+		free(ref);
+	}
+	free(s);
+}
+
+static int
+count_handle(void *arg, const char *h, size_t len)
+{
+	(void)h;
+	(void)len;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+count_text(void *arg, const char *p, size_t len)
+{
+	(void)arg;
+	(void)p;
+	(void)len;
+	return 0;
+}
+
+/* One handle of exactly SG_HANDLE_MAX_LEN bytes, and nothing more, comes in one piece. */
+static void
+test_stream_max_len_whole(void **state)
+{
+	char *s = malloc(SG_HANDLE_MAX_LEN + 2);
+	handle_stream_t hs;
+	int handles = 0;
+
+	(void)state;
+	memcpy(s, "sgh1.", 5);
+	memset(s + 5, 'a', SG_HANDLE_MAX_LEN - 5);
+	s[SG_HANDLE_MAX_LEN] = '"';
+	handle_stream_init(&hs);
+	for (size_t i = 0; i <= SG_HANDLE_MAX_LEN; i++)
+		assert_int_equal(handle_stream_feed(&hs, s + i, 1, count_text, count_handle,
+		    &handles), 0);
+	assert_int_equal(handles, 1);
+	free(s);
+}
+
+static void
+test_stream_callback_stops(void **state)
+{
+	struct pieces k = {0};
+	handle_stream_t hs;
+
+	(void)state;
+	pieces_add(&k, "", 0);
+	k.stop_handle = 7;
+	handle_stream_init(&hs);
+	assert_int_equal(handle_stream_feed(&hs, "a sgh1.x b sgh1.y c", 19, pieces_text,
+	    pieces_handle, &k), 7);
+	assert_int_equal(k.handles, 1);		/* nothing after the refusal */
+	assert_string_equal(k.s, "[a ]<sgh1.x>");
+	handle_stream_reset(&hs);
+	k.stop_handle = 0;
+	k.stop_text = 3;
+	assert_int_equal(handle_stream_feed(&hs, "abc sgh1.x", 10, pieces_text, pieces_handle,
+	    &k), 3);
+	handle_stream_reset(&hs);
+	assert_int_equal(handle_stream_feed(&hs, "zz sgh", 6, pieces_text, pieces_handle, &k), 3);
+	k.stop_text = 5;
+	handle_stream_reset(&hs);
+	assert_int_equal(handle_stream_feed(&hs, "sgh", 3, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 5);
+	assert_int_equal(hs.n, 0);
+	k.stop_text = 0;
+	k.stop_handle = 9;
+	assert_int_equal(handle_stream_feed(&hs, "sgh1.q", 6, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 9);
+	free(k.s);
+}
+
+static void
+test_stream_reset_zeroes(void **state)
+{
+	handle_stream_t hs, zero;
+	struct pieces k = {0};
+
+	(void)state;
+	handle_stream_init(&zero);
+	handle_stream_init(&hs);
+	pieces_add(&k, "", 0);
+	assert_int_equal(handle_stream_feed(&hs, "x sgh1.0011aabb.held", 20, pieces_text,
+	    pieces_handle, &k), 0);
+	assert_int_equal(hs.n, 18);
+	assert_memory_equal(hs.buf, "sgh1.0011aabb.held", 18);
+	handle_stream_reset(&hs);
+	assert_memory_equal(&hs, &zero, sizeof(hs));
+	/* nothing of it comes back */
+	assert_int_equal(handle_stream_feed(&hs, "abc", 3, pieces_text, pieces_handle, &k), 0);
+	assert_int_equal(handle_stream_finish(&hs, pieces_text, pieces_handle, &k), 0);
+	pieces_end_text(&k);
+	assert_string_equal(k.s, "[x abc]");
+	/* bytes held and then given up are zeroed too */
+	handle_stream_init(&hs);
+	assert_int_equal(handle_stream_feed(&hs, "sgh1.abc def", 12, pieces_text,
+	    pieces_handle, &k), 0);
+	assert_memory_equal(&hs, &zero, sizeof(hs));
+	free(k.s);
+}
+
+/* A minted handle inside JSON text, cut at every position, comes out whole and opens. */
+static void
+test_stream_then_open(void **state)
+{
+	struct fixture *f = *state;
+	handle_claims_t c, o;
+	char *text, msg[SG_HANDLE_MAX_LEN + 64];
+	size_t len, hlen;
+
+	claims_basic(&c);
+	text = mint(f->cur, &c);
+	len = (size_t)snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"key\":\"%s\"}", text);
+	for (size_t cut = 0; cut <= len; cut++) {
+		char *got = stream_cuts(msg, len, &cut, 1), *h = strchr(got, '<');
+
+		assert_non_null(h);
+		hlen = strcspn(h + 1, ">");
+		assert_int_equal(hlen, strlen(text));
+		assert_int_equal(handle_open(f->kr, h + 1, hlen, &o), HANDLE_OK);
+		assert_string_equal(o.hid, c.hid);
+		handle_claims_free(&o);
+		free(got);
+	}
+	free(text);
+}
+
 int
 main(void)
 {
@@ -511,6 +896,14 @@ main(void)
 		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_find_binary_and_start),
 		T(test_find_then_open),
+		cmocka_unit_test(test_stream_splits),
+		cmocka_unit_test(test_stream_holds_little),
+		cmocka_unit_test(test_stream_handle_at_end),
+		cmocka_unit_test(test_stream_overlong),
+		cmocka_unit_test(test_stream_max_len_whole),
+		cmocka_unit_test(test_stream_callback_stops),
+		cmocka_unit_test(test_stream_reset_zeroes),
+		T(test_stream_then_open),
 	};
 #undef T
 
