@@ -144,7 +144,7 @@ t_init(struct t *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->hc = handlecache_new(64);
-	t->rl = ratelimit_new(64);
+	t->rl = ratelimit_new(4096);	/* 64 per stripe: no test loses a bucket to eviction */
 	assert_non_null(t->hc);
 	assert_non_null(t->rl);
 	t->env.policy = pol;
