@@ -32,8 +32,8 @@
 #define AUDIT_FILE_MODE		0640
 
 typedef struct audit_event {
-	const char *event;	/* "request" | "denied" | "rate_limited" | "minted" |
-				 * "revoked" | "reload" | "exfiltration" (required) */
+	const char *event;	/* "request" | "denied" | "rate_limited" | "brute_force" |
+				 * "minted" | "revoked" | "reload" | "exfiltration" (required) */
 	const char *sandbox, *source, *handle_id, *credential;
 	const char *method, *host, *path;	/* path may carry a query: it is cut */
 	uint16_t port;

@@ -72,6 +72,17 @@ int authz_check(const authz_input_t *in, const handle_claims_t *c, authz_result_
     SG_NONNULL;
 
 /*
+ * The sandbox a request comes from, as authz_check identifies one: the sandbox (static
+ * first, then registered and live at now) whose addresses contain peer, provided the
+ * request carries that sandbox's proxy token when it has one. reg may be NULL (no
+ * registered sandboxes are looked at). 0 with out filled (pointers live as long as p and
+ * reg); -1 when peer is NULL or no sandbox's, or the token is missing or wrong.
+ */
+int authz_requester(const policy_t *p, const registry_snapshot_t *reg,
+    const struct sockaddr *peer, const char *proxy_token, int64_t now, sandbox_view_t *out)
+    __attribute__((nonnull(1, 6)));
+
+/*
  * The proxy token in a Proxy-Authorization value: t from "Bearer t", "FlyV1 t" or
  * "Basic base64(user:t)" (scheme case-insensitive). 0 with out filled (NUL-terminated),
  * -1 when there is none, it is malformed or does not fit outlen (out then holds "").

@@ -85,6 +85,14 @@
 #define SG_RATELIMIT_BUCKETS     262144
 /* Largest sealed tokenizer token accepted (base64 text). */
 #define SG_TOKEN_MAX_LEN         16384
+/* Failed handles and tokenizer tokens (unseal or authorisation) one source may send
+ * before its requests that carry one get 429 too_many_failures (policy:
+ * limits.failed_handles, 0 = off): far above an honest sandbox's mistakes (a stale
+ * handle retried a few times), far below a brute force (each failure costs an unseal). */
+#define SG_FAIL_LIMIT            20
+/* ...within this window, which is also how long the whole budget takes to refill
+ * (policy: limits.failed_handles_window). */
+#define SG_FAIL_WINDOW_S         60
 
 /* Revocations file checked for changes this often (a revoke applies within it). */
 #define SG_REVOCATION_POLL_S     1

@@ -131,6 +131,8 @@ typedef struct policy_limits {
 	uint32_t max_header_bytes, max_connections;
 	uint32_t workers;		/* 0 = number of cores */
 	uint32_t busy_poll_us;		/* workers poll this long after I/O; 0 = off */
+	uint32_t failed_handles;	/* failures per source per window; 0 = no throttle */
+	uint64_t failed_handles_window_ms;
 } policy_limits_t;
 
 typedef struct policy {
@@ -196,6 +198,12 @@ typedef struct policy {
 #define SG_POLICY_MAX_CONNECTIONS  1000000
 #define SG_POLICY_MAX_WORKERS      256
 #define SG_POLICY_MAX_BUSY_POLL_US 10000
+/* limits.failed_handles: 0 turns the throttle off; a million per window is no brake. */
+#define SG_POLICY_MAX_FAIL_LIMIT   1000000
+/* limits.failed_handles_window: Retry-After counts whole seconds, and a day bounds how
+ * long one burst of failures keeps a source refused. */
+#define SG_POLICY_MIN_FAIL_WINDOW_MS 1000ull
+#define SG_POLICY_MAX_FAIL_WINDOW_MS (24ull * 3600 * 1000)
 #endif
 
 /* Name indexes: the smallest has this many slots; they double when half full. */

@@ -73,6 +73,17 @@ int ratelimit_take(ratelimit_t *rl, const struct ratelimit_req *reqs, size_t n,
     uint64_t now_ms, struct ratelimit_result *res) __attribute__((nonnull(1, 5))) SG_WUR;
 
 /*
+ * What taking one token from req would answer at now_ms, taking nothing: res as for
+ * ratelimit_take (allowed: the bucket holds at least one token; denied: retry_after_ms
+ * until it does). A key not in the table is a full bucket: allowed, nothing is stored.
+ * A stored bucket is brought up to date (refilled to now, rescaled to req->rate) and
+ * counts as recently used. A req without a usable rate is allowed with limiting
+ * RATELIMIT_NONE. Returns 0, or -1 on a bad key length (res->allowed false).
+ */
+int ratelimit_peek(ratelimit_t *rl, const struct ratelimit_req *req, uint64_t now_ms,
+    struct ratelimit_result *res) SG_NONNULL SG_WUR;
+
+/*
  * Response header fields for res, per draft-ietf-httpapi-ratelimit-headers-08
  * (R. Polli, A. Martinez, D. Miller, 7 October 2024), whose fields are Structured Field
  * Lists (RFC 9651) of one Item: the policy name as an sf-string with Integer parameters.

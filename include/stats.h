@@ -17,6 +17,8 @@ struct sg_stats {
 	uint64_t tunnels, websockets;
 	uint64_t accept_paused;
 	uint64_t conns_parked;
+	/* the failed-handle throttle (swap_throttle_*) */
+	uint64_t handle_failures, handle_throttled, brute_force;
 };
 
 extern struct sg_stats sg_stats;

@@ -1,10 +1,13 @@
 /*
- * swap.h — one request's handle work: find handles (raw and encoded), unseal through
- * the verified-handle cache, authorise, rate-limit, plan the injection of the real
- * secret, and say which secrets to scrub from the response.
+ * swap.h — one request's handle work: find handles (raw and encoded), throttle sources
+ * that send failing handles, unseal through the verified-handle cache, authorise,
+ * rate-limit, plan the injection of the real secret, and say which secrets to scrub
+ * from the response.
  *
  * No sockets: the connection code calls swap_request with the parsed head and applies
- * the edits while it writes the head upstream. Time is passed in.
+ * the edits while it writes the head upstream. Time is passed in. The failed-handle
+ * throttle also counts into the process-wide stats.h counters (handle_failures,
+ * handle_throttled, brute_force) and logs a warning when a source trips it.
  */
 #ifndef SEALGATE_SWAP_H
 #define SEALGATE_SWAP_H
@@ -65,6 +68,9 @@ typedef struct swap_out {
 	char message[384];
 	char extra[320];		/* extra answer headers (Retry-After, RateLimit…) */
 	bool exfiltration;		/* audit as a possible exfiltration */
+	bool brute_force;		/* 429 too_many_failures, the first of its window:
+					 * audit as brute_force with detail */
+	char detail[256];		/* audit detail (brute_force), or "" */
 	swap_scrub_t scrub[INJECT_MAX_HANDLES];
 	size_t nscrub;
 	/* body work, applied by the shell */
@@ -87,5 +93,32 @@ int swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out);
 int swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
     swap_out_t *out);
 void swap_out_free(swap_out_t *out);
+
+/*
+ * The failed-handle throttle (policy limits.failed_handles per
+ * limits.failed_handles_window; off when the limit is 0 or env->rl is NULL).
+ *
+ * A failure is a handle that does not unseal (malformed, unknown or retired key,
+ * undecryptable, bad payload) or unseals but fails authz_check, or a Proxy-Tokenizer
+ * token that does not open or fails its checks; never a 429. Failures are counted per
+ * source: the sandbox the request comes from (authz_requester: address, and proxy token
+ * where the sandbox has one), else the client's IP address (IPv6: its /64), never
+ * anything named inside the handle. Buckets in env->rl: "f:<source>" holds limit tokens
+ * and gets limit more per window, a failure takes one; "fb:<source>" holds one per
+ * window, taken by the first refusal of a window.
+ *
+ * swap_throttle_check: call before anything the request carries is unsealed or looked up
+ * in the handle cache (swap_request and swap_body do). 0: go on. -1: the source's bucket
+ * is empty; out is 429 too_many_failures with Retry-After (and RateLimit-Policy /
+ * RateLimit, policy "failed_handles") in out->extra, out->sandbox the requesting sandbox
+ * when known, and on the first refusal of a window out->brute_force and out->detail
+ * ("possible brute force: N failed handles from SOURCE in W s", also logged as a
+ * warning). Takes nothing from the failure bucket.
+ * swap_throttle_fail: count one failure of the request's source (swap_request and
+ * swap_body do for the handles and tokens they handle).
+ */
+int swap_throttle_check(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+    SG_NONNULL;
+void swap_throttle_fail(const swap_env_t *env, const swap_req_t *req) SG_NONNULL;
 
 #endif

@@ -265,6 +265,20 @@ done:
 	return rc;
 }
 
+int
+authz_requester(const policy_t *p, const registry_snapshot_t *reg,
+    const struct sockaddr *peer, const char *proxy_token, int64_t now, sandbox_view_t *out)
+{
+	if (peer == NULL || sandbox_view_find_by_addr(p, reg, peer, now, out) < 0)
+		return -1;
+	if (out->token == NULL && out->token_hash == NULL)
+		return 0;
+	if (proxy_token != NULL && authz_token_ok(out, proxy_token))
+		return 0;
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
 /* --- Proxy-Authorization ------------------------------------------------------------------ */
 
 /* After "scheme" and its blanks in v, or NULL when v uses another scheme. */

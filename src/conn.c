@@ -217,8 +217,8 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 		return;
 	c->audited = true;
 	if (code) {
-		ev = status == 429 ? "rate_limited" : c->rq->swap.exfiltration ? "exfiltration" :
-		    "denied";
+		ev = status == 429 ? (c->rq->swap.brute_force ? "brute_force" : "rate_limited") :
+		    c->rq->swap.exfiltration ? "exfiltration" : "denied";
 		outcome = status == 429 ? "rate_limited" : status >= 500 ? "upstream_error" :
 		    "denied";
 	}
@@ -243,6 +243,7 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	a.bytes_down = c->bytes_down;
 	a.upstream_ms = c->upstream_ms;
 	a.total_ms = util_mono_msf() - c->t_start;
+	a.detail = code && c->rq->swap.detail[0] ? c->rq->swap.detail : NULL;
 	audit_log(&a);
 	if (c->rq->swap.credential[0])
 		metrics_count_request(c->rq->swap.credential, outcome);

@@ -57,6 +57,13 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(tunnels, "tunnels_total", NULL, "counter",
 	    "CONNECT tunnels spliced without interception."),
 	STAT(websockets, "websockets_total", NULL, "counter", "WebSocket upgrades relayed."),
+	STAT(handle_failures, "handle_failures_total", NULL, "counter",
+	    "Handles and Proxy-Tokenizer tokens that failed to unseal or to pass authorisation."),
+	STAT(handle_throttled, "handle_throttled_total", NULL, "counter",
+	    "Requests refused before any unseal because their source sent too many failed "
+	    "handles (429 too_many_failures)."),
+	STAT(brute_force, "brute_force_total", NULL, "counter",
+	    "Windows in which a source went past limits.failed_handles (audit brute_force)."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

@@ -1290,7 +1290,27 @@ static const struct policy_limit_count {
 	    SG_POLICY_MAX_CONNECTIONS},
 	{"workers", offsetof(policy_limits_t, workers), 0, SG_POLICY_MAX_WORKERS},
 	{"busy_poll_us", offsetof(policy_limits_t, busy_poll_us), 0, SG_POLICY_MAX_BUSY_POLL_US},
+	{"failed_handles", offsetof(policy_limits_t, failed_handles), 0,
+	    SG_POLICY_MAX_FAIL_LIMIT},
 };
+
+/* limits.failed_handles_window: a duration within the policy.h bounds. */
+static void
+policy_parse_fail_window(struct policy_ctx *c, json_t *v)
+{
+	static const char path[] = "limits.failed_handles_window";
+	json_t *e = json_object_get(v, "failed_handles_window");
+	uint64_t ms;
+
+	if (e == NULL || policy_duration(c, path, e, &ms) < 0)
+		return;
+	if (ms < SG_POLICY_MIN_FAIL_WINDOW_MS || ms > SG_POLICY_MAX_FAIL_WINDOW_MS)
+		policy_err(c, path, "%s is out of range (%llus..%llus)",
+		    Q(json_string_value(e)), SG_POLICY_MIN_FAIL_WINDOW_MS / 1000,
+		    SG_POLICY_MAX_FAIL_WINDOW_MS / 1000);
+	else
+		c->p->limits.failed_handles_window_ms = ms;
+}
 
 static void
 policy_parse_limits(struct policy_ctx *c, json_t *v)
@@ -1298,7 +1318,7 @@ policy_parse_limits(struct policy_ctx *c, json_t *v)
 	static const char *const keys[] = {"header_timeout", "idle_timeout",
 	    "connect_timeout", "tls_timeout", "upstream_timeout", "drain_timeout",
 	    "park_after", "max_header_bytes", "max_connections", "workers", "busy_poll_us",
-	    NULL};
+	    "failed_handles", "failed_handles_window", NULL};
 	char sub[POLICY_PATH_MAX];
 	uint8_t *base = (uint8_t *)&c->p->limits;
 	uint64_t n;
@@ -1332,6 +1352,7 @@ policy_parse_limits(struct policy_ctx *c, json_t *v)
 		n32 = (uint32_t)n;
 		memcpy(base + t->off, &n32, sizeof(n32));
 	}
+	policy_parse_fail_window(c, v);
 }
 
 /* --- credentials ---------------------------------------------------------------------- */
@@ -2383,6 +2404,8 @@ policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
 		.max_header_bytes = SG_MAX_HEADER_BYTES,
 		.max_connections = SG_MAX_CONNECTIONS,
 		.workers = 0,
+		.failed_handles = SG_FAIL_LIMIT,
+		.failed_handles_window_ms = SG_FAIL_WINDOW_S * 1000ull,
 	};
 	c->p->egress.intercept = INTERCEPT_CREDENTIALS;
 	return 0;

@@ -480,6 +480,54 @@ ratelimit_take(ratelimit_t *rl, const struct ratelimit_req *reqs, size_t n,
 	return rc;
 }
 
+/* A key not stored yet: a full bucket at rate r. */
+static void
+rl_describe_fresh(const policy_rate_t *r, struct ratelimit_result *res)
+{
+	res->allowed = true;
+	res->limiting = 0;
+	res->retry_after_ms = 0;
+	res->remaining = rl_burst(r);
+	res->limit = r->requests;
+	res->burst = rl_burst(r);
+	res->window_ms = r->per_ms;
+	res->reset_ms = 0;
+}
+
+int
+ratelimit_peek(ratelimit_t *rl, const struct ratelimit_req *req, uint64_t now_ms,
+    struct ratelimit_result *res)
+{
+	struct ratelimit_req live;
+	struct rl_slot slot;
+	struct rl_stripe *s;
+	struct rl_bucket *b;
+	size_t map;
+
+	memset(res, 0, sizeof(*res));
+	res->limiting = RATELIMIT_NONE;
+	if (rl_args_ok(req, 1) != 0)
+		return -1;
+	if (rl_collect(rl, req, 1, &live, &slot, &map) == 0) {
+		res->allowed = true;
+		return 0;
+	}
+	s = &rl->stripes[slot.stripe];
+	pthread_mutex_lock(&s->mu);
+	if ((b = rl_find(s, slot.hash, req->key, req->keylen)) != NULL) {
+		rl_lru_unlink(s, b);
+		rl_lru_push(s, b);
+		rl_refill(b, req->rate, now_ms);
+		res->allowed = b->level >= b->per_ms;
+		res->retry_after_ms = rl_wait_ms(b);
+		rl_describe(b, 0, res);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (b == NULL)
+		rl_describe_fresh(req->rate, res);
+	return 0;
+}
+
 /* --- response headers ----------------------------------------------------------------- */
 
 /* Longest policy name (before escaping). */

@@ -1,4 +1,6 @@
-/* swap.c — per-request handle work: find, unseal, authorise, rate-limit, plan. */
+/* swap.c — per-request handle work: throttle, find, unseal, authorise, rate-limit, plan. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -9,7 +11,9 @@
 #include "handle.h"
 #include "leak.h"
 #include "log.h"
+#include "netaddr.h"
 #include "scope.h"
+#include "stats.h"
 #include "swap.h"
 
 static int
@@ -74,6 +78,164 @@ swap_check_encoded(const swap_req_t *req, swap_out_t *out)
 	}
 	return 0;
 }
+
+/* --- the failed-handle throttle ------------------------------------------------------ */
+
+/* Where failures are counted: the requesting sandbox, else the client's address. */
+struct swap_source {
+	char key[96];		/* "s:<sandbox>" or "a:<address>" */
+	char what[160];		/* for messages: "sandbox sb-1 (10.0.2.15)" or "10.0.9.9" */
+	char sandbox[72];	/* the requesting sandbox, or "" */
+};
+
+/*
+ * The client's address as a source: IPv4 (also IPv4-mapped) whole, other IPv6 by its
+ * /64 (what one host is given, so rotating addresses inside it gains nothing); "-"
+ * when unknown.
+ */
+static void
+swap_source_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	struct sockaddr_in6 v6;
+	char a[INET6_ADDRSTRLEN];
+
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		memcpy(&v6, sa, sizeof(v6));
+		if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) &&
+		    inet_ntop(AF_INET, &v6.sin6_addr.s6_addr[12], a, sizeof(a)) != NULL) {
+			snprintf(buf, len, "%s", a);
+			return;
+		}
+		memset(&v6.sin6_addr.s6_addr[8], 0, 8);
+		if (inet_ntop(AF_INET6, &v6.sin6_addr, a, sizeof(a)) != NULL) {
+			snprintf(buf, len, "%s/64", a);
+			return;
+		}
+	}
+	if (sa == NULL || netaddr_format(sa, buf, len) < 0)
+		snprintf(buf, len, "-");
+}
+
+/* Never from the handle: the sandbox the request comes from, or its address. */
+static void
+swap_source_of(const swap_env_t *env, const swap_req_t *req, struct swap_source *src)
+{
+	char addr[INET6_ADDRSTRLEN + 4];
+	sandbox_view_t v;
+
+	memset(src, 0, sizeof(*src));
+	swap_source_addr(req->peer, addr, sizeof(addr));
+	if (authz_requester(env->policy, env->registry, req->peer, req->proxy_token,
+	    env->now, &v) == 0) {
+		snprintf(src->sandbox, sizeof(src->sandbox), "%s", v.name);
+		snprintf(src->key, sizeof(src->key), "s:%s", v.name);
+		snprintf(src->what, sizeof(src->what), "sandbox %s (%s)", v.name, addr);
+	} else {
+		snprintf(src->key, sizeof(src->key), "a:%s", addr);
+		snprintf(src->what, sizeof(src->what), "%s", addr);
+	}
+}
+
+/*
+ * The policy's throttle as buckets: fail holds limit tokens and gets limit more per
+ * window; first holds one per window (the first refusal of a window). false: off.
+ */
+static bool
+swap_throttle_rates(const swap_env_t *env, policy_rate_t *fail, policy_rate_t *first)
+{
+	const policy_limits_t *l = &env->policy->limits;
+
+	if (env->rl == NULL || l->failed_handles == 0 || l->failed_handles_window_ms == 0)
+		return false;
+	*fail = (policy_rate_t){.set = true, .requests = l->failed_handles,
+	    .per_ms = l->failed_handles_window_ms, .burst = l->failed_handles};
+	*first = (policy_rate_t){.set = true, .requests = 1,
+	    .per_ms = l->failed_handles_window_ms, .burst = 1};
+	return true;
+}
+
+/* The first refusal of a window: flag it for the audit line (brute_force) and log it. */
+static void
+swap_throttle_trip(const swap_env_t *env, const struct swap_source *src,
+    const policy_rate_t *first, swap_out_t *out)
+{
+	struct ratelimit_result res;
+	char key[128];
+
+	snprintf(key, sizeof(key), "fb:%s", src->key);
+	if (ratelimit_take(env->rl, &(struct ratelimit_req){key, strlen(key), first}, 1,
+	    env->now_ms, &res) < 0 || !res.allowed)
+		return;
+	STATS_INC(brute_force);
+	out->brute_force = true;
+	snprintf(out->detail, sizeof(out->detail), "possible brute force: %u failed handles "
+	    "from %s in %g s", (unsigned)env->policy->limits.failed_handles, src->what,
+	    (double)first->per_ms / 1000.0);
+	log_warn("%s", out->detail);
+}
+
+int
+swap_throttle_check(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+{
+	struct ratelimit_result res;
+	struct swap_source src;
+	policy_rate_t fail, first;
+	char key[128];
+
+	if (!swap_throttle_rates(env, &fail, &first))
+		return 0;
+	swap_source_of(env, req, &src);
+	snprintf(key, sizeof(key), "f:%s", src.key);
+	if (ratelimit_peek(env->rl, &(struct ratelimit_req){key, strlen(key), &fail},
+	    env->now_ms, &res) < 0 || res.allowed)
+		return 0;
+	STATS_INC(handle_throttled);
+	if (src.sandbox[0] != '\0')
+		snprintf(out->sandbox, sizeof(out->sandbox), "%s", src.sandbox);
+	swap_throttle_trip(env, &src, &first, out);
+	ratelimit_format_headers(&res, "failed_handles", out->extra, sizeof(out->extra));
+	out->status = 429;
+	out->code = "too_many_failures";
+	snprintf(out->message, sizeof(out->message), "too many failed handles from %s (more "
+	    "than %u in %g s): requests carrying handles are refused until Retry-After",
+	    src.what, (unsigned)fail.requests, (double)fail.per_ms / 1000.0);
+	return -1;
+}
+
+void
+swap_throttle_fail(const swap_env_t *env, const swap_req_t *req)
+{
+	struct ratelimit_result res;
+	struct swap_source src;
+	policy_rate_t fail, first;
+	char key[128];
+
+	STATS_INC(handle_failures);
+	if (!swap_throttle_rates(env, &fail, &first))
+		return;
+	swap_source_of(env, req, &src);
+	snprintf(key, sizeof(key), "f:%s", src.key);
+	if (ratelimit_take(env->rl, &(struct ratelimit_req){key, strlen(key), &fail}, 1,
+	    env->now_ms, &res) < 0)
+		log_debug("failure from %s not counted (out of memory)", src.what);
+}
+
+/* Does a tokenizer refusal mean the token failed to open or its checks (not a 429)? */
+static bool
+swap_tokenizer_failed(const char *code)
+{
+	static const char *const failures[] = {"tokenizer_invalid", "tokenizer_unsupported",
+	    "tokenizer_auth", "tokenizer_param_denied", "token_expired",
+	    "token_not_yet_valid", "host_out_of_scope", "method_out_of_scope",
+	    "path_out_of_scope"};
+
+	for (size_t i = 0; code != NULL && i < SG_ARRAY_LEN(failures); i++)
+		if (strcmp(code, failures[i]) == 0)
+			return true;
+	return false;
+}
+
+/* --- one handle ------------------------------------------------------------------------ */
 
 static int
 swap_open_error(swap_out_t *out, int err)
@@ -178,8 +340,11 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	int err, rc = -1;
 
 	err = handlecache_open(env->cache, env->keyring, text, tlen, &cl);
-	if (err != HANDLE_OK)
+	if (err != HANDLE_OK) {
+		if (err != HANDLE_E_NOMEM)
+			swap_throttle_fail(env, req);
 		return swap_open_error(out, err);
+	}
 	memset(&in, 0, sizeof(in));
 	in.policy = env->policy;
 	in.revoked = env->revoked;
@@ -197,6 +362,7 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 		snprintf(out->sandbox, sizeof(out->sandbox), "%s", cl->sb);
 	}
 	if (authz_check(&in, cl, &az) < 0) {
+		swap_throttle_fail(env, req);
 		out->exfiltration = az.exfiltration;
 		swap_deny(out, az.status, az.code, "%s", az.message);
 		goto done;
@@ -252,6 +418,15 @@ swap_seen(const swap_req_t *req, const inject_list_t *l, size_t upto, const char
 	return false;
 }
 
+/* A Proxy-Tokenizer header on the request or the intercepted CONNECT? */
+static bool
+swap_has_tokenizer(const swap_env_t *env, const swap_req_t *req)
+{
+	return http_head_get(req->head, TOKENIZER_HEADER) != NULL ||
+	    (env->connect_head != NULL && http_head_get(env->connect_head,
+	    TOKENIZER_HEADER) != NULL);
+}
+
 /* Fly.io tokenizer's sealed secrets (Proxy-Tokenizer), on the same edits. */
 static int
 swap_tokenizer(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
@@ -259,12 +434,13 @@ swap_tokenizer(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 	tokenizer_env_t te = {env->keyring, env->rl, env->now, env->now_ms,
 	    env->connect_head, false};
 
-	if (http_head_get(req->head, TOKENIZER_HEADER) == NULL && (env->connect_head == NULL ||
-	    http_head_get(env->connect_head, TOKENIZER_HEADER) == NULL))
+	if (!swap_has_tokenizer(env, req))
 		return 0;
 	if (tokenizer_apply(&te, req->head, req->tk_host ? req->tk_host : req->host,
 	    req->tk_host ? req->tk_port : req->port, http_method_str(req->head->method),
 	    req->target, req->proxy_token, &out->edits, &out->tk) < 0) {
+		if (swap_tokenizer_failed(out->tk.code))
+			swap_throttle_fail(env, req);
 		out->status = out->tk.status;
 		out->code = out->tk.code;
 		snprintf(out->message, sizeof(out->message), "%s", out->tk.message);
@@ -278,13 +454,41 @@ swap_tokenizer(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 	return 0;
 }
 
+/* The handles found in the head, each distinct one once. */
+static int
+swap_handles(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
+    swap_out_t *out)
+{
+	char path[SG_MAX_START_LINE + 1];
+	size_t distinct = 0;
+	int rc = 0;
+
+	if (list->truncated)
+		return swap_deny(out, 400, "bad_request", "too many handles in one request%s",
+		    NULL);
+	if (scope_path_normalize(req->target, strlen(req->target), path, sizeof(path)) < 0)
+		return swap_deny(out, 400, "bad_request", "ambiguous request path (dot segments "
+		    "or encoded slashes) with a handle%s", NULL);
+	for (size_t i = 0; i < list->n && rc == 0; i++) {
+		size_t tl;
+		const char *t = inject_found_text(req->head, req->target, &list->f[i], &tl);
+
+		if (swap_seen(req, list, i, t, tl))
+			continue;
+		if (++distinct > INJECT_MAX_HANDLES)
+			rc = swap_deny(out, 400, "bad_request", "too many handles in one request%s",
+			    NULL);
+		else
+			rc = swap_one(env, req, list, t, tl, path, out);
+	}
+	return rc;
+}
+
 int
 swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 {
-	char path[SG_MAX_START_LINE + 1];
 	inject_list_t list;
-	size_t distinct = 0;
-	int rc = 0;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	inject_edits_init(&out->edits);
@@ -293,30 +497,13 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 	if (inject_find(req->head, req->target, &list) == 0) {
 		/* opt-in: a body credential covers this host, its handle may be in the body */
 		out->buffer_body = !req->head->no_body && swap_body_host(env->policy, req);
+		if (swap_has_tokenizer(env, req) && swap_throttle_check(env, req, out) < 0)
+			return -1;
 		return swap_tokenizer(env, req, out);
 	}
-	if (list.truncated) {
-		inject_list_free(&list);
-		return swap_deny(out, 400, "bad_request", "too many handles in one request%s",
-		    NULL);
-	}
-	if (scope_path_normalize(req->target, strlen(req->target), path, sizeof(path)) < 0) {
-		inject_list_free(&list);
-		return swap_deny(out, 400, "bad_request", "ambiguous request path (dot segments "
-		    "or encoded slashes) with a handle%s", NULL);
-	}
-	for (size_t i = 0; i < list.n && rc == 0; i++) {
-		size_t tl;
-		const char *t = inject_found_text(req->head, req->target, &list.f[i], &tl);
-
-		if (swap_seen(req, &list, i, t, tl))
-			continue;
-		if (++distinct > INJECT_MAX_HANDLES)
-			rc = swap_deny(out, 400, "bad_request", "too many handles in one request%s",
-			    NULL);
-		else
-			rc = swap_one(env, req, &list, t, tl, path, out);
-	}
+	rc = swap_throttle_check(env, req, out);
+	if (rc == 0)
+		rc = swap_handles(env, req, &list, out);
 	inject_list_free(&list);
 	return rc < 0 ? rc : swap_tokenizer(env, req, out);
 }
@@ -350,6 +537,9 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
 		    "or encoded slashes) with a handle%s", NULL);
 	while (off < len && handle_find(body, len, &off, &hl) == 0) {
 		bool dup = false;
+
+		if (distinct == 0 && swap_throttle_check(env, req, out) < 0)
+			return -1;
 
 		for (size_t j = 0; j < distinct; j++)
 			dup |= seenlen[j] == hl && memcmp(seen[j], body + off, hl) == 0;

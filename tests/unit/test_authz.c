@@ -479,6 +479,62 @@ test_registered_fork_mismatch(void **state)
 	reg_done(r, dir);
 }
 
+/* The requesting sandbox: by address, and by proxy token where the sandbox has one. */
+static void
+test_requester_static(void **state)
+{
+	struct fixture *f = *state;
+	sandbox_view_t v;
+
+	peer_set(f, "10.0.2.15");
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, NULL, NOW, &v), 0);
+	assert_string_equal(v.name, "sb-1");
+	/* a token the sandbox does not have changes nothing */
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, "whatever", NOW, &v), 0);
+	assert_string_equal(v.name, "sb-1");
+	peer_set(f, "fd00::15");
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, NULL, NOW, &v), 0);
+	assert_string_equal(v.name, "sb-1");
+	peer_set(f, "::ffff:10.0.2.15");
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, NULL, NOW, &v), 0);
+	assert_string_equal(v.name, "sb-1");
+	/* sb-2 has a token: without it, or with another, the request is no sandbox's */
+	peer_set(f, "10.0.3.7");
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, SB2_TOKEN, NOW, &v), 0);
+	assert_string_equal(v.name, "sb-2");
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, NULL, NOW, &v), -1);
+	assert_null(v.name);
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, SB2_TOKEN "x", NOW, &v), -1);
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, "", NOW, &v), -1);
+	/* an address of no sandbox, or no address */
+	peer_set(f, "10.0.4.1");
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, NULL, NOW, &v), -1);
+	assert_int_equal(authz_requester(f->p, NULL, NULL, SB2_TOKEN, NOW, &v), -1);
+}
+
+static void
+test_requester_registered(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "sb-r", "10.0.9.0/24", "tok-reg-DO-NOT-SHOW");
+	registry_snapshot_t *snap = registry_acquire();
+	sandbox_view_t v;
+
+	peer_set(f, "10.0.9.7");
+	assert_int_equal(authz_requester(f->p, snap, f->in.peer, "tok-reg-DO-NOT-SHOW", NOW,
+	    &v), 0);
+	assert_string_equal(v.name, "sb-r");
+	assert_non_null(v.entry);
+	assert_int_equal(authz_requester(f->p, snap, f->in.peer, "tok-reg-wrong", NOW, &v), -1);
+	assert_int_equal(authz_requester(f->p, snap, f->in.peer, NULL, NOW, &v), -1);
+	/* no snapshot passed: registered sandboxes are not looked at */
+	assert_int_equal(authz_requester(f->p, NULL, f->in.peer, "tok-reg-DO-NOT-SHOW", NOW,
+	    &v), -1);
+	registry_unref(snap);
+	reg_done(r, dir);
+}
+
 static void
 test_sandbox_mismatch_token(void **state)
 {
@@ -638,6 +694,8 @@ main(void)
 		T(test_sandbox_unknown),
 		T(test_sandbox_mismatch_address),
 		T(test_sandbox_mismatch_token),
+		T(test_requester_static),
+		T(test_requester_registered),
 		T(test_registered_allowed_and_deleted),
 		T(test_registered_explicit_snapshot_and_expiry),
 		T(test_registered_reregistered_handle_revoked),

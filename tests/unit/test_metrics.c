@@ -51,6 +51,9 @@ test_stats_counters(void **state)
 	STATS_INC(conns_active);
 	STATS_INC(errors_host_mismatch);
 	STATS_INC(tls_upstream_failures);
+	STATS_INC(handle_failures);
+	STATS_INC(handle_failures);
+	STATS_INC(handle_throttled);
 	txt = render(NULL);
 	assert_true(has_line(txt, "sealgate_requests_total{outcome=\"forwarded\"} 3"));
 	assert_true(has_line(txt, "sealgate_requests_total{outcome=\"failed\"} 0"));
@@ -61,6 +64,11 @@ test_stats_counters(void **state)
 	assert_true(has_line(txt, "sealgate_tls_handshake_failures_total{side=\"upstream\"} 1"));
 	assert_true(has_line(txt, "sealgate_websockets_total 0"));
 	assert_true(has_line(txt, "sealgate_accept_paused_total 0"));
+	assert_true(has_line(txt, "sealgate_handle_failures_total 2"));
+	assert_true(has_line(txt, "# TYPE sealgate_handle_failures_total counter"));
+	assert_true(has_line(txt, "sealgate_handle_throttled_total 1"));
+	assert_true(has_line(txt, "sealgate_brute_force_total 0"));
+	assert_true(has_line(txt, "# TYPE sealgate_brute_force_total counter"));
 	assert_true(has_line(txt, "sealgate_audit_dropped_total 0"));
 	free(txt);
 	STATS_DEC(conns_active);

@@ -44,7 +44,8 @@ static const char good_json[] =
     "   \"allow_private\": [\"10.0.0.0/8\", \"fd00::/8\"], \"intercept\": \"all\"},\n"
     " \"limits\": {\"header_timeout\": \"5s\", \"idle_timeout\": \"2m\", \"connect_timeout\": \"3s\",\n"
     "   \"tls_timeout\": \"4s\", \"upstream_timeout\": \"1m\", \"drain_timeout\": \"0s\",\n"
-    "   \"park_after\": \"250ms\", \"busy_poll_us\": 50,\n"
+    "   \"park_after\": \"250ms\", \"busy_poll_us\": 50, \"failed_handles\": 5,\n"
+    "   \"failed_handles_window\": \"2m30s\",\n"
     "   \"max_header_bytes\": 2048, \"max_connections\": 10, \"workers\": 2},\n"
     " \"credentials\": {\n"
     "  \"openai\": {\"secret\": {\"env\": \"SG_TEST_OPENAI\"}, \"inject\": {\"type\": \"bearer\"},\n"
@@ -200,6 +201,8 @@ check_good_limits(const policy_limits_t *l)
 	assert_int_equal(l->drain_timeout_ms, 0);
 	assert_int_equal(l->park_after_ms, 250);
 	assert_int_equal(l->busy_poll_us, 50);
+	assert_int_equal(l->failed_handles, 5);
+	assert_int_equal(l->failed_handles_window_ms, 150000);
 	assert_int_equal(l->max_header_bytes, 2048);
 	assert_int_equal(l->max_connections, 10);
 	assert_int_equal(l->workers, 2);
@@ -345,6 +348,8 @@ test_defaults(void **state)
 	assert_int_equal(p->limits.max_header_bytes, SG_MAX_HEADER_BYTES);
 	assert_int_equal(p->limits.max_connections, SG_MAX_CONNECTIONS);
 	assert_int_equal(p->limits.workers, 0);
+	assert_int_equal(p->limits.failed_handles, SG_FAIL_LIMIT);
+	assert_int_equal(p->limits.failed_handles_window_ms, SG_FAIL_WINDOW_S * 1000);
 	assert_int_equal(p->ncredentials, 0);
 	assert_int_equal(p->warnings.n, 0);
 	policy_unref(p);
@@ -356,6 +361,37 @@ test_defaults(void **state)
 	assert_null(p->listen.admin);
 	policy_unref(p);
 	policy_errors_free(&errs);
+}
+
+/* The failed-handle throttle's bounds are inclusive; 0 turns it off. */
+static void
+test_failed_handles_bounds(void **state)
+{
+	static const struct {
+		const char *json;
+		uint32_t limit;
+		uint64_t window_ms;
+	} cases[] = {
+		{"{\"limits\": {\"failed_handles\": 0}}", 0, SG_FAIL_WINDOW_S * 1000},
+		{"{\"limits\": {\"failed_handles\": 1000000, \"failed_handles_window\": \"1s\"}}",
+		    1000000, 1000},
+		{"{\"limits\": {\"failed_handles_window\": \"24h\"}}", SG_FAIL_LIMIT,
+		    86400000},
+	};
+	policy_errors_t errs;
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+		policy_t *p = load(cases[i].json, &errs);
+
+		if (p == NULL)
+			dump_errors(&errs);
+		assert_non_null(p);
+		assert_int_equal(p->limits.failed_handles, cases[i].limit);
+		assert_int_equal(p->limits.failed_handles_window_ms, cases[i].window_ms);
+		policy_unref(p);
+		policy_errors_free(&errs);
+	}
 }
 
 struct bad_case {
@@ -378,6 +414,20 @@ static const struct bad_case bad_cases[] = {
 	{"{\"limits\": {\"park_after\": \"soon\"}}", "limits.park_after: \"soon\" is not a duration"},
 	{"{\"limits\": {\"max_header_bytes\": 100}}", "max_header_bytes: 100 is out of range"},
 	{"{\"limits\": {\"header_timeout\": \"0s\"}}", "limits.header_timeout: must be longer than 0"},
+	{"{\"limits\": {\"failed_handles\": -1}}",
+	    "main.json: limits.failed_handles: -1 is out of range (0..1000000)"},
+	{"{\"limits\": {\"failed_handles\": 1000001}}",
+	    "limits.failed_handles: 1000001 is out of range (0..1000000)"},
+	{"{\"limits\": {\"failed_handles\": \"20\"}}",
+	    "limits.failed_handles: expected an integer, got a string"},
+	{"{\"limits\": {\"failed_handles_window\": \"999ms\"}}",
+	    "main.json: limits.failed_handles_window: \"999ms\" is out of range (1s..86400s)"},
+	{"{\"limits\": {\"failed_handles_window\": \"1d1s\"}}",
+	    "limits.failed_handles_window: \"1d1s\" is out of range (1s..86400s)"},
+	{"{\"limits\": {\"failed_handles_window\": \"often\"}}",
+	    "limits.failed_handles_window: \"often\" is not a duration"},
+	{"{\"limits\": {\"failed_handle\": 3}}",
+	    "limits: unknown key \"failed_handle\" (did you mean \"failed_handles\"?)"},
 	{CREDS(", \"rate\": {\"requests\": 1, \"per\": \"1x\"}"),
 	    "main.json: credentials.openai.rate.per: \"1x\" is not a duration"},
 	{CREDS(", \"rate\": {\"requests\": 0, \"per\": \"1s\"}"),
@@ -988,6 +1038,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_policy),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_failed_handles_bounds),
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_errors_all_reported),

@@ -294,6 +294,73 @@ test_rate_change(void **state)
 	assert_int_equal(res.window_ms, 2000);
 }
 
+/* Peek: what a take would answer, taking nothing; an unknown key is a full bucket. */
+static void
+test_peek(void **state)
+{
+	ratelimit_t *rl = *state;
+	policy_rate_t r = rate(4, 1000, 2);
+	struct ratelimit_req q = req("p", &r);
+	struct ratelimit_result res;
+
+	/* unknown key: full, and nothing stored */
+	assert_int_equal(ratelimit_peek(rl, &q, 0, &res), 0);
+	assert_true(res.allowed);
+	assert_int_equal(res.limiting, 0);
+	assert_int_equal(res.remaining, 2);
+	assert_int_equal(res.limit, 4);
+	assert_int_equal(res.burst, 2);
+	assert_int_equal(res.window_ms, 1000);
+	assert_int_equal(res.reset_ms, 0);
+	assert_int_equal(ratelimit_count(rl), 0);
+	/* peeking many times takes nothing */
+	assert_true(take1(rl, "p", &r, 0, &res));
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(ratelimit_peek(rl, &q, 0, &res), 0);
+		assert_true(res.allowed);
+		assert_int_equal(res.remaining, 1);
+	}
+	assert_true(take1(rl, "p", &r, 0, &res));
+	/* empty: denied with the wait a take would report, and the take agrees */
+	assert_int_equal(ratelimit_peek(rl, &q, 0, &res), 0);
+	assert_false(res.allowed);
+	assert_int_equal(res.remaining, 0);
+	assert_int_equal(res.retry_after_ms, 250);
+	assert_int_equal(res.reset_ms, 500);
+	assert_false(take1(rl, "p", &r, 0, &res));
+	assert_int_equal(res.retry_after_ms, 250);
+	/* refill is seen at the time passed in */
+	assert_int_equal(ratelimit_peek(rl, &q, 249, &res), 0);
+	assert_false(res.allowed);
+	assert_int_equal(res.retry_after_ms, 1);
+	assert_int_equal(ratelimit_peek(rl, &q, 250, &res), 0);
+	assert_true(res.allowed);
+	assert_int_equal(res.remaining, 1);
+	assert_true(take1(rl, "p", &r, 250, &res));
+	assert_false(take1(rl, "p", &r, 250, &res));
+	assert_int_equal(ratelimit_count(rl), 1);
+}
+
+static void
+test_peek_bad_args(void **state)
+{
+	ratelimit_t *rl = *state;
+	policy_rate_t unset = {0}, r = rate(1, 1000, 1);
+	struct ratelimit_req q = req("k", &unset);
+	struct ratelimit_result res;
+
+	assert_int_equal(ratelimit_peek(rl, &q, 0, &res), 0);
+	assert_true(res.allowed);
+	assert_int_equal(res.limiting, RATELIMIT_NONE);
+	q = req("k", &r);
+	q.keylen = 0;
+	assert_int_equal(ratelimit_peek(rl, &q, 0, &res), -1);
+	assert_false(res.allowed);
+	q.keylen = RATELIMIT_MAX_KEY + 1;
+	assert_int_equal(ratelimit_peek(rl, &q, 0, &res), -1);
+	assert_int_equal(ratelimit_count(rl), 0);
+}
+
 static void
 test_eviction_bounded(void **state)
 {
@@ -544,6 +611,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unlimited_and_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peek, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peek_bad_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers_allowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers_denied, setup, teardown),
 		cmocka_unit_test(test_headers_edge),

@@ -20,6 +20,7 @@
 #include "ratelimit.h"
 #include "revoke.h"
 #include "seal.h"
+#include "stats.h"
 #include "swap.h"
 
 #define NOW 1700000000
@@ -48,7 +49,34 @@ static const char policy_json[] =
     "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}}}";
 
-static policy_t *pol;
+/* The failed-handle throttle at 3 per 30 s: a token back every 10 s. */
+static const char throttle_json[] =
+    "{\"limits\": {\"failed_handles\": 3, \"failed_handles_window\": \"30s\"},"
+    " \"credentials\": {"
+    "  \"bear\": {\"secret\": {\"value\": \"" BEAR_SECRET "\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"]},"
+    "  \"bod\": {\"secret\": {\"value\": \"bod-SECRET\"},"
+    "    \"inject\": {\"type\": \"body\"}, \"hosts\": [\"body.test\"]},"
+    "  \"rl\": {\"secret\": {\"value\": \"rl-SECRET\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"],"
+    "    \"rate\": {\"requests\": 1, \"per\": \"1h\"}}},"
+    " \"sandboxes\": {"
+    "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"], \"credentials\": [\"bear\", \"bod\", \"rl\"]},"
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]},"
+    "  \"sb-t\": {\"addresses\": [\"10.0.4.0/24\"], \"credentials\": [\"bear\"],"
+    "    \"token\": {\"value\": \"tok-T\"}}}}";
+
+/* The same with the throttle off. */
+static const char off_json[] =
+    "{\"limits\": {\"failed_handles\": 0},"
+    " \"credentials\": {"
+    "  \"bear\": {\"secret\": {\"value\": \"" BEAR_SECRET "\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"]}},"
+    " \"sandboxes\": {"
+    "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"], \"credentials\": [\"bear\"]},"
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}}}";
+
+static policy_t *pol, *tpol, *offpol;
 static seal_keyring_t *kr;
 static seal_key_t *stranger;
 
@@ -56,7 +84,7 @@ struct t {
 	handlecache_t *hc;
 	ratelimit_t *rl;
 	swap_env_t env;
-	struct sockaddr_in peer;
+	struct sockaddr_storage peer;
 	http_head_t h;
 	char *msg;
 	swap_req_t req;
@@ -97,11 +125,26 @@ mint(const char *cred, const char *sb)
 }
 
 static void
+t_peer(struct t *t, const char *addr)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&t->peer;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&t->peer;
+
+	memset(&t->peer, 0, sizeof(t->peer));
+	if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1)
+		v4->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, addr, &v6->sin6_addr), 1);
+		v6->sin6_family = AF_INET6;
+	}
+}
+
+static void
 t_init(struct t *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->hc = handlecache_new(64);
-	t->rl = ratelimit_new(64);
+	t->rl = ratelimit_new(4096);	/* 64 per stripe: no test loses a bucket to eviction */
 	assert_non_null(t->hc);
 	assert_non_null(t->rl);
 	t->env.policy = pol;
@@ -110,8 +153,7 @@ t_init(struct t *t)
 	t->env.rl = t->rl;
 	t->env.now = NOW;
 	t->env.now_ms = 1000000;
-	t->peer.sin_family = AF_INET;
-	inet_pton(AF_INET, "10.0.2.15", &t->peer.sin_addr);
+	t_peer(t, "10.0.2.15");
 }
 
 static void
@@ -492,6 +534,353 @@ test_swap_body(void **state)
 	free(bear);
 }
 
+
+/* --- the failed-handle throttle ------------------------------------------------------------- */
+
+struct counters {
+	uint64_t failures, throttled, brute;
+};
+
+static struct counters
+counters_now(void)
+{
+	struct counters c = {STATS_GET(handle_failures), STATS_GET(handle_throttled),
+	    STATS_GET(brute_force)};
+
+	return c;
+}
+
+static void
+counters_moved(const struct counters *before, uint64_t failures, uint64_t throttled,
+    uint64_t brute)
+{
+	struct counters now = counters_now();
+
+	assert_int_equal(now.failures - before->failures, failures);
+	assert_int_equal(now.throttled - before->throttled, throttled);
+	assert_int_equal(now.brute - before->brute, brute);
+}
+
+/* Handle-cache lookups so far: unchanged across a request means nothing was unsealed. */
+static uint64_t
+lookups(struct t *t)
+{
+	uint64_t hits, misses;
+
+	handlecache_stats(t->hc, &hits, &misses, NULL);
+	return hits + misses;
+}
+
+/* A request to api.test carrying h as a bearer token. */
+static void
+bearer_req(struct t *t, const char *h)
+{
+	t_head(t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+}
+
+/* Three kinds of failure from the current peer: undecryptable, expired, foreign. */
+static void
+fail3(struct t *t, const char *sb)
+{
+	char *bad[3];
+	static const struct {
+		unsigned status;
+		const char *code;
+	} want[3] = {{403, "unknown_key"}, {403, "handle_expired"}, {407, "sandbox_mismatch"}};
+
+	bad[0] = mint_full(stranger, "bear", sb, NOW - 60, NOW + 900, NULL);
+	bad[1] = mint_full(seal_keyring_current(kr), "bear", sb, NOW - 7200, NOW - 3600, NULL);
+	bad[2] = mint("bear", strcmp(sb, "sb-2") == 0 ? "sb-1" : "sb-2");
+	for (int i = 0; i < 3; i++) {
+		bearer_req(t, bad[i]);
+		deny(t, want[i].status, want[i].code);
+		swap_out_free(&t->out);
+		free(bad[i]);
+	}
+}
+
+/* 429 too_many_failures, before any cache lookup; brute: the first of its window. */
+static void
+throttled(struct t *t, bool brute)
+{
+	uint64_t before = lookups(t);
+
+	deny(t, 429, "too_many_failures");
+	assert_int_equal(lookups(t), before);
+	assert_int_equal(t->out.brute_force, brute);
+	assert_int_equal(t->out.detail[0] != '\0', brute);
+	assert_string_equal(t->out.hid, "");
+	assert_string_equal(t->out.credential, "");
+	assert_non_null(strstr(t->out.extra, "Retry-After: "));
+	assert_non_null(strstr(t->out.extra, "RateLimit-Policy: \"failed_handles\";q=3;w=30"));
+	assert_int_equal(t->out.nscrub, 0);
+	assert_int_equal(t->out.edits.target == NULL, true);
+}
+
+static void
+test_throttle_threshold(void **state)
+{
+	struct t t;
+	char *good = mint("bear", "sb-1");
+	struct counters c0 = counters_now();
+
+	(void)state;
+	t_init(&t);
+	t.env.policy = tpol;
+	fail3(&t, "sb-1");			/* limit: 3 failures, each answered as usual */
+	counters_moved(&c0, 3, 0, 0);
+	bearer_req(&t, good);			/* the 4th request with a handle, a valid one */
+	throttled(&t, true);
+	assert_string_equal(t.out.extra, "Retry-After: 10\r\n"
+	    "RateLimit-Policy: \"failed_handles\";q=3;w=30\r\n"
+	    "RateLimit: \"failed_handles\";r=0;t=30\r\n");
+	assert_string_equal(t.out.detail, "possible brute force: 3 failed handles from "
+	    "sandbox sb-1 (10.0.2.15) in 30 s");
+	assert_string_equal(t.out.sandbox, "sb-1");
+	assert_null(strstr(t.out.message, good + 16));
+	swap_out_free(&t.out);
+	throttled(&t, false);			/* later refusals: no second brute_force */
+	swap_out_free(&t.out);
+	counters_moved(&c0, 3, 2, 1);
+	/* no handle: not affected */
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
+	ok(&t);
+	swap_out_free(&t.out);
+	/* a token back after window / limit */
+	t.env.now_ms += 9999;
+	bearer_req(&t, good);
+	throttled(&t, false);
+	assert_string_equal(t.out.extra, "Retry-After: 1\r\n"
+	    "RateLimit-Policy: \"failed_handles\";q=3;w=30\r\n"
+	    "RateLimit: \"failed_handles\";r=0;t=21\r\n");
+	swap_out_free(&t.out);
+	t.env.now_ms += 1;
+	ok(&t);					/* success takes nothing */
+	swap_out_free(&t.out);
+	ok(&t);
+	swap_out_free(&t.out);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer "
+	    "sgh1.abc\r\n\r\n");
+	deny(&t, 400, "handle_malformed");	/* the token back is spent */
+	swap_out_free(&t.out);
+	bearer_req(&t, good);
+	throttled(&t, false);			/* same window: still one brute_force */
+	swap_out_free(&t.out);
+	/* a whole window later: the budget is whole again, and a new window trips anew */
+	t.env.now_ms += 30000;
+	fail3(&t, "sb-1");
+	bearer_req(&t, good);
+	throttled(&t, true);
+	swap_out_free(&t.out);
+	counters_moved(&c0, 7, 5, 2);
+	t_fini(&t);
+	free(good);
+}
+
+/* Counted per requesting source, never by what the handle names. */
+static void
+test_throttle_per_source(void **state)
+{
+	struct t t;
+	char *g1 = mint("bear", "sb-1"), *g2 = mint("bear", "sb-2");
+
+	(void)state;
+	t_init(&t);
+	t.env.policy = tpol;
+	t_peer(&t, "10.0.3.7");			/* sb-2 sends handles naming sb-1 */
+	fail3(&t, "sb-2");
+	bearer_req(&t, g2);
+	throttled(&t, true);
+	assert_string_equal(t.out.sandbox, "sb-2");
+	assert_non_null(strstr(t.out.detail, "from sandbox sb-2 (10.0.3.7) in 30 s"));
+	swap_out_free(&t.out);
+	t_peer(&t, "10.0.3.8");			/* another address of sb-2: the same source */
+	bearer_req(&t, g2);
+	throttled(&t, false);
+	swap_out_free(&t.out);
+	t_peer(&t, "10.0.2.15");		/* sb-1, whose name the failed handles carried */
+	bearer_req(&t, g1);
+	ok(&t);
+	swap_out_free(&t.out);
+	bearer_req(&t, g2);
+	deny(&t, 407, "sandbox_mismatch");	/* its failures are its own, not sb-2's */
+	swap_out_free(&t.out);
+	/* no sandbox's address: the address is the source */
+	t_peer(&t, "10.0.9.9");
+	fail3(&t, "sb-1");
+	bearer_req(&t, g1);
+	throttled(&t, true);
+	assert_string_equal(t.out.sandbox, "");
+	assert_string_equal(t.out.detail, "possible brute force: 3 failed handles from "
+	    "10.0.9.9 in 30 s");
+	swap_out_free(&t.out);
+	t_peer(&t, "10.0.9.10");
+	bearer_req(&t, g1);
+	deny(&t, 407, "sandbox_mismatch");
+	swap_out_free(&t.out);
+	t_fini(&t);
+	free(g1);
+	free(g2);
+}
+
+/* A sandbox with a proxy token is that sandbox only with it; IPv6 counts per /64. */
+static void
+test_throttle_token_and_ipv6(void **state)
+{
+	struct t t;
+	char *g = mint("bear", "sb-t");
+
+	(void)state;
+	t_init(&t);
+	t.env.policy = tpol;
+	t_peer(&t, "10.0.4.5");			/* a neighbour behind the same address */
+	fail3(&t, "sb-t");
+	bearer_req(&t, g);
+	throttled(&t, true);
+	assert_string_equal(t.out.sandbox, "");
+	assert_non_null(strstr(t.out.detail, "from 10.0.4.5 in"));
+	swap_out_free(&t.out);
+	t.req.proxy_token = "tok-wrong";	/* a wrong token is no sandbox either */
+	throttled(&t, false);
+	swap_out_free(&t.out);
+	t.req.proxy_token = "tok-T";		/* the sandbox itself is not held back */
+	ok(&t);
+	swap_out_free(&t.out);
+	t_fini(&t);
+	t_init(&t);
+	t.env.policy = tpol;
+	t_peer(&t, "2001:db8:1:2::5");
+	fail3(&t, "sb-1");
+	t_peer(&t, "2001:db8:1:2:ffff::6");	/* the same /64 */
+	bearer_req(&t, g);
+	throttled(&t, true);
+	assert_non_null(strstr(t.out.detail, "from 2001:db8:1:2::/64 in 30 s"));
+	swap_out_free(&t.out);
+	t_peer(&t, "2001:db8:1:3::5");		/* another /64 */
+	bearer_req(&t, g);
+	deny(&t, 407, "sandbox_mismatch");
+	swap_out_free(&t.out);
+	t_peer(&t, "::ffff:10.0.2.15");		/* IPv4-mapped: sb-1 */
+	fail3(&t, "sb-1");
+	t_peer(&t, "10.0.2.15");
+	bearer_req(&t, g);
+	throttled(&t, true);
+	assert_string_equal(t.out.sandbox, "sb-1");
+	t_fini(&t);
+	free(g);
+}
+
+/* Proxy-Tokenizer tokens count and are throttled too, before anything is opened. */
+static void
+test_throttle_tokenizer(void **state)
+{
+	struct t t;
+	http_head_t ch;
+	http_parser p;
+	const char *why;
+	static const char cmsg[] = "CONNECT api.test:443 HTTP/1.1\r\nHost: api.test:443\r\n"
+	    "Proxy-Tokenizer: AAAA\r\n\r\n";
+
+	(void)state;
+	t_init(&t);
+	t.env.policy = tpol;
+	t_peer(&t, "10.0.3.9");
+	for (int i = 0; i < 3; i++) {
+		t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
+		    "Proxy-Tokenizer: AAAA\r\n\r\n");
+		deny(&t, 400, "tokenizer_invalid");
+		assert_string_not_equal(t.out.tk.id, "");
+		swap_out_free(&t.out);
+	}
+	throttled(&t, true);
+	assert_string_equal(t.out.tk.id, "");	/* tokenizer_apply never ran */
+	swap_out_free(&t.out);
+	/* a token on the intercepted CONNECT applies to the tunnel's requests */
+	memset(&ch, 0, sizeof(ch));
+	http_parser_init(&p, HTTP_REQUEST);
+	assert_int_equal(http_head_parse(&p, cmsg, strlen(cmsg), &ch, HTTP_GET, &why), 0);
+	t.env.connect_head = &ch;
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
+	throttled(&t, false);
+	swap_out_free(&t.out);
+	t.env.connect_head = NULL;
+	http_head_clear(&ch);
+	ok(&t);					/* neither handle nor token */
+	t_fini(&t);
+}
+
+/* 429 rate_limited is no failure; handles found in a held body are throttled too. */
+static void
+test_throttle_rate_limited_and_body(void **state)
+{
+	struct t t;
+	char *rl = mint("rl", "sb-1"), *b = mint("bod", "sb-1"), *bad, body[2048];
+	uint64_t before;
+
+	(void)state;
+	bad = mint_full(stranger, "bod", "sb-1", NOW - 60, NOW + 900, NULL);
+	t_init(&t);
+	t.env.policy = tpol;
+	bearer_req(&t, rl);
+	ok(&t);
+	swap_out_free(&t.out);
+	for (int i = 0; i < 5; i++) {
+		deny(&t, 429, "rate_limited");
+		swap_out_free(&t.out);
+	}
+	t_head(&t, "body.test", "POST /v1 HTTP/1.1\r\nHost: body.test\r\nContent-Length: 9\r\n"
+	    "\r\n");
+	snprintf(body, sizeof(body), "k=%s", bad);
+	for (int i = 0; i < 3; i++) {
+		ok(&t);
+		assert_true(t.out.buffer_body);
+		assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
+		assert_string_equal(t.out.code, "unknown_key");
+		swap_out_free(&t.out);
+	}
+	ok(&t);					/* no handle in the head: not refused here */
+	snprintf(body, sizeof(body), "k=%s", b);
+	before = lookups(&t);
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
+	assert_int_equal(t.out.status, 429);
+	assert_string_equal(t.out.code, "too_many_failures");
+	assert_true(t.out.brute_force);
+	assert_int_equal(lookups(&t), before);
+	assert_int_equal(t.out.nbody, 0);
+	t_fini(&t);
+	free(rl);
+	free(b);
+	free(bad);
+}
+
+/* limits.failed_handles 0, or no rate table: no throttle (failures still counted). */
+static void
+test_throttle_off(void **state)
+{
+	struct t t;
+	struct counters c0 = counters_now();
+	char *g = mint("bear", "sb-1");
+
+	(void)state;
+	t_init(&t);
+	t.env.policy = offpol;
+	for (int i = 0; i < 10; i++)
+		fail3(&t, "sb-1");
+	bearer_req(&t, g);
+	ok(&t);
+	swap_out_free(&t.out);
+	counters_moved(&c0, 30, 0, 0);
+	t.env.policy = tpol;
+	t.env.rl = NULL;
+	fail3(&t, "sb-1");
+	bearer_req(&t, g);
+	ok(&t);
+	counters_moved(&c0, 33, 0, 0);
+	t_fini(&t);
+	free(g);
+}
+
 int
 main(void)
 {
@@ -504,6 +893,12 @@ main(void)
 		cmocka_unit_test(test_encoded_in_basic),
 		cmocka_unit_test(test_buffer_body),
 		cmocka_unit_test(test_swap_body),
+		cmocka_unit_test(test_throttle_threshold),
+		cmocka_unit_test(test_throttle_per_source),
+		cmocka_unit_test(test_throttle_token_and_ipv6),
+		cmocka_unit_test(test_throttle_tokenizer),
+		cmocka_unit_test(test_throttle_rate_limited_and_body),
+		cmocka_unit_test(test_throttle_off),
 	};
 	policy_errors_t errs;
 	int rc;
@@ -515,11 +910,21 @@ main(void)
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "policy: %s\n", errs.msg[i]);
 	policy_errors_free(&errs);
+	tpol = policy_load_buffer("/tmp/sg-swap-throttle.json", throttle_json,
+	    strlen(throttle_json), &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "throttle policy: %s\n", errs.msg[i]);
+	policy_errors_free(&errs);
+	offpol = policy_load_buffer("/tmp/sg-swap-off.json", off_json, strlen(off_json), &errs);
+	policy_errors_free(&errs);
 	kr = seal_keyring_new();
 	stranger = key_seeded(9);
-	if (pol == NULL || kr == NULL || seal_keyring_add(kr, key_seeded(1)) < 0)
+	if (pol == NULL || tpol == NULL || offpol == NULL || kr == NULL ||
+	    seal_keyring_add(kr, key_seeded(1)) < 0)
 		return 1;
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	policy_unref(offpol);
+	policy_unref(tpol);
 	seal_key_free(stranger);
 	seal_keyring_free(kr);
 	policy_unref(pol);
