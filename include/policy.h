@@ -68,6 +68,7 @@ typedef struct policy_credential {
 	uint64_t ttl_s;		/* handle lifetime (default SG_HANDLE_TTL_DEFAULT_S) */
 	char *env;		/* env var name the sandbox reads the handle from (optional) */
 	bool allow_plain_http;	/* may be sent to an http:// upstream */
+	bool allow_websocket_binary;	/* its handle is swapped in binary WebSocket frames too */
 } policy_credential_t;
 
 typedef struct policy_sandbox {

@@ -77,12 +77,12 @@ typedef void (*scrub_emit_fn)(void *arg, const void *data, size_t len);
 scrub_t *scrub_new(enum scrub_mode mode) SG_WUR;
 
 /*
- * Replace needle[0..nlen) (and, in SCRUB_FORMS, its encoded forms) by repl[0..rlen)
- * from the next message on (added during a message, from the one after). Both are
- * copied; a needle added again keeps one entry and
- * takes the new replacement. -1 when nlen is outside SCRUB_MIN_NEEDLE..SCRUB_MAX_NEEDLE,
- * rlen > SCRUB_MAX_REPL, the scrubber holds SCRUB_MAX_NEEDLES, on allocation failure,
- * or while a message is under way (between a feed and its finish).
+ * Replace needle[0..nlen) (and, in SCRUB_FORMS, its encoded forms) by repl[0..rlen).
+ * Both are copied; a needle added again keeps one entry and takes the new replacement.
+ * Added while a message is under way, it applies to every byte not yet written (the
+ * held ones are scanned again). -1 when nlen is outside SCRUB_MIN_NEEDLE..
+ * SCRUB_MAX_NEEDLE, rlen > SCRUB_MAX_REPL, the scrubber holds SCRUB_MAX_NEEDLES, or on
+ * allocation failure.
  */
 int scrub_add(scrub_t *s, const void *needle, size_t nlen, const void *repl, size_t rlen)
     __attribute__((nonnull(1, 2))) SG_WUR;
@@ -101,8 +101,14 @@ void scrub_reset(scrub_t *s) SG_NONNULL;
  * secrets replaced inside it). */
 size_t scrub_replacements(const scrub_t *s) SG_NONNULL;
 
+/* Base64 runs re-encoded since scrub_new or scrub_reset. */
+size_t scrub_rewrites(const scrub_t *s) SG_NONNULL;
+
 /* Needles added (distinct). */
 size_t scrub_needles(const scrub_t *s) SG_NONNULL;
+
+/* A new scrubber in mode with the same needles and replacements (NULL: no memory). */
+scrub_t *scrub_copy(const scrub_t *s, enum scrub_mode mode) SG_NONNULL SG_WUR;
 
 /* Zero and free needles, replacements and buffers. NULL is fine. */
 void scrub_free(scrub_t *s);

@@ -56,9 +56,6 @@ typedef struct swap_scrub {
 	size_t secret_len;
 	char *handle;			/* the handle text (malloc'd copy) */
 	size_t handle_len;
-	/* the encoded form sealgate injected (Basic base64, query percent-encoding) and
-	 * what replaces it in responses; wipe memory, NULL when none */
-	char *enc_secret, *enc_handle;
 } swap_scrub_t;
 
 typedef struct swap_out {
@@ -92,6 +89,15 @@ int swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out);
  */
 int swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
     swap_out_t *out);
+/*
+ * A handle found in a WebSocket message after the upgrade req->head (method GET, target,
+ * host and port of the upgrade): throttle, unseal, authorise and rate-limit it as a
+ * request there. Binary frames need the credential's allow_websocket_binary. 0 with
+ * out->scrub[0] naming the secret (and the handle, for scrubbing replies); -1 with the
+ * refusal in out (code, message; exfiltration for a host outside scope).
+ */
+int swap_frame_handle(const swap_env_t *env, const swap_req_t *req, const char *handle,
+    size_t len, bool binary, swap_out_t *out);
 void swap_out_free(swap_out_t *out);
 
 /*

@@ -213,11 +213,12 @@ admin_summary_credential(const policy_credential_t *c)
 	    "body"};
 	static const char *const source[] = {"env", "file", "value"};
 
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s?, s:b}",
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s?, s:b, s:b}",
 	    "secret", source[c->secret_source], "inject", inject[c->inject.type],
 	    "hosts", admin_strlist(&c->hosts), "methods", admin_strlist(&c->methods),
 	    "paths", admin_strlist(&c->paths), "ttl_s", (json_int_t)c->ttl_s,
-	    "env", c->env, "allow_plain_http", c->allow_plain_http);
+	    "env", c->env, "allow_plain_http", c->allow_plain_http, "allow_websocket_binary",
+	    c->allow_websocket_binary);
 }
 
 /* The default policy view: names, scopes and sources, never a secret or token. */

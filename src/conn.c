@@ -11,6 +11,7 @@
  * Bodies are re-framed (Content-Length kept, chunked re-chunked) so what the upstream
  * sees is exactly what sealgate parsed. Every exit goes through conn_close.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,6 +47,7 @@
 #include "swap.h"
 #include "tls.h"
 #include "util.h"
+#include "wsrelay.h"
 
 #define CONN_HOST_MAX 256
 /* Pool key: who | host | port | tls | credentials (names are at most 64 bytes). */
@@ -57,7 +59,8 @@ enum conn_state {
 	ST_TLS_ACCEPT,		/* client TLS handshake (intercept) */
 	ST_UP_CONNECTING,	/* upstream TCP/TLS connect */
 	ST_RELAY,		/* request body and/or response in flight */
-	ST_SPLICE,		/* tunnel or upgraded connection: bytes both ways */
+	ST_SPLICE,		/* tunnel: bytes both ways */
+	ST_WEBSOCKET,		/* after a 101: frames both ways through the relay */
 	ST_CLOSING,		/* error answer queued: close once flushed */
 };
 
@@ -137,6 +140,14 @@ struct conn {
 	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
 	bool up_keepalive;
 	bool park_due;			/* idle: the timer parks before it closes */
+
+	/* trailer fields of a chunked response, collected until its end */
+	struct evbuffer *trailers;	/* "name: value\n" lines as received */
+	bool trailer_in_value;		/* the last piece was a value */
+
+	/* WebSocket after a 101 */
+	wsrelay_t *ws;
+	policy_t *ws_pol;		/* newest snapshot a frame's handle was swapped on */
 };
 
 static void conn_client_read_cb(struct bufferevent *bev, void *arg);
@@ -149,6 +160,10 @@ static void conn_process_head(conn_t *c);
 static void conn_audit(conn_t *c, unsigned status, const char *code);
 static void conn_forward_request(conn_t *c);
 static int conn_relay_request_body(conn_t *c);
+static void conn_closing_check(conn_t *c);
+static void conn_ws_read(conn_t *c, bool from_client);
+static void conn_ws_start(conn_t *c);
+static void conn_write_scrubbed(conn_t *c, struct evbuffer *out, const char *v, size_t len);
 
 /* --- helpers ----------------------------------------------------------------------- */
 
@@ -182,7 +197,8 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 	STATS_INC(requests_failed);
 	log_info("%s: %u %s: %s", c->peer, status, code, msg);
 	conn_audit(c, status, code);
-	if (c->res_started || c->st == ST_SPLICE || c->st == ST_CLOSING || c->cbev == NULL) {
+	if (c->res_started || c->st == ST_SPLICE || c->st == ST_WEBSOCKET ||
+	    c->st == ST_CLOSING || c->cbev == NULL) {
 		conn_close(c, code);
 		return;
 	}
@@ -276,6 +292,22 @@ conn_body_reset(conn_t *c)
 	c->body_err = 0;
 }
 
+/* Trailer lines may hold secrets (scrubbed ones no more, but partial lines): zero them. */
+static void
+conn_trailers_free(conn_t *c)
+{
+	if (c->trailers != NULL) {
+		size_t n = evbuffer_get_length(c->trailers);
+		unsigned char *p = n ? evbuffer_pullup(c->trailers, -1) : NULL;
+
+		if (p)
+			sodium_memzero(p, n);
+		evbuffer_free(c->trailers);
+		c->trailers = NULL;
+	}
+	c->trailer_in_value = false;
+}
+
 /*
  * Stop relaying, let the client read what is already queued (a response head, part of
  * a body), then close. Used when the upstream breaks a response midway.
@@ -297,6 +329,15 @@ conn_close_after_flush(conn_t *c, const char *reason)
 	    conn_client_event_cb, c);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+}
+
+/* Closing: close once what is queued for the client (and the upstream) has gone. */
+static void
+conn_closing_check(conn_t *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 && (c->ubev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0))
+		conn_close(c, "answered");
 }
 
 static void
@@ -330,6 +371,7 @@ conn_upstream_reusable(const conn_t *c)
 {
 	return c->ubev && c->up_ready && c->up_keepalive && !c->req_active &&
 	    !c->upgrading && c->mode != MODE_TUNNEL && c->st != ST_SPLICE &&
+	    c->st != ST_WEBSOCKET &&
 	    c->up_key[0] && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0;
 }
@@ -373,6 +415,10 @@ conn_close(conn_t *c, const char *reason)
 	free(c->req_target);
 	conn_work_free(c);
 	conn_body_reset(c);
+	conn_trailers_free(c);
+	wsrelay_free(c->ws);
+	if (c->ws_pol)
+		policy_unref(c->ws_pol);
 	scrub_free(c->scrub);
 	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
 	if (c->pol)
@@ -589,6 +635,9 @@ conn_client_read_cb(struct bufferevent *bev, void *arg)
 		if (c->req_active && !c->req_done)
 			conn_relay_request_body(c);
 		return;
+	case ST_WEBSOCKET:
+		conn_ws_read(c, true);
+		return;
 	case ST_SPLICE:
 		if (c->ubev)
 			bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
@@ -777,8 +826,7 @@ conn_client_write_cb(struct bufferevent *bev, void *arg)
 	conn_t *c = arg;
 
 	if (c->st == ST_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_close(c, "answered");
+		conn_closing_check(c);
 		return;
 	}
 	if (c->st == ST_RESOLVING && c->mode == MODE_INTERCEPT && c->connect_answered &&
@@ -787,7 +835,7 @@ conn_client_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	/* back-pressure: the client drained, resume reading the upstream */
-	if (c->ubev && (c->st == ST_RELAY || c->st == ST_SPLICE)) {
+	if (c->ubev && (c->st == ST_RELAY || c->st == ST_SPLICE || c->st == ST_WEBSOCKET)) {
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(c->ubev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
@@ -871,11 +919,12 @@ conn_dial(conn_t *c)
 	return 0;
 }
 
+/* Bytes both ways from now on: a tunnel (ST_SPLICE) or a WebSocket (ST_WEBSOCKET). */
 static void
-conn_splice_start(conn_t *c)
+conn_both_ways(conn_t *c, enum conn_state st)
 {
 	conn_audit(c, c->upgrading ? 101 : 200, NULL);
-	c->st = ST_SPLICE;
+	c->st = st;
 	evtimer_del(c->timer);
 	bufferevent_set_timeouts(c->ubev, NULL, NULL);
 	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
@@ -900,7 +949,7 @@ conn_up_connected(conn_t *c)
 	if (c->mode == MODE_TUNNEL) {
 		STATS_INC(tunnels);
 		bufferevent_write(c->cbev, conn_established, sizeof(conn_established) - 1);
-		conn_splice_start(c);
+		conn_both_ways(c, ST_SPLICE);
 		return;
 	}
 	conn_send_request_head(c);
@@ -1400,7 +1449,8 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 		const char *v = inject_field_value(h, e, i);
 
 		if (v == NULL || http_is_hop_by_hop(h, f->name, f->name_len) ||
-		    strcasecmp(f->name, "Proxy-Tokenizer") == 0)
+		    strcasecmp(f->name, "Proxy-Tokenizer") == 0 ||
+		    (c->upgrading && strcasecmp(f->name, "Sec-WebSocket-Extensions") == 0))
 			continue;
 		rc |= conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
 	}
@@ -1800,10 +1850,14 @@ conn_up_write_cb(struct bufferevent *bev, void *arg)
 {
 	conn_t *c = arg;
 
-	if (c->st != ST_RELAY && c->st != ST_SPLICE)
+	if (c->st == ST_CLOSING) {
+		conn_closing_check(c);
+		return;
+	}
+	if (c->st != ST_RELAY && c->st != ST_SPLICE && c->st != ST_WEBSOCKET)
 		return;
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	if (c->st == ST_SPLICE) {
+	if (c->st == ST_SPLICE || c->st == ST_WEBSOCKET) {
 		bufferevent_enable(c->cbev, EV_READ);
 		return;
 	}
@@ -1844,6 +1898,86 @@ conn_res_on_body(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Trailer fields arrive after the last chunk as name and value pieces: collected. */
+static int
+conn_res_on_trailer(http_parser *p, const char *at, size_t len, bool value)
+{
+	conn_t *c = p->data;
+
+	if (c->trailers == NULL && (c->trailers = evbuffer_new()) == NULL)
+		return -1;
+	if (evbuffer_get_length(c->trailers) + len + 2 > SG_MAX_HEADER_BYTES)
+		return -1;	/* as for a head: too large is malformed */
+	if (value != c->trailer_in_value)
+		evbuffer_add(c->trailers, value ? ":" : "\n", 1);
+	c->trailer_in_value = value;
+	return evbuffer_add(c->trailers, at, len);
+}
+
+static int
+conn_res_on_trailer_field(http_parser *p, const char *at, size_t len)
+{
+	return conn_res_on_trailer(p, at, len, false);
+}
+
+static int
+conn_res_on_trailer_value(http_parser *p, const char *at, size_t len)
+{
+	return conn_res_on_trailer(p, at, len, true);
+}
+
+/* Fields that frame, route or describe the body may not be trailers (RFC 9110 6.5.1). */
+static bool
+conn_trailer_allowed(const char *name, size_t len)
+{
+	static const char *const no[] = {"content-length", "transfer-encoding", "host",
+	    "trailer", "te", "content-encoding", "content-type", "content-range",
+	    "connection", "keep-alive", "upgrade", "proxy-connection", "set-cookie"};
+
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(isalnum((unsigned char)name[i]) || strchr("!#$%&'*+-.^_`|~", name[i])))
+			return false;
+	for (size_t i = 0; i < SG_ARRAY_LEN(no); i++)
+		if (strlen(no[i]) == len && strncasecmp(name, no[i], len) == 0)
+			return false;
+	return true;
+}
+
+/* The last chunk and the trailers (scrubbed like header values) to the client. */
+static void
+conn_write_trailers(conn_t *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	size_t n = c->trailers ? evbuffer_get_length(c->trailers) : 0;
+	char *p = n ? (char *)evbuffer_pullup(c->trailers, -1) : NULL;
+	char *end = p != NULL ? p + n : NULL;
+
+	evbuffer_add(out, "0\r\n", 3);
+	while (p != NULL && p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *colon;
+		char *line_end = nl ? nl : end;
+
+		colon = memchr(p, ':', (size_t)(line_end - p));
+		if (colon && conn_trailer_allowed(p, (size_t)(colon - p)) &&
+		    memchr(colon, '\r', (size_t)(line_end - colon)) == NULL &&
+		    memchr(colon, '\0', (size_t)(line_end - colon)) == NULL) {
+			char *v = colon + 1;
+
+			while (v < line_end && (*v == ' ' || *v == '\t'))
+				v++;
+			evbuffer_add(out, p, (size_t)(colon - p));
+			evbuffer_add(out, ": ", 2);
+			conn_write_scrubbed(c, out, v, (size_t)(line_end - v));
+			evbuffer_add(out, "\r\n", 2);
+		}
+		p = line_end + 1;
+	}
+	evbuffer_add(out, "\r\n", 2);
+	conn_trailers_free(c);
+}
+
 static int
 conn_res_on_complete(http_parser *p)
 {
@@ -1852,13 +1986,16 @@ conn_res_on_complete(http_parser *p)
 	if (c->scrub && scrub_finish(c->scrub, conn_emit_body, c) < 0)
 		return -1;
 	if (c->res_chunked_out)
-		evbuffer_add(bufferevent_get_output(c->cbev), "0\r\n\r\n", 5);
+		conn_write_trailers(c);
+	conn_trailers_free(c);
 	c->res_done = true;
 	http_parser_pause(p, 1);
 	return 0;
 }
 
 static const http_parser_settings conn_res_body_settings = {
+	.on_header_field = conn_res_on_trailer_field,
+	.on_header_value = conn_res_on_trailer_value,
 	.on_body = conn_res_on_body,
 	.on_message_complete = conn_res_on_complete,
 };
@@ -1973,9 +2110,15 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 	}
 	evbuffer_drain(in, (size_t)hl);
 	if (c->res.status == 101 && c->upgrading) {
+		if (http_head_get(&c->res, "Sec-WebSocket-Extensions") != NULL) {
+			STATS_INC(errors_upstream);
+			conn_fail(c, 502, "upstream_error", "the upstream accepted a WebSocket "
+			    "extension that was not offered (sealgate offers none)");
+			return -1;
+		}
 		STATS_INC(websockets);
 		conn_write_response_head(c);
-		conn_splice_start(c);
+		conn_ws_start(c);
 		return -1;	/* no more response parsing */
 	}
 	if (c->res.status / 100 == 1) {
@@ -1984,12 +2127,14 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 			conn_fail(c, 502, "upstream_error", "too many interim (1xx) responses");
 			return -1;
 		}
-		/* 100 Continue and friends: pass on, wait for the final response */
+		/* 100 Continue, 103 Early Hints: pass on with their fields, scrubbed */
 		struct evbuffer *o = bufferevent_get_output(c->cbev);
 
 		evbuffer_add_printf(o, "HTTP/1.1 %u ", c->res.status);
 		conn_write_scrubbed(c, o, c->res.reason, strlen(c->res.reason));
-		evbuffer_add(o, "\r\n\r\n", 4);
+		evbuffer_add(o, "\r\n", 2);
+		conn_write_response_fields(c, o, false);
+		evbuffer_add(o, "\r\n", 2);
 		http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
 		return 0;
 	}
@@ -2035,6 +2180,10 @@ conn_up_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	worker_note_io(c->w);
+	if (c->st == ST_WEBSOCKET) {
+		conn_ws_read(c, false);
+		return;
+	}
 	if (c->st == ST_SPLICE) {
 		bufferevent_write_buffer(c->cbev, in);
 		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) > SG_RELAY_HIGH_WATER) {
@@ -2084,7 +2233,13 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_up_failed(c, what);
 		return;
 	}
-	if (c->st == ST_SPLICE) {
+	if (c->st == ST_CLOSING) {	/* a WebSocket's close frame could not all go out */
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		conn_closing_check(c);
+		return;
+	}
+	if (c->st == ST_SPLICE || c->st == ST_WEBSOCKET) {
 		/* flush what the upstream sent, then close */
 		c->st = ST_CLOSING;
 		bufferevent_free(c->ubev);
@@ -2124,6 +2279,189 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 	bufferevent_free(c->ubev);
 	c->ubev = NULL;
 	c->up_ready = false;
+}
+
+/* --- WebSocket after the 101 --------------------------------------------------------- */
+
+/* An audit line for a WebSocket event: a swapped handle, or the reason it closed. */
+static void
+conn_ws_audit(conn_t *c, const char *event, const char *code, const swap_out_t *o,
+    const char *detail)
+{
+	audit_event_t a;
+
+	memset(&a, 0, sizeof(a));
+	a.event = event;
+	a.source = c->peer;
+	a.sandbox = o && o->sandbox[0] ? o->sandbox : NULL;
+	a.handle_id = o && o->hid[0] ? o->hid : NULL;
+	a.credential = o && o->credential[0] ? o->credential : NULL;
+	a.method = "GET";
+	a.host = c->swap_host;
+	a.port = c->swap_port;
+	a.path = c->req_target;
+	a.status = 101;
+	a.error = code;
+	a.detail = detail;
+	audit_log(&a);
+	if (a.credential)
+		metrics_count_request(a.credential, code ? "denied" : "forwarded");
+}
+
+/*
+ * A handle in a client message: authorised as a GET of the upgrade's URL on the newest
+ * policy, its secret scrubbed from the server's messages from now on.
+ */
+static int
+conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secret,
+    size_t *slen, const char **code, bool *exfiltration)
+{
+	conn_t *c = arg;
+	policy_t *p = policy_acquire();
+	swap_env_t env;
+	swap_req_t req;
+	swap_out_t out;
+	int rc;
+
+	if (p != NULL && p != c->ws_pol) {
+		if (c->ws_pol)
+			policy_unref(c->ws_pol);
+		c->ws_pol = p;		/* the secret below lives in it */
+	} else if (p != NULL)
+		policy_unref(p);
+	conn_swap_env(c, &env, &req);
+	if (c->ws_pol)
+		env.policy = c->ws_pol;
+	rc = swap_frame_handle(&env, &req, h, n, binary, &out);
+	conn_swap_env_release(&env);
+	if (rc == 0 && scrub_add(c->scrub, out.scrub[0].secret, out.scrub[0].secret_len, h,
+	    n) < 0) {
+		out.code = "internal_error";	/* not sent where it could not be scrubbed */
+		rc = -1;
+	}
+	if (rc < 0) {
+		*code = out.code;
+		*exfiltration = out.exfiltration;
+		if (out.exfiltration)
+			log_warn("%s: possible exfiltration: handle %s in a WebSocket message "
+			    "toward %s:%u: %s", c->peer, out.hid[0] ? out.hid : "-",
+			    c->swap_host, c->swap_port, out.message);
+		conn_ws_audit(c, out.exfiltration ? "exfiltration" : "denied", out.code, &out,
+		    "websocket message");
+	} else {
+		*secret = out.scrub[0].secret;
+		*slen = out.scrub[0].secret_len;
+		conn_ws_audit(c, "request", NULL, &out, "websocket message");
+	}
+	swap_out_free(&out);
+	return rc;
+}
+
+static int
+conn_ws_to_server(void *arg, const void *p, size_t n, bool secret)
+{
+	conn_t *c = arg;
+	struct evbuffer *out;
+
+	if (c->ubev == NULL)
+		return -1;
+	out = bufferevent_get_output(c->ubev);
+	return secret ? conn_add_secret(out, p, n) : evbuffer_add(out, p, n);
+}
+
+static int
+conn_ws_to_client(void *arg, const void *p, size_t n)
+{
+	conn_t *c = arg;
+
+	return evbuffer_add(bufferevent_get_output(c->cbev), p, n);
+}
+
+static void
+conn_ws_mask_key(void *arg, uint8_t key[4])
+{
+	(void)arg;
+	randombytes_buf(key, 4);
+}
+
+static const wsrelay_ops_t conn_ws_ops = {
+	conn_ws_swap, conn_ws_to_server, conn_ws_to_client, conn_ws_mask_key,
+};
+
+static void
+conn_ws_start(conn_t *c)
+{
+	/* the server's messages are scrubbed of every secret the connection injects,
+	 * also of those swapped into frames later */
+	if (c->scrub == NULL && (c->scrub = scrub_new(SCRUB_FORMS)) == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	if ((c->ws = wsrelay_new(c->scrub, &conn_ws_ops, c)) == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	conn_both_ways(c, ST_WEBSOCKET);
+}
+
+/* The relay closed the WebSocket (a bad frame, a refused handle): audit, flush, close. */
+static void
+conn_ws_closing(conn_t *c)
+{
+	unsigned code = 0;
+	bool exfil = false;
+	const char *err = wsrelay_error(c->ws, &code, &exfil);
+	char detail[64];
+
+	if (err != NULL && strcmp(err, "handle_encoded") == 0)
+		conn_ws_audit(c, "exfiltration", err, NULL, "websocket message");
+	else if (err != NULL && (strcmp(err, "websocket_protocol_error") == 0 ||
+	    strcmp(err, "websocket_too_big") == 0)) {
+		snprintf(detail, sizeof(detail), "websocket closed %u", code);
+		conn_ws_audit(c, "denied", err, NULL, detail);
+	}
+	log_info("%s: WebSocket closed: %s", c->peer, err ? err : "done");
+	c->st = ST_CLOSING;
+	bufferevent_disable(c->cbev, EV_READ);
+	if (c->ubev)
+		bufferevent_disable(c->ubev, EV_READ);
+	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
+	conn_closing_check(c);
+}
+
+/* Bytes from one side through the relay; back-pressure as for a tunnel. */
+static void
+conn_ws_read(conn_t *c, bool from_client)
+{
+	struct bufferevent *src = from_client ? c->cbev : c->ubev;
+	struct bufferevent *dst = from_client ? c->ubev : c->cbev;
+	struct evbuffer *in = bufferevent_get_input(src);
+	struct evbuffer_iovec v[16];
+	int rc = WSRELAY_OK;
+
+	while (rc == WSRELAY_OK && evbuffer_get_length(in) > 0) {
+		int n = evbuffer_peek(in, -1, NULL, v, 16);
+		size_t used = 0;
+
+		for (int i = 0; i < n && i < 16 && rc == WSRELAY_OK; i++) {
+			rc = from_client ? wsrelay_client(c->ws, v[i].iov_base, v[i].iov_len) :
+			    wsrelay_server(c->ws, v[i].iov_base, v[i].iov_len);
+			used += v[i].iov_len;
+		}
+		evbuffer_drain(in, used);
+	}
+	if (rc == WSRELAY_FAIL) {
+		conn_close(c, "WebSocket relay failed");
+		return;
+	}
+	if (rc == WSRELAY_CLOSE) {
+		conn_ws_closing(c);
+		return;
+	}
+	if (dst && evbuffer_get_length(bufferevent_get_output(dst)) > SG_RELAY_HIGH_WATER) {
+		bufferevent_disable(src, EV_READ);
+		bufferevent_setwatermark(dst, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+	}
 }
 
 /* --- client events ------------------------------------------------------------------------ */
@@ -2173,10 +2511,12 @@ conn_client_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "client TLS failed");
 		return;
 	}
-	if (c->st == ST_SPLICE && c->ubev && (what & BEV_EVENT_EOF)) {
+	if ((c->st == ST_SPLICE || c->st == ST_WEBSOCKET) && c->ubev &&
+	    (what & BEV_EVENT_EOF)) {
 		/* client done sending: pass on what it sent, let the upstream's answer
 		 * drain to it, then close (conn_up_event_cb / the drain timer) */
-		bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
+		if (c->st == ST_SPLICE)
+			bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
 		bufferevent_disable(c->cbev, EV_READ);
 		conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
 		return;

@@ -365,13 +365,20 @@ ac_skip_table(needles_t *a, const struct pat_list *l, bool forms)
 		pair_set(a, l->v[i].bytes[0], l->v[i].bytes[1]);
 		a->first[l->v[i].bytes[0]] = true;
 	}
-	if (forms)	/* escapes: only what can follow their introducer */
-		for (unsigned b = 0; b < 256; b++)
-			for (const char *in = "\\%&"; *in; in++) {
-				a->first[(unsigned char)*in] = true;
-				if (unescape_may_follow((unsigned char)*in, (unsigned char)b))
-					pair_set(a, (unsigned char)*in, b);
-			}
+	if (!forms) {
+		ac_nibbles(a);
+		return;
+	}
+	/* escapes: an introducer and what can follow it; and any first byte whose next
+	 * symbol is an escape ("l\u006b..." spells "lk...") */
+	for (unsigned b = 0; b < 256; b++)
+		for (const char *in = "\\%&"; *in; in++) {
+			if (unescape_may_follow((unsigned char)*in, (unsigned char)b))
+				pair_set(a, (unsigned char)*in, b);
+			if (a->first[b])
+				pair_set(a, b, (unsigned char)*in);
+		}
+	a->first['\\'] = a->first['%'] = a->first['&'] = true;
 	ac_nibbles(a);
 }
 

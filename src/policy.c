@@ -1600,6 +1600,9 @@ policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
 	policy_path_key(sub, sizeof(sub), path, "allow_plain_http");
 	if ((e = json_object_get(v, "allow_plain_http")) != NULL)
 		policy_bool(c, sub, e, &cr->allow_plain_http);
+	policy_path_key(sub, sizeof(sub), path, "allow_websocket_binary");
+	if ((e = json_object_get(v, "allow_websocket_binary")) != NULL)
+		policy_bool(c, sub, e, &cr->allow_websocket_binary);
 }
 
 static void
@@ -1607,7 +1610,8 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
-	    "rate", "rate_total", "ttl", "env", "allow_plain_http", NULL};
+	    "rate", "rate_total", "ttl", "env", "allow_plain_http", "allow_websocket_binary",
+	    NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 

@@ -30,6 +30,9 @@
 
 /* Base64 core matches waiting for the character after them. */
 #define SCRUB_PENDING_MAX	8
+/* A re-encoded run waits this long for a character that tells its alphabet (+/ or -_),
+ * then takes the standard one. */
+#define SCRUB_RW_HELD_MAX	(64 * 1024)
 
 struct scrub_needle {
 	unsigned char *needle;		/* wipe memory */
@@ -67,7 +70,9 @@ struct scrub_pend {
 struct scrub_rw {
 	bool on;
 	uint8_t view;			/* which decoder feeds it: 0 raw, 1 unescaped */
-	bool url;			/* output alphabet */
+	uint8_t alpha;			/* output alphabet; NEEDLE_B64_ANY: not known yet */
+	uint8_t *held;			/* sextets waiting for the alphabet to be known */
+	size_t nheld, capheld;
 	unescape_t dec;		/* view U's decoder, private to the run */
 	uint64_t pos;			/* next raw offset to feed */
 	uint8_t q[4], nq;		/* base64 characters of the current group */
@@ -102,6 +107,13 @@ struct scrub {
 	scrub_emit_fn emit;		/* of the current feed/finish call */
 	void *arg;
 	size_t replaced;
+	size_t rewrites;		/* base64 runs re-encoded */
+	/* what the bytes written so far end with, for a run's alphabet (rw_alpha) */
+	struct {
+		bool in_run;		/* a base64 run ... */
+		bool url, std;		/* ... holding '-'/'_', '+'/'/' */
+		bool dot;		/* ... after a '.'; not in a run: the last byte was '.' */
+	} tail;
 };
 
 /* --- needles -------------------------------------------------------------------------- */
@@ -136,6 +148,17 @@ scrub_win_free(scrub_t *s)
 	s->wlen = s->wcap = 0;
 }
 
+/* Drop a base64 run's state (its held sextets zeroed). */
+static void
+rw_free(scrub_t *s)
+{
+	if (s->rw.held != NULL) {
+		sodium_memzero(s->rw.held, s->rw.capheld);
+		free(s->rw.held);
+	}
+	sodium_memzero(&s->rw, sizeof(s->rw));
+}
+
 void
 scrub_free(scrub_t *s)
 {
@@ -151,7 +174,7 @@ scrub_free(scrub_t *s)
 		free(s->vu.ring);
 	}
 	sodium_memzero(&s->vu.dec, sizeof(s->vu.dec));
-	sodium_memzero(&s->rw, sizeof(s->rw));
+	rw_free(s);
 	scrub_free(s->inner);
 	scrub_free(s->outer);
 	free(s);
@@ -200,6 +223,25 @@ scrub_needle_copy(struct scrub_needle *nd, const void *needle, size_t nlen,
 	return 0;
 }
 
+static int scrub_compile(scrub_t *s);
+static void view_restart(scrub_t *s, uint64_t at);
+
+/*
+ * A needle added while a message is under way takes effect at once: the held bytes
+ * (everything not yet decided) are scanned again with it. Bytes already written cannot
+ * hold it: a secret is added before it is sent, so no echo of it came earlier. In a
+ * base64 run the views restart when the run ends anyway.
+ */
+static int
+scrub_recompile(scrub_t *s)
+{
+	if (scrub_compile(s) < 0)
+		return -1;
+	if (!s->rw.on)
+		view_restart(s, s->wbase);
+	return 0;
+}
+
 int
 scrub_add(scrub_t *s, const void *needle, size_t nlen, const void *repl, size_t rlen)
 {
@@ -223,7 +265,7 @@ scrub_add(scrub_t *s, const void *needle, size_t nlen, const void *repl, size_t 
 		return -1;
 	s->n++;
 	s->dirty = true;
-	return 0;
+	return s->busy ? scrub_recompile(s) : 0;
 }
 
 size_t
@@ -485,6 +527,12 @@ vu_diverge(scrub_t *s)
 	u->diverged = true;
 	u->st = s->vi.st;
 	u->nsym = n;
+	/* a base64 core view I ended waits for its next symbol: view U's may differ */
+	for (size_t i = 0, np = s->npend; i < np && s->npend < SCRUB_PENDING_MAX; i++)
+		if (s->pend[i].view == 0) {
+			s->pend[s->npend] = s->pend[i];
+			s->pend[s->npend++].view = 1;
+		}
 	if (keep > n)
 		keep = n;
 	for (uint64_t k = n - keep; k < n; k++) {
@@ -493,6 +541,28 @@ vu_diverge(scrub_t *s)
 		if (pos >= s->wbase)
 			u->ring[k & u->ringmask] = (unescape_sym_t){pos, s->win[pos - s->wbase]};
 	}
+}
+
+/*
+ * Were view U's last symbols (as many as a base64 core may look back) plain bytes, the
+ * same as view I's up to pos? Only then may the views share their state again.
+ */
+static bool
+vu_plain_tail(const scrub_t *s, uint64_t pos)
+{
+	const struct scrub_view *u = &s->vu;
+
+	for (uint64_t j = 0; j < NEEDLES_B64_LEFT; j++) {
+		const unescape_sym_t *y;
+
+		if (j >= u->nsym || pos < j || pos - j < u->base)
+			return true;	/* the view starts there: nothing before counts */
+		y = &u->ring[(u->nsym - 1 - j) & u->ringmask];
+		if (y->start != pos - j || pos - j < s->wbase ||
+		    y->c != s->win[pos - j - s->wbase])
+			return false;
+	}
+	return true;
 }
 
 /* One raw byte at offset pos through both views. */
@@ -518,7 +588,7 @@ scrub_step(scrub_t *s, unsigned char b, uint64_t pos)
 		for (size_t j = 0; j < o.n; j++)
 			vu_symbol(s, &o.v[j], pos + 1);
 		if (s->vu.st == 0 && i->st == 0 && !unescape_pending(&s->vu.dec, &at) &&
-		    !pend_in_view(s, 1))
+		    !pend_in_view(s, 1) && vu_plain_tail(s, pos))
 			s->vu.diverged = false;
 	}
 }
@@ -541,12 +611,43 @@ scrub_out(scrub_t *s, const void *p, size_t n)
 	}
 }
 
+/* Note how the bytes written end (a base64 run, its alphabet, a '.' before it). */
+static void
+scrub_tail_note(scrub_t *s, const unsigned char *p, size_t n)
+{
+	bool url = false, std = false;
+	size_t j = n;
+
+	while (j > 0 && needles_b64_value(p[j - 1]) >= 0) {
+		url |= p[j - 1] == '-' || p[j - 1] == '_';
+		std |= p[j - 1] == '+' || p[j - 1] == '/';
+		j--;
+	}
+	if (j == n) {
+		s->tail.in_run = s->tail.url = s->tail.std = false;
+		s->tail.dot = n > 0 && p[n - 1] == '.';
+	} else if (j > 0) {
+		s->tail.in_run = true;
+		s->tail.url = url;
+		s->tail.std = std;
+		s->tail.dot = p[j - 1] == '.';
+	} else if (s->tail.in_run) {
+		s->tail.url |= url;
+		s->tail.std |= std;
+	} else {
+		s->tail.in_run = true;
+		s->tail.url = url;
+		s->tail.std = std;
+	}
+}
+
 /* Raw bytes [wbase, upto) leave unchanged. */
 static void
 scrub_emit_raw(scrub_t *s, uint64_t upto)
 {
 	if (upto <= s->wbase)
 		return;
+	scrub_tail_note(s, s->win, (size_t)(upto - s->wbase));
 	scrub_out(s, s->win, (size_t)(upto - s->wbase));
 	memmove(s->win, s->win + (upto - s->wbase), s->wlen - (size_t)(upto - s->wbase));
 	sodium_memzero(s->win + s->wlen - (upto - s->wbase), (size_t)(upto - s->wbase));
@@ -606,6 +707,7 @@ scrub_take(scrub_t *s)
 		emit_hex(s, nd->repl, nd->rlen, p->kind == NEEDLE_HEX_UP ? needles_hex_up :
 		    needles_hex_lo);
 	s->replaced++;
+	memset(&s->tail, 0, sizeof(s->tail));
 	scrub_drop_raw(s, c.end);
 	view_restart(s, c.end);
 }
@@ -624,23 +726,87 @@ rw_out(scrub_t *s, const void *p, size_t n)
 		return;		/* no memory: dropped rather than passed on unchecked */
 }
 
+/* Sextets of the new encoding to the output, in the run's alphabet. */
+static void
+rw_write(scrub_t *s, const uint8_t *v, size_t n)
+{
+	const char *al = s->rw.alpha == NEEDLE_B64_URL ? needles_b64_url : needles_b64_std;
+	char out[256];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		out[o++] = v[i] == 64 ? '=' : al[v[i]];
+		if (o == sizeof(out) || i + 1 == n) {
+			rw_out(s, out, o);
+			o = 0;
+		}
+	}
+}
+
+/* The alphabet is known (a '+', '/', '-' or '_' in the run, or it must be chosen). */
+static void
+rw_decide(scrub_t *s, uint8_t alpha)
+{
+	if (s->rw.alpha != NEEDLE_B64_ANY)
+		return;
+	s->rw.alpha = alpha;
+	rw_write(s, s->rw.held, s->rw.nheld);
+	if (s->rw.held != NULL) {
+		sodium_memzero(s->rw.held, s->rw.capheld);
+		free(s->rw.held);
+	}
+	s->rw.held = NULL;
+	s->rw.nheld = s->rw.capheld = 0;
+}
+
+/* Sextets (64: a '=') for the output, held while the alphabet is not known. */
+static void
+rw_sextets(scrub_t *s, const uint8_t *v, size_t n)
+{
+	uint8_t *nh;
+
+	if (s->rw.alpha != NEEDLE_B64_ANY) {
+		rw_write(s, v, n);
+		return;
+	}
+	if (s->rw.nheld + n > SCRUB_RW_HELD_MAX) {
+		rw_decide(s, NEEDLE_B64_STD);
+		rw_write(s, v, n);
+		return;
+	}
+	if (s->rw.nheld + n > s->rw.capheld) {
+		size_t cap = s->rw.capheld ? s->rw.capheld * 2 : 256;
+
+		if ((nh = malloc(cap)) == NULL) {
+			rw_decide(s, NEEDLE_B64_STD);
+			rw_write(s, v, n);
+			return;
+		}
+		if (s->rw.held != NULL) {
+			memcpy(nh, s->rw.held, s->rw.nheld);
+			sodium_memzero(s->rw.held, s->rw.capheld);
+			free(s->rw.held);
+		}
+		s->rw.held = nh;
+		s->rw.capheld = cap;
+	}
+	memcpy(s->rw.held + s->rw.nheld, v, n);
+	s->rw.nheld += n;
+}
+
 static void
 rw_emit_group(scrub_t *s, const unsigned char *b, size_t n, bool pad)
 {
-	const char *al = s->rw.url ? needles_b64_url : needles_b64_std;
-	char out[4];
 	uint32_t v = (uint32_t)b[0] << 16 | (n > 1 ? (uint32_t)b[1] << 8 : 0) |
 	    (n > 2 ? b[2] : 0);
+	uint8_t out[4] = {(uint8_t)(v >> 18), (uint8_t)((v >> 12) & 63),
+	    (uint8_t)((v >> 6) & 63), (uint8_t)(v & 63)};
 	size_t k = n + 1;
 
-	out[0] = al[v >> 18];
-	out[1] = al[(v >> 12) & 63];
-	out[2] = al[(v >> 6) & 63];
-	out[3] = al[v & 63];
 	if (pad)
 		for (; k < 4; k++)
-			out[k] = '=';
-	rw_out(s, out, k);
+			out[k] = 64;
+	rw_sextets(s, out, k);
 }
 
 /* Decoded bytes of the run, secrets replaced: encode them (the inner scrubber's emit). */
@@ -680,8 +846,11 @@ rw_decode_group(scrub_t *s)
 static void
 rw_end(scrub_t *s)
 {
-	bool pad = s->rw.npad > 0 || (s->rw.nchars % 4 == 0 && !s->rw.url);
 	uint8_t lone = 0xff;
+	bool pad;
+
+	rw_decide(s, NEEDLE_B64_STD);	/* nothing told: the standard alphabet */
+	pad = s->rw.npad > 0 || (s->rw.nchars % 4 == 0 && s->rw.alpha != NEEDLE_B64_URL);
 
 	if (s->rw.nq == 1)
 		lone = s->rw.q[0];	/* a dangling character: no byte to decode */
@@ -694,8 +863,9 @@ rw_end(scrub_t *s)
 	if (s->rw.ncarry > 0)
 		rw_emit_group(s, s->rw.carry, s->rw.ncarry, pad);
 	if (lone != 0xff)
-		rw_out(s, (s->rw.url ? needles_b64_url : needles_b64_std) + lone, 1);
+		rw_write(s, &lone, 1);
 	/* what follows the run may complete a secret the run's end began */
+	memset(&s->tail, 0, sizeof(s->tail));
 	s->draining = s->outer != NULL && s->outer->wlen > 0;
 	if (s->outer != NULL && !s->draining)
 		(void)scrub_finish(s->outer, s->emit, s->arg);
@@ -716,6 +886,8 @@ rw_symbol(scrub_t *s, unsigned char c)
 	}
 	if (v < 0)
 		return false;
+	if (c == '+' || c == '/' || c == '-' || c == '_')
+		rw_decide(s, c == '+' || c == '/' ? NEEDLE_B64_STD : NEEDLE_B64_URL);
 	s->rw.q[s->rw.nq++] = (uint8_t)v;
 	s->rw.nchars++;
 	if (s->rw.nq == 4)
@@ -724,38 +896,44 @@ rw_symbol(scrub_t *s, unsigned char c)
 }
 
 /*
- * Is the run url-safe? The core's own characters may say; else the run's raw bytes up
- * to the end of the match do (an escaped "\/" reads as '/'): '-', '_', or a '.' just
- * before the run (a JWT segment).
+ * The run's alphabet, as far as is known when its re-encoding starts: the core's own
+ * characters, then the run's bytes up to the match and back from it ('+' or '/': the
+ * standard one; '-', '_' or a '.' before the run, as in a JWT: url-safe; an escaped
+ * "\/" reads as '/'), reaching back past the window through what was written.
+ * NEEDLE_B64_ANY: not known yet (rw_symbol learns it from the rest of the run).
  */
-static bool
-rw_is_url(const scrub_t *s, const struct scrub_cand *c)
+static uint8_t
+rw_alpha(const scrub_t *s, const struct scrub_cand *c)
 {
 	size_t i = (size_t)(c->start - s->wbase), end = (size_t)(c->end - s->wbase);
 
 	if (s->ac->pat[c->pat].alpha != NEEDLE_B64_ANY)
-		return s->ac->pat[c->pat].alpha == NEEDLE_B64_URL;
-	for (size_t j = i; j < end && j < s->wlen; j++)
+		return s->ac->pat[c->pat].alpha;
+	for (size_t j = i; j < end && j < s->wlen; j++) {
 		if (s->win[j] == '-' || s->win[j] == '_')
-			return true;
+			return NEEDLE_B64_URL;
+		if (s->win[j] == '+' || s->win[j] == '/')
+			return NEEDLE_B64_STD;
+	}
 	while (i > 0) {
 		unsigned char ch = s->win[--i];
 
 		if (ch == '-' || ch == '_' || ch == '.')
-			return true;
+			return NEEDLE_B64_URL;
 		if (ch == '+' || ch == '/')
-			return false;
+			return NEEDLE_B64_STD;
 		if (needles_b64_value(ch) < 0 && ch != '\\')
-			return false;
+			return NEEDLE_B64_ANY;
 	}
-	return false;
+	if (s->tail.in_run && (s->tail.url || s->tail.std))
+		return s->tail.url ? NEEDLE_B64_URL : NEEDLE_B64_STD;
+	return s->tail.dot ? NEEDLE_B64_URL : NEEDLE_B64_ANY;
 }
 
-/* A literal scrubber of the same needles (NULL when out of memory). */
-static scrub_t *
-scrub_copy_literal(const scrub_t *s)
+scrub_t *
+scrub_copy(const scrub_t *s, enum scrub_mode mode)
 {
-	scrub_t *c = scrub_new(SCRUB_LITERAL);
+	scrub_t *c = scrub_new(mode);
 
 	for (size_t i = 0; c != NULL && i < s->n; i++)
 		if (scrub_add(c, s->v[i].needle, s->v[i].nlen, s->v[i].repl, s->v[i].rlen) < 0) {
@@ -768,18 +946,19 @@ scrub_copy_literal(const scrub_t *s)
 static void
 rw_start(scrub_t *s, const struct scrub_cand *c)
 {
-	bool url = rw_is_url(s, c);
+	uint8_t alpha = rw_alpha(s, c);
 
 	if (s->inner == NULL)
-		s->inner = scrub_copy_literal(s);
+		s->inner = scrub_copy(s, SCRUB_LITERAL);
 	if (s->outer == NULL)
-		s->outer = scrub_copy_literal(s);
+		s->outer = scrub_copy(s, SCRUB_LITERAL);
 	memset(&s->rw, 0, sizeof(s->rw));
 	s->rw.on = true;
 	s->rw.view = c->view;
-	s->rw.url = url;
+	s->rw.alpha = alpha;
 	s->rw.pos = c->start;
 	s->rw.before = s->inner ? scrub_replacements(s->inner) : 0;
+	s->rewrites++;
 	s->best.set = false;
 	s->npend = 0;
 }
@@ -985,7 +1164,7 @@ scrub_reset(scrub_t *s)
 	s->wlen = 0;
 	s->wbase = 0;
 	s->busy = false;
-	sodium_memzero(&s->rw, sizeof(s->rw));
+	rw_free(s);
 	if (s->inner != NULL)
 		scrub_reset(s->inner);
 	if (s->outer != NULL)
@@ -993,10 +1172,17 @@ scrub_reset(scrub_t *s)
 	s->draining = false;
 	view_restart(s, 0);
 	s->replaced = 0;
+	s->rewrites = 0;
 }
 
 size_t
 scrub_replacements(const scrub_t *s)
 {
 	return s->replaced;
+}
+
+size_t
+scrub_rewrites(const scrub_t *s)
+{
+	return s->rewrites;
 }

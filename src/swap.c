@@ -301,37 +301,40 @@ swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swa
 	return 0;
 }
 
-/* What to scrub from responses for this credential: the secret and its injected form. */
+/* What to scrub from responses for this credential: the secret (the scrubber finds its
+ * encoded forms, the Basic and query encodings among them). */
 static void
 swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text, size_t tlen)
 {
-	const policy_inject_t *in = &cr->inject;
-
 	s->cred = cr;
 	s->secret = cr->secret;
 	s->secret_len = cr->secret_len;
 	s->handle = strndup(text, tlen);
 	s->handle_len = s->handle ? tlen : 0;
-	if (in->type == INJECT_BASIC) {
-		const char *u = in->username ? in->username : "";
-
-		s->enc_secret = inject_basic_b64(u, cr->secret, cr->secret_len);
-		s->enc_handle = inject_basic_b64(u, text, tlen);
-	} else if (in->type == INJECT_QUERY) {
-		s->enc_secret = inject_urlencode(cr->secret, cr->secret_len);
-		s->enc_handle = util_wipe_dup(text, tlen);
-	}
-	if (s->enc_secret && strcmp(s->enc_secret, cr->secret) == 0) {
-		util_wipe_free(s->enc_secret);	/* nothing encoded: the plain pair covers it */
-		util_wipe_free(s->enc_handle);
-		s->enc_secret = s->enc_handle = NULL;
-	}
 }
 
-/* One distinct handle: unseal, authorise, rate-limit, plan its swap (list NULL: body). */
+/* Where a handle was found: the head (inject rule applies), a held body, a frame. */
+enum swap_at { SWAP_AT_HEAD, SWAP_AT_BODY, SWAP_AT_TEXT_FRAME, SWAP_AT_BINARY_FRAME };
+
+/* May the credential's secret replace its handle where it was found? */
+static int
+swap_place_ok(const policy_credential_t *cr, enum swap_at at, swap_out_t *out)
+{
+	if (at == SWAP_AT_BODY && cr->inject.type != INJECT_BODY)
+		return swap_deny(out, 403, "handle_in_body", "credential %s does not inject "
+		    "into request bodies; send its handle where its inject rule expects it",
+		    cr->name);
+	if (at == SWAP_AT_BINARY_FRAME && !cr->allow_websocket_binary)
+		return swap_deny(out, 403, "handle_in_binary_frame", "credential %s does not "
+		    "allow its handle in binary WebSocket frames (allow_websocket_binary)",
+		    cr->name);
+	return 0;
+}
+
+/* One distinct handle: unseal, authorise, rate-limit, plan its swap (list: the head's). */
 static int
 swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
-    const char *text, size_t tlen, const char *path, swap_out_t *out)
+    enum swap_at at, const char *text, size_t tlen, const char *path, swap_out_t *out)
 {
 	const handle_claims_t *cl = NULL;
 	authz_input_t in;
@@ -370,12 +373,8 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 
 	if (swap_rate(env, cl, &az, out) < 0)
 		goto done;
-	if (list == NULL && az.cred->inject.type != INJECT_BODY) {
-		swap_deny(out, 403, "handle_in_body", "credential %s does not inject into "
-		    "request bodies; send its handle where its inject rule expects it",
-		    az.cred->name);
+	if (swap_place_ok(az.cred, at, out) < 0)
 		goto done;
-	}
 	if (list && inject_apply(req->head, req->target, list, text, tlen, az.cred,
 	    &out->edits, &why) < 0) {
 		if (strcmp(why, "out of memory") == 0)
@@ -384,7 +383,7 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 			swap_deny(out, 400, "inject_failed", "%s", why);
 		goto done;
 	}
-	if (swap_body_work(az.cred, text, tlen, out) < 0)
+	if (at <= SWAP_AT_BODY && swap_body_work(az.cred, text, tlen, out) < 0)
 		goto done;
 	if (out->nscrub < INJECT_MAX_HANDLES)
 		swap_scrub_pair(&out->scrub[out->nscrub++], az.cred, text, tlen);
@@ -479,7 +478,7 @@ swap_handles(const swap_env_t *env, const swap_req_t *req, const inject_list_t *
 			rc = swap_deny(out, 400, "bad_request", "too many handles in one request%s",
 			    NULL);
 		else
-			rc = swap_one(env, req, list, t, tl, path, out);
+			rc = swap_one(env, req, list, SWAP_AT_HEAD, t, tl, path, out);
 	}
 	return rc;
 }
@@ -508,12 +507,27 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 	return rc < 0 ? rc : swap_tokenizer(env, req, out);
 }
 
+int
+swap_frame_handle(const swap_env_t *env, const swap_req_t *req, const char *handle,
+    size_t len, bool binary, swap_out_t *out)
+{
+	char path[SG_MAX_START_LINE + 1];
+
+	memset(out, 0, sizeof(*out));
+	inject_edits_init(&out->edits);
+	if (scope_path_normalize(req->target, strlen(req->target), path, sizeof(path)) < 0)
+		return swap_deny(out, 400, "bad_request", "ambiguous request path (dot segments "
+		    "or encoded slashes) with a handle%s", NULL);
+	if (swap_throttle_check(env, req, out) < 0)
+		return -1;
+	return swap_one(env, req, NULL, binary ? SWAP_AT_BINARY_FRAME : SWAP_AT_TEXT_FRAME,
+	    handle, len, path, out);
+}
+
 void
 swap_out_free(swap_out_t *out)
 {
 	for (size_t i = 0; i < out->nscrub; i++) {
-		util_wipe_free(out->scrub[i].enc_secret);
-		util_wipe_free(out->scrub[i].enc_handle);
 		free(out->scrub[i].handle);
 	}
 	for (size_t i = 0; i < out->nbody; i++)
@@ -549,7 +563,7 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
 				    "request%s", NULL);
 			seen[distinct] = body + off;
 			seenlen[distinct++] = hl;
-			if (swap_one(env, req, NULL, body + off, hl, path, out) < 0)
+			if (swap_one(env, req, NULL, SWAP_AT_BODY, body + off, hl, path, out) < 0)
 				return -1;
 		}
 		off += hl;

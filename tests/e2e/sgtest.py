@@ -380,19 +380,25 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         self.close_connection = True
+        msg_op, msg = None, b""
         while True:
-            frame = ws_read_frame(self.rfile)
+            frame = ws_read_frame_fin(self.rfile)
             if frame is None:
                 return
-            opcode, data = frame
+            opcode, data, fin = frame
             if opcode == 0x8:     # close: answer and stop
                 self.wfile.write(ws_frame(0x8, data[:2], mask=False))
                 self.wfile.flush()
                 return
             if opcode == 0x9:     # ping
                 self.wfile.write(ws_frame(0xA, data, mask=False))
-            elif opcode in (0x1, 0x2):
-                self.wfile.write(ws_frame(opcode, data, mask=False))
+            elif opcode in (0x0, 0x1, 0x2):   # a message, fragmented or not: echoed whole
+                if opcode:
+                    msg_op, msg = opcode, b""
+                msg += data
+                if fin and msg_op is not None:
+                    self.wfile.write(ws_frame(msg_op, msg, mask=False))
+                    msg_op = None
             self.wfile.flush()
 
 
@@ -414,6 +420,42 @@ def ws_frame(opcode, data, mask=True):
         head += key
         data = bytes(b ^ key[i % 4] for i, b in enumerate(data))
     return bytes(head) + data
+
+
+def ws_read_message(rfile):
+    """(opcode, payload) of the next message, its continuation frames joined (sealgate may
+    re-fragment a large frame); control frames in between are skipped. None at EOF."""
+    first = ws_read_frame_fin(rfile)
+    if first is None:
+        return None
+    opcode, data, fin = first
+    while not fin:
+        nxt = ws_read_frame_fin(rfile)
+        if nxt is None:
+            return None
+        if nxt[0] >= 0x8:
+            continue
+        data += nxt[1]
+        fin = nxt[2]
+    return opcode, data
+
+
+def ws_read_frame_fin(rfile):
+    """(opcode, payload, fin) of the next frame, or None at EOF."""
+    h = rfile.read(1)
+    if len(h) < 1:
+        return None
+    frame = ws_read_frame(_Prepend(h, rfile))
+    return None if frame is None else (frame[0], frame[1], bool(h[0] & 0x80))
+
+
+class _Prepend:
+    def __init__(self, head, rfile):
+        self.head, self.rfile = head, rfile
+
+    def read(self, n):
+        out, self.head = self.head[:n], self.head[n:]
+        return out + (self.rfile.read(n - len(out)) if n > len(out) else b"")
 
 
 def ws_read_frame(rfile):

@@ -434,7 +434,7 @@ class InterceptTest(_ClassUpstreams, sgtest.TestCase):
         rd = c.reader()
         for msg in (b"hello", b"x" * 300, "\u00e9t\u00e9".encode() * 30000):
             c.send(sgtest.ws_frame(0x1, msg))
-            self.assertEqual(sgtest.ws_read_frame(rd), (0x1, msg))
+            self.assertEqual(sgtest.ws_read_message(rd), (0x1, msg))
         c.send(sgtest.ws_frame(0x8, b"\x03\xe8"))
         self.assertEqual(sgtest.ws_read_frame(rd), (0x8, b"\x03\xe8"))
 

@@ -510,6 +510,10 @@ test_forms_json_escapes(void **state)
 	snprintf(w, sizeof(w), "\"%s\" and \\\\ \\u00zz \\q", REPL);
 	forms_expect(m, w, 1);
 	forms_expect("JS: sk-Live\\x2f9f+Qz=Ab_Cd-01;", "JS: " REPL ";", 1);
+	/* an escape as the second character, after a literal first one */
+	forms_expect("x s\\u006b-Live/9f+Qz=Ab_Cd-01 y", "x " REPL " y", 1);
+	forms_expect("s%6b-Live/9f+Qz=Ab_Cd-01", REPL, 1);
+	forms_expect("s&#107;-Live/9f+Qz=Ab_Cd-01", REPL, 1);
 }
 
 static void
@@ -604,15 +608,15 @@ b64_blob(char *out, size_t outlen, size_t pre, const char *text, size_t suf, int
 }
 
 /*
- * The spec's output rule: url-safe when the run shows '-' or '_' up to the end of the
- * secret's core (here: anywhere before the suffix), else standard; '=' kept when the run
- * had them, or for a standard run whose length was a multiple of 4.
+ * The output rule: the run's first alphabet-telling character ('+'/'/' standard,
+ * '-'/'_' url-safe) decides, standard when there is none; '=' kept when the run had
+ * them, or for a standard run whose length was a multiple of 4.
  */
 static int
-b64_out_variant(const char *orig, size_t suffix_chars)
+b64_out_variant(const char *orig)
 {
-	size_t n = strlen(orig) - 2;	/* quoted */
-	bool url = strcspn(orig, "-_") < n + 1 - suffix_chars;
+	size_t n = strlen(orig) - 2, k = strcspn(orig, "+/-_");	/* quoted */
+	bool url = k < n + 1 && (orig[k] == '-' || orig[k] == '_');
 	bool padded = strchr(orig, '=') != NULL || (!url && n % 4 == 0);
 
 	if (url)
@@ -634,10 +638,7 @@ test_forms_base64_alignments(void **state)
 		for (size_t pre = 0; pre < 6; pre++)
 			for (size_t suf = 0; suf < 5; suf++) {
 				b64_blob(m, sizeof(m), pre, SECRET, suf, variants[v]);
-				/* characters after the secret's last group: unknown when the
-				 * alphabet is chosen */
-				b64_blob(w, sizeof(w), pre, REPL, suf, b64_out_variant(m,
-				    (suf + 2) / 3 * 4 + 4));
+				b64_blob(w, sizeof(w), pre, REPL, suf, b64_out_variant(m));
 				forms_expect(m, w, 1);
 			}
 }
@@ -795,6 +796,65 @@ test_forms_property(void **state)
 	}
 }
 
+/* A needle added mid-message applies to every byte not yet written. */
+static void
+test_forms_add_mid_message(void **state)
+{
+	scrub_t *s = scrub_new(SCRUB_FORMS);
+	struct sink k = {0};
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(scrub_add(s, "first-secret", 12, "H1", 2), 0);
+	assert_int_equal(scrub_feed(s, "a first-sec", 11, sink_cb, &k), 0);
+	/* held: "first-sec" may still become the first secret */
+	assert_int_equal(scrub_add(s, "later-secret", 12, "H2", 2), 0);
+	assert_int_equal(scrub_feed(s, "ret b later-secret c ", 21, sink_cb, &k), 0);
+	assert_int_equal(scrub_feed(s, "6c617465722d736563726574", 24, sink_cb, &k), 0);
+	assert_int_equal(scrub_finish(s, sink_cb, &k), 0);
+	assert_int_equal(k.len, strlen("a H1 b H2 c 4832"));
+	assert_memory_equal(k.p, "a H1 b H2 c 4832", k.len);
+	assert_int_equal(scrub_replacements(s), 3);
+	sink_clear(&k);
+	scrub_free(s);
+}
+
+/* The run's alphabet may only show after the secret: the re-encoding waits for it. */
+static void
+b64_of_parts(char *out, size_t len, const char *pre, const char *mid, int variant)
+{
+	unsigned char bin[128];
+	size_t n = 0;
+
+	memcpy(bin, pre, strlen(pre));
+	n += strlen(pre);
+	memcpy(bin + n, mid, strlen(mid));
+	n += strlen(mid);
+	memcpy(bin + n, "nice\xfb\xff\xfe", 7);	/* '+/' or '-_' only at the end */
+	n += 7;
+	out[0] = '[';
+	sodium_bin2base64(out + 1, len - 2, bin, n, variant);
+	strcat(out, "]");
+}
+
+static void
+test_forms_base64_alphabet_later(void **state)
+{
+	static const char *const pre[] = {"ab", "Q"};
+	char m[320], w[320];
+
+	(void)state;
+	for (size_t k = 0; k < SG_ARRAY_LEN(pre); k++)
+		for (int url = 0; url < 2; url++) {
+			int variant = url ? sodium_base64_VARIANT_URLSAFE_NO_PADDING :
+			    sodium_base64_VARIANT_ORIGINAL;
+
+			b64_of_parts(m, sizeof(m), pre[k], SECRET, variant);
+			b64_of_parts(w, sizeof(w), pre[k], REPL, variant);
+			forms_expect(m, w, 1);
+		}
+}
+
 int
 main(void)
 {
@@ -817,10 +877,12 @@ main(void)
 		cmocka_unit_test(test_forms_hex),
 		cmocka_unit_test(test_forms_base64_alignments),
 		cmocka_unit_test(test_forms_basic_and_jwt),
+		cmocka_unit_test(test_forms_base64_alphabet_later),
 		cmocka_unit_test(test_forms_base64_in_escaped_json),
 		cmocka_unit_test(test_forms_base64_two_secrets),
 		cmocka_unit_test(test_forms_near_misses),
 		cmocka_unit_test(test_forms_property),
+		cmocka_unit_test(test_forms_add_mid_message),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
