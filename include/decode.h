@@ -126,9 +126,10 @@ bool decode_coding_supported(const char *token, size_t len);
  * Narrow an Accept-Encoding value for the request sent upstream: keep, in order and
  * with their parameters, the elements whose coding is supported (see above) or
  * "identity", and "*" only with q=0 (a wildcard with q>0 would let the upstream pick a
- * coding sealgate cannot decode); drop the rest. Elements are trimmed and joined with
- * ", "; if none is left the result is "identity". Writes a NUL-terminated string to
- * out and returns its length, or -1 when out[0..outlen) is too small.
+ * coding sealgate cannot decode); drop the rest, and any element holding a control
+ * character (NUL, CR, LF, ...). Elements are trimmed and joined with ", "; if none is
+ * left the result is "identity". Writes a NUL-terminated string to out and returns
+ * its length, or -1 when out[0..outlen) is too small.
  */
 ssize_t decode_accept_encoding(const char *value, size_t len, char *out, size_t outlen)
     __attribute__((nonnull(3))) SG_WUR;

@@ -720,12 +720,17 @@ out_append(char *out, size_t outlen, size_t *w, const char *s, size_t len)
 	return 0;
 }
 
-/* Keep an Accept-Encoding element whose coding sealgate decodes, or "*;q=0". */
+/* Keep an Accept-Encoding element whose coding sealgate decodes, or "*;q=0"; never
+ * one with a control character (not a field value: it would not be a header). */
 static bool
 accept_keep(const char *el, size_t len)
 {
 	size_t c = 0, ce;
 
+	for (size_t k = 0; k < len; k++) {
+		if (((unsigned char)el[k] < 0x20 && el[k] != '\t') || el[k] == 0x7f)
+			return false;
+	}
 	while (c < len && el[c] != ';')
 		c++;
 	ce = c;

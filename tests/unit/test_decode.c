@@ -923,6 +923,11 @@ test_accept_encoding(void **state)
 		assert_int_equal(n, (ssize_t)strlen(cases[i].out));
 		assert_string_equal(out, cases[i].out);
 	}
+	/* control characters never reach the header sent upstream */
+	n = decode_accept_encoding("gzip;q=\0, br\r\nX-Evil: 1, zstd;q=\x7f, deflate", 42,
+	    out, sizeof(out));
+	assert_int_equal(n, 7);
+	assert_string_equal(out, "deflate");
 	/* too small: -1, never a cut list; exactly big enough (with the NUL) works */
 	assert_int_equal(decode_accept_encoding("gzip, br", 8, out, 8), -1);
 	assert_int_equal(decode_accept_encoding("gzip, br", 8, out, 9), 8);
