@@ -15,8 +15,9 @@
  * Strictness: bytes after the end of a deflate or br stream, or after a gzip member
  * that do not start another gzip member, are DECODE_CORRUPT, as are bad checksums
  * (gzip CRC-32, zlib Adler-32, zstd content checksum when present) and zlib preset
- * dictionaries. An empty body decodes to an empty body. zstd skippable frames are
- * skipped.
+ * dictionaries, and zstd frames in the pre-1.0 legacy formats. An empty body decodes
+ * to an empty body. zstd skippable frames are skipped. When a library call fails,
+ * what it wrote in that call is not handed on.
  *
  * Limits (decode_limits_t): the callback never receives more than max_output bytes
  * in all, nor, once past ratio_slack bytes, more than max_ratio times the encoded

@@ -43,6 +43,8 @@ struct decode_stage {
 	bool zinit;			/* z initialised (deflate: once two bytes came) */
 	unsigned char head[2];		/* deflate: bytes seen before detection */
 	size_t nhead;
+	unsigned char magic[4];		/* zstd: the current frame's first bytes ... */
+	size_t nmagic;			/* ... of which libzstd has taken this many */
 	z_stream z;
 	BrotliDecoderState *br;
 	ZSTD_DCtx *zs;
@@ -245,18 +247,18 @@ zlib_run(decode_t *d, size_t i, const unsigned char *in, uInt len)
 		z->next_out = s->out;
 		z->avail_out = SG_DECODE_CHUNK;
 		r = inflate(z, Z_NO_FLUSH);
+		if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
+			return zlib_error(d, s, r);	/* what the call wrote is dropped */
 		s->ended = r == Z_STREAM_END;
 		rc = stage_output(d, i, before - z->avail_in, SG_DECODE_CHUNK - z->avail_out);
 		if (rc != DECODE_OK)
 			return rc;
 		if (r == Z_STREAM_END)
 			continue;
-		if (r == Z_BUF_ERROR && z->avail_in == 0)
-			return DECODE_OK;	/* no input, nothing left to write */
-		if (r != Z_OK)
-			return zlib_error(d, s, r);
 		if (z->avail_in == 0 && z->avail_out != 0)
-			return DECODE_OK;
+			return DECODE_OK;	/* Z_BUF_ERROR here: nothing left to do */
+		if (r == Z_BUF_ERROR)
+			return zlib_error(d, s, r);	/* stalled with input left */
 	}
 }
 
@@ -351,12 +353,12 @@ stage_br(decode_t *d, size_t i, const unsigned char *in, size_t len)
 			return len == 0 ? DECODE_OK :
 			    decode_fail(d, DECODE_CORRUPT, "data after end of br stream");
 		r = BrotliDecoderDecompressStream(s->br, &len, &in, &room, &next_out, NULL);
+		if (r == BROTLI_DECODER_RESULT_ERROR)
+			return br_error(d, s);		/* what the call wrote is dropped */
 		s->ended = r == BROTLI_DECODER_RESULT_SUCCESS;
 		rc = stage_output(d, i, before - len, SG_DECODE_CHUNK - room);
 		if (rc != DECODE_OK)
 			return rc;
-		if (r == BROTLI_DECODER_RESULT_ERROR)
-			return br_error(d, s);
 		if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)
 			return DECODE_OK;
 	}
@@ -379,6 +381,55 @@ zstd_error(decode_t *d, size_t r)
 	}
 }
 
+/*
+ * Whether m[0..n) (n <= 4) starts a zstd frame (28 b5 2f fd) or a skippable frame
+ * (5? 2a 4d 18). Anything else, the pre-1.0 "legacy" formats libzstd also decodes
+ * included, is refused before libzstd sees it: no HTTP sender uses them, and their
+ * old decoders are not what a proxy should expose (libzstd 1.5.4's v0.6 stream
+ * decoder reports a whole buffer as written when it fails).
+ */
+static bool
+zstd_magic_ok(const unsigned char *m, size_t n)
+{
+	static const unsigned char frame[4] = {0x28, 0xb5, 0x2f, 0xfd};
+	static const unsigned char skip[4] = {0x50, 0x2a, 0x4d, 0x18};
+
+	if (memcmp(m, frame, n) == 0)
+		return true;
+	return (m[0] & 0xf0) == 0x50 && memcmp(m + 1, skip + 1, n - 1) == 0;
+}
+
+/*
+ * One ZSTD_decompressStream call. While a frame's first four bytes are not all
+ * checked, libzstd gets only the bytes that are; a frame ends with r == 0 (one call
+ * never goes past the end of a frame), and the next one is checked again.
+ */
+static size_t
+zstd_call(struct decode_stage *s, ZSTD_outBuffer *ob, ZSTD_inBuffer *ib, bool *bad)
+{
+	size_t full = ib->size, before = ib->pos, r;
+
+	*bad = false;
+	if (s->nmagic < 4 && ib->pos < ib->size) {
+		size_t k = 4 - s->nmagic < ib->size - ib->pos ? 4 - s->nmagic : ib->size - ib->pos;
+
+		memcpy(s->magic + s->nmagic, (const unsigned char *)ib->src + ib->pos, k);
+		if (!zstd_magic_ok(s->magic, s->nmagic + k)) {
+			*bad = true;
+			return 0;
+		}
+		ib->size = ib->pos + k;
+		r = ZSTD_decompressStream(s->zs, ob, ib);
+		s->nmagic += ib->pos - before;
+		ib->size = full;
+	} else {
+		r = ZSTD_decompressStream(s->zs, ob, ib);
+	}
+	if (r == 0)
+		s->nmagic = 0;
+	return r;
+}
+
 static int
 stage_zstd(decode_t *d, size_t i, const unsigned char *in, size_t len)
 {
@@ -387,13 +438,17 @@ stage_zstd(decode_t *d, size_t i, const unsigned char *in, size_t len)
 
 	for (;;) {
 		ZSTD_outBuffer ob = {s->out, SG_DECODE_CHUNK, 0};
-		size_t before = ib.pos, r = ZSTD_decompressStream(s->zs, &ob, &ib);
-		int rc = stage_output(d, i, ib.pos - before, ob.pos);
+		size_t before = ib.pos, r;
+		bool bad;
+		int rc;
 
-		if (rc != DECODE_OK)
-			return rc;
+		r = zstd_call(s, &ob, &ib, &bad);
+		if (bad)
+			return decode_fail(d, DECODE_CORRUPT, "not a zstd frame");
 		if (ZSTD_isError(r))
-			return zstd_error(d, r);
+			return zstd_error(d, r);	/* what the call wrote is dropped */
+		if ((rc = stage_output(d, i, ib.pos - before, ob.pos)) != DECODE_OK)
+			return rc;
 		/* 0: a frame is done; a call that did nothing says nothing about frames */
 		if (r == 0 || ib.pos != before || ob.pos != 0)
 			s->ended = r == 0;
@@ -548,8 +603,10 @@ decode_make(const enum decode_coding *v, size_t n, const decode_limits_t *lim,
 	else
 		decode_limits_default(&d->lim);
 	d->n = n;
+	/* zeroed: a library that misreports its output must not show old heap bytes */
 	if ((d->bufs = decode_alloc(d, n * SG_DECODE_CHUNK)) == NULL)
 		goto fail;
+	memset(d->bufs, 0, n * SG_DECODE_CHUNK);
 	for (size_t i = 0; i < n; i++) {
 		d->st[i].coding = v[n - 1 - i];
 		d->st[i].out = d->bufs + i * SG_DECODE_CHUNK;

@@ -426,6 +426,42 @@ test_zstd_frames(void **state)
 	buf_free(&a);
 }
 
+/* Pre-1.0 zstd formats (legacy magics 0xFD2FB522..27) are refused, wherever they
+ * start: first, after a frame, after a skippable frame; whole or byte by byte. */
+static void
+test_zstd_legacy_refused(void **state)
+{
+	/* a v0.6 frame header that libzstd 1.5.4's legacy decoder fails on */
+	static const unsigned char v06[] = {0x26, 0xb5, 0x2f, 0xfd, 0x60, 0x00, 0xb5, 0x01,
+	    0x00, 0xcc, 0x00, 0x91, 0xde};
+	static const unsigned char skip[] = {0x5f, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 9};
+	struct buf data = json_text(3000), z = enc("zstd", data.p, data.len);
+	struct buf bodies[3] = {{0}, {0}, {0}};
+	const size_t want_out[3] = {0, 3000, 0};
+
+	(void)state;
+	buf_cat(&bodies[0], v06, sizeof(v06));
+	buf_cat(&bodies[1], z.p, z.len);
+	buf_cat(&bodies[1], v06, sizeof(v06));
+	buf_cat(&bodies[2], skip, sizeof(skip));
+	buf_cat(&bodies[2], v06, sizeof(v06));
+	for (size_t b = 0; b < 3; b++) {
+		for (size_t step = 0; step <= 1; step++) {
+			decode_t *d = make("zstd", NULL);
+			struct sink k = {0};
+
+			assert_int_equal(run(d, &bodies[b], step, sink_cb, &k), DECODE_CORRUPT);
+			assert_string_equal(decode_error(d), "not a zstd frame");
+			assert_int_equal(k.len, want_out[b]);
+			decode_free(d);
+			sink_clear(&k);
+		}
+		buf_free(&bodies[b]);
+	}
+	buf_free(&z);
+	buf_free(&data);
+}
+
 static void
 test_stacked(void **state)
 {
@@ -947,6 +983,7 @@ main(void)
 		cmocka_unit_test(test_deflate_zlib_and_raw),
 		cmocka_unit_test(test_gzip_members),
 		cmocka_unit_test(test_zstd_frames),
+		cmocka_unit_test(test_zstd_legacy_refused),
 		cmocka_unit_test(test_stacked),
 		cmocka_unit_test(test_byte_at_a_time),
 		cmocka_unit_test(test_identity_and_empty),
