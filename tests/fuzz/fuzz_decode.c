@@ -5,10 +5,12 @@
  * (lengths from a PRNG seeded by the input), with a 1 MiB output cap and no ratio.
  * Invariants:
  *   - neither output exceeds the cap, and one is a prefix of the other;
- *   - the rcs are equal, or one run reached the cap (LIMIT) where the other met
- *     corrupt data first (CORRUPT): brotli holds decoded bytes back until its input
- *     runs out, so an error is met after fewer bytes came out when fed whole;
- *   - equal rcs other than CORRUPT give equal outputs (OK: the whole body);
+ *   - if either run succeeds, both do, with the same output;
+ *   - otherwise both fail with CORRUPT or LIMIT, not necessarily the same: a run
+ *     reports the first fault it meets, and the whole run meets them in a different
+ *     order (brotli holds decoded bytes back until its input runs out; a library call
+ *     that fails hands on nothing it wrote, so a gzip CRC error found in the same call
+ *     as the data before it hides that data from the next stage);
  *   - one exception, libzstd's own: a frame whose declared content size disagrees
  *     with its blocks is refused by its one-pass path (taken when a whole small frame
  *     is in one call) but passes its streaming path when the frame ends with an empty
@@ -96,25 +98,20 @@ is_prefix(const struct out *a, const struct out *b)
 	return s->len == 0 || memcmp(s->p, l->p, s->len) == 0;
 }
 
-/* Whether two different rcs are explained (see the invariants above). */
-static int
-rc_pair_ok(const char *ce, int ra, const struct out *oa, int rb)
-{
-	if (ra == DECODE_LIMIT && rb == DECODE_CORRUPT && oa->len == CAP)
-		return 1;
-	return ra == DECODE_OK && rb == DECODE_CORRUPT && strstr(ce, "zstd") != NULL;
-}
-
 static void
 check_pair(const char *ce, int rw, const struct out *ow, int rp, const struct out *op)
 {
+	int zstd_quirk = strstr(ce, "zstd") != NULL &&
+	    ((rw == DECODE_OK && rp == DECODE_CORRUPT) || (rp == DECODE_OK && rw == DECODE_CORRUPT));
+
 	if (!is_prefix(ow, op))
 		abort();
-	if (rw != rp && !rc_pair_ok(ce, rw, ow, rp) && !rc_pair_ok(ce, rp, op, rw))
-		abort();
-	if (rw == rp && rw != DECODE_CORRUPT && ow->len != op->len)
+	if ((rw == DECODE_OK || rp == DECODE_OK) && !zstd_quirk &&
+	    (rw != rp || ow->len != op->len))
 		abort();
 	if (rw != DECODE_OK && rw != DECODE_CORRUPT && rw != DECODE_LIMIT)
+		abort();
+	if (rp != DECODE_OK && rp != DECODE_CORRUPT && rp != DECODE_LIMIT)
 		abort();
 }
 
