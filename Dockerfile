@@ -14,7 +14,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential pkg-config libssl-dev libevent-dev libsodium-dev \
-        libjansson-dev libhttp-parser-dev libpcre2-dev \
+        libjansson-dev libhttp-parser-dev libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile VERSION ./
@@ -31,7 +31,8 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 libssl3 \
-        libsodium23 libjansson4 libhttp-parser2.9 libpcre2-8-0 ca-certificates curl \
+        libsodium23 libjansson4 libhttp-parser2.9 libpcre2-8-0 zlib1g libbrotli1 libzstd1 \
+        ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 sealgate \
     && useradd --system --uid 10001 --gid sealgate --home-dir /var/lib/sealgate \

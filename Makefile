@@ -11,7 +11,10 @@
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
-PKGS     := libevent libevent_openssl libevent_pthreads openssl libsodium jansson libpcre2-8
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libsodium jansson libpcre2-8 \
+            zlib libbrotlidec libzstd
+# Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
+TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
@@ -50,7 +53,7 @@ $(BIN): $(BUILD)/obj/main.o $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h) | $(BUILD)/tests
 	$(CC) $(CPPFLAGS) -Itests/unit $(XCFLAGS) -Wno-missing-prototypes $(XLDFLAGS) -o $@ $< $(LIB) \
-		$(LDLIBS) $(shell pkg-config --libs cmocka)
+		$(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/fuzz:
 	@mkdir -p $@

@@ -105,6 +105,20 @@
  * message (handle swap, scrub) may need to see all of it. */
 #define SG_WS_MAX_MESSAGE        (64 * 1024 * 1024)
 
+/* --- response decoding (decode.h) ------------------------------------------------ */
+/* Decoded bytes per response body before it is cut off (policy: limits.max_decoded_bytes):
+ * far above real API answers, far below what a bomb would fill memory and disk with. */
+#define SG_DECODE_MAX_BYTES      (1024ULL * 1024 * 1024)
+/* Decoded / encoded bytes: text compresses 5-20x, sparse JSON up to ~100x; 1000x is
+ * a zero-filled bomb. */
+#define SG_DECODE_MAX_RATIO      200
+/* The ratio is checked only past this many decoded bytes: a small body of one repeated
+ * byte compresses better than any ratio and is no threat. */
+#define SG_DECODE_RATIO_SLACK    (1024 * 1024)
+/* Output buffer per decoding stage: the unit handed to the scrubber, and the most a
+ * limit is overshot in work. */
+#define SG_DECODE_CHUNK          16384
+
 /* --- policy ------------------------------------------------------------------------ */
 /* Largest policy file: a config, not a database. */
 #define SG_POLICY_MAX_FILE       (16 * 1024 * 1024)

@@ -15,7 +15,7 @@ import sgtest
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNTIME_LIBS = {"libevent-2.1-7", "libevent-openssl-2.1-7", "libevent-pthreads-2.1-7",
                 "libssl3", "libsodium23", "libjansson4", "libhttp-parser2.9", "libpcre2-8-0",
-                "ca-certificates"}
+                "zlib1g", "libbrotli1", "libzstd1", "ca-certificates"}
 
 
 def read(rel):
@@ -102,7 +102,8 @@ class DockerfileTest(unittest.TestCase):
     def test_builder_has_dev_packages(self):
         pkgs = apt_packages(self.stages[0])
         for p in ["build-essential", "pkg-config", "libssl-dev", "libevent-dev",
-                  "libsodium-dev", "libjansson-dev", "libhttp-parser-dev", "libpcre2-dev"]:
+                  "libsodium-dev", "libjansson-dev", "libhttp-parser-dev", "libpcre2-dev",
+                  "zlib1g-dev", "libbrotli-dev", "libzstd-dev"]:
             self.assertIn(p, pkgs)
 
     def test_runtime_packages(self):
