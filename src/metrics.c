@@ -57,6 +57,16 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(tunnels, "tunnels_total", NULL, "counter",
 	    "CONNECT tunnels spliced without interception."),
 	STAT(websockets, "websockets_total", NULL, "counter", "WebSocket upgrades relayed."),
+	STAT(sandbox_suspends, "sandbox_suspends_total", NULL, "counter",
+	    "Registered sandboxes suspended (admin API)."),
+	STAT(sandbox_resumes, "sandbox_resumes_total", NULL, "counter",
+	    "Registered sandboxes resumed (admin API)."),
+	STAT(suspended_refused, "suspended_requests_refused_total", NULL, "counter",
+	    "Requests refused because their sandbox is suspended."),
+	STAT(suspended_closed, "suspended_connections_closed_total", NULL, "counter",
+	    "Idle or spliced connections closed because their sandbox was suspended."),
+	STAT(handles_lineage, "handles_lineage_accepted_total", NULL, "counter",
+	    "Requests whose handle was accepted through fork or restore lineage."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),
@@ -327,6 +337,11 @@ metrics_render_sources(FILE *f, const metrics_sources_t *src)
 	    src->policy_load_seconds > 0 ? src->policy_load_seconds : 0);
 	metrics_one(f, "audit_dropped_total", "counter",
 	    "Audit lines dropped because the writer queue was full.", audit_dropped());
+	metrics_one(f, "sandboxes_registered", "gauge",
+	    "Sandboxes registered at run time (admin API), suspended ones included.",
+	    src->sandboxes_registered);
+	metrics_one(f, "sandboxes_suspended", "gauge",
+	    "Registered sandboxes suspended now (hibernating).", src->sandboxes_suspended);
 }
 
 char *
