@@ -706,6 +706,24 @@ reg_parse_expires(json_t *v, int64_t now, int64_t *out, registry_result_t *res)
 	    "or a duration from now (\"1h\")");
 }
 
+/* Every member of object root is one of keys (NULL-terminated). 0, or -1 with res. */
+static int
+reg_known_keys(json_t *root, const char *const *keys, registry_result_t *res)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(root, k, v) {
+		bool known = false;
+
+		for (size_t i = 0; keys[i]; i++)
+			known |= strcmp(k, keys[i]) == 0;
+		if (!known)
+			return reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
+	}
+	return 0;
+}
+
 /* "token": a non-empty string of at most REGISTRY_TOKEN_MAX bytes, into sodium memory. */
 static int
 reg_parse_token(json_t *v, char **out, registry_result_t *res)
@@ -758,7 +776,6 @@ registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
 		"token", "restored_from", "at", NULL};
 	json_error_t je;
 	json_t *root, *v;
-	const char *k;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -772,16 +789,8 @@ registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
 		return reg_fail(res, 400, "bad_request", "body must be a JSON object (%s)",
 		    root ? "not an object" : je.text);
 	}
-	json_object_foreach(root, k, v) {
-		bool known = false;
-
-		for (size_t i = 0; keys[i]; i++)
-			known |= strcmp(k, keys[i]) == 0;
-		if (!known) {
-			reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
-			goto done;
-		}
-	}
+	if (reg_known_keys(root, keys, res) < 0)
+		goto done;
 	if ((out->id = strdup(id)) == NULL) {
 		reg_fail(res, 500, "internal", "out of memory");
 		goto done;
@@ -854,7 +863,6 @@ registry_fork_parse(const char *json, size_t len, int64_t now, registry_fork_spe
 		"expires_at", NULL};
 	json_error_t je;
 	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je), *v;
-	const char *k;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -864,16 +872,8 @@ registry_fork_parse(const char *json, size_t len, int64_t now, registry_fork_spe
 		return reg_fail(res, 400, "bad_request", "body must be a JSON object {\"id\", "
 		    "\"addresses\"}");
 	}
-	json_object_foreach(root, k, v) {
-		bool known = false;
-
-		for (size_t i = 0; keys[i]; i++)
-			known |= strcmp(k, keys[i]) == 0;
-		if (!known) {
-			reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
-			goto done;
-		}
-	}
+	if (reg_known_keys(root, keys, res) < 0)
+		goto done;
 	v = json_object_get(root, "id");
 	if (!json_is_string(v) || !registry_id_valid(json_string_value(v))) {
 		reg_fail(res, 400, "bad_request", "id: the fork's id ([A-Za-z0-9_.-], 1 to %d "
@@ -1039,6 +1039,32 @@ reg_delete_record(const char *id, int64_t at, const char *reason, uint64_t gen)
 	    (json_int_t)at, "reason", reason, "generation", (json_int_t)gen);
 }
 
+/* A stored record's labels (an object of strings, or NULL) into e. 0, or -1. */
+static int
+reg_record_labels(json_t *l, registry_entry_t *e)
+{
+	const char *k;
+	json_t *v;
+
+	if (l == NULL || json_object_size(l) == 0)
+		return 0;
+	e->label_keys = calloc(json_object_size(l), sizeof(char *));
+	e->label_values = calloc(json_object_size(l), sizeof(char *));
+	if (e->label_keys == NULL || e->label_values == NULL)
+		return -1;
+	/* JSON_SORT_KEYS wrote them sorted; jansson keeps insertion order */
+	json_object_foreach(l, k, v) {
+		if (!json_is_string(v))
+			return -1;
+		e->label_keys[e->nlabels] = strdup(k);
+		e->label_values[e->nlabels] = strdup(json_string_value(v));
+		if (e->label_keys[e->nlabels++] == NULL ||
+		    e->label_values[e->nlabels - 1] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
 /* An entry from a put/fork record, or NULL (malformed). */
 static registry_entry_t *
 reg_entry_from_record(const json_t *o)
@@ -1050,7 +1076,6 @@ reg_entry_from_record(const json_t *o)
 	const char *th = json_string_value(json_object_get(o, "token_hash"));
 	const char *par = json_string_value(json_object_get(o, "parent"));
 	const char *rf = json_string_value(json_object_get(o, "restored_from"));
-	const char *k;
 	size_t i;
 
 	if (e == NULL)
@@ -1076,27 +1101,17 @@ reg_entry_from_record(const json_t *o)
 			goto bad;
 		e->naddresses++;
 	}
-	if (l != NULL && json_object_size(l) > 0) {
-		e->label_keys = calloc(json_object_size(l), sizeof(char *));
-		e->label_values = calloc(json_object_size(l), sizeof(char *));
-		if (e->label_keys == NULL || e->label_values == NULL)
-			goto bad;
-		/* JSON_SORT_KEYS wrote them sorted; jansson keeps insertion order */
-		json_object_foreach(l, k, v) {
-			if (!json_is_string(v))
-				goto bad;
-			e->label_keys[e->nlabels] = strdup(k);
-			e->label_values[e->nlabels] = strdup(json_string_value(v));
-			if (e->label_keys[e->nlabels++] == NULL ||
-			    e->label_values[e->nlabels - 1] == NULL)
-				goto bad;
-		}
-	}
+	if (reg_record_labels(l, e) < 0)
+		goto bad;
 	e->expires_at = json_integer_value(json_object_get(o, "expires_at"));
 	e->created = json_integer_value(json_object_get(o, "created"));
 	e->generation = (uint64_t)json_integer_value(json_object_get(o, "generation"));
 	e->restored_at = json_integer_value(json_object_get(o, "restored_at"));
 	e->suspended_at = json_integer_value(json_object_get(o, "suspended_at"));
+	/* a fork journalled before lineage was recorded: its parent, at its creation */
+	if (e->parent != NULL && json_object_get(o, "lineage") == NULL && e->created > 0 &&
+	    lineage_append(&e->lineage, e->parent, e->created) != LINEAGE_OK)
+		goto bad;
 	if (th != NULL) {
 		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL ||
 		    util_hex_decode(th, strlen(th), e->token_hash, REGISTRY_TOKEN_HASH_LEN) < 0)
@@ -1660,6 +1675,26 @@ reg_check_template(const policy_t *p, const registry_spec_t *s, registry_result_
 	return 0;
 }
 
+/* Can spec be stored (old: the entry it replaces, or NULL)? 0, or -1 with res. */
+static int
+reg_put_check(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
+    const registry_entry_t *old, int64_t now, registry_result_t *res)
+{
+	if (!registry_id_valid(spec->id))
+		return reg_fail(res, 400, "bad_request", "bad sandbox id");
+	if (reg_check_template(policy, spec, res) < 0)
+		return -1;
+	if (spec->expires_at != 0 && spec->expires_at <= now)
+		return reg_fail(res, 400, "bad_request", "expires_at is in the past");
+	if (old != NULL && reg_same(old, spec))
+		return 0;
+	if (old == NULL && registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES)
+		return reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
+		    REGISTRY_MAX_SANDBOXES);
+	return reg_check_overlap(r->cur, policy, spec->id, spec->addresses,
+	    spec->naddresses, res);
+}
+
 int
 registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
     int64_t now, registry_result_t *res)
@@ -1671,30 +1706,14 @@ registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&r->mu);
-	if (!registry_id_valid(spec->id)) {
-		reg_fail(res, 400, "bad_request", "bad sandbox id");
+	old = registry_id_valid(spec->id) ? registry_find(r->cur, spec->id) : NULL;
+	if (reg_put_check(r, policy, spec, old, now, res) < 0)
 		goto out;
-	}
-	if (reg_check_template(policy, spec, res) < 0)
-		goto out;
-	if (spec->expires_at != 0 && spec->expires_at <= now) {
-		reg_fail(res, 400, "bad_request", "expires_at is in the past");
-		goto out;
-	}
-	old = registry_find(r->cur, spec->id);
 	if (old != NULL && reg_same(old, spec)) {
 		reg_ok(res, 200, old->generation, false, false);
 		rc = 0;
 		goto out;
 	}
-	if (old == NULL && registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES) {
-		reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
-		    REGISTRY_MAX_SANDBOXES);
-		goto out;
-	}
-	if (reg_check_overlap(r->cur, policy, spec->id, spec->addresses, spec->naddresses,
-	    res) < 0)
-		goto out;
 	if ((next = reg_snapshot_copy(r->cur)) == NULL ||
 	    (e = reg_entry_from_spec(spec)) == NULL) {
 		if (next)

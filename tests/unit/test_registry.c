@@ -777,6 +777,67 @@ test_suspend_resume(void **state)
 	registry_unref(s);
 }
 
+/* A journal record as registry.h describes it: length, checksum, JSON. */
+static void
+append_record(const char *path, const char *json)
+{
+	uint8_t hdr[REGISTRY_HDR_LEN], d[crypto_generichash_BYTES_MIN];
+	size_t n = strlen(json);
+	FILE *f = fopen(path, "ab");
+
+	assert_non_null(f);
+	hdr[0] = (uint8_t)n;
+	hdr[1] = (uint8_t)(n >> 8);
+	hdr[2] = (uint8_t)(n >> 16);
+	hdr[3] = (uint8_t)(n >> 24);
+	crypto_generichash(d, sizeof(d), (const unsigned char *)json, n, NULL, 0);
+	memcpy(hdr + 4, d, 8);
+	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	assert_int_equal(fwrite(json, 1, n, f), n);
+	fclose(f);
+}
+
+static void
+test_legacy_fork_record(void **state)
+{
+	struct fx *f = *state;
+	registry_snapshot_t *s;
+	const registry_entry_t *e;
+
+	registry_close(f->r);
+	unlink(f->path);
+	append_record(f->path, "{\"op\":\"put\",\"id\":\"p\",\"template\":\"job\","
+	    "\"addresses\":[\"10.0.9.1/32\"],\"labels\":{},\"expires_at\":0,"
+	    "\"created\":1699990000,\"generation\":1}");
+	{	/* the magic goes first: rewrite the file as magic + what was appended */
+		char *buf = NULL, err[128];
+		size_t len = 0;
+		FILE *fp;
+
+		assert_int_equal(util_read_file(f->path, 1 << 20, 0, &buf, &len, err,
+		    sizeof(err)), 0);
+		fp = fopen(f->path, "wb");
+		fwrite(REGISTRY_JOURNAL_MAGIC, 1, REGISTRY_MAGIC_LEN, fp);
+		fwrite(buf, 1, len, fp);
+		fclose(fp);
+		free(buf);
+	}
+	/* a fork journalled by a version that recorded no lineage */
+	append_record(f->path, "{\"op\":\"fork\",\"id\":\"k\",\"template\":\"job\","
+	    "\"addresses\":[\"10.0.9.2/32\"],\"labels\":{},\"expires_at\":0,"
+	    "\"created\":1699995000,\"generation\":2,\"parent\":\"p\"}");
+	f->r = NULL;
+	reopen(f, NOW);
+	assert_int_equal(registry_load_info(f->r)->records, 2);
+	s = registry_acquire();
+	e = entry(s, "k");
+	assert_int_equal(e->lineage.n, 1);	/* its parent, at the fork */
+	assert_string_equal(e->lineage.links[0].id, "p");
+	assert_int_equal(e->lineage.links[0].at, 1699995000);
+	assert_int_equal(entry(s, "p")->lineage.n, 0);
+	registry_unref(s);
+}
+
 static void
 test_lifetime(void **state)
 {
@@ -820,6 +881,7 @@ main(void)
 		T(test_restore),
 		T(test_suspend_resume),
 		T(test_lifetime),
+		T(test_legacy_fork_record),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_fork_parse),
 	};
