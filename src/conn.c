@@ -137,6 +137,7 @@ struct conn {
 	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
 	bool up_keepalive;
 	bool park_due;			/* idle: the timer parks before it closes */
+	bool served;			/* a request head was read (conn_has_served) */
 };
 
 static void conn_client_read_cb(struct bufferevent *bev, void *arg);
@@ -707,6 +708,7 @@ conn_process_head(conn_t *c)
 	c->t_start = util_mono_msf();
 	conn_policy_refresh(c);
 	conn_take_proxy_token(c);
+	c->served = true;
 	if (conn_refuse_suspended(c))
 		return;
 	c->req_active = true;
@@ -2226,4 +2228,10 @@ bool
 conn_is_spliced(const conn_t *c)
 {
 	return c->st == ST_SPLICE;
+}
+
+bool
+conn_has_served(const conn_t *c)
+{
+	return c->served;
 }

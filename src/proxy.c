@@ -196,8 +196,10 @@ worker_pool_take(worker_t *w, const char *key)
 
 /*
  * Close this worker's connections from suspended sandboxes that sit between requests
- * (idle or parked) or splice bytes (tunnels, WebSockets). A request in flight finishes;
- * the connection's next request is refused and a later sweep closes it once idle.
+ * (idle or parked, after at least one request) or splice bytes (tunnels, WebSockets). A
+ * request in flight finishes; the connection's next request is refused and a later sweep
+ * closes it once idle. A connection that has sent nothing yet is left to its first
+ * request, which gets the 403 that says why.
  */
 static void
 worker_close_suspended(worker_t *w)
@@ -211,7 +213,7 @@ worker_close_suspended(worker_t *w)
 		conn_t *c = w->conns[i - 1];
 		const registry_entry_t *e;
 
-		if (!conn_is_idle(c) && !conn_is_spliced(c))
+		if (!(conn_is_idle(c) && conn_has_served(c)) && !conn_is_spliced(c))
 			continue;
 		e = registry_find_addr(reg, conn_peer_addr(c));
 		if (e == NULL || e->suspended_at == 0)

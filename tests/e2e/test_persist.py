@@ -52,6 +52,7 @@ def policy(port, state):
         },
         "state": {"dir": state},
         "revocations": {"file": os.path.join(state, "revocations.json")},
+        "egress": {"tunnel_hosts": ["tunnel.example.test"]},
     }
 
 
@@ -353,11 +354,15 @@ class SuspendTest(PersistCase):
         self.addCleanup(idle.close)
         idle.send(sgtest.build_request("GET", "/v1/x", authority, auth))
         self.assertEqual(idle.read_response().status, 200)
+        tunnel = sgtest.RawConn(self.sg, source="127.0.0.39")     # spliced, not intercepted
+        self.addCleanup(tunnel.close)
+        self.assertEqual(tunnel.connect("tunnel.example.test:%d" % self.echo.port).status, 200)
         rc, out, err = self.cli("suspend", "s")
         self.assertEqual(rc, 0, err)
         self.assertIn("suspended", out)
-        # its idle connection is closed, nothing from its address is accepted
+        # its idle connection and its tunnel are closed, nothing from its address is accepted
         self.assertTrue(idle.wait_closed(timeout=5), "idle connection still open")
+        self.assertTrue(tunnel.wait_closed(timeout=5), "tunnel still open")
         self.assertEqual(self.curl("127.0.0.39", h)[:2], (403, "sandbox_suspended"))
         r = sgtest.proxied(self.sg, API, self.echo.port, target="/v1/x", headers=auth,
                            source="127.0.0.39")
@@ -366,8 +371,8 @@ class SuspendTest(PersistCase):
         st, code, _ = self.md("127.0.0.39", "/v1/handles/bearer")
         self.assertEqual((st, code), (403, "sandbox_suspended"))
         self.assertEqual(sgtest.metrics_value(self.sg, "sealgate_sandboxes_suspended"), 1.0)
-        self.assertGreaterEqual(
-            sgtest.metrics_value(self.sg, "sealgate_suspended_connections_closed_total"), 1.0)
+        self.assertEqual(
+            sgtest.metrics_value(self.sg, "sealgate_suspended_connections_closed_total"), 2.0)
         st, j = self.admin("GET", "/v1/sandboxes/s")
         self.assertTrue(j["suspended"], j)
         self.audit_lines(lambda ln: ln.get("event") == "sandbox_suspended" and
