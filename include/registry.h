@@ -175,7 +175,8 @@ int registry_suspend(registry_t *r, const char *id, bool suspend, int64_t now,
 size_t registry_sweep(int64_t now);
 size_t registry_sweep_one(registry_t *r, int64_t now) SG_NONNULL;
 
-/* Parse a PUT body for id. 0, or -1 with res (400/422) filled. */
+/* Parse a PUT body for id ({"template", "addresses", "labels"?, "expires_at"?, "token"?,
+ * "restored_from"? + "at"?}). 0, or -1 with res (400/422) filled. */
 int registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
     registry_spec_t *out, registry_result_t *res) SG_WUR;
 void registry_spec_free(registry_spec_t *s);
