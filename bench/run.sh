@@ -5,12 +5,14 @@
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
 #   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
 #   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
-#   -W  workloads (default "ka1 ka1bp ka16 ka64 new16 down up policy10k idle handles100k"):
+#   -W  workloads (default "ka1 ka1bp ka16 ka64 new16 down up policy10k resume idle handles100k"):
 #         ka<N>   keep-alive, N connections, one request in flight on each
 #         ka1bp   ka1 through a sealgate with limits.busy_poll_us = BUSY_POLL_US (100)
 #         new<N>  N concurrent loops of TCP connect, CONNECT, full TLS handshake, 1 request, close
 #         down    one streamed download of -B MiB (curl), up: one streamed upload of -B MiB
 #         policy10k  policy of 10,000 credentials / 1,000 sandboxes: check, load, reload times
+#         resume  a registered sandbox suspended and resumed: its first request after resume
+#                 against a warm request and a new connection's first (same run)
 #         idle    -I intercepted keep-alive connections opened and held, RSS, and ka1 p99
 #                 before and while they are held (sealgate only)
 #         handles100k  100,000 distinct handles, ka16 twice over all of them (unseal cache)
@@ -27,7 +29,7 @@ HERE=$ROOT/bench
 cd "$ROOT" || exit 1
 
 DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
-WORKLOADS="ka1 ka1bp ka16 ka64 new16 down up policy10k idle handles100k"
+WORKLOADS="ka1 ka1bp ka16 ka64 new16 down up policy10k resume idle handles100k"
 while getopts "d:w:r:W:n:B:I:po:h" o; do
   case $o in
     d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
@@ -130,6 +132,10 @@ HANDLES_N=${HANDLES_N:-100000}          # distinct handles for handles100k
 BUSY_POLL_US=${BUSY_POLL_US:-100}       # ka1bp: the busy-polling sealgate's limits.busy_poll_us
 BULK_REPS=${BULK_REPS:-3}               # transfers per bulk workload and system (median)
 HANDLES_MAX_S=${HANDLES_MAX_S:-300}     # time bound of each handles100k pass
+RESUME_CYCLES=${RESUME_CYCLES:-30}      # resume: suspend/resume cycles
+RESUME_WARM=${RESUME_WARM:-5}           # resume: warm requests per cycle
+RESUME_PAUSE_S=${RESUME_PAUSE_S:-0}     # resume: seconds each suspension lasts
+RESUME_SOURCE=${RESUME_SOURCE:-127.0.0.9}   # resume: the registered sandbox's address
 
 # ------------------------------------------------------------------ build
 if [ -n "${SEALGATE_BIN:-}" ]; then
@@ -517,6 +523,35 @@ PY
   SG_PID=$save_pid SG_PORT=$save_port
 }
 
+# ------------------------------------------------------------------ resume
+# A second sealgate (same keys and credential) with the metadata responder and a template
+# whose handles are sandbox-lifetime; bench/resume.py registers a sandbox on RESUME_SOURCE,
+# suspends and resumes it RESUME_CYCLES times and times, in the same run: a new connection's
+# first request (sandbox running), warm requests, the first request after each resume.
+run_resume() {  # run_resume REP
+  local rep=$1 pol=$RUN/sg/policy-res.json md out
+  python3 - "$RUN/sg/policy.json" "$pol" <<'PY' || { log "resume: policy failed"; return 1; }
+import json, os, sys
+p = json.load(open(sys.argv[1]))
+d = os.path.dirname(sys.argv[2])
+p["listen"]["metadata"] = "127.0.0.1:0"
+p["sandbox_templates"] = {"bench-persist": {"credentials": ["bench"], "ttl": "sandbox"}}
+p["audit"]["path"] = os.path.join(d, "audit-res.log")
+p["state"] = {"dir": os.path.join(d, "state-res")}
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, json.dumps(p).encode())
+os.close(fd)
+PY
+  start_sg sgres "$pol" || { log "resume: sealgate did not start"; return 1; }
+  md=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"])' "$RUN/sgres.ready.json")
+  reset_hwm "$R_PID"
+  sample_begin "$R_PID"
+  out=$(pin "$HARNESS_CPUS" python3 "$HERE/resume.py" --proxy "127.0.0.1:$R_PORT" --admin "$R_ADMIN"         --admin-hdr "$RUN/admin.hdr" --metadata "$md" --ca "$SG_CA" --host "$UP_NAME" --port "$UP_PORT"         --source "$RESUME_SOURCE" --cycles "$RESUME_CYCLES" --warm "$RESUME_WARM" --pause "$RESUME_PAUSE_S"         2>"$RUN/resume.err") || { log "resume: $(head -c 300 "$RUN/resume.err")"; out='{"error": "resume.py failed"}'; }
+  sample_end "$R_PID"
+  stop_pid "$(cat "$RUN/sgres.pid")"
+  emit "$out" sealgate resume "$rep"
+}
+
 # ------------------------------------------------------------------ policy10k
 gen_policy10k() {  # gen_policy10k DIR : the bench policy + POLICY_CREDS credentials, POLICY_SANDBOXES sandboxes
   python3 - "$RUN/sg/policy.json" "$1" "$POLICY_CREDS" "$POLICY_SANDBOXES" "$RUN/sg/keys" <<'PY'
@@ -740,6 +775,7 @@ for rep in $(seq 1 "$REPS"); do
       down|up) for _ in $(seq 1 "$BULK_REPS"); do   # a 256 MiB transfer lasts ~0.3 s: median of 3
                  run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; done; sleep 1;;
       policy10k) run_policy10k "$rep";;   # a second sealgate serving the big policy
+      resume) run_resume "$rep";;         # a second sealgate with the metadata responder
       idle|handles100k) ;;   # idle last (it leaves sealgate's heap grown), then handles100k
       *) log "unknown workload $wl";;
     esac

@@ -8,7 +8,8 @@ import statistics as st
 import sys
 from collections import defaultdict
 
-ERR = ("err_connect", "err_proxy", "err_tls", "err_io", "non200", "expect_fail")
+ERR = ("err_connect", "err_proxy", "err_tls", "err_io", "non200", "expect_fail", "not_closed",
+       "not_refused")
 # performance issue targets: (workload, what, key in the sealgate aggregate, limit);
 # "added_p50_ms" comes from the sealgate-vs-direct ratios, limit None = the row's own cap
 TARGETS = [
@@ -25,7 +26,11 @@ TARGETS = [
      "reload_ms_client_median", 50),
     ("handles100k", "unseal cache entries after 100,000 distinct handles (≤ cache cap)",
      "cache_entries", None),
+    ("resume", "first request after resume − first request of a new connection, p50 ms "
+     "(cost beyond one TLS handshake)", "resume_added_p50_ms", 1.0),
 ]
+RESUME_KEYS = ("fresh_setup", "fresh_req", "fresh_total", "warm", "resumed_setup", "resumed_req",
+               "resumed_total", "suspend_ms", "resume_ms")
 IDLE_TARGET_CONNS = 10000
 
 
@@ -113,6 +118,13 @@ def main():
                 for k in ("credentials", "sandboxes", "grants", "policy_bytes", "check_ms_median", "load_ms",
                           "reload_ms_client_median", "reload_ms_server_median", "reloads_ok", "reloads",
                           "sg_rss_start_kb", "sg_rss_after_kb", "sg_maps_start", "sg_maps_end", "max_map_count"):
+                    a[k] = med([r.get(k) for r in rs])
+            if wl == "resume":
+                for k in RESUME_KEYS:
+                    for q in ("p50_ms", "p90_ms"):
+                        a[k + "_" + q] = med([(r.get(k) or {}).get(q) for r in rs])
+                for k in ("resume_added_p50_ms", "resumed_req_over_warm_p50_ms", "cycles",
+                          "warm_per_cycle", "pause_s"):
                     a[k] = med([r.get(k) for r in rs])
             if wl.startswith("handles100k"):
                 for k in ("cache_entries", "cache_cap", "cache_hits", "cache_misses",
@@ -209,6 +221,28 @@ def main():
                    f"{f(a['reload_ms_server_median'], '.1f')} | {f(a['reloads_ok'], '.0f')}/{f(a['reloads'], '.0f')} | "
                    f"{f(mib(a['sg_rss_start_kb']), '.0f')} → {f(mib(a['sg_rss_after_kb']), '.0f')} | "
                    f"{f(a['sg_maps_start'], ',.0f')} → {f(a['sg_maps_end'], ',.0f')} ({f(a['max_map_count'], ',.0f')}) |")
+        out.append("")
+    a = agg("sealgate", "resume")
+    if a:
+        res["rows"].append(a)
+        out.append(f"Resume ({f(a['cycles'], '.0f')} suspend/resume cycles, each suspended "
+                   f"{f(a['pause_s'], 'g')} s; {f(a['warm_per_cycle'], '.0f')} warm requests per cycle; "
+                   "client-side times, Python on the harness CPU):")
+        out.append("")
+        out.append("| request | setup ms p50 / p90 (TCP + CONNECT + TLS) | request ms p50 / p90 | total ms p50 / p90 |")
+        out.append("|---|---|---|---|")
+        for k, what in (("fresh", "first on a new connection, sandbox running"),
+                        ("resumed", "first after resume (new connection)")):
+            out.append(f"| {what} | {f(a[k + '_setup_p50_ms'], '.3f')} / {f(a[k + '_setup_p90_ms'], '.3f')} | "
+                       f"{f(a[k + '_req_p50_ms'], '.3f')} / {f(a[k + '_req_p90_ms'], '.3f')} | "
+                       f"{f(a[k + '_total_p50_ms'], '.3f')} / {f(a[k + '_total_p90_ms'], '.3f')} |")
+        out.append(f"| warm (keep-alive) | – | {f(a['warm_p50_ms'], '.3f')} / {f(a['warm_p90_ms'], '.3f')} | – |")
+        out.append("")
+        out.append(f"Resume adds {f(a['resume_added_p50_ms'], '+.3f')} ms (p50) over a new connection of a running "
+                   f"sandbox; the first request after resume costs {f(a['resumed_req_over_warm_p50_ms'], '+.3f')} ms "
+                   f"over a warm one, not counting the handshake. Admin calls: suspend "
+                   f"{f(a['suspend_ms_p50_ms'], '.2f')} ms, resume {f(a['resume_ms_p50_ms'], '.2f')} ms (p50, "
+                   "journal fsync included).")
         out.append("")
     hrows = [(s, w) for w in ("handles100k", "handles100k-again") for s in ("direct", "sealgate") if agg(s, w)]
     if hrows:

@@ -10,6 +10,9 @@
  *   POST /v1/revoke   token; body {"handle_id"|"sandbox"|"credential"|"key": value} ->
  *                     200 {"revoked":{kind:value},"changed":bool}; 400 bad body,
  *                     409 no revocations file configured, 500 write failed
+ *   GET  /v1/sandboxes, GET|PUT|DELETE /v1/sandboxes/ID, POST /v1/sandboxes/ID/fork,
+ *   PUT  /v1/sandboxes/ID/suspend | /resume   token; the registry (registry.h), answered
+ *                     with the entry as stored
  *
  * Token: `Authorization: Bearer <admin token>`; missing 401 (WWW-Authenticate: Bearer),
  * wrong 403. The token is read from token_file at admin_new and again after every
@@ -43,6 +46,8 @@ typedef struct admin_hooks {
 	char *(*metrics)(void *arg, size_t *len);
 	/* Ready to serve traffic (NULL: always). */
 	bool (*ready)(void *arg);
+	/* A sandbox was suspended: close its idle connections (NULL: nothing to do). */
+	void (*sandboxes_changed)(void *arg);
 	void *arg;
 	const char *token_file;		/* admin token path (copied); NULL: no mutations */
 	const char *revocations_file;	/* revocations file (copied); NULL: revoke 409 */

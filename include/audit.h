@@ -11,7 +11,8 @@
  * nothing. Lines hold ids and names only: never pass a secret or handle text.
  *
  * Line fields, in this order, each omitted when NULL (strings) or 0 (numbers):
- *   time (RFC 3339 UTC, ms), event, sandbox, source, handle_id, credential, method,
+ *   time (RFC 3339 UTC, ms), event, sandbox, origin_sandbox, source, handle_id,
+ *   credential, method,
  *   host, port, path (query and fragment cut off here), status, error, bytes_up,
  *   bytes_down (both written whenever status is set), upstream_ms, total_ms, detail.
  */
@@ -34,7 +35,10 @@
 typedef struct audit_event {
 	const char *event;	/* "request" | "denied" | "rate_limited" | "brute_force" |
 				 * "minted" | "revoked" | "reload" | "exfiltration" (required) */
-	const char *sandbox, *source, *handle_id, *credential;
+	const char *sandbox;	/* the sandbox the request (or event) is about */
+	const char *origin_sandbox;	/* the handle's own sandbox when it was accepted from a
+				 * fork or restore of it (lineage); a fork's parent */
+	const char *source, *handle_id, *credential;
 	const char *method, *host, *path;	/* path may carry a query: it is cut */
 	uint16_t port;
 	int status;		/* HTTP status answered */

@@ -5,13 +5,26 @@
  * Checks, in this order (the first failure answers):
  *   revoked                    403 revoked                 (revoke_check)
  *   exp / iat (SG_CLOCK_SKEW_S) 403 handle_expired / handle_not_yet_valid
+ *   who asks                   the handle's own sandbox (its address and proxy token;
+ *                              registered after the handle was minted does not count),
+ *                              else the sandbox at the source address (and its token)
+ *                              when its lineage (lineage.h) holds a link to the handle's
+ *                              sandbox at or after iat: a fork or restore that carried
+ *                              the handle. The handle is then that sandbox's own:
+ *                              its grants, template, lifetime and rate apply, and
+ *                              out->origin names the handle's sandbox. Otherwise:
  *   the handle's sandbox gone  403 revoked                 (registered, then deleted or
  *                                                          expired; or re-registered
  *                                                          after the handle was minted)
  *                              403 sandbox_unknown         (never known)
  *   request not from it        407 sandbox_mismatch        (source address, proxy token;
- *                                                          names the metadata URL)
+ *                                                          names the metadata URL and, for
+ *                                                          a copy, when it was taken)
+ *   the asking sandbox suspended 403 sandbox_suspended
  *   credential not granted     403 credential_not_granted
+ *   lifetime ("life":"sandbox") 403 handle_expired        (iat + the current max_ttl, or
+ *                                                          ttl if the policy no longer
+ *                                                          gives sandbox-lifetime handles)
  *   host:port                  403 host_out_of_scope       (exfiltration = true)
  *   method                     403 method_out_of_scope
  *   path                       403 path_out_of_scope
@@ -30,6 +43,7 @@
 #include <sys/socket.h>
 
 #include "handle.h"
+#include "lineage.h"
 #include "policy.h"
 #include "registry.h"
 #include "revoke.h"
@@ -65,6 +79,10 @@ typedef struct authz_result {
 	const policy_credential_t *cred;	/* set when allowed, else NULL */
 	const policy_sandbox_t *sandbox;	/* set when allowed, else NULL (registered:
 						 * the entry's record, name = id) */
+	/* Kept on denials too, once known (for audit lines); borrowed like sandbox: */
+	const char *subject;			/* the sandbox the request was judged as */
+	const char *origin;			/* the handle's sandbox when lineage let it
+						 * in (a fork's parent), else NULL */
 } authz_result_t;
 
 /* 0 allowed, -1 denied; out is filled either way. */

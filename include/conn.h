@@ -15,6 +15,12 @@ typedef struct conn conn_t;
 void conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen);
 /* Waiting for a request with nothing buffered (safe to close when draining). */
 bool conn_is_idle(const conn_t *c);
+/* Bytes spliced both ways (a tunnel or WebSocket): no request boundary to wait for. */
+bool conn_is_spliced(const conn_t *c);
+/* At least one request head was read on it (a fresh connection has sent nothing yet). */
+bool conn_has_served(const conn_t *c);
+/* The client's source address (lives as long as c). */
+const struct sockaddr *conn_peer_addr(const conn_t *c);
 /* The one teardown path: frees everything the connection holds, counts, logs. */
 void conn_close(conn_t *c, const char *reason);
 

@@ -68,6 +68,12 @@
 #define SG_HANDLE_TTL_DEFAULT_S  3600
 /* Longest ttl a policy may give a handle. */
 #define SG_HANDLE_TTL_MAX_S      (7 * 24 * 3600)
+/* Sandbox-lifetime handles (ttl "sandbox") have no wall-clock expiry of their own; this
+ * backstop bounds them when a credential sets no max_ttl (policy: max_ttl). */
+#define SG_HANDLE_MAX_TTL_DEFAULT_S (30 * 24 * 3600)
+/* Longest max_ttl a policy may set: a quarter, beyond which key rotation should retire
+ * a handle anyway. Also how long a deleted sandbox's tombstone is kept. */
+#define SG_HANDLE_MAX_TTL_LIMIT_S (90 * 24 * 3600)
 /* Clock skew tolerated between minting sidecar and verifying sidecar. */
 #define SG_CLOCK_SKEW_S          30
 /* Largest handle text: payload + seal overhead, base64url. */

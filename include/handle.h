@@ -4,8 +4,10 @@
  *
  *   sgh1.<key id>.<base64url, no padding, of crypto_box_seal(payload JSON)>
  *   payload: {"v":1,"cred":NAME,"sb":SANDBOX,"hid":32 hex,"iat":unix,"exp":unix
- *             [,"hosts":[..]][,"methods":[..]][,"paths":[..]]}
+ *             [,"life":"sandbox"][,"hosts":[..]][,"methods":[..]][,"paths":[..]]}
  * The optional lists narrow the credential's policy scope; they never widen it.
+ * "life":"sandbox" marks a sandbox-lifetime handle: exp is then its max_ttl backstop and
+ * authz keeps it valid while its sandbox is (authz.h); absent, exp is a wall-clock ttl.
  * See docs/handles.md.
  *
  * Ownership: handle_mint returns a malloc'd string (free). handle_open fills a
@@ -15,6 +17,7 @@
 #ifndef SEALGATE_HANDLE_H
 #define SEALGATE_HANDLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +30,7 @@
 #define HANDLE_PREFIX_LEN  5
 #define HANDLE_VERSION     1
 #define HANDLE_HID_LEN     32	/* hex chars of a 128-bit handle id */
+#define HANDLE_LIFE_SANDBOX "sandbox"	/* the one value of the optional "life" claim */
 
 enum handle_err {
 	HANDLE_OK = 0,
@@ -45,6 +49,7 @@ typedef struct handle_claims {
 	char *sb;			/* sandbox name */
 	char hid[HANDLE_HID_LEN + 1];	/* lower-case hex; mint fills it when empty */
 	int64_t iat, exp;		/* unix seconds */
+	bool life_sandbox;		/* "life":"sandbox": bound to its sandbox's lifetime */
 	policy_strlist_t hosts, methods, paths;	/* narrower scope; n == 0: policy's */
 	char key_id[SEAL_KEY_ID_LEN + 1];	/* set by handle_open and handle_mint */
 } handle_claims_t;

@@ -4,7 +4,9 @@
  *
  *   PUT  /v1/token        X-Sealgate-Token-TTL: 1..21600  -> session token (text)
  *   GET  /v1/handles      -> ["cred", ...] granted to the caller's sandbox
- *   GET  /v1/handles/NAME -> {"handle","expires_at","env","hosts"}, a fresh handle
+ *   GET  /v1/handles/NAME -> {"handle","expires_at","lifetime","env","hosts"}: a fresh
+ *                            handle; lifetime "sandbox" (bound to the sandbox, expires_at
+ *                            is its max_ttl backstop) or "ttl" (wall-clock)
  *   GET  /v1/env          -> "export NAME='value'" lines: handles, proxy, CA variables
  *   GET  /v1/ca.pem       -> the interception CA certificate
  * Every GET/HEAD needs X-Sealgate-Token. The sandbox is the one whose addresses contain

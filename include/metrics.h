@@ -41,6 +41,8 @@ typedef struct metrics_sources {
 	int64_t reload_time;		/* its unix time in seconds (0: no reload yet) */
 	double policy_load_seconds;	/* last successful load or reload: parse, compile and
 					 * publish, monotonic clock (0: not measured) */
+	uint64_t sandboxes_registered;	/* registry_count of the published snapshot */
+	uint64_t sandboxes_suspended;	/* registry_suspended_count of it */
 } metrics_sources_t;
 
 /* The whole exposition as a malloc'd NUL-terminated text; *len (may be NULL) its length.

@@ -65,7 +65,10 @@ typedef struct policy_credential {
 	policy_strlist_t paths;	/* globs such as "/v1/" then "*", or "/v1/" prefixes; empty = any */
 	policy_rate_t rate;	/* per handle */
 	policy_rate_t rate_total;	/* all handles of this credential */
-	uint64_t ttl_s;		/* handle lifetime (default SG_HANDLE_TTL_DEFAULT_S) */
+	uint64_t ttl_s;		/* wall-clock handle lifetime (default SG_HANDLE_TTL_DEFAULT_S);
+				 * max_ttl_s when ttl_sandbox */
+	bool ttl_sandbox;	/* ttl "sandbox": handles live as long as their sandbox */
+	uint64_t max_ttl_s;	/* bound of every handle (default SG_HANDLE_MAX_TTL_DEFAULT_S) */
 	char *env;		/* env var name the sandbox reads the handle from (optional) */
 	bool allow_plain_http;	/* may be sent to an http:// upstream */
 	bool allow_websocket_binary;	/* its handle is swapped in binary WebSocket frames too */
@@ -89,6 +92,9 @@ typedef struct policy_template {
 	policy_strlist_t credentials;	/* names; each exists in credentials */
 	policy_rate_t rate;		/* all requests of one sandbox made from it */
 	uint64_t ttl_s;			/* caps its handles' lifetime; 0: credentials' own */
+	bool ttl_sandbox;		/* ttl "sandbox": its sandboxes get sandbox-lifetime
+					 * handles for every granted credential */
+	uint64_t max_ttl_s;		/* caps sandbox-lifetime handles; 0: credentials' own */
 	bool token_required;		/* registrations must carry a proxy token */
 } policy_template_t;
 

@@ -73,6 +73,13 @@ const char *proxy_bound(const proxy_t *p);
  * in flight finish and their connections close instead of being kept alive.
  */
 void proxy_drain(proxy_t *p);
+/*
+ * A sandbox was suspended (main thread): every worker closes the connections of
+ * suspended sandboxes that are idle or parked after a request, or spliced
+ * (registry_suspended_published() > 0). Requests in flight finish; their connection's
+ * next request is refused, as is the first request of a connection that has sent none.
+ */
+void proxy_close_suspended(proxy_t *p);
 /* True once proxy_drain ran (any thread). */
 bool proxy_is_draining(void);
 /* Connections still open (all workers). */

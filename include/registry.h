@@ -3,8 +3,18 @@
  * the policy's static ones; and a uniform view of either kind for authz and metadata.
  *
  * A registered sandbox: {id, template (policy sandbox_templates), addresses, labels,
- * expires_at, optional proxy token, created, generation}. No two live sandboxes
- * (registered or static) claim overlapping addresses.
+ * expires_at, optional proxy token, created, generation, lineage, suspended}. No two
+ * live sandboxes (registered or static) claim overlapping addresses.
+ *
+ * Lineage (lineage.h): a fork records (parent, fork time) plus the parent's own links; a
+ * registration with restored_from P and at T records (P, T) plus P's links when P is
+ * registered here. Lineage is history, not configuration: a PUT that replaces an entry
+ * keeps it (and the suspended state) unless it names a new restored_from.
+ *
+ * Suspension (hibernation): a suspended sandbox stays registered, keeps its handles and
+ * lineage, and is refused by the proxy and the metadata responder until resumed.
+ * registry_suspended_published() is the count in the published snapshot (an atomic load,
+ * so the proxy's per-request check costs nothing while none is suspended).
  *
  * Readers (workers) use an immutable snapshot: registry_acquire() returns a new
  * reference to the published one (or NULL before registry_open), registry_unref()
@@ -14,7 +24,8 @@
  *
  * Durability: STATE_DIR/registry.journal, an 8-byte magic then records of
  *   4-byte little-endian length | first 8 bytes of BLAKE2b-128(payload) | JSON payload
- * one per mutation (op put | fork | delete). registry_open replays it, drops a torn or
+ * one per mutation (op put | fork | delete | suspend | resume). registry_open replays it,
+ * drops a torn or
  * corrupt tail with a warning (never a refusal to start), then compacts it (live entries
  * and recent deletions to a new file, fsync, rename). Proxy tokens are never written:
  * the journal and memory hold only their BLAKE2b-256 digest (sodium memory).
@@ -32,6 +43,7 @@
 #include <sys/socket.h>
 
 #include "defaults.h"
+#include "lineage.h"
 #include "policy.h"
 #include "util.h"
 
@@ -55,7 +67,7 @@
 /* Live sandboxes: bounds memory (each mutation copies the pointer index). */
 #define REGISTRY_MAX_SANDBOXES	65536
 /* Tombstones: kept as long as a handle minted before the deletion can be unexpired. */
-#define REGISTRY_TOMBSTONE_S	((int64_t)SG_HANDLE_TTL_MAX_S)
+#define REGISTRY_TOMBSTONE_S	((int64_t)SG_HANDLE_MAX_TTL_LIMIT_S)
 #define REGISTRY_MAX_TOMBSTONES	65536
 /* Published snapshots kept referenced after being replaced, so borrowed pointers
  * (authz without an explicit snapshot) outlive the next few mutations. */
@@ -77,6 +89,10 @@ typedef struct registry_entry {
 	int64_t created;		/* unix s of the first registration */
 	uint64_t generation;		/* registry generation of the last change */
 	char *parent;			/* fork parent id, or NULL */
+	char *restored_from;		/* restored from this sandbox's checkpoint, or NULL */
+	int64_t restored_at;		/* when that checkpoint was taken (unix s) */
+	lineage_t lineage;		/* handles that came with a fork or restore */
+	int64_t suspended_at;		/* unix s it was suspended; 0: running */
 	uint8_t *token_hash;		/* sodium_malloc'd BLAKE2b-256 of the token, or NULL */
 	policy_sandbox_t sb;		/* policy-shaped: name = id, addresses, template rate */
 	int refcnt;			/* snapshots holding it (atomic) */
@@ -92,7 +108,20 @@ typedef struct registry_spec {
 	size_t nlabels;
 	int64_t expires_at;		/* 0: never */
 	char *token;			/* sodium_malloc'd, or NULL */
+	char *restored_from;		/* "restored_from": a checkpoint of this sandbox, or NULL */
+	int64_t restored_at;		/* "at": when the checkpoint was taken */
 } registry_spec_t;
+
+/* What a fork asks for ({"id", "addresses", "template"?, "token"?, "expires_at"?}). */
+typedef struct registry_fork_spec {
+	char id[REGISTRY_ID_MAX + 1];
+	policy_cidr_t *addresses;	/* malloc'd */
+	size_t naddresses;
+	char *template_name;		/* NULL: the parent's */
+	char *token;			/* sodium_malloc'd; NULL: the parent's token (digest) */
+	bool has_expires;		/* expires_at given (0: never); else the parent's */
+	int64_t expires_at;
+} registry_fork_spec_t;
 
 /* The answer to a mutation, shaped for HTTP. */
 typedef struct registry_result {
@@ -130,8 +159,13 @@ int registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *s
     int64_t now, registry_result_t *res) SG_NONNULL;
 int registry_delete(registry_t *r, const char *id, int64_t now, registry_result_t *res)
     SG_NONNULL;
+/* A fork of parent taken now: lineage (parent, now) + the parent's links. 409
+ * lineage_too_deep past LINEAGE_MAX_DEPTH. */
 int registry_fork(registry_t *r, const policy_t *policy, const char *parent,
-    const char *id, const policy_cidr_t *addresses, size_t naddresses, int64_t now,
+    const registry_fork_spec_t *spec, int64_t now, registry_result_t *res) SG_NONNULL;
+/* Suspend (suspend true) or resume a registered sandbox. 200 with changed false when it
+ * already is; 404 for ids not registered here (static sandboxes cannot be suspended). */
+int registry_suspend(registry_t *r, const char *id, bool suspend, int64_t now,
     registry_result_t *res) SG_NONNULL;
 /*
  * Remove entries of the process registry whose expires_at <= now (journalled as
@@ -141,13 +175,15 @@ int registry_fork(registry_t *r, const policy_t *policy, const char *parent,
 size_t registry_sweep(int64_t now);
 size_t registry_sweep_one(registry_t *r, int64_t now) SG_NONNULL;
 
-/* Parse a PUT body for id. 0, or -1 with res (400/422) filled. */
+/* Parse a PUT body for id ({"template", "addresses", "labels"?, "expires_at"?, "token"?,
+ * "restored_from"? + "at"?}). 0, or -1 with res (400/422) filled. */
 int registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
     registry_spec_t *out, registry_result_t *res) SG_WUR;
 void registry_spec_free(registry_spec_t *s);
-/* Parse a fork body {"id": NEW, "addresses": [...]}: id copied into id, *addrs malloc'd. */
-int registry_fork_parse(const char *json, size_t len, char id[REGISTRY_ID_MAX + 1],
-    policy_cidr_t **addrs, size_t *naddrs, registry_result_t *res) SG_WUR;
+/* Parse a fork body into out (registry_fork_spec_free). 0, or -1 with res (400). */
+int registry_fork_parse(const char *json, size_t len, int64_t now,
+    registry_fork_spec_t *out, registry_result_t *res) SG_WUR;
+void registry_fork_spec_free(registry_fork_spec_t *s);
 /* "1h", "30m" (from now), unix seconds, or RFC 3339 ("...Z" / "+hh:mm"). 0 / -1. */
 int registry_parse_time(const char *s, int64_t now, int64_t *out) SG_NONNULL SG_WUR;
 /* [A-Za-z0-9_.-]{1,64} */
@@ -164,6 +200,10 @@ const registry_entry_t *registry_at(const registry_snapshot_t *s, size_t i);	/* 
 const registry_entry_t *registry_find(const registry_snapshot_t *s, const char *id);
 const registry_entry_t *registry_find_addr(const registry_snapshot_t *s,
     const struct sockaddr *sa);
+/* Entries of s that are suspended. */
+size_t registry_suspended_count(const registry_snapshot_t *s);
+/* registry_suspended_count of the published snapshot (any thread; an atomic load). */
+size_t registry_suspended_published(void);
 /* A deleted/expired id still within REGISTRY_TOMBSTONE_S: "deleted" / "expired", or NULL. */
 const char *registry_tombstone(const registry_snapshot_t *s, const char *id);
 /* An entry as the admin API shows it (never the token). malloc'd JSON text. */
@@ -181,7 +221,11 @@ typedef struct sandbox_view {
 	const uint8_t *token_hash;	/* registered: BLAKE2b-256 of the token, or NULL */
 	const char *template_name;	/* NULL: static */
 	uint64_t ttl_s;			/* template's handle ttl cap; 0: none */
+	bool ttl_sandbox;		/* template's ttl is "sandbox" */
+	uint64_t max_ttl_s;		/* template's max_ttl; 0: none */
 	int64_t expires_at, created;	/* registered; 0 for static */
+	const lineage_t *lineage;	/* registered forks and restores; NULL: none */
+	bool suspended;			/* registered and suspended */
 	const policy_sandbox_t *sb;	/* stable record (name, rate) for results */
 	const registry_entry_t *entry;	/* NULL: static */
 } sandbox_view_t;
@@ -200,9 +244,21 @@ int sandbox_view_find_by_addr(const policy_t *p, const registry_snapshot_t *reg,
 bool sandbox_view_grants(const sandbox_view_t *v, const char *credential) SG_NONNULL;
 /* Is sa inside one of v's addresses? */
 bool sandbox_view_contains(const sandbox_view_t *v, const struct sockaddr *sa);
-/* Handle lifetime for credential cred in v: cred's ttl, capped by the template's ttl. */
-uint64_t sandbox_view_ttl(const sandbox_view_t *v, const policy_credential_t *cred)
-    SG_NONNULL;
+/*
+ * How long handles of credential cred minted for sandbox v live (docs/handles.md):
+ *   template ttl a duration      wall-clock: min(template ttl, credential ttl)
+ *   template or credential ttl "sandbox"
+ *                                sandbox-lifetime, bounded by the credential's max_ttl
+ *                                (and the template's, when set)
+ *   otherwise                    wall-clock: the credential's ttl
+ */
+typedef struct sandbox_lifetime {
+	bool sandbox;			/* bound to the sandbox's lifetime */
+	uint64_t ttl_s;			/* sandbox: the max_ttl backstop; else the ttl */
+} sandbox_lifetime_t;
+
+void sandbox_view_lifetime(const sandbox_view_t *v, const policy_credential_t *cred,
+    sandbox_lifetime_t *out) SG_NONNULL;
 
 
 #endif

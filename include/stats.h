@@ -19,6 +19,10 @@ struct sg_stats {
 	uint64_t conns_parked;
 	/* the failed-handle throttle (swap_throttle_*) */
 	uint64_t handle_failures, handle_throttled, brute_force;
+	uint64_t sandbox_suspends, sandbox_resumes;	/* admin: suspend / resume */
+	uint64_t suspended_refused;	/* requests refused: their sandbox is suspended */
+	uint64_t suspended_closed;	/* idle connections closed: their sandbox suspended */
+	uint64_t handles_lineage;	/* handles accepted through fork/restore lineage */
 };
 
 extern struct sg_stats sg_stats;

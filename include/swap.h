@@ -79,6 +79,8 @@ typedef struct swap_out {
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */
+	char origin[72];		/* the handle's sandbox when lineage let it in from
+					 * a fork or restore (sandbox then names the copy) */
 } swap_out_t;
 
 /* 0: forward with out->edits applied (nscrub may be 0); -1: answer out->status. */

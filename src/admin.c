@@ -24,6 +24,7 @@
 #include "proxy.h"
 #include "registry.h"
 #include "revoke.h"
+#include "stats.h"
 #include "util.h"
 
 struct admin {
@@ -213,12 +214,13 @@ admin_summary_credential(const policy_credential_t *c)
 	    "body"};
 	static const char *const source[] = {"env", "file", "value"};
 
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s?, s:b, s:b}",
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b}",
 	    "secret", source[c->secret_source], "inject", inject[c->inject.type],
 	    "hosts", admin_strlist(&c->hosts), "methods", admin_strlist(&c->methods),
 	    "paths", admin_strlist(&c->paths), "ttl_s", (json_int_t)c->ttl_s,
-	    "env", c->env, "allow_plain_http", c->allow_plain_http, "allow_websocket_binary",
-	    c->allow_websocket_binary);
+	    "lifetime", c->ttl_sandbox ? "sandbox" : "ttl", "max_ttl_s",
+	    (json_int_t)c->max_ttl_s, "env", c->env, "allow_plain_http", c->allow_plain_http,
+	    "allow_websocket_binary", c->allow_websocket_binary);
 }
 
 /* The default policy view: names, scopes and sources, never a secret or token. */
@@ -545,29 +547,77 @@ static void
 admin_sandbox_fork(registry_t *r, struct evhttp_request *req, const char *parent)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in), n = 0;
-	char id[REGISTRY_ID_MAX + 1];
-	policy_cidr_t *addrs = NULL;
+	size_t len = evbuffer_get_length(in);
+	registry_fork_spec_t spec;
 	policy_t *p = policy_acquire();
 	registry_result_t res;
+	int64_t now = util_now_s();
+	char detail[96];
 
 	if (p == NULL) {
 		admin_error(req, 503, "no_policy", "no policy loaded");
 		return;
 	}
-	if (registry_fork_parse((const char *)evbuffer_pullup(in, -1), len, id, &addrs, &n,
-	    &res) < 0 ||
-	    registry_fork(r, p, parent, id, addrs, n, util_now_s(), &res) < 0) {
+	if (registry_fork_parse((const char *)evbuffer_pullup(in, -1), len, now, &spec,
+	    &res) < 0 || registry_fork(r, p, parent, &spec, now, &res) < 0) {
 		admin_registry_error(req, &res);
 	} else {
-		admin_sandbox_audit(req, "sandbox_forked", id, res.status);
-		admin_sandbox_answer(req, id, &res);
+		snprintf(detail, sizeof(detail), "parent=%s", parent);
+		admin_audit(req, &(audit_event_t){.event = "sandbox_forked", .sandbox = spec.id,
+		    .origin_sandbox = parent, .status = res.status, .detail = detail});
+		admin_sandbox_answer(req, spec.id, &res);
 	}
-	free(addrs);
+	registry_fork_spec_free(&spec);
 	policy_unref(p);
 }
 
-/* /v1/sandboxes[/ID[/fork]]: every method needs the token (labels are the host's). */
+/* PUT /v1/sandboxes/ID/suspend | /resume: hibernation hooks. */
+static void
+admin_sandbox_suspend(admin_t *a, registry_t *r, struct evhttp_request *req,
+    const char *id, bool suspend)
+{
+	registry_result_t res;
+
+	if (registry_suspend(r, id, suspend, util_now_s(), &res) < 0) {
+		admin_registry_error(req, &res);
+		return;
+	}
+	if (res.changed) {
+		if (suspend)
+			STATS_INC(sandbox_suspends);
+		else
+			STATS_INC(sandbox_resumes);
+		admin_sandbox_audit(req, suspend ? "sandbox_suspended" : "sandbox_resumed", id,
+		    200);
+		/* the proxy closes the suspended sandbox's idle connections now */
+		if (suspend && a->hooks.sandboxes_changed != NULL)
+			a->hooks.sandboxes_changed(a->hooks.arg);
+	}
+	admin_sandbox_answer(req, id, &res);
+}
+
+/* /v1/sandboxes/ID/ACTION */
+static void
+admin_sandbox_action(admin_t *a, registry_t *r, struct evhttp_request *req,
+    const char *id, const char *action, enum evhttp_cmd_type m)
+{
+	const char *allow = strcmp(action, "/fork") == 0 ? "POST" : "PUT";
+
+	if (strcmp(action, "/fork") != 0 && strcmp(action, "/suspend") != 0 &&
+	    strcmp(action, "/resume") != 0) {
+		admin_error(req, 404, "not_found", "no such admin endpoint");
+	} else if (m != (strcmp(allow, "POST") == 0 ? EVHTTP_REQ_POST : EVHTTP_REQ_PUT)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+		admin_error(req, 405, "method_not_allowed", "method not allowed here");
+	} else if (strcmp(action, "/fork") == 0) {
+		admin_sandbox_fork(r, req, id);
+	} else {
+		admin_sandbox_suspend(a, r, req, id, strcmp(action, "/suspend") == 0);
+	}
+}
+
+/* /v1/sandboxes[/ID[/fork|/suspend|/resume]]: every method needs the token (labels are
+ * the host's). */
 static void
 admin_sandboxes(admin_t *a, struct evhttp_request *req, const char *path,
     enum evhttp_cmd_type m)
@@ -610,14 +660,7 @@ admin_sandboxes(admin_t *a, struct evhttp_request *req, const char *path,
 		return;
 	}
 	if (slash != NULL) {
-		if (strcmp(slash, "/fork") != 0) {
-			admin_error(req, 404, "not_found", "no such admin endpoint");
-		} else if (m != EVHTTP_REQ_POST) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-			admin_error(req, 405, "method_not_allowed", "method not allowed here");
-		} else {
-			admin_sandbox_fork(r, req, id);
-		}
+		admin_sandbox_action(a, r, req, id, slash, m);
 		return;
 	}
 	switch (m) {

@@ -536,6 +536,7 @@ audit_format(const audit_event_t *ev)
 	audit_add(&fs, "{\"time\":", sizeof("{\"time\":") - 1, ts, tn, tn, true);
 	audit_add_str(&fs, AUDIT_KEY("event"), ev->event);
 	audit_add_str(&fs, AUDIT_KEY("sandbox"), ev->sandbox);
+	audit_add_str(&fs, AUDIT_KEY("origin_sandbox"), ev->origin_sandbox);
 	audit_add_str(&fs, AUDIT_KEY("source"), ev->source);
 	audit_add_str(&fs, AUDIT_KEY("handle_id"), ev->handle_id);
 	audit_add_str(&fs, AUDIT_KEY("credential"), ev->credential);

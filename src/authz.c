@@ -1,4 +1,5 @@
-/* authz.c — one verified handle against one request: revocation, time, sandbox, scope. */
+/* authz.c — one verified handle against one request: revocation, time, sandbox (its own,
+ * or a fork or restore that carried it), lifetime, scope. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,8 +116,8 @@ authz_token_ok(const sandbox_view_t *v, const char *got)
 
 /* The handle's sandbox is not live: revoked (deleted / expired / re-created) or unknown. */
 static int
-authz_sandbox_gone(const authz_input_t *in, const registry_snapshot_t *reg,
-    const handle_claims_t *c, authz_result_t *out)
+authz_sandbox_gone(const registry_snapshot_t *reg, const handle_claims_t *c,
+    authz_result_t *out)
 {
 	const registry_entry_t *e = registry_find(reg, c->sb);
 	const char *why = registry_tombstone(reg, c->sb);
@@ -126,43 +127,144 @@ authz_sandbox_gone(const authz_input_t *in, const registry_snapshot_t *reg,
 	if (why != NULL)
 		return authz_deny(out, 403, "revoked", "sandbox %s %s (handle %s)", c->sb,
 		    strcmp(why, "expired") == 0 ? "expired" : "was deleted", c->hid);
-	(void)in;
 	return authz_deny(out, 403, "sandbox_unknown", "handle %s names sandbox %s, "
 	    "which the policy does not define and no one registered", c->hid, c->sb);
 }
 
+/* Does the request carry v's proxy token (when v has one)? NULL, or what is wrong. */
+static const char *
+authz_token_why(const authz_input_t *in, const sandbox_view_t *v)
+{
+	if (v->token == NULL && v->token_hash == NULL)
+		return NULL;
+	if (in->proxy_token == NULL)
+		return "the request carries no proxy token";
+	if (!authz_token_ok(v, in->proxy_token))
+		return "the request carries another proxy token";
+	return NULL;
+}
+
+/* Is the request from v itself (address and proxy token) and the handle of this v? */
+static bool
+authz_is_owner(const authz_input_t *in, const handle_claims_t *c, const sandbox_view_t *v)
+{
+	return sandbox_view_contains(v, in->peer) && authz_token_why(in, v) == NULL &&
+	    (v->entry == NULL || c->iat >= v->created);
+}
+
+/*
+ * Did the handle come with a fork or restore? The sandbox at the source address (its
+ * token too) has a lineage link to the handle's sandbox taken at or after iat. That
+ * covers a restore under the handle's own id (re-registered after minting) as well.
+ */
+static bool
+authz_by_lineage(const authz_input_t *in, const registry_snapshot_t *reg,
+    const handle_claims_t *c, sandbox_view_t *v)
+{
+	return in->peer != NULL && sandbox_view_find_by_addr(in->policy, reg, in->peer,
+	    in->now, v) == 0 && lineage_accepts(v->lineage, c->sb, c->iat) != NULL &&
+	    authz_token_why(in, v) == NULL;
+}
+
+/* Why a request is not from the handle's sandbox (own: that sandbox, or NULL). */
+static void
+authz_mismatch_why(const authz_input_t *in, const registry_snapshot_t *reg,
+    const handle_claims_t *c, const sandbox_view_t *own, char *why, size_t len)
+{
+	const lineage_link_t *k;
+	sandbox_view_t from;
+	const char *tok;
+
+	if (own != NULL && sandbox_view_contains(own, in->peer)) {
+		tok = authz_token_why(in, own);
+		snprintf(why, len, "%s", tok ? tok : "the request is not from it");
+		return;
+	}
+	if (in->peer == NULL || sandbox_view_find_by_addr(in->policy, reg, in->peer, in->now,
+	    &from) < 0) {
+		snprintf(why, len, "the request comes from another address");
+		return;
+	}
+	k = lineage_find(from.lineage, c->sb);
+	tok = authz_token_why(in, &from);
+	if (k != NULL && c->iat <= k->at)
+		snprintf(why, len, "the request comes from sandbox %s, a copy of it, but %s",
+		    from.name, tok ? tok : "not as that copy");
+	else if (k != NULL)
+		snprintf(why, len, "the request comes from sandbox %s, a copy of it taken at "
+		    "%lld, before the handle was minted at %lld", from.name, (long long)k->at,
+		    (long long)c->iat);
+	else
+		snprintf(why, len, "the request comes from another address, that of sandbox %s",
+		    from.name);
+}
+
+/*
+ * Who asks: the handle's own sandbox, or a fork or restore that carried the handle
+ * (out->origin set). v is the sandbox the request is judged as.
+ */
 static int
 authz_check_sandbox(const authz_input_t *in, const registry_snapshot_t *reg,
     const handle_claims_t *c, sandbox_view_t *v, authz_result_t *out)
 {
 	const char *url = in->policy->metadata_url ? in->policy->metadata_url :
 	    SG_POLICY_METADATA_URL;
-	sandbox_view_t from;
-	char why[160];
+	bool known = sandbox_view_find(in->policy, reg, c->sb, in->now, v) == 0;
+	sandbox_view_t copy;
+	char why[256];
 
-	if (sandbox_view_find(in->policy, reg, c->sb, in->now, v) < 0)
-		return authz_sandbox_gone(in, reg, c, out);
+	if (known && authz_is_owner(in, c, v)) {
+		out->subject = v->name;
+		return 0;
+	}
+	if (authz_by_lineage(in, reg, c, &copy)) {
+		*v = copy;
+		out->subject = v->name;
+		out->origin = c->sb;
+		return 0;
+	}
+	if (!known)
+		return authz_sandbox_gone(reg, c, out);
 	if (v->entry != NULL && c->iat < v->created)
 		return authz_deny(out, 403, "revoked", "sandbox %s was deleted and registered "
 		    "again after handle %s was minted", c->sb, c->hid);
-	why[0] = '\0';
-	if (!sandbox_view_contains(v, in->peer)) {
-		if (in->peer != NULL && sandbox_view_find_by_addr(in->policy, reg, in->peer,
-		    in->now, &from) == 0)
-			snprintf(why, sizeof(why), "the request comes from another address, "
-			    "that of sandbox %s", from.name);
-		else
-			snprintf(why, sizeof(why), "the request comes from another address");
-	} else if ((v->token != NULL || v->token_hash != NULL) && in->proxy_token == NULL) {
-		snprintf(why, sizeof(why), "the request carries no proxy token");
-	} else if ((v->token != NULL || v->token_hash != NULL) &&
-	    !authz_token_ok(v, in->proxy_token)) {
-		snprintf(why, sizeof(why), "the request carries another proxy token");
-	}
-	if (why[0] != '\0')
-		return authz_deny(out, 407, "sandbox_mismatch", "this handle belongs to sandbox "
-		    "%s (%s); " AUTHZ_HANDLES_HINT, c->sb, why, url);
-	return 0;
+	authz_mismatch_why(in, reg, c, v, why, sizeof(why));
+	return authz_deny(out, 407, "sandbox_mismatch", "this handle belongs to sandbox "
+	    "%s (%s); " AUTHZ_HANDLES_HINT, c->sb, why, url);
+}
+
+static int
+authz_check_suspended(const handle_claims_t *c, const sandbox_view_t *sb,
+    authz_result_t *out)
+{
+	if (!sb->suspended)
+		return 0;
+	return authz_deny(out, 403, "sandbox_suspended", "sandbox %s is suspended; resume it "
+	    "first (handle %s)", sb->name, c->hid);
+}
+
+/*
+ * A sandbox-lifetime handle is bounded by iat + the current policy's max_ttl (a policy
+ * edit applies to live handles), or by its ttl once the policy gives this credential
+ * wall-clock handles in this sandbox. Wall-clock handles carry their bound in exp.
+ */
+static int
+authz_check_lifetime(const authz_input_t *in, const handle_claims_t *c,
+    const sandbox_view_t *sb, const policy_credential_t *cred, authz_result_t *out)
+{
+	sandbox_lifetime_t life;
+	int64_t end;
+
+	if (!c->life_sandbox)
+		return 0;
+	sandbox_view_lifetime(sb, cred, &life);
+	end = c->iat + (int64_t)life.ttl_s;
+	if (in->now < end || in->now - end < SG_CLOCK_SKEW_S)
+		return 0;
+	return authz_deny(out, 403, "handle_expired", "handle %s (credential %s) is past "
+	    "its %s of %llus in sandbox %s; fetch a fresh one from the metadata service",
+	    c->hid, c->cred, life.sandbox ? "max_ttl" : "ttl", (unsigned long long)life.ttl_s,
+	    sb->name);
 }
 
 static int
@@ -250,7 +352,9 @@ authz_check(const authz_input_t *in, const handle_claims_t *c, authz_result_t *o
 		reg = own = registry_acquire();	/* may stay NULL: no registry open */
 	if (authz_check_revoked(in, c, out) < 0 || authz_check_time(in, c, out) < 0 ||
 	    authz_check_sandbox(in, reg, c, &sb, out) < 0 ||
+	    authz_check_suspended(c, &sb, out) < 0 ||
 	    authz_check_grant(in, c, &sb, &cred, out) < 0 ||
+	    authz_check_lifetime(in, c, &sb, cred, out) < 0 ||
 	    authz_check_host(in, c, cred, out) < 0 ||
 	    authz_check_method(in, c, cred, out) < 0 ||
 	    authz_check_path(in, c, cred, out) < 0)

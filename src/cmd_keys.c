@@ -16,6 +16,7 @@
 #include "defaults.h"
 #include "handle.h"
 #include "policy.h"
+#include "registry.h"
 #include "seal.h"
 
 /* Largest plaintext whose sealed token still fits SG_TOKEN_MAX_LEN base64 characters. */
@@ -347,6 +348,8 @@ unseal_claims_json(const handle_claims_t *c)
 	o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:s}", "key_id", c->key_id,
 	    "v", HANDLE_VERSION, "cred", c->cred, "sb", c->sb, "hid", c->hid,
 	    "iat", (json_int_t)c->iat, "exp", (json_int_t)c->exp, "expires_at", exp);
+	if (o != NULL && c->life_sandbox)
+		json_object_set_new(o, "life", json_string(HANDLE_LIFE_SANDBOX));
 	if (o != NULL && c->hosts.n)
 		json_object_set_new(o, "hosts", unseal_list_json(&c->hosts));
 	if (o != NULL && c->methods.n)
@@ -484,7 +487,7 @@ cmd_unseal(int argc, char **argv)
 /* --- handle mint ---------------------------------------------------------------------- */
 
 static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox ID "
-    "--credential NAME [--ttl 15m] [--count N] [--json]";
+    "--credential NAME [--ttl 15m|sandbox] [--count N] [--json]";
 
 /* Most handles one `handle mint --count` prints (benchmarks, load tests). */
 #define MINT_MAX_COUNT	1000000
@@ -538,26 +541,42 @@ mint_parse_args(int argc, char **argv, struct mint_args *a)
 	return mint_parse_count(argv[0], a);
 }
 
-/* Handle lifetime: the credential's ttl, or a shorter --ttl. */
+/*
+ * Handle lifetime: the credential's (sandbox-lifetime, bounded by its max_ttl, or a
+ * wall-clock ttl), a shorter wall-clock --ttl, or --ttl sandbox where the credential's
+ * handles are sandbox-lifetime already.
+ */
 static int
-mint_ttl(const char *cmd, const struct mint_args *a, const policy_credential_t *cred,
-    int64_t *ttl)
+mint_lifetime(const char *cmd, const struct mint_args *a, const policy_t *p,
+    const policy_credential_t *cred, sandbox_lifetime_t *life)
 {
+	sandbox_view_t v;
 	char msg[256];
 	uint64_t ms;
 
-	*ttl = (int64_t)cred->ttl_s;
+	if (sandbox_view_find(p, NULL, a->sandbox, 0, &v) < 0)
+		return cli_fail(cmd, "no such sandbox");
+	sandbox_view_lifetime(&v, cred, life);
 	if (a->ttl == NULL)
 		return CLI_OK;
-	if (util_parse_duration_ms(a->ttl, &ms) < 0 || ms < 1000)
-		return cli_usage_err(cmd, handle_usage, "--ttl wants a duration of at least 1s "
-		    "such as 15m, not", a->ttl);
-	if (ms / 1000 > cred->ttl_s) {
-		snprintf(msg, sizeof(msg), "--ttl %s is longer than credential '%s' allows "
-		    "(%llus)", a->ttl, cred->name, (unsigned long long)cred->ttl_s);
+	if (strcmp(a->ttl, "sandbox") == 0) {
+		if (life->sandbox)
+			return CLI_OK;
+		snprintf(msg, sizeof(msg), "--ttl sandbox: credential '%s' has a wall-clock ttl "
+		    "(%llus); set its ttl to \"sandbox\" in the policy", cred->name,
+		    (unsigned long long)cred->ttl_s);
 		return cli_fail(cmd, msg);
 	}
-	*ttl = (int64_t)(ms / 1000);
+	if (util_parse_duration_ms(a->ttl, &ms) < 0 || ms < 1000)
+		return cli_usage_err(cmd, handle_usage, "--ttl wants a duration of at least 1s "
+		    "such as 15m (or \"sandbox\"), not", a->ttl);
+	if (ms / 1000 > life->ttl_s) {
+		snprintf(msg, sizeof(msg), "--ttl %s is longer than credential '%s' allows "
+		    "(%llus)", a->ttl, cred->name, (unsigned long long)life->ttl_s);
+		return cli_fail(cmd, msg);
+	}
+	life->sandbox = false;
+	life->ttl_s = ms / 1000;
 	return CLI_OK;
 }
 
@@ -617,8 +636,9 @@ mint_print(const handle_claims_t *c, const char *text, const policy_credential_t
 		return;
 	}
 	cli_format_time(c->exp, exp, sizeof(exp));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "handle", text, "handle_id", c->hid,
-	    "expires_at", exp, "credential", c->cred, "sandbox", c->sb, "env", cred->env);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "handle", text, "handle_id",
+	    c->hid, "expires_at", exp, "lifetime", c->life_sandbox ? "sandbox" : "ttl",
+	    "credential", c->cred, "sandbox", c->sb, "env", cred->env);
 	if (a->count == NULL)
 		cli_json_print(o);
 	else {
@@ -653,13 +673,14 @@ static int
 mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 {
 	const policy_credential_t *cred;
+	sandbox_lifetime_t life;
 	handle_claims_t c;
 	seal_keyring_t *kr;
-	int64_t ttl;
+	char exp[64];
 	int rc;
 
 	if ((rc = mint_check_grant(cmd, p, a, &cred)) != CLI_OK ||
-	    (rc = mint_ttl(cmd, a, cred, &ttl)) != CLI_OK)
+	    (rc = mint_lifetime(cmd, a, p, cred, &life)) != CLI_OK)
 		return rc;
 	if ((kr = mint_keyring(cmd, p)) == NULL)
 		return CLI_FAIL;
@@ -667,7 +688,15 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	c.cred = (char *)a->credential;
 	c.sb = (char *)a->sandbox;
 	c.iat = util_now_s();
-	c.exp = c.iat + ttl;
+	c.exp = c.iat + (int64_t)life.ttl_s;
+	c.life_sandbox = life.sandbox;
+	if (life.sandbox && !a->json) {
+		/* the kind of handle, said once (--json says it in "lifetime") */
+		cli_format_time(c.exp, exp, sizeof(exp));
+		fprintf(stderr, "sealgate handle mint: sandbox-lifetime handle%s: valid while "
+		    "sandbox %s is in the policy, at most until %s (max_ttl)\n",
+		    a->n > 1 ? "s" : "", c.sb, exp);
+	}
 	rc = mint_loop(cmd, seal_keyring_current(kr), &c, cred, a);
 	seal_keyring_free(kr);
 	return rc;
@@ -682,10 +711,13 @@ cmd_handle(int argc, char **argv)
 
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: %s\n  Mint a handle for SANDBOX to use CREDENTIAL, sealed to the\n"
-		    "  policy's keys.seal_key. --ttl may only shorten the credential's ttl.\n"
+		    "  policy's keys.seal_key. A credential with ttl \"sandbox\" gives\n"
+		    "  sandbox-lifetime handles (valid while the sandbox is, at most max_ttl);\n"
+		    "  --ttl may only shorten the credential's ttl (a wall-clock handle).\n"
 		    "  --count N mints N distinct handles (own handle ids, same claims), one per\n"
 		    "  line; N is at most %d.\n"
-		    "  --json prints {handle, handle_id, expires_at, credential, sandbox, env}\n"
+		    "  --json prints {handle, handle_id, expires_at, lifetime, credential,\n"
+		    "  sandbox, env}; lifetime is \"sandbox\" or \"ttl\" (wall-clock)\n"
 		    "  (with --count: one compact object per line).\n",
 		    handle_usage, MINT_MAX_COUNT);
 		return CLI_OK;

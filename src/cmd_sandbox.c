@@ -1,5 +1,6 @@
 /*
- * cmd_sandbox.c — `sealgate sandbox add|list|rm|fork`: the admin API's /v1/sandboxes
+ * cmd_sandbox.c — `sealgate sandbox add|list|get|rm|fork|suspend|resume`: the admin
+ * API's /v1/sandboxes
  * over a plain blocking HTTP/1.1 client (one request, Connection: close).
  *
  * The admin address and token come from --policy PATH (listen.admin, admin.token.file)
@@ -32,14 +33,19 @@
 static const char sbx_usage[] =
 	"usage: sealgate sandbox add ID --template T --address CIDR [--address CIDR ...]\n"
 	"                        [--label k=v ...] [--expires 1h|UNIX|RFC3339] [--token-env VAR]\n"
+	"                        [--restored-from P --at UNIX|RFC3339]\n"
 	"       sealgate sandbox list\n"
 	"       sealgate sandbox get ID\n"
 	"       sealgate sandbox rm ID\n"
 	"       sealgate sandbox fork PARENT NEW --address CIDR [--address CIDR ...]\n"
+	"                        [--template T] [--expires ...] [--token-env VAR]\n"
+	"       sealgate sandbox suspend ID\n"
+	"       sealgate sandbox resume ID\n"
 	"  connection: --policy PATH | --admin HOST:PORT --token-file FILE;  --json: raw JSON\n";
 
 struct sbx_args {
 	const char *policy, *admin, *token_file, *tmpl, *expires, *token_env;
+	const char *restored_from, *at;
 	const char *addresses[SBX_MAX_REPEAT], *labels[REGISTRY_MAX_LABELS];
 	size_t naddresses, nlabels;
 	bool json;
@@ -62,6 +68,8 @@ sbx_parse(int argc, char **argv, struct sbx_args *a)
 		{"label", required_argument, NULL, 'l'},
 		{"expires", required_argument, NULL, 'e'},
 		{"token-env", required_argument, NULL, 'E'},
+		{"restored-from", required_argument, NULL, 'R'},
+		{"at", required_argument, NULL, 'W'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -69,7 +77,7 @@ sbx_parse(int argc, char **argv, struct sbx_args *a)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:A:T:t:a:l:e:E:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:A:T:t:a:l:e:E:R:W:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': a->policy = optarg; break;
 		case 'A': a->admin = optarg; break;
@@ -77,6 +85,8 @@ sbx_parse(int argc, char **argv, struct sbx_args *a)
 		case 't': a->tmpl = optarg; break;
 		case 'e': a->expires = optarg; break;
 		case 'E': a->token_env = optarg; break;
+		case 'R': a->restored_from = optarg; break;
+		case 'W': a->at = optarg; break;
 		case 'j': a->json = true; break;
 		case 'a':
 			if (a->naddresses == SBX_MAX_REPEAT)
@@ -267,6 +277,14 @@ sbx_print_entry(const json_t *e)
 		printf("  %s=%s", k, json_string_value(v));
 	if (json_is_string(json_object_get(e, "parent")))
 		printf("  parent=%s", json_string_value(json_object_get(e, "parent")));
+	if (json_is_string(json_object_get(e, "restored_from")))
+		printf("  restored_from=%s@%lld", json_string_value(json_object_get(e,
+		    "restored_from")), (long long)json_integer_value(json_object_get(e,
+		    "restored_at")));
+	if (json_array_size(json_object_get(e, "lineage")) > 0)
+		printf("  lineage=%zu", json_array_size(json_object_get(e, "lineage")));
+	if (json_is_true(json_object_get(e, "suspended")))
+		printf("  suspended");
 	printf("  generation=%lld\n", (long long)json_integer_value(json_object_get(e,
 	    "generation")));
 }
@@ -337,31 +355,88 @@ sbx_add_body(const struct sbx_args *a)
 		json_object_set_new(o, "expires_at", json_string(a->expires));
 	if (tok != NULL)
 		json_object_set_new(o, "token", json_string(tok));
+	if (a->restored_from != NULL) {
+		json_object_set_new(o, "restored_from", json_string(a->restored_from));
+		json_object_set_new(o, "at", json_string(a->at));
+	}
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return txt;
 }
 
-int
-cmd_sandbox(int argc, char **argv)
+/* The POST body of `fork`: id, addresses, and what the fork changes. */
+static char *
+sbx_fork_body(const struct sbx_args *a, const char *id)
 {
-	struct sbx_args a;
-	struct sbx_conn cn;
-	const char *sub, *method = "GET";
-	char path[256], *body = NULL, *answer = NULL;
-	int status = 0, rc = CLI_USAGE, nargs;
+	const char *tok = a->token_env ? getenv(a->token_env) : NULL;
+	json_t *o = json_pack("{s:s, s:o}", "id", id, "addresses", sbx_addresses(a));
+	char *txt;
 
-	memset(&a, 0, sizeof(a));
-	memset(&cn, 0, sizeof(cn));
-	if (argc < 2 || cli_wants_help(argc, argv)) {
-		fputs(sbx_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_USAGE : CLI_OK;
+	if (o == NULL)
+		return NULL;
+	if (a->tmpl != NULL)
+		json_object_set_new(o, "template", json_string(a->tmpl));
+	if (a->expires != NULL)
+		json_object_set_new(o, "expires_at", json_string(a->expires));
+	if (tok != NULL)
+		json_object_set_new(o, "token", json_string(tok));
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return txt;
+}
+
+/* One admin request: what the subcommand says. */
+struct sbx_req {
+	const char *sub, *method;
+	char path[256];
+	char *body;		/* malloc'd; may hold a proxy token (zeroed when freed) */
+};
+
+/* The request of subcommand q->sub with ids ids[0..nids). 0, or -1 (usage). */
+static int
+sbx_route(const struct sbx_args *a, char **ids, int nids, struct sbx_req *q)
+{
+	const char *sub = q->sub;
+
+	q->method = "GET";
+	if (strcmp(sub, "add") == 0 && nids == 1 && a->tmpl && a->naddresses > 0) {
+		q->method = "PUT";
+		snprintf(q->path, sizeof(q->path), "/v1/sandboxes/%s", ids[0]);
+		q->body = sbx_add_body(a);
+	} else if ((strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0) && nids == 0) {
+		q->sub = "list";
+		snprintf(q->path, sizeof(q->path), "/v1/sandboxes");
+	} else if (strcmp(sub, "get") == 0 && nids == 1) {
+		snprintf(q->path, sizeof(q->path), "/v1/sandboxes/%s", ids[0]);
+	} else if ((strcmp(sub, "rm") == 0 || strcmp(sub, "delete") == 0) && nids == 1) {
+		q->sub = "rm";
+		q->method = "DELETE";
+		snprintf(q->path, sizeof(q->path), "/v1/sandboxes/%s", ids[0]);
+	} else if (strcmp(sub, "fork") == 0 && nids == 2 && a->naddresses > 0) {
+		q->method = "POST";
+		snprintf(q->path, sizeof(q->path), "/v1/sandboxes/%s/fork", ids[0]);
+		q->body = sbx_fork_body(a, ids[1]);
+	} else if ((strcmp(sub, "suspend") == 0 || strcmp(sub, "resume") == 0) && nids == 1) {
+		q->method = "PUT";
+		snprintf(q->path, sizeof(q->path), "/v1/sandboxes/%s/%s", ids[0], sub);
+		q->body = strdup("");
+	} else {
+		return -1;
 	}
-	sub = argv[1];
+	return 0;
+}
+
+/* Parse the command line into a and q. CLI_OK, or the exit code (message printed). */
+static int
+sbx_args_parse(int argc, char **argv, struct sbx_args *a, struct sbx_req *q)
+{
+	int nargs;
+
+	q->sub = argv[1];
 	/* positional ids come after the subcommand, before the options */
 	for (nargs = 0; 2 + nargs < argc && argv[2 + nargs][0] != '-'; nargs++)
 		;
-	if (sbx_parse(argc - 1 - nargs, argv + 1 + nargs, &a) < 0 || optind !=
+	if (sbx_parse(argc - 1 - nargs, argv + 1 + nargs, a) < 0 || optind !=
 	    argc - 1 - nargs) {
 		fputs(sbx_usage, stderr);
 		return CLI_USAGE;
@@ -371,41 +446,47 @@ cmd_sandbox(int argc, char **argv)
 			fprintf(stderr, "sealgate sandbox: bad sandbox id %s\n", argv[2 + i]);
 			return CLI_USAGE;
 		}
-	if (strcmp(sub, "add") == 0 && nargs == 1 && a.tmpl && a.naddresses > 0) {
-		method = "PUT";
-		snprintf(path, sizeof(path), "/v1/sandboxes/%s", argv[2]);
-		body = sbx_add_body(&a);
-	} else if ((strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0) && nargs == 0) {
-		sub = "list";
-		snprintf(path, sizeof(path), "/v1/sandboxes");
-	} else if (strcmp(sub, "get") == 0 && nargs == 1) {
-		snprintf(path, sizeof(path), "/v1/sandboxes/%s", argv[2]);
-	} else if ((strcmp(sub, "rm") == 0 || strcmp(sub, "delete") == 0) && nargs == 1) {
-		sub = "rm";
-		method = "DELETE";
-		snprintf(path, sizeof(path), "/v1/sandboxes/%s", argv[2]);
-	} else if (strcmp(sub, "fork") == 0 && nargs == 2 && a.naddresses > 0) {
-		json_t *o = json_pack("{s:s, s:o}", "id", argv[3], "addresses", sbx_addresses(&a));
-
-		method = "POST";
-		snprintf(path, sizeof(path), "/v1/sandboxes/%s/fork", argv[2]);
-		body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-	} else {
+	if ((a->restored_from == NULL) != (a->at == NULL)) {
+		fprintf(stderr, "sealgate sandbox: --restored-from and --at go together\n");
+		return CLI_USAGE;
+	}
+	if (sbx_route(a, argv + 2, nargs, q) < 0) {
 		fputs(sbx_usage, stderr);
 		return CLI_USAGE;
 	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0 && body == NULL) {
+	if (strcmp(q->method, "GET") != 0 && strcmp(q->method, "DELETE") != 0 &&
+	    q->body == NULL) {
 		fprintf(stderr, "sealgate sandbox: out of memory\n");
 		return CLI_FAIL;
 	}
-	rc = CLI_FAIL;
-	if (sbx_connect_info(&a, &cn) == 0 &&
-	    sbx_http(&cn, method, path, body, &status, &answer) == 0)
-		rc = sbx_report(&a, sub, status, answer);
-	if (body != NULL) {
-		sodium_memzero(body, strlen(body));	/* may hold a proxy token */
-		free(body);
+	return CLI_OK;
+}
+
+int
+cmd_sandbox(int argc, char **argv)
+{
+	struct sbx_args a;
+	struct sbx_conn cn;
+	struct sbx_req q;
+	char *answer = NULL;
+	int status = 0, rc;
+
+	memset(&a, 0, sizeof(a));
+	memset(&cn, 0, sizeof(cn));
+	memset(&q, 0, sizeof(q));
+	if (argc < 2 || cli_wants_help(argc, argv)) {
+		fputs(sbx_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	if ((rc = sbx_args_parse(argc, argv, &a, &q)) == CLI_OK) {
+		rc = CLI_FAIL;
+		if (sbx_connect_info(&a, &cn) == 0 &&
+		    sbx_http(&cn, q.method, q.path, q.body, &status, &answer) == 0)
+			rc = sbx_report(&a, q.sub, status, answer);
+	}
+	if (q.body != NULL) {
+		sodium_memzero(q.body, strlen(q.body));	/* may hold a proxy token */
+		free(q.body);
 	}
 	free(answer);
 	util_secret_free(cn.token);

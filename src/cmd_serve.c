@@ -344,14 +344,27 @@ serve_metrics(void *arg, size_t *len)
 {
 	struct serve *s = arg;
 	policy_t *p = policy_acquire();
+	registry_snapshot_t *reg = registry_acquire();
 	metrics_sources_t src = {.certs = s->shared.certs, .handles = s->shared.handles,
 	    .ratelimit = s->shared.rl, .policy_generation = p ? p->generation : 0,
 	    .reload_ok = s->reload_ok, .reload_time = s->reload_time,
-	    .policy_load_seconds = s->load_s};
+	    .policy_load_seconds = s->load_s, .sandboxes_registered = registry_count(reg),
+	    .sandboxes_suspended = registry_suspended_count(reg)};
 
+	registry_unref(reg);
 	if (p != NULL)
 		policy_unref(p);
 	return metrics_render(&src, len);
+}
+
+/* A sandbox was suspended: the workers close its idle and spliced connections. */
+static void
+serve_sandboxes_changed(void *arg)
+{
+	struct serve *s = arg;
+
+	if (s->proxy != NULL)
+		proxy_close_suspended(s->proxy);
 }
 
 static int
@@ -361,6 +374,7 @@ serve_admin_listen(struct serve *s, char *err, size_t errlen)
 		.reload = serve_reload,
 		.metrics = serve_metrics,
 		.ready = serve_ready,
+		.sandboxes_changed = serve_sandboxes_changed,
 		.arg = s,
 		.token_file = s->policy->admin_token_file,
 		.revocations_file = s->policy->revocations_file,
@@ -621,10 +635,14 @@ serve_release_policy(struct serve *s)
 static void
 serve_regsweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct serve *s = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
 	(void)registry_sweep(util_now_s());
+	/* connections of suspended sandboxes busy at the last sweep may be idle now */
+	if (registry_suspended_published() > 0)
+		serve_sandboxes_changed(s);
 }
 /* --- end issue 9 --- */
 

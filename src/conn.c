@@ -140,6 +140,7 @@ struct conn {
 	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
 	bool up_keepalive;
 	bool park_due;			/* idle: the timer parks before it closes */
+	bool served;			/* a request head was read (conn_has_served) */
 
 	/* trailer fields of a chunked response, collected until its end */
 	struct evbuffer *trailers;	/* "name: value\n" lines as received */
@@ -245,6 +246,7 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	memset(&a, 0, sizeof(a));
 	a.event = ev;
 	a.sandbox = c->rq->swap.sandbox[0] ? c->rq->swap.sandbox : NULL;
+	a.origin_sandbox = c->rq->swap.origin[0] ? c->rq->swap.origin : NULL;
 	a.source = c->peer;
 	a.handle_id = c->rq->swap.hid[0] ? c->rq->swap.hid : NULL;
 	a.credential = c->rq->swap.credential[0] ? c->rq->swap.credential : NULL;
@@ -695,6 +697,34 @@ conn_take_proxy_token(conn_t *c)
 		sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
 }
 
+/*
+ * Nothing from a suspended sandbox's addresses is accepted: every request head gets 403
+ * sandbox_suspended, whatever it carries. One atomic load while none is suspended.
+ */
+static bool
+conn_refuse_suspended(conn_t *c)
+{
+	registry_snapshot_t *reg;
+	const registry_entry_t *e;
+	char msg[192];
+
+	if (registry_suspended_published() == 0)
+		return false;
+	reg = registry_acquire();
+	e = registry_find_addr(reg, (const struct sockaddr *)&c->peer_ss);
+	if (e == NULL || e->suspended_at == 0) {
+		registry_unref(reg);
+		return false;
+	}
+	snprintf(c->rq->swap.sandbox, sizeof(c->rq->swap.sandbox), "%s", e->id);
+	snprintf(msg, sizeof(msg), "sandbox %s is suspended: nothing from its addresses is "
+	    "accepted until it is resumed", e->id);
+	registry_unref(reg);
+	STATS_INC(suspended_refused);
+	conn_fail(c, 403, "sandbox_suspended", msg);
+	return true;
+}
+
 static void
 conn_process_head(conn_t *c)
 {
@@ -728,6 +758,9 @@ conn_process_head(conn_t *c)
 	c->t_start = util_mono_msf();
 	conn_policy_refresh(c);
 	conn_take_proxy_token(c);
+	c->served = true;
+	if (conn_refuse_suspended(c))
+		return;
 	c->req_active = true;
 	c->client_keepalive = c->req.keep_alive;
 	bufferevent_disable(c->cbev, EV_READ);
@@ -2522,4 +2555,22 @@ conn_client_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	conn_close(c, (what & BEV_EVENT_EOF) ? "client closed" : "client error");
+}
+
+const struct sockaddr *
+conn_peer_addr(const conn_t *c)
+{
+	return (const struct sockaddr *)&c->peer_ss;
+}
+
+bool
+conn_is_spliced(const conn_t *c)
+{
+	return c->st == ST_SPLICE;
+}
+
+bool
+conn_has_served(const conn_t *c)
+{
+	return c->served;
 }

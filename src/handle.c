@@ -94,6 +94,11 @@ handle_claims_dump(const handle_claims_t *c)
 	    "sb", c->sb, "hid", c->hid, "iat", (json_int_t)c->iat, "exp", (json_int_t)c->exp);
 	if (o == NULL)
 		return NULL;
+	if (c->life_sandbox &&
+	    json_object_set_new(o, "life", json_string(HANDLE_LIFE_SANDBOX)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
 	if (handle_set_list(o, "hosts", &c->hosts) == 0 &&
 	    handle_set_list(o, "methods", &c->methods) == 0 &&
 	    handle_set_list(o, "paths", &c->paths) == 0)
@@ -229,6 +234,22 @@ handle_json_list(json_t *o, const char *name, policy_strlist_t *l)
 	return 0;
 }
 
+/* Optional "life": absent (wall-clock), or "sandbox". Any other value is refused: a
+ * lifetime this version does not know must not pass for a wall-clock handle. */
+static int
+handle_json_life(json_t *o, bool *sandbox)
+{
+	json_t *v = json_object_get(o, "life");
+
+	*sandbox = false;
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || strcmp(json_string_value(v), HANDLE_LIFE_SANDBOX) != 0)
+		return -1;
+	*sandbox = true;
+	return 0;
+}
+
 static int
 handle_claims_parse(json_t *o, handle_claims_t *c)
 {
@@ -245,6 +266,8 @@ handle_claims_parse(json_t *o, handle_claims_t *c)
 		return -1;
 	if (handle_json_int(o, "iat", &c->iat) < 0 || handle_json_int(o, "exp", &c->exp) < 0 ||
 	    c->exp < c->iat)
+		return -1;
+	if (handle_json_life(o, &c->life_sandbox) < 0)
 		return -1;
 	if (handle_json_list(o, "hosts", &c->hosts) < 0 ||
 	    handle_json_list(o, "methods", &c->methods) < 0 ||

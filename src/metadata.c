@@ -350,20 +350,33 @@ md_format_time(int64_t t, char *out, size_t outlen)
 		snprintf(out, outlen, "%lld", (long long)t);
 }
 
-/* A fresh handle for the request's sandbox, or NULL. Logs and audits the mint (by its
- * handle id, never the text). */
-static char *
-md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
+/* The lifetime kind as the responder names it ("lifetime" in answers and audit). */
+static const char *
+md_lifetime_name(bool sandbox)
 {
+	return sandbox ? "sandbox" : "ttl";
+}
+
+/*
+ * A fresh handle for the request's sandbox, or NULL; *exp and *sandbox say how long it
+ * lives (sandbox: bound to the sandbox, exp is its max_ttl backstop). Logs and audits the
+ * mint (by its handle id, never the text).
+ */
+static char *
+md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp, bool *sandbox)
+{
+	sandbox_lifetime_t life;
 	handle_claims_t c;
-	char *text = NULL, when[32], detail[48];
+	char *text = NULL, when[32], detail[64];
 	int rc;
 
+	sandbox_view_lifetime(r->sb, cred, &life);
 	memset(&c, 0, sizeof(c));
 	c.cred = cred->name;
 	c.sb = (char *)r->sb->name;	/* handle_mint only reads it */
 	c.iat = util_now_s();
-	c.exp = c.iat + (int64_t)sandbox_view_ttl(r->sb, cred);
+	c.exp = c.iat + (int64_t)life.ttl_s;
+	c.life_sandbox = life.sandbox;
 	/* a registered sandbox's handles never outlive its registration */
 	if (r->sb->expires_at != 0 && c.exp > r->sb->expires_at)
 		c.exp = r->sb->expires_at;
@@ -371,13 +384,15 @@ md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp)
 		log_err("sandbox %s credential %s: %s", c.sb, c.cred, handle_error_message(rc));
 		return NULL;
 	}
-	log_info("minted handle sandbox=%s credential=%s hid=%s key=%s exp=%lld", c.sb, c.cred,
-	    c.hid, c.key_id, (long long)c.exp);
+	log_info("minted handle sandbox=%s credential=%s hid=%s key=%s exp=%lld lifetime=%s",
+	    c.sb, c.cred, c.hid, c.key_id, (long long)c.exp, md_lifetime_name(life.sandbox));
 	md_format_time(c.exp, when, sizeof(when));
-	snprintf(detail, sizeof(detail), "expires_at=%s", when);
+	snprintf(detail, sizeof(detail), "expires_at=%s lifetime=%s", when,
+	    md_lifetime_name(life.sandbox));
 	md_audit(r, &(audit_event_t){ .event = "minted", .handle_id = c.hid,
 	    .credential = c.cred, .status = 200, .detail = detail });
 	*exp = c.exp;
+	*sandbox = life.sandbox;
 	return text;
 }
 
@@ -440,6 +455,7 @@ md_handle_cb(struct md_req *r)
 	const char *name = r->path + strlen("/v1/handles/");
 	const policy_credential_t *cred = policy_credential_find(r->policy, name);
 	char *text, when[64];
+	bool sandbox;
 	int64_t exp;
 	json_t *j;
 
@@ -448,13 +464,14 @@ md_handle_cb(struct md_req *r)
 		    r->sb->name, name);
 		return;
 	}
-	if ((text = md_mint(r, cred, &exp)) == NULL) {
+	if ((text = md_mint(r, cred, &exp, &sandbox)) == NULL) {
 		md_error(r, 500, "mint_failed", "could not mint a handle for %s", name);
 		return;
 	}
 	md_format_time(exp, when, sizeof(when));
-	j = json_pack("{s:s, s:s, s:s?, s:o}", "handle", text, "expires_at", when,
-	    "env", cred->env, "hosts", md_strlist_json(&cred->hosts));
+	j = json_pack("{s:s, s:s, s:s, s:s?, s:o}", "handle", text, "expires_at", when,
+	    "lifetime", md_lifetime_name(sandbox), "env", cred->env, "hosts",
+	    md_strlist_json(&cred->hosts));
 	free(text);
 	md_reply_json(r, 200, j);
 }
@@ -464,6 +481,7 @@ static int
 md_env_handles(struct md_req *r, metadata_env_var_t *vars, size_t *n)
 {
 	const policy_credential_t *cred;
+	bool sandbox;
 	int64_t exp;
 
 	for (size_t i = 0; i < r->sb->credentials->n; i++) {
@@ -471,7 +489,7 @@ md_env_handles(struct md_req *r, metadata_env_var_t *vars, size_t *n)
 		if (cred == NULL || cred->env == NULL)
 			continue;
 		vars[*n].name = cred->env;
-		if ((vars[(*n)++].value = md_mint(r, cred, &exp)) == NULL)
+		if ((vars[(*n)++].value = md_mint(r, cred, &exp, &sandbox)) == NULL)
 			return -1;
 	}
 	return 0;
@@ -706,6 +724,9 @@ md_request_cb(struct evhttp_request *req, void *arg)
 	r.reg = registry_acquire();
 	if ((r.sb = md_sandbox_of(&r)) == NULL)
 		md_error(&r, 403, "unknown_sandbox", "the source address belongs to no sandbox");
+	else if (r.sb->suspended)
+		md_error(&r, 403, "sandbox_suspended", "sandbox %s is suspended until it is "
+		    "resumed", r.sb->name);
 	else if (md_rate_ok(&r))
 		md_dispatch(&r);
 	registry_unref(r.reg);

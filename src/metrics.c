@@ -64,6 +64,16 @@ static const struct metrics_stat metrics_stats[] = {
 	    "handles (429 too_many_failures)."),
 	STAT(brute_force, "brute_force_total", NULL, "counter",
 	    "Windows in which a source went past limits.failed_handles (audit brute_force)."),
+	STAT(sandbox_suspends, "sandbox_suspends_total", NULL, "counter",
+	    "Registered sandboxes suspended (admin API)."),
+	STAT(sandbox_resumes, "sandbox_resumes_total", NULL, "counter",
+	    "Registered sandboxes resumed (admin API)."),
+	STAT(suspended_refused, "suspended_requests_refused_total", NULL, "counter",
+	    "Requests refused because their sandbox is suspended."),
+	STAT(suspended_closed, "suspended_connections_closed_total", NULL, "counter",
+	    "Idle or spliced connections closed because their sandbox was suspended."),
+	STAT(handles_lineage, "handles_lineage_accepted_total", NULL, "counter",
+	    "Requests whose handle was accepted through fork or restore lineage."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),
@@ -334,6 +344,11 @@ metrics_render_sources(FILE *f, const metrics_sources_t *src)
 	    src->policy_load_seconds > 0 ? src->policy_load_seconds : 0);
 	metrics_one(f, "audit_dropped_total", "counter",
 	    "Audit lines dropped because the writer queue was full.", audit_dropped());
+	metrics_one(f, "sandboxes_registered", "gauge",
+	    "Sandboxes registered at run time (admin API), suspended ones included.",
+	    src->sandboxes_registered);
+	metrics_one(f, "sandboxes_suspended", "gauge",
+	    "Registered sandboxes suspended now (hibernating).", src->sandboxes_suspended);
 }
 
 char *

@@ -1513,11 +1513,23 @@ policy_parse_inject(struct policy_ctx *c, const char *path, json_t *v, policy_in
 	return rc == 0 ? 0 : -1;
 }
 
+/* "ttl": a duration (1s..SG_HANDLE_TTL_MAX_S), or "sandbox" (handles bound to their
+ * sandbox's lifetime, see docs/handles.md). */
 static void
-policy_parse_ttl(struct policy_ctx *c, const char *path, json_t *v, uint64_t *ttl_s)
+policy_parse_ttl(struct policy_ctx *c, const char *path, json_t *v, uint64_t *ttl_s,
+    bool *sandbox)
 {
 	uint64_t ms;
 
+	if (json_is_string(v) && strcmp(json_string_value(v), "sandbox") == 0) {
+		*sandbox = true;
+		return;
+	}
+	if (json_is_string(v) && util_parse_duration_ms(json_string_value(v), &ms) < 0) {
+		policy_err(c, path, "%s is neither a duration (like \"15m\", \"1h\") nor "
+		    "\"sandbox\"", Q(json_string_value(v)));
+		return;
+	}
 	if (policy_duration(c, path, v, &ms) < 0)
 		return;
 	if (ms < 1000 || ms / 1000 > SG_HANDLE_TTL_MAX_S) {
@@ -1526,6 +1538,22 @@ policy_parse_ttl(struct policy_ctx *c, const char *path, json_t *v, uint64_t *tt
 		return;
 	}
 	*ttl_s = ms / 1000;
+}
+
+/* "max_ttl": the longest any handle lives, 1s..SG_HANDLE_MAX_TTL_LIMIT_S. */
+static void
+policy_parse_max_ttl(struct policy_ctx *c, const char *path, json_t *v, uint64_t *out)
+{
+	uint64_t ms;
+
+	if (policy_duration(c, path, v, &ms) < 0)
+		return;
+	if (ms < 1000 || ms / 1000 > SG_HANDLE_MAX_TTL_LIMIT_S) {
+		policy_err(c, path, "%s is out of range (1s..%ds)", Q(json_string_value(v)),
+		    SG_HANDLE_MAX_TTL_LIMIT_S);
+		return;
+	}
+	*out = ms / 1000;
 }
 
 static void
@@ -1572,6 +1600,28 @@ policy_parse_credential_scope(struct policy_ctx *c, const char *path, json_t *v,
 		    "a path (must start with \"/\"; \"*\" matches any run)", false, &cr->paths);
 }
 
+/* ttl and max_ttl: a wall-clock ttl may not exceed max_ttl; a sandbox-lifetime
+ * credential's wall-clock bound (ttl_s, used where a template caps it) is max_ttl. */
+static void
+policy_parse_credential_ttl(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	policy_path_key(sub, sizeof(sub), path, "max_ttl");
+	if ((e = json_object_get(v, "max_ttl")) != NULL)
+		policy_parse_max_ttl(c, sub, e, &cr->max_ttl_s);
+	policy_path_key(sub, sizeof(sub), path, "ttl");
+	if ((e = json_object_get(v, "ttl")) != NULL)
+		policy_parse_ttl(c, sub, e, &cr->ttl_s, &cr->ttl_sandbox);
+	if (cr->ttl_sandbox)
+		cr->ttl_s = cr->max_ttl_s;
+	else if (cr->ttl_s > cr->max_ttl_s)
+		policy_err(c, sub, "ttl (%llus) is longer than max_ttl (%llus)",
+		    (unsigned long long)cr->ttl_s, (unsigned long long)cr->max_ttl_s);
+}
+
 static void
 policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
@@ -1586,9 +1636,7 @@ policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
 	policy_path_key(sub, sizeof(sub), path, "rate_total");
 	if ((e = json_object_get(v, "rate_total")) != NULL)
 		policy_parse_rate(c, sub, e, &cr->rate_total);
-	policy_path_key(sub, sizeof(sub), path, "ttl");
-	if ((e = json_object_get(v, "ttl")) != NULL)
-		policy_parse_ttl(c, sub, e, &cr->ttl_s);
+	policy_parse_credential_ttl(c, path, v, cr);
 	policy_path_key(sub, sizeof(sub), path, "env");
 	if ((e = json_object_get(v, "env")) != NULL && policy_string(c, sub, e, &s) == 0) {
 		if (policy_check_env_name(s) < 0)
@@ -1610,12 +1658,13 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
-	    "rate", "rate_total", "ttl", "env", "allow_plain_http", "allow_websocket_binary",
-	    NULL};
+	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
+	    "allow_websocket_binary", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 
 	cr->ttl_s = SG_HANDLE_TTL_DEFAULT_S;
+	cr->max_ttl_s = SG_HANDLE_MAX_TTL_DEFAULT_S;
 	if (policy_object(c, path, v) < 0)
 		return;
 	policy_check_keys(c, path, v, keys);
@@ -1803,8 +1852,8 @@ static void
 policy_parse_template(struct policy_ctx *c, const char *path, json_t *v,
     policy_template_t *t)
 {
-	static const char *const keys[] = {"credentials", "rate", "ttl", "token_required",
-		NULL};
+	static const char *const keys[] = {"credentials", "rate", "ttl", "max_ttl",
+		"token_required", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 
@@ -1820,7 +1869,10 @@ policy_parse_template(struct policy_ctx *c, const char *path, json_t *v,
 		policy_parse_rate(c, sub, e, &t->rate);
 	policy_path_key(sub, sizeof(sub), path, "ttl");
 	if ((e = json_object_get(v, "ttl")) != NULL)
-		policy_parse_ttl(c, sub, e, &t->ttl_s);
+		policy_parse_ttl(c, sub, e, &t->ttl_s, &t->ttl_sandbox);
+	policy_path_key(sub, sizeof(sub), path, "max_ttl");
+	if ((e = json_object_get(v, "max_ttl")) != NULL)
+		policy_parse_max_ttl(c, sub, e, &t->max_ttl_s);
 	policy_path_key(sub, sizeof(sub), path, "token_required");
 	if ((e = json_object_get(v, "token_required")) != NULL)
 		policy_bool(c, sub, e, &t->token_required);

@@ -21,11 +21,13 @@
 #include "defaults.h"
 #include "log.h"
 #include "proxy.h"
+#include "registry.h"
 #include "stats.h"
 #include "util.h"
 
 struct sg_stats sg_stats;
 static bool proxy_draining;
+static uint64_t proxy_sweeps;		/* proxy_close_suspended calls (atomic) */
 
 /* Sockets waiting for a worker: the main thread pushes, the worker pops. */
 struct pending_fd {
@@ -64,6 +66,7 @@ struct worker {
 	struct event *trim;		/* give freed heap pages back after parks */
 	unsigned parked;		/* connections parked since the last trim */
 	uint64_t io;			/* reads seen (busy polling) */
+	uint64_t swept;			/* proxy_sweeps this worker has acted on */
 };
 
 struct proxy {
@@ -191,6 +194,36 @@ worker_pool_take(worker_t *w, const char *key)
 	return bev;
 }
 
+/*
+ * Close this worker's connections from suspended sandboxes that sit between requests
+ * (idle or parked, after at least one request) or splice bytes (tunnels, WebSockets). A
+ * request in flight finishes; the connection's next request is refused and a later sweep
+ * closes it once idle. A connection that has sent nothing yet is left to its first
+ * request, which gets the 403 that says why.
+ */
+static void
+worker_close_suspended(worker_t *w)
+{
+	registry_snapshot_t *reg;
+
+	if (registry_suspended_published() == 0)
+		return;
+	reg = registry_acquire();
+	for (size_t i = w->nconns; i > 0; i--) {	/* conn_close moves the last into i-1 */
+		conn_t *c = w->conns[i - 1];
+		const registry_entry_t *e;
+
+		if (!(conn_is_idle(c) && conn_has_served(c)) && !conn_is_spliced(c))
+			continue;
+		e = registry_find_addr(reg, conn_peer_addr(c));
+		if (e == NULL || e->suspended_at == 0)
+			continue;
+		STATS_INC(suspended_closed);
+		conn_close(c, "sandbox suspended");
+	}
+	registry_unref(reg);
+}
+
 static void
 worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -225,6 +258,9 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 		for (size_t i = w->nconns; i > 0; i--)
 			if (conn_is_idle(w->conns[i - 1]))
 				conn_close(w->conns[i - 1], "draining");
+	} else if (__atomic_load_n(&proxy_sweeps, __ATOMIC_ACQUIRE) != w->swept) {
+		w->swept = __atomic_load_n(&proxy_sweeps, __ATOMIC_ACQUIRE);
+		worker_close_suspended(w);
 	}
 }
 
@@ -571,6 +607,14 @@ proxy_drain(proxy_t *p)
 		p->listener = NULL;
 	}
 	event_del(p->retry);
+	for (unsigned i = 0; i < p->nworkers; i++)
+		event_active(p->workers[i].notify, EV_READ, 0);
+}
+
+void
+proxy_close_suspended(proxy_t *p)
+{
+	__atomic_add_fetch(&proxy_sweeps, 1, __ATOMIC_ACQ_REL);
 	for (unsigned i = 0; i < p->nworkers; i++)
 		event_active(p->workers[i].notify, EV_READ, 0);
 }

@@ -45,6 +45,7 @@ struct registry_snapshot {
 	size_t nranges;
 	struct reg_tomb *tombs;		/* sorted by id */
 	size_t ntombs;
+	size_t nsuspended;		/* entries suspended (reg_snapshot_index) */
 };
 
 struct registry {
@@ -61,6 +62,7 @@ static registry_snapshot_t *reg_published;
 static registry_t *reg_global;
 static registry_snapshot_t *reg_retained[REGISTRY_RETAIN];	/* ring, under reg_pub_mtx */
 static size_t reg_retain_next;
+static size_t reg_suspended_pub;	/* nsuspended of reg_published (atomic) */
 
 static const policy_strlist_t reg_no_creds = {0, NULL};
 static const policy_rate_t reg_no_rate = {0};
@@ -88,6 +90,8 @@ reg_entry_free(registry_entry_t *e)
 	free(e->addresses);
 	reg_labels_free(e->label_keys, e->label_values, e->nlabels);
 	free(e->parent);
+	free(e->restored_from);
+	lineage_free(&e->lineage);
 	if (e->token_hash != NULL)
 		sodium_free(e->token_hash);
 	free(e);
@@ -168,6 +172,7 @@ reg_publish(registry_snapshot_t *s)
 	pthread_mutex_lock(&reg_pub_mtx);
 	old = reg_published;
 	reg_published = registry_snapshot_ref(s);
+	__atomic_store_n(&reg_suspended_pub, s ? s->nsuspended : 0, __ATOMIC_RELEASE);
 	if (s != NULL && old != NULL) {
 		/* keep old a little longer; drop the oldest retained one instead */
 		registry_snapshot_t *t = reg_retained[reg_retain_next];
@@ -254,8 +259,11 @@ reg_snapshot_index(registry_snapshot_t *s)
 		qsort(s->byid, s->n, sizeof(*s->byid), reg_cmp_entry);
 	if (s->ntombs > 0)
 		qsort(s->tombs, s->ntombs, sizeof(*s->tombs), reg_cmp_tomb);
-	for (size_t i = 0; i < s->n; i++)
+	s->nsuspended = 0;
+	for (size_t i = 0; i < s->n; i++) {
 		nr += s->byid[i]->naddresses;
+		s->nsuspended += s->byid[i]->suspended_at != 0;
+	}
 	free(s->ranges);
 	s->ranges = nr ? calloc(nr, sizeof(*s->ranges)) : NULL;
 	if (nr && s->ranges == NULL)
@@ -449,6 +457,18 @@ registry_find_addr(const registry_snapshot_t *s, const struct sockaddr *sa)
 	return memcmp(key, s->ranges[lo - 1].hi, 16) <= 0 ? s->ranges[lo - 1].e : NULL;
 }
 
+size_t
+registry_suspended_count(const registry_snapshot_t *s)
+{
+	return s ? s->nsuspended : 0;
+}
+
+size_t
+registry_suspended_published(void)
+{
+	return __atomic_load_n(&reg_suspended_pub, __ATOMIC_ACQUIRE);
+}
+
 const char *
 registry_tombstone(const registry_snapshot_t *s, const char *id)
 {
@@ -580,6 +600,7 @@ registry_spec_free(registry_spec_t *s)
 	free(s->addresses);
 	reg_labels_free(s->label_keys, s->label_values, s->nlabels);
 	util_secret_free(s->token);
+	free(s->restored_from);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -685,15 +706,76 @@ reg_parse_expires(json_t *v, int64_t now, int64_t *out, registry_result_t *res)
 	    "or a duration from now (\"1h\")");
 }
 
+/* Every member of object root is one of keys (NULL-terminated). 0, or -1 with res. */
+static int
+reg_known_keys(json_t *root, const char *const *keys, registry_result_t *res)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(root, k, v) {
+		bool known = false;
+
+		for (size_t i = 0; keys[i]; i++)
+			known |= strcmp(k, keys[i]) == 0;
+		if (!known)
+			return reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
+	}
+	return 0;
+}
+
+/* "token": a non-empty string of at most REGISTRY_TOKEN_MAX bytes, into sodium memory. */
+static int
+reg_parse_token(json_t *v, char **out, registry_result_t *res)
+{
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    json_string_length(v) > REGISTRY_TOKEN_MAX)
+		return reg_fail(res, 400, "bad_request", "token: a non-empty string of at most "
+		    "%d bytes", REGISTRY_TOKEN_MAX);
+	if ((*out = util_secret_dup(json_string_value(v), json_string_length(v))) == NULL)
+		return reg_fail(res, 500, "internal", "out of memory");
+	return 0;
+}
+
+/*
+ * "restored_from": P and "at": T (unix seconds or RFC 3339, not in the future beyond
+ * the clock skew), both or neither: the sandbox runs a checkpoint of P taken at T.
+ */
+static int
+reg_parse_restore(json_t *root, int64_t now, registry_spec_t *out, registry_result_t *res)
+{
+	json_t *from = json_object_get(root, "restored_from"), *at = json_object_get(root, "at");
+	const char *s = json_string_value(at);
+
+	if (from == NULL && at == NULL)
+		return 0;
+	if (!json_is_string(from) || !registry_id_valid(json_string_value(from)))
+		return reg_fail(res, 400, "bad_request", "restored_from: the id of the sandbox "
+		    "whose checkpoint this is, with \"at\"");
+	if (json_is_integer(at) && json_integer_value(at) > 0)
+		out->restored_at = json_integer_value(at);
+	else if (s == NULL || registry_parse_time(s, now, &out->restored_at) < 0)
+		return reg_fail(res, 400, "bad_request", "at: when the checkpoint was taken, "
+		    "unix seconds or an RFC 3339 time");
+	if (out->restored_at > now + SG_CLOCK_SKEW_S)
+		return reg_fail(res, 400, "bad_request", "at: the checkpoint time is in the "
+		    "future");
+	if ((out->restored_from = strdup(json_string_value(from))) == NULL)
+		return reg_fail(res, 500, "internal", "out of memory");
+	return 0;
+}
+
 int
 registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
     registry_spec_t *out, registry_result_t *res)
 {
 	static const char *const keys[] = {"template", "addresses", "labels", "expires_at",
-		"token", NULL};
+		"token", "restored_from", "at", NULL};
 	json_error_t je;
 	json_t *root, *v;
-	const char *k;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -707,16 +789,8 @@ registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
 		return reg_fail(res, 400, "bad_request", "body must be a JSON object (%s)",
 		    root ? "not an object" : je.text);
 	}
-	json_object_foreach(root, k, v) {
-		bool known = false;
-
-		for (size_t i = 0; keys[i]; i++)
-			known |= strcmp(k, keys[i]) == 0;
-		if (!known) {
-			reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
-			goto done;
-		}
-	}
+	if (reg_known_keys(root, keys, res) < 0)
+		goto done;
 	if ((out->id = strdup(id)) == NULL) {
 		reg_fail(res, 500, "internal", "out of memory");
 		goto done;
@@ -738,19 +812,9 @@ registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
 	if ((v = json_object_get(root, "expires_at")) != NULL &&
 	    reg_parse_expires(v, now, &out->expires_at, res) < 0)
 		goto done;
-	if ((v = json_object_get(root, "token")) != NULL && !json_is_null(v)) {
-		if (!json_is_string(v) || json_string_length(v) == 0 ||
-		    json_string_length(v) > REGISTRY_TOKEN_MAX) {
-			reg_fail(res, 400, "bad_request", "token: a non-empty string of at most %d "
-			    "bytes", REGISTRY_TOKEN_MAX);
-			goto done;
-		}
-		out->token = util_secret_dup(json_string_value(v), json_string_length(v));
-		if (out->token == NULL) {
-			reg_fail(res, 500, "internal", "out of memory");
-			goto done;
-		}
-	}
+	if (reg_parse_token(json_object_get(root, "token"), &out->token, res) < 0 ||
+	    reg_parse_restore(root, now, out, res) < 0)
+		goto done;
 	rc = 0;
 done:
 	json_decref(root);
@@ -759,38 +823,72 @@ done:
 	return rc;
 }
 
-int
-registry_fork_parse(const char *json, size_t len, char id[REGISTRY_ID_MAX + 1],
-    policy_cidr_t **addrs, size_t *naddrs, registry_result_t *res)
+void
+registry_fork_spec_free(registry_fork_spec_t *s)
 {
+	if (s == NULL)
+		return;
+	free(s->addresses);
+	free(s->template_name);
+	util_secret_free(s->token);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The optional fields of a fork: template, token, expires_at. */
+static int
+reg_fork_parse_rest(json_t *root, int64_t now, registry_fork_spec_t *out,
+    registry_result_t *res)
+{
+	json_t *v = json_object_get(root, "template");
+
+	if (v != NULL) {
+		if (!json_is_string(v) || !registry_id_valid(json_string_value(v)))
+			return reg_fail(res, 400, "bad_request", "template: a template name");
+		if ((out->template_name = strdup(json_string_value(v))) == NULL)
+			return reg_fail(res, 500, "internal", "out of memory");
+	}
+	if ((v = json_object_get(root, "expires_at")) != NULL) {
+		out->has_expires = true;
+		if (reg_parse_expires(v, now, &out->expires_at, res) < 0)
+			return -1;
+	}
+	return reg_parse_token(json_object_get(root, "token"), &out->token, res);
+}
+
+int
+registry_fork_parse(const char *json, size_t len, int64_t now, registry_fork_spec_t *out,
+    registry_result_t *res)
+{
+	static const char *const keys[] = {"id", "addresses", "template", "token",
+		"expires_at", NULL};
 	json_error_t je;
 	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je), *v;
-	const char *k;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	*addrs = NULL;
-	*naddrs = 0;
+	memset(out, 0, sizeof(*out));
 	if (root == NULL || !json_is_object(root)) {
 		json_decref(root);
 		return reg_fail(res, 400, "bad_request", "body must be a JSON object {\"id\", "
 		    "\"addresses\"}");
 	}
-	json_object_foreach(root, k, v)
-		if (strcmp(k, "id") != 0 && strcmp(k, "addresses") != 0) {
-			reg_fail(res, 400, "bad_request", "unknown field %.64s", k);
-			goto done;
-		}
+	if (reg_known_keys(root, keys, res) < 0)
+		goto done;
 	v = json_object_get(root, "id");
 	if (!json_is_string(v) || !registry_id_valid(json_string_value(v))) {
 		reg_fail(res, 400, "bad_request", "id: the fork's id ([A-Za-z0-9_.-], 1 to %d "
 		    "characters) is required", REGISTRY_ID_MAX);
 		goto done;
 	}
-	snprintf(id, REGISTRY_ID_MAX + 1, "%s", json_string_value(v));
-	rc = reg_parse_addresses(json_object_get(root, "addresses"), addrs, naddrs, res);
+	snprintf(out->id, sizeof(out->id), "%s", json_string_value(v));
+	if (reg_parse_addresses(json_object_get(root, "addresses"), &out->addresses,
+	    &out->naddresses, res) < 0 || reg_fork_parse_rest(root, now, out, res) < 0)
+		goto done;
+	rc = 0;
 done:
 	json_decref(root);
+	if (rc < 0)
+		registry_fork_spec_free(out);
 	return rc;
 }
 
@@ -857,6 +955,40 @@ reg_append(int fd, const json_t *rec, bool sync)
 	return rc;
 }
 
+/* [{"id": ID, "at": T}, ...], nearest first. */
+static json_t *
+reg_lineage_json(const lineage_t *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < l->n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:I}", "id", l->links[i].id, "at",
+		    (json_int_t)l->links[i].at));
+	return a;
+}
+
+/* The "lineage" of a stored record into l; -1 when malformed or too deep. */
+static int
+reg_lineage_parse(const json_t *a, lineage_t *l)
+{
+	const json_t *v;
+	size_t i;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > LINEAGE_MAX_DEPTH)
+		return -1;
+	json_array_foreach(a, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		json_t *at = json_object_get(v, "at");
+
+		if (!registry_id_valid(id) || !json_is_integer(at) ||
+		    lineage_append(l, id, json_integer_value(at)) != LINEAGE_OK)
+			return -1;
+	}
+	return 0;
+}
+
 static json_t *
 reg_entry_record(const registry_entry_t *e, const char *op)
 {
@@ -885,6 +1017,14 @@ reg_entry_record(const registry_entry_t *e, const char *op)
 	json_object_set_new(o, "generation", json_integer((json_int_t)e->generation));
 	if (e->parent)
 		json_object_set_new(o, "parent", json_string(e->parent));
+	if (e->restored_from) {
+		json_object_set_new(o, "restored_from", json_string(e->restored_from));
+		json_object_set_new(o, "restored_at", json_integer(e->restored_at));
+	}
+	if (e->lineage.n > 0)
+		json_object_set_new(o, "lineage", reg_lineage_json(&e->lineage));
+	if (e->suspended_at != 0)
+		json_object_set_new(o, "suspended_at", json_integer(e->suspended_at));
 	if (e->token_hash) {
 		util_hex_encode(e->token_hash, REGISTRY_TOKEN_HASH_LEN, hex);
 		json_object_set_new(o, "token_hash", json_string(hex));
@@ -899,6 +1039,32 @@ reg_delete_record(const char *id, int64_t at, const char *reason, uint64_t gen)
 	    (json_int_t)at, "reason", reason, "generation", (json_int_t)gen);
 }
 
+/* A stored record's labels (an object of strings, or NULL) into e. 0, or -1. */
+static int
+reg_record_labels(json_t *l, registry_entry_t *e)
+{
+	const char *k;
+	json_t *v;
+
+	if (l == NULL || json_object_size(l) == 0)
+		return 0;
+	e->label_keys = calloc(json_object_size(l), sizeof(char *));
+	e->label_values = calloc(json_object_size(l), sizeof(char *));
+	if (e->label_keys == NULL || e->label_values == NULL)
+		return -1;
+	/* JSON_SORT_KEYS wrote them sorted; jansson keeps insertion order */
+	json_object_foreach(l, k, v) {
+		if (!json_is_string(v))
+			return -1;
+		e->label_keys[e->nlabels] = strdup(k);
+		e->label_values[e->nlabels] = strdup(json_string_value(v));
+		if (e->label_keys[e->nlabels++] == NULL ||
+		    e->label_values[e->nlabels - 1] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
 /* An entry from a put/fork record, or NULL (malformed). */
 static registry_entry_t *
 reg_entry_from_record(const json_t *o)
@@ -909,7 +1075,7 @@ reg_entry_from_record(const json_t *o)
 	const char *tpl = json_string_value(json_object_get(o, "template"));
 	const char *th = json_string_value(json_object_get(o, "token_hash"));
 	const char *par = json_string_value(json_object_get(o, "parent"));
-	const char *k;
+	const char *rf = json_string_value(json_object_get(o, "restored_from"));
 	size_t i;
 
 	if (e == NULL)
@@ -923,8 +1089,11 @@ reg_entry_from_record(const json_t *o)
 	e->id = strdup(id);
 	e->template_name = strdup(tpl);
 	e->parent = par ? strdup(par) : NULL;
+	e->restored_from = rf ? strdup(rf) : NULL;
 	e->addresses = calloc(json_array_size(a), sizeof(*e->addresses));
-	if (e->id == NULL || e->template_name == NULL || e->addresses == NULL)
+	if (e->id == NULL || e->template_name == NULL || e->addresses == NULL ||
+	    (par && e->parent == NULL) || (rf && e->restored_from == NULL) ||
+	    reg_lineage_parse(json_object_get(o, "lineage"), &e->lineage) < 0)
 		goto bad;
 	json_array_foreach(a, i, v) {
 		if (!json_is_string(v) || netaddr_parse_cidr(json_string_value(v),
@@ -932,25 +1101,17 @@ reg_entry_from_record(const json_t *o)
 			goto bad;
 		e->naddresses++;
 	}
-	if (l != NULL && json_object_size(l) > 0) {
-		e->label_keys = calloc(json_object_size(l), sizeof(char *));
-		e->label_values = calloc(json_object_size(l), sizeof(char *));
-		if (e->label_keys == NULL || e->label_values == NULL)
-			goto bad;
-		/* JSON_SORT_KEYS wrote them sorted; jansson keeps insertion order */
-		json_object_foreach(l, k, v) {
-			if (!json_is_string(v))
-				goto bad;
-			e->label_keys[e->nlabels] = strdup(k);
-			e->label_values[e->nlabels] = strdup(json_string_value(v));
-			if (e->label_keys[e->nlabels++] == NULL ||
-			    e->label_values[e->nlabels - 1] == NULL)
-				goto bad;
-		}
-	}
+	if (reg_record_labels(l, e) < 0)
+		goto bad;
 	e->expires_at = json_integer_value(json_object_get(o, "expires_at"));
 	e->created = json_integer_value(json_object_get(o, "created"));
 	e->generation = (uint64_t)json_integer_value(json_object_get(o, "generation"));
+	e->restored_at = json_integer_value(json_object_get(o, "restored_at"));
+	e->suspended_at = json_integer_value(json_object_get(o, "suspended_at"));
+	/* a fork journalled before lineage was recorded: its parent, at its creation */
+	if (e->parent != NULL && json_object_get(o, "lineage") == NULL && e->created > 0 &&
+	    lineage_append(&e->lineage, e->parent, e->created) != LINEAGE_OK)
+		goto bad;
 	if (th != NULL) {
 		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL ||
 		    util_hex_decode(th, strlen(th), e->token_hash, REGISTRY_TOKEN_HASH_LEN) < 0)
@@ -962,6 +1123,65 @@ bad:
 	return NULL;
 }
 
+/* A replayed put/fork: the entry replaces any of its id. */
+static int
+reg_replay_entry(registry_snapshot_t *s, const json_t *o, const policy_t *policy)
+{
+	registry_entry_t *e, **nv;
+
+	if ((e = reg_entry_from_record(o)) == NULL)
+		return -1;
+	reg_entry_fill_sb(e, policy);
+	reg_copy_remove(s, e->id);
+	reg_copy_untomb(s, e->id);
+	nv = realloc(s->byid, (s->n + 1) * sizeof(*nv));
+	if (nv == NULL) {
+		reg_entry_free(e);
+		return -1;
+	}
+	s->byid = nv;
+	s->byid[s->n++] = e;
+	qsort(s->byid, s->n, sizeof(*s->byid), reg_cmp_entry);
+	return 0;
+}
+
+static int
+reg_replay_delete(registry_snapshot_t *s, const json_t *o, int64_t now)
+{
+	const char *id = json_string_value(json_object_get(o, "id"));
+	const char *why = json_string_value(json_object_get(o, "reason"));
+	int64_t at = json_integer_value(json_object_get(o, "at"));
+	struct reg_tomb *nt;
+
+	if (!registry_id_valid(id))
+		return -1;
+	reg_copy_remove(s, id);
+	if (at + REGISTRY_TOMBSTONE_S <= now)
+		return 0;
+	nt = realloc(s->tombs, (s->ntombs + 1) * sizeof(*nt));
+	if (nt == NULL)
+		return -1;
+	s->tombs = nt;
+	return reg_copy_tomb(s, id, at, why && strcmp(why, "expired") == 0 ? "expired" :
+	    "deleted");
+}
+
+/* A replayed suspend/resume: the working snapshot's entries are private, set in place. */
+static int
+reg_replay_suspend(registry_snapshot_t *s, const json_t *o, bool suspend)
+{
+	const char *id = json_string_value(json_object_get(o, "id"));
+	int64_t at = json_integer_value(json_object_get(o, "at"));
+	ssize_t i;
+
+	if (!registry_id_valid(id) || (suspend && at <= 0))
+		return -1;
+	if ((i = reg_index_of(s, id)) < 0)
+		return 0;	/* deleted in between: nothing to do */
+	s->byid[i]->suspended_at = suspend ? at : 0;
+	return 0;
+}
+
 /* Apply one replayed record to the working snapshot. 0, or -1 (malformed). */
 static int
 reg_replay_one(registry_t *r, registry_snapshot_t *s, const json_t *o, int64_t now,
@@ -969,47 +1189,17 @@ reg_replay_one(registry_t *r, registry_snapshot_t *s, const json_t *o, int64_t n
 {
 	const char *op = json_string_value(json_object_get(o, "op"));
 	uint64_t gen = (uint64_t)json_integer_value(json_object_get(o, "generation"));
-	registry_entry_t *e;
-	registry_entry_t **nv;
 
 	if (op == NULL)
 		return -1;
 	if (gen > r->generation)
 		r->generation = gen;
-	if (strcmp(op, "put") == 0 || strcmp(op, "fork") == 0) {
-		if ((e = reg_entry_from_record(o)) == NULL)
-			return -1;
-		reg_entry_fill_sb(e, policy);
-		reg_copy_remove(s, e->id);
-		reg_copy_untomb(s, e->id);
-		nv = realloc(s->byid, (s->n + 1) * sizeof(*nv));
-		if (nv == NULL) {
-			reg_entry_free(e);
-			return -1;
-		}
-		s->byid = nv;
-		s->byid[s->n++] = e;
-		qsort(s->byid, s->n, sizeof(*s->byid), reg_cmp_entry);
-		return 0;
-	}
-	if (strcmp(op, "delete") == 0) {
-		const char *id = json_string_value(json_object_get(o, "id"));
-		const char *why = json_string_value(json_object_get(o, "reason"));
-		int64_t at = json_integer_value(json_object_get(o, "at"));
-		struct reg_tomb *nt;
-
-		if (!registry_id_valid(id))
-			return -1;
-		reg_copy_remove(s, id);
-		if (at + REGISTRY_TOMBSTONE_S <= now)
-			return 0;
-		nt = realloc(s->tombs, (s->ntombs + 1) * sizeof(*nt));
-		if (nt == NULL)
-			return -1;
-		s->tombs = nt;
-		return reg_copy_tomb(s, id, at, why && strcmp(why, "expired") == 0 ? "expired" :
-		    "deleted");
-	}
+	if (strcmp(op, "put") == 0 || strcmp(op, "fork") == 0)
+		return reg_replay_entry(s, o, policy);
+	if (strcmp(op, "delete") == 0)
+		return reg_replay_delete(s, o, now);
+	if (strcmp(op, "suspend") == 0 || strcmp(op, "resume") == 0)
+		return reg_replay_suspend(s, o, strcmp(op, "suspend") == 0);
 	return -1;
 }
 
@@ -1350,9 +1540,13 @@ reg_same(const registry_entry_t *e, const registry_spec_t *s)
 	uint8_t h[REGISTRY_TOKEN_HASH_LEN];
 	bool tok;
 
-	if (e->parent != NULL || strcmp(e->template_name, s->template_name) != 0 ||
+	if (strcmp(e->template_name, s->template_name) != 0 ||
 	    e->naddresses != s->naddresses || e->nlabels != s->nlabels ||
 	    e->expires_at != s->expires_at || (e->token_hash == NULL) != (s->token == NULL))
+		return false;
+	/* history is kept unless the PUT names a (different) checkpoint */
+	if (s->restored_from != NULL && (e->restored_from == NULL || e->restored_at !=
+	    s->restored_at || strcmp(e->restored_from, s->restored_from) != 0))
 		return false;
 	if (memcmp(e->addresses, s->addresses, s->naddresses * sizeof(*s->addresses)) != 0)
 		return false;
@@ -1418,6 +1612,56 @@ reg_copy_insert(registry_snapshot_t *c, registry_entry_t *e)
 }
 
 static int
+reg_lineage_fail(int err, const char *id, registry_result_t *res)
+{
+	if (err == LINEAGE_E_DEPTH)
+		return reg_fail(res, 409, "lineage_too_deep", "sandbox %s would descend from "
+		    "more than %d forks or checkpoints (LINEAGE_MAX_DEPTH)", id,
+		    LINEAGE_MAX_DEPTH);
+	return reg_fail(res, 500, "internal", "out of memory");
+}
+
+static int
+reg_strdup_to(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src != NULL && *dst == NULL ? LINEAGE_E_NOMEM : LINEAGE_OK;
+}
+
+/*
+ * A put's history. A restored_from derives the lineage from that sandbox's (when it is
+ * registered here: per sidecar) and the checkpoint time; otherwise a replaced entry keeps
+ * its fork parent, restore and lineage. The suspended state is kept either way: a PUT
+ * reconfigures a sandbox, resume wakes it.
+ */
+static int
+reg_entry_history(registry_entry_t *e, const registry_entry_t *old,
+    const registry_spec_t *s, const registry_snapshot_t *cur, registry_result_t *res)
+{
+	const registry_entry_t *from;
+	int rc;
+
+	e->suspended_at = old ? old->suspended_at : 0;
+	if (s->restored_from != NULL) {
+		from = registry_find(cur, s->restored_from);
+		rc = lineage_derive(from ? &from->lineage : NULL, s->restored_from,
+		    s->restored_at, &e->lineage);
+		if (rc == LINEAGE_OK)
+			rc = reg_strdup_to(&e->restored_from, s->restored_from);
+		e->restored_at = s->restored_at;
+	} else if (old != NULL) {
+		rc = lineage_copy(&old->lineage, &e->lineage);
+		if (rc == LINEAGE_OK && (rc = reg_strdup_to(&e->parent, old->parent)) ==
+		    LINEAGE_OK)
+			rc = reg_strdup_to(&e->restored_from, old->restored_from);
+		e->restored_at = old->restored_at;
+	} else {
+		rc = LINEAGE_OK;
+	}
+	return rc == LINEAGE_OK ? 0 : reg_lineage_fail(rc, s->id, res);
+}
+
+static int
 reg_check_template(const policy_t *p, const registry_spec_t *s, registry_result_t *res)
 {
 	const policy_template_t *t = policy_template_find(p, s->template_name);
@@ -1431,6 +1675,26 @@ reg_check_template(const policy_t *p, const registry_spec_t *s, registry_result_
 	return 0;
 }
 
+/* Can spec be stored (old: the entry it replaces, or NULL)? 0, or -1 with res. */
+static int
+reg_put_check(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
+    const registry_entry_t *old, int64_t now, registry_result_t *res)
+{
+	if (!registry_id_valid(spec->id))
+		return reg_fail(res, 400, "bad_request", "bad sandbox id");
+	if (reg_check_template(policy, spec, res) < 0)
+		return -1;
+	if (spec->expires_at != 0 && spec->expires_at <= now)
+		return reg_fail(res, 400, "bad_request", "expires_at is in the past");
+	if (old != NULL && reg_same(old, spec))
+		return 0;
+	if (old == NULL && registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES)
+		return reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
+		    REGISTRY_MAX_SANDBOXES);
+	return reg_check_overlap(r->cur, policy, spec->id, spec->addresses,
+	    spec->naddresses, res);
+}
+
 int
 registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
     int64_t now, registry_result_t *res)
@@ -1442,35 +1706,24 @@ registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&r->mu);
-	if (!registry_id_valid(spec->id)) {
-		reg_fail(res, 400, "bad_request", "bad sandbox id");
+	old = registry_id_valid(spec->id) ? registry_find(r->cur, spec->id) : NULL;
+	if (reg_put_check(r, policy, spec, old, now, res) < 0)
 		goto out;
-	}
-	if (reg_check_template(policy, spec, res) < 0)
-		goto out;
-	if (spec->expires_at != 0 && spec->expires_at <= now) {
-		reg_fail(res, 400, "bad_request", "expires_at is in the past");
-		goto out;
-	}
-	old = registry_find(r->cur, spec->id);
 	if (old != NULL && reg_same(old, spec)) {
 		reg_ok(res, 200, old->generation, false, false);
 		rc = 0;
 		goto out;
 	}
-	if (old == NULL && registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES) {
-		reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
-		    REGISTRY_MAX_SANDBOXES);
-		goto out;
-	}
-	if (reg_check_overlap(r->cur, policy, spec->id, spec->addresses, spec->naddresses,
-	    res) < 0)
-		goto out;
 	if ((next = reg_snapshot_copy(r->cur)) == NULL ||
 	    (e = reg_entry_from_spec(spec)) == NULL) {
 		if (next)
 			registry_unref(next);
 		reg_fail(res, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (reg_entry_history(e, old, spec, r->cur, res) < 0) {
+		reg_entry_free(e);
+		registry_unref(next);
 		goto out;
 	}
 	e->created = old ? old->created : now;
@@ -1479,9 +1732,9 @@ registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
 	reg_copy_insert(next, e);
 	if (reg_commit(r, next, reg_entry_record(e, "put"), res) < 0)
 		goto out;
-	log_info("sandbox %s %s (template %s, %zu addresses, generation %llu)", spec->id,
-	    old ? "replaced" : "registered", spec->template_name, spec->naddresses,
-	    (unsigned long long)e->generation);
+	log_info("sandbox %s %s (template %s, %zu addresses, %zu lineage links, generation "
+	    "%llu)", spec->id, old ? "replaced" : "registered", spec->template_name,
+	    spec->naddresses, e->lineage.n, (unsigned long long)e->generation);
 	reg_ok(res, old ? 200 : 201, e->generation, old == NULL, true);
 	rc = 0;
 out:
@@ -1524,68 +1777,163 @@ registry_delete(registry_t *r, const char *id, int64_t now, registry_result_t *r
 	return rc;
 }
 
+/* Can parent be forked into spec? 0, or -1 with res filled. */
+static int
+reg_fork_check(registry_t *r, const policy_t *policy, const registry_entry_t *pe,
+    const char *parent, const registry_fork_spec_t *spec, int64_t now, registry_result_t *res)
+{
+	const char *tpl = spec->template_name ? spec->template_name : pe ? pe->template_name :
+	    NULL;
+	const policy_template_t *t = NULL;
+
+	if (!registry_id_valid(spec->id) || spec->naddresses == 0 ||
+	    spec->naddresses > REGISTRY_MAX_ADDRESSES)
+		return reg_fail(res, 400, "bad_request", "a fork needs a valid id and 1 to %d "
+		    "addresses", REGISTRY_MAX_ADDRESSES);
+	if (pe == NULL || (pe->expires_at != 0 && pe->expires_at <= now))
+		return reg_fail(res, 404, "not_found", "no registered sandbox %.64s", parent);
+	if (registry_find(r->cur, spec->id) != NULL ||
+	    policy_sandbox_find(policy, spec->id) != NULL)
+		return reg_fail(res, 409, "exists", "sandbox %s already exists", spec->id);
+	if (registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES)
+		return reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
+		    REGISTRY_MAX_SANDBOXES);
+	if (spec->template_name && (t = policy_template_find(policy, tpl)) == NULL)
+		return reg_fail(res, 422, "unknown_template", "template %s is not in the "
+		    "policy's sandbox_templates", tpl);
+	if (spec->template_name && t->token_required && spec->token == NULL &&
+	    pe->token_hash == NULL)
+		return reg_fail(res, 400, "bad_request", "template %s requires a proxy token "
+		    "(\"token\")", tpl);
+	if (spec->has_expires && spec->expires_at != 0 && spec->expires_at <= now)
+		return reg_fail(res, 400, "bad_request", "expires_at is in the past");
+	return reg_check_overlap(r->cur, policy, spec->id, spec->addresses, spec->naddresses,
+	    res);
+}
+
+/* The fork's entry: parent's template, labels, expiry and token unless spec names its
+ * own; lineage (parent, now) + the parent's links. NULL with res filled. */
+static registry_entry_t *
+reg_fork_entry(const registry_entry_t *pe, const registry_fork_spec_t *spec, int64_t now,
+    registry_result_t *res)
+{
+	registry_spec_t fs = {(char *)spec->id, spec->template_name ? spec->template_name :
+	    pe->template_name, spec->addresses, spec->naddresses, pe->label_keys,
+	    pe->label_values, pe->nlabels, spec->has_expires ? spec->expires_at :
+	    pe->expires_at, spec->token, NULL, 0};
+	registry_entry_t *e = reg_entry_from_spec(&fs);
+	int rc = e ? reg_strdup_to(&e->parent, pe->id) : LINEAGE_E_NOMEM;
+
+	if (rc == LINEAGE_OK && spec->token == NULL && pe->token_hash != NULL) {
+		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
+			rc = LINEAGE_E_NOMEM;
+		else
+			memcpy(e->token_hash, pe->token_hash, REGISTRY_TOKEN_HASH_LEN);
+	}
+	if (rc == LINEAGE_OK)
+		rc = lineage_derive(&pe->lineage, pe->id, now, &e->lineage);
+	if (rc != LINEAGE_OK) {
+		reg_entry_free(e);
+		reg_lineage_fail(rc, spec->id, res);
+		return NULL;
+	}
+	e->created = now;
+	return e;
+}
+
 int
-registry_fork(registry_t *r, const policy_t *policy, const char *parent, const char *id,
-    const policy_cidr_t *addresses, size_t naddresses, int64_t now, registry_result_t *res)
+registry_fork(registry_t *r, const policy_t *policy, const char *parent,
+    const registry_fork_spec_t *spec, int64_t now, registry_result_t *res)
 {
 	const registry_entry_t *pe;
-	registry_snapshot_t *next;
+	registry_snapshot_t *next = NULL;
 	registry_entry_t *e;
-	registry_spec_t spec;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&r->mu);
-	if (!registry_id_valid(id) || naddresses == 0 || naddresses > REGISTRY_MAX_ADDRESSES) {
-		reg_fail(res, 400, "bad_request", "a fork needs a valid id and 1 to %d "
-		    "addresses", REGISTRY_MAX_ADDRESSES);
+	pe = registry_find(r->cur, parent);
+	if (reg_fork_check(r, policy, pe, parent, spec, now, res) < 0)
 		goto out;
-	}
-	if ((pe = registry_find(r->cur, parent)) == NULL ||
-	    (pe->expires_at != 0 && pe->expires_at <= now)) {
-		reg_fail(res, 404, "not_found", "no registered sandbox %.64s", parent);
-		goto out;
-	}
-	if (registry_find(r->cur, id) != NULL || policy_sandbox_find(policy, id) != NULL) {
-		reg_fail(res, 409, "exists", "sandbox %s already exists", id);
-		goto out;
-	}
-	if (registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES) {
-		reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
-		    REGISTRY_MAX_SANDBOXES);
-		goto out;
-	}
-	if (reg_check_overlap(r->cur, policy, id, addresses, naddresses, res) < 0)
-		goto out;
-	/* the parent's template, labels and expiry under the fork's own identity */
-	spec = (registry_spec_t){(char *)id, pe->template_name, (policy_cidr_t *)addresses,
-	    naddresses, pe->label_keys, pe->label_values, pe->nlabels, pe->expires_at, NULL};
-	if ((next = reg_snapshot_copy(r->cur)) == NULL ||
-	    (e = reg_entry_from_spec(&spec)) == NULL ||
-	    (e->parent = strdup(parent)) == NULL) {
-		if (next)
-			registry_unref(next);
+	if ((next = reg_snapshot_copy(r->cur)) == NULL) {
 		reg_fail(res, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (pe->token_hash != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL) {
-			reg_entry_free(e);
-			registry_unref(next);
-			reg_fail(res, 500, "internal", "out of memory");
-			goto out;
-		}
-		memcpy(e->token_hash, pe->token_hash, REGISTRY_TOKEN_HASH_LEN);
+	if ((e = reg_fork_entry(pe, spec, now, res)) == NULL) {
+		registry_unref(next);
+		goto out;
 	}
-	e->created = now;
 	e->generation = next->generation = ++r->generation;
 	reg_entry_fill_sb(e, policy);
 	reg_copy_insert(next, e);
 	if (reg_commit(r, next, reg_entry_record(e, "fork"), res) < 0)
 		goto out;
-	log_info("sandbox %s forked from %s (generation %llu)", id, parent,
-	    (unsigned long long)e->generation);
+	log_info("sandbox %s forked from %s at %lld (%zu lineage links, generation %llu)",
+	    spec->id, parent, (long long)now, e->lineage.n, (unsigned long long)e->generation);
 	reg_ok(res, 201, e->generation, true, true);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+/* A copy of e (suspended_at changed later), sharing nothing with it. */
+static registry_entry_t *
+reg_entry_clone(const registry_entry_t *e)
+{
+	json_t *o = reg_entry_record(e, "put");
+	registry_entry_t *c = o ? reg_entry_from_record(o) : NULL;
+
+	json_decref(o);
+	if (c != NULL) {
+		c->sb = e->sb;
+		c->sb.name = c->id;
+		c->sb.addresses = c->addresses;
+	}
+	return c;
+}
+
+static json_t *
+reg_suspend_record(const char *id, bool suspend, int64_t at, uint64_t gen)
+{
+	return json_pack("{s:s, s:s, s:I, s:I}", "op", suspend ? "suspend" : "resume", "id",
+	    id, "at", (json_int_t)at, "generation", (json_int_t)gen);
+}
+
+int
+registry_suspend(registry_t *r, const char *id, bool suspend, int64_t now,
+    registry_result_t *res)
+{
+	const registry_entry_t *old;
+	registry_snapshot_t *next = NULL;
+	registry_entry_t *e = NULL;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&r->mu);
+	if ((old = registry_find(r->cur, id)) == NULL) {
+		reg_fail(res, 404, "not_found", "no registered sandbox %.64s", id);
+		goto out;
+	}
+	if ((old->suspended_at != 0) == suspend) {
+		reg_ok(res, 200, old->generation, false, false);
+		rc = 0;
+		goto out;
+	}
+	if ((next = reg_snapshot_copy(r->cur)) == NULL || (e = reg_entry_clone(old)) == NULL) {
+		registry_unref(next);
+		reg_fail(res, 500, "internal", "out of memory");
+		goto out;
+	}
+	e->suspended_at = suspend ? now : 0;
+	e->generation = next->generation = ++r->generation;
+	reg_copy_insert(next, e);
+	if (reg_commit(r, next, reg_suspend_record(id, suspend, now, e->generation), res) < 0)
+		goto out;
+	log_info("sandbox %s %s (generation %llu)", id, suspend ? "suspended: its "
+	    "connections close, its requests are refused" : "resumed",
+	    (unsigned long long)e->generation);
+	reg_ok(res, 200, e->generation, false, true);
 	rc = 0;
 out:
 	pthread_mutex_unlock(&r->mu);
@@ -1673,6 +2021,7 @@ registry_entry_json(const registry_entry_t *e)
 	json_object_del(o, "op");
 	json_object_del(o, "token_hash");
 	json_object_set_new(o, "token", json_boolean(e->token_hash != NULL));
+	json_object_set_new(o, "suspended", json_boolean(e->suspended_at != 0));
 	txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return txt;
@@ -1708,8 +2057,12 @@ reg_view_entry(const policy_t *p, const registry_entry_t *e, sandbox_view_t *out
 	out->token_hash = e->token_hash;
 	out->template_name = e->template_name;
 	out->ttl_s = t ? t->ttl_s : 0;
+	out->ttl_sandbox = t ? t->ttl_sandbox : false;
+	out->max_ttl_s = t ? t->max_ttl_s : 0;
 	out->expires_at = e->expires_at;
 	out->created = e->created;
+	out->lineage = e->lineage.n > 0 ? &e->lineage : NULL;
+	out->suspended = e->suspended_at != 0;
 	out->sb = &e->sb;
 	out->entry = e;
 }
@@ -1775,10 +2128,19 @@ sandbox_view_contains(const sandbox_view_t *v, const struct sockaddr *sa)
 	return false;
 }
 
-uint64_t
-sandbox_view_ttl(const sandbox_view_t *v, const policy_credential_t *cred)
+void
+sandbox_view_lifetime(const sandbox_view_t *v, const policy_credential_t *cred,
+    sandbox_lifetime_t *out)
 {
-	if (v->ttl_s != 0 && v->ttl_s < cred->ttl_s)
-		return v->ttl_s;
-	return cred->ttl_s;
+	if (v->ttl_s != 0 && !v->ttl_sandbox) {
+		out->sandbox = false;
+		out->ttl_s = v->ttl_s < cred->ttl_s ? v->ttl_s : cred->ttl_s;
+	} else if (v->ttl_sandbox || cred->ttl_sandbox) {
+		out->sandbox = true;
+		out->ttl_s = v->max_ttl_s != 0 && v->max_ttl_s < cred->max_ttl_s ?
+		    v->max_ttl_s : cred->max_ttl_s;
+	} else {
+		out->sandbox = false;
+		out->ttl_s = cred->ttl_s;
+	}
 }

@@ -250,14 +250,18 @@ static int
 swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t *az,
     swap_out_t *out)
 {
-	char kh[64], kc[96], ks[96];
+	char kh[112], kc[96], ks[96];
 	struct ratelimit_req reqs[3];
 	struct ratelimit_result res;
 	size_t n = 0;
 
 	if (env->rl == NULL)
 		return 0;
-	snprintf(kh, sizeof(kh), "h:%s", cl->hid);
+	/* a handle carried into a fork is the fork's: its own per-handle bucket */
+	if (az->origin != NULL)
+		snprintf(kh, sizeof(kh), "h:%s@%s", cl->hid, az->sandbox->name);
+	else
+		snprintf(kh, sizeof(kh), "h:%s", cl->hid);
 	snprintf(kc, sizeof(kc), "c:%s", az->cred->name);
 	snprintf(ks, sizeof(ks), "s:%s", az->sandbox->name);
 	reqs[n++] = (struct ratelimit_req){kh, strlen(kh), &az->cred->rate};
@@ -313,6 +317,21 @@ swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text
 	s->handle_len = s->handle ? tlen : 0;
 }
 
+/* For the audit line: a handle let in by lineage is the asking sandbox's, from its origin. */
+static void
+swap_note_lineage(swap_out_t *out, const handle_claims_t *cl, const authz_result_t *az,
+    bool allowed)
+{
+	if (az->origin == NULL)
+		return;
+	if (allowed)
+		STATS_INC(handles_lineage);
+	if (strcmp(out->hid, cl->hid) != 0)
+		return;		/* not the request's first handle: the line names that one */
+	snprintf(out->sandbox, sizeof(out->sandbox), "%s", az->subject);
+	snprintf(out->origin, sizeof(out->origin), "%s", az->origin);
+}
+
 /* Where a handle was found: the head (inject rule applies), a held body, a frame. */
 enum swap_at { SWAP_AT_HEAD, SWAP_AT_BODY, SWAP_AT_TEXT_FRAME, SWAP_AT_BINARY_FRAME };
 
@@ -366,10 +385,12 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	if (authz_check(&in, cl, &az) < 0) {
 		swap_throttle_fail(env, req);
+		swap_note_lineage(out, cl, &az, false);
 		out->exfiltration = az.exfiltration;
 		swap_deny(out, az.status, az.code, "%s", az.message);
 		goto done;
 	}
+	swap_note_lineage(out, cl, &az, true);
 
 	if (swap_rate(env, cl, &az, out) < 0)
 		goto done;

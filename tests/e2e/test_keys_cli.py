@@ -210,7 +210,7 @@ class KeysCli(unittest.TestCase):
 
     # --- handle mint ------------------------------------------------------------------
 
-    def write_policy(self, ttl="1h"):
+    def write_policy(self, ttl="1h", max_ttl=None):
         policy = {
             "keys": {"seal_key": "seal.key", "ca_cert": "ca.crt", "ca_key": "ca.key"},
             "credentials": {
@@ -221,6 +221,8 @@ class KeysCli(unittest.TestCase):
             },
             "sandboxes": {"sb-1": {"addresses": ["10.0.2.15/32"], "credentials": ["openai"]}},
         }
+        if max_ttl:
+            policy["credentials"]["openai"]["max_ttl"] = max_ttl
         path = os.path.join(self.dir, "policy.json")
         with open(path, "w") as f:
             json.dump(policy, f)
@@ -261,8 +263,9 @@ class KeysCli(unittest.TestCase):
                            "--credential", "openai", "--ttl", "15m", "--json")
         self.assertEqual(rc, 0, err)
         doc = json.loads(out)
-        self.assertEqual(set(doc), {"handle", "handle_id", "expires_at", "credential",
-                                    "sandbox", "env"})
+        self.assertEqual(set(doc), {"handle", "handle_id", "expires_at", "lifetime",
+                                    "credential", "sandbox", "env"})
+        self.assertEqual(doc["lifetime"], "ttl")
         self.assertEqual(doc["env"], "OPENAI_API_KEY")
         self.assertEqual(doc["credential"], "openai")
         self.assertEqual(doc["sandbox"], "sb-1")
@@ -280,6 +283,43 @@ class KeysCli(unittest.TestCase):
         rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
                            "--credential", "openai", "--ttl", "soon")
         self.assertEqual(rc, 2)
+
+    def test_handle_mint_sandbox_lifetime(self):
+        self.keygen()
+        policy = self.write_policy(ttl="sandbox", max_ttl="10d")
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai", "--json")
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual(doc["lifetime"], "sandbox")
+        rc, shown, err = run("unseal", "--key", self.key, doc["handle"])
+        claims = json.loads(shown)
+        self.assertEqual(claims["life"], "sandbox")
+        self.assertEqual(claims["exp"] - claims["iat"], 10 * 86400)   # the max_ttl backstop
+        # plain output stays one handle per line; the kind is said on stderr
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"^sgh1\.[0-9a-f]{8}\.[A-Za-z0-9_-]+\n$")
+        self.assertIn("sandbox-lifetime handle", err)
+        self.assertIn("sandbox sb-1", err)
+        # a shorter wall-clock ttl may be asked for; "sandbox" only where the policy says so
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai", "--ttl", "15m", "--json")
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual(doc["lifetime"], "ttl")
+        claims = json.loads(run("unseal", "--key", self.key, doc["handle"])[1])
+        self.assertNotIn("life", claims)
+        self.assertEqual(claims["exp"] - claims["iat"], 900)
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai", "--ttl", "sandbox", "--json")
+        self.assertEqual((rc, json.loads(out)["lifetime"]), (0, "sandbox"))
+        policy = self.write_policy(ttl="1h")
+        rc, out, err = run("handle", "mint", "--policy", policy, "--sandbox", "sb-1",
+                           "--credential", "openai", "--ttl", "sandbox")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("wall-clock ttl", err)
 
     def test_handle_mint_count(self):
         self.keygen()

@@ -199,7 +199,8 @@ class MetadataTest(sgtest.TestCase):
             self.assertEqual(r.status, 200, r.body)
             self.assert_no_secret(r)
             d = json.loads(r.body)
-            self.assertEqual(set(d), {"handle", "expires_at", "env", "hosts"})
+            self.assertEqual(set(d), {"handle", "expires_at", "lifetime", "env", "hosts"})
+            self.assertEqual(d["lifetime"], "ttl")      # the credential's wall-clock ttl
             self.assertTrue(d["handle"].startswith("sgh1."), d)
             self.assertEqual(d["env"], "EXAMPLE_API_KEY")
             self.assertEqual(d["hosts"], ["api.example.test"])
@@ -419,7 +420,7 @@ class MetadataTest(sgtest.TestCase):
         self.assertEqual(line["sandbox"], "local", line)
         self.assertEqual(line["source"], "127.0.0.1", line)
         self.assertEqual(line["credential"], "example", line)
-        self.assertEqual(line["detail"], "expires_at=" + d["expires_at"], line)
+        self.assertEqual(line["detail"], "expires_at=%s lifetime=ttl" % d["expires_at"], line)
         self.assertEqual(line["path"], "/v1/handles/example", line)
         self.assertNotIn("error", line)
         # /v1/env mints one handle per granted credential with an env name: one line each

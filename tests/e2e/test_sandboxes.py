@@ -137,7 +137,11 @@ class RegistryTest(SandboxCase):
         st, j = self.admin("POST", "/v1/sandboxes/parent/fork",
                            {"id": "child", "addresses": ["127.0.0.12/32"]})
         self.assertEqual((st, j["error"]), (409, "exists"))
-        r = self.through(h, "127.0.0.11")
+        # the parent's handle from before the fork is the child's too (test_persist.py)
+        self.assertEqual(self.through(h, "127.0.0.11").status, 200)
+        # a third sandbox is no copy of the parent: 407 naming the owner
+        self.assertEqual(self.register("other", ["127.0.0.17/32"])[0], 201)
+        r = self.through(h, "127.0.0.17")
         self.assertEqual((r.status, r.header("X-Sealgate-Error")), (407, "sandbox_mismatch"))
         msg = r.json()["message"]
         self.assertIn("parent", msg)

@@ -106,7 +106,8 @@ static void
 test_fields(void **state)
 {
 	char path[300], err[256];
-	audit_event_t full = {.event = "request", .sandbox = "sb-1", .source = "10.0.2.15",
+	audit_event_t full = {.event = "request", .sandbox = "sb-1",
+	    .origin_sandbox = "sb-parent", .source = "10.0.2.15",
 	    .handle_id = "0123456789abcdef0123456789abcdef", .credential = "openai",
 	    .method = "POST", .host = "api.openai.com", .path = "/v1/chat?key=sk-live#frag",
 	    .port = 443, .status = 200, .bytes_up = 12, .bytes_down = 3456,
@@ -129,12 +130,13 @@ test_fields(void **state)
 	audit_close();
 	v = read_lines(path, &n);
 	assert_int_equal(n, 3);
-	assert_int_equal(json_object_size(v[0]), 16);	/* all but error */
+	assert_int_equal(json_object_size(v[0]), 17);	/* all but error */
 	t = str(v[0], "time");
 	assert_int_equal(strlen(t), 24);	/* 2024-05-01T12:00:00.123Z */
 	assert_true(t[4] == '-' && t[10] == 'T' && t[19] == '.' && t[23] == 'Z');
 	assert_string_equal(str(v[0], "event"), "request");
 	assert_string_equal(str(v[0], "sandbox"), "sb-1");
+	assert_string_equal(str(v[0], "origin_sandbox"), "sb-parent");
 	assert_string_equal(str(v[0], "source"), "10.0.2.15");
 	assert_string_equal(str(v[0], "handle_id"), "0123456789abcdef0123456789abcdef");
 	assert_string_equal(str(v[0], "credential"), "openai");
@@ -178,6 +180,7 @@ ref_format(const audit_event_t *ev, const char *ts)
 	ref_set_str(o, "time", ts);
 	ref_set_str(o, "event", ev->event);
 	ref_set_str(o, "sandbox", ev->sandbox);
+	ref_set_str(o, "origin_sandbox", ev->origin_sandbox);
 	ref_set_str(o, "source", ev->source);
 	ref_set_str(o, "handle_id", ev->handle_id);
 	ref_set_str(o, "credential", ev->credential);
@@ -295,7 +298,7 @@ rnd_real(void)
 static void
 test_matches_jansson(void **state)
 {
-	static char bufs[RANDOM_EVENTS][10][4 * RND_STR_MAX + 1];
+	static char bufs[RANDOM_EVENTS][11][4 * RND_STR_MAX + 1];
 	static audit_event_t evs[RANDOM_EVENTS];
 	char path[300], err[256], *line = NULL;
 	uint64_t before = audit_dropped();
@@ -318,6 +321,7 @@ test_matches_jansson(void **state)
 		ev->path = rnd_str(bufs[i][7]);
 		ev->error = rnd_str(bufs[i][8]);
 		ev->detail = rnd_str(bufs[i][9]);
+		ev->origin_sandbox = rnd_str(bufs[i][10]);
 		ev->port = rnd() % 3 == 0 ? 0 : (uint16_t)rnd();
 		switch (rnd() % 4) {
 		case 0: ev->status = 0; break;

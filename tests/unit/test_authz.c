@@ -1,4 +1,5 @@
-/* test_authz.c — each denial in order, allowed cases, proxy tokens. */
+/* test_authz.c — each denial in order, allowed cases, proxy tokens, fork and restore
+ * lineage and sandbox-lifetime handles (the clock is NOW, passed in). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,7 +40,9 @@ static const char policy_json[] =
     "    \"credentials\": [\"openai\", \"github\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"openai\"],"
     "    \"token\": {\"value\": \"" SB2_TOKEN "\"}}},"
-    " \"sandbox_templates\": {\"job\": {\"credentials\": [\"openai\"], \"ttl\": \"5m\"}},"
+    " \"sandbox_templates\": {\"job\": {\"credentials\": [\"openai\"], \"ttl\": \"5m\"},"
+    "  \"life\": {\"credentials\": [\"openai\"], \"ttl\": \"sandbox\", \"max_ttl\": \"2h\"},"
+    "  \"gh\": {\"credentials\": [\"github\"]}},"
     " \"metadata\": {\"url\": \"http://md.test/v1/handles\"}}";
 
 struct fixture {
@@ -127,6 +130,20 @@ allowed(struct fixture *f)
 	assert_non_null(f->r.sandbox);
 	assert_string_equal(f->r.cred->name, f->c.cred);
 	assert_string_equal(f->r.sandbox->name, f->c.sb);
+}
+
+/* Allowed as sandbox subject; origin: the handle's sandbox when lineage let it in. */
+static void
+allowed_as(struct fixture *f, const char *subject, const char *origin)
+{
+	if (authz_check(&f->in, &f->c, &f->r) != 0)
+		fail_msg("denied: %u %s: %s", f->r.status, f->r.code, f->r.message);
+	assert_string_equal(f->r.sandbox->name, subject);
+	assert_string_equal(f->r.subject, subject);
+	if (origin == NULL)
+		assert_null(f->r.origin);
+	else
+		assert_string_equal(f->r.origin, origin);
 }
 
 /* Denied with status and code; the message holds want and never a secret or a handle. */
@@ -361,23 +378,54 @@ test_sandbox_mismatch_address(void **state)
 
 /* --- registered sandboxes (registry.h) ----------------------------------------------- */
 
+/* PUT id (template tpl at addr, optional token and extra JSON members) at time at. */
+static void
+reg_put(registry_t *r, struct fixture *f, const char *id, const char *tpl,
+    const char *addr, const char *token, const char *extra, int64_t at)
+{
+	char body[512];
+	registry_spec_t spec;
+	registry_result_t res;
+
+	snprintf(body, sizeof(body), "{\"template\": \"%s\", \"addresses\": [\"%s\"]%s%s%s%s}",
+	    tpl, addr, token ? ", \"token\": \"" : "", token ? token : "", token ? "\"" : "",
+	    extra ? extra : "");
+	assert_int_equal(registry_spec_parse(id, body, strlen(body), at, &spec, &res), 0);
+	if (registry_put(r, f->p, &spec, at, &res) != 0)
+		fail_msg("put %s: %d %s", id, res.status, res.message);
+	registry_spec_free(&spec);
+}
+
 static registry_t *
 reg_with(struct fixture *f, char *dir, const char *id, const char *addr, const char *token)
 {
-	char err[256], body[256];
-	registry_spec_t spec;
-	registry_result_t res;
+	char err[256];
 	registry_t *r;
 
 	assert_non_null(mkdtemp(dir));
 	r = registry_open(dir, f->p, NOW - 100, err, sizeof(err));
 	assert_non_null(r);
-	snprintf(body, sizeof(body), "{\"template\": \"job\", \"addresses\": [\"%s\"]%s%s%s}",
-	    addr, token ? ", \"token\": \"" : "", token ? token : "", token ? "\"" : "");
-	assert_int_equal(registry_spec_parse(id, body, strlen(body), NOW, &spec, &res), 0);
-	assert_int_equal(registry_put(r, f->p, &spec, NOW - 100, &res), 0);
-	registry_spec_free(&spec);
+	reg_put(r, f, id, "job", addr, token, NULL, NOW - 100);
 	return r;
+}
+
+/* Fork parent into id at addr, at time at (tpl NULL: the parent's template). */
+static void
+reg_fork(registry_t *r, struct fixture *f, const char *parent, const char *id,
+    const char *addr, const char *tpl, int64_t at)
+{
+	registry_fork_spec_t spec;
+	registry_result_t res;
+
+	memset(&spec, 0, sizeof(spec));
+	snprintf(spec.id, sizeof(spec.id), "%s", id);
+	spec.addresses = calloc(1, sizeof(*spec.addresses));
+	assert_int_equal(netaddr_parse_cidr(addr, spec.addresses, NULL, 0), 0);
+	spec.naddresses = 1;
+	spec.template_name = tpl ? strdup(tpl) : NULL;
+	if (registry_fork(r, f->p, parent, &spec, at, &res) != 0)
+		fail_msg("fork %s: %d %s", id, res.status, res.message);
+	registry_fork_spec_free(&spec);
 }
 
 static void
@@ -458,16 +506,15 @@ test_registered_fork_mismatch(void **state)
 	struct fixture *f = *state;
 	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
 	registry_t *r = reg_with(f, dir, "parent", "10.0.9.0/24", "tok-reg-DO-NOT-SHOW");
-	registry_result_t res;
-	policy_cidr_t c;
 
-	assert_int_equal(netaddr_parse_cidr("10.0.10.5", &c, NULL, 0), 0);
-	assert_int_equal(registry_fork(r, f->p, "parent", "child", &c, 1, NOW, &res), 0);
+	reg_fork(r, f, "parent", "child", "10.0.10.5", NULL, NOW - 30);
 	f->c.sb = "parent";
+	f->c.iat = NOW - 20;			/* minted after the fork */
 	peer_set(f, "10.0.10.5");
 	f->in.proxy_token = "tok-reg-DO-NOT-SHOW";
 	denied(f, 407, "sandbox_mismatch", "this handle belongs to sandbox parent");
-	denied(f, 407, "sandbox_mismatch", "that of sandbox child");
+	denied(f, 407, "sandbox_mismatch", "sandbox child, a copy of it taken at 1699999970, "
+	    "before the handle was minted at 1699999980");
 	denied(f, 407, "sandbox_mismatch", "http://md.test/v1/handles");
 	assert_null(strstr(f->r.message, "tok-reg"));
 	peer_set(f, "10.0.9.8");		/* the parent's own address */
@@ -616,6 +663,225 @@ test_path_out_of_scope(void **state)
 	denied(f, 403, "path_out_of_scope", "path [handle]");
 }
 
+/* --- fork and restore lineage (lineage.h), suspension, sandbox-lifetime handles -------- */
+
+#define T_FORK	(NOW - 30)			/* parent forked into child */
+
+/* parent (template job, token) at 10.0.9.0/24, forked into child (10.0.10.5) at T_FORK;
+ * the handle is parent's, minted before the fork, used from the child with its token. */
+static registry_t *
+lineage_setup(struct fixture *f, char *dir, const char *child_tpl)
+{
+	registry_t *r = reg_with(f, dir, "parent", "10.0.9.0/24", "tok-parent");
+
+	reg_fork(r, f, "parent", "child", "10.0.10.5", child_tpl, T_FORK);
+	f->c.sb = "parent";
+	f->c.iat = T_FORK - 10;
+	peer_set(f, "10.0.10.5");
+	f->in.proxy_token = "tok-parent";	/* a fork keeps its parent's token */
+	return r;
+}
+
+static void
+test_lineage_fork_before_and_after(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = lineage_setup(f, dir, NULL);
+
+	allowed_as(f, "child", "parent");
+	f->c.iat = T_FORK;			/* the fork's own second counts as before */
+	allowed_as(f, "child", "parent");
+	f->c.iat = T_FORK + 1;			/* minted after: the parent's alone */
+	denied(f, 407, "sandbox_mismatch", "a copy of it taken at 1699999970, before the "
+	    "handle was minted at 1699999971");
+	peer_set(f, "10.0.9.1");		/* from the parent it is the parent's */
+	allowed_as(f, "parent", NULL);
+	f->c.iat = T_FORK - 10;
+	allowed_as(f, "parent", NULL);
+	peer_set(f, "10.0.10.5");		/* the child's address without its token */
+	f->in.proxy_token = NULL;
+	denied(f, 407, "sandbox_mismatch", "sandbox child, a copy of it, but the request "
+	    "carries no proxy token");
+	peer_set(f, "10.0.3.7");		/* sb-2: no lineage */
+	f->in.proxy_token = SB2_TOKEN;
+	denied(f, 407, "sandbox_mismatch", "that of sandbox sb-2");
+	reg_done(r, dir);
+}
+
+static void
+test_lineage_fork_grants_apply(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = lineage_setup(f, dir, "gh");	/* the fork grants github only */
+
+	assert_int_equal(authz_check(&f->in, &f->c, &f->r), -1);
+	assert_int_equal(f->r.status, 403);
+	assert_string_equal(f->r.code, "credential_not_granted");
+	assert_non_null(strstr(f->r.message, "not granted to sandbox child (template gh)"));
+	assert_string_equal(f->r.subject, "child");	/* for the audit line */
+	assert_string_equal(f->r.origin, "parent");
+	f->c.cred = "github";			/* a github handle of the parent's: the fork's */
+	f->in.host = "api.github.com";
+	allowed_as(f, "child", "parent");
+	f->in.host = "api.openai.com";		/* the fork's scope for it */
+	denied(f, 403, "host_out_of_scope", "api.openai.com:443");
+	reg_done(r, dir);
+}
+
+static void
+test_lineage_parent_or_fork_deleted(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = lineage_setup(f, dir, NULL);
+	registry_result_t res;
+
+	assert_int_equal(registry_delete(r, "parent", NOW, &res), 0);
+	allowed_as(f, "child", "parent");	/* the link is the fork's own data */
+	peer_set(f, "10.0.9.1");
+	denied(f, 403, "revoked", "sandbox parent was deleted");
+	reg_put(r, f, "parent", "job", "10.0.9.0/24", "tok-parent", NULL, NOW);
+	denied(f, 403, "revoked", "registered again");	/* a new parent, an old handle */
+	peer_set(f, "10.0.10.5");
+	allowed_as(f, "child", "parent");
+	assert_int_equal(registry_delete(r, "child", NOW, &res), 0);
+	denied(f, 403, "revoked", "registered again");	/* nothing carries it any more */
+	f->c.iat = NOW;				/* the new parent's handle */
+	denied(f, 407, "sandbox_mismatch", "another address");
+	peer_set(f, "10.0.9.1");
+	allowed_as(f, "parent", NULL);
+	reg_done(r, dir);
+}
+
+static void
+test_lineage_revocations(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = lineage_setup(f, dir, NULL);
+	revoke_set_t *rs = revset("{\"handles\": {\"" HID "\": 1}}");
+
+	f->in.revoked = rs;			/* a handle id: everywhere */
+	denied(f, 403, "revoked", "handle " HID " revoked");
+	revoke_unref(rs);
+	/* the parent sandbox's handles as of now: also those its forks carry */
+	rs = revset("{\"sandboxes\": {\"parent\": 1700000000}}");
+	f->in.revoked = rs;
+	denied(f, 403, "revoked", "(by sandbox parent)");
+	revoke_unref(rs);
+	rs = revset("{\"sandboxes\": {\"child\": 1700000000}}");	/* names the fork */
+	f->in.revoked = rs;
+	allowed_as(f, "child", "parent");	/* the claims name the parent */
+	revoke_unref(rs);
+	f->in.revoked = NULL;
+	reg_done(r, dir);
+}
+
+static void
+test_lineage_chain(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "g", "10.0.9.0/24", NULL);
+
+	reg_fork(r, f, "g", "p", "10.0.10.1", NULL, NOW - 50);
+	reg_fork(r, f, "p", "c", "10.0.11.1", NULL, NOW - 20);
+	peer_set(f, "10.0.11.1");
+	f->c.sb = "g";
+	f->c.iat = NOW - 60;			/* g's, before g was forked: in p and c */
+	allowed_as(f, "c", "g");
+	f->c.iat = NOW - 40;			/* g's after p was taken: not in p, so not in c */
+	denied(f, 407, "sandbox_mismatch", "a copy of it taken at 1699999950");
+	f->c.sb = "p";				/* p's before c was taken */
+	allowed_as(f, "c", "p");
+	f->c.iat = NOW - 10;
+	denied(f, 407, "sandbox_mismatch", "sandbox c, a copy of it taken at 1699999980");
+	reg_done(r, dir);
+}
+
+static void
+test_lineage_restore(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "orig", "10.0.9.0/24", NULL);
+	registry_result_t res;
+
+	/* a checkpoint of orig taken at NOW - 40, restored as q */
+	reg_put(r, f, "q", "job", "10.0.12.1", NULL, ", \"restored_from\": \"orig\", "
+	    "\"at\": 1699999960", NOW);
+	f->c.sb = "orig";
+	f->c.iat = NOW - 50;
+	peer_set(f, "10.0.12.1");
+	allowed_as(f, "q", "orig");
+	f->c.iat = NOW - 30;			/* after the checkpoint */
+	denied(f, 407, "sandbox_mismatch", "a copy of it taken at 1699999960");
+	/* orig's host failed: orig deleted, its checkpoint restored under the same id */
+	assert_int_equal(registry_delete(r, "orig", NOW, &res), 0);
+	reg_put(r, f, "orig", "job", "10.0.13.1", NULL, ", \"restored_from\": \"orig\", "
+	    "\"at\": 1699999960", NOW + 5);
+	peer_set(f, "10.0.13.1");
+	f->c.iat = NOW - 50;			/* minted before its re-registration: still in */
+	allowed_as(f, "orig", "orig");
+	f->c.iat = NOW - 30;			/* not in the checkpoint */
+	denied(f, 403, "revoked", "registered again");
+	f->c.iat = NOW + 6;			/* the restored sandbox's own new handle */
+	f->in.now = NOW + 6;
+	allowed_as(f, "orig", NULL);
+	reg_done(r, dir);
+}
+
+static void
+test_lineage_suspended(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = lineage_setup(f, dir, NULL);
+	registry_result_t res;
+
+	assert_int_equal(registry_suspend(r, "parent", true, NOW, &res), 0);
+	allowed_as(f, "child", "parent");	/* the fork runs on */
+	assert_int_equal(registry_suspend(r, "child", true, NOW, &res), 0);
+	denied(f, 403, "sandbox_suspended", "sandbox child is suspended");
+	peer_set(f, "10.0.9.1");
+	denied(f, 403, "sandbox_suspended", "sandbox parent is suspended");
+	assert_int_equal(registry_suspend(r, "parent", false, NOW, &res), 0);
+	allowed_as(f, "parent", NULL);
+	reg_done(r, dir);
+}
+
+static void
+test_lifetime_sandbox_handles(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
+	registry_t *r = reg_with(f, dir, "j", "10.0.9.0/24", NULL);
+
+	reg_put(r, f, "l", "life", "10.0.14.1", NULL, NULL, NOW - 100);
+	f->c.sb = "l";
+	f->c.life_sandbox = true;
+	f->c.iat = NOW - 90;
+	f->c.exp = f->c.iat + 30 * 24 * 3600;	/* minted when max_ttl was 30 days */
+	peer_set(f, "10.0.14.1");
+	f->in.now = f->c.iat + 2 * 3600 + SG_CLOCK_SKEW_S - 1;	/* template max_ttl 2h */
+	allowed_as(f, "l", NULL);
+	f->in.now++;
+	denied(f, 403, "handle_expired", "past its max_ttl of 7200s in sandbox l");
+	/* a template that gives wall-clock handles bounds it by its ttl (5m) */
+	reg_put(r, f, "j", "job", "10.0.9.0/24", NULL, NULL, NOW - 100);
+	f->c.sb = "j";
+	peer_set(f, "10.0.9.1");
+	f->in.now = f->c.iat + 300 + SG_CLOCK_SKEW_S - 1;
+	allowed_as(f, "j", NULL);
+	f->in.now++;
+	denied(f, 403, "handle_expired", "past its ttl of 300s");
+	f->c.life_sandbox = false;		/* a wall-clock handle: exp alone bounds it */
+	allowed_as(f, "j", NULL);
+	reg_done(r, dir);
+}
+
 /* --- Proxy-Authorization -------------------------------------------------------------- */
 
 static int
@@ -700,6 +966,14 @@ main(void)
 		T(test_registered_explicit_snapshot_and_expiry),
 		T(test_registered_reregistered_handle_revoked),
 		T(test_registered_fork_mismatch),
+		T(test_lineage_fork_before_and_after),
+		T(test_lineage_fork_grants_apply),
+		T(test_lineage_parent_or_fork_deleted),
+		T(test_lineage_revocations),
+		T(test_lineage_chain),
+		T(test_lineage_restore),
+		T(test_lineage_suspended),
+		T(test_lifetime_sandbox_handles),
 		T(test_credential_not_granted),
 		T(test_host_out_of_scope),
 		T(test_method_out_of_scope),

@@ -144,6 +144,38 @@ test_mint_open_roundtrip(void **state)
 }
 
 static void
+test_mint_open_life_sandbox(void **state)
+{
+	struct fixture *f = *state;
+	handle_claims_t c, o;
+	char *text;
+
+	claims_basic(&c);
+	c.life_sandbox = true;
+	c.exp = NOW + 30 * 24 * 3600;
+	text = mint(f->cur, &c);
+	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
+	assert_true(o.life_sandbox);
+	assert_int_equal(o.exp, NOW + 30 * 24 * 3600);
+	handle_claims_free(&o);
+	assert_false(o.life_sandbox);
+	free(text);
+	claims_basic(&c);			/* absent: a wall-clock handle */
+	text = mint(f->cur, &c);
+	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
+	assert_false(o.life_sandbox);
+	handle_claims_free(&o);
+	free(text);
+	text = handle_raw(f->cur, "{\"v\":1,\"cred\":\"a\",\"sb\":\"b\","
+	    "\"hid\":\"00112233445566778899aabbccddeeff\",\"iat\":1,\"exp\":2,"
+	    "\"life\":\"sandbox\"}");
+	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
+	assert_true(o.life_sandbox);
+	handle_claims_free(&o);
+	free(text);
+}
+
+static void
 test_mint_unique_ids(void **state)
 {
 	struct fixture *f = *state;
@@ -362,6 +394,11 @@ test_open_payload_errors(void **state)
 		    "\"iat\":1,\"exp\":2,\"paths\":[]}",
 		"{\"v\":1,\"v\":1,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
 		    "\"iat\":1,\"exp\":2}",
+		/* a lifetime this version does not know is not taken for a wall-clock one */
+		"{\"v\":1,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"life\":\"forever\"}",
+		"{\"v\":1,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"life\":true}",
 	};
 	static const char good[] = "{\"v\":1,\"cred\":\"a\",\"sb\":\"b\","
 	    "\"hid\":\"00112233445566778899aabbccddeeff\",\"iat\":1,\"exp\":2,\"future\":true}";
@@ -883,6 +920,7 @@ main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_ring, teardown_ring)
 	const struct CMUnitTest tests[] = {
 		T(test_mint_open_roundtrip),
+		T(test_mint_open_life_sandbox),
 		T(test_mint_unique_ids),
 		T(test_mint_open_scoped),
 		T(test_mint_refuses_bad_claims),

@@ -70,8 +70,24 @@ test_stats_counters(void **state)
 	assert_true(has_line(txt, "sealgate_brute_force_total 0"));
 	assert_true(has_line(txt, "# TYPE sealgate_brute_force_total counter"));
 	assert_true(has_line(txt, "sealgate_audit_dropped_total 0"));
+	assert_true(has_line(txt, "sealgate_sandboxes_suspended 0"));
+	assert_true(has_line(txt, "# TYPE sealgate_sandboxes_suspended gauge"));
+	assert_true(has_line(txt, "sealgate_handles_lineage_accepted_total 0"));
 	free(txt);
 	STATS_DEC(conns_active);
+	STATS_INC(sandbox_suspends);
+	STATS_INC(handles_lineage);
+	STATS_INC(handles_lineage);
+	txt = render(&(metrics_sources_t){.sandboxes_registered = 5,
+	    .sandboxes_suspended = 2});
+	assert_true(has_line(txt, "sealgate_sandbox_suspends_total 1"));
+	assert_true(has_line(txt, "sealgate_sandbox_resumes_total 0"));
+	assert_true(has_line(txt, "sealgate_handles_lineage_accepted_total 2"));
+	assert_true(has_line(txt, "sealgate_sandboxes_registered 5"));
+	assert_true(has_line(txt, "sealgate_sandboxes_suspended 2"));
+	assert_true(has_line(txt, "# TYPE sealgate_suspended_requests_refused_total counter"));
+	assert_true(has_line(txt, "sealgate_suspended_connections_closed_total 0"));
+	free(txt);
 }
 
 /* Every sample's family has exactly one HELP and one TYPE line, printed before it. */

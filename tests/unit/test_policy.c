@@ -229,6 +229,8 @@ check_good_openai(const policy_credential_t *c)
 	assert_true(c->rate_total.set);
 	assert_int_equal(c->rate_total.burst, 10);
 	assert_int_equal(c->ttl_s, 900);
+	assert_false(c->ttl_sandbox);
+	assert_int_equal(c->max_ttl_s, SG_HANDLE_MAX_TTL_DEFAULT_S);
 	assert_string_equal(c->env, "OPENAI_API_KEY");
 	assert_true(c->allow_plain_http);
 }
@@ -437,6 +439,11 @@ static const struct bad_case bad_cases[] = {
 	{CREDS(", \"rate\": {\"requests\": 1}"), "credentials.openai.rate: needs \"per\""},
 	{CREDS(", \"ttl\": \"8d\""), "credentials.openai.ttl: \"8d\" is out of range (1s..604800s)"},
 	{CREDS(", \"ttl\": \"500ms\""), "credentials.openai.ttl: \"500ms\" is out of range"},
+	{CREDS(", \"ttl\": \"forever\""), "credentials.openai.ttl: \"forever\" is neither a duration (like \"15m\", \"1h\") nor \"sandbox\""},
+	{CREDS(", \"ttl\": \"Sandbox\""), "credentials.openai.ttl: \"Sandbox\" is neither a duration"},
+	{CREDS(", \"max_ttl\": \"91d\""), "credentials.openai.max_ttl: \"91d\" is out of range (1s..7776000s)"},
+	{CREDS(", \"max_ttl\": \"sandbox\""), "credentials.openai.max_ttl: \"sandbox\" is not a duration"},
+	{CREDS(", \"ttl\": \"2h\", \"max_ttl\": \"1h\""), "credentials.openai.ttl: ttl (7200s) is longer than max_ttl (3600s)"},
 	{CREDS(", \"env\": \"openai-key\""), "credentials.openai.env: \"openai-key\" is not a shell variable name"},
 	{CREDS(", \"methods\": [\"GE T\"]"), "credentials.openai.methods[0]: \"GE T\" is not an HTTP method"},
 	{CREDS(", \"paths\": [\"/ok\", \"v1/*\"]"), "credentials.openai.paths[1]: \"v1/*\" is not a path"},
@@ -503,6 +510,8 @@ static const struct bad_case bad_cases[] = {
 	{"{\"sandbox_templates\": {\"job\": {\"credentials\": [\"nope\"]}}}", "sandbox_templates.job.credentials[0]: unknown credential \"nope\""},
 	{"{\"sandbox_templates\": {\"job\": {\"tll\": \"1h\"}}}", "sandbox_templates.job: unknown key \"tll\" (did you mean \"ttl\"?)"},
 	{"{\"sandbox_templates\": {\"job\": {\"ttl\": \"30d\"}}}", "sandbox_templates.job.ttl: \"30d\" is out of range"},
+	{"{\"sandbox_templates\": {\"job\": {\"max_ttl\": \"0s\"}}}", "sandbox_templates.job.max_ttl: \"0s\" is out of range"},
+	{"{\"sandbox_templates\": {\"job\": {\"ttl\": 5}}}", "sandbox_templates.job.ttl: expected a string, got a number"},
 	{"{\"sandbox_templates\": {\"job\": {\"token_required\": \"yes\"}}}", "sandbox_templates.job.token_required: expected true or false"},
 	{"{\"sandbox_templates\": {\"bad name\": {}}}", "sandbox_templates: \"bad name\" is not a valid name"},
 	{"{\"sandbox_templates\": []}", "sandbox_templates: expected an object"},
@@ -512,6 +521,39 @@ static const struct bad_case bad_cases[] = {
 };
 
 static void
+test_ttl_sandbox(void **state)
+{
+	static const char json[] =
+	    "{\"credentials\": {"
+	    "  \"life\": {\"secret\": {\"value\": \"x\"}, \"inject\": {\"type\": \"bearer\"},"
+	    "    \"hosts\": [\"a.test\"], \"ttl\": \"sandbox\", \"max_ttl\": \"10d\"},"
+	    "  \"dflt\": {\"secret\": {\"value\": \"y\"}, \"inject\": {\"type\": \"bearer\"},"
+	    "    \"hosts\": [\"b.test\"], \"ttl\": \"sandbox\"},"
+	    "  \"short\": {\"secret\": {\"value\": \"z\"}, \"inject\": {\"type\": \"bearer\"},"
+	    "    \"hosts\": [\"c.test\"], \"ttl\": \"1s\", \"max_ttl\": \"1s\"}}}";
+	policy_errors_t errs;
+	const policy_credential_t *c;
+	policy_t *p;
+
+	(void)state;
+	p = load(json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	c = policy_credential_find(p, "life");
+	assert_true(c->ttl_sandbox);
+	assert_int_equal(c->max_ttl_s, 10 * 24 * 3600);
+	assert_int_equal(c->ttl_s, c->max_ttl_s);	/* its wall-clock bound, for caps */
+	c = policy_credential_find(p, "dflt");
+	assert_true(c->ttl_sandbox);
+	assert_int_equal(c->max_ttl_s, SG_HANDLE_MAX_TTL_DEFAULT_S);
+	c = policy_credential_find(p, "short");
+	assert_false(c->ttl_sandbox);
+	assert_int_equal(c->ttl_s, 1);
+	assert_int_equal(c->max_ttl_s, 1);
+	policy_unref(p);
+}
+
+static void
 test_templates(void **state)
 {
 	static const char json[] =
@@ -519,7 +561,7 @@ test_templates(void **state)
 	    "\"bearer\"}, \"hosts\": [\"a.test\"]}},"
 	    " \"sandbox_templates\": {\"job\": {\"credentials\": [\"a\"], \"ttl\": \"10m\","
 	    "   \"rate\": {\"requests\": 3, \"per\": \"1s\"}, \"token_required\": true},"
-	    "  \"empty\": {}},"
+	    "  \"empty\": {}, \"life\": {\"ttl\": \"sandbox\", \"max_ttl\": \"7d\"}},"
 	    " \"state\": {\"dir\": \"state\"}, \"metadata\": {\"url\": \"http://md.test/v1/handles\"}}";
 	policy_errors_t errs;
 	const policy_template_t *t;
@@ -529,10 +571,16 @@ test_templates(void **state)
 	p = load(json, &errs);
 	dump_errors(&errs);
 	assert_non_null(p);
-	assert_int_equal(p->ntemplates, 2);
+	assert_int_equal(p->ntemplates, 3);
+	t = policy_template_find(p, "life");
+	assert_true(t->ttl_sandbox);
+	assert_int_equal(t->ttl_s, 0);
+	assert_int_equal(t->max_ttl_s, 7 * 24 * 3600);
 	t = policy_template_find(p, "job");
 	assert_non_null(t);
 	assert_int_equal(t->ttl_s, 600);
+	assert_false(t->ttl_sandbox);
+	assert_int_equal(t->max_ttl_s, 0);
 	assert_true(t->token_required);
 	assert_int_equal(t->rate.requests, 3);
 	assert_true(policy_template_grants(t, "a"));
@@ -594,7 +642,7 @@ test_errors_all_reported(void **state)
 	assert_true(errors_contain(&errs, "limits.workers: -1 is out of range"));
 	assert_true(errors_contain(&errs, "inject type \"header\" needs \"name\""));
 	assert_true(errors_contain(&errs, "inject type \"header\" needs \"format\""));
-	assert_true(errors_contain(&errs, "credentials.c.ttl: \"1x\" is not a duration"));
+	assert_true(errors_contain(&errs, "credentials.c.ttl: \"1x\" is neither a duration"));
 	assert_false(errors_contain(&errs, "hunter2"));
 	policy_errors_free(&errs);
 }
@@ -1041,6 +1089,7 @@ main(void)
 		cmocka_unit_test(test_failed_handles_bounds),
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_templates),
+		cmocka_unit_test(test_ttl_sandbox),
 		cmocka_unit_test(test_errors_all_reported),
 		cmocka_unit_test(test_errors_capped),
 		cmocka_unit_test(test_secret_not_in_messages),

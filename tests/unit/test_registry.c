@@ -1,5 +1,6 @@
 /* test_registry.c — registered sandboxes: lookups, conflicts, journal replay, compaction,
- * torn and corrupt tails, expiry, the sandbox view. */
+ * torn and corrupt tails, expiry, the sandbox view, fork and restore lineage, suspension,
+ * handle lifetimes. The clock is passed in (NOW). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +32,9 @@ static const char policy_json[] =
     " \"sandboxes\": {\"static-1\": {\"addresses\": [\"10.0.1.0/24\"], \"credentials\": [\"github\"]}},"
     " \"sandbox_templates\": {"
     "  \"job\": {\"credentials\": [\"openai\"], \"ttl\": \"10m\", \"rate\": {\"requests\": 5, \"per\": \"1s\"}},"
-    "  \"secure\": {\"credentials\": [\"openai\", \"github\"], \"token_required\": true}}}";
+    "  \"secure\": {\"credentials\": [\"openai\", \"github\"], \"token_required\": true},"
+    "  \"life\": {\"credentials\": [\"openai\", \"github\"], \"ttl\": \"sandbox\","
+    "    \"max_ttl\": \"3d\"}}}";
 
 struct fx {
 	policy_t *p;
@@ -107,6 +110,23 @@ put(struct fx *f, const char *id, const char *body, registry_result_t *res)
 	st = res->status;
 	registry_spec_free(&spec);
 	return st;
+}
+
+/* POST /v1/sandboxes/parent/fork with body at now; returns the status. */
+static int
+fork_at(struct fx *f, const char *parent, const char *id, const char *addr, const char *more,
+    int64_t now, registry_result_t *res)
+{
+	char body[512];
+	registry_fork_spec_t spec;
+
+	snprintf(body, sizeof(body), "{\"id\": \"%s\", \"addresses\": [\"%s\"]%s}", id, addr,
+	    more ? more : "");
+	if (registry_fork_parse(body, strlen(body), now, &spec, res) < 0)
+		return res->status;
+	registry_fork(f->r, f->p, parent, &spec, now, res);
+	registry_fork_spec_free(&spec);
+	return res->status;
 }
 
 static struct sockaddr_storage ss;
@@ -221,20 +241,14 @@ test_delete_fork(void **state)
 	registry_result_t res;
 	registry_snapshot_t *s;
 	const registry_entry_t *e;
-	policy_cidr_t c;
 
 	assert_int_equal(put(f, "p", "{\"template\": \"secure\", \"addresses\": [\"10.0.9.1\"], "
 	    "\"labels\": {\"owner\": \"ci\"}, \"token\": \"tok-DO-NOT-SHOW\"}", &res), 201);
-	assert_int_equal(netaddr_parse_cidr("10.0.9.2", &c, NULL, 0), 0);
-	assert_int_equal(registry_fork(f->r, f->p, "p", "k", &c, 1, NOW, &res), 0);
-	assert_int_equal(res.status, 201);
-	assert_int_equal(registry_fork(f->r, f->p, "p", "k", &c, 1, NOW, &res), -1);
-	assert_int_equal(res.status, 409);
+	assert_int_equal(fork_at(f, "p", "k", "10.0.9.2", NULL, NOW, &res), 201);
+	assert_int_equal(fork_at(f, "p", "k", "10.0.9.2", NULL, NOW, &res), 409);
 	assert_string_equal(res.code, "exists");
-	assert_int_equal(registry_fork(f->r, f->p, "nope", "k2", &c, 1, NOW, &res), -1);
-	assert_int_equal(res.status, 404);
-	assert_int_equal(netaddr_parse_cidr("10.0.9.1", &c, NULL, 0), 0);
-	assert_int_equal(registry_fork(f->r, f->p, "p", "k3", &c, 1, NOW, &res), -1);
+	assert_int_equal(fork_at(f, "nope", "k2", "10.0.9.2", NULL, NOW, &res), 404);
+	assert_int_equal(fork_at(f, "p", "k3", "10.0.9.1", NULL, NOW, &res), 409);
 	assert_string_equal(res.code, "address_conflict");
 	s = registry_acquire();
 	e = registry_find(s, "k");
@@ -483,7 +497,13 @@ test_view(void **state)
 	assert_int_equal(v.rate->requests, 5);
 	assert_int_equal(v.sb->rate.requests, 5);
 	assert_string_equal(v.sb->name, "r");
-	assert_int_equal(sandbox_view_ttl(&v, policy_credential_find(f->p, "openai")), 600);
+	{
+		sandbox_lifetime_t life;
+
+		sandbox_view_lifetime(&v, policy_credential_find(f->p, "openai"), &life);
+		assert_false(life.sandbox);
+		assert_int_equal(life.ttl_s, 600);	/* the template's 10m caps 1h */
+	}
 	assert_true(sandbox_view_contains(&v, sa("10.0.9.15")));
 	assert_false(sandbox_view_contains(&v, sa("10.0.9.16")));
 	assert_int_equal(sandbox_view_find(f->p, s, "r", NOW + 500, &v), -1);	/* expired */
@@ -520,21 +540,327 @@ test_parse_time(void **state)
 static void
 test_fork_parse(void **state)
 {
-	char id[REGISTRY_ID_MAX + 1];
-	policy_cidr_t *a = NULL;
-	size_t n = 0;
+	registry_fork_spec_t spec;
 	registry_result_t res;
 	const char ok[] = "{\"id\": \"k1\", \"addresses\": [\"10.1.1.1\", \"fd00::1\"]}";
-	const char bad[] = "{\"id\": \"k 1\", \"addresses\": [\"10.1.1.1\"]}";
+	const char more[] = "{\"id\": \"k2\", \"addresses\": [\"10.1.1.1\"], \"template\": "
+	    "\"job\", \"token\": \"t-DO-NOT-SHOW\", \"expires_at\": \"1h\"}";
+	const char *const bad[] = {
+		"{\"id\": \"k 1\", \"addresses\": [\"10.1.1.1\"]}", "[]",
+		"{\"id\": \"k1\", \"addresses\": [\"10.1.1.1\"], \"labels\": {}}",
+		"{\"id\": \"k1\", \"addresses\": [\"10.1.1.1\"], \"template\": 5}",
+		"{\"id\": \"k1\", \"addresses\": [\"10.1.1.1\"], \"token\": \"\"}",
+		"{\"id\": \"k1\", \"addresses\": [\"10.1.1.1\"], \"expires_at\": \"soon\"}",
+	};
 
 	(void)state;
-	assert_int_equal(registry_fork_parse(ok, strlen(ok), id, &a, &n, &res), 0);
-	assert_string_equal(id, "k1");
-	assert_int_equal(n, 2);
-	free(a);
-	assert_int_equal(registry_fork_parse(bad, strlen(bad), id, &a, &n, &res), -1);
-	assert_int_equal(res.status, 400);
-	assert_int_equal(registry_fork_parse("[]", 2, id, &a, &n, &res), -1);
+	assert_int_equal(registry_fork_parse(ok, strlen(ok), NOW, &spec, &res), 0);
+	assert_string_equal(spec.id, "k1");
+	assert_int_equal(spec.naddresses, 2);
+	assert_null(spec.template_name);
+	assert_null(spec.token);
+	assert_false(spec.has_expires);
+	registry_fork_spec_free(&spec);
+	assert_int_equal(registry_fork_parse(more, strlen(more), NOW, &spec, &res), 0);
+	assert_string_equal(spec.template_name, "job");
+	assert_string_equal(spec.token, "t-DO-NOT-SHOW");
+	assert_true(spec.has_expires);
+	assert_int_equal(spec.expires_at, NOW + 3600);
+	registry_fork_spec_free(&spec);
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		if (registry_fork_parse(bad[i], strlen(bad[i]), NOW, &spec, &res) != -1)
+			fail_msg("accepted %s", bad[i]);
+		assert_int_equal(res.status, 400);
+		assert_null(spec.addresses);
+	}
+}
+
+/* --- lineage, restore, suspension ---------------------------------------------------- */
+
+static const registry_entry_t *
+entry(registry_snapshot_t *s, const char *id)
+{
+	const registry_entry_t *e = registry_find(s, id);
+
+	if (e == NULL)
+		fail_msg("no entry %s", id);
+	return e;
+}
+
+static void
+test_fork_lineage(void **state)
+{
+	struct fx *f = *state;
+	registry_result_t res;
+	registry_snapshot_t *s;
+	const registry_entry_t *e;
+
+	assert_int_equal(put(f, "g", "{\"template\": \"job\", \"addresses\": [\"10.0.9.1\"], "
+	    "\"token\": \"tok-g\"}", &res), 201);
+	assert_int_equal(fork_at(f, "g", "p", "10.0.9.2", NULL, NOW + 10, &res), 201);
+	/* a fork with its own template, token and expiry */
+	assert_int_equal(fork_at(f, "p", "c", "10.0.9.3", ", \"template\": \"secure\", "
+	    "\"token\": \"tok-c\", \"expires_at\": 1700009000", NOW + 20, &res), 201);
+	assert_int_equal(fork_at(f, "p", "x", "10.0.9.4", ", \"template\": \"nope\"",
+	    NOW + 20, &res), 422);
+	s = registry_acquire();
+	e = entry(s, "p");
+	assert_string_equal(e->parent, "g");
+	assert_int_equal(e->lineage.n, 1);
+	assert_string_equal(e->lineage.links[0].id, "g");
+	assert_int_equal(e->lineage.links[0].at, NOW + 10);
+	assert_non_null(e->token_hash);		/* g's */
+	e = entry(s, "c");
+	assert_string_equal(e->template_name, "secure");
+	assert_int_equal(e->expires_at, 1700009000);
+	assert_int_equal(e->lineage.n, 2);	/* nearest first */
+	assert_string_equal(e->lineage.links[0].id, "p");
+	assert_int_equal(e->lineage.links[0].at, NOW + 20);
+	assert_string_equal(e->lineage.links[1].id, "g");
+	assert_int_equal(e->lineage.links[1].at, NOW + 10);
+	assert_int_not_equal(memcmp(e->token_hash, entry(s, "g")->token_hash,
+	    REGISTRY_TOKEN_HASH_LEN), 0);	/* its own token */
+	{
+		char *j = registry_entry_json(e);
+
+		assert_non_null(strstr(j, "\"lineage\":[{\"at\":1700000020,\"id\":\"p\"},"
+		    "{\"at\":1700000010,\"id\":\"g\"}]"));
+		assert_non_null(strstr(j, "\"suspended\":false"));
+		assert_null(strstr(j, "tok-c"));
+		free(j);
+	}
+	registry_unref(s);
+	/* deleting the parent leaves the fork's lineage alone; a re-PUT keeps it too */
+	assert_int_equal(registry_delete(f->r, "p", NOW + 30, &res), 0);
+	assert_int_equal(put(f, "c", "{\"template\": \"secure\", \"addresses\": "
+	    "[\"10.0.9.5\"], \"token\": \"tok-c\"}", &res), 200);
+	reopen(f, NOW + 40);			/* and the journal keeps all of it */
+	s = registry_acquire();
+	e = entry(s, "c");
+	assert_int_equal(e->lineage.n, 2);
+	assert_string_equal(e->lineage.links[1].id, "g");
+	assert_string_equal(e->parent, "p");
+	assert_string_equal(find_addr_id("10.0.9.5"), "c");
+	registry_unref(s);
+}
+
+static void
+test_lineage_depth_bound(void **state)
+{
+	struct fx *f = *state;
+	registry_result_t res;
+	char prev[16] = "s0", id[16], addr[32];
+
+	assert_int_equal(put(f, "s0", "{\"template\": \"job\", \"addresses\": [\"10.1.0.0\"]}",
+	    &res), 201);
+	for (int i = 1; i <= LINEAGE_MAX_DEPTH; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		snprintf(addr, sizeof(addr), "10.1.0.%d", i);
+		if (fork_at(f, prev, id, addr, NULL, NOW + i, &res) != 201)
+			fail_msg("fork %d: %s", i, res.message);
+		snprintf(prev, sizeof(prev), "%s", id);
+	}
+	assert_int_equal(fork_at(f, prev, "deep", "10.1.1.1", NULL, NOW + 100, &res), 409);
+	assert_string_equal(res.code, "lineage_too_deep");
+	/* restoring the deepest one is refused the same way; restoring its parent is not */
+	assert_int_equal(put(f, "r", "{\"template\": \"job\", \"addresses\": [\"10.1.1.2\"], "
+	    "\"restored_from\": \"s32\", \"at\": 1699999990}", &res), 409);
+	assert_int_equal(put(f, "r", "{\"template\": \"job\", \"addresses\": [\"10.1.1.2\"], "
+	    "\"restored_from\": \"s31\", \"at\": 1699999990}", &res), 201);
+}
+
+static void
+test_restore(void **state)
+{
+	struct fx *f = *state;
+	registry_result_t res;
+	registry_snapshot_t *s;
+	const registry_entry_t *e;
+	const char *bad[] = {
+		"\"restored_from\": \"p\"", "\"at\": 1699999000",
+		"\"restored_from\": \"p q\", \"at\": 1699999000",
+		"\"restored_from\": \"p\", \"at\": \"yesterday\"",
+		"\"restored_from\": \"p\", \"at\": 1700000100",	/* the future */
+		"\"restored_from\": \"p\", \"at\": \"1h\"",
+	};
+	char body[256];
+
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		snprintf(body, sizeof(body), "{\"template\": \"job\", \"addresses\": "
+		    "[\"10.0.9.1\"], %s}", bad[i]);
+		if (put(f, "q", body, &res) != 400)
+			fail_msg("accepted %s", bad[i]);
+	}
+	assert_int_equal(put(f, "p", "{\"template\": \"job\", \"addresses\": [\"10.0.9.1\"]}",
+	    &res), 201);
+	assert_int_equal(fork_at(f, "p", "k", "10.0.9.2", NULL, NOW - 500, &res), 201);
+	/* a checkpoint of k (taken before now, RFC 3339) restored as q: k's links, capped */
+	assert_int_equal(put(f, "q", "{\"template\": \"job\", \"addresses\": [\"10.0.9.3\"], "
+	    "\"restored_from\": \"k\", \"at\": \"2023-11-14T22:05:00Z\"}", &res), 201);
+	/* a checkpoint of a sandbox this sidecar never knew: one link */
+	assert_int_equal(put(f, "z", "{\"template\": \"job\", \"addresses\": [\"10.0.9.4\"], "
+	    "\"restored_from\": \"elsewhere\", \"at\": 1699999000}", &res), 201);
+	s = registry_acquire();
+	e = entry(s, "q");
+	assert_string_equal(e->restored_from, "k");
+	assert_int_equal(e->restored_at, 1699999500);
+	assert_int_equal(e->lineage.n, 2);
+	assert_int_equal(e->lineage.links[0].at, 1699999500);
+	assert_string_equal(e->lineage.links[1].id, "p");
+	assert_int_equal(e->lineage.links[1].at, 1699999500);	/* min(fork, checkpoint) */
+	assert_int_equal(entry(s, "z")->lineage.n, 1);
+	registry_unref(s);
+	/* the same restore again changes nothing; another checkpoint replaces the lineage */
+	assert_int_equal(put(f, "z", "{\"template\": \"job\", \"addresses\": [\"10.0.9.4\"], "
+	    "\"restored_from\": \"elsewhere\", \"at\": 1699999000}", &res), 200);
+	assert_false(res.changed);
+	assert_int_equal(put(f, "z", "{\"template\": \"job\", \"addresses\": [\"10.0.9.4\"], "
+	    "\"restored_from\": \"elsewhere\", \"at\": 1699999900}", &res), 200);
+	assert_true(res.changed);
+	reopen(f, NOW + 1);
+	s = registry_acquire();
+	assert_int_equal(entry(s, "z")->lineage.links[0].at, 1699999900);
+	assert_int_equal(entry(s, "q")->lineage.n, 2);
+	registry_unref(s);
+}
+
+static void
+test_suspend_resume(void **state)
+{
+	struct fx *f = *state;
+	registry_result_t res;
+	registry_snapshot_t *s;
+	sandbox_view_t v;
+	uint64_t gen;
+
+	assert_int_equal(put(f, "a", "{\"template\": \"job\", \"addresses\": [\"10.0.9.1\"]}",
+	    &res), 201);
+	assert_int_equal(put(f, "b", "{\"template\": \"job\", \"addresses\": [\"10.0.9.2\"]}",
+	    &res), 201);
+	assert_int_equal(registry_suspended_published(), 0);
+	assert_int_equal(registry_suspend(f->r, "a", true, NOW + 5, &res), 0);
+	assert_true(res.changed);
+	gen = res.generation;
+	assert_int_equal(registry_suspend(f->r, "a", true, NOW + 6, &res), 0);	/* again */
+	assert_false(res.changed);
+	assert_int_equal(res.generation, gen);
+	assert_int_equal(registry_suspend(f->r, "static-1", true, NOW, &res), -1);
+	assert_int_equal(res.status, 404);
+	assert_int_equal(registry_suspended_published(), 1);
+	s = registry_acquire();
+	assert_int_equal(entry(s, "a")->suspended_at, NOW + 5);
+	assert_int_equal(registry_suspended_count(s), 1);
+	assert_int_equal(sandbox_view_find_by_addr(f->p, s, sa("10.0.9.1"), NOW, &v), 0);
+	assert_true(v.suspended);
+	assert_string_equal(find_addr_id("10.0.9.1"), "a");	/* still registered */
+	registry_unref(s);
+	/* a PUT reconfigures, it does not wake: suspension survives it and a restart */
+	assert_int_equal(put(f, "a", "{\"template\": \"job\", \"addresses\": [\"10.0.9.7\"]}",
+	    &res), 200);
+	reopen(f, NOW + 10);
+	assert_int_equal(registry_suspended_published(), 1);
+	s = registry_acquire();
+	assert_int_equal(entry(s, "a")->suspended_at, NOW + 5);
+	assert_int_equal(entry(s, "b")->suspended_at, 0);
+	registry_unref(s);
+	assert_int_equal(registry_suspend(f->r, "a", false, NOW + 20, &res), 0);
+	assert_true(res.changed);
+	assert_int_equal(registry_suspended_published(), 0);
+	reopen(f, NOW + 30);
+	assert_int_equal(registry_suspended_published(), 0);
+	/* suspend records replay after compaction too: suspend, reopen twice */
+	assert_int_equal(registry_suspend(f->r, "b", true, NOW + 31, &res), 0);
+	reopen(f, NOW + 32);
+	reopen(f, NOW + 33);
+	s = registry_acquire();
+	assert_int_equal(entry(s, "b")->suspended_at, NOW + 31);
+	registry_unref(s);
+}
+
+/* A journal record as registry.h describes it: length, checksum, JSON. */
+static void
+append_record(const char *path, const char *json)
+{
+	uint8_t hdr[REGISTRY_HDR_LEN], d[crypto_generichash_BYTES_MIN];
+	size_t n = strlen(json);
+	FILE *f = fopen(path, "ab");
+
+	assert_non_null(f);
+	hdr[0] = (uint8_t)n;
+	hdr[1] = (uint8_t)(n >> 8);
+	hdr[2] = (uint8_t)(n >> 16);
+	hdr[3] = (uint8_t)(n >> 24);
+	crypto_generichash(d, sizeof(d), (const unsigned char *)json, n, NULL, 0);
+	memcpy(hdr + 4, d, 8);
+	assert_int_equal(fwrite(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	assert_int_equal(fwrite(json, 1, n, f), n);
+	fclose(f);
+}
+
+static void
+test_legacy_fork_record(void **state)
+{
+	struct fx *f = *state;
+	registry_snapshot_t *s;
+	const registry_entry_t *e;
+
+	registry_close(f->r);
+	unlink(f->path);
+	append_record(f->path, "{\"op\":\"put\",\"id\":\"p\",\"template\":\"job\","
+	    "\"addresses\":[\"10.0.9.1/32\"],\"labels\":{},\"expires_at\":0,"
+	    "\"created\":1699990000,\"generation\":1}");
+	{	/* the magic goes first: rewrite the file as magic + what was appended */
+		char *buf = NULL, err[128];
+		size_t len = 0;
+		FILE *fp;
+
+		assert_int_equal(util_read_file(f->path, 1 << 20, 0, &buf, &len, err,
+		    sizeof(err)), 0);
+		fp = fopen(f->path, "wb");
+		fwrite(REGISTRY_JOURNAL_MAGIC, 1, REGISTRY_MAGIC_LEN, fp);
+		fwrite(buf, 1, len, fp);
+		fclose(fp);
+		free(buf);
+	}
+	/* a fork journalled by a version that recorded no lineage */
+	append_record(f->path, "{\"op\":\"fork\",\"id\":\"k\",\"template\":\"job\","
+	    "\"addresses\":[\"10.0.9.2/32\"],\"labels\":{},\"expires_at\":0,"
+	    "\"created\":1699995000,\"generation\":2,\"parent\":\"p\"}");
+	f->r = NULL;
+	reopen(f, NOW);
+	assert_int_equal(registry_load_info(f->r)->records, 2);
+	s = registry_acquire();
+	e = entry(s, "k");
+	assert_int_equal(e->lineage.n, 1);	/* its parent, at the fork */
+	assert_string_equal(e->lineage.links[0].id, "p");
+	assert_int_equal(e->lineage.links[0].at, 1699995000);
+	assert_int_equal(entry(s, "p")->lineage.n, 0);
+	registry_unref(s);
+}
+
+static void
+test_lifetime(void **state)
+{
+	struct fx *f = *state;
+	registry_result_t res;
+	registry_snapshot_t *s;
+	sandbox_view_t v;
+	sandbox_lifetime_t life;
+	const policy_credential_t *oa = policy_credential_find(f->p, "openai");
+	const policy_credential_t *gh = policy_credential_find(f->p, "github");
+
+	assert_int_equal(put(f, "l", "{\"template\": \"life\", \"addresses\": [\"10.0.9.1\"]}",
+	    &res), 201);
+	s = registry_acquire();
+	assert_int_equal(sandbox_view_find(f->p, s, "l", NOW, &v), 0);
+	sandbox_view_lifetime(&v, oa, &life);	/* template "sandbox": max_ttl 3d caps 30d */
+	assert_true(life.sandbox);
+	assert_int_equal(life.ttl_s, 3 * 24 * 3600);
+	assert_int_equal(sandbox_view_find(f->p, s, "static-1", NOW, &v), 0);
+	sandbox_view_lifetime(&v, gh, &life);	/* static, credential default: 1h wall-clock */
+	assert_false(life.sandbox);
+	assert_int_equal(life.ttl_s, SG_HANDLE_TTL_DEFAULT_S);
+	registry_unref(s);
 }
 
 int
@@ -550,6 +876,12 @@ main(void)
 		T(test_corrupt_checksum_and_garbage),
 		T(test_sweep),
 		T(test_view),
+		T(test_fork_lineage),
+		T(test_lineage_depth_bound),
+		T(test_restore),
+		T(test_suspend_resume),
+		T(test_lifetime),
+		T(test_legacy_fork_record),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_fork_parse),
 	};

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -18,6 +19,7 @@
 #include "http.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "registry.h"
 #include "revoke.h"
 #include "seal.h"
 #include "stats.h"
@@ -47,7 +49,8 @@ static const char policy_json[] =
     " \"sandboxes\": {"
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
     "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\"]},"
-    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}}}";
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}},"
+    " \"sandbox_templates\": {\"t\": {\"credentials\": [\"bear\", \"rl\"]}}}";
 
 /* The failed-handle throttle at 3 per 30 s: a token back every 10 s. */
 static const char throttle_json[] =
@@ -404,6 +407,59 @@ test_rate_limited(void **state)
 	ok(&t);
 	t_fini(&t);
 	free(h);
+}
+
+/* A handle carried into a fork: the audit names the fork and the origin, and the fork
+ * has its own per-handle rate bucket. */
+static void
+test_lineage_audit_and_rate(void **state)
+{
+	char dir[] = "/tmp/sg-swap-reg-XXXXXX", path[128], err[256];
+	const char body[] = "{\"template\": \"t\", \"addresses\": [\"10.0.5.1\"]}";
+	const char fbody[] = "{\"id\": \"k\", \"addresses\": [\"10.0.6.1\"]}";
+	registry_fork_spec_t fs;
+	registry_spec_t spec;
+	registry_result_t res;
+	registry_t *r;
+	struct t t;
+	char *h;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(r = registry_open(dir, pol, NOW - 100, err, sizeof(err)));
+	assert_int_equal(registry_spec_parse("p", body, strlen(body), NOW - 100, &spec, &res), 0);
+	assert_int_equal(registry_put(r, pol, &spec, NOW - 100, &res), 0);
+	registry_spec_free(&spec);
+	h = mint_full(seal_keyring_current(kr), "rl", "p", NOW - 60, NOW + 900, NULL);
+	assert_int_equal(registry_fork_parse(fbody, strlen(fbody), NOW - 30, &fs, &res), 0);
+	assert_int_equal(registry_fork(r, pol, "p", &fs, NOW - 30, &res), 0);
+	registry_fork_spec_free(&fs);
+	t_init(&t);
+	t.env.registry = registry_acquire();
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
+	    "\r\n\r\n", h);
+	inet_pton(AF_INET, "10.0.5.1", &t.peer.sin_addr);	/* the parent */
+	ok(&t);
+	assert_string_equal(t.out.sandbox, "p");
+	assert_string_equal(t.out.origin, "");
+	swap_out_free(&t.out);
+	deny(&t, 429, "rate_limited");		/* 1 a minute per handle */
+	swap_out_free(&t.out);
+	inet_pton(AF_INET, "10.0.6.1", &t.peer.sin_addr);	/* the fork: its own bucket */
+	ok(&t);
+	assert_string_equal(t.out.sandbox, "k");
+	assert_string_equal(t.out.origin, "p");
+	assert_string_equal(t.out.credential, "rl");
+	swap_out_free(&t.out);
+	deny(&t, 429, "rate_limited");
+	assert_string_equal(t.out.sandbox, "k");
+	registry_unref((registry_snapshot_t *)t.env.registry);
+	t_fini(&t);
+	free(h);
+	registry_close(r);
+	snprintf(path, sizeof(path), "%s/%s", dir, REGISTRY_JOURNAL_NAME);
+	unlink(path);
+	rmdir(dir);
 }
 
 static void
@@ -889,6 +945,7 @@ main(void)
 		cmocka_unit_test(test_allowed_basic_query_pairs),
 		cmocka_unit_test(test_denials),
 		cmocka_unit_test(test_rate_limited),
+		cmocka_unit_test(test_lineage_audit_and_rate),
 		cmocka_unit_test(test_encoded),
 		cmocka_unit_test(test_encoded_in_basic),
 		cmocka_unit_test(test_buffer_body),
