@@ -438,14 +438,14 @@ test_lineage_audit_and_rate(void **state)
 	t.env.registry = registry_acquire();
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
 	    "\r\n\r\n", h);
-	inet_pton(AF_INET, "10.0.5.1", &t.peer.sin_addr);	/* the parent */
+	inet_pton(AF_INET, "10.0.5.1", &((struct sockaddr_in *)&t.peer)->sin_addr);	/* the parent */
 	ok(&t);
 	assert_string_equal(t.out.sandbox, "p");
 	assert_string_equal(t.out.origin, "");
 	swap_out_free(&t.out);
 	deny(&t, 429, "rate_limited");		/* 1 a minute per handle */
 	swap_out_free(&t.out);
-	inet_pton(AF_INET, "10.0.6.1", &t.peer.sin_addr);	/* the fork: its own bucket */
+	inet_pton(AF_INET, "10.0.6.1", &((struct sockaddr_in *)&t.peer)->sin_addr);	/* the fork */
 	ok(&t);
 	assert_string_equal(t.out.sandbox, "k");
 	assert_string_equal(t.out.origin, "p");
