@@ -139,6 +139,7 @@ typedef struct policy_limits {
 	uint32_t workers;		/* 0 = number of cores */
 	uint32_t busy_poll_us;		/* workers poll this long after I/O; 0 = off */
 	uint32_t failed_handles;	/* failures per source per window; 0 = no throttle */
+	uint64_t max_decoded_bytes;	/* a scrubbed response decoded past this is cut */
 	uint64_t failed_handles_window_ms;
 } policy_limits_t;
 
@@ -211,6 +212,9 @@ typedef struct policy {
  * long one burst of failures keeps a source refused. */
 #define SG_POLICY_MIN_FAIL_WINDOW_MS 1000ull
 #define SG_POLICY_MAX_FAIL_WINDOW_MS (24ull * 3600 * 1000)
+/* limits.max_decoded_bytes: under 1 MiB real answers fail; 1 TiB is no bound at all. */
+#define SG_POLICY_MIN_DECODED_BYTES (1024ull * 1024)
+#define SG_POLICY_MAX_DECODED_BYTES (1024ull * 1024 * 1024 * 1024)
 #endif
 
 /* Name indexes: the smallest has this many slots; they double when half full. */

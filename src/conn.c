@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "decode.h"
 #include "authz.h"
 #include "conn.h"
 #include "defaults.h"
@@ -141,6 +142,12 @@ struct conn {
 	bool up_keepalive;
 	bool park_due;			/* idle: the timer parks before it closes */
 	bool served;			/* a request head was read (conn_has_served) */
+
+	/* a scrubbed response whose Content-Encoding sealgate decodes (the client gets the
+	 * body decoded, the head's coding, digests and strong ETag rewritten) */
+	decode_t *dec;			/* NULL: identity, or no scrubbing */
+	bool res_recode;		/* the head is rewritten for a decoded body */
+	int dec_err;			/* a decode_rc that cut the body */
 
 	/* trailer fields of a chunked response, collected until its end */
 	struct evbuffer *trailers;	/* "name: value\n" lines as received */
@@ -294,6 +301,13 @@ conn_body_reset(conn_t *c)
 	c->body_err = 0;
 }
 
+/* Does every response on this connection get scrubbed (a secret was injected on it)? */
+static bool
+conn_scrubbing(const conn_t *c)
+{
+	return c->scrub != NULL && scrub_needles(c->scrub) > 0;
+}
+
 /* Trailer lines may hold secrets (scrubbed ones no more, but partial lines): zero them. */
 static void
 conn_trailers_free(conn_t *c)
@@ -418,6 +432,7 @@ conn_close(conn_t *c, const char *reason)
 	conn_work_free(c);
 	conn_body_reset(c);
 	conn_trailers_free(c);
+	decode_free(c->dec);
 	wsrelay_free(c->ws);
 	if (c->ws_pol)
 		policy_unref(c->ws_pol);
@@ -1469,12 +1484,33 @@ conn_write_field(struct evbuffer *out, const char *name, const char *value, bool
 	return rc;
 }
 
+/*
+ * The answer will be scrubbed: ask only for codings sealgate can decode, and for the
+ * whole body (a range of it cannot be scrubbed: a secret may straddle its edges). true
+ * when the field was written (or dropped) here.
+ */
+static bool
+conn_narrow_request_field(struct evbuffer *out, const char *name, const char *v)
+{
+	char ae[1024];
+
+	if (strcasecmp(name, "Range") == 0 || strcasecmp(name, "If-Range") == 0)
+		return true;
+	if (strcasecmp(name, "Accept-Encoding") != 0)
+		return false;
+	if (decode_accept_encoding(v, strlen(v), ae, sizeof(ae)) < 0)
+		snprintf(ae, sizeof(ae), "identity");
+	(void)conn_write_field(out, name, ae, false);
+	return true;
+}
+
 /* Request fields as the swap edited them; handles never leave, secrets by reference. */
 static int
 conn_write_request_fields(conn_t *c, struct evbuffer *out)
 {
 	const http_head_t *h = &c->req;
 	const inject_edits_t *e = &c->rq->swap.edits;
+	bool scrubbing = conn_scrubbing(c);
 	int rc = 0;
 
 	for (size_t i = 0; i < h->nfields; i++) {
@@ -1484,6 +1520,8 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 		if (v == NULL || http_is_hop_by_hop(h, f->name, f->name_len) ||
 		    strcasecmp(f->name, "Proxy-Tokenizer") == 0 ||
 		    (c->upgrading && strcasecmp(f->name, "Sec-WebSocket-Extensions") == 0))
+			continue;
+		if (scrubbing && conn_narrow_request_field(out, f->name, v))
 			continue;
 		rc |= conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
 	}
@@ -1602,6 +1640,7 @@ conn_send_request_head(conn_t *c)
 	http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
 	c->res_head_done = c->res_done = c->res_started = false;
 	c->ninterim = 0;
+	c->dec_err = 0;
 	bufferevent_set_timeouts(c->ubev, &tv, NULL);
 	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
 
@@ -1919,16 +1958,31 @@ conn_emit_body(void *arg, const void *data, size_t len)
 		evbuffer_add(out, "\r\n", 2);
 }
 
+/* Decoded body bytes (or the body as it came): scrubbed on the way to the client. */
+static void
+conn_res_decoded(void *arg, const void *data, size_t len)
+{
+	conn_t *c = arg;
+
+	if (c->scrub == NULL)
+		conn_emit_body(c, data, len);
+	else if (scrub_feed(c->scrub, data, len, conn_emit_body, c) < 0)
+		c->dec_err = DECODE_NOMEM;	/* cut rather than pass on unscrubbed */
+}
+
 static int
 conn_res_on_body(http_parser *p, const char *at, size_t len)
 {
 	conn_t *c = p->data;
+	int rc;
 
-
-	if (c->scrub)
-		return scrub_feed(c->scrub, at, len, conn_emit_body, c) < 0 ? -1 : 0;
-	conn_emit_body(c, at, len);
-	return 0;
+	if (c->dec == NULL) {
+		conn_res_decoded(c, at, len);
+		return c->dec_err ? -1 : 0;
+	}
+	if ((rc = decode_feed(c->dec, at, len, conn_res_decoded, c)) != DECODE_OK)
+		c->dec_err = rc;
+	return c->dec_err ? -1 : 0;
 }
 
 /* Trailer fields arrive after the last chunk as name and value pieces: collected. */
@@ -2015,7 +2069,12 @@ static int
 conn_res_on_complete(http_parser *p)
 {
 	conn_t *c = p->data;
+	int rc;
 
+	if (c->dec != NULL && (rc = decode_finish(c->dec, conn_res_decoded, c)) != DECODE_OK)
+		c->dec_err = rc;
+	if (c->dec_err)
+		return -1;
 	if (c->scrub && scrub_finish(c->scrub, conn_emit_body, c) < 0)
 		return -1;
 	if (c->res_chunked_out)
@@ -2036,6 +2095,9 @@ static const http_parser_settings conn_res_body_settings = {
 static void
 conn_response_done(conn_t *c)
 {
+	decode_free(c->dec);
+	c->dec = NULL;
+	c->res_recode = false;
 	conn_audit(c, c->res.status, NULL);
 	c->req_active = false;
 	if (!c->up_keepalive || !c->req_done ||
@@ -2071,7 +2133,24 @@ conn_write_scrubbed(conn_t *c, struct evbuffer *out, const char *v, size_t len)
 		log_warn("%s: response head not scrubbed", c->peer);
 }
 
-/* Response fields to the client; injected secrets in values become their handles. */
+/* A field that describes the encoded body: the client gets it decoded without them. */
+static bool
+conn_field_encoded_only(const char *name)
+{
+	static const char *const encoded[] = {"Content-Encoding", "Content-MD5", "Digest",
+	    "Content-Digest", "Repr-Digest"};
+
+	for (size_t i = 0; i < SG_ARRAY_LEN(encoded); i++)
+		if (strcasecmp(name, encoded[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Response fields to the client; injected secrets in values become their handles. For a
+ * decoded body (res_recode) the coding and digests go and a strong ETag becomes weak:
+ * the client gets another representation than the one they describe.
+ */
 static void
 conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
 {
@@ -2083,11 +2162,74 @@ conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
 		if (!(keep_length && strcasecmp(f->name, "Content-Length") == 0) &&
 		    http_is_hop_by_hop(h, f->name, f->name_len))
 			continue;
+		if (c->res_recode && conn_field_encoded_only(f->name))
+			continue;
 		evbuffer_add(out, f->name, f->name_len);
 		evbuffer_add(out, ": ", 2);
+		if (c->res_recode && strcasecmp(f->name, "ETag") == 0 && f->value[0] == '"')
+			evbuffer_add(out, "W/", 2);
 		conn_write_scrubbed(c, out, f->value, f->value_len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+}
+
+/* Every Content-Encoding field of the response as one list ("gzip, br"). */
+static size_t
+conn_res_codings(const conn_t *c, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->res.nfields; i++) {
+		const http_field_t *f = &c->res.fields[i];
+
+		if (strcasecmp(f->name, "Content-Encoding") != 0)
+			continue;
+		n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? ", " : "",
+		    f->value);
+		if (n >= len)
+			return len;	/* too long: decode_new refuses what is cut */
+	}
+	return n;
+}
+
+/*
+ * A scrubbed response: a partial one (206) cannot be, a coding sealgate cannot decode
+ * cannot be (502 unscrubbable_response, before anything is sent); others are decoded.
+ * -1 when answered.
+ */
+static int
+conn_res_decode_setup(conn_t *c)
+{
+	char codings[512], why[DECODE_WHY_MAX], msg[DECODE_WHY_MAX + 96];
+	decode_limits_t lim;
+	size_t n;
+
+	c->res_recode = false;
+	if (!conn_scrubbing(c))
+		return 0;
+	if (c->res.status == 206) {
+		conn_fail(c, 502, "unscrubbable_response", "the upstream answered with part of "
+		    "the body (206), which cannot be scrubbed whole (sealgate asks without "
+		    "Range)");
+		return -1;
+	}
+	if ((n = conn_res_codings(c, codings, sizeof(codings))) == 0)
+		return 0;
+	c->res_recode = true;
+	decode_limits_default(&lim);
+	lim.max_output = c->pol->limits.max_decoded_bytes;
+	if (decode_new(codings, n, &lim, &c->dec, why, sizeof(why)) != DECODE_OK) {
+		snprintf(msg, sizeof(msg), "the response must be scrubbed and its coding "
+		    "cannot be decoded: %s", why);
+		conn_fail(c, 502, "unscrubbable_response", msg);
+		return -1;
+	}
+	if (c->res.no_body || c->req.method == HTTP_HEAD) {
+		decode_free(c->dec);	/* no body: only the head changes */
+		c->dec = NULL;
+	}
+	return 0;
 }
 
 static void
@@ -2106,7 +2248,7 @@ conn_write_response_head(conn_t *c)
 	conn_write_scrubbed(c, out, h->reason, strlen(h->reason));
 	evbuffer_add(out, "\r\n", 2);
 	/* with scrubbing on, a GET answer is re-framed: HEAD/304 must not promise a length */
-	conn_write_response_fields(c, out, head_like && c->scrub == NULL);
+	conn_write_response_fields(c, out, head_like && c->scrub == NULL && !c->res_recode);
 	c->res_chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
@@ -2175,6 +2317,8 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		c->upstream_ms = util_mono_msf() - c->t_sent;
 		metrics_observe_upstream_ms(c->upstream_ms);
 	}
+	if (conn_res_decode_setup(c) < 0)
+		return -1;
 	conn_write_response_head(c);
 	c->res_head_done = true;
 	if (c->res.no_body) {
@@ -2185,6 +2329,30 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 	return 0;
 }
 
+/*
+ * The response body cannot go on: malformed framing, or a body that could not be
+ * decoded to be scrubbed (over the bounds, corrupt). The client gets what is queued, then
+ * the connection closes before the end of the body (an incomplete transfer).
+ */
+static void
+conn_res_cut(conn_t *c)
+{
+	char msg[256];
+
+	STATS_INC(errors_upstream);
+	if (c->dec_err == 0) {
+		conn_close_after_flush(c, "malformed response body from upstream: aborted");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "response cut: %s", c->dec_err == DECODE_LIMIT ?
+	    "its decoded body went past the bounds (limits.max_decoded_bytes, or a "
+	    "compression ratio over the limit)" : c->dec != NULL ? decode_error(c->dec) :
+	    "out of memory while scrubbing");
+	conn_audit(c, c->res.status, c->dec_err == DECODE_LIMIT ? "decode_limit" :
+	    "decode_error");
+	conn_close_after_flush(c, msg);
+}
+
 static void
 conn_relay_response_body(conn_t *c)
 {
@@ -2192,8 +2360,7 @@ conn_relay_response_body(conn_t *c)
 
 	c->resp.data = c;
 	if (conn_feed(&c->resp, &conn_res_body_settings, in, &c->res_done) < 0) {
-		STATS_INC(errors_upstream);
-		conn_close_after_flush(c, "malformed response body from upstream: aborted");
+		conn_res_cut(c);
 		return;
 	}
 	if (c->res_done) {
@@ -2287,6 +2454,10 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* read-until-close body: EOF completes it */
 		c->resp.data = c;
 		http_parser_execute(&c->resp, &conn_res_body_settings, NULL, 0);
+		if (c->dec_err) {	/* a truncated compressed body */
+			conn_res_cut(c);
+			return;
+		}
 		if (c->res_done) {
 			c->up_keepalive = false;
 			conn_response_done(c);

@@ -1312,13 +1312,25 @@ policy_parse_fail_window(struct policy_ctx *c, json_t *v)
 		c->p->limits.failed_handles_window_ms = ms;
 }
 
+/* limits.max_decoded_bytes: bytes, within the policy.h bounds (it may pass 4 GiB). */
+static void
+policy_parse_decoded_max(struct policy_ctx *c, json_t *v)
+{
+	json_t *e = json_object_get(v, "max_decoded_bytes");
+	uint64_t n;
+
+	if (e != NULL && policy_uint(c, "limits.max_decoded_bytes", e,
+	    SG_POLICY_MIN_DECODED_BYTES, SG_POLICY_MAX_DECODED_BYTES, &n) == 0)
+		c->p->limits.max_decoded_bytes = n;
+}
+
 static void
 policy_parse_limits(struct policy_ctx *c, json_t *v)
 {
 	static const char *const keys[] = {"header_timeout", "idle_timeout",
 	    "connect_timeout", "tls_timeout", "upstream_timeout", "drain_timeout",
 	    "park_after", "max_header_bytes", "max_connections", "workers", "busy_poll_us",
-	    "failed_handles", "failed_handles_window", NULL};
+	    "failed_handles", "failed_handles_window", "max_decoded_bytes", NULL};
 	char sub[POLICY_PATH_MAX];
 	uint8_t *base = (uint8_t *)&c->p->limits;
 	uint64_t n;
@@ -1353,6 +1365,7 @@ policy_parse_limits(struct policy_ctx *c, json_t *v)
 		memcpy(base + t->off, &n32, sizeof(n32));
 	}
 	policy_parse_fail_window(c, v);
+	policy_parse_decoded_max(c, v);
 }
 
 /* --- credentials ---------------------------------------------------------------------- */
@@ -2462,6 +2475,7 @@ policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
 		.workers = 0,
 		.failed_handles = SG_FAIL_LIMIT,
 		.failed_handles_window_ms = SG_FAIL_WINDOW_S * 1000ull,
+		.max_decoded_bytes = SG_DECODE_MAX_BYTES,
 	};
 	c->p->egress.intercept = INTERCEPT_CREDENTIALS;
 	return 0;
