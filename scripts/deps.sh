@@ -5,6 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config libssl-dev openssl libevent-dev libsodium-dev
 libjansson-dev libcmocka-dev libhttp-parser-dev libpcre2-dev curl python3 python3-nacl python3-jsonschema
+python3-brotli python3-zstandard python3-requests python3-websockets
 ca-certificates iproute2 clang libclang-rt-14-dev cppcheck"
 
 missing=""
