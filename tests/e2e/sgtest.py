@@ -6,7 +6,9 @@ Everything runs on loopback with ports picked by the kernel:
                leaves, a second untrusted CA)
   EchoUpstream threaded TLS (or plain) HTTP/1.1 server on 127.0.0.3:0 that answers what it
                received as JSON and records every request; /bytes/N, /chunked/N stream
-               payloads, /slow/MS answers after a delay
+               payloads, /slow/MS answers after a delay, /leak reflects the injected
+               secret in a chosen encoded form, content coding and framing (leak_render,
+               leak_encode), /ws echoes WebSocket messages and records every frame
   Canary       TCP listeners on 127.0.0.1:0, 127.0.0.2:0 and [::1]:0 that record whether
                anything ever connected
   Sealgate     the daemon under test: policy from a dict, ready file, log kept in a temp
@@ -34,6 +36,7 @@ import tempfile
 import threading
 import time
 import unittest
+import zlib
 
 UPSTREAM_ADDR = "127.0.0.3"
 SEALGATE_BIN = os.environ.get("SEALGATE_BIN") or os.path.join(
@@ -68,6 +71,186 @@ def payload(n, seed=1):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- /leak forms
+
+# Forms the /leak endpoint renders a reflected value in (leak_render). Every one is a
+# form LEAKSPEC says sealgate must scrub; the tests decode them with their own code.
+LEAK_FORMS = ("raw", "json_slash", "json_ul", "json_uu", "json_umix", "json_doc",
+              "pct_lower", "pct_upper", "pct_some", "pct_plus",
+              "html_dec", "html_hexl", "html_hexu", "html_named",
+              "hex_lower", "hex_upper", "b64", "basic", "jwt", "zeros")
+_URL_UNRESERVED = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HTML_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+LEAK_JWT_HEADER = b'{"alg":"HS256","typ":"JWT"}'
+LEAK_B64_PREFIX = b"xy"       # ?pre=N puts the first N of these before the value
+# High bytes make the run's tail use the alphabet-specific characters (+/ or -_), so a
+# re-encoding in the wrong alphabet shows.
+LEAK_B64_SUFFIX = b"tail\xfb\xff\xfe"
+
+
+def b64url_nopad(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _json_u(ch, upper):
+    return ("\\u%04X" if upper else "\\u%04x") % ord(ch)
+
+
+def _leak_core(form, v, q):
+    """The value v (str, one char per byte) in form: the text that stands for it."""
+    import urllib.parse
+    if form in ("raw", "zeros"):
+        return v
+    if form == "json_slash":        # PHP's json_encode: '/' escaped as '\/'
+        return json.dumps(v)[1:-1].replace("/", "\\/")
+    if form in ("json_ul", "json_uu"):
+        return "".join(_json_u(c, form == "json_uu") for c in v)
+    if form == "json_umix":         # even: \\u00xx (hex case alternating), odd: literal
+        return "".join(_json_u(c, i % 4 == 2) if i % 2 == 0 else json.dumps(c)[1:-1]
+                       for i, c in enumerate(v))
+    if form == "json_doc":
+        return json.dumps(v)[1:-1]
+    if form == "pct_upper":
+        return urllib.parse.quote(v, safe="", encoding="latin-1")
+    if form == "pct_lower":
+        return "".join(p.lower() if p.startswith("%") else p for p in
+                       _pct_split(urllib.parse.quote(v, safe="", encoding="latin-1")))
+    if form == "pct_some":          # unreserved chars encoded at every third position only
+        return "".join(c if c in _URL_UNRESERVED and i % 3 else
+                       ("%%%02x" if i % 2 else "%%%02X") % ord(c) for i, c in enumerate(v))
+    if form == "pct_plus":          # form encoding: space as '+', '+' as %2B
+        return urllib.parse.quote_plus(v, safe="", encoding="latin-1")
+    if form == "html_dec":
+        return "".join("&#%d;" % ord(c) for c in v)
+    if form == "html_hexl":
+        return "".join("&#x%04x;" % ord(c) for c in v)
+    if form == "html_hexu":
+        return "".join("&#X%04X;" % ord(c) for c in v)
+    if form == "html_named":
+        return "".join(_HTML_NAMED.get(c, c) for c in v)
+    raw = v.encode("latin-1")
+    if form == "hex_lower":
+        return raw.hex()
+    if form == "hex_upper":
+        return raw.hex().upper()
+    if form == "b64":
+        data = LEAK_B64_PREFIX[:int(q.get("pre", "0"))] + raw + LEAK_B64_SUFFIX
+        enc = (base64.urlsafe_b64encode if q.get("alpha") == "url" else base64.b64encode)
+        out = enc(data).decode()
+        return out if q.get("pad", "1") == "1" else out.rstrip("=")
+    if form == "basic":
+        return "Basic " + base64.b64encode(b"user:" + raw).decode()
+    if form == "jwt":
+        claims = json.dumps({"sub": "u1", "tok": v, "iat": 1700000000},
+                            separators=(",", ":")).encode()
+        h, p = b64url_nopad(LEAK_JWT_HEADER), b64url_nopad(claims)
+        return "%s.%s.%s" % (h, p, b64url_nopad(hashlib.sha256((h + "." + p).encode())
+                                                .digest()))
+    raise ValueError("unknown /leak form %r" % form)
+
+
+def _pct_split(text):
+    """'a%2Fb' -> ['a', '%2F', 'b'] (escapes as their own pieces)."""
+    import re
+    return re.findall(r"%[0-9A-Fa-f]{2}|[^%]+", text)
+
+
+def leak_render(form, value, q=None):
+    """(core, body) of the /leak endpoint for a reflected value (bytes): core is the form's
+    text for the value (also sent in X-Leak: with ?hdr=1), body the document holding it:
+      raw        leak<V>end (repeated ?n= times)       json_*   {"auth":"CORE"}
+      json_doc   json.dumps of {"auth","list","note","fill"} (?ascii=0: ensure_ascii False)
+      pct_*      q=CORE&end=1                            html_*   <!doctype html><p ...>
+      hex_*, b64 hex<CORE>end / b64<CORE>end             basic    {"echo": "Basic ..."}
+      jwt        {"token": "h.p.s"} (value in the payload's "tok")
+      zeros      ?n= zero bytes (for the decompression bound)"""
+    q = q or {}
+    v = value.decode("latin-1")
+    n = int(q.get("n", "1"))
+    core = _leak_core(form, v, q)
+    if form == "zeros":
+        return "", b"\0" * n
+    if form == "raw":
+        body = ("leak<%s>end" % core) * n
+    elif form == "json_doc":
+        fill = payload(int(q.get("fill", "0")), seed=7).hex()[:int(q.get("fill", "0"))]
+        doc = {"auth": v, "list": [v] * n + [{"deep": v}], "note": "caf\u00e9 \u2603",
+               "fill": fill}
+        return core, json.dumps(doc, ensure_ascii=q.get("ascii", "1") == "1").encode()
+    elif form.startswith("json_"):
+        body = '{"auth":"%s"}' % core
+    elif form.startswith("pct_"):
+        body = "q=%s&end=1" % core
+    elif form.startswith("html_"):
+        body = '<!doctype html><p title="%s">%s</p>' % (core, core)
+    elif form.startswith("hex_"):
+        body = "hex<%s>end" % core
+    elif form == "b64":
+        body = "b64<%s>end" % core
+    elif form == "basic":
+        body = json.dumps({"echo": core})
+    else:
+        body = json.dumps({"token": core})
+    return core, body.encode("latin-1")
+
+
+def leak_encode(data, enc):
+    """(Content-Encoding value or None, bytes) of data in a content coding, the codings of
+    a stack applied in the listed order ("gzip,br": gzip first). enc: none (no header),
+    identity, gzip, x-gzip, deflate (zlib), deflate-raw (sent as "deflate"), br, zstd,
+    compress / x-foo (not decodable: marker bytes + data), gzip-corrupt (valid gzip head,
+    the last quarter of the stream flipped)."""
+    if enc in ("none", ""):
+        return None, data
+    if enc in ("compress", "x-foo"):
+        return enc, b"\x1f\x9d\x90" + data
+    if enc == "gzip-corrupt":
+        g = gzip_compress(data)
+        cut = len(g) * 3 // 4
+        return "gzip", g[:cut] + bytes(b ^ 0x55 for b in g[cut:])
+    names = []
+    for c in (x.strip() for x in enc.split(",")):
+        if c in ("gzip", "x-gzip"):
+            data = gzip_compress(data)
+        elif c == "deflate":
+            data = zlib.compress(data, 9)
+        elif c == "deflate-raw":
+            co = zlib.compressobj(9, zlib.DEFLATED, -15)
+            data = co.compress(data) + co.flush()
+            c = "deflate"
+        elif c == "br":
+            import brotli
+            data = brotli.compress(data)
+        elif c == "zstd":
+            import zstandard
+            data = zstandard.ZstdCompressor().compress(data)
+        elif c != "identity":
+            raise ValueError("unknown coding %r" % c)
+        names.append(c)
+    return ", ".join(names), data
+
+
+def gzip_compress(data):
+    import gzip
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def leak_query(path):
+    """The query of a /leak or /ws target as {name: first value}."""
+    import urllib.parse
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query, keep_blank_values=True)
+    return {k: v[0] for k, v in q.items()}
+
+
+def leak_value(headers, q):
+    """The reflected value: header ?h= (default Authorization) as bytes; with
+    ?part=value only what follows its first space (the token after "Bearer ")."""
+    value = (headers.get(q.get("h", "Authorization")) or "").encode("latin-1")
+    if q.get("part") == "value":
+        value = value.partition(b" ")[2]
+    return value
 
 
 # --------------------------------------------------------------------------- PKI
@@ -224,7 +407,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self):
         path = self.path
         hdrs = [[k, v] for k, v in self.headers.items()]
-        if path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+        if (path.split("?", 1)[0] == "/ws"
+                and self.headers.get("Upgrade", "").lower() == "websocket"):
             self.server.record({"method": self.command, "path": path, "headers": hdrs,
                                 "body_len": 0, "body_sha256": sha256(b""),
                                 "conn_id": self.conn_id, "sni": self._sni()})
@@ -242,6 +426,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
             return self._send_chunked(int(path[9:].split("?")[0]), head)
         if path.startswith("/slow/"):
             return self._send_slow(path, head)
+        if path.startswith("/leak"):
+            return self._leak(path, head)
         extra = {}
         status = 200
         if path.startswith(("/reflect-split", "/reflect-cl", "/reflect-status/")):
@@ -305,6 +491,123 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _leak(self, path, head):
+        """/leak?form=F&enc=E&frame=FR: the received Authorization (or ?h=) value, in form
+        F (leak_render; ?part=value: only the token), content coding E (leak_encode) and
+        framing FR: cl (Content-Length, default), chunked (?step= byte pieces, each
+        flushed: one TLS record each), close (no length, Connection: close).
+        Always a strong ETag (?etag=weak|none) and Content-MD5, Digest, Content-Digest,
+        Repr-Digest (?digest=0: none). ?hdr=1: X-Leak: CORE. ?reason=1: reason "OK CORE".
+        ?st=304 / ?st=206: that status whatever was asked (206 with the whole body);
+        otherwise a Range: bytes=A-B header is honoured (206, on the encoded bytes).
+        ?interim=103: an Early Hints answer first (Link and X-Hint-Pct carry the value).
+        ?trailer=1: chunked with trailers X-Leak-Trailer (raw), X-Leak-Trailer-B64 and an
+        undeclared Content-Length (a framing field that must not be relayed)."""
+        q = leak_query(path)
+        value = leak_value(self.headers, q)
+        form = q.get("form", "raw")
+        core, body = leak_render(form, value, q)
+        ce, data = leak_encode(body, q.get("enc", "none"))
+        status, data, crange = self._leak_status(q, data)
+        if "interim" in q:
+            self._leak_interim(int(q["interim"]), value)
+        self.send_response(status, ("OK " + core) if q.get("reason") == "1" else None)
+        self.send_header("Content-Type", "application/json" if form.startswith("json")
+                         or form in ("basic", "jwt") else
+                         "text/html" if form.startswith("html") else "text/plain")
+        if ce:
+            self.send_header("Content-Encoding", ce)
+        self._leak_validators(q, body, data)
+        if q.get("hdr") == "1":
+            self.send_header("X-Leak", core)
+        if crange:
+            self.send_header("Content-Range", crange)
+        if status == 304:
+            self.end_headers()
+            return
+        self._leak_body(q, data, head, value)
+
+    def _leak_status(self, q, data):
+        """(status, body bytes, Content-Range or None)."""
+        import re
+        status = int(q.get("st", "200"))
+        if status == 206:
+            return 206, data, "bytes 0-%d/%d" % (len(data) - 1, len(data))
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", (self.headers.get("Range") or "").strip())
+        if status == 200 and m and int(m.group(1)) < len(data):
+            a = int(m.group(1))
+            b = min(int(m.group(2) or len(data) - 1), len(data) - 1)
+            return 206, data[a:b + 1], "bytes %d-%d/%d" % (a, b, len(data))
+        return status, data, None
+
+    def _leak_validators(self, q, body, data):
+        tag = '"leak-%s"' % hashlib.sha256(data).hexdigest()[:16]
+        if q.get("etag", "strong") != "none":
+            self.send_header("ETag", ("W/" if q.get("etag") == "weak" else "") + tag)
+        if q.get("digest", "1") == "1":
+            def b64(d):
+                return base64.b64encode(d).decode()
+            self.send_header("Content-MD5", b64(hashlib.md5(data).digest()))
+            self.send_header("Digest", "SHA-256=" + b64(hashlib.sha256(data).digest()))
+            self.send_header("Content-Digest",
+                             "sha-256=:%s:" % b64(hashlib.sha256(data).digest()))
+            self.send_header("Repr-Digest", "sha-256=:%s:" % b64(hashlib.sha256(body).digest()))
+
+    def _leak_interim(self, code, value):
+        import urllib.parse
+        v = value.decode("latin-1")
+        self.send_response_only(code)
+        self.send_header("Link", "<https://cdn.example.test/a.css?t=%s>; rel=preload" % v)
+        self.send_header("X-Hint-Pct", urllib.parse.quote(v, safe="", encoding="latin-1"))
+        self.send_header("Keep-Alive", "timeout=5")
+        self.end_headers()
+        self.wfile.flush()
+
+    def _leak_body(self, q, data, head, value):
+        frame = "chunked" if q.get("trailer") == "1" else q.get("frame", "cl")
+        step = max(1, int(q.get("step", "5")))
+        if frame == "cl":
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(data)
+            return
+        if frame == "close":
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for off in range(0, 0 if head else len(data), step):
+                self.wfile.write(data[off:off + step])
+                self.wfile.flush()
+            self._tls_close_notify()
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        if q.get("trailer") == "1":
+            self.send_header("Trailer", "X-Leak-Trailer, X-Leak-Trailer-B64")
+        self.end_headers()
+        if head:
+            return
+        for off in range(0, len(data), step):
+            piece = data[off:off + step]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        tail = b"0\r\n"
+        if q.get("trailer") == "1":
+            tail += (b"X-Leak-Trailer: %s\r\nX-Leak-Trailer-B64: %s\r\nContent-Length: 12\r\n"
+                     % (value, base64.b64encode(value)))
+        self.wfile.write(tail + b"\r\n")
+        self.wfile.flush()
+
+    def _tls_close_notify(self):
+        """End a close-delimited body cleanly: TLS close_notify (a bare TCP close reads as
+        truncation, and a careful proxy cuts the response)."""
+        try:
+            if isinstance(self.connection, ssl.SSLSocket):
+                self.connection.settimeout(5)
+                self.connection.unwrap()
+        except (OSError, ssl.SSLError, ValueError):
+            pass
 
     def _send_bytes(self, n, head):
         self.send_response(200)
@@ -371,40 +674,113 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _websocket(self):
+        """RFC 6455 echo after a 101 (no extension; ?ext=1: the 101 names
+        permessage-deflate anyway). Every frame received is recorded (server.frames: event
+        "frame" with opcode, fin, masked, payload; "message" per reassembled data message;
+        "close"; "eof" when the connection ends), so a test can see what reached the
+        upstream and use the end as a barrier. A text message "reflect" is answered by
+        ws_reflect_messages of the upgrade's Authorization (?h=) value, each frame written
+        in 3-byte flushed pieces (one TLS record each), fragmented ones with a ping between
+        fragments; any other data message is echoed as one frame."""
+        q = leak_query(self.path)
         key = self.headers.get("Sec-WebSocket-Key", "")
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
         self.send_response(101)
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
         self.send_header("Sec-WebSocket-Accept", accept)
+        if q.get("ext") == "1":
+            self.send_header("Sec-WebSocket-Extensions", "permessage-deflate")
         self.end_headers()
         self.wfile.flush()
         self.close_connection = True
-        msg_op, msg = None, b""
+        value = (self.headers.get(q.get("h", "Authorization")) or "").encode("latin-1")
+        try:
+            self._ws_loop(value)
+        finally:
+            self._ws_note("eof")
+
+    def _ws_loop(self, value):
+        msg_op, msg = None, bytearray()
         while True:
-            frame = ws_read_frame_fin(self.rfile)
+            try:
+                frame = ws_read_frame_ex(self.rfile, WS_ECHO_MAX_FRAME)
+            except ValueError as e:        # a frame too large to hold: stop here
+                self._ws_note("oversized", data=str(e).encode())
+                return
             if frame is None:
                 return
-            opcode, data, fin = frame
+            fin, opcode, masked, data = frame
+            self._ws_note("frame", opcode, fin, masked, data)
             if opcode == 0x8:     # close: answer and stop
+                self._ws_note("close", opcode, fin, masked, data)
                 self.wfile.write(ws_frame(0x8, data[:2], mask=False))
                 self.wfile.flush()
                 return
             if opcode == 0x9:     # ping
                 self.wfile.write(ws_frame(0xA, data, mask=False))
-            elif opcode in (0x0, 0x1, 0x2):   # a message, fragmented or not: echoed whole
+            elif opcode in (0x0, 0x1, 0x2):
                 if opcode:
-                    msg_op, msg = opcode, b""
+                    msg_op, msg = opcode, bytearray()
                 msg += data
                 if fin and msg_op is not None:
-                    self.wfile.write(ws_frame(msg_op, msg, mask=False))
+                    self._ws_note("message", msg_op, True, masked, bytes(msg))
+                    self._ws_message(msg_op, bytes(msg), value)
                     msg_op = None
             self.wfile.flush()
 
+    def _ws_note(self, event, opcode=None, fin=None, masked=None, data=b""):
+        self.server.record_frame({"event": event, "conn_id": self.conn_id,
+                                  "path": self.path, "opcode": opcode, "fin": fin,
+                                  "masked": masked, "data": data.decode("latin-1")})
 
-def ws_frame(opcode, data, mask=True):
-    """One final WebSocket frame (RFC 6455 5.2); clients mask, servers do not."""
-    head = bytearray([0x80 | opcode])
+    def _ws_message(self, opcode, data, value):
+        if not (opcode == 0x1 and data == b"reflect"):
+            self.wfile.write(ws_frame(opcode, data, mask=False))
+            return
+        for fin, op, piece in ws_reflect_frames(value):
+            out = ws_frame(op, piece, mask=False, fin=fin)
+            for off in range(0, len(out), 3):
+                self.wfile.write(out[off:off + 3])
+                self.wfile.flush()
+
+
+# Largest frame the echo reads (bigger: it records "oversized" and closes).
+WS_ECHO_MAX_FRAME = 64 << 20
+
+
+def ws_reflect_messages(value):
+    """The messages /ws answers "reflect" with, for the upgrade's header value (bytes), as
+    (opcode, payload), ending with text "done": raw text, raw binary, JSON with every
+    character \\u-escaped, base64 text (1 byte before the value), base64 binary (2 bytes
+    before), then a text and a binary message sent in 3 fragments (ws_reflect_frames)."""
+    return [(0x1, b"raw:" + value), (0x2, b"bin:" + value),
+            (0x1, b"json:" + leak_render("json_ul", value)[1]),
+            (0x1, b"b64:" + base64.b64encode(b"x" + value + b"tail")),
+            (0x2, b"b64bin:" + base64.b64encode(b"xy" + value + b"tail")),
+            (0x1, b"frag:" + value), (0x2, b"fragbin:" + value), (0x1, b"done")]
+
+
+def ws_reflect_frames(value):
+    """(fin, opcode, payload) frames of ws_reflect_messages: the frag messages cut in 3 at
+    a third and two thirds of their length (inside the value), a ping after the first
+    fragment of the text one and after the second of the binary one."""
+    out = []
+    for opcode, msg in ws_reflect_messages(value):
+        if not msg.startswith((b"frag:", b"fragbin:")):
+            out.append((True, opcode, msg))
+            continue
+        a, b = len(msg) // 3, 2 * len(msg) // 3
+        parts = [(False, opcode, msg[:a]), (False, 0x0, msg[a:b]), (True, 0x0, msg[b:])]
+        parts.insert(1 if opcode == 0x1 else 2, (True, 0x9, b"p"))
+        out += parts
+    return out
+
+
+def ws_frame(opcode, data, mask=True, fin=True):
+    """One WebSocket frame (RFC 6455 5.2), final unless fin=False; clients mask, servers
+    do not."""
+    head = bytearray([(0x80 if fin else 0) | opcode])
     n = len(data)
     mbit = 0x80 if mask else 0
     if n < 126:
@@ -460,23 +836,33 @@ class _Prepend:
 
 def ws_read_frame(rfile):
     """(opcode, payload) of the next frame from a file-like object, or None at EOF."""
+    frame = ws_read_frame_ex(rfile)
+    return None if frame is None else (frame[1], frame[3])
+
+
+def ws_read_frame_ex(rfile, max_len=None):
+    """(fin, opcode, masked, payload) of the next frame, or None at EOF. ValueError when
+    the header announces more than max_len bytes (nothing more is read)."""
     h = rfile.read(2)
     if len(h) < 2:
         return None
+    fin = bool(h[0] & 0x80)
     opcode = h[0] & 0x0F
-    masked = h[1] & 0x80
+    masked = bool(h[1] & 0x80)
     n = h[1] & 0x7F
     if n == 126:
         n = int.from_bytes(rfile.read(2), "big")
     elif n == 127:
         n = int.from_bytes(rfile.read(8), "big")
+    if max_len is not None and n > max_len:
+        raise ValueError("frame of %d bytes announced" % n)
     key = rfile.read(4) if masked else None
     data = rfile.read(n)
     if len(data) < n:
         return None
     if key:
         data = bytes(b ^ key[i % 4] for i, b in enumerate(data))
-    return opcode, data
+    return fin, opcode, masked, data
 
 
 class _EchoServer(http.server.ThreadingHTTPServer):
@@ -489,6 +875,7 @@ class _EchoServer(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests = []
         self.done_paths = []
+        self.frames = []          # WebSocket frames/events the /ws echo received
         self.conns = set()
         self.n_conns = 0
         self.arrived = threading.Condition(self.lock)
@@ -509,6 +896,11 @@ class _EchoServer(http.server.ThreadingHTTPServer):
     def record(self, info):
         with self.lock:
             self.requests.append(info)
+            self.arrived.notify_all()
+
+    def record_frame(self, info):
+        with self.lock:
+            self.frames.append(info)
             self.arrived.notify_all()
 
     def finish_request(self, request, client_address):
@@ -552,7 +944,8 @@ class EchoUpstream:
     """Threaded HTTP/1.1 echo server on 127.0.0.3:0, TLS unless tls=False.
 
     cert: a PKI leaf name; None = choose by SNI (api/other/tunnel/wildcard, else 'multi').
-    requests (thread-safe snapshot), wait_requests(n), port, stop() (also registered as
+    requests (thread-safe snapshot), wait_requests(n), frames / wait_frames(pred) (what
+    the /ws echo received), port, stop() (also registered as
     cleanup when testcase is given).
     """
 
@@ -589,6 +982,24 @@ class EchoUpstream:
     def requests(self):
         with self.server.lock:
             return list(self.server.requests)
+
+    @property
+    def frames(self):
+        """WebSocket events the /ws echo recorded (dicts: event frame/message/close/eof/
+        oversized, conn_id, path of the upgrade, opcode, fin, masked, data latin-1)."""
+        with self.server.lock:
+            return list(self.server.frames)
+
+    def wait_frames(self, pred, timeout=10):
+        """The recorded WebSocket events for which pred is true, once there is one (an
+        empty list when none came within timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.server.arrived:
+            while True:
+                hits = [f for f in self.server.frames if pred(f)]
+                if hits or _deadline_left(deadline) <= 0:
+                    return hits
+                self.server.arrived.wait(_deadline_left(deadline))
 
     @property
     def connections(self):
@@ -1002,9 +1413,18 @@ class Response:
         self.headers = headers          # list of (name, value)
         self.body = body
         self.raw_head = raw_head
+        self.interim = []               # 1xx Responses read before this one (RawConn)
+        self.trailers = []              # chunked trailer fields (name, value)
+        self.raw_body = None            # body bytes as on the wire (chunked framing kept)
 
     def header(self, name, default=None):
         for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def trailer(self, name, default=None):
+        for k, v in self.trailers:
             if k.lower() == name.lower():
                 return v
         return default
@@ -1110,12 +1530,18 @@ class RawConn:
         return status, reason, headers, raw
 
     def read_response(self, method="GET", timeout=None, skip_interim=True):
+        """One response. Skipped 1xx answers are kept in r.interim (Responses); a chunked
+        body's trailer fields in r.trailers ((name, value) list); r.raw_body is the body
+        as it was on the wire (chunk framing and trailers included)."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        interim = []
         while True:
             status, reason, headers, raw = self.read_head(_deadline_left(deadline) or 0.001)
             if not (skip_interim and 100 <= status < 200 and status != 101):
                 break
+            interim.append(Response(status, reason, headers, b"", raw))
         r = Response(status, reason, headers, b"", raw)
+        r.interim = interim
         te = (r.header("Transfer-Encoding") or "").lower()
         cl = r.header("Content-Length")
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
@@ -1123,23 +1549,36 @@ class RawConn:
         if method == "CONNECT" and 200 <= status < 300:
             return r
         if "chunked" in te:
-            body = b""
-            while True:
-                size = int(self._readline(deadline).split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self._readline(deadline) not in (b"\r\n", b"\n"):
-                        pass
-                    break
-                body += self._readn(size, deadline)
-                self._readn(2, deadline)
-            r.body = body
+            self._read_chunked(r, deadline)
         elif cl is not None:
             r.body = self._readn(int(cl), deadline)
         else:
             while self._fill(deadline):
                 pass
             r.body, self.buf = self.buf, b""
+        if r.raw_body is None:
+            r.raw_body = r.body
         return r
+
+    def _read_chunked(self, r, deadline):
+        body, wire = [], []
+        while True:
+            line = self._readline(deadline)
+            wire.append(line)
+            size = int(line.split(b";")[0].strip(), 16)
+            if size == 0:
+                break
+            chunk = self._readn(size, deadline)
+            body.append(chunk)
+            wire += [chunk, self._readn(2, deadline)]
+        while True:
+            line = self._readline(deadline)
+            wire.append(line)
+            if line in (b"\r\n", b"\n"):
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            r.trailers.append((k.strip(), v.strip()))
+        r.body, r.raw_body = b"".join(body), b"".join(wire)
 
     def reader(self, timeout=None):
         """A file-like object with read(n) over this connection's buffer (for ws frames)."""
@@ -1185,6 +1624,21 @@ class RawConn:
         self.sock.settimeout(self.timeout)
         self.sock = ctx.wrap_socket(self.sock, server_hostname=sni)
         return self.sock
+
+
+def direct_conn(port, sni="api.example.test", host=UPSTREAM_ADDR, timeout=10, cafile=None):
+    """A RawConn straight to a test upstream (no sealgate): TLS to host:port with sni,
+    trusting the test upstream CA. For checking what an upstream really sends."""
+    c = RawConn.__new__(RawConn)
+    c.sg, c.timeout, c.buf, c.eof, c.tls_sock = None, timeout, b"", False, None
+    raw = socket.create_connection((host, port), timeout=timeout)
+    try:
+        c.sock = client_context(cafile or PKI.get().ca_cert).wrap_socket(
+            raw, server_hostname=sni)
+    except BaseException:
+        raw.close()
+        raise
+    return c
 
 
 def open_intercepted(sg, host, port, sni=None, timeout=10, cafile=None, check_hostname=True,
