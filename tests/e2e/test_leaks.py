@@ -55,6 +55,7 @@ SECRETS = {
     "leak": "lk/%s+x=%s/Z" % (_rnd(8), _rnd(8)),        # '/', '+', '='
     "leakspace": "sp %s w/%s" % (_rnd(6), _rnd(6)),      # spaces ('+' in form encoding)
     "leakhtml": "ht&%s<b>\"q'%s" % (_rnd(6), _rnd(6)),   # & < > " '
+    "leakbin": "bn-%s-%s" % (_rnd(8), _rnd(8)),          # allow_websocket_binary
 }
 LEAK = SECRETS["leak"]
 ALL_SECRETS = list(SECRETS.values()) + th.ALL_SECRETS
@@ -383,9 +384,11 @@ def accept_encodings(value):
 # --------------------------------------------------------------------------- base class
 
 def leak_creds(port):
-    return {name: {"secret": {"value": secret}, "inject": {"type": "bearer"},
-                   "hosts": ["%s:%d" % (API, port)]}
-            for name, secret in SECRETS.items()}
+    creds = {name: {"secret": {"value": secret}, "inject": {"type": "bearer"},
+                    "hosts": ["%s:%d" % (API, port)]}
+             for name, secret in SECRETS.items()}
+    creds["leakbin"]["allow_websocket_binary"] = True
+    return creds
 
 
 class LeakCase(th.HandleCase):
@@ -1273,6 +1276,33 @@ class WebSocketLeakTest(LeakCase):
             return [await asyncio.wait_for(ws.recv(), 10)], ws
         finally:
             await ws.close()
+
+    def test_handle_in_binary_frame_needs_the_credentials_consent(self):
+        """A handle in a binary frame: swapped when its credential sets
+        allow_websocket_binary, else Close 1008 handle_in_binary_frame, frame not sent."""
+        import websockets
+        m = self.marker()
+        hb = self.handles["leakbin"]
+        got, _ = run_async(self._send_one(API, m, b"\x00\x01bin=" + hb.encode() + b"\xff"))
+        msgs = self.echo.wait_frames(lambda f: m in f["path"] and f["event"] == "message")
+        self.assertTrue([f["data"] for f in msgs] == ["\x00\x01bin=" + SECRETS["leakbin"] +
+                                                      "\xff"], "upstream did not get the "
+                        "secret in the binary message: %s" % R([f["data"] for f in msgs]))
+        self.assert_value(got, [b"\x00\x01bin=" + hb.encode() + b"\xff"], "the echo")
+        m = self.marker()
+        try:
+            got, _ = run_async(self._send_one(API, m, b"bin=" + self.handles["leak"].encode()))
+            self.fail("a handle of a credential without allow_websocket_binary was relayed "
+                      "in a binary frame: got %s" % R(got))
+        except websockets.exceptions.ConnectionClosed as e:
+            closed = e.rcvd
+        self.assertTrue(closed is not None and closed.code == 1008, "want Close 1008, got %r"
+                        % (closed,))
+        self.assertIn("handle_in_binary_frame", closed.reason)
+        self.upstream_end(m)
+        self.assertFalse([f for f in self.echo.frames if m in f["path"]
+                          and f["event"] in ("frame", "message") and f["opcode"] in (0, 1, 2)],
+                         "the binary frame reached the upstream")
 
     def test_handle_toward_host_out_of_scope_close_1008(self):
         import websockets
