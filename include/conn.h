@@ -7,7 +7,7 @@
 
 #include <sys/socket.h>
 
-#include "proxy.h"
+#include "worker.h"
 
 typedef struct conn conn_t;
 

@@ -1,6 +1,6 @@
 /*
- * proxy.h — the proxy listener, N worker threads each with its own event_base, and the
- * state they share (read-only after start, or internally locked).
+ * proxy.h — the proxy listener and the state its N workers (worker.h) share (read-only
+ * after start, or internally locked).
  *
  * The main thread accepts and hands each socket to a worker (round robin); the
  * connection then lives on that worker's event_base until conn_close.
@@ -20,9 +20,7 @@
 #include "ratelimit.h"
 #include "seal.h"
 
-struct bufferevent;
 struct event_base;
-struct evdns_base;
 
 /* Shared by all workers; owned by the caller of proxy_new (serve). */
 typedef struct proxy_shared {
@@ -36,29 +34,7 @@ typedef struct proxy_shared {
 	unsigned busy_poll_us;		/* limits.busy_poll_us: 0 = workers sleep at once */
 } proxy_shared_t;
 
-typedef struct worker worker_t;
 typedef struct proxy proxy_t;
-
-/* What a connection needs from the worker it lives on. */
-struct event_base *worker_base(worker_t *w);
-struct evdns_base *worker_dns(worker_t *w);
-const proxy_shared_t *worker_shared(worker_t *w);
-/* Connection bookkeeping: conn.c calls these from conn_new / conn_close. */
-void worker_conn_added(worker_t *w, void *conn);
-void worker_conn_removed(worker_t *w, void *conn);
-/* A connection parked (conn.c): the worker trims the heap after a burst of them. */
-void worker_conn_parked(worker_t *w);
-/* Bytes arrived on a connection (conn.c): a busy-polling worker keeps polling. */
-void worker_note_io(worker_t *w);
-
-/*
- * Idle upstream connections of this worker, by pool key (who, host, port, TLS,
- * credential set: a connection that carried one sandbox's secret is never handed to
- * another). put takes the bufferevent over (closing the oldest beyond
- * SG_POOL_PER_WORKER); take returns one with no callbacks set, or NULL.
- */
-void worker_pool_put(worker_t *w, const char *key, struct bufferevent *bev);
-struct bufferevent *worker_pool_take(worker_t *w, const char *key);
 
 /*
  * Bind the proxy listener at addr ("host:port"; port 0: the kernel picks) on base (the
@@ -80,6 +56,8 @@ void proxy_drain(proxy_t *p);
  * next request is refused, as is the first request of a connection that has sent none.
  */
 void proxy_close_suspended(proxy_t *p);
+/* How many times proxy_close_suspended ran (any thread): workers sweep when it moves. */
+uint64_t proxy_sweeps(void);
 /* True once proxy_drain ran (any thread). */
 bool proxy_is_draining(void);
 /* Connections still open (all workers). */
