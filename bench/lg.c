@@ -28,12 +28,13 @@
  * Every run is bounded by -d seconds AND -n requests (whichever comes first;
  * once measuring, at most -n requests are sent in ka mode), plus a hard
  * wall-clock alarm at d + warmup + hold + 5 s.
- * Output: one JSON object on stdout.
+ * Output: one JSON object on stdout; rx_bytes counts the responses completed while
+ * measuring as received (head, body, chunk framing).
  *
  * Build: cc -O2 -o lg lg.c -lssl -lcrypto
  * Origin: shared/bench/lg.c (the organisation harness), extended for sealgate:
  * idle mode (--hold-until), --handles, heap receive buffers, RLIMIT_NOFILE raised
- * to the hard limit.
+ * to the hard limit, rx_bytes.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -115,6 +116,7 @@ static char tls_info[128];
 static int rbufsz = 65536;
 static long n_held;
 static long n_issued; /* requests sent while measuring */
+static long long rx_bytes; /* bytes of the responses completed while measuring (head + body as received) */
 
 #define HANDLE_TOKEN "@HANDLE@"
 #define CONN_HANDLE_TOKEN "@CONN_HANDLE@"
@@ -524,6 +526,7 @@ static void drive(struct conn *c)
             if (k == 0) break; /* keep reading */
             uint64_t t = now_us();
             c->reqs++;
+            if (measuring) rx_bytes += c->rlen;
             if (status != 200 && measuring) {
                 n_non200++;
                 if (!first_err[0]) snprintf(first_err, sizeof first_err, "HTTP status %d", status);
@@ -770,11 +773,12 @@ int main(int argc, char **argv)
            "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
            "\"tcp_connects\":%ld,\"tls_handshakes\":%ld,\"err_connect\":%ld,\"err_proxy\":%ld,"
            "\"err_tls\":%ld,\"err_io\":%ld,\"non200\":%ld,\"expect_fail\":%ld,\"peer_closed\":%ld,"
-           "\"held\":%ld,\"handles\":%ld,\"handle_uses\":%ld,\"client_cpu_s\":%.3f,\"tls\":\"%s\",\"first_error\":\"%s\"}\n",
+           "\"held\":%ld,\"handles\":%ld,\"handle_uses\":%ld,\"rx_bytes\":%lld,\"client_cpu_s\":%.3f,\"tls\":\"%s\","
+           "\"first_error\":\"%s\"}\n",
            cfg.mode_idle ? "idle" : cfg.mode_new ? "new" : "ka", cfg.nconns, el, completed_total, completed_total / el, PCT(0.5),
            PCT(0.9), PCT(0.99), PCT(0.999), nlat ? lat[nlat - 1] / 1000.0 : -1.0, n_connects, n_tls,
            n_err_conn, n_err_proxy, n_err_tls, n_err_io, n_non200, n_expect_fail, n_closed_by_peer, n_held, nhandles,
-           next_handle, cpu,
+           next_handle, rx_bytes, cpu,
            tls_info, first_err);
     return 0;
 }

@@ -5,11 +5,15 @@
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
 #   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
 #   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
-#   -W  workloads (default "ka1 ka1bp ka16 ka64 new16 down up policy10k resume idle handles100k"):
+#   -W  workloads (default "ka1 ka1bp ka16 ka64 ka16e16k ka16gz16k new16 down up downtxt downgz
+#                           policy10k resume idle handles100k"):
 #         ka<N>   keep-alive, N connections, one request in flight on each
 #         ka1bp   ka1 through a sealgate with limits.busy_poll_us = BUSY_POLL_US (100)
+#         ka16e16k / ka16gz16k  ka16 of a ~16 KiB JSON body echoing the Authorization value,
+#                 identity / gzip-encoded by nginx (sealgate decodes it to scrub it)
 #         new<N>  N concurrent loops of TCP connect, CONNECT, full TLS handshake, 1 request, close
 #         down    one streamed download of -B MiB (curl), up: one streamed upload of -B MiB
+#         downtxt / downgz  one -B MiB download of JSON text, identity / Content-Encoding gzip
 #         policy10k  policy of 10,000 credentials / 1,000 sandboxes: check, load, reload times
 #         resume  a registered sandbox suspended and resumed: its first request after resume
 #                 against a warm request and a new connection's first (same run)
@@ -29,12 +33,12 @@ HERE=$ROOT/bench
 cd "$ROOT" || exit 1
 
 DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
-WORKLOADS="ka1 ka1bp ka16 ka64 new16 down up policy10k resume idle handles100k"
+WORKLOADS="ka1 ka1bp ka16 ka64 ka16e16k ka16gz16k new16 down up downtxt downgz policy10k resume idle handles100k"
 while getopts "d:w:r:W:n:B:I:po:h" o; do
   case $o in
     d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
     B) BULK_MIB=$OPTARG;; I) IDLE_N=$OPTARG;; p) PROFILE=1;; o) OUT=$OPTARG;;
-    *) sed -n 2,23p "$0"; exit 2;;
+    *) sed -n 2,26p "$0"; exit 2;;
   esac
 done
 BUILD=${BUILD:-build-bench}
@@ -181,6 +185,14 @@ C=$RUN/certs; mkdir -p "$C"
 # ------------------------------------------------------------------ upstream (nginx)
 mkdir -p "$RUN/nginx/tmp" "$RUN/www"
 truncate -s "${BULK_MIB}M" "$RUN/www/bulk.bin"     # sparse: costs no disk
+# compressed-response workloads: a 16 KiB JSON echo body, and -B MiB of JSON text + its
+# gzip -1 (made only when downtxt/downgz run: ~3 s for 256 MiB), deterministic
+GEN_MIB=0
+case " $WORKLOADS " in *" downtxt "*|*" downgz "*) GEN_MIB=$BULK_MIB;; esac
+python3 "$HERE/gen_text.py" "$RUN/www" "$GEN_MIB" >"$OUT/gen_text.json" 2>"$RUN/gen.err" \
+  || { cat "$RUN/gen.err" >&2; die "gen_text.py failed"; }
+[ "$GEN_MIB" = 0 ] || log "generated ${BULK_MIB} MiB of JSON text + gzip -1: $(cat "$OUT/gen_text.json")"
+BULK_GZ_BYTES=$(stat -c %s "$RUN/www/bulk.txt.gz" 2>/dev/null || echo 0)
 cat >"$RUN/nginx/nginx.conf" <<NGX
 worker_processes 1;
 master_process off;
@@ -192,6 +204,8 @@ events { worker_connections $(( NOFILE - 64 )); }
 http {
   access_log off;
   log_format authlog '\$http_authorization';
+  log_format gzlog '\$gzip_ratio';   # smoke of /gz16k only: proof nginx compressed it
+  map \$http_x_bench_smoke \$bench_smoke { default 0; "1" 1; }
   client_body_temp_path $RUN/nginx/tmp/body;
   proxy_temp_path $RUN/nginx/tmp/proxy;
   fastcgi_temp_path $RUN/nginx/tmp/fastcgi;
@@ -220,6 +234,30 @@ http {
       return 200 "smoke\n";
     }
     location = /bulk { alias $RUN/www/bulk.bin; default_type application/octet-stream; }
+    # compressed responses: a 16 KiB JSON body holding the received Authorization value
+    # (twice), identity or gzip level 1 made per response
+    location = /e16k {
+      alias $RUN/www/echo16k.json;
+      default_type application/json;
+      sub_filter_types application/json;
+      sub_filter '@AUTH@' '\$http_authorization';
+      sub_filter_once off;
+    }
+    location = /gz16k {
+      alias $RUN/www/echo16k.json;
+      default_type application/json;
+      sub_filter_types application/json;
+      sub_filter '@AUTH@' '\$http_authorization';
+      sub_filter_once off;
+      gzip on;
+      gzip_types application/json;
+      gzip_min_length 0;
+      gzip_comp_level 1;
+      access_log $RUN/nginx/gz.log gzlog if=\$bench_smoke;
+    }
+    # -B MiB of JSON text: identity, or its gzip -1 file with Content-Encoding: gzip
+    location = /downtxt { alias $RUN/www/bulk.txt; default_type application/json; }
+    location = /downgz { alias $RUN/www/bulk.txt; default_type application/json; gzip_static always; }
   }
 }
 NGX
@@ -366,9 +404,15 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
   [ -f "$audit" ] && off=$(stat -c %s "$audit")
   mode=${wl%%[0-9]*}; conns=${wl#"$mode"}; conns=${conns%%[!0-9]*}   # ka1bp: ka, 1
   case $mode in prof) mode=ka;; esac
+  # the 16 KiB echo pair: same request (asking for gzip), identity or gzip answer
+  local -a body=(--path /)
+  case $wl in
+    *e16k) body=(--path /e16k -H "Accept-Encoding: gzip");;
+    *gz16k) body=(--path /gz16k -H "Accept-Encoding: gzip");;
+  esac
   [ -n "$pid" ] && reset_hwm "$pid"
   # shellcheck disable=SC2046
-  pin "$HARNESS_CPUS" "$LG" $(lg_target "$sys") --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" \
+  pin "$HARNESS_CPUS" "$LG" $(lg_target "$sys") --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" "${body[@]}" \
     -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode "$mode" -c "$conns" \
     -d "$DUR" -w "$WARM" -n "$MAXREQ" >"$RUN/lg.out" 2>"$RUN/lg.err" &
   local lgpid=$!
@@ -390,15 +434,24 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
   emit "$(cat "$RUN/lg.out")" "$sys" "$wl" "$rep"
 }
 
-run_bulk() {  # run_bulk SYSTEM down|up REP : one streamed transfer with curl
+run_bulk() {  # run_bulk SYSTEM down|up|downtxt|downgz REP : one streamed transfer with curl
   local sys=$1 wl=$2 rep=$3 pid='' out
   [ "$sys" = sealgate ] && pid=$SG_PID
   local -a via
   if [ "$sys" = direct ]; then via=(--noproxy "*" --resolve "$UP_NAME:$UP_PORT:$UP_ADDR" --resolve "$UP_NAME:$SINK_PORT:$UP_ADDR" --cacert "$C/up-ca.crt")
   else via=(--proxy "http://127.0.0.1:$SG_PORT" --cacert "$SG_CA"); fi
+  # what the client must receive, and the Content-Encoding it must see (- = none): curl
+  # asks for gzip but does not decode (no --compressed), so direct gets the gzip bytes and
+  # through sealgate the decoded text (sealgate decodes what it scrubs)
+  local want=$((BULK_MIB * 1048576)) coding=-
   local -a what
-  if [ "$wl" = down ]; then what=(-o /dev/null "https://$UP_NAME:$UP_PORT/bulk")
-  else what=(-o /dev/null -X POST -T "$RUN/www/bulk.bin" -H 'Expect:' "https://$UP_NAME:$SINK_PORT/upload"); fi
+  case $wl in
+    down) what=(-o /dev/null "https://$UP_NAME:$UP_PORT/bulk");;
+    up) what=(-o /dev/null -X POST -T "$RUN/www/bulk.bin" -H 'Expect:' "https://$UP_NAME:$SINK_PORT/upload");;
+    downtxt) what=(-o /dev/null -H 'Accept-Encoding: gzip' "https://$UP_NAME:$UP_PORT/downtxt");;
+    downgz) what=(-o /dev/null -H 'Accept-Encoding: gzip' "https://$UP_NAME:$UP_PORT/downgz")
+            [ "$sys" = direct ] && want=$BULK_GZ_BYTES coding=gzip;;
+  esac
   [ -n "$pid" ] && reset_hwm "$pid"
   sample_begin "$pid"
   out=$(pin "$HARNESS_CPUS" env -u http_proxy -u https_proxy -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
@@ -406,21 +459,31 @@ run_bulk() {  # run_bulk SYSTEM down|up REP : one streamed transfer with curl
         -w '%{http_code} %{size_download} %{size_upload} %{time_total}' "${what[@]}" 2>"$RUN/curl.err")
   sample_end "$pid"
   local ok=1; grep -qiF "$EXPECT" "$RUN/bulk.hdr" 2>/dev/null || ok=0
-  m_extra=$(python3 - "$out" "$wl" "$BULK_MIB" "$ok" "$(head -c 200 "$RUN/curl.err" | tr -d '"\\\n')" <<'PY'
+  local got
+  got=$(awk 'tolower($1)=="content-encoding:"{sub(/\r$/,"",$2); print tolower($2); f=1} END{if(!f) print "-"}' "$RUN/bulk.hdr" 2>/dev/null)
+  m_extra=$(python3 - "$out" "$wl" "$want" "$ok" "$(head -c 200 "$RUN/curl.err" | tr -d '"\\\n')" \
+    "$coding" "${got:--}" "$((BULK_MIB * 1048576))" <<'PY'
 import json, sys
-out, wl, mib, ok, err = sys.argv[1:]
+out, wl, want, ok, err, coding, got, decoded = sys.argv[1:]
+want, decoded = int(want), int(decoded)
 f = out.split()
-want = int(mib) * 1048576
 try:
     code, down, up, t = int(f[0]), int(f[1]), int(f[2]), float(f[3])
 except (ValueError, IndexError):
     print(json.dumps({"requests": 0, "first_error": "curl: " + err})); sys.exit()
-n = down if wl == "down" else up
-bad = n != want or code != 200
-print(json.dumps({"requests": 1, "bytes": n, "elapsed_s": t, "mb_s": round(n / 1e6 / max(t, 1e-9), 1),
-  "p50_ms": round(1000 * t, 1), "p99_ms": round(1000 * t, 1), "rps": round(1 / max(t, 1e-9), 3),
-  "non200": int(code != 200), "err_io": int(n != want), "expect_fail": int(ok == "0"),
-  "first_error": ("HTTP %d, %d of %d bytes %s" % (code, n, want, err)) if bad else ("" if ok == "1" else "echo header missing")}))
+n = up if wl == "up" else down
+why = "" if ok == "1" else "echo header missing"
+if got != coding:
+    why = "Content-Encoding %s, wanted %s" % (got, coding)
+if n != want or code != 200:
+    why = "HTTP %d, %d of %d bytes %s" % (code, n, want, err)
+j = {"requests": 1, "bytes": n, "elapsed_s": t, "mb_s": round(n / 1e6 / max(t, 1e-9), 1),
+     "p50_ms": round(1000 * t, 1), "p99_ms": round(1000 * t, 1), "rps": round(1 / max(t, 1e-9), 3),
+     "non200": int(code != 200), "err_io": int(n != want or got != coding), "expect_fail": int(ok == "0"),
+     "first_error": why}
+if wl in ("downtxt", "downgz"):   # the text's decoded size over the same time, and the coding seen
+    j.update(content_encoding=got, decoded_bytes=decoded, decoded_mb_s=round(decoded / 1e6 / max(t, 1e-9), 1))
+print(json.dumps(j))
 PY
 )
   emit '{}' "$sys" "$wl" "$rep"
@@ -756,6 +819,62 @@ smoke() {  # the upstream must receive the secret, the client must get the handl
   fi
 }
 
+smoke_gz() {  # the 16 KiB echo: nginx gzips /gz16k; through sealgate both arrive decoded and scrubbed
+  local path sys code want ratios
+  local -a via
+  : >"$OUT/smoke-gz.jsonl"; : >"$RUN/nginx/gz.log"
+  for path in e16k gz16k; do
+    for sys in direct sealgate; do
+      if [ "$sys" = direct ]; then via=(--noproxy "*" --resolve "$UP_NAME:$UP_PORT:$UP_ADDR" --cacert "$C/up-ca.crt")
+      else via=(--proxy "http://127.0.0.1:$SG_PORT" --cacert "$SG_CA"); fi
+      want=-; [ "$path/$sys" = gz16k/direct ] && want=gzip   # curl does not decode (no --compressed)
+      code=$(env -u http_proxy -u https_proxy -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
+             curl -sS --http1.1 --max-time 10 "${via[@]}" -H "Authorization: Bearer $HANDLE" \
+             -H 'Accept-Encoding: gzip' -H 'X-Bench-Smoke: 1' -D "$RUN/sgz.hdr" -o "$RUN/sgz.body" \
+             -w '%{http_code}' "https://$UP_NAME:$UP_PORT/$path" 2>"$RUN/curl.err") || code=000
+      # handle and secret reach the checker through its environment, never its arguments
+      SGZ_HANDLE=$HANDLE SGZ_SECRET=$SECRET python3 - "$RUN/sgz.hdr" "$RUN/sgz.body" "$want" "$code" \
+        "$path" "$sys" >>"$OUT/smoke-gz.jsonl" <<'PY' || { log "smoke /$path $sys failed: $(tail -1 "$OUT/smoke-gz.jsonl")"; return 1; }
+import gzip, json, os, sys
+hdr, body, want, code, path, sysname = sys.argv[1:]
+ce = "-"
+for line in open(hdr, "rb").read().decode("latin-1").splitlines():
+    k, _, v = line.partition(":")
+    if k.strip().lower() == "content-encoding":
+        ce = v.strip().lower()
+raw = open(body, "rb").read()
+r = {"path": "/" + path, "system": sysname, "http": int(code), "content_encoding": ce, "received": len(raw)}
+why = ""
+try:
+    text = gzip.decompress(raw) if ce == "gzip" else raw
+    json.loads(text)
+    r["decoded"] = len(text)
+    r["handle_echoed"] = text.count(("Bearer " + os.environ["SGZ_HANDLE"]).encode())
+    r["secret_seen"] = text.count(os.environ["SGZ_SECRET"].encode())
+except (OSError, ValueError) as e:
+    why = "body not (gzip) JSON: %s" % type(e).__name__
+if not why and (code != "200" or ce != want):
+    why = "HTTP %s, Content-Encoding %s, wanted %s" % (code, ce, want)
+elif not why and (r["handle_echoed"] != 2 or r["secret_seen"] != 0):
+    why = "body echoes the handle %d times (want 2), the secret %d times (want 0)" % (
+        r["handle_echoed"], r["secret_seen"])
+r["ok"] = not why
+if why:
+    r["error"] = why
+print(json.dumps(r))
+sys.exit(1 if why else 0)
+PY
+    done
+  done
+  rm -f "$RUN/sgz.body" "$RUN/sgz.hdr"
+  sleep 0.2   # nginx writes its access log line when the request ends
+  ratios=$(tr '\n' ' ' <"$RUN/nginx/gz.log")
+  # both /gz16k requests (direct, through sealgate) were compressed by nginx ($gzip_ratio)
+  awk 'NF{n++; if ($1+0 > 1) ok++} END{exit !(n == 2 && ok == 2)}' "$RUN/nginx/gz.log" \
+    || { log "smoke: nginx gzip ratios of /gz16k: '$ratios' (want 2 above 1)"; return 1; }
+  log "smoke: /e16k, /gz16k (nginx gzip ratio $ratios) echo the handle twice, decoded and scrubbed through sealgate"
+}
+
 # ------------------------------------------------------------------ run
 log "results -> $OUT"
 # what one wake-up costs here: ping-pong round trips within CPU 0, across CPUs (peer
@@ -768,11 +887,13 @@ for rep in $(seq 1 "$REPS"); do
   start_sealgate || die "sealgate did not start (log above)"
   log "== rep $rep: sealgate pid $SG_PID on 127.0.0.1:$SG_PORT (cpu ${SG_CPUS:-any}), nginx $UP_ADDR:$UP_PORT (cpu ${HARNESS_CPUS:-any})"
   if [ "$rep" = 1 ]; then smoke || die "smoke test failed"; fi
+  case " $WORKLOADS " in *" ka16e16k "*|*" ka16gz16k "*)
+    if [ "$rep" = 1 ]; then smoke_gz || die "compressed-response smoke test failed"; fi;; esac
   for wl in $WORKLOADS; do
     case $wl in
       ka1bp) run_lg direct "$wl" "$rep"; sleep 1; run_busy "$rep"; sleep 1;;
       ka[0-9]*|new[0-9]*) run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
-      down|up) for _ in $(seq 1 "$BULK_REPS"); do   # a 256 MiB transfer lasts ~0.3 s: median of 3
+      down|up|downtxt|downgz) for _ in $(seq 1 "$BULK_REPS"); do   # a 256 MiB transfer lasts ~0.3 s: median of 3
                  run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; done; sleep 1;;
       policy10k) run_policy10k "$rep";;   # a second sealgate serving the big policy
       resume) run_resume "$rep";;         # a second sealgate with the metadata responder
