@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "handlecache.h"
+#include "plan.h"
 #include "http.h"
 #include "inject.h"
 #include "policy.h"
@@ -49,48 +50,15 @@ typedef struct swap_req {
 	uint16_t tk_port;
 } swap_req_t;
 
-/* A secret that was injected, and the handle that replaces it in responses. */
-typedef struct swap_scrub {
-	const policy_credential_t *cred;	/* borrowed from the policy snapshot */
-	const char *secret;		/* borrowed from the policy snapshot */
-	size_t secret_len;
-	char *handle;			/* the handle text (malloc'd copy) */
-	size_t handle_len;
-} swap_scrub_t;
-
-typedef struct swap_out {
-	inject_edits_t edits;
-	unsigned status;		/* 0: go ahead; else the error answer */
-	const char *code;
-	char message[384];
-	char extra[320];		/* extra answer headers (Retry-After, RateLimit…) */
-	bool exfiltration;		/* audit as a possible exfiltration */
-	bool brute_force;		/* 429 too_many_failures, the first of its window:
-					 * audit as brute_force with detail */
-	char detail[256];		/* audit detail (brute_force), or "" */
-	swap_scrub_t scrub[INJECT_MAX_HANDLES];
-	size_t nscrub;
-	/* body work, applied by the shell */
-	const policy_credential_t *hmac_cred;	/* sign the (buffered) body */
-	swap_scrub_t body[INJECT_MAX_HANDLES];	/* handle -> secret inside the body */
-	size_t nbody;
-	bool buffer_body;		/* collect the whole body before the head leaves */
-	tokenizer_out_t tk;		/* Proxy-Tokenizer secrets applied (tk.n) */
-	/* for the audit line: the first handle's id, credential, sandbox */
-	char hid[40];
-	char credential[72], sandbox[72];	/* names, copied: set as soon as known */
-	char origin[72];		/* the handle's sandbox when lineage let it in from
-					 * a fork or restore (sandbox then names the copy) */
-} swap_out_t;
 
 /* 0: forward with out->edits applied (nscrub may be 0); -1: answer out->status. */
-int swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out);
+int swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out);
 /*
  * A buffered body (out->buffer_body) arrived whole: authorise handles found in it.
  * Only credentials whose inject type is body may travel in a body. 0 / -1 as above.
  */
 int swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
-    swap_out_t *out);
+    plan_t *out);
 /*
  * A handle found in a WebSocket message after the upgrade req->head (method GET, target,
  * host and port of the upgrade): throttle, unseal, authorise and rate-limit it as a
@@ -99,8 +67,7 @@ int swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, si
  * refusal in out (code, message; exfiltration for a host outside scope).
  */
 int swap_frame_handle(const swap_env_t *env, const swap_req_t *req, const char *handle,
-    size_t len, bool binary, swap_out_t *out);
-void swap_out_free(swap_out_t *out);
+    size_t len, bool binary, plan_t *out);
 
 /*
  * The failed-handle throttle (policy limits.failed_handles per
@@ -125,8 +92,19 @@ void swap_out_free(swap_out_t *out);
  * swap_throttle_fail: count one failure of the request's source (swap_request and
  * swap_body do for the handles and tokens they handle).
  */
-int swap_throttle_check(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+int swap_throttle_check(const swap_env_t *env, const swap_req_t *req, plan_t *out)
     SG_NONNULL;
 void swap_throttle_fail(const swap_env_t *env, const swap_req_t *req) SG_NONNULL;
+
+/*
+ * A body the plan must hold whole (p->buffer_body) has arrived: the leak scan (a handle
+ * in an encoded form: 403 handle_encoded), its handles authorised (swap_body; they may
+ * only be body credentials'), the plain-http check (tls false: an http:// upstream), the
+ * body rewritten (plan_body_scrubber) and signed (plan_sign). 0 with *out the body to
+ * send (wipe memory, util_wipe_free it; NULL: send body as it is) and the signers'
+ * header edits in the plan; -1 with the refusal in the plan.
+ */
+int swap_finish_body(const swap_env_t *env, const swap_req_t *req, bool tls, plan_t *p,
+    const char *body, size_t len, char **out, size_t *outlen);
 
 #endif

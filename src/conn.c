@@ -69,8 +69,80 @@ enum conn_mode { MODE_PROXY, MODE_INTERCEPT, MODE_TUNNEL };
 
 /* Request-scoped state an idle connection gives back when it parks. */
 struct conn_work {
-	swap_out_t swap;		/* the current request's handle swap */
+	plan_t plan;		/* the current request's plan (swap, tokenizer) */
 	leak_stream_t leak;		/* handle scan of a streamed request body */
+};
+
+/* The request half: where the current request is, and what it carries. */
+enum req_phase {
+	REQ_NONE,		/* no request: reading a head, or parked */
+	REQ_DECIDING,		/* head read: plan, resolve, dial; nothing sent upstream */
+	REQ_HOLDING,		/* collecting a body that must be held whole */
+	REQ_STREAMING,		/* head sent upstream, the body streaming after it */
+	REQ_SENT,		/* all of the request sent */
+};
+
+/* The response half. */
+enum res_phase {
+	RES_WAITING,		/* no final head yet (1xx answers may have passed) */
+	RES_BODY,		/* final head written to the client, body relaying */
+	RES_DONE,		/* complete */
+};
+
+struct conn_req {
+	enum req_phase phase;
+	http_scan_t scan;
+	http_parser parser;
+	http_head_t head;
+	char *target;			/* origin-form target sent upstream */
+	char host[CONN_HOST_MAX];	/* where it goes (for body handles, the audit line) */
+	uint16_t port;
+	bool chunked;			/* its body re-chunked toward the upstream */
+	bool keepalive;			/* the client keeps the connection after it */
+	bool websocket;			/* an upgrade to WebSocket */
+	struct evbuffer *held;		/* a body held whole (REQ_HOLDING) */
+	bool held_whole;		/* ... and complete */
+	scrub_t *rewrite;		/* handle/placeholder -> secret in a streamed body */
+	bool leak_on;			/* scan the streamed body for handles */
+	uint64_t seen;			/* body bytes scanned */
+	unsigned err;			/* 413 / 403 / 503 found while relaying the body */
+	const char *leak_encoding;
+};
+
+struct conn_res {
+	enum res_phase phase;
+	http_scan_t scan;
+	http_parser parser;
+	http_head_t head;
+	bool chunked_out;		/* re-chunked toward the client */
+	bool keepalive;			/* the upstream keeps the connection */
+	unsigned ninterim;		/* 1xx answers relayed for this request */
+	/* a scrubbed response whose Content-Encoding sealgate decodes (the client gets the
+	 * body decoded, the head's coding, digests and strong ETag rewritten) */
+	decode_t *dec;			/* NULL: identity, or no scrubbing */
+	bool recode;			/* the head is rewritten for a decoded body */
+	int dec_err;			/* a decode_rc that cut the body */
+	/* trailer fields of a chunked response, collected until its end */
+	struct evbuffer *trailers;	/* "name: value\n" lines as received */
+	bool trailer_in_value;		/* the last piece was a value */
+};
+
+/* The upstream this connection talks to. */
+struct conn_up {
+	char host[CONN_HOST_MAX];
+	uint16_t port;
+	bool tls, ready;
+	char key[CONN_KEY_MAX];		/* pool key of the upstream connection */
+	struct sockaddr_storage addr;	/* the checked address */
+	socklen_t addrlen;
+};
+
+/* For the audit line and metrics. */
+struct conn_acct {
+	double t_start, t_sent;		/* monotonic ms: head parsed, head sent upstream */
+	double upstream_ms;		/* head sent -> response head */
+	uint64_t bytes_up, bytes_down;	/* body bytes each way */
+	bool audited;			/* this request's line is written */
 };
 
 struct conn {
@@ -90,68 +162,18 @@ struct conn {
 	/* CONNECT authority (intercept/tunnel) */
 	char auth_host[CONN_HOST_MAX];
 	uint16_t auth_port;
-	/* the upstream this connection talks to */
-	char up_host[CONN_HOST_MAX];
-	uint16_t up_port;
-	bool up_tls, up_ready;
-	char up_key[CONN_KEY_MAX];	/* pool key of the upstream connection */
-	struct sockaddr_storage up_addr;
-	socklen_t up_addrlen;
-
 	http_head_t connect_head;	/* the intercepted CONNECT (its Proxy-Tokenizer) */
-
-	/* request being relayed */
-	struct conn_work *rq;		/* NULL only while parked */
-	http_scan_t scan;
-	http_parser reqp;
-	http_head_t req;
-	bool req_active, req_done, req_chunked;
-	bool client_keepalive;
-	char *req_target;		/* origin-form target sent upstream */
-	bool upgrading;
-	char proxy_token[256];		/* from Proxy-Authorization (CONNECT or request) */
-	char swap_host[CONN_HOST_MAX];	/* where this request goes (for body handles) */
-	uint16_t swap_port;
-	struct evbuffer *bodybuf;	/* body held whole (swap.buffer_body) */
-	bool body_buffering, body_ready;
-	scrub_t *body_scrub;		/* handle/placeholder -> secret in a streamed body */
-	bool body_leak_on;		/* scan the streamed body for handles */
-	uint64_t body_seen;
-	unsigned body_err;		/* 413 / 403 found while relaying the body */
-	const char *leak_encoding;
-	scrub_t *scrub;			/* injected secrets -> handles, for responses */
-	struct conn_scrubbed {
-		const char *secret;	/* in the policy snapshot */
-		uint64_t tag;		/* the handle it is scrubbed back to */
-	} scrubbed[INJECT_MAX_HANDLES * 4];	/* pairs already in scrub */
-	size_t nscrubbed;
-
-	/* accounting for the audit line and metrics */
-	double t_start, t_sent;		/* monotonic ms: head parsed, head sent upstream */
-	double upstream_ms;		/* head sent -> response head */
-	uint64_t bytes_up, bytes_down;	/* body bytes each way */
-	bool audited;			/* this request's line is written */
-
-	/* response being relayed */
-	http_scan_t rscan;
-	http_parser resp;
-	http_head_t res;
-	bool res_head_done, res_done, res_started, res_chunked_out;
-	unsigned ninterim;		/* 1xx answers relayed for this request */
 	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
-	bool up_keepalive;
+	char proxy_token[256];		/* from Proxy-Authorization (CONNECT or request) */
+
+	struct conn_up up;
+	struct conn_work *rq;		/* NULL only while parked */
+	struct conn_req req;
+	struct conn_res res;
+	scrub_t *scrub;			/* injected secrets -> handles, for responses */
+	struct conn_acct acct;
 	bool park_due;			/* idle: the timer parks before it closes */
 	bool served;			/* a request head was read (conn_has_served) */
-
-	/* a scrubbed response whose Content-Encoding sealgate decodes (the client gets the
-	 * body decoded, the head's coding, digests and strong ETag rewritten) */
-	decode_t *dec;			/* NULL: identity, or no scrubbing */
-	bool res_recode;		/* the head is rewritten for a decoded body */
-	int dec_err;			/* a decode_rc that cut the body */
-
-	/* trailer fields of a chunked response, collected until its end */
-	struct evbuffer *trailers;	/* "name: value\n" lines as received */
-	bool trailer_in_value;		/* the last piece was a value */
 
 	/* WebSocket after a 101 */
 	wsrelay_t *ws;
@@ -172,6 +194,52 @@ static void conn_closing_check(conn_t *c);
 static void conn_ws_read(conn_t *c, bool from_client);
 static void conn_ws_start(conn_t *c);
 static void conn_write_scrubbed(conn_t *c, struct evbuffer *out, const char *v, size_t len);
+
+/* --- state and phases ---------------------------------------------------------------- */
+
+static const char *const conn_state_names[] = {"head", "resolving", "tls_accept",
+    "up_connecting", "relay", "splice", "websocket", "closing"};
+static const char *const conn_req_names[] = {"none", "deciding", "holding", "streaming",
+    "sent"};
+static const char *const conn_res_names[] = {"waiting", "body", "done"};
+
+/* The connection's state changes here only. */
+static void
+conn_set_state(conn_t *c, enum conn_state st)
+{
+	if (c->st != st)
+		log_debug("%s: %s -> %s", c->peer, conn_state_names[c->st],
+		    conn_state_names[st]);
+	c->st = st;
+}
+
+/* The request half's phase changes here only. */
+static void
+conn_req_phase(conn_t *c, enum req_phase ph)
+{
+	if (c->req.phase != ph)
+		log_debug("%s: request %s -> %s", c->peer, conn_req_names[c->req.phase],
+		    conn_req_names[ph]);
+	c->req.phase = ph;
+}
+
+/* The response half's phase changes here only. */
+static void
+conn_res_phase(conn_t *c, enum res_phase ph)
+{
+	if (c->res.phase != ph)
+		log_debug("%s: response %s -> %s", c->peer, conn_res_names[c->res.phase],
+		    conn_res_names[ph]);
+	c->res.phase = ph;
+}
+
+/* Request body bytes are still to come from the client (held, or streamed upstream). */
+static bool
+conn_req_body_pending(const conn_t *c)
+{
+	return (c->req.phase == REQ_HOLDING && !c->req.held_whole) ||
+	    c->req.phase == REQ_STREAMING;
+}
 
 /* --- helpers ----------------------------------------------------------------------- */
 
@@ -205,7 +273,7 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 	STATS_INC(requests_failed);
 	log_info("%s: %u %s: %s", c->peer, status, code, msg);
 	conn_audit(c, status, code);
-	if (c->res_started || c->st == ST_SPLICE || c->st == ST_WEBSOCKET ||
+	if (c->res.phase != RES_WAITING || c->st == ST_SPLICE || c->st == ST_WEBSOCKET ||
 	    c->st == ST_CLOSING || c->cbev == NULL) {
 		conn_close(c, code);
 		return;
@@ -215,8 +283,7 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 		conn_close(c, "out of memory");
 		return;
 	}
-	c->st = ST_CLOSING;
-	c->res_started = true;
+	conn_set_state(c, ST_CLOSING);
 	if (c->ubev) {
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
@@ -237,41 +304,41 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	char method[24] = "", host[CONN_HOST_MAX + 8] = "";
 	audit_event_t a;
 
-	if (c->audited || c->t_start == 0 || c->rq == NULL)
+	if (c->acct.audited || c->acct.t_start == 0 || c->rq == NULL)
 		return;
-	c->audited = true;
+	c->acct.audited = true;
 	if (code) {
-		ev = status == 429 ? (c->rq->swap.brute_force ? "brute_force" : "rate_limited") :
-		    c->rq->swap.exfiltration ? "exfiltration" : "denied";
+		ev = status == 429 ? (c->rq->plan.brute_force ? "brute_force" : "rate_limited") :
+		    c->rq->plan.exfiltration ? "exfiltration" : "denied";
 		outcome = status == 429 ? "rate_limited" : status >= 500 ? "upstream_error" :
 		    "denied";
 	}
-	if (c->req.buf)
-		snprintf(method, sizeof(method), "%s", http_method_str(c->req.method));
-	snprintf(host, sizeof(host), "%s", c->swap_host[0] ? c->swap_host :
-	    c->auth_host[0] ? c->auth_host : c->up_host);
+	if (c->req.head.buf)
+		snprintf(method, sizeof(method), "%s", http_method_str(c->req.head.method));
+	snprintf(host, sizeof(host), "%s", c->req.host[0] ? c->req.host :
+	    c->auth_host[0] ? c->auth_host : c->up.host);
 	memset(&a, 0, sizeof(a));
 	a.event = ev;
-	a.sandbox = c->rq->swap.sandbox[0] ? c->rq->swap.sandbox : NULL;
-	a.origin_sandbox = c->rq->swap.origin[0] ? c->rq->swap.origin : NULL;
+	a.sandbox = c->rq->plan.sandbox[0] ? c->rq->plan.sandbox : NULL;
+	a.origin_sandbox = c->rq->plan.origin[0] ? c->rq->plan.origin : NULL;
 	a.source = c->peer;
-	a.handle_id = c->rq->swap.hid[0] ? c->rq->swap.hid : NULL;
-	a.credential = c->rq->swap.credential[0] ? c->rq->swap.credential : NULL;
+	a.handle_id = c->rq->plan.hid[0] ? c->rq->plan.hid : NULL;
+	a.credential = c->rq->plan.credential[0] ? c->rq->plan.credential : NULL;
 	a.method = method;
 	a.host = host;
-	a.port = c->swap_port ? c->swap_port : c->auth_port ? c->auth_port : c->up_port;
-	a.path = c->req_target ? c->req_target : (c->req.buf && c->req.method !=
-	    HTTP_CONNECT ? c->req.target : NULL);
+	a.port = c->req.port ? c->req.port : c->auth_port ? c->auth_port : c->up.port;
+	a.path = c->req.target ? c->req.target : (c->req.head.buf && c->req.head.method !=
+	    HTTP_CONNECT ? c->req.head.target : NULL);
 	a.status = (int)status;
 	a.error = code;
-	a.bytes_up = c->bytes_up;
-	a.bytes_down = c->bytes_down;
-	a.upstream_ms = c->upstream_ms;
-	a.total_ms = util_mono_msf() - c->t_start;
-	a.detail = code && c->rq->swap.detail[0] ? c->rq->swap.detail : NULL;
+	a.bytes_up = c->acct.bytes_up;
+	a.bytes_down = c->acct.bytes_down;
+	a.upstream_ms = c->acct.upstream_ms;
+	a.total_ms = util_mono_msf() - c->acct.t_start;
+	a.detail = code && c->rq->plan.detail[0] ? c->rq->plan.detail : NULL;
 	audit_log(&a);
-	if (c->rq->swap.credential[0])
-		metrics_count_request(c->rq->swap.credential, outcome);
+	if (c->rq->plan.credential[0])
+		metrics_count_request(c->rq->plan.credential, outcome);
 }
 
 /* scrub emit callback: append to an evbuffer */
@@ -285,20 +352,20 @@ conn_emit_evbuffer(void *arg, const void *data, size_t len)
 static void
 conn_body_reset(conn_t *c)
 {
-	if (c->bodybuf) {
-		size_t n = evbuffer_get_length(c->bodybuf);
-		unsigned char *p = n ? evbuffer_pullup(c->bodybuf, -1) : NULL;
+	if (c->req.held) {
+		size_t n = evbuffer_get_length(c->req.held);
+		unsigned char *p = n ? evbuffer_pullup(c->req.held, -1) : NULL;
 
 		if (p)
 			sodium_memzero(p, n);
-		evbuffer_free(c->bodybuf);
-		c->bodybuf = NULL;
+		evbuffer_free(c->req.held);
+		c->req.held = NULL;
 	}
-	scrub_free(c->body_scrub);
-	c->body_scrub = NULL;
-	c->body_buffering = c->body_ready = c->body_leak_on = false;
-	c->body_seen = 0;
-	c->body_err = 0;
+	scrub_free(c->req.rewrite);
+	c->req.rewrite = NULL;
+	c->req.held_whole = c->req.leak_on = false;
+	c->req.seen = 0;
+	c->req.err = 0;
 }
 
 /* Does every response on this connection get scrubbed (a secret was injected on it)? */
@@ -312,16 +379,16 @@ conn_scrubbing(const conn_t *c)
 static void
 conn_trailers_free(conn_t *c)
 {
-	if (c->trailers != NULL) {
-		size_t n = evbuffer_get_length(c->trailers);
-		unsigned char *p = n ? evbuffer_pullup(c->trailers, -1) : NULL;
+	if (c->res.trailers != NULL) {
+		size_t n = evbuffer_get_length(c->res.trailers);
+		unsigned char *p = n ? evbuffer_pullup(c->res.trailers, -1) : NULL;
 
 		if (p)
 			sodium_memzero(p, n);
-		evbuffer_free(c->trailers);
-		c->trailers = NULL;
+		evbuffer_free(c->res.trailers);
+		c->res.trailers = NULL;
 	}
-	c->trailer_in_value = false;
+	c->res.trailer_in_value = false;
 }
 
 /*
@@ -336,7 +403,7 @@ conn_close_after_flush(conn_t *c, const char *reason)
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 	}
-	c->st = ST_CLOSING;
+	conn_set_state(c, ST_CLOSING);
 	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
 		conn_close(c, reason);
 		return;
@@ -367,7 +434,7 @@ conn_work_free(conn_t *c)
 {
 	if (c->rq == NULL)
 		return;
-	swap_out_free(&c->rq->swap);
+	plan_free(&c->rq->plan);
 	free(c->rq);
 	c->rq = NULL;
 }
@@ -385,10 +452,10 @@ conn_work_ensure(conn_t *c)
 static bool
 conn_upstream_reusable(const conn_t *c)
 {
-	return c->ubev && c->up_ready && c->up_keepalive && !c->req_active &&
-	    !c->upgrading && c->mode != MODE_TUNNEL && c->st != ST_SPLICE &&
+	return c->ubev && c->up.ready && c->res.keepalive && c->req.phase == REQ_NONE &&
+	    !c->req.websocket && c->mode != MODE_TUNNEL && c->st != ST_SPLICE &&
 	    c->st != ST_WEBSOCKET &&
-	    c->up_key[0] && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
+	    c->up.key[0] && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0;
 }
 
@@ -399,17 +466,17 @@ conn_upstream_release(conn_t *c)
 	if (c->ubev == NULL)
 		return;
 	if (conn_upstream_reusable(c))
-		worker_pool_put(c->w, c->up_key, c->ubev);
+		worker_pool_put(c->w, c->up.key, c->ubev);
 	else
 		bufferevent_free(c->ubev);
 	c->ubev = NULL;
-	c->up_ready = false;
+	c->up.ready = false;
 }
 
 bool
 conn_is_idle(const conn_t *c)
 {
-	return c->st == ST_HEAD && c->scan.total == 0 &&
+	return c->st == ST_HEAD && c->req.scan.total == 0 &&
 	    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0;
 }
 
@@ -425,14 +492,14 @@ conn_close(conn_t *c, const char *reason)
 		bufferevent_free(c->cbev);
 	if (c->cfd_owned)
 		close(c->cfd);
-	http_head_clear(&c->req);
-	http_head_clear(&c->res);
+	http_head_clear(&c->req.head);
+	http_head_clear(&c->res.head);
 	http_head_clear(&c->connect_head);
-	free(c->req_target);
+	free(c->req.target);
 	conn_work_free(c);
 	conn_body_reset(c);
 	conn_trailers_free(c);
-	decode_free(c->dec);
+	decode_free(c->res.dec);
 	wsrelay_free(c->ws);
 	if (c->ws_pol)
 		policy_unref(c->ws_pol);
@@ -459,14 +526,13 @@ conn_park(conn_t *c)
 	STATS_INC(conns_parked);
 	worker_conn_parked(c->w);
 	conn_upstream_release(c);
-	http_head_clear(&c->req);
-	http_head_clear(&c->res);
-	free(c->req_target);
-	c->req_target = NULL;
+	http_head_clear(&c->req.head);
+	http_head_clear(&c->res.head);
+	free(c->req.target);
+	c->req.target = NULL;
 	conn_work_free(c);
 	scrub_free(c->scrub);
 	c->scrub = NULL;
-	c->nscrubbed = 0;
 	conn_arm_timer(c, c->pol->limits.idle_timeout_ms - c->pol->limits.park_after_ms);
 }
 
@@ -491,7 +557,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (c->st) {
 	case ST_HEAD:
-		if (c->scan.total > 0) {
+		if (c->req.scan.total > 0) {
 			STATS_INC(errors_timeout);
 			conn_fail(c, 408, "request_timeout",
 			    "the request head did not arrive in time");
@@ -501,7 +567,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			conn_close(c, "idle");
 		return;
 	case ST_RELAY:
-		if (c->body_buffering) {
+		if (c->req.phase == REQ_HOLDING && !c->req.held_whole) {
 			STATS_INC(errors_timeout);
 			conn_fail(c, 408, "request_timeout",
 			    "the request body did not arrive in time");
@@ -511,7 +577,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	case ST_UP_CONNECTING:
 		STATS_INC(errors_timeout);
-		conn_fail(c, 504, "upstream_timeout", c->up_tls ?
+		conn_fail(c, 504, "upstream_timeout", c->up.tls ?
 		    "upstream did not complete the TLS handshake in time" :
 		    "upstream did not accept the connection in time");
 		return;
@@ -537,22 +603,21 @@ conn_start_head(conn_t *c)
 {
 	const policy_limits_t *l = &c->pol->limits;
 
-	http_head_clear(&c->req);
-	http_scan_init(&c->scan, l->max_header_bytes ? l->max_header_bytes : SG_MAX_HEADER_BYTES);
-	c->req_active = false;
-	c->req_done = false;
-	c->upgrading = false;
-	c->res_head_done = c->res_done = c->res_started = false;
+	http_head_clear(&c->req.head);
+	http_scan_init(&c->req.scan, l->max_header_bytes ? l->max_header_bytes : SG_MAX_HEADER_BYTES);
+	conn_req_phase(c, REQ_NONE);
+	conn_res_phase(c, RES_WAITING);
+	c->req.websocket = false;
 	conn_body_reset(c);
-	c->t_start = c->t_sent = 0;
-	c->upstream_ms = 0;
-	c->bytes_up = c->bytes_down = 0;
-	c->audited = false;
-	c->swap_host[0] = '\0';
-	c->swap_port = 0;
-	free(c->req_target);
-	c->req_target = NULL;
-	c->st = ST_HEAD;
+	c->acct.t_start = c->acct.t_sent = 0;
+	c->acct.upstream_ms = 0;
+	c->acct.bytes_up = c->acct.bytes_down = 0;
+	c->acct.audited = false;
+	c->req.host[0] = '\0';
+	c->req.port = 0;
+	free(c->req.target);
+	c->req.target = NULL;
+	conn_set_state(c, ST_HEAD);
 	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
 		conn_arm_timer(c, l->header_timeout_ms);
 	else
@@ -649,7 +714,7 @@ conn_client_read_cb(struct bufferevent *bev, void *arg)
 		conn_process_head(c);
 		return;
 	case ST_RELAY:
-		if (c->req_active && !c->req_done)
+		if (conn_req_body_pending(c))
 			conn_relay_request_body(c);
 		return;
 	case ST_WEBSOCKET:
@@ -691,9 +756,7 @@ conn_policy_refresh(conn_t *c)
 		policy_unref(p);
 		return;
 	}
-	swap_out_free(&c->rq->swap);	/* it borrows from the old snapshot */
-	memset(&c->rq->swap, 0, sizeof(c->rq->swap));
-	c->nscrubbed = 0;		/* pointers into the old snapshot: forget them */
+	plan_free(&c->rq->plan);	/* it borrows from the old snapshot */
 	policy_unref(c->pol);
 	c->pol = p;
 }
@@ -706,7 +769,7 @@ conn_take_proxy_token(conn_t *c)
 
 	if (c->mode == MODE_INTERCEPT)
 		return;		/* inside the tunnel the CONNECT's token stands */
-	pa = http_head_get(&c->req, "Proxy-Authorization");
+	pa = http_head_get(&c->req.head, "Proxy-Authorization");
 	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
 	if (pa && authz_proxy_token(pa->value, c->proxy_token, sizeof(c->proxy_token)) < 0)
 		sodium_memzero(c->proxy_token, sizeof(c->proxy_token));
@@ -731,7 +794,7 @@ conn_refuse_suspended(conn_t *c)
 		registry_unref(reg);
 		return false;
 	}
-	snprintf(c->rq->swap.sandbox, sizeof(c->rq->swap.sandbox), "%s", e->id);
+	snprintf(c->rq->plan.sandbox, sizeof(c->rq->plan.sandbox), "%s", e->id);
 	snprintf(msg, sizeof(msg), "sandbox %s is suspended: nothing from its addresses is "
 	    "accepted until it is resumed", e->id);
 	registry_unref(reg);
@@ -748,20 +811,20 @@ conn_process_head(conn_t *c)
 	ssize_t hl;
 	char *bytes;
 
-	if (c->scan.total == 0 && evbuffer_get_length(in) > 0)
+	if (c->req.scan.total == 0 && evbuffer_get_length(in) > 0)
 		conn_arm_timer(c, c->pol->limits.header_timeout_ms);
-	hl = conn_scan_head(c, &c->scan, in);
+	hl = conn_scan_head(c, &c->req.scan, in);
 	if (hl < 0) {
 		STATS_INC(errors_bad_request);
-		conn_fail(c, 400, "bad_request", c->scan.error ? c->scan.error : "malformed");
+		conn_fail(c, 400, "bad_request", c->req.scan.error ? c->req.scan.error : "malformed");
 		return;
 	}
 	if (hl == 0)
 		return;
 	evtimer_del(c->timer);
 	bytes = (char *)evbuffer_pullup(in, hl);
-	http_parser_init(&c->reqp, HTTP_REQUEST);
-	if (bytes == NULL || http_head_parse(&c->reqp, bytes, (size_t)hl, &c->req, HTTP_GET,
+	http_parser_init(&c->req.parser, HTTP_REQUEST);
+	if (bytes == NULL || http_head_parse(&c->req.parser, bytes, (size_t)hl, &c->req.head, HTTP_GET,
 	    &why) < 0) {
 		evbuffer_drain(in, (size_t)hl);
 		STATS_INC(errors_bad_request);
@@ -770,14 +833,14 @@ conn_process_head(conn_t *c)
 	}
 	evbuffer_drain(in, (size_t)hl);
 	STATS_INC(requests_total);
-	c->t_start = util_mono_msf();
+	c->acct.t_start = util_mono_msf();
 	conn_policy_refresh(c);
 	conn_take_proxy_token(c);
 	c->served = true;
 	if (conn_refuse_suspended(c))
 		return;
-	c->req_active = true;
-	c->client_keepalive = c->req.keep_alive;
+	conn_req_phase(c, REQ_DECIDING);
+	c->req.keepalive = c->req.head.keep_alive;
 	bufferevent_disable(c->cbev, EV_READ);
 	conn_forward_request(c);
 }
@@ -794,15 +857,15 @@ conn_on_connect(conn_t *c)
 
 	leak_hit_t hit;
 
-	if (memmem(c->req.target, c->req.target_len, HANDLE_PREFIX, HANDLE_PREFIX_LEN) ||
-	    leak_scan(c->req.target, c->req.target_len, &hit)) {
+	if (memmem(c->req.head.target, c->req.head.target_len, HANDLE_PREFIX, HANDLE_PREFIX_LEN) ||
+	    leak_scan(c->req.head.target, c->req.head.target_len, &hit)) {
 		/* a handle must not leave as a DNS name or TLS SNI */
 		log_warn("%s: possible exfiltration: a handle in a CONNECT authority", c->peer);
-		c->rq->swap.exfiltration = true;
+		c->rq->plan.exfiltration = true;
 		conn_fail(c, 403, "handle_in_authority", "a handle in the CONNECT authority");
 		return;
 	}
-	if (http_split_authority(c->req.target, c->req.target_len, c->auth_host,
+	if (http_split_authority(c->req.head.target, c->req.head.target_len, c->auth_host,
 	    sizeof(c->auth_host), &c->auth_port, 0) < 0 || c->auth_port == 0) {
 		STATS_INC(errors_bad_request);
 		conn_fail(c, 400, "bad_request", "CONNECT needs host:port");
@@ -820,13 +883,13 @@ conn_on_connect(conn_t *c)
 	}
 	c->mode = act == EGRESS_TUNNEL ? MODE_TUNNEL : MODE_INTERCEPT;
 	if (c->mode == MODE_INTERCEPT) {	/* its Proxy-Tokenizer applies to each request */
-		c->connect_head = c->req;
-		memset(&c->req, 0, sizeof(c->req));
+		c->connect_head = c->req.head;
+		memset(&c->req.head, 0, sizeof(c->req.head));
 	}
-	snprintf(c->up_host, sizeof(c->up_host), "%s", c->auth_host);
-	c->up_port = c->auth_port;
-	c->up_tls = true;
-	c->st = ST_RESOLVING;
+	snprintf(c->up.host, sizeof(c->up.host), "%s", c->auth_host);
+	c->up.port = c->auth_port;
+	c->up.tls = true;
+	conn_set_state(c, ST_RESOLVING);
 	c->dns = egress_resolve(worker_dns(c->w), c->pol, c->auth_host, c->auth_port,
 	    conn_connect_resolved, c);
 }
@@ -861,7 +924,7 @@ conn_tls_accept_start(conn_t *c)
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
-	c->st = ST_TLS_ACCEPT;
+	conn_set_state(c, ST_TLS_ACCEPT);
 	bufferevent_setcb(tb, conn_client_read_cb, conn_client_write_cb,
 	    conn_client_event_cb, c);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
@@ -909,10 +972,10 @@ conn_connect_resolved(const egress_result_t *res, void *arg)
 		}
 		return;
 	}
-	c->up_addr = res->addr;
-	c->up_addrlen = res->addrlen;
+	c->up.addr = res->addr;
+	c->up.addrlen = res->addrlen;
 	if (c->mode == MODE_TUNNEL) {
-		c->up_tls = false;	/* the client speaks TLS end to end */
+		c->up.tls = false;	/* the client speaks TLS end to end */
 		if (conn_dial(c) < 0)
 			conn_fail(c, 502, "upstream_error", "cannot open upstream socket");
 		return;
@@ -936,9 +999,9 @@ conn_dial(conn_t *c)
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 	}
-	c->up_ready = false;
-	if (c->up_tls) {
-		ssl = tls_client_new(worker_shared(c->w)->tls_client, c->up_host);
+	c->up.ready = false;
+	if (c->up.tls) {
+		ssl = tls_client_new(worker_shared(c->w)->tls_client, c->up.host);
 		if (ssl == NULL)
 			return -1;
 		c->ubev = bufferevent_openssl_socket_new(base, -1, ssl,
@@ -952,13 +1015,13 @@ conn_dial(conn_t *c)
 	if (c->ubev == NULL)
 		return -1;
 	bufferevent_setcb(c->ubev, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
-	c->st = ST_UP_CONNECTING;
+	conn_set_state(c, ST_UP_CONNECTING);
 	conn_arm_timer(c, c->pol->limits.connect_timeout_ms +
-	    (c->up_tls ? c->pol->limits.tls_timeout_ms : 0));
+	    (c->up.tls ? c->pol->limits.tls_timeout_ms : 0));
 	tv = conn_tv(c->pol->limits.upstream_timeout_ms);
 	bufferevent_set_timeouts(c->ubev, &tv, NULL);
-	if (bufferevent_socket_connect(c->ubev, (struct sockaddr *)&c->up_addr,
-	    (int)c->up_addrlen) < 0) {
+	if (bufferevent_socket_connect(c->ubev, (struct sockaddr *)&c->up.addr,
+	    (int)c->up.addrlen) < 0) {
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 		return -1;
@@ -971,8 +1034,8 @@ conn_dial(conn_t *c)
 static void
 conn_both_ways(conn_t *c, enum conn_state st)
 {
-	conn_audit(c, c->upgrading ? 101 : 200, NULL);
-	c->st = st;
+	conn_audit(c, c->req.websocket ? 101 : 200, NULL);
+	conn_set_state(c, st);
 	evtimer_del(c->timer);
 	bufferevent_set_timeouts(c->ubev, NULL, NULL);
 	bufferevent_setcb(c->cbev, conn_client_read_cb, conn_client_write_cb,
@@ -991,8 +1054,8 @@ static void
 conn_up_connected(conn_t *c)
 {
 	evtimer_del(c->timer);
-	c->up_ready = true;
-	if (c->up_tls)
+	c->up.ready = true;
+	if (c->up.tls)
 		STATS_INC(tls_upstream_handshakes);
 	if (c->mode == MODE_TUNNEL) {
 		STATS_INC(tunnels);
@@ -1007,7 +1070,7 @@ static void
 conn_up_failed(conn_t *c, short what)
 {
 	char msg[1024], reason[256];
-	SSL *ssl = c->up_tls && c->ubev ? bufferevent_openssl_get_ssl(c->ubev) : NULL;
+	SSL *ssl = c->up.tls && c->ubev ? bufferevent_openssl_get_ssl(c->ubev) : NULL;
 	unsigned long e = c->ubev ? bufferevent_get_openssl_error(c->ubev) : 0;
 	int err = EVUTIL_SOCKET_ERROR();
 
@@ -1018,7 +1081,7 @@ conn_up_failed(conn_t *c, short what)
 	}
 	if (ssl && tls_client_verify_error(ssl, reason, sizeof(reason))) {
 		STATS_INC(tls_upstream_failures);
-		snprintf(msg, sizeof(msg), "upstream %s:%u: %s", c->up_host, c->up_port, reason);
+		snprintf(msg, sizeof(msg), "upstream %s:%u: %s", c->up.host, c->up.port, reason);
 		conn_fail(c, 502, "upstream_tls", msg);
 		return;
 	}
@@ -1027,14 +1090,14 @@ conn_up_failed(conn_t *c, short what)
 	else if (e != 0 && ERR_GET_LIB(e) != 0) {	/* lib 0: libevent's SSL_ERROR_SYSCALL */
 		STATS_INC(tls_upstream_failures);
 		ERR_error_string_n(e, reason, sizeof(reason));
-		snprintf(msg, sizeof(msg), "TLS with upstream %s:%u failed: %s", c->up_host,
-		    c->up_port, reason);
+		snprintf(msg, sizeof(msg), "TLS with upstream %s:%u failed: %s", c->up.host,
+		    c->up.port, reason);
 		conn_fail(c, 502, "upstream_tls", msg);
 		return;
 	}
 	STATS_INC(errors_upstream);
-	snprintf(msg, sizeof(msg), "cannot connect to upstream %s:%u: %s", c->up_host,
-	    c->up_port, err ? evutil_socket_error_to_string(err) : "connection closed");
+	snprintf(msg, sizeof(msg), "cannot connect to upstream %s:%u: %s", c->up.host,
+	    c->up.port, err ? evutil_socket_error_to_string(err) : "connection closed");
 	conn_fail(c, 502, "upstream_error", msg);
 }
 
@@ -1042,80 +1105,15 @@ conn_up_failed(conn_t *c, short what)
 
 static void conn_request_resolved(const egress_result_t *res, void *arg);
 
-/* Which handle a secret is scrubbed back to (FNV-1a of the handle text). */
-static uint64_t
-conn_scrub_tag(const swap_scrub_t *sc)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < sc->handle_len; i++)
-		h = (h ^ (unsigned char)sc->handle[i]) * 1099511628211ull;
-	return h;
-}
-
-/* The scrubber already maps this secret to this handle: nothing to add. */
-static bool
-conn_scrub_known(const conn_t *c, const char *secret, uint64_t tag)
-{
-	for (size_t j = 0; j < c->nscrubbed; j++)
-		if (c->scrubbed[j].secret == secret && c->scrubbed[j].tag == tag)
-			return true;
-	return false;
-}
-
-/* Remember (secret, handle) so the next request with the same pair skips scrub_add. A
- * full table only costs the skip: the scrubber itself always holds every secret. */
-static void
-conn_scrub_remember(conn_t *c, const char *secret, uint64_t tag)
-{
-	for (size_t j = 0; j < c->nscrubbed; j++)
-		if (c->scrubbed[j].secret == secret) {
-			c->scrubbed[j].tag = tag;
-			return;
-		}
-	if (c->nscrubbed < SG_ARRAY_LEN(c->scrubbed))
-		c->scrubbed[c->nscrubbed++] = (struct conn_scrubbed){secret, tag};
-}
-
-/* Add the secrets this request injects to the connection's response scrubber. */
-/* Tokenizer secrets come back as a fixed marker (there is no handle to show). */
-static int
-conn_scrub_add_tokenizer(conn_t *c)
-{
-	static const char mark[] = TOKENIZER_SCRUB_TEXT;
-
-	for (size_t i = 0; i < c->rq->swap.tk.nscrub; i++) {
-		const tokenizer_scrub_t *t = &c->rq->swap.tk.scrub[i];
-
-		if (c->scrub == NULL && (c->scrub = scrub_new(SCRUB_FORMS)) == NULL)
-			return -1;
-		if (scrub_add(c->scrub, t->secret, t->len, mark, sizeof(mark) - 1) < 0)
-			return -1;
-	}
-	return 0;
-}
-
+/* The connection's response scrubber takes the secrets this request injects. */
 static int
 conn_scrub_add(conn_t *c)
 {
-	if (conn_scrub_add_tokenizer(c) < 0)
+	if (c->rq->plan.nscrub == 0 && c->rq->plan.tk.nscrub == 0)
+		return 0;
+	if (c->scrub == NULL && (c->scrub = scrub_new(SCRUB_FORMS)) == NULL)
 		return -1;
-	for (size_t i = 0; i < c->rq->swap.nscrub; i++) {
-		const swap_scrub_t *sc = &c->rq->swap.scrub[i];
-		uint64_t tag = conn_scrub_tag(sc);
-
-		if (conn_scrub_known(c, sc->secret, tag))
-			continue;
-		if (c->scrub == NULL && (c->scrub = scrub_new(SCRUB_FORMS)) == NULL)
-			return -1;
-		/* a secret seen before with another handle: scrub_add swaps its replacement;
-		 * its encoded forms (the Basic and query encodings among them) come with it */
-		if (scrub_add(c->scrub, sc->secret, sc->secret_len, sc->handle,
-		    sc->handle_len) < 0)
-			return -1;
-		conn_scrub_remember(c, sc->secret, tag);
-	}
-	return 0;
+	return plan_scrub_into(&c->rq->plan, c->scrub);
 }
 
 static void
@@ -1135,7 +1133,7 @@ conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req)
 	*env = (swap_env_t){c->pol, sh->keyring, sh->handles, sh->rl, revoke_acquire(),
 	    registry_acquire(), util_now_s(), util_mono_ms(),
 	    c->connect_head.buf ? &c->connect_head : NULL};
-	*req = (swap_req_t){&c->req, c->req_target, c->swap_host, c->swap_port,
+	*req = (swap_req_t){&c->req.head, c->req.target, c->req.host, c->req.port,
 	    (const struct sockaddr *)&c->peer_ss, c->proxy_token[0] ? c->proxy_token : NULL,
 	    NULL, 0};
 }
@@ -1144,12 +1142,12 @@ conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req)
 static int
 conn_swap_denied(conn_t *c)
 {
-	if (c->rq->swap.exfiltration)
+	if (c->rq->plan.exfiltration)
 		log_warn("%s: possible exfiltration: handle %s toward %s:%u: %s", c->peer,
-		    c->rq->swap.hid[0] ? c->rq->swap.hid : "-", c->swap_host, c->swap_port,
-		    c->rq->swap.message);
-	conn_fail_ex(c, c->rq->swap.status, c->rq->swap.code, c->rq->swap.message,
-	    c->rq->swap.extra[0] ? c->rq->swap.extra : NULL);
+		    c->rq->plan.hid[0] ? c->rq->plan.hid : "-", c->req.host, c->req.port,
+		    c->rq->plan.message);
+	conn_fail_ex(c, c->rq->plan.status, c->rq->plan.code, c->rq->plan.message,
+	    c->rq->plan.extra[0] ? c->rq->plan.extra : NULL);
 	return -1;
 }
 
@@ -1174,25 +1172,11 @@ conn_swap(conn_t *c, const char *host, uint16_t port)
 	swap_req_t req;
 	int rc;
 
-	snprintf(c->swap_host, sizeof(c->swap_host), "%s", host);
-	c->swap_port = port;
-	swap_out_free(&c->rq->swap);
+	snprintf(c->req.host, sizeof(c->req.host), "%s", host);
+	c->req.port = port;
+	plan_free(&c->rq->plan);
 	conn_swap_env(c, &env, &req);
-	rc = swap_request(&env, &req, &c->rq->swap);
-	conn_swap_env_release(&env);
-	return conn_swap_finish(c, rc);
-}
-
-/* Handles found in a held body. */
-static int
-conn_swap_body(conn_t *c, const char *body, size_t len)
-{
-	swap_env_t env;
-	swap_req_t req;
-	int rc;
-
-	conn_swap_env(c, &env, &req);
-	rc = swap_body(&env, &req, body, len, &c->rq->swap);
+	rc = swap_request(&env, &req, &c->rq->plan);
 	conn_swap_env_release(&env);
 	return conn_swap_finish(c, rc);
 }
@@ -1200,7 +1184,7 @@ conn_swap_body(conn_t *c, const char *body, size_t len)
 static int
 conn_check_host_header(conn_t *c, const char *host, uint16_t port, uint16_t defport)
 {
-	const http_field_t *hf = http_head_get(&c->req, "Host");
+	const http_field_t *hf = http_head_get(&c->req.head, "Host");
 	char hh[CONN_HOST_MAX];
 	uint16_t hp;
 
@@ -1218,41 +1202,6 @@ conn_check_host_header(conn_t *c, const char *host, uint16_t port, uint16_t defp
 	return 0;
 }
 
-/* who|host|port|tls|credentials, credentials sorted. */
-static void
-conn_pool_key(conn_t *c, const char *host, uint16_t port, bool tls, char *key, size_t len)
-{
-	const char *names[INJECT_MAX_HANDLES];
-	size_t n = 0, off;
-
-	for (size_t i = 0; i < c->rq->swap.nscrub && n < INJECT_MAX_HANDLES; i++) {
-		const char *nm = c->rq->swap.scrub[i].cred->name;
-		size_t j = n++;
-
-		while (j > 0 && strcmp(names[j - 1], nm) > 0) {
-			names[j] = names[j - 1];
-			j--;
-		}
-		names[j] = nm;
-	}
-	off = (size_t)snprintf(key, len, "%s|%s|%u|%d", c->rq->swap.sandbox[0] ? c->rq->swap.sandbox :
-	    c->peer, host, port, tls);
-	for (size_t i = 0; i < n && off < len; i++)
-		off += (size_t)snprintf(key + off, len - off, "|%s", names[i]);
-	if (c->rq->swap.tk.n > 0 && off < len)
-		off += (size_t)snprintf(key + off, len - off, "|tk:%s", c->rq->swap.tk.id);
-	if (c->rq->swap.sandbox[0] == '\0' && c->proxy_token[0] && off < len) {
-		/* sandboxes behind one address are told apart by their proxy token */
-		unsigned char h[8];
-		char hex[17];
-
-		crypto_generichash(h, sizeof(h), (const unsigned char *)c->proxy_token,
-		    strlen(c->proxy_token), NULL, 0);
-		util_hex_encode(h, sizeof(h), hex);
-		snprintf(key + off, len - off, "|pt:%s", hex);
-	}
-}
-
 /*
  * An upstream for this request: the connection's own when its key matches, else one
  * from the worker's pool (no DNS, no handshake). Returns true when one is ready.
@@ -1262,15 +1211,15 @@ conn_upstream_reuse(conn_t *c, const char *key)
 {
 	struct bufferevent *bev;
 
-	if (c->ubev && c->up_ready && strcmp(c->up_key, key) == 0 &&
+	if (c->ubev && c->up.ready && strcmp(c->up.key, key) == 0 &&
 	    evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0)
 		return true;
 	conn_upstream_release(c);
-	snprintf(c->up_key, sizeof(c->up_key), "%s", key);
+	snprintf(c->up.key, sizeof(c->up.key), "%s", key);
 	if ((bev = worker_pool_take(c->w, key)) == NULL)
 		return false;
 	c->ubev = bev;
-	c->up_ready = true;
+	c->up.ready = true;
 	bufferevent_setcb(bev, conn_up_read_cb, conn_up_write_cb, conn_up_event_cb, c);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return true;
@@ -1282,52 +1231,43 @@ conn_on_inner_request(conn_t *c)
 {
 	char key[CONN_KEY_MAX];
 
-	if (c->req.method == HTTP_CONNECT) {
+	if (c->req.head.method == HTTP_CONNECT) {
 		conn_fail(c, 400, "bad_request", "CONNECT inside an intercepted tunnel");
 		return;
 	}
-	if (c->req.target[0] != '/') {
+	if (c->req.head.target[0] != '/') {
 		struct http_parser_url u;
 		char h[CONN_HOST_MAX];
 
 		http_parser_url_init(&u);
-		if (http_parser_parse_url(c->req.target, c->req.target_len, 0, &u) != 0 ||
+		if (http_parser_parse_url(c->req.head.target, c->req.head.target_len, 0, &u) != 0 ||
 		    !(u.field_set & (1 << UF_HOST)) ||
 		    u.field_data[UF_HOST].len >= sizeof(h)) {
 			conn_fail(c, 400, "bad_request", "request-target must be origin-form");
 			return;
 		}
-		memcpy(h, c->req.target + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+		memcpy(h, c->req.head.target + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
 		h[u.field_data[UF_HOST].len] = '\0';
 		if (!http_authority_equal(h, u.port ? u.port : 443, c->auth_host, c->auth_port)) {
 			STATS_INC(errors_host_mismatch);
 			conn_fail(c, 421, "host_mismatch", "request URI does not match CONNECT");
 			return;
 		}
-		c->req_target = strndup(c->req.target + u.field_data[UF_PATH].off,
-		    (size_t)(c->req.target_len - u.field_data[UF_PATH].off));
+		c->req.target = strndup(c->req.head.target + u.field_data[UF_PATH].off,
+		    (size_t)(c->req.head.target_len - u.field_data[UF_PATH].off));
 	} else
-		c->req_target = strdup(c->req.target);
+		c->req.target = strdup(c->req.head.target);
 	if (conn_check_host_header(c, c->auth_host, c->auth_port, 443) < 0 ||
 	    conn_swap(c, c->auth_host, c->auth_port) < 0)
 		return;
-	conn_pool_key(c, c->auth_host, c->auth_port, true, key, sizeof(key));
+	plan_pool_key(&c->rq->plan, c->peer, c->auth_host, c->auth_port, true, c->proxy_token,
+	    key, sizeof(key));
 	if (conn_upstream_reuse(c, key)) {
 		conn_send_request_head(c);
 		return;
 	}
 	if (conn_dial(c) < 0)
 		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
-}
-
-/* Secrets travel over plain http only where each credential says so. */
-static bool
-conn_plain_allowed(const conn_t *c)
-{
-	for (size_t i = 0; i < c->rq->swap.nscrub; i++)
-		if (!c->rq->swap.scrub[i].cred->allow_plain_http)
-			return false;
-	return true;
 }
 
 /* Absolute-form http:// request to the proxy listener. */
@@ -1337,12 +1277,12 @@ conn_on_absolute(conn_t *c)
 	struct http_parser_url u;
 	char host[CONN_HOST_MAX], msg[CONN_HOST_MAX + 128], key[CONN_KEY_MAX];
 	bool tls = false;
-	const char *why, *t = c->req.target;
+	const char *why, *t = c->req.head.target;
 	enum egress_action act;
 	uint16_t port;
 
 	http_parser_url_init(&u);
-	if (http_parser_parse_url(t, c->req.target_len, 0, &u) != 0 ||
+	if (http_parser_parse_url(t, c->req.head.target_len, 0, &u) != 0 ||
 	    !(u.field_set & (1 << UF_SCHEMA)) || !(u.field_set & (1 << UF_HOST)) ||
 	    u.field_data[UF_HOST].len >= sizeof(host)) {
 		STATS_INC(errors_bad_request);
@@ -1364,9 +1304,9 @@ conn_on_absolute(conn_t *c)
 	port = u.port ? u.port : 80;
 	if (conn_check_host_header(c, host, port, 80) < 0)
 		return;
-	c->req_target = (u.field_set & (1 << UF_PATH)) ?
+	c->req.target = (u.field_set & (1 << UF_PATH)) ?
 	    strndup(t + u.field_data[UF_PATH].off,
-	    c->req.target_len - u.field_data[UF_PATH].off) : strdup("/");
+	    c->req.head.target_len - u.field_data[UF_PATH].off) : strdup("/");
 	act = egress_decide(c->pol, host, port, &why);
 	if (act == EGRESS_DENY) {
 		STATS_INC(errors_egress);
@@ -1376,7 +1316,7 @@ conn_on_absolute(conn_t *c)
 	}
 	if (conn_swap(c, host, port) < 0)
 		return;
-	if (c->rq->swap.tk.n > 0) {
+	if (c->rq->plan.tk.n > 0) {
 		/* tokenizer's transport: http:// toward the client, verified TLS upstream
 		 * (port 80 or none becomes 443, other ports are kept) */
 		tls = true;
@@ -1387,20 +1327,20 @@ conn_on_absolute(conn_t *c)
 			conn_fail(c, 403, "egress_denied", msg);
 			return;
 		}
-	} else if (c->rq->swap.nscrub > 0 && !conn_plain_allowed(c)) {
+	} else if (c->rq->plan.nscrub > 0 && !plan_plain_http_ok(&c->rq->plan)) {
 		conn_fail(c, 403, "plain_http_denied", "this credential may not travel over "
 		    "plain http; use https");
 		return;
 	}
-	conn_pool_key(c, host, port, tls, key, sizeof(key));
-	snprintf(c->up_host, sizeof(c->up_host), "%s", host);
-	c->up_port = port;
-	c->up_tls = tls;
+	plan_pool_key(&c->rq->plan, c->peer, host, port, tls, c->proxy_token, key, sizeof(key));
+	snprintf(c->up.host, sizeof(c->up.host), "%s", host);
+	c->up.port = port;
+	c->up.tls = tls;
 	if (conn_upstream_reuse(c, key)) {
 		conn_send_request_head(c);
 		return;
 	}
-	c->st = ST_RESOLVING;
+	conn_set_state(c, ST_RESOLVING);
 	c->dns = egress_resolve(worker_dns(c->w), c->pol, host, port, conn_request_resolved, c);
 }
 
@@ -1417,8 +1357,8 @@ conn_request_resolved(const egress_result_t *res, void *arg)
 		conn_fail(c, dns ? 502 : 403, res->code, res->msg);
 		return;
 	}
-	c->up_addr = res->addr;
-	c->up_addrlen = res->addrlen;
+	c->up.addr = res->addr;
+	c->up.addrlen = res->addrlen;
 	if (conn_dial(c) < 0)
 		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
 }
@@ -1428,7 +1368,7 @@ conn_forward_request(conn_t *c)
 {
 	if (c->mode == MODE_INTERCEPT)
 		conn_on_inner_request(c);
-	else if (c->req.method == HTTP_CONNECT)
+	else if (c->req.head.method == HTTP_CONNECT)
 		conn_on_connect(c);
 	else
 		conn_on_absolute(c);
@@ -1508,8 +1448,8 @@ conn_narrow_request_field(struct evbuffer *out, const char *name, const char *v)
 static int
 conn_write_request_fields(conn_t *c, struct evbuffer *out)
 {
-	const http_head_t *h = &c->req;
-	const inject_edits_t *e = &c->rq->swap.edits;
+	const http_head_t *h = &c->req.head;
+	const inject_edits_t *e = &c->rq->plan.edits;
 	bool scrubbing = conn_scrubbing(c);
 	int rc = 0;
 
@@ -1519,7 +1459,7 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 
 		if (v == NULL || http_is_hop_by_hop(h, f->name, f->name_len) ||
 		    strcasecmp(f->name, "Proxy-Tokenizer") == 0 ||
-		    (c->upgrading && strcasecmp(f->name, "Sec-WebSocket-Extensions") == 0))
+		    (c->req.websocket && strcasecmp(f->name, "Sec-WebSocket-Extensions") == 0))
 			continue;
 		if (scrubbing && conn_narrow_request_field(out, f->name, v))
 			continue;
@@ -1536,28 +1476,11 @@ static void conn_body_collect_start(conn_t *c);
 static int
 conn_body_prepare(conn_t *c)
 {
-	if (c->rq->swap.nbody == 0 && c->rq->swap.tk.nbody == 0) {
-		c->body_leak_on = true;
-		leak_stream_init(&c->rq->leak);
-		return 0;
-	}
-	if ((c->body_scrub = scrub_new(SCRUB_LITERAL)) == NULL)
+	if (plan_body_scrubber(&c->rq->plan, &c->req.rewrite) < 0)
 		return -1;
-	for (size_t i = 0; i < c->rq->swap.tk.nbody; i++) {
-		const tokenizer_body_t *b = &c->rq->swap.tk.body[i];
-
-		if (scrub_add(c->body_scrub, b->placeholder, b->placeholder_len, b->token,
-		    b->token_len) < 0)
-			return -1;
-	}
-	for (size_t i = 0; i < c->rq->swap.nbody; i++) {
-		const swap_scrub_t *b = &c->rq->swap.body[i];
-		const char *ph = b->cred->inject.placeholder;
-
-		if (scrub_add(c->body_scrub, b->handle, b->handle_len, b->secret,
-		    b->secret_len) < 0 || (ph && *ph && scrub_add(c->body_scrub, ph,
-		    strlen(ph), b->secret, b->secret_len) < 0))
-			return -1;
+	if (c->req.rewrite == NULL) {
+		c->req.leak_on = true;
+		leak_stream_init(&c->rq->leak);
 	}
 	return 0;
 }
@@ -1584,86 +1507,113 @@ conn_move_head(struct evbuffer *head, struct evbuffer *out)
 	return rc;
 }
 
-static void
-conn_send_request_head(conn_t *c)
+/* The request line, the fields as planned and the framing of the body that follows. */
+static int
+conn_build_request_head(conn_t *c, struct evbuffer *head)
 {
-	struct evbuffer *out = bufferevent_get_output(c->ubev), *head;
-	const http_head_t *h = &c->req;
-	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
-	const char *target = c->rq->swap.edits.target ? c->rq->swap.edits.target : c->req_target;
+	const http_head_t *h = &c->req.head;
+	const char *target = c->rq->plan.edits.target ? c->rq->plan.edits.target : c->req.target;
 	int rc = 0;
 
-	if (c->rq->swap.buffer_body && !h->no_body && !c->body_ready) {
-		conn_body_collect_start(c);
-		return;
-	}
-	if (!c->body_ready && !h->no_body && conn_body_prepare(c) < 0) {
-		conn_fail(c, 500, "internal_error", "cannot set up body replacement");
-		return;
-	}
-	c->st = ST_RELAY;
-	c->upgrading = h->upgrade && conn_is_websocket(h);
-	if ((head = evbuffer_new()) == NULL) {
-		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
-		return;
-	}
 	evbuffer_add_printf(head, "%s ", http_method_str(h->method));
-	if (c->rq->swap.edits.target)
+	if (c->rq->plan.edits.target)
 		rc |= conn_add_secret(head, target, strlen(target));
 	else
 		evbuffer_add(head, target, strlen(target));
 	evbuffer_add(head, " HTTP/1.1\r\n", 11);
 	rc |= conn_write_request_fields(c, head);
-	c->req_chunked = !c->body_ready && (h->chunked || c->body_scrub != NULL);
-	if (c->body_ready)
+	c->req.chunked = !c->req.held_whole && (h->chunked || c->req.rewrite != NULL);
+	if (c->req.held_whole)
 		evbuffer_add_printf(head, "Content-Length: %zu\r\n",
-		    evbuffer_get_length(c->bodybuf));
-	else if (c->req_chunked)
+		    evbuffer_get_length(c->req.held));
+	else if (c->req.chunked)
 		evbuffer_add_printf(head, "Transfer-Encoding: chunked\r\n");
 	else if (h->has_length && !h->no_body)
 		evbuffer_add_printf(head, "Content-Length: %llu\r\n",
 		    (unsigned long long)h->content_length);
-	if (c->upgrading)
+	if (c->req.websocket)
 		evbuffer_add_printf(head, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
 	evbuffer_add(head, "\r\n", 2);
-	if (rc != 0 || conn_move_head(head, out) < 0) {	/* conn_move_head frees head */
-		if (rc != 0)
-			evbuffer_free(head);
-		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
-		return;
-	}
-	STATS_INC(requests_forwarded);
-	c->t_sent = util_mono_msf();
+	return rc;
+}
 
-	/* the response side */
-	http_head_clear(&c->res);
-	http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
-	c->res_head_done = c->res_done = c->res_started = false;
-	c->ninterim = 0;
-	c->dec_err = 0;
+/* The head is on its way: ready the response side. */
+static void
+conn_expect_response(conn_t *c)
+{
+	struct timeval tv = conn_tv(c->pol->limits.upstream_timeout_ms);
+
+	STATS_INC(requests_forwarded);
+	c->acct.t_sent = util_mono_msf();
+	http_head_clear(&c->res.head);
+	http_scan_init(&c->res.scan, SG_MAX_HEADER_BYTES);
+	conn_res_phase(c, RES_WAITING);
+	c->res.ninterim = 0;
+	c->res.dec_err = 0;
 	bufferevent_set_timeouts(c->ubev, &tv, NULL);
 	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+}
 
-	if (c->body_ready) {
-		size_t n = evbuffer_get_length(c->bodybuf);
+/* After the head: the held body in one piece, or the body streaming as it comes. */
+static void
+conn_send_request_body(conn_t *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
 
-		if (n && conn_add_secret(out, (char *)evbuffer_pullup(c->bodybuf, -1), n) < 0) {
+	if (c->req.held_whole) {
+		size_t n = evbuffer_get_length(c->req.held);
+
+		if (n && conn_add_secret(out, (char *)evbuffer_pullup(c->req.held, -1), n) < 0) {
 			conn_fail(c, 503, "resource_exhausted", "out of memory");
 			return;
 		}
 		conn_body_reset(c);
-		c->req_done = true;
+		conn_req_phase(c, REQ_SENT);
 	} else
-		c->req_done = h->no_body;
-	if (!c->req_done) {
+		conn_req_phase(c, c->req.head.no_body ? REQ_SENT : REQ_STREAMING);
+	if (c->req.phase == REQ_STREAMING) {
 		bufferevent_enable(c->cbev, EV_READ);
 		if (conn_relay_request_body(c) < 0)
 			return;		/* answered or closed: c may be gone */
 	}
-	if (c->req_done)
+	if (c->req.phase == REQ_SENT)
 		bufferevent_disable(c->cbev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
 		conn_up_read_cb(c->ubev, c);
+}
+
+/* An upstream is ready: the head (a body to hold first is collected before it). */
+static void
+conn_send_request_head(conn_t *c)
+{
+	const http_head_t *h = &c->req.head;
+	struct evbuffer *head;
+
+	if (c->rq->plan.buffer_body && !h->no_body && !c->req.held_whole) {
+		conn_body_collect_start(c);
+		return;
+	}
+	if (!c->req.held_whole && !h->no_body && conn_body_prepare(c) < 0) {
+		conn_fail(c, 500, "internal_error", "cannot set up body replacement");
+		return;
+	}
+	conn_set_state(c, ST_RELAY);
+	c->req.websocket = h->upgrade && conn_is_websocket(h);
+	if ((head = evbuffer_new()) == NULL) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
+		return;
+	}
+	if (conn_build_request_head(c, head) != 0) {
+		evbuffer_free(head);
+		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
+		return;
+	}
+	if (conn_move_head(head, bufferevent_get_output(c->ubev)) < 0) {	/* frees head */
+		conn_fail(c, 503, "resource_exhausted", "out of memory while writing the request");
+		return;
+	}
+	conn_expect_response(c);
+	conn_send_request_body(c);
 }
 
 /* --- request body ---------------------------------------------------------------------- */
@@ -1677,14 +1627,14 @@ conn_emit_req(void *arg, const void *data, size_t len)
 
 	if (len == 0)
 		return;
-	if (c->req_chunked)
+	if (c->req.chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
-	if (c->body_scrub) {
+	if (c->req.rewrite) {
 		if (conn_add_secret(out, data, len) < 0)
-			c->body_err = 503;	/* conn_body_failed answers it */
+			c->req.err = 503;	/* conn_body_failed answers it */
 	} else
 		evbuffer_add(out, data, len);
-	if (c->req_chunked)
+	if (c->req.chunked)
 		evbuffer_add(out, "\r\n", 2);
 }
 
@@ -1694,25 +1644,25 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 	conn_t *c = p->data;
 	leak_hit_t hit;
 
-	c->bytes_up += len;
-	if (c->body_buffering) {
-		if (evbuffer_get_length(c->bodybuf) + len > SG_BODY_BUFFER_MAX) {
-			c->body_err = 413;
+	c->acct.bytes_up += len;
+	if (c->req.phase == REQ_HOLDING) {
+		if (evbuffer_get_length(c->req.held) + len > SG_BODY_BUFFER_MAX) {
+			c->req.err = 413;
 			return -1;
 		}
-		return evbuffer_add(c->bodybuf, at, len) < 0 ? -1 : 0;
+		return evbuffer_add(c->req.held, at, len) < 0 ? -1 : 0;
 	}
-	if (c->body_leak_on && c->body_seen < SG_LEAK_SCAN_BODY_MAX) {
-		c->body_seen += len;
+	if (c->req.leak_on && c->req.seen < SG_LEAK_SCAN_BODY_MAX) {
+		c->req.seen += len;
 		if (leak_stream_feed(&c->rq->leak, at, len, &hit)) {
-			c->body_err = 403;
-			c->leak_encoding = hit.encoding;
+			c->req.err = 403;
+			c->req.leak_encoding = hit.encoding;
 			return -1;
 		}
 	}
-	if (c->body_scrub)
-		return scrub_feed(c->body_scrub, at, len, conn_emit_req, c) < 0 ||
-		    c->body_err ? -1 : 0;
+	if (c->req.rewrite)
+		return scrub_feed(c->req.rewrite, at, len, conn_emit_req, c) < 0 ||
+		    c->req.err ? -1 : 0;
 	conn_emit_req(c, at, len);
 	return 0;
 }
@@ -1723,15 +1673,15 @@ conn_req_on_complete(http_parser *p)
 	conn_t *c = p->data;
 
 	http_parser_pause(p, 1);
-	if (c->body_buffering) {
-		c->body_ready = true;
+	if (c->req.phase == REQ_HOLDING) {
+		c->req.held_whole = true;
 		return 0;
 	}
-	if (c->body_scrub && scrub_finish(c->body_scrub, conn_emit_req, c) < 0)
+	if (c->req.rewrite && scrub_finish(c->req.rewrite, conn_emit_req, c) < 0)
 		return -1;
-	if (c->req_chunked)
+	if (c->req.chunked)
 		evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
-	c->req_done = true;
+	conn_req_phase(c, REQ_SENT);
 	return 0;
 }
 
@@ -1740,11 +1690,14 @@ static const http_parser_settings conn_req_body_settings = {
 	.on_message_complete = conn_req_on_complete,
 };
 
-/* Feed a parser with what an input buffer holds; drain what it consumed. */
+/*
+ * Feed a parser with what an input buffer holds; drain what it consumed. The message's
+ * end pauses the parser (on_message_complete): what follows it stays in the buffer.
+ */
 static int
-conn_feed(http_parser *p, const http_parser_settings *s, struct evbuffer *in, bool *stop)
+conn_feed(http_parser *p, const http_parser_settings *s, struct evbuffer *in)
 {
-	while (evbuffer_get_length(in) > 0 && !*stop) {
+	while (evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		size_t n;
 
@@ -1768,49 +1721,48 @@ conn_body_failed(conn_t *c)
 {
 	char msg[256];
 
-	if (c->body_err == 503) {
+	if (c->req.err == 503) {
 		conn_fail(c, 503, "resource_exhausted", "out of memory");
 		return;
 	}
-	if (c->body_err == 413) {
+	if (c->req.err == 413) {
 		snprintf(msg, sizeof(msg), "this request's body must be held whole (hmac "
 		    "signature or a handle in the body) and is larger than %d bytes",
 		    SG_BODY_BUFFER_MAX);
 		conn_fail(c, 413, "body_too_large", msg);
 		return;
 	}
-	if (c->body_err == 403) {
+	if (c->req.err == 403) {
 		log_warn("%s: possible exfiltration: handle (%s) in a request body toward %s:%u",
-		    c->peer, c->leak_encoding, c->up_host, c->up_port);
+		    c->peer, c->req.leak_encoding, c->up.host, c->up.port);
 		snprintf(msg, sizeof(msg), "a handle (%s) in the request body; no credential "
-		    "lets it travel in this body", c->leak_encoding);
-		c->rq->swap.exfiltration = true;
+		    "lets it travel in this body", c->req.leak_encoding);
+		c->rq->plan.exfiltration = true;
 		conn_fail(c, 403, "handle_in_body", msg);
 		return;
 	}
 	STATS_INC(errors_bad_request);
-	conn_fail(c, 400, "bad_request", http_errno_description(HTTP_PARSER_ERRNO(&c->reqp)));
+	conn_fail(c, 400, "bad_request", http_errno_description(HTTP_PARSER_ERRNO(&c->req.parser)));
 }
 
-static int conn_body_buffered(conn_t *c);
+static int conn_body_held(conn_t *c);
 
 /* Returns -1 when the connection was answered/closed (c must not be used then). */
 static int
 conn_relay_request_body(conn_t *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
-	bool *stop = c->body_buffering ? &c->body_ready : &c->req_done;
 
-	if (c->ubev == NULL || *stop)
+	if (c->ubev == NULL || !conn_req_body_pending(c))
 		return 0;
-	c->reqp.data = c;
-	if (conn_feed(&c->reqp, &conn_req_body_settings, in, stop) < 0) {
+	c->req.parser.data = c;
+	if (conn_feed(&c->req.parser, &conn_req_body_settings, in) < 0) {
 		conn_body_failed(c);
 		return -1;
 	}
-	if (c->body_buffering)
-		return c->body_ready ? conn_body_buffered(c) : 0;
-	if (c->req_done) {
+	if (c->req.phase == REQ_HOLDING)
+		return c->req.held_whole ? conn_body_held(c) : 0;
+	if (c->req.phase == REQ_SENT) {
 		bufferevent_disable(c->cbev, EV_READ);	/* next request waits its turn */
 		return 0;
 	}
@@ -1821,14 +1773,15 @@ conn_relay_request_body(conn_t *c)
 	return 0;
 }
 
+/* A body the plan must see whole (signing, handles in it) is collected first. */
 static void
 conn_body_collect_start(conn_t *c)
 {
-	c->st = ST_RELAY;
-	c->body_buffering = true;
+	conn_set_state(c, ST_RELAY);
+	conn_req_phase(c, REQ_HOLDING);
 	conn_arm_timer(c, c->pol->limits.upstream_timeout_ms);	/* the whole body, or 408 */
-	c->bodybuf = evbuffer_new();
-	if (c->bodybuf == NULL) {
+	c->req.held = evbuffer_new();
+	if (c->req.held == NULL) {
 		conn_fail(c, 500, "internal_error", "out of memory");
 		return;
 	}
@@ -1836,81 +1789,49 @@ conn_body_collect_start(conn_t *c)
 	conn_relay_request_body(c);
 }
 
-/* Apply body rules to the held body: a new buffer replaces it (the old is zeroed). */
+/* The held body becomes the rewritten one (wipe memory, freed with the buffer). */
 static int
-conn_body_rewrite(conn_t *c, const char *body, size_t len)
+conn_body_replace(conn_t *c, char *body, size_t len)
 {
-	struct evbuffer *nb;
+	struct evbuffer *nb = evbuffer_new();
 
-	if (c->rq->swap.nbody == 0 && c->rq->swap.tk.nbody == 0)
-		return 0;
-	if (conn_body_prepare(c) < 0 || (nb = evbuffer_new()) == NULL)
-		return -1;
-	if (scrub_feed(c->body_scrub, body, len, conn_emit_evbuffer, nb) < 0 ||
-	    scrub_finish(c->body_scrub, conn_emit_evbuffer, nb) < 0) {
-		evbuffer_free(nb);
+	if (nb == NULL || (len > 0 && evbuffer_add_reference(nb, body, len,
+	    conn_secret_cleanup, NULL) < 0)) {
+		if (nb)
+			evbuffer_free(nb);
+		util_wipe_free(body);
 		return -1;
 	}
-	scrub_free(c->body_scrub);
-	c->body_scrub = NULL;
-	sodium_memzero((void *)body, len);
-	evbuffer_free(c->bodybuf);
-	c->bodybuf = nb;
+	if (len == 0)
+		util_wipe_free(body);
+	conn_body_reset(c);		/* zeroes the old one */
+	c->req.held = nb;
+	c->req.held_whole = true;
 	return 0;
 }
 
-/* The whole body is here: find handles in it, rewrite, sign, then send the head. */
+/* The whole body is here: the plan finishes on it (swap_finish_body), the head goes. */
 static int
-conn_body_buffered(conn_t *c)
+conn_body_held(conn_t *c)
 {
-	size_t len = evbuffer_get_length(c->bodybuf);
-	const char *body = len ? (const char *)evbuffer_pullup(c->bodybuf, -1) : "";
-	leak_hit_t hit;
-	char msg[128];
+	size_t len = evbuffer_get_length(c->req.held), outlen;
+	const char *body = len ? (const char *)evbuffer_pullup(c->req.held, -1) : "";
+	swap_env_t env;
+	swap_req_t req;
+	char *out;
+	int rc;
 
-	c->body_buffering = false;
-	if (leak_scan(body, len, &hit)) {
-		snprintf(msg, sizeof(msg), "a handle in encoded form (%s) in the request body",
-		    hit.encoding);
-		c->rq->swap.exfiltration = true;
-		conn_fail(c, 403, "handle_encoded", msg);
+	conn_swap_env(c, &env, &req);
+	rc = swap_finish_body(&env, &req, c->up.tls, &c->rq->plan, body, len, &out, &outlen);
+	conn_swap_env_release(&env);
+	if (conn_swap_finish(c, rc) < 0) {
+		util_wipe_free(out);
 		return -1;
 	}
-	if (conn_swap_body(c, body, len) < 0)
-		return -1;
-	if (!c->up_tls && !conn_plain_allowed(c)) {	/* body handles are known only now */
-		conn_fail(c, 403, "plain_http_denied", "this credential may not travel over "
-		    "plain http; use https");
+	if (out != NULL && conn_body_replace(c, out, outlen) < 0) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory while rewriting the body");
 		return -1;
 	}
-	if (conn_body_rewrite(c, body, len) < 0) {
-		conn_fail(c, 500, "internal_error", "cannot rewrite the request body");
-		return -1;
-	}
-	if (c->rq->swap.hmac_cred) {
-		const policy_credential_t *cr = c->rq->swap.hmac_cred;
-		size_t n = evbuffer_get_length(c->bodybuf);
-		char *v = inject_hmac_value(cr, n ? evbuffer_pullup(c->bodybuf, -1) : (void *)"",
-		    n);
-
-		if (v == NULL || inject_edits_set_header(&c->req, &c->rq->swap.edits,
-		    cr->inject.name ? cr->inject.name : "Authorization", v) < 0) {
-			conn_fail(c, 500, "internal_error", "cannot sign the request body");
-			return -1;
-		}
-	}
-	if (c->rq->swap.tk.hmac.set) {
-		size_t n = evbuffer_get_length(c->bodybuf);
-		char *v = tokenizer_hmac_value(&c->rq->swap.tk, n ? evbuffer_pullup(c->bodybuf, -1) :
-		    (void *)"", n);
-
-		if (v == NULL || inject_edits_set_header(&c->req, &c->rq->swap.edits,
-		    c->rq->swap.tk.hmac.dst, v) < 0) {
-			conn_fail(c, 500, "internal_error", "cannot sign the request body");
-			return -1;
-		}
-	}
-	c->body_ready = true;
 	evtimer_del(c->timer);
 	bufferevent_disable(c->cbev, EV_READ);
 	conn_send_request_head(c);
@@ -1933,7 +1854,7 @@ conn_up_write_cb(struct bufferevent *bev, void *arg)
 		bufferevent_enable(c->cbev, EV_READ);
 		return;
 	}
-	if (c->req_active && !c->req_done) {
+	if (conn_req_body_pending(c)) {
 		bufferevent_enable(c->cbev, EV_READ);
 		conn_relay_request_body(c);
 	}
@@ -1950,11 +1871,11 @@ conn_emit_body(void *arg, const void *data, size_t len)
 
 	if (len == 0)
 		return;
-	c->bytes_down += len;
-	if (c->res_chunked_out)
+	c->acct.bytes_down += len;
+	if (c->res.chunked_out)
 		evbuffer_add_printf(out, "%zx\r\n", len);
 	evbuffer_add(out, data, len);
-	if (c->res_chunked_out)
+	if (c->res.chunked_out)
 		evbuffer_add(out, "\r\n", 2);
 }
 
@@ -1967,7 +1888,7 @@ conn_res_decoded(void *arg, const void *data, size_t len)
 	if (c->scrub == NULL)
 		conn_emit_body(c, data, len);
 	else if (scrub_feed(c->scrub, data, len, conn_emit_body, c) < 0)
-		c->dec_err = DECODE_NOMEM;	/* cut rather than pass on unscrubbed */
+		c->res.dec_err = DECODE_NOMEM;	/* cut rather than pass on unscrubbed */
 }
 
 static int
@@ -1976,13 +1897,13 @@ conn_res_on_body(http_parser *p, const char *at, size_t len)
 	conn_t *c = p->data;
 	int rc;
 
-	if (c->dec == NULL) {
+	if (c->res.dec == NULL) {
 		conn_res_decoded(c, at, len);
-		return c->dec_err ? -1 : 0;
+		return c->res.dec_err ? -1 : 0;
 	}
-	if ((rc = decode_feed(c->dec, at, len, conn_res_decoded, c)) != DECODE_OK)
-		c->dec_err = rc;
-	return c->dec_err ? -1 : 0;
+	if ((rc = decode_feed(c->res.dec, at, len, conn_res_decoded, c)) != DECODE_OK)
+		c->res.dec_err = rc;
+	return c->res.dec_err ? -1 : 0;
 }
 
 /* Trailer fields arrive after the last chunk as name and value pieces: collected. */
@@ -1991,14 +1912,14 @@ conn_res_on_trailer(http_parser *p, const char *at, size_t len, bool value)
 {
 	conn_t *c = p->data;
 
-	if (c->trailers == NULL && (c->trailers = evbuffer_new()) == NULL)
+	if (c->res.trailers == NULL && (c->res.trailers = evbuffer_new()) == NULL)
 		return -1;
-	if (evbuffer_get_length(c->trailers) + len + 2 > SG_MAX_HEADER_BYTES)
+	if (evbuffer_get_length(c->res.trailers) + len + 2 > SG_MAX_HEADER_BYTES)
 		return -1;	/* as for a head: too large is malformed */
-	if (value != c->trailer_in_value)
-		evbuffer_add(c->trailers, value ? ":" : "\n", 1);
-	c->trailer_in_value = value;
-	return evbuffer_add(c->trailers, at, len);
+	if (value != c->res.trailer_in_value)
+		evbuffer_add(c->res.trailers, value ? ":" : "\n", 1);
+	c->res.trailer_in_value = value;
+	return evbuffer_add(c->res.trailers, at, len);
 }
 
 static int
@@ -2037,8 +1958,8 @@ static void
 conn_write_trailers(conn_t *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	size_t n = c->trailers ? evbuffer_get_length(c->trailers) : 0;
-	char *p = n ? (char *)evbuffer_pullup(c->trailers, -1) : NULL;
+	size_t n = c->res.trailers ? evbuffer_get_length(c->res.trailers) : 0;
+	char *p = n ? (char *)evbuffer_pullup(c->res.trailers, -1) : NULL;
 	char *end = p != NULL ? p + n : NULL;
 
 	evbuffer_add(out, "0\r\n", 3);
@@ -2071,16 +1992,16 @@ conn_res_on_complete(http_parser *p)
 	conn_t *c = p->data;
 	int rc;
 
-	if (c->dec != NULL && (rc = decode_finish(c->dec, conn_res_decoded, c)) != DECODE_OK)
-		c->dec_err = rc;
-	if (c->dec_err)
+	if (c->res.dec != NULL && (rc = decode_finish(c->res.dec, conn_res_decoded, c)) != DECODE_OK)
+		c->res.dec_err = rc;
+	if (c->res.dec_err)
 		return -1;
 	if (c->scrub && scrub_finish(c->scrub, conn_emit_body, c) < 0)
 		return -1;
-	if (c->res_chunked_out)
+	if (c->res.chunked_out)
 		conn_write_trailers(c);
 	conn_trailers_free(c);
-	c->res_done = true;
+	conn_res_phase(c, RES_DONE);
 	http_parser_pause(p, 1);
 	return 0;
 }
@@ -2095,20 +2016,23 @@ static const http_parser_settings conn_res_body_settings = {
 static void
 conn_response_done(conn_t *c)
 {
-	decode_free(c->dec);
-	c->dec = NULL;
-	c->res_recode = false;
-	conn_audit(c, c->res.status, NULL);
-	c->req_active = false;
-	if (!c->up_keepalive || !c->req_done ||
+	bool sent;
+
+	decode_free(c->res.dec);
+	c->res.dec = NULL;
+	c->res.recode = false;
+	conn_audit(c, c->res.head.status, NULL);
+	sent = c->req.phase == REQ_SENT;	/* else the upstream answered before the end */
+	conn_req_phase(c, REQ_NONE);
+	if (!c->res.keepalive || !sent ||
 	    evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0) {	/* extra bytes: desync */
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
-		c->up_ready = false;
+		c->up.ready = false;
 	} else
 		bufferevent_set_timeouts(c->ubev, NULL, NULL);
-	if (!c->client_keepalive || !c->req_done || proxy_is_draining()) {
-		c->st = ST_CLOSING;
+	if (!c->req.keepalive || !sent || proxy_is_draining()) {
+		conn_set_state(c, ST_CLOSING);
 		bufferevent_disable(c->cbev, EV_READ);
 		conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
 		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
@@ -2154,7 +2078,7 @@ conn_field_encoded_only(const char *name)
 static void
 conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
 {
-	const http_head_t *h = &c->res;
+	const http_head_t *h = &c->res.head;
 
 	for (size_t i = 0; i < h->nfields; i++) {
 		const http_field_t *f = &h->fields[i];
@@ -2162,11 +2086,11 @@ conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
 		if (!(keep_length && strcasecmp(f->name, "Content-Length") == 0) &&
 		    http_is_hop_by_hop(h, f->name, f->name_len))
 			continue;
-		if (c->res_recode && conn_field_encoded_only(f->name))
+		if (c->res.recode && conn_field_encoded_only(f->name))
 			continue;
 		evbuffer_add(out, f->name, f->name_len);
 		evbuffer_add(out, ": ", 2);
-		if (c->res_recode && strcasecmp(f->name, "ETag") == 0 && f->value[0] == '"')
+		if (c->res.recode && strcasecmp(f->name, "ETag") == 0 && f->value[0] == '"')
 			evbuffer_add(out, "W/", 2);
 		conn_write_scrubbed(c, out, f->value, f->value_len);
 		evbuffer_add(out, "\r\n", 2);
@@ -2180,8 +2104,8 @@ conn_res_codings(const conn_t *c, char *buf, size_t len)
 	size_t n = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < c->res.nfields; i++) {
-		const http_field_t *f = &c->res.fields[i];
+	for (size_t i = 0; i < c->res.head.nfields; i++) {
+		const http_field_t *f = &c->res.head.fields[i];
 
 		if (strcasecmp(f->name, "Content-Encoding") != 0)
 			continue;
@@ -2205,10 +2129,10 @@ conn_res_decode_setup(conn_t *c)
 	decode_limits_t lim;
 	size_t n;
 
-	c->res_recode = false;
+	c->res.recode = false;
 	if (!conn_scrubbing(c))
 		return 0;
-	if (c->res.status == 206) {
+	if (c->res.head.status == 206) {
 		conn_fail(c, 502, "unscrubbable_response", "the upstream answered with part of "
 		    "the body (206), which cannot be scrubbed whole (sealgate asks without "
 		    "Range)");
@@ -2216,18 +2140,18 @@ conn_res_decode_setup(conn_t *c)
 	}
 	if ((n = conn_res_codings(c, codings, sizeof(codings))) == 0)
 		return 0;
-	c->res_recode = true;
+	c->res.recode = true;
 	decode_limits_default(&lim);
 	lim.max_output = c->pol->limits.max_decoded_bytes;
-	if (decode_new(codings, n, &lim, &c->dec, why, sizeof(why)) != DECODE_OK) {
+	if (decode_new(codings, n, &lim, &c->res.dec, why, sizeof(why)) != DECODE_OK) {
 		snprintf(msg, sizeof(msg), "the response must be scrubbed and its coding "
 		    "cannot be decoded: %s", why);
 		conn_fail(c, 502, "unscrubbable_response", msg);
 		return -1;
 	}
-	if (c->res.no_body || c->req.method == HTTP_HEAD) {
-		decode_free(c->dec);	/* no body: only the head changes */
-		c->dec = NULL;
+	if (c->res.head.no_body || c->req.head.method == HTTP_HEAD) {
+		decode_free(c->res.dec);	/* no body: only the head changes */
+		c->res.dec = NULL;
 	}
 	return 0;
 }
@@ -2236,33 +2160,33 @@ static void
 conn_write_response_head(conn_t *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	const http_head_t *h = &c->res;
-	bool head_like = c->req.method == HTTP_HEAD || h->status == 304;
+	const http_head_t *h = &c->res.head;
+	bool head_like = c->req.head.method == HTTP_HEAD || h->status == 304;
 	bool bodyless = head_like || h->status == 204 || h->status / 100 == 1;
 
-	c->res_started = true;
-	c->up_keepalive = h->keep_alive;
+	conn_res_phase(c, RES_BODY);
+	c->res.keepalive = h->keep_alive;
 	if (proxy_is_draining())
-		c->client_keepalive = false;	/* finish this answer, then close */
+		c->req.keepalive = false;	/* finish this answer, then close */
 	evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
 	conn_write_scrubbed(c, out, h->reason, strlen(h->reason));
 	evbuffer_add(out, "\r\n", 2);
 	/* with scrubbing on, a GET answer is re-framed: HEAD/304 must not promise a length */
-	conn_write_response_fields(c, out, head_like && c->scrub == NULL && !c->res_recode);
-	c->res_chunked_out = false;
+	conn_write_response_fields(c, out, head_like && c->scrub == NULL && !c->res.recode);
+	c->res.chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
 	} else if (!bodyless) {
 		if (h->has_length && !h->chunked && c->scrub == NULL)
 			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
 			    (unsigned long long)h->content_length);
-		else if (c->req.major == 1 && c->req.minor >= 1) {
+		else if (c->req.head.major == 1 && c->req.head.minor >= 1) {
 			evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-			c->res_chunked_out = true;
+			c->res.chunked_out = true;
 		} else
-			c->client_keepalive = false;	/* close-delimited for HTTP/1.0 */
+			c->req.keepalive = false;	/* close-delimited for HTTP/1.0 */
 	}
-	if (!c->client_keepalive && h->status != 101)
+	if (!c->req.keepalive && h->status != 101)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	evbuffer_add(out, "\r\n", 2);
 }
@@ -2275,17 +2199,17 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 	char *bytes = (char *)evbuffer_pullup(in, hl);
 	const char *why = NULL;
 
-	http_parser_init(&c->resp, HTTP_RESPONSE);
-	http_head_clear(&c->res);
-	if (bytes == NULL || http_head_parse(&c->resp, bytes, (size_t)hl, &c->res,
-	    c->req.method, &why) < 0) {
+	http_parser_init(&c->res.parser, HTTP_RESPONSE);
+	http_head_clear(&c->res.head);
+	if (bytes == NULL || http_head_parse(&c->res.parser, bytes, (size_t)hl, &c->res.head,
+	    c->req.head.method, &why) < 0) {
 		STATS_INC(errors_upstream);
 		conn_fail(c, 502, "upstream_error", why ? why : "malformed response head");
 		return -1;
 	}
 	evbuffer_drain(in, (size_t)hl);
-	if (c->res.status == 101 && c->upgrading) {
-		if (http_head_get(&c->res, "Sec-WebSocket-Extensions") != NULL) {
+	if (c->res.head.status == 101 && c->req.websocket) {
+		if (http_head_get(&c->res.head, "Sec-WebSocket-Extensions") != NULL) {
 			STATS_INC(errors_upstream);
 			conn_fail(c, 502, "upstream_error", "the upstream accepted a WebSocket "
 			    "extension that was not offered (sealgate offers none)");
@@ -2296,8 +2220,8 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		conn_ws_start(c);
 		return -1;	/* no more response parsing */
 	}
-	if (c->res.status / 100 == 1) {
-		if (++c->ninterim > SG_MAX_INTERIM) {
+	if (c->res.head.status / 100 == 1) {
+		if (++c->res.ninterim > SG_MAX_INTERIM) {
 			STATS_INC(errors_upstream);
 			conn_fail(c, 502, "upstream_error", "too many interim (1xx) responses");
 			return -1;
@@ -2305,24 +2229,23 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		/* 100 Continue, 103 Early Hints: pass on with their fields, scrubbed */
 		struct evbuffer *o = bufferevent_get_output(c->cbev);
 
-		evbuffer_add_printf(o, "HTTP/1.1 %u ", c->res.status);
-		conn_write_scrubbed(c, o, c->res.reason, strlen(c->res.reason));
+		evbuffer_add_printf(o, "HTTP/1.1 %u ", c->res.head.status);
+		conn_write_scrubbed(c, o, c->res.head.reason, strlen(c->res.head.reason));
 		evbuffer_add(o, "\r\n", 2);
 		conn_write_response_fields(c, o, false);
 		evbuffer_add(o, "\r\n", 2);
-		http_scan_init(&c->rscan, SG_MAX_HEADER_BYTES);
+		http_scan_init(&c->res.scan, SG_MAX_HEADER_BYTES);
 		return 0;
 	}
-	if (c->t_sent) {
-		c->upstream_ms = util_mono_msf() - c->t_sent;
-		metrics_observe_upstream_ms(c->upstream_ms);
+	if (c->acct.t_sent) {
+		c->acct.upstream_ms = util_mono_msf() - c->acct.t_sent;
+		metrics_observe_upstream_ms(c->acct.upstream_ms);
 	}
 	if (conn_res_decode_setup(c) < 0)
 		return -1;
 	conn_write_response_head(c);
-	c->res_head_done = true;
-	if (c->res.no_body) {
-		c->res_done = true;
+	if (c->res.head.no_body) {
+		conn_res_phase(c, RES_DONE);
 		conn_response_done(c);
 		return -1;
 	}
@@ -2340,15 +2263,15 @@ conn_res_cut(conn_t *c)
 	char msg[256];
 
 	STATS_INC(errors_upstream);
-	if (c->dec_err == 0) {
+	if (c->res.dec_err == 0) {
 		conn_close_after_flush(c, "malformed response body from upstream: aborted");
 		return;
 	}
-	snprintf(msg, sizeof(msg), "response cut: %s", c->dec_err == DECODE_LIMIT ?
+	snprintf(msg, sizeof(msg), "response cut: %s", c->res.dec_err == DECODE_LIMIT ?
 	    "its decoded body went past the bounds (limits.max_decoded_bytes, or a "
-	    "compression ratio over the limit)" : c->dec != NULL ? decode_error(c->dec) :
+	    "compression ratio over the limit)" : c->res.dec != NULL ? decode_error(c->res.dec) :
 	    "out of memory while scrubbing");
-	conn_audit(c, c->res.status, c->dec_err == DECODE_LIMIT ? "decode_limit" :
+	conn_audit(c, c->res.head.status, c->res.dec_err == DECODE_LIMIT ? "decode_limit" :
 	    "decode_error");
 	conn_close_after_flush(c, msg);
 }
@@ -2358,12 +2281,12 @@ conn_relay_response_body(conn_t *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->ubev);
 
-	c->resp.data = c;
-	if (conn_feed(&c->resp, &conn_res_body_settings, in, &c->res_done) < 0) {
+	c->res.parser.data = c;
+	if (conn_feed(&c->res.parser, &conn_res_body_settings, in) < 0) {
 		conn_res_cut(c);
 		return;
 	}
-	if (c->res_done) {
+	if (c->res.phase == RES_DONE) {
 		conn_response_done(c);
 		return;
 	}
@@ -2392,12 +2315,12 @@ conn_up_read_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
-	if (c->st != ST_RELAY || !c->req_active) {
+	if (c->st != ST_RELAY || c->req.phase == REQ_NONE) {
 		if (evbuffer_get_length(in) > 0)	/* unsolicited bytes: drop the upstream */
 			conn_close(c, "unsolicited upstream data");
 		return;
 	}
-	while (!c->res_head_done) {
+	while (c->res.phase == RES_WAITING) {
 		ssize_t hl;
 
 		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) > SG_RELAY_HIGH_WATER) {
@@ -2405,12 +2328,12 @@ conn_up_read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_setwatermark(c->cbev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
 			return;
 		}
-		hl = conn_scan_head(c, &c->rscan, in);
+		hl = conn_scan_head(c, &c->res.scan, in);
 
 		if (hl < 0) {
 			STATS_INC(errors_upstream);
-			conn_fail(c, 502, "upstream_error", c->rscan.error ?
-			    c->rscan.error : "malformed response");
+			conn_fail(c, 502, "upstream_error", c->res.scan.error ?
+			    c->res.scan.error : "malformed response");
 			return;
 		}
 		if (hl == 0 || conn_on_response_head(c, hl) < 0)
@@ -2441,7 +2364,7 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (c->st == ST_SPLICE || c->st == ST_WEBSOCKET) {
 		/* flush what the upstream sent, then close */
-		c->st = ST_CLOSING;
+		conn_set_state(c, ST_CLOSING);
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
@@ -2450,21 +2373,21 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 			conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && c->res_head_done && !c->res_done) {
+	if ((what & BEV_EVENT_EOF) && c->res.phase == RES_BODY) {
 		/* read-until-close body: EOF completes it */
-		c->resp.data = c;
-		http_parser_execute(&c->resp, &conn_res_body_settings, NULL, 0);
-		if (c->dec_err) {	/* a truncated compressed body */
+		c->res.parser.data = c;
+		http_parser_execute(&c->res.parser, &conn_res_body_settings, NULL, 0);
+		if (c->res.dec_err) {	/* a truncated compressed body */
 			conn_res_cut(c);
 			return;
 		}
-		if (c->res_done) {
-			c->up_keepalive = false;
+		if (c->res.phase == RES_DONE) {
+			c->res.keepalive = false;
 			conn_response_done(c);
 			return;
 		}
 	}
-	if (c->req_active && !c->res_started) {
+	if (c->req.phase != REQ_NONE && c->res.phase == RES_WAITING) {
 		if (what & BEV_EVENT_TIMEOUT) {
 			STATS_INC(errors_timeout);
 			conn_fail(c, 504, "upstream_timeout", "upstream did not answer in time");
@@ -2475,21 +2398,21 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
-	if (c->req_active) {
+	if (c->req.phase != REQ_NONE) {
 		conn_close(c, "upstream failed mid-response");
 		return;
 	}
 	/* idle pooled upstream went away: forget it */
 	bufferevent_free(c->ubev);
 	c->ubev = NULL;
-	c->up_ready = false;
+	c->up.ready = false;
 }
 
 /* --- WebSocket after the 101 --------------------------------------------------------- */
 
 /* An audit line for a WebSocket event: a swapped handle, or the reason it closed. */
 static void
-conn_ws_audit(conn_t *c, const char *event, const char *code, const swap_out_t *o,
+conn_ws_audit(conn_t *c, const char *event, const char *code, const plan_t *o,
     const char *detail)
 {
 	audit_event_t a;
@@ -2501,9 +2424,9 @@ conn_ws_audit(conn_t *c, const char *event, const char *code, const swap_out_t *
 	a.handle_id = o && o->hid[0] ? o->hid : NULL;
 	a.credential = o && o->credential[0] ? o->credential : NULL;
 	a.method = "GET";
-	a.host = c->swap_host;
-	a.port = c->swap_port;
-	a.path = c->req_target;
+	a.host = c->req.host;
+	a.port = c->req.port;
+	a.path = c->req.target;
 	a.status = 101;
 	a.error = code;
 	a.detail = detail;
@@ -2524,7 +2447,7 @@ conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secre
 	policy_t *p = policy_acquire();
 	swap_env_t env;
 	swap_req_t req;
-	swap_out_t out;
+	plan_t out;
 	int rc;
 
 	if (p != NULL && p != c->ws_pol) {
@@ -2538,8 +2461,7 @@ conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secre
 		env.policy = c->ws_pol;
 	rc = swap_frame_handle(&env, &req, h, n, binary, &out);
 	conn_swap_env_release(&env);
-	if (rc == 0 && scrub_add(c->scrub, out.scrub[0].secret, out.scrub[0].secret_len, h,
-	    n) < 0) {
+	if (rc == 0 && plan_scrub_into(&out, c->scrub) < 0) {
 		out.code = "internal_error";	/* not sent where it could not be scrubbed */
 		rc = -1;
 	}
@@ -2549,7 +2471,7 @@ conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secre
 		if (out.exfiltration)
 			log_warn("%s: possible exfiltration: handle %s in a WebSocket message "
 			    "toward %s:%u: %s", c->peer, out.hid[0] ? out.hid : "-",
-			    c->swap_host, c->swap_port, out.message);
+			    c->req.host, c->req.port, out.message);
 		conn_ws_audit(c, out.exfiltration ? "exfiltration" : "denied", out.code, &out,
 		    "websocket message");
 	} else {
@@ -2557,7 +2479,7 @@ conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secre
 		*slen = out.scrub[0].secret_len;
 		conn_ws_audit(c, "request", NULL, &out, "websocket message");
 	}
-	swap_out_free(&out);
+	plan_free(&out);
 	return rc;
 }
 
@@ -2625,7 +2547,7 @@ conn_ws_closing(conn_t *c)
 		conn_ws_audit(c, "denied", err, NULL, detail);
 	}
 	log_info("%s: WebSocket closed: %s", c->peer, err ? err : "done");
-	c->st = ST_CLOSING;
+	conn_set_state(c, ST_CLOSING);
 	bufferevent_disable(c->cbev, EV_READ);
 	if (c->ubev)
 		bufferevent_disable(c->ubev, EV_READ);

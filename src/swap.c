@@ -14,10 +14,11 @@
 #include "netaddr.h"
 #include "scope.h"
 #include "stats.h"
+#include "scrub.h"
 #include "swap.h"
 
 static int
-swap_deny(swap_out_t *out, unsigned status, const char *code, const char *fmt,
+swap_deny(plan_t *out, unsigned status, const char *code, const char *fmt,
     const char *arg)
 {
 	out->status = status;
@@ -36,7 +37,7 @@ swap_is_basic(const http_field_t *f)
 
 /* Encoded handles (percent, base64, escapes…) are refused anywhere in the head. */
 static int
-swap_check_encoded(const swap_req_t *req, swap_out_t *out)
+swap_check_encoded(const swap_req_t *req, plan_t *out)
 {
 	leak_hit_t hit;
 
@@ -157,7 +158,7 @@ swap_throttle_rates(const swap_env_t *env, policy_rate_t *fail, policy_rate_t *f
 /* The first refusal of a window: flag it for the audit line (brute_force) and log it. */
 static void
 swap_throttle_trip(const swap_env_t *env, const struct swap_source *src,
-    const policy_rate_t *first, swap_out_t *out)
+    const policy_rate_t *first, plan_t *out)
 {
 	struct ratelimit_result res;
 	char key[128];
@@ -175,7 +176,7 @@ swap_throttle_trip(const swap_env_t *env, const struct swap_source *src,
 }
 
 int
-swap_throttle_check(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+swap_throttle_check(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 {
 	struct ratelimit_result res;
 	struct swap_source src;
@@ -238,7 +239,7 @@ swap_tokenizer_failed(const char *code)
 /* --- one handle ------------------------------------------------------------------------ */
 
 static int
-swap_open_error(swap_out_t *out, int err)
+swap_open_error(plan_t *out, int err)
 {
 	unsigned status = err == HANDLE_E_FORMAT ? 400 : 403;
 
@@ -248,7 +249,7 @@ swap_open_error(swap_out_t *out, int err)
 
 static int
 swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t *az,
-    swap_out_t *out)
+    plan_t *out)
 {
 	char kh[112], kc[96], ks[96];
 	struct ratelimit_req reqs[3];
@@ -284,7 +285,7 @@ swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t
 
 /* hmac signs the body, body rewrites it: note what the shell must do. */
 static int
-swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swap_out_t *out)
+swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, plan_t *out)
 {
 	if (cr->inject.type == INJECT_HMAC) {
 		if (out->hmac_cred && out->hmac_cred != cr)
@@ -293,7 +294,7 @@ swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swa
 		out->hmac_cred = cr;
 		out->buffer_body = true;
 	} else if (cr->inject.type == INJECT_BODY && out->nbody < INJECT_MAX_HANDLES) {
-		swap_scrub_t *b = &out->body[out->nbody++];
+		plan_secret_t *b = &out->body[out->nbody++];
 
 		b->cred = cr;
 		b->secret = cr->secret;
@@ -308,7 +309,7 @@ swap_body_work(const policy_credential_t *cr, const char *text, size_t tlen, swa
 /* What to scrub from responses for this credential: the secret (the scrubber finds its
  * encoded forms, the Basic and query encodings among them). */
 static void
-swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text, size_t tlen)
+swap_scrub_pair(plan_secret_t *s, const policy_credential_t *cr, const char *text, size_t tlen)
 {
 	s->cred = cr;
 	s->secret = cr->secret;
@@ -319,7 +320,7 @@ swap_scrub_pair(swap_scrub_t *s, const policy_credential_t *cr, const char *text
 
 /* For the audit line: a handle let in by lineage is the asking sandbox's, from its origin. */
 static void
-swap_note_lineage(swap_out_t *out, const handle_claims_t *cl, const authz_result_t *az,
+swap_note_lineage(plan_t *out, const handle_claims_t *cl, const authz_result_t *az,
     bool allowed)
 {
 	if (az->origin == NULL)
@@ -337,7 +338,7 @@ enum swap_at { SWAP_AT_HEAD, SWAP_AT_BODY, SWAP_AT_TEXT_FRAME, SWAP_AT_BINARY_FR
 
 /* May the credential's secret replace its handle where it was found? */
 static int
-swap_place_ok(const policy_credential_t *cr, enum swap_at at, swap_out_t *out)
+swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 {
 	if (at == SWAP_AT_BODY && cr->inject.type != INJECT_BODY)
 		return swap_deny(out, 403, "handle_in_body", "credential %s does not inject "
@@ -353,7 +354,7 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, swap_out_t *out)
 /* One distinct handle: unseal, authorise, rate-limit, plan its swap (list: the head's). */
 static int
 swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
-    enum swap_at at, const char *text, size_t tlen, const char *path, swap_out_t *out)
+    enum swap_at at, const char *text, size_t tlen, const char *path, plan_t *out)
 {
 	const handle_claims_t *cl = NULL;
 	authz_input_t in;
@@ -449,7 +450,7 @@ swap_has_tokenizer(const swap_env_t *env, const swap_req_t *req)
 
 /* Fly.io tokenizer's sealed secrets (Proxy-Tokenizer), on the same edits. */
 static int
-swap_tokenizer(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+swap_tokenizer(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 {
 	tokenizer_env_t te = {env->keyring, env->rl, env->now, env->now_ms,
 	    env->connect_head, false};
@@ -477,7 +478,7 @@ swap_tokenizer(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 /* The handles found in the head, each distinct one once. */
 static int
 swap_handles(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
-    swap_out_t *out)
+    plan_t *out)
 {
 	char path[SG_MAX_START_LINE + 1];
 	size_t distinct = 0;
@@ -505,13 +506,12 @@ swap_handles(const swap_env_t *env, const swap_req_t *req, const inject_list_t *
 }
 
 int
-swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
+swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 {
 	inject_list_t list;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	inject_edits_init(&out->edits);
+	plan_init(out);
 	if (swap_check_encoded(req, out) < 0)
 		return -1;
 	if (inject_find(req->head, req->target, &list) == 0) {
@@ -530,12 +530,11 @@ swap_request(const swap_env_t *env, const swap_req_t *req, swap_out_t *out)
 
 int
 swap_frame_handle(const swap_env_t *env, const swap_req_t *req, const char *handle,
-    size_t len, bool binary, swap_out_t *out)
+    size_t len, bool binary, plan_t *out)
 {
 	char path[SG_MAX_START_LINE + 1];
 
-	memset(out, 0, sizeof(*out));
-	inject_edits_init(&out->edits);
+	plan_init(out);
 	if (scope_path_normalize(req->target, strlen(req->target), path, sizeof(path)) < 0)
 		return swap_deny(out, 400, "bad_request", "ambiguous request path (dot segments "
 		    "or encoded slashes) with a handle%s", NULL);
@@ -545,22 +544,10 @@ swap_frame_handle(const swap_env_t *env, const swap_req_t *req, const char *hand
 	    handle, len, path, out);
 }
 
-void
-swap_out_free(swap_out_t *out)
-{
-	for (size_t i = 0; i < out->nscrub; i++) {
-		free(out->scrub[i].handle);
-	}
-	for (size_t i = 0; i < out->nbody; i++)
-		free(out->body[i].handle);
-	inject_edits_free(&out->edits);
-	tokenizer_out_free(&out->tk);
-	sodium_memzero(out->scrub, sizeof(out->scrub));
-}
 
 int
 swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
-    swap_out_t *out)
+    plan_t *out)
 {
 	char path[SG_MAX_START_LINE + 1];
 	size_t off = 0, hl, distinct = 0;
@@ -588,6 +575,95 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
 				return -1;
 		}
 		off += hl;
+	}
+	return 0;
+}
+
+/* The rewritten body accumulates in wipe memory (scrub emit callback). */
+struct swap_buf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void
+swap_buf_emit(void *arg, const void *data, size_t len)
+{
+	struct swap_buf *b = arg;
+	char *np;
+
+	if (b->failed || len == 0)
+		return;
+	if (b->len + len > b->cap) {
+		size_t cap = (b->len + len) * 2;
+
+		if ((np = util_wipe_alloc(cap)) == NULL) {
+			b->failed = true;
+			return;
+		}
+		if (b->p != NULL)
+			memcpy(np, b->p, b->len);
+		util_wipe_free(b->p);
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+/* Body credentials' handles and placeholders, tokenizer placeholders -> secrets. */
+static int
+swap_rewrite_body(plan_t *p, const char *body, size_t len, char **out, size_t *outlen)
+{
+	struct swap_buf b = {0};
+	scrub_t *s;
+
+	*out = NULL;
+	*outlen = 0;
+	if (plan_body_scrubber(p, &s) < 0)
+		return swap_deny(p, 500, "internal_error", "cannot rewrite the request body%s",
+		    NULL);
+	if (s == NULL)
+		return 0;
+	if (scrub_feed(s, body, len, swap_buf_emit, &b) < 0 ||
+	    scrub_finish(s, swap_buf_emit, &b) < 0 || b.failed) {
+		scrub_free(s);
+		util_wipe_free(b.p);
+		return swap_deny(p, 503, "resource_exhausted", "out of memory while rewriting the "
+		    "request body%s", NULL);
+	}
+	scrub_free(s);
+	*out = b.p != NULL ? b.p : util_wipe_alloc(1);
+	*outlen = b.len;
+	return *out != NULL ? 0 : swap_deny(p, 503, "resource_exhausted", "out of memory%s",
+	    NULL);
+}
+
+int
+swap_finish_body(const swap_env_t *env, const swap_req_t *req, bool tls, plan_t *p,
+    const char *body, size_t len, char **out, size_t *outlen)
+{
+	leak_hit_t hit;
+
+	*out = NULL;
+	*outlen = 0;
+	if (leak_scan(body, len, &hit)) {
+		p->exfiltration = true;
+		return swap_deny(p, 403, "handle_encoded", "a handle in encoded form (%s) in the "
+		    "request body", hit.encoding);
+	}
+	if (swap_body(env, req, body, len, p) < 0)
+		return -1;
+	if (!tls && !plan_plain_http_ok(p))	/* body handles are known only now */
+		return swap_deny(p, 403, "plain_http_denied", "this credential may not travel "
+		    "over plain http; use https%s", NULL);
+	if (swap_rewrite_body(p, body, len, out, outlen) < 0)
+		return -1;
+	if (plan_sign(p, req->head, *out != NULL ? *out : body, *out != NULL ? *outlen :
+	    len) < 0) {
+		util_wipe_free(*out);
+		*out = NULL;
+		return -1;
 	}
 	return 0;
 }

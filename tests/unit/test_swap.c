@@ -91,7 +91,7 @@ struct t {
 	http_head_t h;
 	char *msg;
 	swap_req_t req;
-	swap_out_t out;
+	plan_t out;
 };
 
 static seal_key_t *
@@ -187,7 +187,7 @@ t_head(struct t *t, const char *host, const char *fmt, ...)
 static void
 t_fini(struct t *t)
 {
-	swap_out_free(&t->out);
+	plan_free(&t->out);
 	http_head_clear(&t->h);
 	free(t->msg);
 	handlecache_free(t->hc);
@@ -259,7 +259,7 @@ test_allowed_bearer(void **state)
 
 		assert_non_null(rs);
 		t.env.revoked = rs;
-		swap_out_free(&t.out);
+		plan_free(&t.out);
 		ok(&t);
 		revoke_unref(rs);
 	}
@@ -320,7 +320,7 @@ test_denials(void **state)
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer "
 	    "sgh1.abc\r\n\r\n");
 	deny(&t, 400, "handle_malformed");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 
 	/* unknown key: names unknown too */
 	h = mint_full(stranger, "bear", "sb-1", NOW - 60, NOW + 900, NULL);
@@ -328,7 +328,7 @@ test_denials(void **state)
 	    "\r\n\r\n", h);
 	deny(&t, 403, "unknown_key");
 	assert_string_equal(t.out.credential, "");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	free(h);
 
 	/* expired: names copied */
@@ -339,7 +339,7 @@ test_denials(void **state)
 	assert_string_equal(t.out.credential, "bear");
 	assert_string_equal(t.out.sandbox, "sb-1");
 	assert_int_equal(t.out.nscrub, 0);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	free(h);
 
 	/* wrong sandbox: 407, the owner named */
@@ -350,7 +350,7 @@ test_denials(void **state)
 	assert_non_null(strstr(t.out.message, "sb-2"));
 	assert_string_equal(t.out.sandbox, "sb-2");
 	assert_false(t.out.exfiltration);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	free(h);
 
 	/* out-of-scope host: exfiltration */
@@ -361,7 +361,7 @@ test_denials(void **state)
 	assert_true(t.out.exfiltration);
 	assert_string_equal(t.out.credential, "bear");
 	assert_int_equal(t.out.nscrub, 0);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 
 	/* revoked by a revoke set */
 	{
@@ -378,7 +378,7 @@ test_denials(void **state)
 		    "Authorization: Bearer %s\r\n\r\n", h2);
 		deny(&t, 403, "revoked");
 		assert_string_equal(t.out.hid, hid);
-		swap_out_free(&t.out);
+		plan_free(&t.out);
 		t.env.revoked = NULL;
 		revoke_unref(rs);
 		free(h2);
@@ -398,11 +398,11 @@ test_rate_limited(void **state)
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s"
 	    "\r\n\r\n", h);
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	deny(&t, 429, "rate_limited");
 	assert_non_null(strstr(t.out.extra, "Retry-After"));
 	assert_string_equal(t.out.credential, "rl");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t.env.now_ms += 61000;	/* refilled */
 	ok(&t);
 	t_fini(&t);
@@ -442,15 +442,15 @@ test_lineage_audit_and_rate(void **state)
 	ok(&t);
 	assert_string_equal(t.out.sandbox, "p");
 	assert_string_equal(t.out.origin, "");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	deny(&t, 429, "rate_limited");		/* 1 a minute per handle */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	inet_pton(AF_INET, "10.0.6.1", &((struct sockaddr_in *)&t.peer)->sin_addr);	/* the fork */
 	ok(&t);
 	assert_string_equal(t.out.sandbox, "k");
 	assert_string_equal(t.out.origin, "p");
 	assert_string_equal(t.out.credential, "rl");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	deny(&t, 429, "rate_limited");
 	assert_string_equal(t.out.sandbox, "k");
 	registry_unref((registry_snapshot_t *)t.env.registry);
@@ -473,10 +473,10 @@ test_encoded(void **state)
 	    "\r\n");
 	deny(&t, 403, "handle_encoded");
 	assert_true(t.out.exfiltration);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_head(&t, "api.test", "GET /v1?x=%%73gh1%%2Eabc HTTP/1.1\r\nHost: api.test\r\n\r\n");
 	deny(&t, 403, "handle_encoded");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nX-B: c2doMS5hYmM\r\n\r\n");
 	deny(&t, 403, "handle_encoded");
 	t_fini(&t);
@@ -495,7 +495,7 @@ test_encoded_in_basic(void **state)
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
 	    "Authorization: Basic %%73gh1%%2Eabc\r\n\r\n");
 	deny(&t, 403, "handle_encoded");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
 	    "Authorization: Basic %s\r\n\r\n", inner);
 	deny(&t, 403, "handle_encoded");
@@ -522,7 +522,7 @@ test_buffer_body(void **state)
 	assert_string_equal(t.out.hmac_cred->name, "mac");
 	assert_int_equal(t.out.edits.kind[(size_t)(http_head_get(&t.h, "Authorization") -
 	    t.h.fields)], EDIT_DROP);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 
 	/* a body credential's host, no handle in the head: buffered */
 	t_head(&t, "body.test", "POST /v1 HTTP/1.1\r\nHost: body.test\r\nContent-Length: 3\r\n"
@@ -530,12 +530,12 @@ test_buffer_body(void **state)
 	ok(&t);
 	assert_true(t.out.buffer_body);
 	assert_int_equal(t.out.nscrub, 0);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	/* ... but not without a body, nor for another host */
 	t_head(&t, "body.test", "GET /v1 HTTP/1.1\r\nHost: body.test\r\n\r\n");
 	ok(&t);
 	assert_false(t.out.buffer_body);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_head(&t, "api.test", "POST /v1 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\n"
 	    "\r\n");
 	ok(&t);
@@ -563,7 +563,7 @@ test_swap_body(void **state)
 	assert_string_equal(t.out.body[0].secret, "bod-SECRET");
 	assert_int_equal(t.out.nscrub, 1);
 	assert_string_equal(t.out.credential, "bod");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 
 	/* a bearer handle in a body: refused, names copied */
 	ok(&t);
@@ -575,7 +575,7 @@ test_swap_body(void **state)
 	assert_string_equal(t.out.credential, "bear");
 	assert_string_equal(t.out.sandbox, "sb-1");
 	assert_int_equal(t.out.nbody, 0);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 
 	/* a body handle sent to a host outside its scope: exfiltration */
 	ok(&t);
@@ -651,7 +651,7 @@ fail3(struct t *t, const char *sb)
 	for (int i = 0; i < 3; i++) {
 		bearer_req(t, bad[i]);
 		deny(t, want[i].status, want[i].code);
-		swap_out_free(&t->out);
+		plan_free(&t->out);
 		free(bad[i]);
 	}
 }
@@ -695,14 +695,14 @@ test_throttle_threshold(void **state)
 	    "sandbox sb-1 (10.0.2.15) in 30 s");
 	assert_string_equal(t.out.sandbox, "sb-1");
 	assert_null(strstr(t.out.message, good + 16));
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	throttled(&t, false);			/* later refusals: no second brute_force */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	counters_moved(&c0, 3, 2, 1);
 	/* no handle: not affected */
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	/* a token back after window / limit */
 	t.env.now_ms += 9999;
 	bearer_req(&t, good);
@@ -710,25 +710,25 @@ test_throttle_threshold(void **state)
 	assert_string_equal(t.out.extra, "Retry-After: 1\r\n"
 	    "RateLimit-Policy: \"failed_handles\";q=3;w=30\r\n"
 	    "RateLimit: \"failed_handles\";r=0;t=21\r\n");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t.env.now_ms += 1;
 	ok(&t);					/* success takes nothing */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer "
 	    "sgh1.abc\r\n\r\n");
 	deny(&t, 400, "handle_malformed");	/* the token back is spent */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	bearer_req(&t, good);
 	throttled(&t, false);			/* same window: still one brute_force */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	/* a whole window later: the budget is whole again, and a new window trips anew */
 	t.env.now_ms += 30000;
 	fail3(&t, "sb-1");
 	bearer_req(&t, good);
 	throttled(&t, true);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	counters_moved(&c0, 7, 5, 2);
 	t_fini(&t);
 	free(good);
@@ -750,18 +750,18 @@ test_throttle_per_source(void **state)
 	throttled(&t, true);
 	assert_string_equal(t.out.sandbox, "sb-2");
 	assert_non_null(strstr(t.out.detail, "from sandbox sb-2 (10.0.3.7) in 30 s"));
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_peer(&t, "10.0.3.8");			/* another address of sb-2: the same source */
 	bearer_req(&t, g2);
 	throttled(&t, false);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_peer(&t, "10.0.2.15");		/* sb-1, whose name the failed handles carried */
 	bearer_req(&t, g1);
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	bearer_req(&t, g2);
 	deny(&t, 407, "sandbox_mismatch");	/* its failures are its own, not sb-2's */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	/* no sandbox's address: the address is the source */
 	t_peer(&t, "10.0.9.9");
 	fail3(&t, "sb-1");
@@ -770,11 +770,11 @@ test_throttle_per_source(void **state)
 	assert_string_equal(t.out.sandbox, "");
 	assert_string_equal(t.out.detail, "possible brute force: 3 failed handles from "
 	    "10.0.9.9 in 30 s");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_peer(&t, "10.0.9.10");
 	bearer_req(&t, g1);
 	deny(&t, 407, "sandbox_mismatch");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_fini(&t);
 	free(g1);
 	free(g2);
@@ -796,13 +796,13 @@ test_throttle_token_and_ipv6(void **state)
 	throttled(&t, true);
 	assert_string_equal(t.out.sandbox, "");
 	assert_non_null(strstr(t.out.detail, "from 10.0.4.5 in"));
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t.req.proxy_token = "tok-wrong";	/* a wrong token is no sandbox either */
 	throttled(&t, false);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t.req.proxy_token = "tok-T";		/* the sandbox itself is not held back */
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_fini(&t);
 	t_init(&t);
 	t.env.policy = tpol;
@@ -812,11 +812,11 @@ test_throttle_token_and_ipv6(void **state)
 	bearer_req(&t, g);
 	throttled(&t, true);
 	assert_non_null(strstr(t.out.detail, "from 2001:db8:1:2::/64 in 30 s"));
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_peer(&t, "2001:db8:1:3::5");		/* another /64 */
 	bearer_req(&t, g);
 	deny(&t, 407, "sandbox_mismatch");
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t_peer(&t, "::ffff:10.0.2.15");		/* IPv4-mapped: sb-1 */
 	fail3(&t, "sb-1");
 	t_peer(&t, "10.0.2.15");
@@ -847,11 +847,11 @@ test_throttle_tokenizer(void **state)
 		    "Proxy-Tokenizer: AAAA\r\n\r\n");
 		deny(&t, 400, "tokenizer_invalid");
 		assert_string_not_equal(t.out.tk.id, "");
-		swap_out_free(&t.out);
+		plan_free(&t.out);
 	}
 	throttled(&t, true);
 	assert_string_equal(t.out.tk.id, "");	/* tokenizer_apply never ran */
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	/* a token on the intercepted CONNECT applies to the tunnel's requests */
 	memset(&ch, 0, sizeof(ch));
 	http_parser_init(&p, HTTP_REQUEST);
@@ -859,7 +859,7 @@ test_throttle_tokenizer(void **state)
 	t.env.connect_head = &ch;
 	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
 	throttled(&t, false);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	t.env.connect_head = NULL;
 	http_head_clear(&ch);
 	ok(&t);					/* neither handle nor token */
@@ -880,10 +880,10 @@ test_throttle_rate_limited_and_body(void **state)
 	t.env.policy = tpol;
 	bearer_req(&t, rl);
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	for (int i = 0; i < 5; i++) {
 		deny(&t, 429, "rate_limited");
-		swap_out_free(&t.out);
+		plan_free(&t.out);
 	}
 	t_head(&t, "body.test", "POST /v1 HTTP/1.1\r\nHost: body.test\r\nContent-Length: 9\r\n"
 	    "\r\n");
@@ -893,7 +893,7 @@ test_throttle_rate_limited_and_body(void **state)
 		assert_true(t.out.buffer_body);
 		assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
 		assert_string_equal(t.out.code, "unknown_key");
-		swap_out_free(&t.out);
+		plan_free(&t.out);
 	}
 	ok(&t);					/* no handle in the head: not refused here */
 	snprintf(body, sizeof(body), "k=%s", b);
@@ -925,7 +925,7 @@ test_throttle_off(void **state)
 		fail3(&t, "sb-1");
 	bearer_req(&t, g);
 	ok(&t);
-	swap_out_free(&t.out);
+	plan_free(&t.out);
 	counters_moved(&c0, 30, 0, 0);
 	t.env.policy = tpol;
 	t.env.rl = NULL;
