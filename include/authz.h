@@ -31,6 +31,8 @@
  * The sandbox may be static (policy) or registered (registry.h); sandbox_view_find
  * gives one view of both. Scope is the intersection of the credential's policy and the handle's narrower lists.
  * Rate limits are not checked here (the shell takes them after an allow).
+ * Lifetimes: the result's pointers (cred, sandbox, subject, origin) borrow from
+ * in->policy, in->registry and c; they are valid while the caller holds those.
  * Messages name the credential, sandbox, host or rule that failed; never a secret or a
  * handle's text (request text that holds a handle is replaced by "[handle]").
  */
@@ -56,10 +58,9 @@ typedef struct authz_input {
 	const policy_t *policy;
 	const revoke_set_t *revoked;		/* may be NULL */
 	/*
-	 * Registered sandboxes. NULL: the published snapshot, acquired for the call; the
-	 * registry keeps the last REGISTRY_RETAIN snapshots alive, so result pointers stay
-	 * valid for a while, but a caller that keeps out->sandbox should pass its own
-	 * reference (registry_acquire) and hold it as long as it uses the result.
+	 * Registered sandboxes: the caller's reference (registry_acquire, or a view.h
+	 * view's), held as long as it uses the result. NULL only when no registry is open:
+	 * then no registered sandbox is looked at. authz_check acquires nothing itself.
 	 */
 	const registry_snapshot_t *registry;
 	const struct sockaddr *peer;		/* the client's source address */

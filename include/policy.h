@@ -4,8 +4,9 @@
  *
  * Ownership: policy_load returns a snapshot with refcount 1 (caller owns it).
  * policy_ref adds a reference, policy_unref drops one and frees (zeroing secrets) at 0.
- * A published snapshot (policy_publish) is read by workers with policy_acquire, which
- * returns a new reference; connections keep the snapshot they started with.
+ * A published snapshot (policy_publish, a snapshot.h cell) is read by workers with
+ * policy_acquire, which returns a new reference; connections keep the snapshot they
+ * started with. Whoever keeps a pointer into a snapshot holds a reference to it.
  */
 #ifndef SEALGATE_POLICY_H
 #define SEALGATE_POLICY_H
@@ -145,7 +146,7 @@ typedef struct policy_limits {
 
 typedef struct policy {
 	int refcnt;			/* atomic; see policy_ref/unref */
-	uint64_t generation;		/* set by policy_publish */
+	uint64_t generation;		/* set by policy_publish, before workers see it */
 	char *source;			/* path given to policy_load */
 
 	struct { char *proxy, *metadata, *admin; } listen;	/* "host:port" or NULL */
@@ -263,9 +264,14 @@ bool policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b) SG_NONN
 /* Does sandbox sb grant credential name? */
 bool policy_sandbox_grants(const policy_sandbox_t *sb, const char *credential);
 
-/* Process-wide current snapshot (thread-safe). publish takes over the caller's ref. */
+/*
+ * Process-wide current snapshot (thread-safe; snapshot.h). publish takes over the
+ * caller's reference (p may be NULL) and stamps p->generation with the new generation.
+ */
 void policy_publish(policy_t *p);
 policy_t *policy_acquire(void);		/* new reference, or NULL before the first publish */
+/* Publishes so far (policy_shutdown counts): one atomic load, for "has it changed?". */
+uint64_t policy_published_generation(void);
 void policy_shutdown(void);		/* drop the published snapshot */
 
 #endif

@@ -18,7 +18,10 @@
  *
  * Readers (workers) use an immutable snapshot: registry_acquire() returns a new
  * reference to the published one (or NULL before registry_open), registry_unref()
- * drops it. Lookups by id and by address are O(log n). The writer side (put, delete,
+ * drops it. Publication is a snapshot.h cell: a replaced snapshot is freed as soon as
+ * its last reference goes, so whoever keeps a pointer into a snapshot (an entry, a
+ * sandbox_view_t, an authz result) holds a reference to it for as long as it uses the
+ * pointer. Lookups by id and by address are O(log n). The writer side (put, delete,
  * fork, sweep) runs on one thread at a time (a mutex serialises them); each mutation
  * builds a new snapshot, appends one journal record, fsyncs it, then publishes.
  *
@@ -69,9 +72,6 @@
 /* Tombstones: kept as long as a handle minted before the deletion can be unexpired. */
 #define REGISTRY_TOMBSTONE_S	((int64_t)SG_HANDLE_MAX_TTL_LIMIT_S)
 #define REGISTRY_MAX_TOMBSTONES	65536
-/* Published snapshots kept referenced after being replaced, so borrowed pointers
- * (authz without an explicit snapshot) outlive the next few mutations. */
-#define REGISTRY_RETAIN		16
 /* Largest journal replayed (compaction keeps it near live-entries size). */
 #define REGISTRY_MAX_JOURNAL	(512u * 1024 * 1024)
 
@@ -191,7 +191,10 @@ bool registry_id_valid(const char *id);
 
 /* --- readers ------------------------------------------------------------------------ */
 
-registry_snapshot_t *registry_acquire(void);
+registry_snapshot_t *registry_acquire(void);	/* new reference, or NULL */
+/* Publishes so far (registry_close counts): one atomic load, for "has it changed?". Not
+ * registry_generation, which numbers the mutations of the journal. */
+uint64_t registry_published_generation(void);
 void registry_unref(registry_snapshot_t *s);
 registry_snapshot_t *registry_snapshot_ref(registry_snapshot_t *s);
 uint64_t registry_generation(const registry_snapshot_t *s);

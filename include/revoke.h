@@ -13,8 +13,8 @@
  *
  * Ownership: revoke_load returns a set with refcount 1 (caller owns it); revoke_ref adds
  * a reference, revoke_unref drops one and frees at 0. A set is immutable and may be read
- * by many threads. The published set (revoke_publish) is read with revoke_acquire, which
- * returns a new reference.
+ * by many threads. The published set (revoke_publish, a snapshot.h cell) is read with
+ * revoke_acquire, which returns a new reference.
  */
 #ifndef SEALGATE_REVOKE_H
 #define SEALGATE_REVOKE_H
@@ -79,6 +79,8 @@ int revoke_add(const char *path, const char *kind, const char *value, int64_t no
 /* Process-wide current set (thread-safe). publish takes over the caller's reference. */
 void revoke_publish(revoke_set_t *rs);
 revoke_set_t *revoke_acquire(void);	/* new reference, or NULL when none is published */
+/* Publishes so far: one atomic load, for "has it changed?". */
+uint64_t revoke_published_generation(void);
 void revoke_shutdown(void);		/* drop the published set */
 
 

@@ -33,7 +33,9 @@ typedef struct swap_env {
 	handlecache_t *cache;
 	ratelimit_t *rl;
 	const revoke_set_t *revoked;	/* may be NULL */
-	const registry_snapshot_t *registry;	/* registered sandboxes, held for the call */
+	/* registered sandboxes: the caller's reference, held for the call (NULL only when
+	 * no registry is open); authz_check and authz_requester are given it */
+	const registry_snapshot_t *registry;
 	int64_t now;			/* wall clock, seconds */
 	uint64_t now_ms;		/* monotonic, for rate buckets */
 	const http_head_t *connect_head;	/* intercepted CONNECT (Proxy-Tokenizer), or NULL */

@@ -341,15 +341,11 @@ authz_check_path(const authz_input_t *in, const handle_claims_t *c,
 int
 authz_check(const authz_input_t *in, const handle_claims_t *c, authz_result_t *out)
 {
-	registry_snapshot_t *own = NULL;
 	const registry_snapshot_t *reg = in->registry;
 	const policy_credential_t *cred = NULL;
 	sandbox_view_t sb;
-	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (reg == NULL)
-		reg = own = registry_acquire();	/* may stay NULL: no registry open */
 	if (authz_check_revoked(in, c, out) < 0 || authz_check_time(in, c, out) < 0 ||
 	    authz_check_sandbox(in, reg, c, &sb, out) < 0 ||
 	    authz_check_suspended(c, &sb, out) < 0 ||
@@ -358,15 +354,12 @@ authz_check(const authz_input_t *in, const handle_claims_t *c, authz_result_t *o
 	    authz_check_host(in, c, cred, out) < 0 ||
 	    authz_check_method(in, c, cred, out) < 0 ||
 	    authz_check_path(in, c, cred, out) < 0)
-		goto done;
+		return -1;
 	out->status = 0;
 	out->code = "ok";
 	out->cred = cred;
 	out->sandbox = sb.sb;
-	rc = 0;
-done:
-	registry_unref(own);
-	return rc;
+	return 0;
 }
 
 int

@@ -31,6 +31,7 @@
 #include "netaddr.h"
 #include "proxy.h"
 #include "registry.h"
+#include "view.h"
 
 /* Methods answered at all; anything else is 405 before routing. */
 #define MD_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT)
@@ -74,8 +75,8 @@ struct md_req {
 	enum evhttp_cmd_type method;
 	const char *path;
 	char source[64];		/* peer address text (audit "source"), "" if unknown */
-	policy_t *policy;
-	registry_snapshot_t *reg;	/* registered sandboxes (NULL: none open) */
+	view_t snap;			/* policy and registry (NULL: none open) for the
+					 * whole request: everything below borrows from it */
 	sandbox_view_t view;		/* the caller's sandbox, static or registered */
 	const sandbox_view_t *sb;	/* &view once found, else NULL */
 };
@@ -453,7 +454,7 @@ static void
 md_handle_cb(struct md_req *r)
 {
 	const char *name = r->path + strlen("/v1/handles/");
-	const policy_credential_t *cred = policy_credential_find(r->policy, name);
+	const policy_credential_t *cred = policy_credential_find(r->snap.policy, name);
 	char *text, when[64];
 	bool sandbox;
 	int64_t exp;
@@ -485,7 +486,7 @@ md_env_handles(struct md_req *r, metadata_env_var_t *vars, size_t *n)
 	int64_t exp;
 
 	for (size_t i = 0; i < r->sb->credentials->n; i++) {
-		cred = policy_credential_find(r->policy, r->sb->credentials->v[i]);
+		cred = policy_credential_find(r->snap.policy, r->sb->credentials->v[i]);
 		if (cred == NULL || cred->env == NULL)
 			continue;
 		vars[*n].name = cred->env;
@@ -591,8 +592,8 @@ md_sandbox_of(struct md_req *r)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
 
-	if (sa == NULL || sandbox_view_find_by_addr(r->policy, r->reg, sa, util_now_s(),
-	    &r->view) < 0)
+	if (sa == NULL || sandbox_view_find_by_addr(r->snap.policy, r->snap.registry, sa,
+	    util_now_s(), &r->view) < 0)
 		return NULL;
 	return &r->view;
 }
@@ -717,11 +718,11 @@ md_request_cb(struct evhttp_request *req, void *arg)
 		md_error(&r, 405, "method_not_allowed", "use GET, HEAD or PUT");
 		return;
 	}
-	if ((r.policy = policy_acquire()) == NULL) {
+	if (view_acquire(&r.snap) < 0) {
+		view_release(&r.snap);
 		md_error(&r, 503, "no_policy", "no policy loaded");
 		return;
 	}
-	r.reg = registry_acquire();
 	if ((r.sb = md_sandbox_of(&r)) == NULL)
 		md_error(&r, 403, "unknown_sandbox", "the source address belongs to no sandbox");
 	else if (r.sb->suspended)
@@ -729,8 +730,7 @@ md_request_cb(struct evhttp_request *req, void *arg)
 		    "resumed", r.sb->name);
 	else if (md_rate_ok(&r))
 		md_dispatch(&r);
-	registry_unref(r.reg);
-	policy_unref(r.policy);
+	view_release(&r.snap);
 }
 
 /* --- lifecycle ----------------------------------------------------------------------- */

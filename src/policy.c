@@ -10,7 +10,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "defaults.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "snapshot.h"
 
 #define POLICY_PATH_MAX		512	/* a JSON path in a message */
 #define POLICY_QUOTE_MAX	80	/* longest value quoted in a message */
@@ -56,9 +56,14 @@ struct policy_ctx {
 
 typedef int (*policy_check_fn)(const char *s);
 
-static pthread_mutex_t policy_mtx = PTHREAD_MUTEX_INITIALIZER;
-static policy_t *policy_current;
-static uint64_t policy_generation;
+static void policy_cell_ref(void *p);
+static void policy_cell_unref(void *p);
+static void policy_cell_published(void *p, uint64_t gen);
+
+/* The published snapshot; objects published here carry their generation. */
+static const snapshot_ops_t policy_cell_ops = {policy_cell_ref, policy_cell_unref,
+    policy_cell_published};
+static snapshot_cell_t policy_cell = SNAPSHOT_CELL_INIT(&policy_cell_ops);
 
 /* --- messages ------------------------------------------------------------------------ */
 
@@ -2626,29 +2631,44 @@ policy_sandbox_grants(const policy_sandbox_t *sb, const char *credential)
 	return false;
 }
 
+/* --- the published snapshot (snapshot.h) ------------------------------------------- */
+
+static void
+policy_cell_ref(void *p)
+{
+	(void)policy_ref(p);
+}
+
+static void
+policy_cell_unref(void *p)
+{
+	policy_unref(p);
+}
+
+/* Under the cell's lock, before workers can see p: it learns its generation. */
+static void
+policy_cell_published(void *p, uint64_t gen)
+{
+	if (p != NULL)
+		((policy_t *)p)->generation = gen;
+}
+
 void
 policy_publish(policy_t *p)
 {
-	policy_t *old;
-
-	pthread_mutex_lock(&policy_mtx);
-	old = policy_current;
-	if (p != NULL)
-		p->generation = ++policy_generation;
-	policy_current = p;
-	pthread_mutex_unlock(&policy_mtx);
-	policy_unref(old);
+	(void)snapshot_publish(&policy_cell, p);
 }
 
 policy_t *
 policy_acquire(void)
 {
-	policy_t *p;
+	return snapshot_acquire(&policy_cell);
+}
 
-	pthread_mutex_lock(&policy_mtx);
-	p = policy_ref(policy_current);
-	pthread_mutex_unlock(&policy_mtx);
-	return p;
+uint64_t
+policy_published_generation(void)
+{
+	return snapshot_generation(&policy_cell);
 }
 
 void

@@ -1,7 +1,7 @@
 /*
- * registry.c — run-time sandboxes: immutable snapshots (pointer swap + refcount), an
- * append-only checksummed journal (fsync before answering), compaction on open, and the
- * sandbox view shared by authz and metadata.
+ * registry.c — run-time sandboxes: immutable refcounted snapshots published through a
+ * snapshot.h cell, an append-only checksummed journal (fsync before answering),
+ * compaction on open, and the sandbox view shared by authz and metadata.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "registry.h"
+#include "snapshot.h"
 
 #define REG_CKSUM_LEN	8	/* bytes of the BLAKE2b-128 digest kept per record */
 
@@ -57,12 +58,17 @@ struct registry {
 	registry_load_info_t info;
 };
 
-static pthread_mutex_t reg_pub_mtx = PTHREAD_MUTEX_INITIALIZER;
-static registry_snapshot_t *reg_published;
+static void reg_cell_ref(void *s);
+static void reg_cell_unref(void *s);
+static void reg_cell_published(void *s, uint64_t gen);
+
+/* The published snapshot (snapshot.h): readers hold a reference for as long as they use
+ * anything in it; a replaced snapshot is freed when its last reader lets go. */
+static const snapshot_ops_t reg_cell_ops = {reg_cell_ref, reg_cell_unref,
+    reg_cell_published};
+static snapshot_cell_t reg_cell = SNAPSHOT_CELL_INIT(&reg_cell_ops);
 static registry_t *reg_global;
-static registry_snapshot_t *reg_retained[REGISTRY_RETAIN];	/* ring, under reg_pub_mtx */
-static size_t reg_retain_next;
-static size_t reg_suspended_pub;	/* nsuspended of reg_published (atomic) */
+static size_t reg_suspended_pub;	/* nsuspended of the published snapshot (atomic) */
 
 static const policy_strlist_t reg_no_creds = {0, NULL};
 static const policy_rate_t reg_no_rate = {0};
@@ -153,45 +159,44 @@ registry_unref(registry_snapshot_t *s)
 		reg_snapshot_free(s);
 }
 
-registry_snapshot_t *
-registry_acquire(void)
+static void
+reg_cell_ref(void *s)
 {
-	registry_snapshot_t *s;
-
-	pthread_mutex_lock(&reg_pub_mtx);
-	s = registry_snapshot_ref(reg_published);
-	pthread_mutex_unlock(&reg_pub_mtx);
-	return s;
+	(void)registry_snapshot_ref(s);
 }
 
 static void
+reg_cell_unref(void *s)
+{
+	registry_unref(s);
+}
+
+/* Under the cell's lock: the suspended count follows the published snapshot exactly. */
+static void
+reg_cell_published(void *s, uint64_t gen)
+{
+	(void)gen;
+	__atomic_store_n(&reg_suspended_pub, s ? ((registry_snapshot_t *)s)->nsuspended : 0,
+	    __ATOMIC_RELEASE);
+}
+
+registry_snapshot_t *
+registry_acquire(void)
+{
+	return snapshot_acquire(&reg_cell);
+}
+
+uint64_t
+registry_published_generation(void)
+{
+	return snapshot_generation(&reg_cell);
+}
+
+/* Publish s (NULL: unpublish); the writer keeps its own reference (r->cur). */
+static void
 reg_publish(registry_snapshot_t *s)
 {
-	registry_snapshot_t *old;
-
-	pthread_mutex_lock(&reg_pub_mtx);
-	old = reg_published;
-	reg_published = registry_snapshot_ref(s);
-	__atomic_store_n(&reg_suspended_pub, s ? s->nsuspended : 0, __ATOMIC_RELEASE);
-	if (s != NULL && old != NULL) {
-		/* keep old a little longer; drop the oldest retained one instead */
-		registry_snapshot_t *t = reg_retained[reg_retain_next];
-
-		reg_retained[reg_retain_next] = old;
-		reg_retain_next = (reg_retain_next + 1) % REGISTRY_RETAIN;
-		old = t;
-	}
-	pthread_mutex_unlock(&reg_pub_mtx);
-	registry_unref(old);
-	if (s == NULL) {
-		/* unpublished: nothing may borrow any more */
-		pthread_mutex_lock(&reg_pub_mtx);
-		for (size_t i = 0; i < REGISTRY_RETAIN; i++) {
-			registry_unref(reg_retained[i]);
-			reg_retained[i] = NULL;
-		}
-		pthread_mutex_unlock(&reg_pub_mtx);
-	}
+	(void)snapshot_publish(&reg_cell, registry_snapshot_ref(s));
 }
 
 /* 16-byte key of an address range's ends; IPv4 mapped into ::ffff:0:0/96. */

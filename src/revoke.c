@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "revoke.h"
+#include "snapshot.h"
 
 enum revoke_kind { RK_HANDLE, RK_SANDBOX, RK_CREDENTIAL, RK_KEY, RK_NKINDS };
 
@@ -42,8 +43,11 @@ struct revoke_set {
 	struct revoke_list l[RK_NKINDS];
 };
 
-static pthread_mutex_t revoke_mtx = PTHREAD_MUTEX_INITIALIZER;	/* the published set */
-static revoke_set_t *revoke_current;
+static void revoke_cell_ref(void *rs);
+static void revoke_cell_unref(void *rs);
+
+static const snapshot_ops_t revoke_cell_ops = {revoke_cell_ref, revoke_cell_unref, NULL};
+static snapshot_cell_t revoke_cell = SNAPSHOT_CELL_INIT(&revoke_cell_ops);	/* published */
 static pthread_mutex_t revoke_write_mtx = PTHREAD_MUTEX_INITIALIZER;	/* revoke_add */
 
 static int revoke_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -516,27 +520,34 @@ revoke_add(const char *path, const char *kind, const char *value, int64_t now, c
 
 /* --- the published set ------------------------------------------------------------------ */
 
+static void
+revoke_cell_ref(void *rs)
+{
+	(void)revoke_ref(rs);
+}
+
+static void
+revoke_cell_unref(void *rs)
+{
+	revoke_unref(rs);
+}
+
 void
 revoke_publish(revoke_set_t *rs)
 {
-	revoke_set_t *old;
-
-	pthread_mutex_lock(&revoke_mtx);
-	old = revoke_current;
-	revoke_current = rs;
-	pthread_mutex_unlock(&revoke_mtx);
-	revoke_unref(old);
+	(void)snapshot_publish(&revoke_cell, rs);
 }
 
 revoke_set_t *
 revoke_acquire(void)
 {
-	revoke_set_t *rs;
+	return snapshot_acquire(&revoke_cell);
+}
 
-	pthread_mutex_lock(&revoke_mtx);
-	rs = revoke_ref(revoke_current);
-	pthread_mutex_unlock(&revoke_mtx);
-	return rs;
+uint64_t
+revoke_published_generation(void)
+{
+	return snapshot_generation(&revoke_cell);
 }
 
 void

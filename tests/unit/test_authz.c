@@ -51,6 +51,7 @@ struct fixture {
 	authz_input_t in;
 	handle_claims_t c;
 	authz_result_t r;
+	registry_snapshot_t *reg;	/* the published snapshot the last check() passed */
 	char *hosts[2], *methods[2], *paths[2];	/* narrowed lists (claims point here) */
 };
 
@@ -106,8 +107,26 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	registry_unref(f->reg);
 	policy_unref(f->p);
 	return 0;
+}
+
+/*
+ * authz_check as the proxy calls it: with the snapshot the test passes in f->in.registry,
+ * else with the published one (NULL when no registry is open), acquired here and held in
+ * f->reg until the next check, so f->r's pointers stay valid while the test reads them.
+ */
+static int
+check(struct fixture *f)
+{
+	authz_input_t in = f->in;
+
+	if (in.registry == NULL) {
+		registry_unref(f->reg);
+		in.registry = f->reg = registry_acquire();
+	}
+	return authz_check(&in, &f->c, &f->r);
 }
 
 static void
@@ -121,7 +140,7 @@ narrow(policy_strlist_t *l, char **store, const char *a)
 static void
 allowed(struct fixture *f)
 {
-	if (authz_check(&f->in, &f->c, &f->r) != 0)
+	if (check(f) != 0)
 		fail_msg("denied: %u %s: %s", f->r.status, f->r.code, f->r.message);
 	assert_int_equal(f->r.status, 0);
 	assert_string_equal(f->r.code, "ok");
@@ -136,7 +155,7 @@ allowed(struct fixture *f)
 static void
 allowed_as(struct fixture *f, const char *subject, const char *origin)
 {
-	if (authz_check(&f->in, &f->c, &f->r) != 0)
+	if (check(f) != 0)
 		fail_msg("denied: %u %s: %s", f->r.status, f->r.code, f->r.message);
 	assert_string_equal(f->r.sandbox->name, subject);
 	assert_string_equal(f->r.subject, subject);
@@ -150,7 +169,7 @@ allowed_as(struct fixture *f, const char *subject, const char *origin)
 static void
 denied(struct fixture *f, unsigned status, const char *code, const char *want)
 {
-	assert_int_equal(authz_check(&f->in, &f->c, &f->r), -1);
+	assert_int_equal(check(f), -1);
 	assert_int_equal(f->r.status, status);
 	assert_string_equal(f->r.code, code);
 	assert_null(f->r.cred);
@@ -486,6 +505,44 @@ test_registered_explicit_snapshot_and_expiry(void **state)
 	reg_done(r, dir);
 }
 
+/*
+ * An allowed result borrows from the snapshot the caller passed: it stays valid while the
+ * caller holds that reference, however far the registry moves on (the sandbox deleted,
+ * more mutations than any retention would cover, the registry closed). authz acquires
+ * nothing; under ASan a pointer read after the last reference went would fail here.
+ */
+static void
+test_registered_result_held_by_caller(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/sg-authz-reg-XXXXXX", id[16], addr[32];
+	registry_t *r = reg_with(f, dir, "sb-r", "10.0.9.0/24", NULL);
+	registry_snapshot_t *snap = registry_acquire();
+	uint64_t gen = registry_published_generation();
+	registry_result_t res;
+
+	f->in.registry = snap;
+	f->c.sb = "sb-r";
+	peer_set(f, "10.0.9.7");
+	allowed(f);
+	f->in.registry = NULL;
+	assert_int_equal(registry_delete(r, "sb-r", NOW, &res), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "x%d", i);
+		snprintf(addr, sizeof(addr), "10.1.%d.0/24", i);
+		reg_put(r, f, id, "job", addr, NULL, NULL, NOW - 100);
+	}
+	reg_done(r, dir);
+	assert_int_equal(registry_published_generation(), gen + 22);	/* 21 + close */
+	assert_null(registry_acquire());
+	assert_string_equal(f->r.sandbox->name, "sb-r");
+	assert_string_equal(f->r.subject, "sb-r");
+	assert_int_equal(f->r.sandbox->naddresses, 1);
+	assert_int_equal(f->r.sandbox->rate.requests, 0);	/* template job sets none */
+	assert_string_equal(f->r.cred->name, "openai");
+	registry_unref(snap);			/* the last reference: sb-r is freed here */
+}
+
 static void
 test_registered_reregistered_handle_revoked(void **state)
 {
@@ -716,7 +773,7 @@ test_lineage_fork_grants_apply(void **state)
 	char dir[] = "/tmp/sg-authz-reg-XXXXXX";
 	registry_t *r = lineage_setup(f, dir, "gh");	/* the fork grants github only */
 
-	assert_int_equal(authz_check(&f->in, &f->c, &f->r), -1);
+	assert_int_equal(check(f), -1);
 	assert_int_equal(f->r.status, 403);
 	assert_string_equal(f->r.code, "credential_not_granted");
 	assert_non_null(strstr(f->r.message, "not granted to sandbox child (template gh)"));
@@ -964,6 +1021,7 @@ main(void)
 		T(test_requester_registered),
 		T(test_registered_allowed_and_deleted),
 		T(test_registered_explicit_snapshot_and_expiry),
+		T(test_registered_result_held_by_caller),
 		T(test_registered_reregistered_handle_revoked),
 		T(test_registered_fork_mismatch),
 		T(test_lineage_fork_before_and_after),

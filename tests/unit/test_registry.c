@@ -516,6 +516,50 @@ test_view(void **state)
 	registry_unref(s);
 }
 
+/*
+ * Publication keeps no old snapshot for anyone: a replaced snapshot lives exactly as long
+ * as its readers' references. Entries count the snapshots that hold them, which shows it.
+ */
+static void
+test_snapshot_lifetime(void **state)
+{
+	struct fx *f = *state;
+	registry_result_t res;
+	registry_snapshot_t *s1, *s2;
+	const registry_entry_t *a, *b;
+	uint64_t gen = registry_published_generation();
+	char id[16], body[128];
+
+	assert_int_equal(put(f, "a", "{\"template\": \"job\", \"addresses\": "
+	    "[\"10.0.5.0/24\"]}", &res), 201);
+	assert_int_equal(registry_published_generation(), gen + 1);
+	s1 = registry_acquire();
+	assert_non_null(a = registry_find(s1, "a"));
+	assert_int_equal(a->refcnt, 1);		/* the published snapshot, which s1 is */
+	assert_int_equal(put(f, "b", "{\"template\": \"job\", \"addresses\": "
+	    "[\"10.0.6.0/24\"]}", &res), 201);
+	assert_int_equal(registry_published_generation(), gen + 2);
+	assert_int_equal(a->refcnt, 2);		/* s1 and the new published snapshot */
+	registry_unref(s1);			/* s1's last reference: freed, not retained */
+	assert_int_equal(a->refcnt, 1);
+	/* a reader of an old snapshot keeps an entry deleted since */
+	s2 = registry_acquire();
+	assert_non_null(b = registry_find(s2, "b"));
+	assert_int_equal(registry_delete(f->r, "b", NOW, &res), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "x%d", i);
+		snprintf(body, sizeof(body), "{\"template\": \"job\", \"addresses\": "
+		    "[\"10.1.%d.0/24\"]}", i);
+		assert_int_equal(put(f, id, body, &res), 201);
+	}
+	reopen(f, NOW);
+	assert_string_equal(find_addr_id("10.0.6.1"), "-");
+	assert_int_equal(b->refcnt, 1);		/* s2 alone */
+	assert_string_equal(b->id, "b");
+	assert_ptr_equal(registry_find_addr(s2, sa("10.0.6.1")), b);
+	registry_unref(s2);			/* frees b */
+}
+
 static void
 test_parse_time(void **state)
 {
@@ -882,6 +926,7 @@ main(void)
 		T(test_suspend_resume),
 		T(test_lifetime),
 		T(test_legacy_fork_record),
+		T(test_snapshot_lifetime),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_fork_parse),
 	};
