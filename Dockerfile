@@ -20,6 +20,7 @@ WORKDIR /src
 COPY Makefile VERSION ./
 COPY include/ include/
 COPY src/ src/
+COPY scripts/check-core.sh scripts/
 COPY policies/ policies/
 RUN make -j"$(nproc)" BUILD=build \
     && make install BUILD=build PREFIX=/usr/local DESTDIR=/out \

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench/run.sh — sealgate benchmark (issue 8). `make bench` runs this.
+# bench/run.sh — sealgate benchmark. `make bench` runs this.
 #
 # Usage: bench/run.sh [-d SECS] [-w WARMUP] [-r REPS] [-W "WORKLOADS"] [-n MAXREQ]
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]

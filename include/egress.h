@@ -1,8 +1,9 @@
 /*
- * egress.h — where a connection may go. egress_decide is the pure policy decision for a
- * host name; egress_resolve turns a host into ONE checked address (static resolve map,
- * IP literal in any spelling, or async DNS), classifying every candidate, so the caller
- * dials exactly the address that was checked and never resolves again.
+ * egress.h — where a connection may go; pure core (no DNS, no I/O). egress_decide is
+ * the policy decision for a host name; egress_pick and egress_resolve_static turn
+ * candidate addresses into ONE checked address, classifying every candidate, so the
+ * caller dials exactly the address that was checked and never resolves again. Names
+ * that need DNS are the shell's: egress_resolve in resolve.h.
  */
 #ifndef SEALGATE_EGRESS_H
 #define SEALGATE_EGRESS_H
@@ -12,8 +13,6 @@
 #include <sys/socket.h>
 
 #include "policy.h"
-
-struct evdns_base;
 
 enum egress_action {
 	EGRESS_DENY,		/* 403 egress_denied */
@@ -39,21 +38,16 @@ typedef struct egress_result {
 	char msg[640];
 } egress_result_t;
 
-typedef void (*egress_cb)(const egress_result_t *res, void *arg);
-typedef struct egress_req egress_req_t;
-
-/*
- * Resolve host and check every address against the policy's allow_private ranges.
- * cb runs exactly once, possibly before egress_resolve returns (static map, literals).
- * Returns a request that egress_cancel detaches from arg (cb will not run after it),
- * or NULL when cb already ran. p must outlive the request or be cancelled first.
- */
-egress_req_t *egress_resolve(struct evdns_base *dns, const policy_t *p, const char *host,
-    uint16_t port, egress_cb cb, void *arg);
-void egress_cancel(egress_req_t *req);
-
-/* Pure: pick the first permitted address of a list (for tests and egress_resolve). */
+/* Pick the first permitted address of a list (for tests and egress_resolve). */
 int egress_pick(const policy_t *p, const char *host, struct sockaddr_storage *cands,
     socklen_t *lens, size_t n, uint16_t port, egress_result_t *res);
+
+/*
+ * Answer at once when host needs no DNS: an entry of the policy's upstream.resolve map
+ * or an IP literal in any spelling, checked as egress_pick does. Returns 1 with *res
+ * filled (ok or address_denied), or 0 when host is a name to look up.
+ */
+int egress_resolve_static(const policy_t *p, const char *host, uint16_t port,
+    egress_result_t *res);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * serve.h — what `sealgate serve` runs: state made at startup (keys, CA, TLS contexts)
- * and the listeners. Split from cmd_serve.c so tests can start a server in-process.
+ * serve.h — the startup step of `sealgate serve` (src/cmd_serve.c) that creates missing
+ * key material. Only cmd_serve.c calls it. No test starts a server in-process: the
+ * end-to-end suites run the sealgate binary (tests/e2e/sgtest.py `Sealgate`).
  */
 #ifndef SEALGATE_SERVE_H
 #define SEALGATE_SERVE_H

@@ -35,7 +35,7 @@
 #include "metadata.h"
 #include "metrics.h"
 #include "proxy.h"
-#include "registry.h"	/* issue 9 (policy/registry owner) */
+#include "registry.h"
 #include "revoke.h"
 #include "seal.h"
 #include "serve.h"
@@ -65,10 +65,8 @@ struct serve {
 	bool draining;
 	struct event *revwatch;		/* re-reads the revocations file when it changes */
 	struct stat revstat;
-	/* --- issue 9 registry hook (policy/registry owner; lead may restyle) --- */
-	registry_t *registry;
+	registry_t *registry;		/* the sandbox registry (admin API, authz) */
 	struct event *regsweep;		/* expires registered sandboxes */
-	/* --- end issue 9 --- */
 	const char *ready_file;
 	const char *user;		/* --user: drop to it once listeners are bound */
 	const char *policy_path;	/* as given: serve_reload loads it again */
@@ -545,11 +543,9 @@ serve_cleanup(struct serve *s)
 	handlecache_free(s->shared.handles);
 	ratelimit_free(s->shared.rl);
 	seal_keyring_free(s->shared.keyring);
-	/* --- issue 9 registry hook --- */
 	if (s->regsweep)
 		event_free(s->regsweep);
 	registry_close(s->registry);
-	/* --- end issue 9 --- */
 	policy_shutdown();
 	if (s->policy)
 		policy_unref(s->policy);
@@ -628,7 +624,6 @@ serve_release_policy(struct serve *s)
 	s->policy = NULL;
 }
 
-/* --- issue 9 registry hook: the sweep timer --- */
 /* Expired registrations are refused by authz at once; the sweep journals and frees them. */
 #define SERVE_REGISTRY_SWEEP_S	1
 
@@ -644,7 +639,6 @@ serve_regsweep_cb(evutil_socket_t fd, short what, void *arg)
 	if (registry_suspended_published() > 0)
 		serve_sandboxes_changed(s);
 }
-/* --- end issue 9 --- */
 
 static int
 serve_run(struct serve *s, const char *policy_path)
@@ -665,7 +659,7 @@ serve_run(struct serve *s, const char *policy_path)
 		log_err("%s", err);
 		return CLI_FAIL;
 	}
-	/* --- issue 9 registry hook: open (replay + compact) the sandbox registry --- */
+	/* the sandbox registry: replay its journal, then compact it */
 	s->registry = registry_open(s->policy->state_dir ? s->policy->state_dir : ".",
 	    s->policy, util_now_s(), err, sizeof(err));
 	if (s->registry == NULL) {
@@ -674,7 +668,6 @@ serve_run(struct serve *s, const char *policy_path)
 	}
 	log_info("sandbox registry: %zu registered sandboxes from %s",
 	    registry_load_info(s->registry)->live, registry_journal_path(s->registry));
-	/* --- end issue 9 --- */
 	s->base = event_base_new();
 	if (s->base == NULL || serve_listen(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
@@ -692,10 +685,9 @@ serve_run(struct serve *s, const char *policy_path)
 		s->revwatch = event_new(s->base, -1, EV_PERSIST, serve_revwatch_cb, s);
 		event_add(s->revwatch, &(struct timeval){SG_REVOCATION_POLL_S, 0});
 	}
-	/* --- issue 9 registry hook: expire registered sandboxes --- */
+	/* expire registered sandboxes every SERVE_REGISTRY_SWEEP_S */
 	s->regsweep = event_new(s->base, -1, EV_PERSIST, serve_regsweep_cb, s);
 	event_add(s->regsweep, &(struct timeval){SERVE_REGISTRY_SWEEP_S, 0});
-	/* --- end issue 9 --- */
 	if (serve_write_ready(s, err, sizeof(err)) < 0 ||
 	    (s->user && serve_drop_privileges(s->user, err, sizeof(err)) < 0)) {
 		log_err("%s", err);

@@ -42,6 +42,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "resolve.h"
 #include "revoke.h"
 #include "scrub.h"
 #include "stats.h"

@@ -25,7 +25,6 @@
 #include "stats.h"
 #include "util.h"
 
-struct sg_stats sg_stats;
 static bool proxy_draining;
 static uint64_t proxy_sweep_count;	/* proxy_close_suspended calls (atomic) */
 

@@ -1,4 +1,4 @@
-"""Exfiltration (issue 4): a handle sent toward a host outside its credential's scope, in
+"""Exfiltration: a handle sent toward a host outside its credential's scope, in
 every form, is refused with 403 and the upstream never sees the request.
 
 Forms: raw in Authorization, raw in another header, raw in the query, raw after a '-'

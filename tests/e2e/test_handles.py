@@ -1,4 +1,4 @@
-"""Handles end to end (issue 4): swap a handle for the real secret through real clients.
+"""Handles end to end: swap a handle for the real secret through real clients.
 
   InjectTest     bearer, header, header in place, basic, query (and a secret that needs
                  URL-encoding): the upstream gets the secret in the right place and no

@@ -1,4 +1,4 @@
-"""Issue 5: the metadata responder on loopback.
+"""The metadata responder on loopback.
 
 Sandboxes are told apart by source address: `local` is 127.0.0.1, `second` 127.0.0.2,
 `flood` 127.0.0.4 (rate limit), `clock` 127.0.0.5 (expiry), `aux` 127.0.0.6 (refusals, so

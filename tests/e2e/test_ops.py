@@ -1,4 +1,4 @@
-"""Operations end to end (issue 7): audit log, metrics, live reload, drain, accept limit.
+"""Operations end to end: audit log, metrics, live reload, drain, accept limit.
 
   AuditTest     forwarded / denied / rate-limited / exfiltration requests: exactly one
                 line each with the right event, status, error, credential, handle id;

@@ -1,4 +1,4 @@
-"""Issue 3: the proxy's main behaviour, end to end with curl and python clients.
+"""The proxy's main behaviour, end to end with curl and python clients.
 
 Intercepted CONNECT (leaf from the sealgate CA), streamed bodies both ways, keep-alive,
 HEAD/204/304 framing, Expect: 100-continue, pipelining, absolute-form plain HTTP,

@@ -1,4 +1,4 @@
-"""Issue 5: a real sandbox through sealgate, built from network namespaces.
+"""A real sandbox through sealgate, built from network namespaces.
 
 What production looks like, with nothing added to the root namespace (no links,
 addresses, routes or rules; asserted) and only link-local 169.254.0.0/16 addresses:
@@ -17,8 +17,8 @@ EchoUpstream, its socket opened inside sg-net with setns(2) (the test process re
 to its own namespace at once). Inside sb1, unmodified clients: the guest init script,
 then curl and python urllib with the environment it wrote.
 
-Assertions that need the handle swap (issue 4) are in tests named *_swapped /
-*_refused_elsewhere; everything else already works without it.
+Tests named *_swapped check the handle swap and the response scrub from inside a
+sandbox; *_refused_elsewhere checks that one sandbox's handle is refused from another.
 """
 import ctypes
 import errno
@@ -334,11 +334,13 @@ class SandboxNetnsTest(sgtest.TestCase):
         self._assert_reached("python")
 
     def test_curl_secret_swapped(self):
-        """Waits for issue 4 (handle swap + response scrub)."""
+        """curl in sb1: the upstream gets the secret and not the handle; the client
+        gets no secret."""
         self._assert_swapped("curl")
 
     def test_python_urllib_secret_swapped(self):
-        """Waits for issue 4 (handle swap + response scrub)."""
+        """urllib in sb1: the upstream gets the secret and not the handle; the client
+        gets no secret."""
         self._assert_swapped("python")
 
     def test_direct_upstream_unreachable(self):
@@ -377,7 +379,7 @@ class SandboxNetnsTest(sgtest.TestCase):
         self.assertEqual(json.loads(body)["env"], "OTHER_API_KEY")
 
     def test_sb1_handle_refused_elsewhere(self):
-        """sb1's handle sent from sb2 gets 407 (waits for issue 4)."""
+        """sb1's handle sent from sb2 gets 407."""
         _, _, _, handle, _ = self.run_client("sb1", "curl")
         self.assertTrue(handle.startswith("sgh1."))
         path = "/reflect-auth/stolen-" + secrets.token_hex(4)

@@ -1,4 +1,4 @@
-"""Dynamic sandboxes (issue 9): the admin API registers, forks and deletes sandboxes;
+"""Dynamic sandboxes: the admin API registers, forks and deletes sandboxes;
 the metadata responder and the proxy recognise them; the journal survives restarts and
 torn tails; the CLI drives the API.
 

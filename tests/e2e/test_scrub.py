@@ -1,4 +1,4 @@
-"""Response scrubbing (issue 4): a real secret that comes back from the upstream is
+"""Response scrubbing: a real secret that comes back from the upstream is
 replaced by the exact handle text before the client sees it: in a header, in a chunked
 body written in 3-byte flushes (the secret split across writes), in a Content-Length
 body (re-framed as chunked), in HEAD / 304 / 204 answers; everything else is intact.

@@ -1,4 +1,4 @@
-"""Tokenizer-compatible sealed secrets end to end (issue 6).
+"""Tokenizer-compatible sealed secrets end to end.
 
 Tokens are built by tokenizer_seal.py (PyNaCl, as superfly/tokenizer's clients build
 them) against the seal.key sealgate made on its first start, and used

@@ -65,49 +65,6 @@ test_decide(void **state)
 	assert_int_equal(egress_decide(p, "pinned.example.test", 443, &why), EGRESS_TUNNEL);
 }
 
-struct got {
-	int calls;
-	egress_result_t res;
-};
-
-static void
-got_cb(const egress_result_t *res, void *arg)
-{
-	struct got *g = arg;
-
-	g->calls++;
-	g->res = *res;
-}
-
-static void
-test_resolve_static_and_literals(void **state)
-{
-	const policy_t *p = *state;
-	struct got g;
-	char buf[64];
-	static const char *denied[] = {
-		"internal.example.test", "127.0.0.1", "127.1", "2130706433", "0x7f000001",
-		"0177.0.0.1", "::1", "::ffff:127.0.0.1", "0.0.0.0", "169.254.169.254",
-		"10.0.0.1", "100.64.0.1", "fe80::1", "64:ff9b::a9fe:a9fe",
-	};
-
-	memset(&g, 0, sizeof(g));
-	/* answered synchronously: no DNS base needed for literals and the static map */
-	assert_null(egress_resolve(NULL, p, "api.example.test", 8443, got_cb, &g));
-	assert_int_equal(g.calls, 1);
-	assert_int_equal(g.res.ok, 1);
-	netaddr_format((struct sockaddr *)&g.res.addr, buf, sizeof(buf));
-	assert_string_equal(buf, "127.0.0.3");
-	assert_int_equal(ntohs(((struct sockaddr_in *)&g.res.addr)->sin_port), 8443);
-	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
-		memset(&g, 0, sizeof(g));
-		assert_null(egress_resolve(NULL, p, denied[i], 443, got_cb, &g));
-		assert_int_equal(g.calls, 1);
-		assert_int_equal(g.res.ok, 0);
-		assert_string_equal(g.res.code, "address_denied");
-	}
-}
-
 static void
 test_pick_first_allowed(void **state)
 {
@@ -138,7 +95,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide),
-		cmocka_unit_test(test_resolve_static_and_literals),
 		cmocka_unit_test(test_pick_first_allowed),
 	};
 

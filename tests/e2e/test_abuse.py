@@ -1,6 +1,8 @@
-"""Regressions for the network-shell review: smuggling with Upgrade + body, body handles
-over plain http, 1xx floods, stalled held bodies, handles in header names and in the
-CONNECT authority. Each case was reproduced against the code before its fix."""
+"""Abusive requests and upstreams on the plain proxy path: a request smuggled behind
+Upgrade + Content-Length, a body handle over plain http, an endless run of 1xx answers,
+a held body that stops arriving, a handle in a header name and in the CONNECT authority.
+The upstream is raw and records every byte it receives: nothing unchecked reaches it, no
+secret leaves, and sealgate answers instead of waiting or growing."""
 import os
 import socket
 import threading
@@ -8,8 +10,8 @@ import unittest
 
 import sgtest
 
-SECRET = "sk-review-" + os.urandom(8).hex()
-BODY_SECRET = "sk-review-body-" + os.urandom(8).hex()
+SECRET = "sk-abuse-" + os.urandom(8).hex()
+BODY_SECRET = "sk-abuse-body-" + os.urandom(8).hex()
 
 
 class RecordingUpstream:
@@ -76,7 +78,7 @@ def plain_policy(port, **cred):
                                    "credentials": ["bear", "bodyc"]}}}
 
 
-class ReviewTest(unittest.TestCase):
+class AbuseTest(unittest.TestCase):
 
     def test_upgrade_with_body_is_refused(self):
         """Upgrade + Content-Length: sealgate must not forward a length whose body it then
