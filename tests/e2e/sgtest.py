@@ -1819,6 +1819,17 @@ def seal_handle(pub, claims, key_id=None):
     return "sgh1.%s.%s" % (key_id or key_id_of(pub), body)
 
 
+def audit_lines(sg, name="audit.log"):
+    """The JSON audit lines sg has written so far: whole lines only (the log is written
+    in stdio batches, so a reader may see the last line cut)."""
+    try:
+        with open(os.path.join(sg.dir, name), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(raw) for raw in data.split(b"\n")[:-1] if raw.strip()]
+
+
 def wait_for(probe, timeout=10.0, interval=0.05, what="condition"):
     """Call probe() until it returns something truthy (returned) or the deadline passes
     (AssertionError naming what and the last value). A retrying condition wait: probe

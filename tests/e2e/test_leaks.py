@@ -494,12 +494,7 @@ class LeakCase(th.HandleCase):
             self.assertEqual((r.header("Transfer-Encoding") or "").lower(), "chunked")
 
     def audit_lines(self):
-        try:
-            with open(os.path.join(self.sg.dir, "audit.log"), "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+        return sgtest.audit_lines(self.sg)
 
     def wait_audit(self, pred, what):
         found = []

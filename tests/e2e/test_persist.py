@@ -154,15 +154,8 @@ class PersistCase(sgtest.TestCase):
                    if any(k.lower() == name.lower() and v == value for k, v in r["headers"]))
 
     def audit_lines(self, pred, what):
-        path = os.path.join(self.sg.dir, "audit.log")
-
         def probe():
-            try:
-                with open(path) as f:
-                    lines = [json.loads(ln) for ln in f if ln.strip()]
-            except OSError:
-                return None
-            return [ln for ln in lines if pred(ln)]
+            return [ln for ln in sgtest.audit_lines(self.sg) if pred(ln)]
         return sgtest.wait_for(probe, timeout=10, what=what)
 
     def after_second(self, t):

@@ -116,12 +116,7 @@ class ThrottleCase(sgtest.TestCase):
                 for n in ("handle_failures", "handle_throttled", "brute_force")}
 
     def audit_lines(self):
-        try:
-            with open(os.path.join(self.sg.dir, "audit.log"), "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        return [json.loads(raw) for raw in data.split(b"\n")[:-1]]    # whole lines only
+        return sgtest.audit_lines(self.sg)
 
 
 class FloodTest(ThrottleCase):
