@@ -1,0 +1,301 @@
+/*
+ * conn_body.c — a request body: streamed upstream re-framed (handles rewritten to
+ * secrets by the plan's body scrubber, or the leak tripwire watching for handles), or
+ * held whole (REQ_HOLDING) for the plan to finish on it (swap_finish_body: body
+ * handles, rewrite, signatures) before the head leaves.
+ */
+
+#include <stdio.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "conn_int.h"
+#include "defaults.h"
+#include "http.h"
+#include "leak.h"
+#include "log.h"
+#include "plan.h"
+#include "scrub.h"
+#include "stats.h"
+#include "swap.h"
+#include "util.h"
+
+static void conn_body_failed(conn_t *c);
+static int conn_body_held(conn_t *c);
+
+/* Drop the body state of a request; a held body may carry secrets: zero it. */
+void
+conn_body_reset(conn_t *c)
+{
+	if (c->req.held) {
+		size_t n = evbuffer_get_length(c->req.held);
+		unsigned char *p = n ? evbuffer_pullup(c->req.held, -1) : NULL;
+
+		if (p)
+			sodium_memzero(p, n);
+		evbuffer_free(c->req.held);
+		c->req.held = NULL;
+	}
+	scrub_free(c->req.rewrite);
+	c->req.rewrite = NULL;
+	c->req.held_whole = c->req.leak_on = false;
+	c->req.seen = 0;
+	c->req.err = 0;
+}
+
+/* Streamed body work for this request: replacement rules or the leak tripwire. */
+int
+conn_body_prepare(conn_t *c)
+{
+	if (plan_body_scrubber(&c->rq->plan, &c->req.rewrite) < 0)
+		return -1;
+	if (c->req.rewrite == NULL) {
+		c->req.leak_on = true;
+		leak_stream_init(&c->rq->leak);
+	}
+	return 0;
+}
+
+/* After the head: the held body in one piece, or the body streaming as it comes. */
+void
+conn_send_request_body(conn_t *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+
+	if (c->req.held_whole) {
+		size_t n = evbuffer_get_length(c->req.held);
+
+		if (n && conn_add_secret(out, (char *)evbuffer_pullup(c->req.held, -1), n) < 0) {
+			conn_fail(c, 503, "resource_exhausted", "out of memory");
+			return;
+		}
+		conn_body_reset(c);
+		conn_req_phase(c, REQ_SENT);
+	} else
+		conn_req_phase(c, c->req.head.no_body ? REQ_SENT : REQ_STREAMING);
+	if (c->req.phase == REQ_STREAMING) {
+		bufferevent_enable(c->cbev, EV_READ);
+		if (conn_relay_request_body(c) < 0)
+			return;		/* answered or closed: c may be gone */
+	}
+	if (c->req.phase == REQ_SENT)
+		bufferevent_disable(c->cbev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
+		conn_up_read_cb(c->ubev, c);
+}
+
+/* Body bytes toward the upstream, framed; replaced bytes carry secrets. */
+static void
+conn_emit_req(void *arg, const void *data, size_t len)
+{
+	conn_t *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+
+	if (len == 0)
+		return;
+	if (c->req.chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	if (c->req.rewrite) {
+		if (conn_add_secret(out, data, len) < 0)
+			c->req.err = 503;	/* conn_body_failed answers it */
+	} else
+		evbuffer_add(out, data, len);
+	if (c->req.chunked)
+		evbuffer_add(out, "\r\n", 2);
+}
+
+static int
+conn_req_on_body(http_parser *p, const char *at, size_t len)
+{
+	conn_t *c = p->data;
+	leak_hit_t hit;
+
+	c->acct.bytes_up += len;
+	if (c->req.phase == REQ_HOLDING) {
+		if (evbuffer_get_length(c->req.held) + len > SG_BODY_BUFFER_MAX) {
+			c->req.err = 413;
+			return -1;
+		}
+		return evbuffer_add(c->req.held, at, len) < 0 ? -1 : 0;
+	}
+	if (c->req.leak_on && c->req.seen < SG_LEAK_SCAN_BODY_MAX) {
+		c->req.seen += len;
+		if (leak_stream_feed(&c->rq->leak, at, len, &hit)) {
+			c->req.err = 403;
+			c->req.leak_encoding = hit.encoding;
+			return -1;
+		}
+	}
+	if (c->req.rewrite)
+		return scrub_feed(c->req.rewrite, at, len, conn_emit_req, c) < 0 ||
+		    c->req.err ? -1 : 0;
+	conn_emit_req(c, at, len);
+	return 0;
+}
+
+static int
+conn_req_on_complete(http_parser *p)
+{
+	conn_t *c = p->data;
+
+	http_parser_pause(p, 1);
+	if (c->req.phase == REQ_HOLDING) {
+		c->req.held_whole = true;
+		return 0;
+	}
+	if (c->req.rewrite && scrub_finish(c->req.rewrite, conn_emit_req, c) < 0)
+		return -1;
+	if (c->req.chunked)
+		evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
+	conn_req_phase(c, REQ_SENT);
+	return 0;
+}
+
+static const http_parser_settings conn_req_body_settings = {
+	.on_body = conn_req_on_body,
+	.on_message_complete = conn_req_on_complete,
+};
+
+static void
+conn_body_failed(conn_t *c)
+{
+	char msg[256];
+
+	if (c->req.err == 503) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory");
+		return;
+	}
+	if (c->req.err == 413) {
+		snprintf(msg, sizeof(msg), "this request's body must be held whole (hmac "
+		    "signature or a handle in the body) and is larger than %d bytes",
+		    SG_BODY_BUFFER_MAX);
+		conn_fail(c, 413, "body_too_large", msg);
+		return;
+	}
+	if (c->req.err == 403) {
+		log_warn("%s: possible exfiltration: handle (%s) in a request body toward %s:%u",
+		    c->peer, c->req.leak_encoding, c->up.host, c->up.port);
+		snprintf(msg, sizeof(msg), "a handle (%s) in the request body; no credential "
+		    "lets it travel in this body", c->req.leak_encoding);
+		c->rq->plan.exfiltration = true;
+		conn_fail(c, 403, "handle_in_body", msg);
+		return;
+	}
+	STATS_INC(errors_bad_request);
+	conn_fail(c, 400, "bad_request", http_errno_description(HTTP_PARSER_ERRNO(&c->req.parser)));
+}
+
+/* Returns -1 when the connection was answered/closed (c must not be used then). */
+int
+conn_relay_request_body(conn_t *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+
+	if (c->ubev == NULL || !conn_req_body_pending(c))
+		return 0;
+	c->req.parser.data = c;
+	if (conn_feed(&c->req.parser, &conn_req_body_settings, in) < 0) {
+		conn_body_failed(c);
+		return -1;
+	}
+	if (c->req.phase == REQ_HOLDING)
+		return c->req.held_whole ? conn_body_held(c) : 0;
+	if (c->req.phase == REQ_SENT) {
+		bufferevent_disable(c->cbev, EV_READ);	/* next request waits its turn */
+		return 0;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > SG_RELAY_HIGH_WATER) {
+		bufferevent_disable(c->cbev, EV_READ);
+		bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
+	}
+	return 0;
+}
+
+/* A body the plan must see whole (signing, handles in it) is collected first. */
+void
+conn_body_collect_start(conn_t *c)
+{
+	conn_set_state(c, ST_RELAY);
+	conn_req_phase(c, REQ_HOLDING);
+	conn_arm_timer(c, c->pol->limits.upstream_timeout_ms);	/* the whole body, or 408 */
+	c->req.held = evbuffer_new();
+	if (c->req.held == NULL) {
+		conn_fail(c, 500, "internal_error", "out of memory");
+		return;
+	}
+	bufferevent_enable(c->cbev, EV_READ);
+	conn_relay_request_body(c);
+}
+
+/* The held body becomes the rewritten one (wipe memory, freed with the buffer). */
+static int
+conn_body_replace(conn_t *c, char *body, size_t len)
+{
+	struct evbuffer *nb = evbuffer_new();
+
+	if (nb == NULL || (len > 0 && evbuffer_add_reference(nb, body, len,
+	    conn_secret_cleanup, NULL) < 0)) {
+		if (nb)
+			evbuffer_free(nb);
+		util_wipe_free(body);
+		return -1;
+	}
+	if (len == 0)
+		util_wipe_free(body);
+	conn_body_reset(c);		/* zeroes the old one */
+	c->req.held = nb;
+	c->req.held_whole = true;
+	return 0;
+}
+
+/* The whole body is here: the plan finishes on it (swap_finish_body), the head goes. */
+static int
+conn_body_held(conn_t *c)
+{
+	size_t len = evbuffer_get_length(c->req.held), outlen;
+	const char *body = len ? (const char *)evbuffer_pullup(c->req.held, -1) : "";
+	swap_env_t env;
+	swap_req_t req;
+	char *out;
+	int rc;
+
+	conn_swap_env(c, &env, &req);
+	rc = swap_finish_body(&env, &req, c->up.tls, &c->rq->plan, body, len, &out, &outlen);
+	if (conn_swap_finish(c, rc) < 0) {
+		util_wipe_free(out);
+		return -1;
+	}
+	if (out != NULL && conn_body_replace(c, out, outlen) < 0) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory while rewriting the body");
+		return -1;
+	}
+	evtimer_del(c->timer);
+	bufferevent_disable(c->cbev, EV_READ);
+	conn_send_request_head(c);
+	return -1;	/* the head path took over: callers stop here */
+}
+
+void
+conn_up_write_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+
+	if (c->st == ST_CLOSING) {
+		conn_closing_check(c);
+		return;
+	}
+	if (c->st != ST_RELAY && c->st != ST_SPLICE && c->st != ST_WEBSOCKET)
+		return;
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	if (c->st == ST_SPLICE || c->st == ST_WEBSOCKET) {
+		bufferevent_enable(c->cbev, EV_READ);
+		return;
+	}
+	if (conn_req_body_pending(c)) {
+		bufferevent_enable(c->cbev, EV_READ);
+		conn_relay_request_body(c);
+	}
+}
