@@ -63,6 +63,13 @@ enum conn_state {
 
 enum conn_mode { MODE_PROXY, MODE_INTERCEPT, MODE_TUNNEL };
 
+/* What a call that may answer, close or move the connection on tells its caller. */
+enum conn_flow {
+	FLOW_GO_ON,		/* the connection is where it was: carry on */
+	FLOW_STOP,		/* answered, closed, or handed to the next phase: return
+				 * without touching c (it may be gone) */
+};
+
 /* Request-scoped state an idle connection gives back when it parks. */
 struct conn_work {
 	plan_t plan;		/* the current request's plan (swap, tokenizer) */
@@ -205,7 +212,7 @@ void conn_client_event_cb(struct bufferevent *bev, short what, void *arg);
 void conn_body_reset(conn_t *c);
 int conn_body_prepare(conn_t *c);
 void conn_send_request_body(conn_t *c);
-int conn_relay_request_body(conn_t *c);
+enum conn_flow conn_relay_request_body(conn_t *c);
 void conn_body_collect_start(conn_t *c);
 void conn_up_write_cb(struct bufferevent *bev, void *arg);
 /* conn_response.c */

@@ -24,7 +24,7 @@
 #include "util.h"
 
 static void conn_body_failed(conn_t *c);
-static int conn_body_held(conn_t *c);
+static enum conn_flow conn_body_held(conn_t *c);
 
 /* Drop the body state of a request; a held body may carry secrets: zero it. */
 void
@@ -78,8 +78,8 @@ conn_send_request_body(conn_t *c)
 		conn_req_phase(c, c->req.head.no_body ? REQ_SENT : REQ_STREAMING);
 	if (c->req.phase == REQ_STREAMING) {
 		bufferevent_enable(c->cbev, EV_READ);
-		if (conn_relay_request_body(c) < 0)
-			return;		/* answered or closed: c may be gone */
+		if (conn_relay_request_body(c) == FLOW_STOP)
+			return;		/* c may be gone */
 	}
 	if (c->req.phase == REQ_SENT)
 		bufferevent_disable(c->cbev, EV_READ);
@@ -188,30 +188,30 @@ conn_body_failed(conn_t *c)
 	conn_fail(c, 400, "bad_request", http_errno_description(HTTP_PARSER_ERRNO(&c->req.parser)));
 }
 
-/* Returns -1 when the connection was answered/closed (c must not be used then). */
-int
+/* Body bytes the client sent: held, or relayed upstream. */
+enum conn_flow
 conn_relay_request_body(conn_t *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 
 	if (c->ubev == NULL || !conn_req_body_pending(c))
-		return 0;
+		return FLOW_GO_ON;
 	c->req.parser.data = c;
 	if (conn_feed(&c->req.parser, &conn_req_body_settings, in) < 0) {
 		conn_body_failed(c);
-		return -1;
+		return FLOW_STOP;
 	}
 	if (c->req.phase == REQ_HOLDING)
-		return c->req.held_whole ? conn_body_held(c) : 0;
+		return c->req.held_whole ? conn_body_held(c) : FLOW_GO_ON;
 	if (c->req.phase == REQ_SENT) {
 		bufferevent_disable(c->cbev, EV_READ);	/* next request waits its turn */
-		return 0;
+		return FLOW_GO_ON;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > SG_RELAY_HIGH_WATER) {
 		bufferevent_disable(c->cbev, EV_READ);
 		bufferevent_setwatermark(c->ubev, EV_WRITE, SG_RELAY_LOW_WATER, 0);
 	}
-	return 0;
+	return FLOW_GO_ON;
 }
 
 /* A body the plan must see whole (signing, handles in it) is collected first. */
@@ -252,7 +252,7 @@ conn_body_replace(conn_t *c, char *body, size_t len)
 }
 
 /* The whole body is here: the plan finishes on it (swap_finish_body), the head goes. */
-static int
+static enum conn_flow
 conn_body_held(conn_t *c)
 {
 	size_t len = evbuffer_get_length(c->req.held), outlen;
@@ -266,16 +266,16 @@ conn_body_held(conn_t *c)
 	rc = swap_finish_body(&env, &req, c->up.tls, &c->rq->plan, body, len, &out, &outlen);
 	if (conn_swap_finish(c, rc) < 0) {
 		util_wipe_free(out);
-		return -1;
+		return FLOW_STOP;
 	}
 	if (out != NULL && conn_body_replace(c, out, outlen) < 0) {
 		conn_fail(c, 503, "resource_exhausted", "out of memory while rewriting the body");
-		return -1;
+		return FLOW_STOP;
 	}
 	evtimer_del(c->timer);
 	bufferevent_disable(c->cbev, EV_READ);
 	conn_send_request_head(c);
-	return -1;	/* the head path took over: callers stop here */
+	return FLOW_STOP;	/* the head and body went out, or the connection was answered */
 }
 
 void
