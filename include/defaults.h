@@ -81,6 +81,10 @@
 /* Request body held whole where it must be (hmac signature, handles only in the body);
  * larger bodies get 413. */
 #define SG_BODY_BUFFER_MAX       (1024 * 1024)
+/* A body placeholder (policy inject.placeholder, a tokenizer body processor's) is at least
+ * this long: the body rewrite is a scrubber, whose needles are SCRUB_MIN_NEEDLE (4) bytes
+ * or more, and a shorter one would match ordinary body text. */
+#define SG_PLACEHOLDER_MIN       4
 /* Streamed request bodies are scanned for handles (raw or encoded) up to this many
  * bytes: a tripwire against exfiltration that keeps large uploads cheap. */
 #define SG_LEAK_SCAN_BODY_MAX    (4 * 1024 * 1024)

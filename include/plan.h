@@ -70,7 +70,8 @@ void plan_free(plan_t *p) SG_NONNULL;
 /*
  * Make s replace every secret the plan injects: a handle's secret by its handle, a
  * tokenizer secret by TOKENIZER_SCRUB_TEXT. A secret s already has keeps one entry and
- * takes the new replacement. 0, or -1 when out of memory.
+ * takes the new replacement; one shorter than SCRUB_MIN_NEEDLE is left out (it would
+ * match ordinary text). 0, or -1 when out of memory or s is full.
  */
 int plan_scrub_into(const plan_t *p, scrub_t *s) SG_NONNULL SG_WUR;
 

@@ -37,11 +37,16 @@ plan_scrub_into(const plan_t *p, scrub_t *s)
 		    sizeof(mark) - 1) < 0)
 			return -1;
 	/* a secret seen before with another handle: scrub_add swaps its replacement;
-	 * its encoded forms (the Basic and query encodings among them) come with it */
-	for (size_t i = 0; i < p->nscrub; i++)
+	 * its encoded forms (the Basic and query encodings among them) come with it. One
+	 * shorter than SCRUB_MIN_NEEDLE is not scrubbed (scrub.h): it would match
+	 * ordinary text, and tokenizer secrets are treated the same (tk_add_scrub). */
+	for (size_t i = 0; i < p->nscrub; i++) {
+		if (p->scrub[i].secret_len < SCRUB_MIN_NEEDLE)
+			continue;
 		if (scrub_add(s, p->scrub[i].secret, p->scrub[i].secret_len, p->scrub[i].handle,
 		    p->scrub[i].handle_len) < 0)
 			return -1;
+	}
 	return 0;
 }
 

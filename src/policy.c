@@ -1479,6 +1479,12 @@ policy_parse_inject_field(struct policy_ctx *c, const char *path, json_t *v, int
 }
 
 static int
+policy_check_placeholder(const char *s)
+{
+	return strlen(s) < SG_PLACEHOLDER_MIN ? -1 : policy_secret_clean(s, strlen(s));
+}
+
+static int
 policy_check_username(const char *s)
 {
 	return strchr(s, ':') != NULL ? -1 : policy_secret_clean(s, strlen(s));
@@ -1512,7 +1518,8 @@ policy_parse_inject(struct policy_ctx *c, const char *path, json_t *v, policy_in
 	    "is not a Basic user name (no ':' or line breaks)", &in->username);
 	rc |= policy_parse_inject_field(c, path, v, type, 3, policy_check_param,
 	    "is not a query parameter name", &in->param);
-	rc |= policy_parse_inject_field(c, path, v, type, 4, NULL, "", &in->placeholder);
+	rc |= policy_parse_inject_field(c, path, v, type, 4, policy_check_placeholder,
+	    "is not a placeholder (at least 4 bytes, no line breaks)", &in->placeholder);
 	if (rc != 0)
 		return -1;
 	if (type == INJECT_HEADER)

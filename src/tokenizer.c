@@ -10,6 +10,7 @@
 #include <pcre2.h>
 #include <sodium.h>
 
+#include "defaults.h"
 #include "scope.h"
 #include "scrub.h"
 #include "tokenizer.h"
@@ -1029,8 +1030,8 @@ tk_body(struct tk_ctx *c, const char *placeholder, const char *token, size_t tle
 	tokenizer_body_t *b;
 	size_t pl = strlen(placeholder);
 
-	if (pl == 0 || pl > TOKENIZER_PLACEHOLDER_MAX)
-		return tk_deny(out, 400, "tokenizer_invalid", "the body placeholder must be 1 to "
+	if (pl < SG_PLACEHOLDER_MIN || pl > TOKENIZER_PLACEHOLDER_MAX)
+		return tk_deny(out, 400, "tokenizer_invalid", "the body placeholder must be 4 to "
 		    "256 bytes%s", NULL);
 	if (out->nbody >= TOKENIZER_MAX_BODY)
 		return tk_deny(out, 400, "tokenizer_invalid", "too many body replacements in one "

@@ -642,11 +642,11 @@ test_oauth2_body(void **state)
 	int rc;
 
 	rc = run1(f, "{\"oauth2_body_processor\":{\"token\":{\"access_token\":\"at_b\","
-	    "\"refresh_token\":\"rt_b\"},\"placeholder\":\"@@\"}," NOAUTH "," HOSTS "}",
+	    "\"refresh_token\":\"rt_b\"},\"placeholder\":\"@@@@\"}," NOAUTH "," HOSTS "}",
 	    "{\"st\":\"refresh\"}", NULL);
 	expect_ok(f, rc);
 	assert_int_equal(f->out.nbody, 1);
-	assert_string_equal(f->out.body[0].placeholder, "@@");
+	assert_string_equal(f->out.body[0].placeholder, "@@@@");
 	assert_string_equal(f->out.body[0].token, "rt_b");
 	assert_null(hdr(f, "Authorization"));
 	rc = run1(f, "{\"oauth2_body_processor\":{\"token\":{\"access_token\":\"at_b\"}},"
@@ -654,6 +654,11 @@ test_oauth2_body(void **state)
 	expect_ok(f, rc);
 	assert_string_equal(f->out.body[0].placeholder, "{{ACCESS_TOKEN}}");
 	assert_string_equal(f->out.body[0].token, "at_b");
+	/* under SG_PLACEHOLDER_MIN bytes it would match ordinary body text */
+	rc = run1(f, "{\"oauth2_body_processor\":{\"token\":{\"access_token\":\"at_b\"},"
+	    "\"placeholder\":\"@@@\"}," NOAUTH "," HOSTS "}", NULL, NULL);
+	expect_deny(f, rc, 400, "tokenizer_invalid");
+	assert_int_equal(f->out.nbody, 0);
 }
 
 static void
