@@ -24,6 +24,7 @@
 #include "seal.h"
 #include "stats.h"
 #include "swap.h"
+#include "util.h"
 
 #define NOW 1700000000
 #define BEAR_SECRET "sk-bear-SECRET"
@@ -79,7 +80,23 @@ static const char off_json[] =
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"], \"credentials\": [\"bear\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}}}";
 
-static policy_t *pol, *tpol, *offpol;
+/* swap_finish_body: body credentials with and without plain http, a signer beside them. */
+static const char fin_json[] =
+    "{\"credentials\": {"
+    "  \"bod\": {\"secret\": {\"value\": \"bod-SECRET\"},"
+    "    \"inject\": {\"type\": \"body\", \"placeholder\": \"{{BOD}}\"},"
+    "    \"hosts\": [\"body.test\"]},"
+    "  \"bodp\": {\"secret\": {\"value\": \"bodp-SECRET\"},"
+    "    \"inject\": {\"type\": \"body\"}, \"hosts\": [\"body.test\"],"
+    "    \"allow_plain_http\": true},"
+    "  \"mac\": {\"secret\": {\"value\": \"mac-key-SECRET\"},"
+    "    \"inject\": {\"type\": \"hmac\", \"name\": \"X-Sig\", \"format\": \"sig=%s\"},"
+    "    \"hosts\": [\"body.test\"]}},"
+    " \"sandboxes\": {"
+    "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
+    "    \"credentials\": [\"bod\", \"bodp\", \"mac\"]}}}";
+
+static policy_t *pol, *tpol, *offpol, *finpol;
 static seal_keyring_t *kr;
 static seal_key_t *stranger;
 
@@ -937,6 +954,270 @@ test_throttle_off(void **state)
 	free(g);
 }
 
+/* --- swap_finish_body ------------------------------------------------------------------ */
+
+/* A held body (no handle in the head) to host: the plan swap_request makes for it. */
+static void
+held(struct t *t, const char *host)
+{
+	t_head(t, host, "POST /v1 HTTP/1.1\r\nHost: %s\r\nContent-Length: 10\r\n\r\n", host);
+	ok(t);
+}
+
+/* swap_finish_body over the string body. */
+static int
+finish(struct t *t, bool tls, const char *body, char **out, size_t *outlen)
+{
+	*out = (char *)"not set";
+	*outlen = 12345;
+	return swap_finish_body(&t->env, &t->req, tls, &t->out, body, strlen(body), out,
+	    outlen);
+}
+
+/* -1 with status / code, nothing to send. */
+static void
+finish_denied(struct t *t, bool tls, const char *body, unsigned status, const char *code)
+{
+	char *out;
+	size_t outlen;
+
+	assert_int_equal(finish(t, tls, body, &out, &outlen), -1);
+	if (t->out.status != status || strcmp(t->out.code, code) != 0)
+		fail_msg("got %u %s (%s), want %u %s", t->out.status, t->out.code,
+		    t->out.message, status, code);
+	assert_null(out);
+	assert_int_equal(outlen, 0);
+	assert_null(strstr(t->out.message, "SECRET"));
+}
+
+/* The rewritten body is want exactly. */
+static void
+assert_body(const char *out, size_t outlen, const char *want)
+{
+	assert_non_null(out);
+	assert_int_equal(outlen, strlen(want));
+	assert_memory_equal(out, want, outlen);
+}
+
+/* "prefix" + lower-case hex HMAC-SHA256(key, body), computed here. */
+static void
+want_hmac(const char *key, const char *body, size_t len, const char *prefix, char *out)
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	char hex[2 * sizeof(mac) + 1];
+
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)key, strlen(key));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, len);
+	crypto_auth_hmacsha256_final(&st, mac);
+	util_hex_encode(mac, sizeof(mac), hex);
+	sprintf(out, "%s%s", prefix, hex);
+}
+
+/* No handle in the body: nothing to send instead, the plan as it was. */
+static void
+test_finish_no_handle(void **state)
+{
+	struct t t;
+	plan_t *before = malloc(sizeof(*before));
+	char *out;
+	size_t outlen;
+
+	(void)state;
+	assert_non_null(before);
+	t_init(&t);
+	held(&t, "body.test");
+	assert_true(t.out.buffer_body);
+	memcpy(before, &t.out, sizeof(*before));
+	assert_int_equal(finish(&t, true, "{\"k\": \"plain text, sgh1 no dot\"}", &out,
+	    &outlen), 0);
+	assert_null(out);
+	assert_int_equal(outlen, 0);
+	assert_memory_equal(before, &t.out, sizeof(*before));
+	/* an empty body too, over plain http (no secret travels) */
+	assert_int_equal(finish(&t, false, "", &out, &outlen), 0);
+	assert_null(out);
+	assert_memory_equal(before, &t.out, sizeof(*before));
+	t_fini(&t);
+	free(before);
+}
+
+static void
+test_finish_body_handle(void **state)
+{
+	struct t t;
+	char *b = mint("bod", "sb-1"), body[2048], want[2048], *out;
+	size_t outlen;
+
+	(void)state;
+	t_init(&t);
+	held(&t, "body.test");
+	snprintf(body, sizeof(body), "{\"k\": \"%s\", \"again\": \"%s\"}", b, b);
+	assert_int_equal(finish(&t, true, body, &out, &outlen), 0);
+	snprintf(want, sizeof(want), "{\"k\": \"bod-SECRET\", \"again\": \"bod-SECRET\"}");
+	assert_body(out, outlen, want);
+	assert_null(memmem(out, outlen, b, strlen(b)));
+	assert_null(memmem(out, outlen, "sgh1.", 5));
+	assert_int_equal(t.out.status, 0);
+	assert_int_equal(t.out.nbody, 1);
+	assert_string_equal(t.out.body[0].handle, b);
+	assert_int_equal(t.out.nscrub, 1);	/* the reply scrubber learns it */
+	assert_string_equal(t.out.scrub[0].secret, "bod-SECRET");
+	assert_string_equal(t.out.credential, "bod");
+	assert_int_equal(t.out.edits.nadd, 0);	/* no signer */
+	util_wipe_free(out);
+	t_fini(&t);
+	free(b);
+}
+
+/* A handle in encoded form: refused before anything is unsealed. */
+static void
+test_finish_encoded(void **state)
+{
+	static const char *const bodies[] = {"x=%73gh1%2Eabc", "{\"k\": \"c2doMS5hYmM\"}"};
+	struct t t;
+
+	(void)state;
+	t_init(&t);
+	for (size_t i = 0; i < SG_ARRAY_LEN(bodies); i++) {
+		uint64_t before;
+
+		held(&t, "body.test");
+		before = lookups(&t);
+		finish_denied(&t, true, bodies[i], 403, "handle_encoded");
+		assert_true(t.out.exfiltration);
+		assert_non_null(strstr(t.out.message, "request body"));
+		assert_int_equal(lookups(&t), before);
+		assert_int_equal(t.out.nbody, 0);
+		plan_free(&t.out);
+	}
+	t_fini(&t);
+}
+
+/* Only body credentials' handles may stand in a body. */
+static void
+test_finish_not_body_cred(void **state)
+{
+	struct t t;
+	char *bear = mint("bear", "sb-1"), body[2048];
+
+	(void)state;
+	t_init(&t);
+	held(&t, "api.test");
+	snprintf(body, sizeof(body), "token=%s", bear);
+	finish_denied(&t, true, body, 403, "handle_in_body");
+	assert_non_null(strstr(t.out.message, "bear"));
+	assert_int_equal(t.out.nbody, 0);
+	assert_int_equal(t.out.nscrub, 0);
+	t_fini(&t);
+	free(bear);
+}
+
+/* tls false: every credential the plan injects must allow plain http. */
+static void
+test_finish_plain_http(void **state)
+{
+	struct t t;
+	char *b = mint("bod", "sb-1"), *p = mint("bodp", "sb-1"), body[2048], *out;
+	size_t outlen;
+
+	(void)state;
+	t_init(&t);
+	held(&t, "body.test");
+	snprintf(body, sizeof(body), "k=%s", b);
+	finish_denied(&t, false, body, 403, "plain_http_denied");
+	assert_int_equal(t.out.nbody, 1);	/* found, then refused */
+	plan_free(&t.out);
+	/* one that allows it: sent; beside one that does not: refused */
+	t.env.policy = finpol;
+	held(&t, "body.test");
+	snprintf(body, sizeof(body), "k=%s", p);
+	assert_int_equal(finish(&t, false, body, &out, &outlen), 0);
+	assert_body(out, outlen, "k=bodp-SECRET");
+	util_wipe_free(out);
+	plan_free(&t.out);
+	held(&t, "body.test");
+	snprintf(body, sizeof(body), "k=%s&l=%s", p, b);
+	finish_denied(&t, false, body, 403, "plain_http_denied");
+	plan_free(&t.out);
+	held(&t, "body.test");			/* the same over https */
+	assert_int_equal(finish(&t, true, body, &out, &outlen), 0);
+	assert_body(out, outlen, "k=bodp-SECRET&l=bod-SECRET");
+	util_wipe_free(out);
+	t_fini(&t);
+	free(b);
+	free(p);
+}
+
+/* An hmac handle in the head: the body is signed, the header goes in the edits. */
+static void
+test_finish_hmac(void **state)
+{
+	struct t t;
+	char *m = mint("mac", "sb-1"), want[128], *out, *v;
+	size_t outlen;
+	const http_field_t *f;
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "api.test", "POST /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: %s\r\n"
+	    "Content-Length: 5\r\n\r\n", m);
+	ok(&t);
+	assert_non_null(t.out.hmac_cred);
+	assert_int_equal(t.out.edits.nadd, 0);
+	assert_int_equal(finish(&t, true, "hello", &out, &outlen), 0);
+	assert_null(out);			/* nothing to rewrite */
+	assert_int_equal(outlen, 0);
+	want_hmac("key", "hello", 5, "HMAC ", want);
+	assert_int_equal(t.out.edits.nadd, 1);
+	assert_string_equal(t.out.edits.add[0].name, "Authorization");
+	assert_string_equal(t.out.edits.add[0].value, want);
+	v = inject_hmac_value(t.out.hmac_cred, "hello", 5);
+	assert_string_equal(t.out.edits.add[0].value, v);
+	util_wipe_free(v);
+	f = http_head_get(&t.h, "Authorization");	/* the handle itself never goes */
+	assert_null(inject_field_value(&t.h, &t.out.edits, (size_t)(f - t.h.fields)));
+	plan_free(&t.out);
+	/* an empty body signs "" */
+	ok(&t);
+	assert_int_equal(finish(&t, true, "", &out, &outlen), 0);
+	want_hmac("key", "", 0, "HMAC ", want);
+	assert_int_equal(t.out.edits.nadd, 1);
+	assert_string_equal(t.out.edits.add[0].value, want);
+	t_fini(&t);
+	free(m);
+}
+
+/* Signed over the body that is sent: handles and placeholders already replaced. */
+static void
+test_finish_hmac_rewritten(void **state)
+{
+	struct t t;
+	char *m = mint("mac", "sb-1"), *b = mint("bod", "sb-1"), body[2048], want[128], *out;
+	size_t outlen;
+	static const char sent[] = "{\"a\": \"bod-SECRET\", \"b\": \"bod-SECRET\"}";
+
+	(void)state;
+	t_init(&t);
+	t.env.policy = finpol;
+	t_head(&t, "body.test", "POST /v1 HTTP/1.1\r\nHost: body.test\r\nX-Sig: %s\r\n"
+	    "Content-Length: 5\r\n\r\n", m);
+	ok(&t);
+	assert_true(t.out.buffer_body);
+	snprintf(body, sizeof(body), "{\"a\": \"%s\", \"b\": \"{{BOD}}\"}", b);
+	assert_int_equal(finish(&t, true, body, &out, &outlen), 0);
+	assert_body(out, outlen, sent);
+	want_hmac("mac-key-SECRET", sent, strlen(sent), "sig=", want);
+	assert_int_equal(t.out.edits.nadd, 1);
+	assert_string_equal(t.out.edits.add[0].name, "X-Sig");
+	assert_string_equal(t.out.edits.add[0].value, want);
+	assert_int_equal(t.out.nscrub, 2);
+	util_wipe_free(out);
+	t_fini(&t);
+	free(m);
+	free(b);
+}
+
 int
 main(void)
 {
@@ -956,6 +1237,13 @@ main(void)
 		cmocka_unit_test(test_throttle_tokenizer),
 		cmocka_unit_test(test_throttle_rate_limited_and_body),
 		cmocka_unit_test(test_throttle_off),
+		cmocka_unit_test(test_finish_no_handle),
+		cmocka_unit_test(test_finish_body_handle),
+		cmocka_unit_test(test_finish_encoded),
+		cmocka_unit_test(test_finish_not_body_cred),
+		cmocka_unit_test(test_finish_plain_http),
+		cmocka_unit_test(test_finish_hmac),
+		cmocka_unit_test(test_finish_hmac_rewritten),
 	};
 	policy_errors_t errs;
 	int rc;
@@ -974,12 +1262,18 @@ main(void)
 	policy_errors_free(&errs);
 	offpol = policy_load_buffer("/tmp/sg-swap-off.json", off_json, strlen(off_json), &errs);
 	policy_errors_free(&errs);
+	finpol = policy_load_buffer("/tmp/sg-swap-fin.json", fin_json, strlen(fin_json),
+	    &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "finish policy: %s\n", errs.msg[i]);
+	policy_errors_free(&errs);
 	kr = seal_keyring_new();
 	stranger = key_seeded(9);
-	if (pol == NULL || tpol == NULL || offpol == NULL || kr == NULL ||
+	if (pol == NULL || tpol == NULL || offpol == NULL || finpol == NULL || kr == NULL ||
 	    seal_keyring_add(kr, key_seeded(1)) < 0)
 		return 1;
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	policy_unref(finpol);
 	policy_unref(offpol);
 	policy_unref(tpol);
 	seal_key_free(stranger);
