@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "defaults.h"
+#include "hash.h"
 #include "netaddr.h"
 #include "policy.h"
 #include "snapshot.h"
@@ -561,16 +562,8 @@ policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, policy_cidr_t **
 
 /* --- name indexes --------------------------------------------------------------------- */
 
-/* FNV-1a: names are short and chosen by the policy's author, not by clients. */
-static uint32_t
-policy_index_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
+/* Unkeyed FNV-1a (hash.h) is enough: the names placed in an index are the policy author's,
+ * so a lookup of any name only walks chains the author made. */
 
 static void
 policy_index_put(policy_index_slot_t *slot, size_t cap, uint32_t hash, uint32_t pos)
@@ -608,7 +601,7 @@ policy_index_add(policy_index_t *ix, const char *name, size_t pos)
 		return -1;
 	if ((ix->n + 1) * 2 > ix->cap && policy_index_grow(ix) < 0)
 		return -1;
-	policy_index_put(ix->slot, ix->cap, policy_index_hash(name), (uint32_t)pos + 1);
+	policy_index_put(ix->slot, ix->cap, hash_fnv1a32_str(name), (uint32_t)pos + 1);
 	ix->n++;
 	return 0;
 }
@@ -626,7 +619,7 @@ policy_index_find(const policy_index_t *ix, const void *arr, size_t size, size_t
 				return (ssize_t)i;
 		return -1;
 	}
-	h = policy_index_hash(name);
+	h = hash_fnv1a32_str(name);
 	for (size_t i = h & (ix->cap - 1); ix->slot[i].pos != 0; i = (i + 1) & (ix->cap - 1)) {
 		const policy_index_slot_t *sl = &ix->slot[i];
 
