@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "secmem.h"
 #include "util.h"
 
 typedef struct policy_strlist {
@@ -57,7 +58,7 @@ typedef struct policy_inject {
 
 typedef struct policy_credential {
 	char *name;
-	char *secret;		/* in p->secrets (sodium_malloc'd), NUL-terminated; zeroed on free */
+	char *secret;		/* in p->secrets (a secret arena), NUL-terminated; zeroed on free */
 	size_t secret_len;
 	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE } secret_source;
 	policy_inject_t inject;
@@ -174,7 +175,7 @@ typedef struct policy {
 	policy_template_t *templates;	/* "sandbox_templates" */
 	size_t ntemplates;
 	policy_index_t credential_index, sandbox_index, template_index;	/* by name */
-	util_secret_arena_t *secrets;	/* every credential secret and sandbox token */
+	secmem_arena_t *secrets;	/* every credential secret and sandbox token */
 
 	char *state_dir;		/* "state.dir"; default: the folder of keys.seal_key */
 	char *metadata_url;		/* "metadata.url": where sandboxes fetch handles */

@@ -31,7 +31,7 @@
  * drops a torn or
  * corrupt tail with a warning (never a refusal to start), then compacts it (live entries
  * and recent deletions to a new file, fsync, rename). Proxy tokens are never written:
- * the journal and memory hold only their BLAKE2b-256 digest (sodium memory).
+ * the journal and memory hold only their BLAKE2b-256 digest (guarded memory, secmem.h).
  *
  * Deleted and expired sandboxes leave a tombstone for REGISTRY_TOMBSTONE_S (as long as
  * any handle minted before could still be unexpired), so their handles answer
@@ -93,7 +93,7 @@ typedef struct registry_entry {
 	int64_t restored_at;		/* when that checkpoint was taken (unix s) */
 	lineage_t lineage;		/* handles that came with a fork or restore */
 	int64_t suspended_at;		/* unix s it was suspended; 0: running */
-	uint8_t *token_hash;		/* sodium_malloc'd BLAKE2b-256 of the token, or NULL */
+	uint8_t *token_hash;		/* BLAKE2b-256 of the token (guarded), or NULL */
 	policy_sandbox_t sb;		/* policy-shaped: name = id, addresses, template rate */
 	int refcnt;			/* snapshots holding it (atomic) */
 } registry_entry_t;
@@ -107,7 +107,7 @@ typedef struct registry_spec {
 	char **label_keys, **label_values;
 	size_t nlabels;
 	int64_t expires_at;		/* 0: never */
-	char *token;			/* sodium_malloc'd, or NULL */
+	char *token;			/* guarded memory (secmem.h), or NULL */
 	char *restored_from;		/* "restored_from": a checkpoint of this sandbox, or NULL */
 	int64_t restored_at;		/* "at": when the checkpoint was taken */
 } registry_spec_t;
@@ -118,7 +118,7 @@ typedef struct registry_fork_spec {
 	policy_cidr_t *addresses;	/* malloc'd */
 	size_t naddresses;
 	char *template_name;		/* NULL: the parent's */
-	char *token;			/* sodium_malloc'd; NULL: the parent's token (digest) */
+	char *token;			/* guarded memory; NULL: the parent's token (digest) */
 	bool has_expires;		/* expires_at given (0: never); else the parent's */
 	int64_t expires_at;
 } registry_fork_spec_t;

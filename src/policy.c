@@ -23,6 +23,7 @@
 #include "hash.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "secmem.h"
 #include "snapshot.h"
 
 #define POLICY_PATH_MAX		512	/* a JSON path in a message */
@@ -885,7 +886,7 @@ policy_secret_from_file(struct policy_ctx *c, const char *path, const json_t *v,
 
 	if (policy_path(c, path, v, &file) < 0)
 		return -1;
-	rc = util_secret_arena_read_file(c->p->secrets, file, SG_SECRET_MAX_LEN, out, outlen,
+	rc = util_read_file_arena(c->p->secrets, file, SG_SECRET_MAX_LEN, out, outlen,
 	    err, sizeof(err));
 	free(file);
 	if (rc < 0) {
@@ -918,7 +919,7 @@ policy_secret_from_env(struct policy_ctx *c, const char *path, const json_t *v,
 		    SG_SECRET_MAX_LEN);
 		return -1;
 	}
-	*out = util_secret_arena_dup(c->p->secrets, val, *outlen);
+	*out = secmem_arena_dup(c->p->secrets, val, *outlen);
 	return 0;
 }
 
@@ -933,7 +934,7 @@ policy_secret_from_value(struct policy_ctx *c, const char *path, const json_t *v
 		policy_err(c, path, "longer than %d bytes", SG_SECRET_MAX_LEN);
 		return -1;
 	}
-	*out = util_secret_arena_dup(c->p->secrets, json_string_value(v), *outlen);
+	*out = secmem_arena_dup(c->p->secrets, json_string_value(v), *outlen);
 	return 0;
 }
 
@@ -980,7 +981,7 @@ policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
 	}
 	if (rc == 0 && (*outlen == 0 || policy_secret_clean(*out, *outlen) < 0)) {
 		policy_err(c, sub, "the secret is empty or contains a line break or NUL byte");
-		util_secret_arena_drop(c->p->secrets, *out, *outlen);
+		secmem_arena_drop(c->p->secrets, *out, *outlen);
 		*out = NULL;
 		*outlen = 0;
 		return -1;
@@ -2441,7 +2442,7 @@ policy_free(policy_t *p)
 	policy_index_free(&p->credential_index);
 	policy_index_free(&p->sandbox_index);
 	policy_index_free(&p->template_index);
-	util_secret_arena_free(p->secrets);	/* zeroes every secret and token */
+	secmem_arena_free(p->secrets);	/* zeroes every secret and token */
 	free(p);
 }
 
@@ -2454,7 +2455,7 @@ policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
 	c->file = source;
 	c->p = calloc(1, sizeof(*c->p));
 	if (c->p == NULL || (c->p->source = strdup(source)) == NULL ||
-	    (c->p->secrets = util_secret_arena_new()) == NULL) {
+	    (c->p->secrets = secmem_arena_new()) == NULL) {
 		policy_err(c, NULL, "out of memory");
 		policy_free(c->p);
 		c->p = NULL;

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "registry.h"
+#include "secmem.h"
 #include "snapshot.h"
 
 #define REG_CKSUM_LEN	8	/* bytes of the BLAKE2b-128 digest kept per record */
@@ -98,8 +99,7 @@ reg_entry_free(registry_entry_t *e)
 	free(e->parent);
 	free(e->restored_from);
 	lineage_free(&e->lineage);
-	if (e->token_hash != NULL)
-		sodium_free(e->token_hash);
+	secmem_guarded_free(e->token_hash);
 	free(e);
 }
 
@@ -604,7 +604,7 @@ registry_spec_free(registry_spec_t *s)
 	free(s->template_name);
 	free(s->addresses);
 	reg_labels_free(s->label_keys, s->label_values, s->nlabels);
-	util_secret_free(s->token);
+	secmem_guarded_free(s->token);
 	free(s->restored_from);
 	memset(s, 0, sizeof(*s));
 }
@@ -729,7 +729,7 @@ reg_known_keys(json_t *root, const char *const *keys, registry_result_t *res)
 	return 0;
 }
 
-/* "token": a non-empty string of at most REGISTRY_TOKEN_MAX bytes, into sodium memory. */
+/* "token": a non-empty string of at most REGISTRY_TOKEN_MAX bytes, into guarded memory. */
 static int
 reg_parse_token(json_t *v, char **out, registry_result_t *res)
 {
@@ -740,7 +740,7 @@ reg_parse_token(json_t *v, char **out, registry_result_t *res)
 	    json_string_length(v) > REGISTRY_TOKEN_MAX)
 		return reg_fail(res, 400, "bad_request", "token: a non-empty string of at most "
 		    "%d bytes", REGISTRY_TOKEN_MAX);
-	if ((*out = util_secret_dup(json_string_value(v), json_string_length(v))) == NULL)
+	if ((*out = secmem_guarded_dup(json_string_value(v), json_string_length(v))) == NULL)
 		return reg_fail(res, 500, "internal", "out of memory");
 	return 0;
 }
@@ -835,7 +835,7 @@ registry_fork_spec_free(registry_fork_spec_t *s)
 		return;
 	free(s->addresses);
 	free(s->template_name);
-	util_secret_free(s->token);
+	secmem_guarded_free(s->token);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -1118,7 +1118,7 @@ reg_entry_from_record(const json_t *o)
 	    lineage_append(&e->lineage, e->parent, e->created) != LINEAGE_OK)
 		goto bad;
 	if (th != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL ||
+		if ((e->token_hash = secmem_guarded_alloc(REGISTRY_TOKEN_HASH_LEN)) == NULL ||
 		    util_hex_decode(th, strlen(th), e->token_hash, REGISTRY_TOKEN_HASH_LEN) < 0)
 			goto bad;
 	}
@@ -1597,7 +1597,7 @@ reg_entry_from_spec(const registry_spec_t *s)
 	}
 	e->expires_at = s->expires_at;
 	if (s->token != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
+		if ((e->token_hash = secmem_guarded_alloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
 			goto bad;
 		reg_token_hash(s->token, e->token_hash);
 	}
@@ -1830,7 +1830,7 @@ reg_fork_entry(const registry_entry_t *pe, const registry_fork_spec_t *spec, int
 	int rc = e ? reg_strdup_to(&e->parent, pe->id) : LINEAGE_E_NOMEM;
 
 	if (rc == LINEAGE_OK && spec->token == NULL && pe->token_hash != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
+		if ((e->token_hash = secmem_guarded_alloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
 			rc = LINEAGE_E_NOMEM;
 		else
 			memcpy(e->token_hash, pe->token_hash, REGISTRY_TOKEN_HASH_LEN);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "scope.h"
+#include "secmem.h"
 #include "stats.h"
 #include "scrub.h"
 #include "swap.h"
@@ -61,7 +62,7 @@ swap_check_encoded(const swap_req_t *req, plan_t *out)
 		else
 			vl = f->value_len;
 		found = leak_scan(v, vl, &hit);
-		util_wipe_free(dec);
+		secmem_wipe_free(dec);
 		if (found) {
 			char where[96];
 
