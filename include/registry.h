@@ -81,7 +81,7 @@ typedef struct registry_snapshot registry_snapshot_t;
 typedef struct registry_entry {
 	char *id;
 	char *template_name;
-	policy_cidr_t *addresses;
+	netaddr_cidr_t *addresses;
 	size_t naddresses;
 	char **label_keys, **label_values;	/* sorted by key */
 	size_t nlabels;
@@ -102,7 +102,7 @@ typedef struct registry_entry {
 typedef struct registry_spec {
 	char *id;
 	char *template_name;
-	policy_cidr_t *addresses;
+	netaddr_cidr_t *addresses;
 	size_t naddresses;
 	char **label_keys, **label_values;
 	size_t nlabels;
@@ -115,7 +115,7 @@ typedef struct registry_spec {
 /* What a fork asks for ({"id", "addresses", "template"?, "token"?, "expires_at"?}). */
 typedef struct registry_fork_spec {
 	char id[REGISTRY_ID_MAX + 1];
-	policy_cidr_t *addresses;	/* malloc'd */
+	netaddr_cidr_t *addresses;	/* malloc'd */
 	size_t naddresses;
 	char *template_name;		/* NULL: the parent's */
 	char *token;			/* guarded memory; NULL: the parent's token (digest) */
@@ -216,7 +216,7 @@ char *registry_entry_json(const registry_entry_t *e);
 
 typedef struct sandbox_view {
 	const char *name;
-	const policy_cidr_t *addresses;
+	const netaddr_cidr_t *addresses;
 	size_t naddresses;
 	const policy_strlist_t *credentials;	/* static: its own; registered: template's */
 	const policy_rate_t *rate;

@@ -526,7 +526,7 @@ policy_strlist(struct policy_ctx *c, const char *path, json_t *v, policy_check_f
 }
 
 static int
-policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, policy_cidr_t **out,
+policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, netaddr_cidr_t **out,
     size_t *nout)
 {
 	char sub[POLICY_PATH_MAX], err[256];
@@ -2154,49 +2154,23 @@ policy_check_grants(struct policy_ctx *c)
 		    c->tpl_file[i], &p->templates[i].credentials);
 }
 
-bool
-policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b)
-{
-	unsigned bits = a->prefix < b->prefix ? a->prefix : b->prefix;
-	size_t whole = bits / 8;
-
-	if (a->family != b->family)
-		return false;
-	if (memcmp(a->addr, b->addr, whole) != 0)
-		return false;
-	if (bits % 8 == 0)
-		return true;
-	return ((a->addr[whole] ^ b->addr[whole]) & (0xff00u >> (bits % 8)) & 0xff) == 0;
-}
-
-static const char *
-policy_cidr_text(const policy_cidr_t *cidr, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(cidr->family, cidr->addr, a, sizeof(a)) == NULL)
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, "%s/%u", a, cidr->prefix);
-	return buf;
-}
-
 /* First overlap between two sandboxes' ranges, reported once per pair. */
 static void
 policy_check_overlap_pair(struct policy_ctx *c, size_t i, size_t j)
 {
 	const policy_sandbox_t *a = &c->p->sandboxes[i], *b = &c->p->sandboxes[j];
-	char sub[POLICY_PATH_MAX], ta[64], tb[64];
+	char sub[POLICY_PATH_MAX], ta[NETADDR_CIDR_TEXT_MAX], tb[NETADDR_CIDR_TEXT_MAX];
 
 	for (size_t x = 0; x < b->naddresses; x++)
 		for (size_t y = 0; y < a->naddresses; y++) {
-			if (!policy_cidr_overlap(&b->addresses[x], &a->addresses[y]))
+			if (!netaddr_cidr_overlap(&b->addresses[x], &a->addresses[y]))
 				continue;
 			c->file = c->sb_file[j];
 			snprintf(sub, sizeof(sub), "sandboxes.%s.addresses", b->name);
 			policy_err(c, sub, "%s of sandbox \"%s\" overlaps %s of sandbox \"%s\" "
 			    "(%s); a source address must name one sandbox",
-			    policy_cidr_text(&b->addresses[x], tb, sizeof(tb)), b->name,
-			    policy_cidr_text(&a->addresses[y], ta, sizeof(ta)), a->name,
+			    netaddr_cidr_format(&b->addresses[x], tb, sizeof(tb)), b->name,
+			    netaddr_cidr_format(&a->addresses[y], ta, sizeof(ta)), a->name,
 			    c->sb_file[i]);
 			return;
 		}
@@ -2204,7 +2178,7 @@ policy_check_overlap_pair(struct policy_ctx *c, size_t i, size_t j)
 
 /* An address range of a sandbox, and an ordered pair of sandboxes (i < j). */
 struct policy_addr_ref {
-	const policy_cidr_t *cidr;
+	const netaddr_cidr_t *cidr;
 	size_t sb;
 };
 
@@ -2216,8 +2190,8 @@ struct policy_sb_pair {
 static int
 policy_cmp_addr_ref(const void *a, const void *b)
 {
-	const policy_cidr_t *x = ((const struct policy_addr_ref *)a)->cidr;
-	const policy_cidr_t *y = ((const struct policy_addr_ref *)b)->cidr;
+	const netaddr_cidr_t *x = ((const struct policy_addr_ref *)a)->cidr;
+	const netaddr_cidr_t *y = ((const struct policy_addr_ref *)b)->cidr;
 	int d;
 
 	if (x->family != y->family)
@@ -2293,7 +2267,7 @@ policy_overlap_pairs(const struct policy_addr_ref *refs, size_t n,
 	*out = NULL;
 	*nout = 0;
 	for (size_t k = 0; stack != NULL && rc == 0 && k < n; k++) {
-		while (depth > 0 && !policy_cidr_overlap(stack[depth - 1]->cidr, refs[k].cidr))
+		while (depth > 0 && !netaddr_cidr_overlap(stack[depth - 1]->cidr, refs[k].cidr))
 			depth--;
 		for (size_t d = 0; d < depth && rc == 0; d++)
 			rc = policy_overlap_pair_add(out, nout, &cap, stack[d]->sb, refs[k].sb);

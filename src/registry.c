@@ -199,43 +199,6 @@ reg_publish(registry_snapshot_t *s)
 	(void)snapshot_publish(&reg_cell, registry_snapshot_ref(s));
 }
 
-/* 16-byte key of an address range's ends; IPv4 mapped into ::ffff:0:0/96. */
-static void
-reg_cidr_bounds(const policy_cidr_t *c, uint8_t lo[16], uint8_t hi[16])
-{
-	unsigned prefix = c->prefix;
-
-	memset(lo, 0, 16);
-	if (c->family == AF_INET) {
-		lo[10] = lo[11] = 0xff;
-		memcpy(lo + 12, c->addr, 4);
-		prefix += 96;
-	} else {
-		memcpy(lo, c->addr, 16);
-	}
-	memcpy(hi, lo, 16);
-	for (unsigned bit = prefix; bit < 128; bit++) {
-		lo[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
-		hi[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
-	}
-}
-
-static int
-reg_sockaddr_key(const struct sockaddr *sa, uint8_t key[16])
-{
-	memset(key, 0, 16);
-	if (sa->sa_family == AF_INET) {
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-		return 0;
-	}
-	if (sa->sa_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-		return 0;
-	}
-	return -1;
-}
-
 static int
 reg_cmp_range(const void *a, const void *b)
 {
@@ -275,7 +238,7 @@ reg_snapshot_index(registry_snapshot_t *s)
 		return -1;
 	for (size_t i = 0; i < s->n; i++)
 		for (size_t j = 0; j < s->byid[i]->naddresses; j++, k++) {
-			reg_cidr_bounds(&s->byid[i]->addresses[j], s->ranges[k].lo,
+			netaddr_cidr_bounds(&s->byid[i]->addresses[j], s->ranges[k].lo,
 			    s->ranges[k].hi);
 			s->ranges[k].e = s->byid[i];
 		}
@@ -445,7 +408,7 @@ registry_find_addr(const registry_snapshot_t *s, const struct sockaddr *sa)
 	uint8_t key[16];
 	size_t lo = 0, hi;
 
-	if (s == NULL || sa == NULL || s->nranges == 0 || reg_sockaddr_key(sa, key) < 0)
+	if (s == NULL || sa == NULL || s->nranges == 0 || netaddr_key(sa, key) < 0)
 		return NULL;
 	/* the last range whose lo <= key */
 	hi = s->nranges;
@@ -510,16 +473,6 @@ reg_label_value_ok(const char *v)
 		if ((unsigned char)*v < 0x20 || (unsigned char)*v == 0x7f)
 			return false;
 	return true;
-}
-
-static void
-reg_cidr_text(const policy_cidr_t *c, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, "%s/%u", a, c->prefix);
 }
 
 int
@@ -611,7 +564,7 @@ registry_spec_free(registry_spec_t *s)
 
 /* "addresses": [CIDR, ...] into a fresh array. */
 static int
-reg_parse_addresses(json_t *a, policy_cidr_t **out, size_t *n, registry_result_t *res)
+reg_parse_addresses(json_t *a, netaddr_cidr_t **out, size_t *n, registry_result_t *res)
 {
 	char err[160];
 	json_t *v;
@@ -998,7 +951,7 @@ static json_t *
 reg_entry_record(const registry_entry_t *e, const char *op)
 {
 	json_t *o = json_object(), *a = json_array(), *l = json_object();
-	char buf[INET6_ADDRSTRLEN + 8], hex[2 * REGISTRY_TOKEN_HASH_LEN + 1];
+	char buf[NETADDR_CIDR_TEXT_MAX], hex[2 * REGISTRY_TOKEN_HASH_LEN + 1];
 
 	if (o == NULL || a == NULL || l == NULL) {
 		json_decref(o);
@@ -1007,7 +960,7 @@ reg_entry_record(const registry_entry_t *e, const char *op)
 		return NULL;
 	}
 	for (size_t i = 0; i < e->naddresses; i++) {
-		reg_cidr_text(&e->addresses[i], buf, sizeof(buf));
+		netaddr_cidr_format(&e->addresses[i], buf, sizeof(buf));
 		json_array_append_new(a, json_string(buf));
 	}
 	for (size_t i = 0; i < e->nlabels; i++)
@@ -1496,19 +1449,19 @@ reg_commit(registry_t *r, registry_snapshot_t *next, json_t *rec, registry_resul
 /* Does any live sandbox other than self (static or registered) overlap c? */
 static int
 reg_check_overlap(const registry_snapshot_t *s, const policy_t *p, const char *self,
-    const policy_cidr_t *addrs, size_t n, registry_result_t *res)
+    const netaddr_cidr_t *addrs, size_t n, registry_result_t *res)
 {
-	char ta[INET6_ADDRSTRLEN + 8], tb[INET6_ADDRSTRLEN + 8];
+	char ta[NETADDR_CIDR_TEXT_MAX], tb[NETADDR_CIDR_TEXT_MAX];
 
 	if (p && policy_sandbox_find(p, self) != NULL)
 		return reg_fail(res, 409, "exists", "sandbox %s is defined in the policy", self);
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; p && k < p->nsandboxes; k++)
 			for (size_t j = 0; j < p->sandboxes[k].naddresses; j++) {
-				if (!policy_cidr_overlap(&addrs[i], &p->sandboxes[k].addresses[j]))
+				if (!netaddr_cidr_overlap(&addrs[i], &p->sandboxes[k].addresses[j]))
 					continue;
-				reg_cidr_text(&addrs[i], ta, sizeof(ta));
-				reg_cidr_text(&p->sandboxes[k].addresses[j], tb, sizeof(tb));
+				netaddr_cidr_format(&addrs[i], ta, sizeof(ta));
+				netaddr_cidr_format(&p->sandboxes[k].addresses[j], tb, sizeof(tb));
 				return reg_fail(res, 409, "address_conflict", "%s of sandbox %s "
 				    "overlaps %s of sandbox %s (static, in the policy)", ta, self, tb,
 				    p->sandboxes[k].name);
@@ -1519,10 +1472,10 @@ reg_check_overlap(const registry_snapshot_t *s, const policy_t *p, const char *s
 			if (strcmp(e->id, self) == 0)
 				continue;
 			for (size_t j = 0; j < e->naddresses; j++) {
-				if (!policy_cidr_overlap(&addrs[i], &e->addresses[j]))
+				if (!netaddr_cidr_overlap(&addrs[i], &e->addresses[j]))
 					continue;
-				reg_cidr_text(&addrs[i], ta, sizeof(ta));
-				reg_cidr_text(&e->addresses[j], tb, sizeof(tb));
+				netaddr_cidr_format(&addrs[i], ta, sizeof(ta));
+				netaddr_cidr_format(&e->addresses[j], tb, sizeof(tb));
 				return reg_fail(res, 409, "address_conflict", "%s of sandbox %s "
 				    "overlaps %s of sandbox %s", ta, self, tb, e->id);
 			}
