@@ -52,7 +52,7 @@ typedef struct policy_inject {
 
 typedef struct policy_credential {
 	char *name;
-	char *secret;		/* in p->secrets (a secret arena), NUL-terminated; zeroed on free */
+	char *secret;		/* in p->secrets (an arena), NUL-terminated; zeroed on free */
 	size_t secret_len;
 	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE } secret_source;
 	policy_inject_t inject;

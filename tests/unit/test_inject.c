@@ -556,7 +556,8 @@ test_set_header_and_field_value(void **state)
 	req_free(&r);
 }
 
-/* Every secret-bearing string is wipe memory (secmem_wipe_alloc): secmem_wipe_free each by hand. */
+/* Every secret-bearing string is wipe memory (secmem_wipe_alloc): secmem_wipe_free each
+ * by hand. */
 static void
 test_sodium_ownership(void **state)
 {
