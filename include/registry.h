@@ -78,19 +78,28 @@
 typedef struct registry registry_t;
 typedef struct registry_snapshot registry_snapshot_t;
 
-typedef struct registry_entry {
-	char *id;
+/*
+ * What a PUT body sets: shared by the spec (what is asked) and the entry (what is
+ * registered). Owns its strings. The id is not among them: it names the sandbox (the
+ * URL's last segment) and sits beside them.
+ */
+typedef struct registry_fields {
 	char *template_name;
 	netaddr_cidr_t *addresses;
 	size_t naddresses;
 	char **label_keys, **label_values;	/* sorted by key */
 	size_t nlabels;
 	int64_t expires_at;		/* unix s; 0: never */
+	char *restored_from;		/* restored from this sandbox's checkpoint, or NULL */
+	int64_t restored_at;		/* when that checkpoint was taken (unix s) */
+} registry_fields_t;
+
+typedef struct registry_entry {
+	char *id;
+	registry_fields_t f;		/* restored_*: kept by a PUT that names none */
 	int64_t created;		/* unix s of the first registration */
 	uint64_t generation;		/* registry generation of the last change */
 	char *parent;			/* fork parent id, or NULL */
-	char *restored_from;		/* restored from this sandbox's checkpoint, or NULL */
-	int64_t restored_at;		/* when that checkpoint was taken (unix s) */
 	lineage_t lineage;		/* handles that came with a fork or restore */
 	int64_t suspended_at;		/* unix s it was suspended; 0: running */
 	uint8_t *token_hash;		/* BLAKE2b-256 of the token (guarded), or NULL */
@@ -101,15 +110,8 @@ typedef struct registry_entry {
 /* What a PUT asks for. Owns its strings (registry_spec_free). */
 typedef struct registry_spec {
 	char *id;
-	char *template_name;
-	netaddr_cidr_t *addresses;
-	size_t naddresses;
-	char **label_keys, **label_values;
-	size_t nlabels;
-	int64_t expires_at;		/* 0: never */
+	registry_fields_t f;		/* restored_from + restored_at: "restored_from" + "at" */
 	char *token;			/* guarded memory (secmem.h), or NULL */
-	char *restored_from;		/* "restored_from": a checkpoint of this sandbox, or NULL */
-	int64_t restored_at;		/* "at": when the checkpoint was taken */
 } registry_spec_t;
 
 /* What a fork asks for ({"id", "addresses", "template"?, "token"?, "expires_at"?}). */
