@@ -1,4 +1,6 @@
 /* hash.c — FNV-1a for names the operator chose, keyed SipHash for what clients send. */
+#include <string.h>
+
 #include <sodium.h>
 
 #include "hash.h"
@@ -28,11 +30,7 @@ hash_fnv1a64(uint64_t h, const void *p, size_t len)
 uint32_t
 hash_fnv1a32_str(const char *s)
 {
-	uint32_t h = HASH_FNV1A32_INIT;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return hash_fnv1a32(HASH_FNV1A32_INIT, s, strlen(s));
 }
 
 int
