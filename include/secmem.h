@@ -18,7 +18,9 @@
  *    and unmaps every region. Not thread-safe while being filled; read-only use
  *    afterwards is.
  *
- * Allocation failures return NULL with errno set. Pure core: libsodium only.
+ * Allocation failures return NULL with errno set. Threads: wipe and guarded memory may be
+ * used from any thread; an arena by one thread at a time while it is filled. Pure core:
+ * libsodium only.
  */
 #ifndef SEALGATE_SECMEM_H
 #define SEALGATE_SECMEM_H

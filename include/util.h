@@ -43,7 +43,8 @@ struct secmem_arena;
 int util_read_file_arena(struct secmem_arena *a, const char *path, size_t max, char **out,
     size_t *outlen, char *err, size_t errlen) SG_WUR;
 
-/* Old names of secmem_wipe_alloc / secmem_wipe_free, kept only until conn.c calls those. */
+/* Old names of secmem_wipe_alloc / secmem_wipe_free: conn.c still calls these; delete them
+ * once it calls the secmem ones. */
 void *util_wipe_alloc(size_t len);
 void util_wipe_free(void *p);
 
