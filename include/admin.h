@@ -16,7 +16,7 @@
  *
  * Token: `Authorization: Bearer <admin token>`; missing 401 (WWW-Authenticate: Bearer),
  * wrong 403. The token is read from token_file at admin_new and again after every
- * successful reload (admin_refresh), kept in sodium memory and compared in constant
+ * successful reload (admin_refresh), kept in guarded memory and compared in constant
  * time. Errors are JSON {"error","message"} with X-Sealgate-Error; unknown path 404,
  * wrong method 405 (with Allow).
  *

@@ -8,7 +8,9 @@
  * lose the cache's reference only, so a connection holding one is never affected.
  *
  * Threads: every function may be called from any thread (one mutex). Lookups, puts and
- * evictions are O(1); a hit allocates nothing.
+ * evictions are O(1); a hit allocates nothing. Names come from clients (SNI), so they are
+ * hashed with a keyed hash under a random per-cache key (hash.h), and recency is a TAILQ,
+ * least recently used first (the order every LRU list in sealgate keeps).
  */
 #ifndef SEALGATE_CERTCACHE_H
 #define SEALGATE_CERTCACHE_H

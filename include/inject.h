@@ -9,7 +9,7 @@
  * upstream.
  *
  * Ownership: inject_edits_t holds secret-bearing strings in wipe memory
- * (util_wipe_alloc: zeroed when freed);
+ * (secmem_wipe_alloc: zeroed when freed);
  * inject_edits_free zeroes and frees them.
  */
 #ifndef SEALGATE_INJECT_H

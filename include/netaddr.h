@@ -1,7 +1,8 @@
 /*
- * netaddr.h — IP address parsing and classification for egress decisions. Pure core:
- * no sockets are opened, no names resolved; inet_pton/inet_ntop are the only libc
- * address helpers used. All functions are thread-safe (no shared state).
+ * netaddr.h — IP addresses and address ranges (CIDRs): parsing, classification for
+ * egress decisions, containment and overlap. Pure core: no sockets are opened, no names
+ * resolved; inet_pton/inet_ntop are the only libc address helpers used. All functions
+ * are thread-safe (no shared state).
  *
  * Two parsers with deliberately different strictness:
  *  - netaddr_parse_cidr is for policy files: strict dotted-quad or RFC 4291 IPv6,
@@ -16,10 +17,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
-#include "policy.h"
 #include "util.h"
+
+/* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128" and its NUL fit. */
+#define NETADDR_CIDR_TEXT_MAX	64
+
+/*
+ * An address range: family AF_INET (addr[0..3]) or AF_INET6 (addr[0..15]) and a prefix
+ * length. netaddr_parse_cidr leaves no bits set beyond the prefix.
+ */
+typedef struct netaddr_cidr {
+	int family;
+	uint8_t addr[16];
+	uint8_t prefix;
+} netaddr_cidr_t;
 
 enum netaddr_class {
 	NETADDR_PUBLIC,		/* globally routable: may be dialled */
@@ -42,7 +56,7 @@ enum netaddr_class {
  * prefix are refused with a message naming the intended network.
  * Returns 0, or -1 with a message in err (when errlen > 0).
  */
-int netaddr_parse_cidr(const char *s, policy_cidr_t *out, char *err, size_t errlen)
+int netaddr_parse_cidr(const char *s, netaddr_cidr_t *out, char *err, size_t errlen)
     __attribute__((nonnull(1, 2))) SG_WUR;
 
 /*
@@ -70,7 +84,20 @@ enum netaddr_class netaddr_classify(const struct sockaddr *sa) SG_NONNULL;
 const char *netaddr_class_name(enum netaddr_class cls);
 
 /* Is sa inside c? An IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 ranges. */
-bool netaddr_cidr_contains(const policy_cidr_t *c, const struct sockaddr *sa) SG_NONNULL;
+bool netaddr_cidr_contains(const netaddr_cidr_t *c, const struct sockaddr *sa) SG_NONNULL;
+/* Do a and b share an address (one contains the other)? Never across families. */
+bool netaddr_cidr_overlap(const netaddr_cidr_t *a, const netaddr_cidr_t *b) SG_NONNULL;
+/* "10.0.2.0/24", "fd00::/8" into buf (NETADDR_CIDR_TEXT_MAX fits any); returns buf. */
+const char *netaddr_cidr_format(const netaddr_cidr_t *c, char *buf, size_t len) SG_NONNULL;
+
+/*
+ * Ranges and addresses as 16-byte keys that sort together: IPv6 as is, IPv4 mapped into
+ * ::ffff:0:0/96. netaddr_cidr_bounds gives a range's first and last key; netaddr_key an
+ * address's (0, or -1 for families other than AF_INET and AF_INET6).
+ */
+void netaddr_cidr_bounds(const netaddr_cidr_t *c, uint8_t lo[16], uint8_t hi[16])
+    SG_NONNULL;
+int netaddr_key(const struct sockaddr *sa, uint8_t key[16]) SG_NONNULL SG_WUR;
 
 /*
  * May sa be dialled? 0 when it is PUBLIC or inside one of allow[0..nallow) (the policy's
@@ -78,7 +105,7 @@ bool netaddr_cidr_contains(const policy_cidr_t *c, const struct sockaddr *sa) SG
  * are denied even when an allowed range covers them (they are never a real upstream).
  * *cls (when cls is not NULL) receives the class either way.
  */
-int netaddr_egress_check(const struct sockaddr *sa, const policy_cidr_t *allow,
+int netaddr_egress_check(const struct sockaddr *sa, const netaddr_cidr_t *allow,
     size_t nallow, enum netaddr_class *cls) __attribute__((nonnull(1))) SG_WUR;
 
 /*

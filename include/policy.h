@@ -16,19 +16,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "netaddr.h"
+#include "secmem.h"
 #include "util.h"
 
 typedef struct policy_strlist {
 	size_t n;
 	char **v;
 } policy_strlist_t;
-
-/* An address range: family AF_INET (addr[0..3]) or AF_INET6 (addr[0..15]), prefix bits. */
-typedef struct policy_cidr {
-	int family;
-	uint8_t addr[16];
-	uint8_t prefix;
-} policy_cidr_t;
 
 typedef struct policy_rate {
 	bool set;
@@ -57,7 +52,7 @@ typedef struct policy_inject {
 
 typedef struct policy_credential {
 	char *name;
-	char *secret;		/* in p->secrets (sodium_malloc'd), NUL-terminated; zeroed on free */
+	char *secret;		/* in p->secrets (an arena), NUL-terminated; zeroed on free */
 	size_t secret_len;
 	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE } secret_source;
 	policy_inject_t inject;
@@ -77,7 +72,7 @@ typedef struct policy_credential {
 
 typedef struct policy_sandbox {
 	char *name;
-	policy_cidr_t *addresses;
+	netaddr_cidr_t *addresses;
 	size_t naddresses;
 	policy_strlist_t credentials;	/* names; each exists in credentials */
 	policy_rate_t rate;	/* all requests of this sandbox */
@@ -122,7 +117,7 @@ typedef struct policy_egress {
 	policy_strlist_t allow_hosts;	/* host globs allowed (credential hosts always are) */
 	policy_strlist_t deny_hosts;	/* host globs denied, checked first */
 	policy_strlist_t tunnel_hosts;	/* host globs spliced without interception */
-	policy_cidr_t *allow_private;	/* private/loopback/link-local ranges let through */
+	netaddr_cidr_t *allow_private;	/* private/loopback/link-local ranges let through */
 	size_t nallow_private;
 	enum policy_intercept intercept;	/* "credentials" (default) | "all" */
 } policy_egress_t;
@@ -174,7 +169,7 @@ typedef struct policy {
 	policy_template_t *templates;	/* "sandbox_templates" */
 	size_t ntemplates;
 	policy_index_t credential_index, sandbox_index, template_index;	/* by name */
-	util_secret_arena_t *secrets;	/* every credential secret and sandbox token */
+	secmem_arena_t *secrets;	/* every credential secret and sandbox token */
 
 	char *state_dir;		/* "state.dir"; default: the folder of keys.seal_key */
 	char *metadata_url;		/* "metadata.url": where sandboxes fetch handles */
@@ -259,8 +254,6 @@ ssize_t policy_index_find(const policy_index_t *ix, const void *arr, size_t size
 void policy_index_free(policy_index_t *ix);
 /* Does template t grant credential name? */
 bool policy_template_grants(const policy_template_t *t, const char *credential);
-/* Do two address ranges share an address? (Different families never do.) */
-bool policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b) SG_NONNULL;
 /* Does sandbox sb grant credential name? */
 bool policy_sandbox_grants(const policy_sandbox_t *sb, const char *credential);
 

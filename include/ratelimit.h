@@ -9,7 +9,7 @@
  *
  * Thread-safety: all calls but _new/_free may run concurrently. The table is split into
  * up to RATELIMIT_STRIPES stripes, each a chained hash under its own mutex; keys are
- * hashed with SipHash (crypto_shorthash) under a random per-table key, so callers cannot
+ * hashed with SipHash (hash_keyed, hash.h) under a random per-table key, so callers cannot
  * pick keys that pile into one chain. A take that spans stripes locks them in ascending
  * order. Every call is O(n) in the number of buckets it names and O(1) in table size.
  *

@@ -31,7 +31,7 @@
  * drops a torn or
  * corrupt tail with a warning (never a refusal to start), then compacts it (live entries
  * and recent deletions to a new file, fsync, rename). Proxy tokens are never written:
- * the journal and memory hold only their BLAKE2b-256 digest (sodium memory).
+ * the journal and memory hold only their BLAKE2b-256 digest (guarded memory, secmem.h).
  *
  * Deleted and expired sandboxes leave a tombstone for REGISTRY_TOMBSTONE_S (as long as
  * any handle minted before could still be unexpired), so their handles answer
@@ -78,22 +78,31 @@
 typedef struct registry registry_t;
 typedef struct registry_snapshot registry_snapshot_t;
 
-typedef struct registry_entry {
-	char *id;
+/*
+ * What a PUT body sets: shared by the spec (what is asked) and the entry (what is
+ * registered). Owns its strings. The id is not among them: it names the sandbox (the
+ * URL's last segment) and sits beside them.
+ */
+typedef struct registry_fields {
 	char *template_name;
-	policy_cidr_t *addresses;
+	netaddr_cidr_t *addresses;
 	size_t naddresses;
 	char **label_keys, **label_values;	/* sorted by key */
 	size_t nlabels;
 	int64_t expires_at;		/* unix s; 0: never */
+	char *restored_from;		/* restored from this sandbox's checkpoint, or NULL */
+	int64_t restored_at;		/* when that checkpoint was taken (unix s) */
+} registry_fields_t;
+
+typedef struct registry_entry {
+	char *id;
+	registry_fields_t f;		/* restored_*: kept by a PUT that names none */
 	int64_t created;		/* unix s of the first registration */
 	uint64_t generation;		/* registry generation of the last change */
 	char *parent;			/* fork parent id, or NULL */
-	char *restored_from;		/* restored from this sandbox's checkpoint, or NULL */
-	int64_t restored_at;		/* when that checkpoint was taken (unix s) */
 	lineage_t lineage;		/* handles that came with a fork or restore */
 	int64_t suspended_at;		/* unix s it was suspended; 0: running */
-	uint8_t *token_hash;		/* sodium_malloc'd BLAKE2b-256 of the token, or NULL */
+	uint8_t *token_hash;		/* BLAKE2b-256 of the token (guarded), or NULL */
 	policy_sandbox_t sb;		/* policy-shaped: name = id, addresses, template rate */
 	int refcnt;			/* snapshots holding it (atomic) */
 } registry_entry_t;
@@ -101,24 +110,17 @@ typedef struct registry_entry {
 /* What a PUT asks for. Owns its strings (registry_spec_free). */
 typedef struct registry_spec {
 	char *id;
-	char *template_name;
-	policy_cidr_t *addresses;
-	size_t naddresses;
-	char **label_keys, **label_values;
-	size_t nlabels;
-	int64_t expires_at;		/* 0: never */
-	char *token;			/* sodium_malloc'd, or NULL */
-	char *restored_from;		/* "restored_from": a checkpoint of this sandbox, or NULL */
-	int64_t restored_at;		/* "at": when the checkpoint was taken */
+	registry_fields_t f;		/* restored_from + restored_at: "restored_from" + "at" */
+	char *token;			/* guarded memory (secmem.h), or NULL */
 } registry_spec_t;
 
 /* What a fork asks for ({"id", "addresses", "template"?, "token"?, "expires_at"?}). */
 typedef struct registry_fork_spec {
 	char id[REGISTRY_ID_MAX + 1];
-	policy_cidr_t *addresses;	/* malloc'd */
+	netaddr_cidr_t *addresses;	/* malloc'd */
 	size_t naddresses;
 	char *template_name;		/* NULL: the parent's */
-	char *token;			/* sodium_malloc'd; NULL: the parent's token (digest) */
+	char *token;			/* guarded memory; NULL: the parent's token (digest) */
 	bool has_expires;		/* expires_at given (0: never); else the parent's */
 	int64_t expires_at;
 } registry_fork_spec_t;
@@ -216,7 +218,7 @@ char *registry_entry_json(const registry_entry_t *e);
 
 typedef struct sandbox_view {
 	const char *name;
-	const policy_cidr_t *addresses;
+	const netaddr_cidr_t *addresses;
 	size_t naddresses;
 	const policy_strlist_t *credentials;	/* static: its own; registered: template's */
 	const policy_rate_t *rate;

@@ -45,7 +45,7 @@
  * Memory is bounded: the scrubber holds back only bytes that may still be part of a
  * match (at most the longest form of a secret plus a few bytes of context, in raw bytes
  * through escapes), in a scratch buffer that is zeroed when reset or freed. Needles and
- * replacements are copied into wipe memory (util_wipe_alloc) and zeroed on free.
+ * replacements are copied into wipe memory (secmem_wipe_alloc) and zeroed on free.
  * A scrub_t is not thread-safe: one per message stream.
  */
 #ifndef SEALGATE_SCRUB_H

@@ -10,7 +10,7 @@
  *
  * Ownership: every seal_key_t returned here is new and freed with seal_key_free (which
  * zeroes the private key). A keyring owns the keys added to it. Plaintext returned by the
- * open functions lives in sodium memory: free it with util_secret_free.
+ * open functions lives in guarded memory: free it with secmem_guarded_free.
  * A keyring is immutable once built and may then be read by many threads.
  */
 #ifndef SEALGATE_SEAL_H
@@ -38,7 +38,7 @@ enum seal_err {
 
 typedef struct seal_key {
 	uint8_t pk[SEAL_PK_LEN];
-	uint8_t *sk;			/* sodium_malloc'd; NULL for a public-only key */
+	uint8_t *sk;			/* guarded memory (secmem.h); NULL for a public-only key */
 	char id[SEAL_KEY_ID_LEN + 1];	/* NUL-terminated */
 } seal_key_t;
 
@@ -70,8 +70,8 @@ uint8_t *seal_box_bytes(const uint8_t pk[SEAL_PK_LEN], const void *msg, size_t l
 char *seal_box(const uint8_t pk[SEAL_PK_LEN], const void *msg, size_t len) SG_WUR;
 
 /*
- * Open raw ciphertext with a private key. On SEAL_OK *plain is sodium memory holding
- * *plainlen bytes plus a NUL; free it with util_secret_free.
+ * Open raw ciphertext with a private key. On SEAL_OK *plain is guarded memory holding
+ * *plainlen bytes plus a NUL; free it with secmem_guarded_free.
  */
 int seal_open_bytes(const seal_key_t *key, const uint8_t *ct, size_t ctlen,
     char **plain, size_t *plainlen) SG_WUR;

@@ -103,7 +103,7 @@ void swap_throttle_fail(const swap_env_t *env, const swap_req_t *req) SG_NONNULL
  * in an encoded form: 403 handle_encoded), its handles authorised (swap_body; they may
  * only be body credentials'), the plain-http check (tls false: an http:// upstream), the
  * body rewritten (plan_body_scrubber) and signed (plan_sign). 0 with *out the body to
- * send (wipe memory, util_wipe_free it; NULL: send body as it is) and the signers'
+ * send (wipe memory, secmem_wipe_free it; NULL: send body as it is) and the signers'
  * header edits in the plan; -1 with the refusal in the plan.
  */
 int swap_finish_body(const swap_env_t *env, const swap_req_t *req, bool tls, plan_t *p,

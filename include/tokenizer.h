@@ -201,7 +201,7 @@ void tokenizer_out_free(tokenizer_out_t *out);
 
 /*
  * The header value for out->hmac over the whole body: fmt applied to the hex HMAC-SHA256
- * of body under the key, in wipe memory (free with util_wipe_free); NULL when
+ * of body under the key, in wipe memory (free with secmem_wipe_free); NULL when
  * out->hmac.set is false or on allocation failure. Send it as out->hmac.dst.
  */
 char *tokenizer_hmac_value(const tokenizer_out_t *out, const void *body, size_t len);

@@ -1,5 +1,6 @@
 /*
  * util.h — small pure helpers shared by modules: durations, hex, files, strings.
+ * Memory for secrets is secmem.h's.
  */
 #ifndef SEALGATE_UTIL_H
 #define SEALGATE_UTIL_H
@@ -24,7 +25,7 @@ int util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen) S
 
 /*
  * Read a whole file (at most max bytes) into a NUL-terminated malloc'd buffer.
- * With secret set the buffer comes from sodium_malloc (free with util_secret_free) and
+ * With secret set the buffer is guarded memory (free with secmem_guarded_free) and
  * the file is refused when group/others can read it (key files must be 0600).
  * Returns 0, or -1 with a message in err ("PATH: ..." — the open error, "not a regular
  * file", "larger than N bytes", "cannot read: ERRNO", "out of memory [for secrets]").
@@ -36,45 +37,11 @@ int util_read_file(const char *path, size_t max, int secret, char **out, size_t 
 int util_write_file(const char *path, const void *data, size_t len, mode_t mode,
     char *err, size_t errlen) SG_WUR;
 
-/*
- * Short-lived secret copies (a request's injected header, a scrubber's needle): heap
- * memory that is zeroed when freed. sodium_malloc's guard pages and mlock cost about
- * seven syscalls a call — too much per request — and the process refuses core dumps
- * anyway (serve: RLIMIT_CORE 0, not dumpable). util_wipe_free only what util_wipe_*
- * returned; NULL is fine.
- */
-void *util_wipe_alloc(size_t len);
-char *util_wipe_dup(const char *s, size_t len);
-void util_wipe_free(void *p);
+struct secmem_arena;
 
-/* Long-lived secret buffers (keys, tokens): sodium_malloc'd (guard pages, mlock). */
-char *util_secret_dup(const char *s, size_t len);
-void util_secret_free(void *p);
-
-/*
- * A secret arena: many long-lived secrets (a policy snapshot's) in a few sodium_malloc'd
- * regions — guard pages around each region, mlock'd, kept out of core dumps, zeroed when
- * the arena is freed. One sodium_malloc costs ~4 memory mappings; the arena costs that
- * per region, and regions double in size, so mappings grow with log(bytes), not with the
- * number of secrets. Allocations live until util_secret_arena_free; not thread-safe while
- * being filled, read-only use afterwards is.
- */
-typedef struct util_secret_arena util_secret_arena_t;
-
-util_secret_arena_t *util_secret_arena_new(void);
-/* len + 1 bytes (the caller NUL-terminates), or NULL with errno set. */
-char *util_secret_arena_alloc(util_secret_arena_t *a, size_t len) SG_NONNULL;
-/* A NUL-terminated copy of s[0..len), or NULL with errno set. */
-char *util_secret_arena_dup(util_secret_arena_t *a, const char *s, size_t len) SG_NONNULL;
-/* Zero a secret that is not wanted after all (its space is reused if it was the last). */
-void util_secret_arena_drop(util_secret_arena_t *a, char *p, size_t len) SG_NONNULL;
-/* util_read_file(path, max, secret=1, ...) into the arena. */
-int util_secret_arena_read_file(util_secret_arena_t *a, const char *path, size_t max,
-    char **out, size_t *outlen, char *err, size_t errlen) SG_WUR;
-/* How many regions (sodium_malloc calls) hold the arena's secrets. */
-size_t util_secret_arena_regions(const util_secret_arena_t *a) SG_NONNULL;
-/* Zero and unmap every region; NULL is fine. */
-void util_secret_arena_free(util_secret_arena_t *a);
+/* util_read_file(path, max, secret=1, ...) into the arena a (secmem.h). */
+int util_read_file_arena(struct secmem_arena *a, const char *path, size_t max, char **out,
+    size_t *outlen, char *err, size_t errlen) SG_WUR;
 
 /* Current time: wall clock seconds / monotonic milliseconds. Only the shell reads clocks. */
 int64_t util_now_s(void);

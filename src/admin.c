@@ -24,6 +24,7 @@
 #include "proxy.h"
 #include "registry.h"
 #include "revoke.h"
+#include "secmem.h"
 #include "stats.h"
 #include "util.h"
 
@@ -31,7 +32,7 @@ struct admin {
 	struct evhttp *http;
 	admin_hooks_t hooks;		/* file names point at the copies below */
 	char *token_file, *revocations_file;
-	unsigned char *token_hash;	/* sodium_malloc'd BLAKE2b of the token; NULL: none */
+	unsigned char *token_hash;	/* BLAKE2b of the token, guarded memory; NULL: none */
 	char bound[80];
 };
 
@@ -123,16 +124,15 @@ admin_token_load(admin_t *a, char *err, size_t errlen)
 		lo++;
 	while (len > lo && strchr(" \t\r\n", buf[len - 1]) != NULL)
 		len--;
-	if (len == lo || (h = sodium_malloc(ADMIN_TOKEN_HASH)) == NULL) {
+	if (len == lo || (h = secmem_guarded_alloc(ADMIN_TOKEN_HASH)) == NULL) {
 		snprintf(err, errlen, "%s: %s", a->token_file, len == lo ? "admin token is "
 		    "empty" : "out of memory");
-		util_secret_free(buf);
+		secmem_guarded_free(buf);
 		return -1;
 	}
 	admin_token_hash(buf + lo, len - lo, h);
-	util_secret_free(buf);
-	if (a->token_hash != NULL)
-		sodium_free(a->token_hash);
+	secmem_guarded_free(buf);
+	secmem_guarded_free(a->token_hash);
 	a->token_hash = h;
 	return 0;
 }
@@ -833,8 +833,7 @@ admin_free(admin_t *a)
 		return;
 	if (a->http != NULL)
 		evhttp_free(a->http);
-	if (a->token_hash != NULL)
-		sodium_free(a->token_hash);
+	secmem_guarded_free(a->token_hash);
 	free(a->token_file);
 	free(a->revocations_file);
 	free(a);

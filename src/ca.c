@@ -14,6 +14,7 @@
 
 #include "ca.h"
 #include "defaults.h"
+#include "secmem.h"
 
 /* PEM files we read: a key or a certificate, never megabytes. */
 #define CA_FILE_MAX   (64 * 1024)
@@ -220,7 +221,7 @@ ca_read_key(const char *path, char *err, size_t errlen)
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL)
 		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	BIO_free(bio);
-	util_secret_free(buf);
+	secmem_guarded_free(buf);
 	if (key == NULL)
 		ca_ssl_err(err, errlen, path);
 	return key;

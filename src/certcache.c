@@ -1,17 +1,22 @@
-/* certcache.c — leaf LRU: chained hash table + doubly linked recency list, one mutex. */
+/* certcache.c — leaf LRU: chained hash table + TAILQ recency list, one mutex. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "certcache.h"
+#include "hash.h"
 
 /* Buckets never exceed this (a larger max only lengthens chains). */
 #define CERTCACHE_MAX_BUCKETS	((size_t)1 << 22)
+/* Leading key bytes hashed: more than any key tls.c makes (CA id, '/', a DNS name).
+ * Chains compare whole keys, so longer keys are still told apart. */
+#define CERTCACHE_HASHED_MAX	512
 
 struct cc_entry {
 	struct cc_entry *hnext;		/* hash chain */
-	struct cc_entry *prev, *next;	/* recency: head is the most recent */
+	TAILQ_ENTRY(cc_entry) lru;	/* recency */
 	X509 *cert;			/* the cache's reference */
 	uint32_t hash;
 	char key[];			/* lower-case */
@@ -19,24 +24,24 @@ struct cc_entry {
 
 struct certcache {
 	pthread_mutex_t lock;
+	hash_key_t hkey;		/* random, per cache: names come from clients' SNI */
 	struct cc_entry **buckets;
 	size_t mask;			/* bucket count - 1 (a power of two) */
-	struct cc_entry *head, *tail;
+	TAILQ_HEAD(cc_lru, cc_entry) lru;	/* least recently used first */
 	size_t size, max;
 	uint64_t hits, misses;
 };
 
-/* FNV-1a over the lower-cased key. */
+/* Keyed hash of the lower-cased key. */
 static uint32_t
-certcache_hash(const char *key)
+certcache_hash(const certcache_t *cc, const char *key)
 {
-	uint32_t h = 2166136261u;
+	char low[CERTCACHE_HASHED_MAX];
+	size_t n;
 
-	for (; *key; key++) {
-		h ^= (uint8_t)tolower((unsigned char)*key);
-		h *= 16777619u;
-	}
-	return h;
+	for (n = 0; n < sizeof(low) && key[n] != '\0'; n++)
+		low[n] = (char)tolower((unsigned char)key[n]);
+	return (uint32_t)hash_keyed(&cc->hkey, low, n);
 }
 
 /* Stored lower-case key vs. a key in any case. */
@@ -58,32 +63,6 @@ certcache_slot(certcache_t *cc, const char *key, uint32_t hash)
 	while (*pp != NULL && ((*pp)->hash != hash || !certcache_key_eq((*pp)->key, key)))
 		pp = &(*pp)->hnext;
 	return pp;
-}
-
-static void
-certcache_lru_unlink(certcache_t *cc, struct cc_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		cc->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		cc->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-certcache_lru_push(certcache_t *cc, struct cc_entry *e)
-{
-	e->prev = NULL;
-	e->next = cc->head;
-	if (cc->head)
-		cc->head->prev = e;
-	cc->head = e;
-	if (cc->tail == NULL)
-		cc->tail = e;
 }
 
 static void
@@ -109,8 +88,9 @@ certcache_new(size_t max)
 		return NULL;
 	if ((cc->buckets = calloc(n, sizeof(*cc->buckets))) == NULL)
 		goto fail;
-	if (pthread_mutex_init(&cc->lock, NULL) != 0)
+	if (hash_key_init(&cc->hkey) < 0 || pthread_mutex_init(&cc->lock, NULL) != 0)
 		goto fail;
+	TAILQ_INIT(&cc->lru);
 	cc->mask = n - 1;
 	cc->max = max;
 	return cc;
@@ -127,11 +107,12 @@ certcache_free(certcache_t *cc)
 
 	if (cc == NULL)
 		return;
-	for (e = cc->head; e != NULL; e = next) {
-		next = e->next;
+	for (e = TAILQ_FIRST(&cc->lru); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, lru);
 		certcache_entry_free(e);
 	}
 	pthread_mutex_destroy(&cc->lock);
+	hash_key_wipe(&cc->hkey);
 	free(cc->buckets);
 	free(cc);
 }
@@ -139,7 +120,7 @@ certcache_free(certcache_t *cc)
 X509 *
 certcache_get(certcache_t *cc, const char *name)
 {
-	uint32_t hash = certcache_hash(name);
+	uint32_t hash = certcache_hash(cc, name);
 	struct cc_entry *e;
 	X509 *cert = NULL;
 
@@ -147,8 +128,8 @@ certcache_get(certcache_t *cc, const char *name)
 	e = *certcache_slot(cc, name, hash);
 	if (e != NULL && X509_up_ref(e->cert) == 1) {
 		cert = e->cert;
-		certcache_lru_unlink(cc, e);
-		certcache_lru_push(cc, e);
+		TAILQ_REMOVE(&cc->lru, e, lru);
+		TAILQ_INSERT_TAIL(&cc->lru, e, lru);
 		cc->hits++;
 	} else
 		cc->misses++;
@@ -179,12 +160,12 @@ certcache_entry_new(const char *name, uint32_t hash, X509 *cert)
 static struct cc_entry *
 certcache_evict(certcache_t *cc)
 {
-	struct cc_entry *victim = cc->tail;
+	struct cc_entry *victim = TAILQ_FIRST(&cc->lru);
 
 	if (cc->size <= cc->max || victim == NULL)
 		return NULL;
 	*certcache_slot(cc, victim->key, victim->hash) = victim->hnext;
-	certcache_lru_unlink(cc, victim);
+	TAILQ_REMOVE(&cc->lru, victim, lru);
 	cc->size--;
 	return victim;
 }
@@ -192,7 +173,7 @@ certcache_evict(certcache_t *cc)
 void
 certcache_put(certcache_t *cc, const char *name, X509 *cert)
 {
-	uint32_t hash = certcache_hash(name);
+	uint32_t hash = certcache_hash(cc, name);
 	struct cc_entry *e = certcache_entry_new(name, hash, cert), **slot, *drop = NULL;
 	X509 *old = NULL;
 
@@ -205,11 +186,11 @@ certcache_put(certcache_t *cc, const char *name, X509 *cert)
 		(*slot)->cert = e->cert;
 		e->cert = NULL;
 		drop = e;
-		certcache_lru_unlink(cc, *slot);
-		certcache_lru_push(cc, *slot);
+		TAILQ_REMOVE(&cc->lru, *slot, lru);
+		TAILQ_INSERT_TAIL(&cc->lru, *slot, lru);
 	} else {
 		*slot = e;
-		certcache_lru_push(cc, e);
+		TAILQ_INSERT_TAIL(&cc->lru, e, lru);
 		cc->size++;
 		drop = certcache_evict(cc);
 	}

@@ -1,6 +1,5 @@
 /* cmd_keys.c — keygen, ca init, seal, unseal, handle mint. */
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "policy.h"
 #include "registry.h"
 #include "seal.h"
+#include "secmem.h"
 
 /* Largest plaintext whose sealed token still fits SG_TOKEN_MAX_LEN base64 characters. */
 #define CLI_SEAL_MAX_PLAIN  (SG_TOKEN_MAX_LEN / 4 * 3 - SEAL_OVERHEAD)
@@ -46,33 +46,18 @@ cli_fail(const char *cmd, const char *msg)
 	return CLI_FAIL;
 }
 
-/* jansson allocations are zeroed on free: parsed secrets do not linger in the heap. */
-static void *
-cli_json_malloc(size_t n)
-{
-	return malloc(n);
-}
-
-static void
-cli_json_free(void *p)
-{
-	if (p != NULL) {
-		sodium_memzero(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
+/* jansson allocations are wipe memory: parsed secrets do not linger in the heap. */
 static void
 cli_json_scrubbing(void)
 {
-	json_set_alloc_funcs(cli_json_malloc, cli_json_free);
+	json_set_alloc_funcs(secmem_wipe_alloc, secmem_wipe_free);
 }
 
-/* Read all of stdin (at most max bytes) into sodium memory. 0, or -1 with err set. */
+/* Read all of stdin (at most max bytes) into guarded memory. 0, or -1 with err set. */
 static int
 cli_read_stdin(size_t max, char **out, size_t *outlen, char *err, size_t errlen)
 {
-	char *buf = sodium_malloc(max + 2);
+	char *buf = secmem_guarded_alloc(max + 2);
 	size_t got = 0;
 	ssize_t r;
 
@@ -83,14 +68,14 @@ cli_read_stdin(size_t max, char **out, size_t *outlen, char *err, size_t errlen)
 	while (got <= max && (r = read(STDIN_FILENO, buf + got, max + 1 - got)) != 0) {
 		if (r < 0) {
 			snprintf(err, errlen, "cannot read stdin");
-			sodium_free(buf);
+			secmem_guarded_free(buf);
 			return -1;
 		}
 		got += (size_t)r;
 	}
 	if (got > max) {
 		snprintf(err, errlen, "input larger than %zu bytes", max);
-		sodium_free(buf);
+		secmem_guarded_free(buf);
 		return -1;
 	}
 	buf[got] = '\0';
@@ -310,12 +295,12 @@ cmd_seal(int argc, char **argv)
 	cli_json_scrubbing();
 	if (cli_read_stdin(CLI_SEAL_MAX_PLAIN, &buf, &len, err, sizeof(err)) < 0 ||
 	    seal_check_json(buf, len, err, sizeof(err)) < 0) {
-		util_secret_free(buf);
+		secmem_guarded_free(buf);
 		seal_key_free(key);
 		return cli_fail(argv[0], err);
 	}
 	tok = seal_box(key->pk, buf, len);
-	util_secret_free(buf);
+	secmem_guarded_free(buf);
 	seal_key_free(key);
 	if (tok == NULL)
 		return cli_fail(argv[0], "out of memory");
@@ -402,7 +387,7 @@ unseal_token(const char *cmd, const seal_key_t *key, const char *text, size_t le
 		return cli_fail(cmd, rc == SEAL_E_FORMAT ? "token is not valid base64 of a "
 		    "sealed box" : "token does not open with this key (wrong key or tampered)");
 	j = json_loadb(plain, plainlen, 0, &jerr);
-	util_secret_free(plain);
+	secmem_guarded_free(plain);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		snprintf(msg, sizeof(msg), "token opened but does not hold a JSON object");
@@ -414,7 +399,7 @@ unseal_token(const char *cmd, const seal_key_t *key, const char *text, size_t le
 	return CLI_OK;
 }
 
-/* Trimmed token text from argv or stdin ("-"), in sodium memory. */
+/* Trimmed token text from argv or stdin ("-"), in guarded memory. */
 static int
 unseal_input(const char *arg, char **out, size_t *outlen, char *err, size_t errlen)
 {
@@ -424,7 +409,7 @@ unseal_input(const char *arg, char **out, size_t *outlen, char *err, size_t errl
 	if (strcmp(arg, "-") == 0) {
 		if (cli_read_stdin(CLI_TOKEN_MAX_READ, &buf, &len, err, errlen) < 0)
 			return -1;
-	} else if ((buf = util_secret_dup(arg, strlen(arg))) == NULL) {
+	} else if ((buf = secmem_guarded_dup(arg, strlen(arg))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -480,7 +465,7 @@ cmd_unseal(int argc, char **argv)
 		rc = unseal_token(argv[0], key, text, len);
 		seal_key_free(key);
 	}
-	util_secret_free(text);
+	secmem_guarded_free(text);
 	return rc;
 }
 

@@ -5,7 +5,7 @@
  *
  * The admin address and token come from --policy PATH (listen.admin, admin.token.file)
  * or --admin HOST:PORT --token-file F. Exit codes: 0 ok, 1 refused/failed, 2 usage.
- * The token is read into sodium memory and never printed.
+ * The token is read into guarded memory (secmem.h) and never printed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "registry.h"
+#include "secmem.h"
 #include "util.h"
 
 /* Answers are a JSON document per request; a list of 65536 entries fits easily. */
@@ -53,7 +54,7 @@ struct sbx_args {
 
 struct sbx_conn {
 	char host[256], port[16];
-	char *token;		/* sodium memory */
+	char *token;		/* guarded memory */
 };
 
 static int
@@ -152,8 +153,8 @@ sbx_connect_info(const struct sbx_args *a, struct sbx_conn *cn)
 		lo++;
 	while (len > lo && strchr(" \t\r\n", buf[len - 1]) != NULL)
 		len--;
-	cn->token = util_secret_dup(buf + lo, len - lo);
-	util_secret_free(buf);
+	cn->token = secmem_guarded_dup(buf + lo, len - lo);
+	secmem_guarded_free(buf);
 	rc = cn->token != NULL && len > lo ? 0 : -1;
 	if (rc < 0)
 		fprintf(stderr, "sealgate sandbox: %s: empty admin token\n", tokfile);
@@ -489,6 +490,6 @@ cmd_sandbox(int argc, char **argv)
 		free(q.body);
 	}
 	free(answer);
-	util_secret_free(cn.token);
+	secmem_guarded_free(cn.token);
 	return rc;
 }

@@ -29,6 +29,7 @@
 #include "policy.h"
 #include "resolve.h"
 #include "scrub.h"
+#include "secmem.h"
 #include "stats.h"
 #include "util.h"
 #include "worker.h"
@@ -595,20 +596,20 @@ conn_secret_cleanup(const void *data, size_t len, void *arg)
 {
 	(void)len;
 	(void)arg;
-	util_wipe_free((void *)data);
+	secmem_wipe_free((void *)data);
 }
 
 /* -1 when out of memory: the caller must not send what it was writing. */
 int
 conn_add_secret(struct evbuffer *out, const char *s, size_t len)
 {
-	char *copy = util_wipe_alloc(len ? len : 1);
+	char *copy = secmem_wipe_alloc(len ? len : 1);
 
 	if (copy == NULL)
 		return -1;
 	memcpy(copy, s, len);
 	if (evbuffer_add_reference(out, copy, len, conn_secret_cleanup, NULL) < 0) {
-		util_wipe_free(copy);
+		secmem_wipe_free(copy);
 		return -1;
 	}
 	return 0;
@@ -623,7 +624,7 @@ int
 conn_move_head(struct evbuffer *head, struct evbuffer *out)
 {
 	size_t n = evbuffer_get_length(head);
-	char *p = util_wipe_alloc(n ? n : 1);
+	char *p = secmem_wipe_alloc(n ? n : 1);
 	int rc = -1;
 
 	if (p != NULL && evbuffer_copyout(head, p, n) == (ev_ssize_t)n &&
@@ -631,7 +632,7 @@ conn_move_head(struct evbuffer *head, struct evbuffer *out)
 		p = NULL;
 		rc = 0;
 	}
-	util_wipe_free(p);
+	secmem_wipe_free(p);
 	evbuffer_free(head);
 	return rc;
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "plan.h"
 #include "scrub.h"
+#include "secmem.h"
 #include "stats.h"
 #include "swap.h"
 #include "util.h"
@@ -240,11 +241,11 @@ conn_body_replace(conn_t *c, char *body, size_t len)
 	    conn_secret_cleanup, NULL) < 0)) {
 		if (nb)
 			evbuffer_free(nb);
-		util_wipe_free(body);
+		secmem_wipe_free(body);
 		return -1;
 	}
 	if (len == 0)
-		util_wipe_free(body);
+		secmem_wipe_free(body);
 	conn_body_reset(c);		/* zeroes the old one */
 	c->req.held = nb;
 	c->req.held_whole = true;
@@ -265,7 +266,7 @@ conn_body_held(conn_t *c)
 	conn_swap_env(c, &env, &req);
 	rc = swap_finish_body(&env, &req, c->up.tls, &c->rq->plan, body, len, &out, &outlen);
 	if (conn_swap_finish(c, rc) < 0) {
-		util_wipe_free(out);
+		secmem_wipe_free(out);
 		return FLOW_STOP;
 	}
 	if (out != NULL && conn_body_replace(c, out, outlen) < 0) {

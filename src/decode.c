@@ -21,6 +21,7 @@
 
 #include "decode.h"
 #include "defaults.h"
+#include "secmem.h"
 
 enum decode_coding { DC_GZIP, DC_DEFLATE, DC_BR, DC_ZSTD };
 
@@ -67,36 +68,27 @@ struct decode {
 	unsigned char *bufs;		/* n chunks */
 };
 
-/* Allocation header: the size, so that free can zero and uncount the block. */
-#define DECODE_HDR	16
-
+/* Wipe memory (secmem.h), counted: the size it keeps lets free zero and uncount it. */
 static void *
 decode_alloc(void *opaque, size_t len)
 {
 	decode_t *d = opaque;
-	unsigned char *p;
+	void *p = secmem_wipe_alloc(len);
 
-	if (len > SIZE_MAX - DECODE_HDR || (p = malloc(DECODE_HDR + len)) == NULL)
-		return NULL;
-	memcpy(p, &len, sizeof(len));
-	d->mem += len;
-	return p + DECODE_HDR;
+	if (p != NULL)
+		d->mem += len;
+	return p;
 }
 
 static void
 decode_dealloc(void *opaque, void *ptr)
 {
 	decode_t *d = opaque;
-	unsigned char *p;
-	size_t len;
 
 	if (ptr == NULL)
 		return;
-	p = (unsigned char *)ptr - DECODE_HDR;
-	memcpy(&len, p, sizeof(len));
-	sodium_memzero(p, DECODE_HDR + len);
-	d->mem -= len;
-	free(p);
+	d->mem -= secmem_wipe_size(ptr);
+	secmem_wipe_free(ptr);
 }
 
 static voidpf

@@ -7,6 +7,7 @@
 
 #include "defaults.h"
 #include "handle.h"
+#include "secmem.h"
 
 /* Where the base64url body starts: "sgh1." + 8 hex + ".". */
 #define HANDLE_BODY_OFF (HANDLE_PREFIX_LEN + SEAL_KEY_ID_LEN + 1)
@@ -311,7 +312,7 @@ handle_open(const seal_keyring_t *kr, const char *text, size_t len, handle_claim
 	else
 		rc = handle_payload(plain, plainlen, claims);
 	free(ct);
-	util_secret_free(plain);
+	secmem_guarded_free(plain);
 	if (rc != HANDLE_OK) {
 		handle_claims_free(claims);
 		return rc;

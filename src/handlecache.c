@@ -1,12 +1,13 @@
 /*
  * handlecache.c — verified-handle LRU: chained hash table keyed by a keyed BLAKE2b of
- * the handle text, doubly linked recency list, one mutex, atomic reference counts.
+ * the handle text, TAILQ recency list, one mutex, atomic reference counts.
  */
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <sodium.h>
 
@@ -21,7 +22,7 @@
 struct hc_entry {
 	handle_claims_t claims;		/* what callers see (immutable once cached) */
 	struct hc_entry *hnext;		/* hash chain */
-	struct hc_entry *prev, *next;	/* recency: head is the most recent */
+	TAILQ_ENTRY(hc_entry) lru;	/* recency */
 	int refs;			/* atomic: the cache's one + one per caller */
 	uint8_t digest[HC_DIGEST_LEN];
 };
@@ -31,7 +32,7 @@ struct handlecache {
 	uint8_t key[crypto_generichash_KEYBYTES];	/* random, per cache */
 	struct hc_entry **buckets;
 	size_t mask;			/* bucket count - 1 (a power of two) */
-	struct hc_entry *head, *tail;
+	TAILQ_HEAD(hc_lru, hc_entry) lru;	/* least recently used first */
 	size_t size, max;
 	uint64_t hits, misses;
 };
@@ -72,32 +73,6 @@ hc_slot(handlecache_t *hc, const uint8_t *digest)
 	return pp;
 }
 
-static void
-hc_lru_unlink(handlecache_t *hc, struct hc_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		hc->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		hc->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-hc_lru_push(handlecache_t *hc, struct hc_entry *e)
-{
-	e->prev = NULL;
-	e->next = hc->head;
-	if (hc->head)
-		hc->head->prev = e;
-	hc->head = e;
-	if (hc->tail == NULL)
-		hc->tail = e;
-}
-
 handlecache_t *
 handlecache_new(size_t max)
 {
@@ -115,6 +90,7 @@ handlecache_new(size_t max)
 	if (pthread_mutex_init(&hc->lock, NULL) != 0)
 		goto fail;
 	randombytes_buf(hc->key, sizeof(hc->key));
+	TAILQ_INIT(&hc->lru);
 	hc->mask = n - 1;
 	hc->max = max;
 	return hc;
@@ -131,8 +107,8 @@ handlecache_free(handlecache_t *hc)
 
 	if (hc == NULL)
 		return;
-	for (e = hc->head; e != NULL; e = next) {
-		next = e->next;
+	for (e = TAILQ_FIRST(&hc->lru); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, lru);
 		hc_entry_unref(e);
 	}
 	pthread_mutex_destroy(&hc->lock);
@@ -161,8 +137,8 @@ hc_lookup(handlecache_t *hc, const uint8_t *digest)
 	pthread_mutex_lock(&hc->lock);
 	if ((e = *hc_slot(hc, digest)) != NULL) {
 		__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
-		hc_lru_unlink(hc, e);
-		hc_lru_push(hc, e);
+		TAILQ_REMOVE(&hc->lru, e, lru);
+		TAILQ_INSERT_TAIL(&hc->lru, e, lru);
 		hc->hits++;
 	} else
 		hc->misses++;
@@ -174,12 +150,12 @@ hc_lookup(handlecache_t *hc, const uint8_t *digest)
 static struct hc_entry *
 hc_evict(handlecache_t *hc)
 {
-	struct hc_entry *victim = hc->tail;
+	struct hc_entry *victim = TAILQ_FIRST(&hc->lru);
 
 	if (hc->size <= hc->max || victim == NULL)
 		return NULL;
 	*hc_slot(hc, victim->digest) = victim->hnext;
-	hc_lru_unlink(hc, victim);
+	TAILQ_REMOVE(&hc->lru, victim, lru);
 	hc->size--;
 	return victim;
 }
@@ -200,7 +176,7 @@ hc_insert(handlecache_t *hc, struct hc_entry *e)
 	else {
 		e->refs = 2;
 		*slot = e;
-		hc_lru_push(hc, e);
+		TAILQ_INSERT_TAIL(&hc->lru, e, lru);
 		hc->size++;
 		drop = hc_evict(hc);
 	}

@@ -8,6 +8,7 @@
 
 #include "handle.h"
 #include "inject.h"
+#include "secmem.h"
 #include "util.h"
 
 /* --- finding ----------------------------------------------------------------------- */
@@ -27,7 +28,7 @@ inject_add_found(inject_list_t *l, enum inject_where w, size_t field, size_t off
 	f->field = field;
 	f->off = off;
 	f->len = len;
-	f->basic = basic ? util_wipe_dup(basic, basic_len) : NULL;
+	f->basic = basic ? secmem_wipe_dup(basic, basic_len) : NULL;
 	f->basic_len = basic_len;
 }
 
@@ -56,11 +57,11 @@ inject_basic_decode(const char *value, size_t *outlen)
 		value++;
 	vlen = strlen(value);
 	max = vlen / 4 * 3 + 3;
-	if (vlen == 0 || vlen > SG_MAX_HEADER_BYTES || (out = util_wipe_alloc(max + 1)) == NULL)
+	if (vlen == 0 || vlen > SG_MAX_HEADER_BYTES || (out = secmem_wipe_alloc(max + 1)) == NULL)
 		return NULL;
 	if (sodium_base642bin((unsigned char *)out, max, value, vlen, " ", &bin, NULL,
 	    sodium_base64_VARIANT_ORIGINAL) != 0) {
-		util_wipe_free(out);
+		secmem_wipe_free(out);
 		return NULL;
 	}
 	out[bin] = '\0';
@@ -86,7 +87,7 @@ inject_find(const http_head_t *h, const char *target, inject_list_t *l)
 
 			inject_scan(l, INJECT_IN_BASIC, i, basic, blen, basic, blen);
 			(void)before;
-			util_wipe_free(basic);
+			secmem_wipe_free(basic);
 		}
 	}
 	if (target)
@@ -98,7 +99,7 @@ void
 inject_list_free(inject_list_t *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		util_wipe_free(l->f[i].basic);
+		secmem_wipe_free(l->f[i].basic);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -129,12 +130,12 @@ void
 inject_edits_free(inject_edits_t *e)
 {
 	for (size_t i = 0; i < SG_MAX_HEADERS; i++)
-		util_wipe_free(e->value[i]);
+		secmem_wipe_free(e->value[i]);
 	for (size_t i = 0; i < e->nadd; i++) {
 		free(e->add[i].name);
-		util_wipe_free(e->add[i].value);
+		secmem_wipe_free(e->add[i].value);
 	}
-	util_wipe_free(e->target);
+	secmem_wipe_free(e->target);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -146,11 +147,11 @@ inject_field_value(const http_head_t *h, const inject_edits_t *e, size_t i)
 	return e->kind[i] == EDIT_REPLACE ? e->value[i] : h->fields[i].value;
 }
 
-/* Concatenate up to three pieces into sodium memory. */
+/* Concatenate up to three pieces into wipe memory. */
 static char *
 inject_cat(const char *a, size_t al, const char *b, size_t bl, const char *c, size_t cl)
 {
-	char *out = util_wipe_alloc(al + bl + cl + 1);
+	char *out = secmem_wipe_alloc(al + bl + cl + 1);
 
 	if (out == NULL)
 		return NULL;
@@ -165,14 +166,14 @@ inject_cat(const char *a, size_t al, const char *b, size_t bl, const char *c, si
 static char *
 inject_replace_all(const char *value, const char *handle, size_t hl, const char *repl)
 {
-	char *cur = util_wipe_dup(value, strlen(value));
+	char *cur = secmem_wipe_dup(value, strlen(value));
 	const char *at;
 
 	while (cur && (at = strstr(cur, handle)) != NULL) {
 		size_t pre = (size_t)(at - cur);
 		char *next = inject_cat(cur, pre, repl, strlen(repl), at + hl, strlen(at + hl));
 
-		util_wipe_free(cur);
+		secmem_wipe_free(cur);
 		cur = next;
 	}
 	(void)hl;
@@ -186,7 +187,7 @@ inject_format(const char *format, const char *secret, size_t slen)
 	const char *s = format ? strstr(format, "%s") : NULL;
 
 	if (s == NULL)
-		return util_wipe_dup(secret, slen);
+		return secmem_wipe_dup(secret, slen);
 	return inject_cat(format, (size_t)(s - format), secret, slen, s + 2, strlen(s + 2));
 }
 
@@ -196,12 +197,12 @@ inject_basic_b64(const char *user, const char *secret, size_t slen)
 	size_t ul = strlen(user), pl = ul + 1 + slen, b64 = sodium_base64_encoded_len(pl,
 	    sodium_base64_VARIANT_ORIGINAL);
 	char *plain = inject_cat(user, ul, ":", 1, secret, slen);
-	char *out = plain ? util_wipe_alloc(b64) : NULL;
+	char *out = plain ? secmem_wipe_alloc(b64) : NULL;
 
 	if (out)
 		sodium_bin2base64(out, b64, (unsigned char *)plain, pl,
 		    sodium_base64_VARIANT_ORIGINAL);
-	util_wipe_free(plain);
+	secmem_wipe_free(plain);
 	return out;
 }
 
@@ -211,7 +212,7 @@ inject_basic_value(const char *user, const char *secret, size_t slen)
 	char *b = inject_basic_b64(user, secret, slen);
 	char *out = b ? inject_cat("Basic ", 6, b, strlen(b), "", 0) : NULL;
 
-	util_wipe_free(b);
+	secmem_wipe_free(b);
 	return out;
 }
 
@@ -219,7 +220,7 @@ char *
 inject_urlencode(const char *s, size_t len)
 {
 	static const char hx[] = "0123456789ABCDEF";
-	char *out = util_wipe_alloc(3 * len + 1), *o = out;
+	char *out = secmem_wipe_alloc(3 * len + 1), *o = out;
 
 	if (out == NULL)
 		return NULL;
@@ -244,7 +245,7 @@ inject_set_target(inject_edits_t *e, char *t)
 {
 	if (t == NULL)
 		return -1;
-	util_wipe_free(e->target);
+	secmem_wipe_free(e->target);
 	e->target = t;
 	return 0;
 }
@@ -296,12 +297,12 @@ inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const cha
 	case INJECT_BEARER:
 		r->field = "Authorization";
 		r->value = inject_format("Bearer %s", cr->secret, cr->secret_len);
-		r->inplace = util_wipe_dup(cr->secret, cr->secret_len);
+		r->inplace = secmem_wipe_dup(cr->secret, cr->secret_len);
 		break;
 	case INJECT_HEADER:
 		r->field = in->name;
 		r->value = inject_format(in->format, cr->secret, cr->secret_len);
-		r->inplace = util_wipe_dup(cr->secret, cr->secret_len);
+		r->inplace = secmem_wipe_dup(cr->secret, cr->secret_len);
 		break;
 	case INJECT_BASIC:
 		r->field = "Authorization";
@@ -325,8 +326,8 @@ inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const cha
 static void
 inject_rule_free(struct inject_rule *r)
 {
-	util_wipe_free(r->value);
-	util_wipe_free(r->inplace);
+	secmem_wipe_free(r->value);
+	secmem_wipe_free(r->inplace);
 }
 
 static bool
@@ -411,7 +412,7 @@ inject_query_rebuild(const char *target, const char *hz, size_t hl, const char *
 		return NULL;
 	}
 	/* at most one pair grows (handle -> secret), or param=secret is appended */
-	if ((out = util_wipe_alloc(strlen(target) + plen + rl + 3)) == NULL) {
+	if ((out = secmem_wipe_alloc(strlen(target) + plen + rl + 3)) == NULL) {
 		*why = "out of memory";
 		return NULL;
 	}
@@ -470,7 +471,7 @@ inject_apply_query(const http_head_t *h, const char *target, const inject_list_t
 	    r->inplace, why);
 	if (t == NULL)
 		return -1;
-	util_wipe_free(e->target);
+	secmem_wipe_free(e->target);
 	e->target = t;
 	e->secret_in_head = true;
 	return 0;
@@ -549,12 +550,12 @@ inject_edits_set_header(const http_head_t *h, inject_edits_t *e, const char *nam
     char *value)
 {
 	if (e->nadd >= INJECT_MAX_HANDLES || (e->add[e->nadd].name = strdup(name)) == NULL) {
-		util_wipe_free(value);
+		secmem_wipe_free(value);
 		return -1;
 	}
 	for (size_t i = 0; i < h->nfields; i++)
 		if (strcasecmp(h->fields[i].name, name) == 0) {
-			util_wipe_free(e->value[i]);
+			secmem_wipe_free(e->value[i]);
 			e->value[i] = NULL;
 			e->kind[i] = EDIT_DROP;
 		}

@@ -31,6 +31,7 @@
 #include "netaddr.h"
 #include "proxy.h"
 #include "registry.h"
+#include "secmem.h"
 #include "view.h"
 
 /* Methods answered at all; anything else is 405 before routing. */
@@ -64,7 +65,7 @@ struct metadata {
 	int hop_limit;
 	int family;
 	ratelimit_t *rl, *own_rl;
-	uint8_t *token_key;		/* sodium_malloc'd, METADATA_TOKEN_KEY_LEN */
+	uint8_t *token_key;		/* guarded memory (secmem.h), METADATA_TOKEN_KEY_LEN */
 	char bound[80];
 };
 
@@ -806,7 +807,7 @@ md_init_state(metadata_t *md, const metadata_opts_t *o, char *err, size_t errlen
 		snprintf(err, errlen, "metadata: out of memory");
 		return -1;
 	}
-	if ((md->token_key = sodium_malloc(METADATA_TOKEN_KEY_LEN)) == NULL) {
+	if ((md->token_key = secmem_guarded_alloc(METADATA_TOKEN_KEY_LEN)) == NULL) {
 		snprintf(err, errlen, "metadata: out of memory");
 		return -1;
 	}
@@ -867,8 +868,7 @@ metadata_free(metadata_t *md)
 	if (md->http)
 		evhttp_free(md->http);
 	ratelimit_free(md->own_rl);
-	if (md->token_key)
-		sodium_free(md->token_key);
+	secmem_guarded_free(md->token_key);
 	free(md->proxy_url);
 	free(md->ca_guest_path);
 	free(md->no_proxy);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "hash.h"
 #include "metrics.h"
 #include "stats.h"
 
@@ -120,17 +121,14 @@ static pthread_mutex_t metrics_label_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Where counts go once even the "other" outcomes are used up. */
 static struct metrics_pair metrics_overflow = {"other", "other", 0};
 
-/* FNV-1a of credential NUL outcome: names come from policy and code, not from clients. */
+/* FNV-1a of credential, 0xff, outcome: names come from policy and code, not clients. */
 static size_t
 metrics_label_hash(const char *cred, const char *outcome)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = hash_fnv1a64(HASH_FNV1A64_INIT, cred, strlen(cred));
 
-	for (const char *p = cred; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ 0xffu) * 1099511628211ULL;
-	for (const char *p = outcome; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = hash_fnv1a64(h, "\xff", 1);
+	h = hash_fnv1a64(h, outcome, strlen(outcome));
 	return (size_t)(h % METRICS_LABEL_SLOTS);
 }
 

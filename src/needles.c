@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "needles.h"
+#include "secmem.h"
 #include "unescape.h"
 #include "util.h"
 
@@ -71,7 +72,7 @@ static void
 pat_list_free(struct pat_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		util_wipe_free(l->v[i].bytes);
+		secmem_wipe_free(l->v[i].bytes);
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
@@ -90,7 +91,7 @@ pat_push(struct pat_list *l, const needle_pat_t *p, const unsigned char *b, size
 		l->v = nv;
 		l->cap = cap;
 	}
-	if ((l->v[l->n].bytes = util_wipe_alloc(n)) == NULL)
+	if ((l->v[l->n].bytes = secmem_wipe_alloc(n)) == NULL)
 		return -1;
 	memcpy(l->v[l->n].bytes, b, n);
 	l->v[l->n].p = *p;
@@ -102,7 +103,7 @@ pat_push(struct pat_list *l, const needle_pat_t *p, const unsigned char *b, size
 static int
 pat_hex(struct pat_list *l, uint32_t ni, const needle_src_t *nd)
 {
-	unsigned char *lo = util_wipe_alloc(nd->len * 2), *up = util_wipe_alloc(nd->len * 2);
+	unsigned char *lo = secmem_wipe_alloc(nd->len * 2), *up = secmem_wipe_alloc(nd->len * 2);
 	needle_pat_t p = {.needle = ni, .kind = NEEDLE_HEX_LO};
 	int rc = -1;
 
@@ -119,8 +120,8 @@ pat_hex(struct pat_list *l, uint32_t ni, const needle_src_t *nd)
 	p.kind = NEEDLE_HEX_UP;
 	rc = memcmp(lo, up, nd->len * 2) == 0 ? 0 : pat_push(l, &p, up, nd->len * 2);
 done:
-	util_wipe_free(lo);
-	util_wipe_free(up);
+	secmem_wipe_free(lo);
+	secmem_wipe_free(up);
 	return rc;
 }
 
@@ -154,8 +155,8 @@ pat_b64(struct pat_list *l, uint32_t ni, const needle_src_t *nd, unsigned align)
 
 	if (k1 <= k0 || k1 - k0 < NEEDLES_MIN_CORE)
 		return 0;
-	std = util_wipe_alloc(k1 - k0);
-	url = util_wipe_alloc(k1 - k0);
+	std = secmem_wipe_alloc(k1 - k0);
+	url = secmem_wipe_alloc(k1 - k0);
 	if (std == NULL || url == NULL)
 		goto done;
 	for (size_t k = k0; k < k1; k++) {
@@ -179,8 +180,8 @@ pat_b64(struct pat_list *l, uint32_t ni, const needle_src_t *nd, unsigned align)
 	p.alpha = NEEDLE_B64_URL;
 	rc = memcmp(std, url, k1 - k0) == 0 ? 0 : pat_push(l, &p, url, k1 - k0);
 done:
-	util_wipe_free(std);
-	util_wipe_free(url);
+	secmem_wipe_free(std);
+	secmem_wipe_free(url);
 	return rc;
 }
 
@@ -194,12 +195,12 @@ pat_plus(struct pat_list *l, uint32_t ni, const needle_src_t *nd)
 
 	if (memchr(nd->bytes, ' ', nd->len) == NULL)
 		return 0;
-	if ((b = util_wipe_alloc(nd->len)) == NULL)
+	if ((b = secmem_wipe_alloc(nd->len)) == NULL)
 		return -1;
 	for (size_t i = 0; i < nd->len; i++)
 		b[i] = nd->bytes[i] == ' ' ? '+' : nd->bytes[i];
 	rc = pat_push(l, &p, b, nd->len);
-	util_wipe_free(b);
+	secmem_wipe_free(b);
 	return rc;
 }
 

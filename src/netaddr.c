@@ -1,4 +1,4 @@
-/* netaddr.c — policy CIDRs, client IP literals in every spelling, address classes. */
+/* netaddr.c — CIDRs, client IP literals in every spelling, address classes. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -25,7 +25,7 @@ netaddr_err(char *err, size_t errlen, const char *fmt, const char *a, const char
 #pragma GCC diagnostic pop
 }
 
-/* --- policy CIDRs ------------------------------------------------------------------ */
+/* --- CIDRs -------------------------------------------------------------------------- */
 
 /* Strict dotted quad: four decimal octets 0..255, no leading zeros, nothing else. */
 static int
@@ -89,7 +89,7 @@ netaddr_mask(uint8_t *addr, size_t alen, unsigned prefix)
 }
 
 static int
-netaddr_parse_cidr_addr(const char *a, policy_cidr_t *out)
+netaddr_parse_cidr_addr(const char *a, netaddr_cidr_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (strchr(a, ':') != NULL) {
@@ -107,12 +107,12 @@ netaddr_parse_cidr_addr(const char *a, policy_cidr_t *out)
 }
 
 int
-netaddr_parse_cidr(const char *s, policy_cidr_t *out, char *err, size_t errlen)
+netaddr_parse_cidr(const char *s, netaddr_cidr_t *out, char *err, size_t errlen)
 {
-	char a[NETADDR_TEXT_MAX], net[INET6_ADDRSTRLEN + 8], pfx[8];
+	char a[NETADDR_TEXT_MAX], net[NETADDR_CIDR_TEXT_MAX], pfx[8];
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	policy_cidr_t c;
+	netaddr_cidr_t c;
 
 	if (alen == 0 || alen >= sizeof(a)) {
 		netaddr_err(err, errlen, "\"%s\" is not an IP address or CIDR range%s", s, "");
@@ -132,15 +132,77 @@ netaddr_parse_cidr(const char *s, policy_cidr_t *out, char *err, size_t errlen)
 		return -1;
 	}
 	if (netaddr_mask(c.addr, c.family == AF_INET ? 4 : 16, c.prefix)) {
-		inet_ntop(c.family, c.addr, net, sizeof(net));
+		netaddr_cidr_format(&c, net, sizeof(net));
 		snprintf(pfx, sizeof(pfx), "/%u", c.prefix);
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s has bits set beyond %s; did you mean %s%s?",
-			    s, pfx, net, pfx);
+			snprintf(err, errlen, "%s has bits set beyond %s; did you mean %s?",
+			    s, pfx, net);
 		return -1;
 	}
 	*out = c;
 	return 0;
+}
+
+bool
+netaddr_cidr_overlap(const netaddr_cidr_t *a, const netaddr_cidr_t *b)
+{
+	unsigned bits = a->prefix < b->prefix ? a->prefix : b->prefix;
+	size_t whole = bits / 8;
+
+	if (a->family != b->family)
+		return false;
+	if (memcmp(a->addr, b->addr, whole) != 0)
+		return false;
+	if (bits % 8 == 0)
+		return true;
+	return ((a->addr[whole] ^ b->addr[whole]) & (0xff00u >> (bits % 8)) & 0xff) == 0;
+}
+
+const char *
+netaddr_cidr_format(const netaddr_cidr_t *c, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, len, "%s/%u", a, c->prefix);
+	return buf;
+}
+
+void
+netaddr_cidr_bounds(const netaddr_cidr_t *c, uint8_t lo[16], uint8_t hi[16])
+{
+	unsigned prefix = c->prefix;
+
+	memset(lo, 0, 16);
+	if (c->family == AF_INET) {
+		lo[10] = lo[11] = 0xff;
+		memcpy(lo + 12, c->addr, 4);
+		prefix += 96;
+	} else {
+		memcpy(lo, c->addr, 16);
+	}
+	memcpy(hi, lo, 16);
+	for (unsigned bit = prefix; bit < 128; bit++) {
+		lo[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+		hi[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
+	}
+}
+
+int
+netaddr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		return 0;
+	}
+	return -1;
 }
 
 /* --- client literals -------------------------------------------------------------- */
@@ -517,7 +579,7 @@ netaddr_bytes(const struct sockaddr *sa, int fam, uint8_t out[16])
 }
 
 bool
-netaddr_cidr_contains(const policy_cidr_t *c, const struct sockaddr *sa)
+netaddr_cidr_contains(const netaddr_cidr_t *c, const struct sockaddr *sa)
 {
 	uint8_t a[16];
 	unsigned full, rest;
@@ -536,7 +598,7 @@ netaddr_cidr_contains(const policy_cidr_t *c, const struct sockaddr *sa)
 }
 
 int
-netaddr_egress_check(const struct sockaddr *sa, const policy_cidr_t *allow, size_t nallow,
+netaddr_egress_check(const struct sockaddr *sa, const netaddr_cidr_t *allow, size_t nallow,
     enum netaddr_class *cls)
 {
 	enum netaddr_class c = netaddr_classify(sa);

@@ -20,8 +20,10 @@
 #include <jansson.h>
 
 #include "defaults.h"
+#include "hash.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "secmem.h"
 #include "snapshot.h"
 
 #define POLICY_PATH_MAX		512	/* a JSON path in a message */
@@ -524,7 +526,7 @@ policy_strlist(struct policy_ctx *c, const char *path, json_t *v, policy_check_f
 }
 
 static int
-policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, policy_cidr_t **out,
+policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, netaddr_cidr_t **out,
     size_t *nout)
 {
 	char sub[POLICY_PATH_MAX], err[256];
@@ -561,16 +563,8 @@ policy_cidrs(struct policy_ctx *c, const char *path, json_t *v, policy_cidr_t **
 
 /* --- name indexes --------------------------------------------------------------------- */
 
-/* FNV-1a: names are short and chosen by the policy's author, not by clients. */
-static uint32_t
-policy_index_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
+/* Unkeyed FNV-1a (hash.h) is enough: the names placed in an index are the policy author's,
+ * so a lookup of any name only walks chains the author made. */
 
 static void
 policy_index_put(policy_index_slot_t *slot, size_t cap, uint32_t hash, uint32_t pos)
@@ -608,7 +602,7 @@ policy_index_add(policy_index_t *ix, const char *name, size_t pos)
 		return -1;
 	if ((ix->n + 1) * 2 > ix->cap && policy_index_grow(ix) < 0)
 		return -1;
-	policy_index_put(ix->slot, ix->cap, policy_index_hash(name), (uint32_t)pos + 1);
+	policy_index_put(ix->slot, ix->cap, hash_fnv1a32_str(name), (uint32_t)pos + 1);
 	ix->n++;
 	return 0;
 }
@@ -626,7 +620,7 @@ policy_index_find(const policy_index_t *ix, const void *arr, size_t size, size_t
 				return (ssize_t)i;
 		return -1;
 	}
-	h = policy_index_hash(name);
+	h = hash_fnv1a32_str(name);
 	for (size_t i = h & (ix->cap - 1); ix->slot[i].pos != 0; i = (i + 1) & (ix->cap - 1)) {
 		const policy_index_slot_t *sl = &ix->slot[i];
 
@@ -892,7 +886,7 @@ policy_secret_from_file(struct policy_ctx *c, const char *path, const json_t *v,
 
 	if (policy_path(c, path, v, &file) < 0)
 		return -1;
-	rc = util_secret_arena_read_file(c->p->secrets, file, SG_SECRET_MAX_LEN, out, outlen,
+	rc = util_read_file_arena(c->p->secrets, file, SG_SECRET_MAX_LEN, out, outlen,
 	    err, sizeof(err));
 	free(file);
 	if (rc < 0) {
@@ -925,7 +919,7 @@ policy_secret_from_env(struct policy_ctx *c, const char *path, const json_t *v,
 		    SG_SECRET_MAX_LEN);
 		return -1;
 	}
-	*out = util_secret_arena_dup(c->p->secrets, val, *outlen);
+	*out = secmem_arena_dup(c->p->secrets, val, *outlen);
 	return 0;
 }
 
@@ -940,7 +934,7 @@ policy_secret_from_value(struct policy_ctx *c, const char *path, const json_t *v
 		policy_err(c, path, "longer than %d bytes", SG_SECRET_MAX_LEN);
 		return -1;
 	}
-	*out = util_secret_arena_dup(c->p->secrets, json_string_value(v), *outlen);
+	*out = secmem_arena_dup(c->p->secrets, json_string_value(v), *outlen);
 	return 0;
 }
 
@@ -987,7 +981,7 @@ policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
 	}
 	if (rc == 0 && (*outlen == 0 || policy_secret_clean(*out, *outlen) < 0)) {
 		policy_err(c, sub, "the secret is empty or contains a line break or NUL byte");
-		util_secret_arena_drop(c->p->secrets, *out, *outlen);
+		secmem_arena_drop(c->p->secrets, *out, *outlen);
 		*out = NULL;
 		*outlen = 0;
 		return -1;
@@ -2167,49 +2161,23 @@ policy_check_grants(struct policy_ctx *c)
 		    c->tpl_file[i], &p->templates[i].credentials);
 }
 
-bool
-policy_cidr_overlap(const policy_cidr_t *a, const policy_cidr_t *b)
-{
-	unsigned bits = a->prefix < b->prefix ? a->prefix : b->prefix;
-	size_t whole = bits / 8;
-
-	if (a->family != b->family)
-		return false;
-	if (memcmp(a->addr, b->addr, whole) != 0)
-		return false;
-	if (bits % 8 == 0)
-		return true;
-	return ((a->addr[whole] ^ b->addr[whole]) & (0xff00u >> (bits % 8)) & 0xff) == 0;
-}
-
-static const char *
-policy_cidr_text(const policy_cidr_t *cidr, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(cidr->family, cidr->addr, a, sizeof(a)) == NULL)
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, "%s/%u", a, cidr->prefix);
-	return buf;
-}
-
 /* First overlap between two sandboxes' ranges, reported once per pair. */
 static void
 policy_check_overlap_pair(struct policy_ctx *c, size_t i, size_t j)
 {
 	const policy_sandbox_t *a = &c->p->sandboxes[i], *b = &c->p->sandboxes[j];
-	char sub[POLICY_PATH_MAX], ta[64], tb[64];
+	char sub[POLICY_PATH_MAX], ta[NETADDR_CIDR_TEXT_MAX], tb[NETADDR_CIDR_TEXT_MAX];
 
 	for (size_t x = 0; x < b->naddresses; x++)
 		for (size_t y = 0; y < a->naddresses; y++) {
-			if (!policy_cidr_overlap(&b->addresses[x], &a->addresses[y]))
+			if (!netaddr_cidr_overlap(&b->addresses[x], &a->addresses[y]))
 				continue;
 			c->file = c->sb_file[j];
 			snprintf(sub, sizeof(sub), "sandboxes.%s.addresses", b->name);
 			policy_err(c, sub, "%s of sandbox \"%s\" overlaps %s of sandbox \"%s\" "
 			    "(%s); a source address must name one sandbox",
-			    policy_cidr_text(&b->addresses[x], tb, sizeof(tb)), b->name,
-			    policy_cidr_text(&a->addresses[y], ta, sizeof(ta)), a->name,
+			    netaddr_cidr_format(&b->addresses[x], tb, sizeof(tb)), b->name,
+			    netaddr_cidr_format(&a->addresses[y], ta, sizeof(ta)), a->name,
 			    c->sb_file[i]);
 			return;
 		}
@@ -2217,7 +2185,7 @@ policy_check_overlap_pair(struct policy_ctx *c, size_t i, size_t j)
 
 /* An address range of a sandbox, and an ordered pair of sandboxes (i < j). */
 struct policy_addr_ref {
-	const policy_cidr_t *cidr;
+	const netaddr_cidr_t *cidr;
 	size_t sb;
 };
 
@@ -2229,8 +2197,8 @@ struct policy_sb_pair {
 static int
 policy_cmp_addr_ref(const void *a, const void *b)
 {
-	const policy_cidr_t *x = ((const struct policy_addr_ref *)a)->cidr;
-	const policy_cidr_t *y = ((const struct policy_addr_ref *)b)->cidr;
+	const netaddr_cidr_t *x = ((const struct policy_addr_ref *)a)->cidr;
+	const netaddr_cidr_t *y = ((const struct policy_addr_ref *)b)->cidr;
 	int d;
 
 	if (x->family != y->family)
@@ -2306,7 +2274,7 @@ policy_overlap_pairs(const struct policy_addr_ref *refs, size_t n,
 	*out = NULL;
 	*nout = 0;
 	for (size_t k = 0; stack != NULL && rc == 0 && k < n; k++) {
-		while (depth > 0 && !policy_cidr_overlap(stack[depth - 1]->cidr, refs[k].cidr))
+		while (depth > 0 && !netaddr_cidr_overlap(stack[depth - 1]->cidr, refs[k].cidr))
 			depth--;
 		for (size_t d = 0; d < depth && rc == 0; d++)
 			rc = policy_overlap_pair_add(out, nout, &cap, stack[d]->sb, refs[k].sb);
@@ -2455,7 +2423,7 @@ policy_free(policy_t *p)
 	policy_index_free(&p->credential_index);
 	policy_index_free(&p->sandbox_index);
 	policy_index_free(&p->template_index);
-	util_secret_arena_free(p->secrets);	/* zeroes every secret and token */
+	secmem_arena_free(p->secrets);	/* zeroes every secret and token */
 	free(p);
 }
 
@@ -2468,7 +2436,7 @@ policy_ctx_init(struct policy_ctx *c, const char *source, policy_errors_t *errs)
 	c->file = source;
 	c->p = calloc(1, sizeof(*c->p));
 	if (c->p == NULL || (c->p->source = strdup(source)) == NULL ||
-	    (c->p->secrets = util_secret_arena_new()) == NULL) {
+	    (c->p->secrets = secmem_arena_new()) == NULL) {
 		policy_err(c, NULL, "out of memory");
 		policy_free(c->p);
 		c->p = NULL;

@@ -5,16 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
-#include <sodium.h>
-
+#include "hash.h"
 #include "ratelimit.h"
 
 typedef unsigned __int128 rl_units_t;	/* tokens x per_ms: burst * per_ms needs > 64 bits */
 
 struct rl_bucket {
 	struct rl_bucket *chain;		/* next in the hash slot */
-	struct rl_bucket *newer, *older;	/* stripe LRU list */
+	TAILQ_ENTRY(rl_bucket) lru;		/* stripe recency */
 	uint64_t hash;
 	rl_units_t level;
 	uint64_t stamp_ms;			/* level is as of this time */
@@ -30,11 +30,11 @@ struct rl_stripe {
 	struct rl_bucket **slots;
 	size_t mask;				/* nslots - 1 */
 	size_t count, cap;
-	struct rl_bucket *newest, *oldest;
+	TAILQ_HEAD(rl_lru, rl_bucket) lru;	/* least recently used first */
 };
 
 struct ratelimit {
-	unsigned char hkey[crypto_shorthash_KEYBYTES];
+	hash_key_t hkey;
 	size_t nstripes;			/* power of two <= max_buckets */
 	struct rl_stripe stripes[];
 };
@@ -116,32 +116,6 @@ rl_is_full(const struct rl_bucket *b, uint64_t now)
 /* --- stripes ------------------------------------------------------------------------ */
 
 static void
-rl_lru_unlink(struct rl_stripe *s, struct rl_bucket *b)
-{
-	if (b->newer)
-		b->newer->older = b->older;
-	else
-		s->newest = b->older;
-	if (b->older)
-		b->older->newer = b->newer;
-	else
-		s->oldest = b->newer;
-	b->newer = b->older = NULL;
-}
-
-static void
-rl_lru_push(struct rl_stripe *s, struct rl_bucket *b)
-{
-	b->older = s->newest;
-	b->newer = NULL;
-	if (s->newest)
-		s->newest->newer = b;
-	s->newest = b;
-	if (s->oldest == NULL)
-		s->oldest = b;
-}
-
-static void
 rl_remove(struct rl_stripe *s, struct rl_bucket *b)
 {
 	struct rl_bucket **pp = &s->slots[b->hash & s->mask];
@@ -149,7 +123,7 @@ rl_remove(struct rl_stripe *s, struct rl_bucket *b)
 	while (*pp != b)
 		pp = &(*pp)->chain;
 	*pp = b->chain;
-	rl_lru_unlink(s, b);
+	TAILQ_REMOVE(&s->lru, b, lru);
 	s->count--;
 	free(b);
 }
@@ -161,7 +135,7 @@ rl_evict(struct rl_stripe *s, uint64_t now)
 	struct rl_bucket *b, *victim = NULL;
 	size_t seen = 0;
 
-	for (b = s->oldest; b != NULL; b = b->newer) {
+	TAILQ_FOREACH(b, &s->lru, lru) {
 		if (b->inuse)
 			continue;
 		if (victim == NULL)
@@ -208,7 +182,7 @@ rl_insert(struct rl_stripe *s, uint64_t hash, const struct ratelimit_req *req,
 	b->stamp_ms = now;
 	b->chain = s->slots[hash & s->mask];
 	s->slots[hash & s->mask] = b;
-	rl_lru_push(s, b);
+	TAILQ_INSERT_TAIL(&s->lru, b, lru);
 	s->count++;
 	return b;
 }
@@ -234,6 +208,7 @@ rl_stripe_init(struct rl_stripe *s, size_t cap)
 		nslots *= 2;
 	s->cap = cap;
 	s->mask = nslots - 1;
+	TAILQ_INIT(&s->lru);
 	if ((s->slots = calloc(nslots, sizeof(*s->slots))) == NULL)
 		return -1;
 	if (pthread_mutex_init(&s->mu, NULL) != 0) {
@@ -251,8 +226,8 @@ rl_stripe_fini(struct rl_stripe *s)
 
 	if (s->slots == NULL)
 		return;
-	for (b = s->oldest; b != NULL; b = next) {
-		next = b->newer;
+	for (b = TAILQ_FIRST(&s->lru); b != NULL; b = next) {
+		next = TAILQ_NEXT(b, lru);
 		free(b);
 	}
 	free(s->slots);
@@ -265,13 +240,16 @@ ratelimit_new(size_t max_buckets)
 	ratelimit_t *rl;
 	size_t ns;
 
-	if (max_buckets == 0 || sodium_init() < 0)
+	if (max_buckets == 0)
 		return NULL;
 	ns = rl_pow2_floor(max_buckets < RATELIMIT_STRIPES ? max_buckets : RATELIMIT_STRIPES);
 	if ((rl = calloc(1, sizeof(*rl) + ns * sizeof(rl->stripes[0]))) == NULL)
 		return NULL;
 	rl->nstripes = ns;
-	crypto_shorthash_keygen(rl->hkey);
+	if (hash_key_init(&rl->hkey) < 0) {
+		free(rl);
+		return NULL;
+	}
 	for (size_t i = 0; i < ns; i++) {
 		if (rl_stripe_init(&rl->stripes[i], max_buckets / ns) != 0) {
 			ratelimit_free(rl);
@@ -288,7 +266,7 @@ ratelimit_free(ratelimit_t *rl)
 		return;
 	for (size_t i = 0; i < rl->nstripes; i++)
 		rl_stripe_fini(&rl->stripes[i]);
-	sodium_memzero(rl->hkey, sizeof(rl->hkey));
+	hash_key_wipe(&rl->hkey);
 	free(rl);
 }
 
@@ -306,18 +284,6 @@ ratelimit_count(ratelimit_t *rl)
 }
 
 /* --- take ------------------------------------------------------------------------------ */
-
-static uint64_t
-rl_hash(const ratelimit_t *rl, const void *key, size_t keylen)
-{
-	unsigned char h[crypto_shorthash_BYTES];
-	uint64_t v = 0;
-
-	crypto_shorthash(h, key, keylen, rl->hkey);
-	for (size_t i = 0; i < sizeof(h); i++)
-		v = v << 8 | h[i];
-	return v;
-}
 
 /* Distinct stripes of slots[0..n), ascending: the lock order. Returns how many. */
 static size_t
@@ -357,8 +323,8 @@ rl_resolve(ratelimit_t *rl, const struct ratelimit_req *reqs, struct rl_slot *sl
 		if (b == NULL)
 			return -1;
 		b->inuse = true;
-		rl_lru_unlink(s, b);
-		rl_lru_push(s, b);
+		TAILQ_REMOVE(&s->lru, b, lru);
+		TAILQ_INSERT_TAIL(&s->lru, b, lru);
 		rl_refill(b, reqs[i].rate, now);
 		slots[i].b = b;
 	}
@@ -429,7 +395,7 @@ rl_collect(ratelimit_t *rl, const struct ratelimit_req *reqs, size_t n,
 		map[m] = i;
 		slots[m].b = NULL;
 		slots[m].rate = r;
-		slots[m].hash = rl_hash(rl, reqs[i].key, reqs[i].keylen);
+		slots[m].hash = hash_keyed(&rl->hkey, reqs[i].key, reqs[i].keylen);
 		slots[m].stripe = (size_t)(slots[m].hash >> 32) & (rl->nstripes - 1);
 		m++;
 	}
@@ -515,8 +481,8 @@ ratelimit_peek(ratelimit_t *rl, const struct ratelimit_req *req, uint64_t now_ms
 	s = &rl->stripes[slot.stripe];
 	pthread_mutex_lock(&s->mu);
 	if ((b = rl_find(s, slot.hash, req->key, req->keylen)) != NULL) {
-		rl_lru_unlink(s, b);
-		rl_lru_push(s, b);
+		TAILQ_REMOVE(&s->lru, b, lru);
+		TAILQ_INSERT_TAIL(&s->lru, b, lru);
 		rl_refill(b, req->rate, now_ms);
 		res->allowed = b->level >= b->per_ms;
 		res->retry_after_ms = rl_wait_ms(b);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "registry.h"
+#include "secmem.h"
 #include "snapshot.h"
 
 #define REG_CKSUM_LEN	8	/* bytes of the BLAKE2b-128 digest kept per record */
@@ -73,18 +74,69 @@ static size_t reg_suspended_pub;	/* nsuspended of the published snapshot (atomic
 static const policy_strlist_t reg_no_creds = {0, NULL};
 static const policy_rate_t reg_no_rate = {0};
 
-/* --- entries ------------------------------------------------------------------------ */
+/* --- fields (what a PUT sets: entries and specs) ---------------------------------- */
 
 static void
-reg_labels_free(char **keys, char **values, size_t n)
+reg_fields_free(registry_fields_t *f)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(keys[i]);
-		free(values[i]);
+	for (size_t i = 0; i < f->nlabels; i++) {
+		free(f->label_keys[i]);
+		free(f->label_values[i]);
 	}
-	free(keys);
-	free(values);
+	free(f->label_keys);
+	free(f->label_values);
+	free(f->template_name);
+	free(f->addresses);
+	free(f->restored_from);
+	memset(f, 0, sizeof(*f));
 }
+
+/* Room for n labels in f, which has none yet. 0, or -1 (out of memory). */
+static int
+reg_labels_alloc(registry_fields_t *f, size_t n)
+{
+	if (n == 0)
+		return 0;
+	f->label_keys = calloc(n, sizeof(char *));
+	f->label_values = calloc(n, sizeof(char *));
+	return f->label_keys != NULL && f->label_values != NULL ? 0 : -1;
+}
+
+/* Append copies of (key, value) in the room reg_labels_alloc made. 0, or -1. */
+static int
+reg_label_add(registry_fields_t *f, const char *key, const char *value)
+{
+	size_t i = f->nlabels++;
+
+	f->label_keys[i] = strdup(key);
+	f->label_values[i] = strdup(value);
+	return f->label_keys[i] != NULL && f->label_values[i] != NULL ? 0 : -1;
+}
+
+/* dst becomes a copy of src, sharing nothing. 0, or -1 (out of memory: reg_fields_free
+ * dst). */
+static int
+reg_fields_copy(registry_fields_t *dst, const registry_fields_t *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->expires_at = src->expires_at;
+	dst->restored_at = src->restored_at;
+	dst->template_name = strdup(src->template_name);
+	dst->restored_from = src->restored_from ? strdup(src->restored_from) : NULL;
+	dst->addresses = calloc(src->naddresses + 1, sizeof(*dst->addresses));
+	if (dst->template_name == NULL || dst->addresses == NULL ||
+	    (src->restored_from != NULL && dst->restored_from == NULL) ||
+	    reg_labels_alloc(dst, src->nlabels) < 0)
+		return -1;
+	memcpy(dst->addresses, src->addresses, src->naddresses * sizeof(*src->addresses));
+	dst->naddresses = src->naddresses;
+	for (size_t i = 0; i < src->nlabels; i++)
+		if (reg_label_add(dst, src->label_keys[i], src->label_values[i]) < 0)
+			return -1;
+	return 0;
+}
+
+/* --- entries ------------------------------------------------------------------------ */
 
 static void
 reg_entry_free(registry_entry_t *e)
@@ -92,14 +144,10 @@ reg_entry_free(registry_entry_t *e)
 	if (e == NULL)
 		return;
 	free(e->id);
-	free(e->template_name);
-	free(e->addresses);
-	reg_labels_free(e->label_keys, e->label_values, e->nlabels);
+	reg_fields_free(&e->f);
 	free(e->parent);
-	free(e->restored_from);
 	lineage_free(&e->lineage);
-	if (e->token_hash != NULL)
-		sodium_free(e->token_hash);
+	secmem_guarded_free(e->token_hash);
 	free(e);
 }
 
@@ -121,11 +169,11 @@ reg_entry_unref(registry_entry_t *e)
 static void
 reg_entry_fill_sb(registry_entry_t *e, const policy_t *p)
 {
-	const policy_template_t *t = p ? policy_template_find(p, e->template_name) : NULL;
+	const policy_template_t *t = p ? policy_template_find(p, e->f.template_name) : NULL;
 
 	e->sb.name = e->id;
-	e->sb.addresses = e->addresses;
-	e->sb.naddresses = e->naddresses;
+	e->sb.addresses = e->f.addresses;
+	e->sb.naddresses = e->f.naddresses;
 	e->sb.rate = t ? t->rate : reg_no_rate;
 }
 
@@ -199,43 +247,6 @@ reg_publish(registry_snapshot_t *s)
 	(void)snapshot_publish(&reg_cell, registry_snapshot_ref(s));
 }
 
-/* 16-byte key of an address range's ends; IPv4 mapped into ::ffff:0:0/96. */
-static void
-reg_cidr_bounds(const policy_cidr_t *c, uint8_t lo[16], uint8_t hi[16])
-{
-	unsigned prefix = c->prefix;
-
-	memset(lo, 0, 16);
-	if (c->family == AF_INET) {
-		lo[10] = lo[11] = 0xff;
-		memcpy(lo + 12, c->addr, 4);
-		prefix += 96;
-	} else {
-		memcpy(lo, c->addr, 16);
-	}
-	memcpy(hi, lo, 16);
-	for (unsigned bit = prefix; bit < 128; bit++) {
-		lo[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
-		hi[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
-	}
-}
-
-static int
-reg_sockaddr_key(const struct sockaddr *sa, uint8_t key[16])
-{
-	memset(key, 0, 16);
-	if (sa->sa_family == AF_INET) {
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-		return 0;
-	}
-	if (sa->sa_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-		return 0;
-	}
-	return -1;
-}
-
 static int
 reg_cmp_range(const void *a, const void *b)
 {
@@ -266,7 +277,7 @@ reg_snapshot_index(registry_snapshot_t *s)
 		qsort(s->tombs, s->ntombs, sizeof(*s->tombs), reg_cmp_tomb);
 	s->nsuspended = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		nr += s->byid[i]->naddresses;
+		nr += s->byid[i]->f.naddresses;
 		s->nsuspended += s->byid[i]->suspended_at != 0;
 	}
 	free(s->ranges);
@@ -274,8 +285,8 @@ reg_snapshot_index(registry_snapshot_t *s)
 	if (nr && s->ranges == NULL)
 		return -1;
 	for (size_t i = 0; i < s->n; i++)
-		for (size_t j = 0; j < s->byid[i]->naddresses; j++, k++) {
-			reg_cidr_bounds(&s->byid[i]->addresses[j], s->ranges[k].lo,
+		for (size_t j = 0; j < s->byid[i]->f.naddresses; j++, k++) {
+			netaddr_cidr_bounds(&s->byid[i]->f.addresses[j], s->ranges[k].lo,
 			    s->ranges[k].hi);
 			s->ranges[k].e = s->byid[i];
 		}
@@ -445,7 +456,7 @@ registry_find_addr(const registry_snapshot_t *s, const struct sockaddr *sa)
 	uint8_t key[16];
 	size_t lo = 0, hi;
 
-	if (s == NULL || sa == NULL || s->nranges == 0 || reg_sockaddr_key(sa, key) < 0)
+	if (s == NULL || sa == NULL || s->nranges == 0 || netaddr_key(sa, key) < 0)
 		return NULL;
 	/* the last range whose lo <= key */
 	hi = s->nranges;
@@ -510,16 +521,6 @@ reg_label_value_ok(const char *v)
 		if ((unsigned char)*v < 0x20 || (unsigned char)*v == 0x7f)
 			return false;
 	return true;
-}
-
-static void
-reg_cidr_text(const policy_cidr_t *c, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, "%s/%u", a, c->prefix);
 }
 
 int
@@ -601,17 +602,14 @@ registry_spec_free(registry_spec_t *s)
 	if (s == NULL)
 		return;
 	free(s->id);
-	free(s->template_name);
-	free(s->addresses);
-	reg_labels_free(s->label_keys, s->label_values, s->nlabels);
-	util_secret_free(s->token);
-	free(s->restored_from);
+	reg_fields_free(&s->f);
+	secmem_guarded_free(s->token);
 	memset(s, 0, sizeof(*s));
 }
 
 /* "addresses": [CIDR, ...] into a fresh array. */
 static int
-reg_parse_addresses(json_t *a, policy_cidr_t **out, size_t *n, registry_result_t *res)
+reg_parse_addresses(json_t *a, netaddr_cidr_t **out, size_t *n, registry_result_t *res)
 {
 	char err[160];
 	json_t *v;
@@ -645,7 +643,7 @@ reg_cmp_label(const void *a, const void *b)
 }
 
 static int
-reg_parse_labels(json_t *o, registry_spec_t *s, registry_result_t *res)
+reg_parse_labels(json_t *o, registry_fields_t *f, registry_result_t *res)
 {
 	const char *k;
 	json_t *v;
@@ -675,17 +673,14 @@ reg_parse_labels(json_t *o, registry_spec_t *s, registry_result_t *res)
 		pairs[i++] = (char *)k;
 	}
 	qsort(pairs, n, sizeof(*pairs), reg_cmp_label);
-	s->label_keys = calloc(n, sizeof(char *));
-	s->label_values = calloc(n, sizeof(char *));
-	if (s->label_keys == NULL || s->label_values == NULL) {
+	if (reg_labels_alloc(f, n) < 0) {
 		free(pairs);
 		return reg_fail(res, 500, "internal", "out of memory");
 	}
 	for (i = 0; i < n; i++) {
-		s->label_keys[i] = strdup(pairs[i]);
-		s->label_values[i] = strdup(json_string_value(json_object_get(o, pairs[i])));
-		s->nlabels++;
-		if (s->label_keys[i] == NULL || s->label_values[i] == NULL) {
+		const char *value = json_string_value(json_object_get(o, pairs[i]));
+
+		if (reg_label_add(f, pairs[i], value) < 0) {
 			free(pairs);
 			return reg_fail(res, 500, "internal", "out of memory");
 		}
@@ -729,7 +724,7 @@ reg_known_keys(json_t *root, const char *const *keys, registry_result_t *res)
 	return 0;
 }
 
-/* "token": a non-empty string of at most REGISTRY_TOKEN_MAX bytes, into sodium memory. */
+/* "token": a non-empty string of at most REGISTRY_TOKEN_MAX bytes, into guarded memory. */
 static int
 reg_parse_token(json_t *v, char **out, registry_result_t *res)
 {
@@ -740,7 +735,7 @@ reg_parse_token(json_t *v, char **out, registry_result_t *res)
 	    json_string_length(v) > REGISTRY_TOKEN_MAX)
 		return reg_fail(res, 400, "bad_request", "token: a non-empty string of at most "
 		    "%d bytes", REGISTRY_TOKEN_MAX);
-	if ((*out = util_secret_dup(json_string_value(v), json_string_length(v))) == NULL)
+	if ((*out = secmem_guarded_dup(json_string_value(v), json_string_length(v))) == NULL)
 		return reg_fail(res, 500, "internal", "out of memory");
 	return 0;
 }
@@ -750,7 +745,7 @@ reg_parse_token(json_t *v, char **out, registry_result_t *res)
  * the clock skew), both or neither: the sandbox runs a checkpoint of P taken at T.
  */
 static int
-reg_parse_restore(json_t *root, int64_t now, registry_spec_t *out, registry_result_t *res)
+reg_parse_restore(json_t *root, int64_t now, registry_fields_t *out, registry_result_t *res)
 {
 	json_t *from = json_object_get(root, "restored_from"), *at = json_object_get(root, "at");
 	const char *s = json_string_value(at);
@@ -805,20 +800,21 @@ registry_spec_parse(const char *id, const char *json, size_t len, int64_t now,
 		reg_fail(res, 400, "bad_request", "template: a template name is required");
 		goto done;
 	}
-	if ((out->template_name = strdup(json_string_value(v))) == NULL) {
+	if ((out->f.template_name = strdup(json_string_value(v))) == NULL) {
 		reg_fail(res, 500, "internal", "out of memory");
 		goto done;
 	}
-	if (reg_parse_addresses(json_object_get(root, "addresses"), &out->addresses,
-	    &out->naddresses, res) < 0)
+	if (reg_parse_addresses(json_object_get(root, "addresses"), &out->f.addresses,
+	    &out->f.naddresses, res) < 0)
 		goto done;
-	if ((v = json_object_get(root, "labels")) != NULL && reg_parse_labels(v, out, res) < 0)
+	if ((v = json_object_get(root, "labels")) != NULL &&
+	    reg_parse_labels(v, &out->f, res) < 0)
 		goto done;
 	if ((v = json_object_get(root, "expires_at")) != NULL &&
-	    reg_parse_expires(v, now, &out->expires_at, res) < 0)
+	    reg_parse_expires(v, now, &out->f.expires_at, res) < 0)
 		goto done;
 	if (reg_parse_token(json_object_get(root, "token"), &out->token, res) < 0 ||
-	    reg_parse_restore(root, now, out, res) < 0)
+	    reg_parse_restore(root, now, &out->f, res) < 0)
 		goto done;
 	rc = 0;
 done:
@@ -835,7 +831,7 @@ registry_fork_spec_free(registry_fork_spec_t *s)
 		return;
 	free(s->addresses);
 	free(s->template_name);
-	util_secret_free(s->token);
+	secmem_guarded_free(s->token);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -998,7 +994,7 @@ static json_t *
 reg_entry_record(const registry_entry_t *e, const char *op)
 {
 	json_t *o = json_object(), *a = json_array(), *l = json_object();
-	char buf[INET6_ADDRSTRLEN + 8], hex[2 * REGISTRY_TOKEN_HASH_LEN + 1];
+	char buf[NETADDR_CIDR_TEXT_MAX], hex[2 * REGISTRY_TOKEN_HASH_LEN + 1];
 
 	if (o == NULL || a == NULL || l == NULL) {
 		json_decref(o);
@@ -1006,25 +1002,25 @@ reg_entry_record(const registry_entry_t *e, const char *op)
 		json_decref(l);
 		return NULL;
 	}
-	for (size_t i = 0; i < e->naddresses; i++) {
-		reg_cidr_text(&e->addresses[i], buf, sizeof(buf));
+	for (size_t i = 0; i < e->f.naddresses; i++) {
+		netaddr_cidr_format(&e->f.addresses[i], buf, sizeof(buf));
 		json_array_append_new(a, json_string(buf));
 	}
-	for (size_t i = 0; i < e->nlabels; i++)
-		json_object_set_new(l, e->label_keys[i], json_string(e->label_values[i]));
+	for (size_t i = 0; i < e->f.nlabels; i++)
+		json_object_set_new(l, e->f.label_keys[i], json_string(e->f.label_values[i]));
 	json_object_set_new(o, "op", json_string(op));
 	json_object_set_new(o, "id", json_string(e->id));
-	json_object_set_new(o, "template", json_string(e->template_name));
+	json_object_set_new(o, "template", json_string(e->f.template_name));
 	json_object_set_new(o, "addresses", a);
 	json_object_set_new(o, "labels", l);
-	json_object_set_new(o, "expires_at", json_integer(e->expires_at));
+	json_object_set_new(o, "expires_at", json_integer(e->f.expires_at));
 	json_object_set_new(o, "created", json_integer(e->created));
 	json_object_set_new(o, "generation", json_integer((json_int_t)e->generation));
 	if (e->parent)
 		json_object_set_new(o, "parent", json_string(e->parent));
-	if (e->restored_from) {
-		json_object_set_new(o, "restored_from", json_string(e->restored_from));
-		json_object_set_new(o, "restored_at", json_integer(e->restored_at));
+	if (e->f.restored_from) {
+		json_object_set_new(o, "restored_from", json_string(e->f.restored_from));
+		json_object_set_new(o, "restored_at", json_integer(e->f.restored_at));
 	}
 	if (e->lineage.n > 0)
 		json_object_set_new(o, "lineage", reg_lineage_json(&e->lineage));
@@ -1044,27 +1040,18 @@ reg_delete_record(const char *id, int64_t at, const char *reason, uint64_t gen)
 	    (json_int_t)at, "reason", reason, "generation", (json_int_t)gen);
 }
 
-/* A stored record's labels (an object of strings, or NULL) into e. 0, or -1. */
+/* A stored record's labels (an object of strings, or NULL) into f. 0, or -1. */
 static int
-reg_record_labels(json_t *l, registry_entry_t *e)
+reg_record_labels(json_t *l, registry_fields_t *f)
 {
 	const char *k;
 	json_t *v;
 
-	if (l == NULL || json_object_size(l) == 0)
-		return 0;
-	e->label_keys = calloc(json_object_size(l), sizeof(char *));
-	e->label_values = calloc(json_object_size(l), sizeof(char *));
-	if (e->label_keys == NULL || e->label_values == NULL)
-		return -1;
+	if (l == NULL || reg_labels_alloc(f, json_object_size(l)) < 0)
+		return l == NULL ? 0 : -1;
 	/* JSON_SORT_KEYS wrote them sorted; jansson keeps insertion order */
 	json_object_foreach(l, k, v) {
-		if (!json_is_string(v))
-			return -1;
-		e->label_keys[e->nlabels] = strdup(k);
-		e->label_values[e->nlabels] = strdup(json_string_value(v));
-		if (e->label_keys[e->nlabels++] == NULL ||
-		    e->label_values[e->nlabels - 1] == NULL)
+		if (!json_is_string(v) || reg_label_add(f, k, json_string_value(v)) < 0)
 			return -1;
 	}
 	return 0;
@@ -1092,33 +1079,33 @@ reg_entry_from_record(const json_t *o)
 	    json_object_size(l) > REGISTRY_MAX_LABELS)))
 		goto bad;
 	e->id = strdup(id);
-	e->template_name = strdup(tpl);
+	e->f.template_name = strdup(tpl);
 	e->parent = par ? strdup(par) : NULL;
-	e->restored_from = rf ? strdup(rf) : NULL;
-	e->addresses = calloc(json_array_size(a), sizeof(*e->addresses));
-	if (e->id == NULL || e->template_name == NULL || e->addresses == NULL ||
-	    (par && e->parent == NULL) || (rf && e->restored_from == NULL) ||
+	e->f.restored_from = rf ? strdup(rf) : NULL;
+	e->f.addresses = calloc(json_array_size(a), sizeof(*e->f.addresses));
+	if (e->id == NULL || e->f.template_name == NULL || e->f.addresses == NULL ||
+	    (par && e->parent == NULL) || (rf && e->f.restored_from == NULL) ||
 	    reg_lineage_parse(json_object_get(o, "lineage"), &e->lineage) < 0)
 		goto bad;
 	json_array_foreach(a, i, v) {
 		if (!json_is_string(v) || netaddr_parse_cidr(json_string_value(v),
-		    &e->addresses[i], NULL, 0) < 0)
+		    &e->f.addresses[i], NULL, 0) < 0)
 			goto bad;
-		e->naddresses++;
+		e->f.naddresses++;
 	}
-	if (reg_record_labels(l, e) < 0)
+	if (reg_record_labels(l, &e->f) < 0)
 		goto bad;
-	e->expires_at = json_integer_value(json_object_get(o, "expires_at"));
+	e->f.expires_at = json_integer_value(json_object_get(o, "expires_at"));
 	e->created = json_integer_value(json_object_get(o, "created"));
 	e->generation = (uint64_t)json_integer_value(json_object_get(o, "generation"));
-	e->restored_at = json_integer_value(json_object_get(o, "restored_at"));
+	e->f.restored_at = json_integer_value(json_object_get(o, "restored_at"));
 	e->suspended_at = json_integer_value(json_object_get(o, "suspended_at"));
 	/* a fork journalled before lineage was recorded: its parent, at its creation */
 	if (e->parent != NULL && json_object_get(o, "lineage") == NULL && e->created > 0 &&
 	    lineage_append(&e->lineage, e->parent, e->created) != LINEAGE_OK)
 		goto bad;
 	if (th != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL ||
+		if ((e->token_hash = secmem_guarded_alloc(REGISTRY_TOKEN_HASH_LEN)) == NULL ||
 		    util_hex_decode(th, strlen(th), e->token_hash, REGISTRY_TOKEN_HASH_LEN) < 0)
 			goto bad;
 	}
@@ -1493,39 +1480,42 @@ reg_commit(registry_t *r, registry_snapshot_t *next, json_t *rec, registry_resul
 
 /* --- mutations ---------------------------------------------------------------------- */
 
-/* Does any live sandbox other than self (static or registered) overlap c? */
+/* The first of set[0..n) that overlaps a, or NULL. */
+static const netaddr_cidr_t *
+reg_overlapping(const netaddr_cidr_t *a, const netaddr_cidr_t *set, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (netaddr_cidr_overlap(a, &set[j]))
+			return &set[j];
+	return NULL;
+}
+
+/* Does any live sandbox other than self (static or registered) overlap addrs? */
 static int
 reg_check_overlap(const registry_snapshot_t *s, const policy_t *p, const char *self,
-    const policy_cidr_t *addrs, size_t n, registry_result_t *res)
+    const netaddr_cidr_t *addrs, size_t n, registry_result_t *res)
 {
-	char ta[INET6_ADDRSTRLEN + 8], tb[INET6_ADDRSTRLEN + 8];
+	char ta[NETADDR_CIDR_TEXT_MAX], tb[NETADDR_CIDR_TEXT_MAX];
+	const netaddr_cidr_t *hit;
 
 	if (p && policy_sandbox_find(p, self) != NULL)
 		return reg_fail(res, 409, "exists", "sandbox %s is defined in the policy", self);
 	for (size_t i = 0; i < n; i++) {
+		netaddr_cidr_format(&addrs[i], ta, sizeof(ta));
 		for (size_t k = 0; p && k < p->nsandboxes; k++)
-			for (size_t j = 0; j < p->sandboxes[k].naddresses; j++) {
-				if (!policy_cidr_overlap(&addrs[i], &p->sandboxes[k].addresses[j]))
-					continue;
-				reg_cidr_text(&addrs[i], ta, sizeof(ta));
-				reg_cidr_text(&p->sandboxes[k].addresses[j], tb, sizeof(tb));
+			if ((hit = reg_overlapping(&addrs[i], p->sandboxes[k].addresses,
+			    p->sandboxes[k].naddresses)) != NULL)
 				return reg_fail(res, 409, "address_conflict", "%s of sandbox %s "
-				    "overlaps %s of sandbox %s (static, in the policy)", ta, self, tb,
-				    p->sandboxes[k].name);
-			}
+				    "overlaps %s of sandbox %s (static, in the policy)", ta, self,
+				    netaddr_cidr_format(hit, tb, sizeof(tb)), p->sandboxes[k].name);
 		for (size_t k = 0; s && k < s->n; k++) {
 			const registry_entry_t *e = s->byid[k];
 
-			if (strcmp(e->id, self) == 0)
-				continue;
-			for (size_t j = 0; j < e->naddresses; j++) {
-				if (!policy_cidr_overlap(&addrs[i], &e->addresses[j]))
-					continue;
-				reg_cidr_text(&addrs[i], ta, sizeof(ta));
-				reg_cidr_text(&e->addresses[j], tb, sizeof(tb));
+			if (strcmp(e->id, self) != 0 && (hit = reg_overlapping(&addrs[i],
+			    e->f.addresses, e->f.naddresses)) != NULL)
 				return reg_fail(res, 409, "address_conflict", "%s of sandbox %s "
-				    "overlaps %s of sandbox %s", ta, self, tb, e->id);
-			}
+				    "overlaps %s of sandbox %s", ta, self,
+				    netaddr_cidr_format(hit, tb, sizeof(tb)), e->id);
 		}
 	}
 	return 0;
@@ -1545,19 +1535,20 @@ reg_same(const registry_entry_t *e, const registry_spec_t *s)
 	uint8_t h[REGISTRY_TOKEN_HASH_LEN];
 	bool tok;
 
-	if (strcmp(e->template_name, s->template_name) != 0 ||
-	    e->naddresses != s->naddresses || e->nlabels != s->nlabels ||
-	    e->expires_at != s->expires_at || (e->token_hash == NULL) != (s->token == NULL))
+	if (strcmp(e->f.template_name, s->f.template_name) != 0 ||
+	    e->f.naddresses != s->f.naddresses || e->f.nlabels != s->f.nlabels ||
+	    e->f.expires_at != s->f.expires_at || (e->token_hash == NULL) != (s->token == NULL))
 		return false;
 	/* history is kept unless the PUT names a (different) checkpoint */
-	if (s->restored_from != NULL && (e->restored_from == NULL || e->restored_at !=
-	    s->restored_at || strcmp(e->restored_from, s->restored_from) != 0))
+	if (s->f.restored_from != NULL && (e->f.restored_from == NULL || e->f.restored_at !=
+	    s->f.restored_at || strcmp(e->f.restored_from, s->f.restored_from) != 0))
 		return false;
-	if (memcmp(e->addresses, s->addresses, s->naddresses * sizeof(*s->addresses)) != 0)
+	if (memcmp(e->f.addresses, s->f.addresses,
+	    s->f.naddresses * sizeof(*s->f.addresses)) != 0)
 		return false;
-	for (size_t i = 0; i < s->nlabels; i++)
-		if (strcmp(e->label_keys[i], s->label_keys[i]) != 0 ||
-		    strcmp(e->label_values[i], s->label_values[i]) != 0)
+	for (size_t i = 0; i < s->f.nlabels; i++)
+		if (strcmp(e->f.label_keys[i], s->f.label_keys[i]) != 0 ||
+		    strcmp(e->f.label_values[i], s->f.label_values[i]) != 0)
 			return false;
 	if (s->token == NULL)
 		return true;
@@ -1575,29 +1566,10 @@ reg_entry_from_spec(const registry_spec_t *s)
 	if (e == NULL)
 		return NULL;
 	e->refcnt = 1;
-	e->id = strdup(s->id);
-	e->template_name = strdup(s->template_name);
-	e->addresses = calloc(s->naddresses, sizeof(*e->addresses));
-	if (e->id == NULL || e->template_name == NULL || e->addresses == NULL)
+	if ((e->id = strdup(s->id)) == NULL || reg_fields_copy(&e->f, &s->f) < 0)
 		goto bad;
-	memcpy(e->addresses, s->addresses, s->naddresses * sizeof(*s->addresses));
-	e->naddresses = s->naddresses;
-	if (s->nlabels > 0) {
-		e->label_keys = calloc(s->nlabels, sizeof(char *));
-		e->label_values = calloc(s->nlabels, sizeof(char *));
-		if (e->label_keys == NULL || e->label_values == NULL)
-			goto bad;
-		for (size_t i = 0; i < s->nlabels; i++) {
-			e->label_keys[i] = strdup(s->label_keys[i]);
-			e->label_values[i] = strdup(s->label_values[i]);
-			e->nlabels++;
-			if (e->label_keys[i] == NULL || e->label_values[i] == NULL)
-				goto bad;
-		}
-	}
-	e->expires_at = s->expires_at;
 	if (s->token != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
+		if ((e->token_hash = secmem_guarded_alloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
 			goto bad;
 		reg_token_hash(s->token, e->token_hash);
 	}
@@ -1647,19 +1619,16 @@ reg_entry_history(registry_entry_t *e, const registry_entry_t *old,
 	int rc;
 
 	e->suspended_at = old ? old->suspended_at : 0;
-	if (s->restored_from != NULL) {
-		from = registry_find(cur, s->restored_from);
-		rc = lineage_derive(from ? &from->lineage : NULL, s->restored_from,
-		    s->restored_at, &e->lineage);
-		if (rc == LINEAGE_OK)
-			rc = reg_strdup_to(&e->restored_from, s->restored_from);
-		e->restored_at = s->restored_at;
+	if (s->f.restored_from != NULL) {	/* e has it already (reg_entry_from_spec) */
+		from = registry_find(cur, s->f.restored_from);
+		rc = lineage_derive(from ? &from->lineage : NULL, s->f.restored_from,
+		    s->f.restored_at, &e->lineage);
 	} else if (old != NULL) {
 		rc = lineage_copy(&old->lineage, &e->lineage);
 		if (rc == LINEAGE_OK && (rc = reg_strdup_to(&e->parent, old->parent)) ==
 		    LINEAGE_OK)
-			rc = reg_strdup_to(&e->restored_from, old->restored_from);
-		e->restored_at = old->restored_at;
+			rc = reg_strdup_to(&e->f.restored_from, old->f.restored_from);
+		e->f.restored_at = old->f.restored_at;
 	} else {
 		rc = LINEAGE_OK;
 	}
@@ -1669,14 +1638,14 @@ reg_entry_history(registry_entry_t *e, const registry_entry_t *old,
 static int
 reg_check_template(const policy_t *p, const registry_spec_t *s, registry_result_t *res)
 {
-	const policy_template_t *t = policy_template_find(p, s->template_name);
+	const policy_template_t *t = policy_template_find(p, s->f.template_name);
 
 	if (t == NULL)
 		return reg_fail(res, 422, "unknown_template", "template %s is not in the "
-		    "policy's sandbox_templates", s->template_name);
+		    "policy's sandbox_templates", s->f.template_name);
 	if (t->token_required && s->token == NULL)
 		return reg_fail(res, 400, "bad_request", "template %s requires a proxy token "
-		    "(\"token\")", s->template_name);
+		    "(\"token\")", s->f.template_name);
 	return 0;
 }
 
@@ -1689,15 +1658,15 @@ reg_put_check(registry_t *r, const policy_t *policy, const registry_spec_t *spec
 		return reg_fail(res, 400, "bad_request", "bad sandbox id");
 	if (reg_check_template(policy, spec, res) < 0)
 		return -1;
-	if (spec->expires_at != 0 && spec->expires_at <= now)
+	if (spec->f.expires_at != 0 && spec->f.expires_at <= now)
 		return reg_fail(res, 400, "bad_request", "expires_at is in the past");
 	if (old != NULL && reg_same(old, spec))
 		return 0;
 	if (old == NULL && registry_count(r->cur) >= REGISTRY_MAX_SANDBOXES)
 		return reg_fail(res, 409, "registry_full", "at most %d registered sandboxes",
 		    REGISTRY_MAX_SANDBOXES);
-	return reg_check_overlap(r->cur, policy, spec->id, spec->addresses,
-	    spec->naddresses, res);
+	return reg_check_overlap(r->cur, policy, spec->id, spec->f.addresses,
+	    spec->f.naddresses, res);
 }
 
 int
@@ -1738,8 +1707,8 @@ registry_put(registry_t *r, const policy_t *policy, const registry_spec_t *spec,
 	if (reg_commit(r, next, reg_entry_record(e, "put"), res) < 0)
 		goto out;
 	log_info("sandbox %s %s (template %s, %zu addresses, %zu lineage links, generation "
-	    "%llu)", spec->id, old ? "replaced" : "registered", spec->template_name,
-	    spec->naddresses, e->lineage.n, (unsigned long long)e->generation);
+	    "%llu)", spec->id, old ? "replaced" : "registered", spec->f.template_name,
+	    spec->f.naddresses, e->lineage.n, (unsigned long long)e->generation);
 	reg_ok(res, old ? 200 : 201, e->generation, old == NULL, true);
 	rc = 0;
 out:
@@ -1787,7 +1756,7 @@ static int
 reg_fork_check(registry_t *r, const policy_t *policy, const registry_entry_t *pe,
     const char *parent, const registry_fork_spec_t *spec, int64_t now, registry_result_t *res)
 {
-	const char *tpl = spec->template_name ? spec->template_name : pe ? pe->template_name :
+	const char *tpl = spec->template_name ? spec->template_name : pe ? pe->f.template_name :
 	    NULL;
 	const policy_template_t *t = NULL;
 
@@ -1795,7 +1764,7 @@ reg_fork_check(registry_t *r, const policy_t *policy, const registry_entry_t *pe
 	    spec->naddresses > REGISTRY_MAX_ADDRESSES)
 		return reg_fail(res, 400, "bad_request", "a fork needs a valid id and 1 to %d "
 		    "addresses", REGISTRY_MAX_ADDRESSES);
-	if (pe == NULL || (pe->expires_at != 0 && pe->expires_at <= now))
+	if (pe == NULL || (pe->f.expires_at != 0 && pe->f.expires_at <= now))
 		return reg_fail(res, 404, "not_found", "no registered sandbox %.64s", parent);
 	if (registry_find(r->cur, spec->id) != NULL ||
 	    policy_sandbox_find(policy, spec->id) != NULL)
@@ -1822,15 +1791,22 @@ static registry_entry_t *
 reg_fork_entry(const registry_entry_t *pe, const registry_fork_spec_t *spec, int64_t now,
     registry_result_t *res)
 {
-	registry_spec_t fs = {(char *)spec->id, spec->template_name ? spec->template_name :
-	    pe->template_name, spec->addresses, spec->naddresses, pe->label_keys,
-	    pe->label_values, pe->nlabels, spec->has_expires ? spec->expires_at :
-	    pe->expires_at, spec->token, NULL, 0};
-	registry_entry_t *e = reg_entry_from_spec(&fs);
-	int rc = e ? reg_strdup_to(&e->parent, pe->id) : LINEAGE_E_NOMEM;
+	registry_spec_t fs = {.id = (char *)spec->id, .f = pe->f, .token = spec->token};
+	registry_entry_t *e;
+	int rc;
+
+	/* the parent's labels; its template and expiry unless named; never its restore */
+	fs.f.template_name = spec->template_name ? spec->template_name : pe->f.template_name;
+	fs.f.addresses = spec->addresses;
+	fs.f.naddresses = spec->naddresses;
+	fs.f.expires_at = spec->has_expires ? spec->expires_at : pe->f.expires_at;
+	fs.f.restored_from = NULL;
+	fs.f.restored_at = 0;
+	e = reg_entry_from_spec(&fs);
+	rc = e ? reg_strdup_to(&e->parent, pe->id) : LINEAGE_E_NOMEM;
 
 	if (rc == LINEAGE_OK && spec->token == NULL && pe->token_hash != NULL) {
-		if ((e->token_hash = sodium_malloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
+		if ((e->token_hash = secmem_guarded_alloc(REGISTRY_TOKEN_HASH_LEN)) == NULL)
 			rc = LINEAGE_E_NOMEM;
 		else
 			memcpy(e->token_hash, pe->token_hash, REGISTRY_TOKEN_HASH_LEN);
@@ -1893,7 +1869,7 @@ reg_entry_clone(const registry_entry_t *e)
 	if (c != NULL) {
 		c->sb = e->sb;
 		c->sb.name = c->id;
-		c->sb.addresses = c->addresses;
+		c->sb.addresses = c->f.addresses;
 	}
 	return c;
 }
@@ -1968,7 +1944,7 @@ registry_sweep_one(registry_t *r, int64_t now)
 			const registry_entry_t *e = r->cur->byid[i];
 			char id[REGISTRY_ID_MAX + 1];
 
-			if (e->expires_at == 0 || e->expires_at > now)
+			if (e->f.expires_at == 0 || e->f.expires_at > now)
 				continue;
 			snprintf(id, sizeof(id), "%s", e->id);
 			if (reg_remove_locked(r, id, now, "expired", &res) == 0) {
@@ -2050,21 +2026,21 @@ reg_view_static(const policy_sandbox_t *sb, sandbox_view_t *out)
 static void
 reg_view_entry(const policy_t *p, const registry_entry_t *e, sandbox_view_t *out)
 {
-	const policy_template_t *t = policy_template_find(p, e->template_name);
+	const policy_template_t *t = policy_template_find(p, e->f.template_name);
 
 	memset(out, 0, sizeof(*out));
 	out->name = e->id;
-	out->addresses = e->addresses;
-	out->naddresses = e->naddresses;
+	out->addresses = e->f.addresses;
+	out->naddresses = e->f.naddresses;
 	/* a template gone from the policy grants nothing */
 	out->credentials = t ? &t->credentials : &reg_no_creds;
 	out->rate = t ? &t->rate : &reg_no_rate;
 	out->token_hash = e->token_hash;
-	out->template_name = e->template_name;
+	out->template_name = e->f.template_name;
 	out->ttl_s = t ? t->ttl_s : 0;
 	out->ttl_sandbox = t ? t->ttl_sandbox : false;
 	out->max_ttl_s = t ? t->max_ttl_s : 0;
-	out->expires_at = e->expires_at;
+	out->expires_at = e->f.expires_at;
 	out->created = e->created;
 	out->lineage = e->lineage.n > 0 ? &e->lineage : NULL;
 	out->suspended = e->suspended_at != 0;
@@ -2075,7 +2051,7 @@ reg_view_entry(const policy_t *p, const registry_entry_t *e, sandbox_view_t *out
 static bool
 reg_live(const registry_entry_t *e, int64_t now)
 {
-	return e != NULL && (e->expires_at == 0 || e->expires_at > now);
+	return e != NULL && (e->f.expires_at == 0 || e->f.expires_at > now);
 }
 
 int

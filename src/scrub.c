@@ -26,6 +26,7 @@
 
 #include "needles.h"
 #include "scrub.h"
+#include "secmem.h"
 #include "unescape.h"
 
 /* Base64 core matches waiting for the character after them. */
@@ -132,8 +133,8 @@ scrub_new(enum scrub_mode mode)
 static void
 scrub_needle_free(struct scrub_needle *nd)
 {
-	util_wipe_free(nd->needle);
-	util_wipe_free(nd->repl);
+	secmem_wipe_free(nd->needle);
+	secmem_wipe_free(nd->repl);
 	memset(nd, 0, sizeof(*nd));
 }
 
@@ -193,11 +194,11 @@ scrub_replace(scrub_t *s, const void *needle, size_t nlen, const void *repl, siz
 			continue;
 		if (nd->rlen == rlen && (rlen == 0 || memcmp(nd->repl, repl, rlen) == 0))
 			return 1;
-		if ((nr = util_wipe_alloc(rlen ? rlen : 1)) == NULL)
+		if ((nr = secmem_wipe_alloc(rlen ? rlen : 1)) == NULL)
 			return -1;
 		if (rlen > 0)
 			memcpy(nr, repl, rlen);
-		util_wipe_free(nd->repl);
+		secmem_wipe_free(nd->repl);
 		nd->repl = nr;
 		nd->rlen = rlen;
 		return 1;
@@ -210,8 +211,8 @@ scrub_needle_copy(struct scrub_needle *nd, const void *needle, size_t nlen,
     const void *repl, size_t rlen)
 {
 	memset(nd, 0, sizeof(*nd));
-	if ((nd->needle = util_wipe_alloc(nlen)) == NULL ||
-	    (nd->repl = util_wipe_alloc(rlen ? rlen : 1)) == NULL) {
+	if ((nd->needle = secmem_wipe_alloc(nlen)) == NULL ||
+	    (nd->repl = secmem_wipe_alloc(rlen ? rlen : 1)) == NULL) {
 		scrub_needle_free(nd);
 		return -1;
 	}

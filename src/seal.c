@@ -11,6 +11,7 @@
 
 #include "defaults.h"
 #include "seal.h"
+#include "secmem.h"
 
 /* A key file: 64 hex digits, a newline, maybe a little more whitespace. */
 #define SEAL_KEY_FILE_MAX 256
@@ -38,7 +39,7 @@ seal_key_alloc(int with_sk)
 
 	if (key == NULL)
 		return NULL;
-	if (with_sk && (key->sk = sodium_malloc(SEAL_SK_LEN)) == NULL) {
+	if (with_sk && (key->sk = secmem_guarded_alloc(SEAL_SK_LEN)) == NULL) {
 		free(key);
 		return NULL;
 	}
@@ -50,8 +51,7 @@ seal_key_free(seal_key_t *key)
 {
 	if (key == NULL)
 		return;
-	if (key->sk)
-		sodium_free(key->sk);	/* zeroes */
+	secmem_guarded_free(key->sk);	/* zeroes */
 	free(key);
 }
 
@@ -120,14 +120,14 @@ seal_keygen_write(const seal_key_t *key, const char *keyp, const char *pubp, cha
 	char *skhex;
 	int rc;
 
-	if ((skhex = sodium_malloc(2 * SEAL_SK_LEN + 2)) == NULL) {
+	if ((skhex = secmem_guarded_alloc(2 * SEAL_SK_LEN + 2)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	util_hex_encode(key->sk, SEAL_SK_LEN, skhex);
 	skhex[2 * SEAL_SK_LEN] = '\n';
 	rc = util_write_file(keyp, skhex, 2 * SEAL_SK_LEN + 1, 0600, err, errlen);
-	sodium_free(skhex);
+	secmem_guarded_free(skhex);
 	if (rc < 0)
 		return -1;
 	util_hex_encode(key->pk, SEAL_PK_LEN, pubhex);
@@ -187,7 +187,7 @@ seal_key_load(const char *path, char *err, size_t errlen)
 	crypto_scalarmult_base(key->pk, key->sk);
 	seal_key_id(key->pk, key->id);
 out:
-	util_secret_free(buf);
+	secmem_guarded_free(buf);
 	return key;
 }
 
@@ -256,10 +256,10 @@ seal_open_bytes(const seal_key_t *key, const uint8_t *ct, size_t ctlen, char **p
 	if (key->sk == NULL || ctlen < crypto_box_SEALBYTES)
 		return ctlen < crypto_box_SEALBYTES ? SEAL_E_FORMAT : SEAL_E_DECRYPT;
 	n = ctlen - crypto_box_SEALBYTES;
-	if ((out = sodium_malloc(n + 1)) == NULL)
+	if ((out = secmem_guarded_alloc(n + 1)) == NULL)
 		return SEAL_E_NOMEM;
 	if (crypto_box_seal_open((uint8_t *)out, ct, ctlen, key->pk, key->sk) != 0) {
-		sodium_free(out);
+		secmem_guarded_free(out);
 		return SEAL_E_DECRYPT;
 	}
 	out[n] = '\0';

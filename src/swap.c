@@ -13,6 +13,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "scope.h"
+#include "secmem.h"
 #include "stats.h"
 #include "scrub.h"
 #include "swap.h"
@@ -61,7 +62,7 @@ swap_check_encoded(const swap_req_t *req, plan_t *out)
 		else
 			vl = f->value_len;
 		found = leak_scan(v, vl, &hit);
-		util_wipe_free(dec);
+		secmem_wipe_free(dec);
 		if (found) {
 			char where[96];
 
@@ -597,13 +598,13 @@ swap_buf_emit(void *arg, const void *data, size_t len)
 	if (b->len + len > b->cap) {
 		size_t cap = (b->len + len) * 2;
 
-		if ((np = util_wipe_alloc(cap)) == NULL) {
+		if ((np = secmem_wipe_alloc(cap)) == NULL) {
 			b->failed = true;
 			return;
 		}
 		if (b->p != NULL)
 			memcpy(np, b->p, b->len);
-		util_wipe_free(b->p);
+		secmem_wipe_free(b->p);
 		b->p = np;
 		b->cap = cap;
 	}
@@ -628,12 +629,12 @@ swap_rewrite_body(plan_t *p, const char *body, size_t len, char **out, size_t *o
 	if (scrub_feed(s, body, len, swap_buf_emit, &b) < 0 ||
 	    scrub_finish(s, swap_buf_emit, &b) < 0 || b.failed) {
 		scrub_free(s);
-		util_wipe_free(b.p);
+		secmem_wipe_free(b.p);
 		return swap_deny(p, 503, "resource_exhausted", "out of memory while rewriting the "
 		    "request body%s", NULL);
 	}
 	scrub_free(s);
-	*out = b.p != NULL ? b.p : util_wipe_alloc(1);
+	*out = b.p != NULL ? b.p : secmem_wipe_alloc(1);
 	*outlen = b.len;
 	return *out != NULL ? 0 : swap_deny(p, 503, "resource_exhausted", "out of memory%s",
 	    NULL);
@@ -661,7 +662,7 @@ swap_finish_body(const swap_env_t *env, const swap_req_t *req, bool tls, plan_t 
 		return -1;
 	if (plan_sign(p, req->head, *out != NULL ? *out : body, *out != NULL ? *outlen :
 	    len) < 0) {
-		util_wipe_free(*out);
+		secmem_wipe_free(*out);
 		*out = NULL;
 		return -1;
 	}

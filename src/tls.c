@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "defaults.h"
+#include "hash.h"
 #include "log.h"
 #include "tls.h"
 
@@ -45,6 +46,7 @@ struct tls_session_slot {
 /* Client context state (SSL_CTX ex_data). */
 struct tls_client {
 	pthread_mutex_t lock;
+	hash_key_t hkey;	/* slots by keyed hash: upstream names come from clients */
 	struct tls_session_slot slot[TLS_CLIENT_SESSIONS];
 };
 
@@ -146,18 +148,6 @@ tls_is_ip(const char *host)
 	unsigned char buf[16];
 
 	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-static uint32_t
-tls_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 16777619u;
-	}
-	return h;
 }
 
 /* --- server: SNI ----------------------------------------------------------------------- */
@@ -398,6 +388,13 @@ tls_client_of(SSL *ssl)
 	return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_client_idx);
 }
 
+/* The session slot of host name. */
+static struct tls_session_slot *
+tls_client_slot(struct tls_client *tcl, const char *name)
+{
+	return &tcl->slot[hash_keyed(&tcl->hkey, name, strlen(name)) % TLS_CLIENT_SESSIONS];
+}
+
 /*
  * New-session callback: remember a private copy of the newest resumable session per host.
  * Copies, because OpenSSL marks a connection's own session unresumable when that
@@ -415,7 +412,7 @@ tls_client_session_cb(SSL *ssl, SSL_SESSION *sess)
 	if (tcl == NULL || tc == NULL || SSL_get_verify_result(ssl) != X509_V_OK ||
 	    !SSL_SESSION_is_resumable(sess) || (copy = SSL_SESSION_dup(sess)) == NULL)
 		return 0;
-	s = &tcl->slot[tls_hash(tc->name) % TLS_CLIENT_SESSIONS];
+	s = tls_client_slot(tcl, tc->name);
 	pthread_mutex_lock(&tcl->lock);
 	old = s->sess;
 	s->sess = copy;
@@ -435,7 +432,7 @@ tls_client_resume(SSL *ssl, struct tls_conn *tc)
 
 	if (tcl == NULL)
 		return;
-	s = &tcl->slot[tls_hash(tc->name) % TLS_CLIENT_SESSIONS];
+	s = tls_client_slot(tcl, tc->name);
 	pthread_mutex_lock(&tcl->lock);
 	if (s->sess != NULL && strcmp(s->host, tc->name) == 0 && SSL_SESSION_up_ref(s->sess))
 		stored = s->sess;
@@ -465,7 +462,7 @@ tls_client_state_new(SSL_CTX *ctx)
 
 	if (tcl == NULL)
 		return -1;
-	if (pthread_mutex_init(&tcl->lock, NULL) != 0) {
+	if (hash_key_init(&tcl->hkey) < 0 || pthread_mutex_init(&tcl->lock, NULL) != 0) {
 		free(tcl);
 		return -1;
 	}

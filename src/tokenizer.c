@@ -13,6 +13,7 @@
 #include "defaults.h"
 #include "scope.h"
 #include "scrub.h"
+#include "secmem.h"
 #include "tokenizer.h"
 
 /* PCRE2 limits for allowed_host_pattern (a host name is short; these bound the work). */
@@ -241,12 +242,6 @@ bad:
 	return -1;
 }
 
-static char *
-tk_dup_secret(const char *s, size_t len)
-{
-	return util_wipe_dup(s, len);
-}
-
 static int
 tk_b64_field(json_t *obj, const char *key, uint8_t **out, size_t *outlen, size_t maxlen)
 {
@@ -261,12 +256,12 @@ tk_b64_field(json_t *obj, const char *key, uint8_t **out, size_t *outlen, size_t
 		return -1;
 	if (len == 0 || len > 4 * maxlen)
 		return -1;
-	bin = util_wipe_alloc(len);
+	bin = secmem_wipe_alloc(len);
 	if (bin == NULL)
 		return -1;
 	if (sodium_base642bin(bin, len, s, len, NULL, &binlen, &end,
 	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + len || binlen == 0) {
-		util_wipe_free(bin);
+		secmem_wipe_free(bin);
 		return -1;
 	}
 	*out = bin;
@@ -277,9 +272,9 @@ tk_b64_field(json_t *obj, const char *key, uint8_t **out, size_t *outlen, size_t
 static void
 tk_proc_free(tokenizer_proc_t *p)
 {
-	util_wipe_free(p->token);
-	util_wipe_free(p->refresh);
-	util_wipe_free(p->key);
+	secmem_wipe_free(p->token);
+	secmem_wipe_free(p->refresh);
+	secmem_wipe_free(p->key);
 	free(p->fmt);
 	free(p->dst);
 	free(p->placeholder);
@@ -364,7 +359,7 @@ tk_parse_placeholder(json_t *o, tokenizer_proc_t *p, const char **why)
 	return 0;
 }
 
-/* A token string field: required, non-empty, copied to sodium memory. */
+/* A token string field: required, non-empty, copied to wipe memory. */
 static int
 tk_parse_token(json_t *o, const char *key, char **out, size_t *outlen, bool required,
     const char **why, const char *missing)
@@ -386,7 +381,7 @@ tk_parse_token(json_t *o, const char *key, char **out, size_t *outlen, bool requ
 		*why = "a token is too long";
 		return -1;
 	}
-	if ((*out = tk_dup_secret(s, len)) == NULL) {
+	if ((*out = secmem_wipe_dup(s, len)) == NULL) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -588,12 +583,12 @@ tk_parse_auth(json_t *o, tokenizer_secret_t *s, const char **why)
 
 		if (tk_b64_field(auth, "digest", &d, &dl, 64) < 0 || dl != sizeof(s->digest)) {
 			if (d != NULL)
-				util_wipe_free(d);
+				secmem_wipe_free(d);
 			*why = "bearer_auth: digest must be standard base64 of 32 bytes (sha256)";
 			return -1;
 		}
 		memcpy(s->digest, d, sizeof(s->digest));
-		util_wipe_free(d);
+		secmem_wipe_free(d);
 	}
 	return 0;
 }
@@ -877,7 +872,7 @@ tk_deny(tokenizer_out_t *out, unsigned status, const char *code, const char *fmt
 static void
 tk_drop_field(inject_edits_t *e, size_t i)
 {
-	util_wipe_free(e->value[i]);
+	secmem_wipe_free(e->value[i]);
 	e->value[i] = NULL;
 	e->kind[i] = EDIT_DROP;
 }
@@ -891,7 +886,7 @@ tk_drop_named(const http_head_t *h, inject_edits_t *e, const char *name)
 	for (size_t i = 0; i < e->nadd; ) {
 		if (strcasecmp(e->add[i].name, name) == 0) {
 			free(e->add[i].name);
-			util_wipe_free(e->add[i].value);
+			secmem_wipe_free(e->add[i].value);
 			memmove(&e->add[i], &e->add[i + 1], (e->nadd - i - 1) * sizeof(e->add[0]));
 			e->nadd--;
 			memset(&e->add[e->nadd], 0, sizeof(e->add[0]));
@@ -911,7 +906,7 @@ tk_set_header(struct tk_ctx *c, const char *name, char *value)
 
 	for (size_t i = 0; i < e->nadd; i++)
 		if (strcasecmp(e->add[i].name, name) == 0) {
-			util_wipe_free(e->add[i].value);
+			secmem_wipe_free(e->add[i].value);
 			e->add[i].value = value;
 			value = NULL;
 			done = true;
@@ -923,7 +918,7 @@ tk_set_header(struct tk_ctx *c, const char *name, char *value)
 			tk_drop_field(e, i);
 			continue;
 		}
-		util_wipe_free(e->value[i]);
+		secmem_wipe_free(e->value[i]);
 		e->value[i] = value;
 		e->kind[i] = EDIT_REPLACE;
 		value = NULL;
@@ -933,7 +928,7 @@ tk_set_header(struct tk_ctx *c, const char *name, char *value)
 		char *n;
 
 		if (e->nadd >= INJECT_MAX_HANDLES || (n = strdup(name)) == NULL) {
-			util_wipe_free(value);
+			secmem_wipe_free(value);
 			return tk_deny(c->out, 400, "tokenizer_invalid", "too many injected "
 			    "headers in one request%s", NULL);
 		}
@@ -955,7 +950,7 @@ tk_add_scrub(tokenizer_out_t *out, const char *s, size_t len)
 			return;
 	if (out->nscrub >= TOKENIZER_MAX_SCRUB)
 		return;
-	if ((out->scrub[out->nscrub].secret = util_wipe_dup(s, len)) != NULL)
+	if ((out->scrub[out->nscrub].secret = secmem_wipe_dup(s, len)) != NULL)
 		out->scrub[out->nscrub++].len = len;
 }
 
@@ -982,13 +977,13 @@ tk_choose(const char *param, const char *sealed, const policy_strlist_t *allowed
 	return 0;
 }
 
-/* fmt (one %s / %x / %X) applied to arg: sodium memory. */
+/* fmt (one %s / %x / %X) applied to arg: wipe memory. */
 static char *
 tk_format(const char *fmt, const char *arg, size_t alen)
 {
 	const char *p = strchr(fmt, '%');
 	size_t pre = (size_t)(p - fmt), post = strlen(p + 2);
-	char *out = util_wipe_alloc(pre + alen + post + 1);
+	char *out = secmem_wipe_alloc(pre + alen + post + 1);
 
 	if (out == NULL)
 		return NULL;
@@ -1038,7 +1033,7 @@ tk_body(struct tk_ctx *c, const char *placeholder, const char *token, size_t tle
 		    "request%s", NULL);
 	b = &out->body[out->nbody];
 	if ((b->placeholder = strdup(placeholder)) == NULL ||
-	    (b->token = util_wipe_dup(token, tlen)) == NULL) {
+	    (b->token = secmem_wipe_dup(token, tlen)) == NULL) {
 		free(b->placeholder);
 		b->placeholder = NULL;
 		return tk_deny(out, 400, "tokenizer_invalid", "out of memory%s", NULL);
@@ -1094,7 +1089,7 @@ tk_run_proc(struct tk_ctx *c, const tokenizer_proc_t *p, const tk_params_t *pr)
 		if (out->hmac.set)
 			return tk_deny(out, 400, "tokenizer_invalid", "at most one body HMAC per "
 			    "request%s", NULL);
-		if ((out->hmac.key = util_wipe_alloc(p->key_len)) == NULL)
+		if ((out->hmac.key = secmem_wipe_alloc(p->key_len)) == NULL)
 			return tk_deny(out, 400, "tokenizer_invalid", "out of memory%s", NULL);
 		memcpy(out->hmac.key, p->key, p->key_len);
 		out->hmac.key_len = p->key_len;
@@ -1246,7 +1241,7 @@ tk_one(struct tk_ctx *c, const char *value, size_t vlen, const char *host, uint1
 		return tk_deny(out, 400, "tokenizer_invalid", "the Proxy-Tokenizer secret was not "
 		    "sealed to any of this proxy's keys (or is damaged)%s", NULL);
 	rc = tokenizer_parse_secret(plain, plainlen, &s, &why);
-	util_secret_free(plain);
+	secmem_guarded_free(plain);
 	if (rc < 0)
 		return tk_deny(out, 400, rc == -2 ? "tokenizer_unsupported" :
 		    "tokenizer_invalid", "%s", why);
@@ -1382,13 +1377,13 @@ tokenizer_out_free(tokenizer_out_t *out)
 {
 	if (out == NULL)
 		return;
-	util_wipe_free(out->hmac.key);
+	secmem_wipe_free(out->hmac.key);
 	for (size_t i = 0; i < out->nbody; i++) {
 		free(out->body[i].placeholder);
-		util_wipe_free(out->body[i].token);
+		secmem_wipe_free(out->body[i].token);
 	}
 	for (size_t i = 0; i < out->nscrub; i++)
-		util_wipe_free(out->scrub[i].secret);
+		secmem_wipe_free(out->scrub[i].secret);
 	sodium_memzero(out, sizeof(*out));
 }
 

@@ -1,4 +1,4 @@
-/* util.c — durations, hex, file I/O for keys and policy, secret buffers, clocks. */
+/* util.c — durations, hex, file I/O for keys and policy, clocks. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
+#include "secmem.h"
 #include "util.h"
 
 int
@@ -173,34 +172,74 @@ util_read_nomem(const char *path, int secret, char *err, size_t errlen)
 	    strerror(errno != 0 ? errno : ENOMEM));
 }
 
-int
-util_read_file(const char *path, size_t max, int secret, char **out, size_t *outlen,
-    char *err, size_t errlen)
+/* Where a file is read to: the heap, guarded memory, or an arena (when not NULL). */
+struct util_read_dst {
+	int secret;
+	secmem_arena_t *arena;
+};
+
+/* size + 1 bytes at dst, or NULL with errno set. */
+static char *
+util_read_alloc(const struct util_read_dst *dst, size_t size)
+{
+	if (dst->arena != NULL)
+		return secmem_arena_alloc(dst->arena, size);
+	return dst->secret ? secmem_guarded_alloc(size + 1) : malloc(size + 1);
+}
+
+static void
+util_read_release(const struct util_read_dst *dst, char *buf, size_t size)
+{
+	if (dst->arena != NULL)
+		secmem_arena_drop(dst->arena, buf, size);
+	else if (dst->secret)
+		secmem_guarded_free(buf);
+	else
+		free(buf);
+}
+
+static int
+util_read_to(const char *path, size_t max, const struct util_read_dst *dst, char **out,
+    size_t *outlen, char *err, size_t errlen)
 {
 	size_t size;
 	char *buf;
 	int fd, rc;
 
-	if ((fd = util_read_open(path, max, secret, &size, err, errlen)) < 0)
+	if ((fd = util_read_open(path, max, dst->secret, &size, err, errlen)) < 0)
 		return -1;
 	errno = 0;
-	buf = secret ? sodium_malloc(size + 1) : malloc(size + 1);
-	if (buf == NULL) {
-		util_read_nomem(path, secret, err, errlen);
+	if ((buf = util_read_alloc(dst, size)) == NULL) {
+		util_read_nomem(path, dst->secret, err, errlen);
 		close(fd);
 		return -1;
 	}
 	rc = util_read_fd(fd, path, buf, size, outlen, err, errlen);
 	close(fd);
 	if (rc < 0) {
-		if (secret)
-			sodium_free(buf);
-		else
-			free(buf);
+		util_read_release(dst, buf, size);
 		return -1;
 	}
 	*out = buf;
 	return 0;
+}
+
+int
+util_read_file(const char *path, size_t max, int secret, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	const struct util_read_dst dst = {secret, NULL};
+
+	return util_read_to(path, max, &dst, out, outlen, err, errlen);
+}
+
+int
+util_read_file_arena(secmem_arena_t *a, const char *path, size_t max, char **out,
+    size_t *outlen, char *err, size_t errlen)
+{
+	const struct util_read_dst dst = {1, a};
+
+	return util_read_to(path, max, &dst, out, outlen, err, errlen);
 }
 
 int
@@ -232,206 +271,6 @@ util_write_file(const char *path, const void *data, size_t len, mode_t mode,
 		return -1;
 	}
 	return 0;
-}
-
-/* Header before each wipe allocation: its size, kept 16-byte aligned. */
-#define UTIL_WIPE_HDR 16
-
-void *
-util_wipe_alloc(size_t len)
-{
-	unsigned char *p;
-
-	if (len > SIZE_MAX - UTIL_WIPE_HDR || (p = malloc(UTIL_WIPE_HDR + len)) == NULL)
-		return NULL;
-	memcpy(p, &len, sizeof(len));
-	return p + UTIL_WIPE_HDR;
-}
-
-char *
-util_wipe_dup(const char *s, size_t len)
-{
-	char *p = util_wipe_alloc(len + 1);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	return p;
-}
-
-void
-util_wipe_free(void *p)
-{
-	unsigned char *base;
-	size_t len;
-
-	if (p == NULL)
-		return;
-	base = (unsigned char *)p - UTIL_WIPE_HDR;
-	memcpy(&len, base, sizeof(len));
-	sodium_memzero(base, UTIL_WIPE_HDR + len);
-	free(base);
-}
-
-char *
-util_secret_dup(const char *s, size_t len)
-{
-	char *p = sodium_malloc(len + 1);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	return p;
-}
-
-void
-util_secret_free(void *p)
-{
-	if (p)
-		sodium_free(p);	/* zeroes before unmapping */
-}
-
-/* --- secret arena ----------------------------------------------------------------- */
-
-/* libsodium puts a canary before each block, inside its first page. */
-#define UTIL_ARENA_CANARY	16
-
-/* One sodium_malloc'd block; secrets are carved from it front to back. */
-struct util_secret_region {
-	struct util_secret_region *next;	/* older regions */
-	char *base;
-	size_t cap, used;
-};
-
-struct util_secret_arena {
-	struct util_secret_region *head;	/* the newest: allocations come from it */
-	size_t nregions;
-	size_t next_pages;			/* size of the next region, in pages */
-};
-
-util_secret_arena_t *
-util_secret_arena_new(void)
-{
-	util_secret_arena_t *a = calloc(1, sizeof(*a));
-
-	if (a != NULL)
-		a->next_pages = 1;
-	return a;
-}
-
-/* A region of at least need bytes and a->next_pages pages (which then doubles). */
-static struct util_secret_region *
-util_secret_region_new(util_secret_arena_t *a, size_t need)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t pages = (need + UTIL_ARENA_CANARY + page - 1) / page;
-	struct util_secret_region *r;
-
-	if (pages < a->next_pages)
-		pages = a->next_pages;
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return NULL;
-	r->cap = pages * page - UTIL_ARENA_CANARY;	/* the block fills its pages */
-	if ((r->base = sodium_malloc(r->cap)) == NULL) {
-		free(r);
-		errno = ENOMEM;
-		return NULL;
-	}
-	r->next = a->head;
-	a->head = r;
-	a->nregions++;
-	a->next_pages = pages * 2;
-	return r;
-}
-
-char *
-util_secret_arena_alloc(util_secret_arena_t *a, size_t len)
-{
-	struct util_secret_region *r = a->head;
-	char *p;
-
-	if (len > SIZE_MAX / 4) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (r == NULL || r->cap - r->used < len + 1)
-		r = util_secret_region_new(a, len + 1);
-	if (r == NULL)
-		return NULL;
-	p = r->base + r->used;
-	r->used += len + 1;
-	return p;
-}
-
-char *
-util_secret_arena_dup(util_secret_arena_t *a, const char *s, size_t len)
-{
-	char *p = util_secret_arena_alloc(a, len);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, s, len);
-	p[len] = '\0';
-	return p;
-}
-
-void
-util_secret_arena_drop(util_secret_arena_t *a, char *p, size_t len)
-{
-	struct util_secret_region *r = a->head;
-
-	sodium_memzero(p, len + 1);
-	if (r != NULL && p + len + 1 == r->base + r->used && p >= r->base)
-		r->used -= len + 1;
-}
-
-int
-util_secret_arena_read_file(util_secret_arena_t *a, const char *path, size_t max,
-    char **out, size_t *outlen, char *err, size_t errlen)
-{
-	size_t size;
-	char *buf;
-	int fd, rc;
-
-	if ((fd = util_read_open(path, max, 1, &size, err, errlen)) < 0)
-		return -1;
-	errno = 0;
-	if ((buf = util_secret_arena_alloc(a, size)) == NULL) {
-		util_read_nomem(path, 1, err, errlen);
-		close(fd);
-		return -1;
-	}
-	rc = util_read_fd(fd, path, buf, size, outlen, err, errlen);
-	close(fd);
-	if (rc < 0) {
-		util_secret_arena_drop(a, buf, size);
-		return -1;
-	}
-	*out = buf;
-	return 0;
-}
-
-size_t
-util_secret_arena_regions(const util_secret_arena_t *a)
-{
-	return a->nregions;
-}
-
-void
-util_secret_arena_free(util_secret_arena_t *a)
-{
-	struct util_secret_region *r, *next;
-
-	if (a == NULL)
-		return;
-	for (r = a->head; r != NULL; r = next) {
-		next = r->next;
-		sodium_free(r->base);	/* zeroes the whole block before unmapping */
-		free(r);
-	}
-	free(a);
 }
 
 int64_t

@@ -29,6 +29,7 @@
 #include "ratelimit.h"
 #include "seal.h"
 #include "swap.h"
+#include "secmem.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -200,7 +201,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0 && out != NULL)
 		abort();
 	fuzz_check(rc, &plan, out ? out : body, out ? outlen : len, nbod, signs);
-	util_wipe_free(out);
+	secmem_wipe_free(out);
 	plan_free(&plan);
 	return 0;
 }

@@ -36,7 +36,7 @@ fuzz_literal(const char *s)
 static void
 fuzz_cidr(const char *s)
 {
-	policy_cidr_t c;
+	netaddr_cidr_t c;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	char err[256], txt[64];

@@ -12,6 +12,7 @@
 
 #include "handle.h"
 #include "seal.h"
+#include "secmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -81,7 +82,7 @@ fuzz_token(const uint8_t *data, size_t size)
 	if (rc == SEAL_OK) {
 		if (plain == NULL || plain[plainlen] != '\0' || plainlen + SEAL_OVERHEAD > size)
 			abort();
-		util_secret_free(plain);
+		secmem_guarded_free(plain);
 	} else if (plain != NULL)
 		abort();
 }

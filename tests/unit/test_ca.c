@@ -20,6 +20,7 @@
 
 #include "ca.h"
 #include "defaults.h"
+#include "secmem.h"
 
 struct fixture {
 	char dir[64], other[64];
@@ -114,7 +115,7 @@ test_key_is_pkcs8_p256(void **state)
 	assert_int_equal(ca_create(f->dir, 0, err, sizeof(err)), 0);
 	assert_int_equal(util_read_file(f->key, 1 << 16, 1, &pem, NULL, err, sizeof(err)), 0);
 	assert_non_null(strstr(pem, "-----BEGIN " "PRIVATE KEY-----"));	/* split: not a key */
-	util_secret_free(pem);
+	secmem_guarded_free(pem);
 	assert_int_equal(ca_load(f->crt, f->key, &x, &key, err, sizeof(err)), 0);
 	assert_int_equal(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
 	assert_int_equal(EVP_PKEY_get_group_name(key, group, sizeof(group), &glen), 1);

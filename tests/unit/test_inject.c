@@ -14,6 +14,7 @@
 #include "http.h"
 #include "inject.h"
 #include "policy.h"
+#include "secmem.h"
 #include "util.h"
 
 #define H1 "sgh1.AAAAbbbbCCCC"
@@ -386,7 +387,7 @@ test_apply_basic(void **state)
 		char *v = inject_basic_b64("alice", BAS_SECRET, strlen(BAS_SECRET));
 
 		assert_string_equal(v, want_b64);
-		util_wipe_free(v);
+		secmem_wipe_free(v);
 	}
 	free(want_b64);
 }
@@ -462,7 +463,7 @@ test_apply_query(void **state)
 		char *v = inject_urlencode("a-b_c.d~e f/?", 13);
 
 		assert_string_equal(v, "a-b_c.d~e%20f%2F%3F");
-		util_wipe_free(v);
+		secmem_wipe_free(v);
 	}
 }
 
@@ -516,7 +517,7 @@ test_hmac_value(void **state)
 	v = inject_hmac_value(cred("mac"), body, strlen(body));
 	assert_non_null(v);
 	assert_string_equal(v, "HMAC f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 }
 
 /* --- set_header, field_value, ownership ------------------------------------------------- */
@@ -538,7 +539,7 @@ test_set_header_and_field_value(void **state)
 	assert_string_equal(inject_field_value(&r.h, &r.e, xk), "v");
 	/* set_header replaces every Authorization (also an edited one) */
 	assert_int_equal(inject_edits_set_header(&r.h, &r.e, "Authorization",
-	    util_wipe_dup("HMAC abc", 8)), 0);
+	    secmem_wipe_dup("HMAC abc", 8)), 0);
 	assert_int_equal(r.e.kind[au], EDIT_DROP);
 	assert_null(r.e.value[au]);
 	assert_null(inject_field_value(&r.h, &r.e, au));
@@ -549,13 +550,14 @@ test_set_header_and_field_value(void **state)
 	/* full: refused, value freed by the callee (ASan would see a leak otherwise) */
 	for (size_t i = 1; i < INJECT_MAX_HANDLES; i++)
 		assert_int_equal(inject_edits_set_header(&r.h, &r.e, "X-N",
-		    util_wipe_dup("x", 1)), 0);
-	assert_int_equal(inject_edits_set_header(&r.h, &r.e, "X-M", util_wipe_dup("y", 1)),
+		    secmem_wipe_dup("x", 1)), 0);
+	assert_int_equal(inject_edits_set_header(&r.h, &r.e, "X-M", secmem_wipe_dup("y", 1)),
 	    -1);
 	req_free(&r);
 }
 
-/* Every secret-bearing string is wipe memory (util_wipe_alloc): util_wipe_free each by hand. */
+/* Every secret-bearing string is wipe memory (secmem_wipe_alloc): secmem_wipe_free each
+ * by hand. */
 static void
 test_sodium_ownership(void **state)
 {
@@ -573,24 +575,24 @@ test_sodium_ownership(void **state)
 	assert_int_equal(r.l.n, 3);
 	for (size_t i = 0; i < r.h.nfields; i++)
 		if (r.e.value[i]) {
-			util_wipe_free(r.e.value[i]);
+			secmem_wipe_free(r.e.value[i]);
 			r.e.value[i] = NULL;
 		}
-	util_wipe_free(r.e.target);
+	secmem_wipe_free(r.e.target);
 	r.e.target = NULL;
 	req_free(&r);
 
 	req_parse(&r, "GET /v1 HTTP/1.1\r\nHost: api.test\r\nX-T: " H1 "\r\n\r\n");
 	apply_ok(&r, H1, "hdr");
 	assert_int_equal(r.e.nadd, 1);
-	util_wipe_free(r.e.add[0].value);
+	secmem_wipe_free(r.e.add[0].value);
 	r.e.add[0].value = NULL;
 	req_free(&r);
 
 	m = basic_msg("bob:" H1, NULL);
 	req_parse(&r, m);
 	assert_non_null(r.l.f[0].basic);
-	util_wipe_free(r.l.f[0].basic);
+	secmem_wipe_free(r.l.f[0].basic);
 	r.l.f[0].basic = NULL;
 	req_free(&r);
 	free(m);

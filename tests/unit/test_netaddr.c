@@ -1,4 +1,5 @@
-/* test_netaddr.c — policy CIDRs, client literals in every spelling, classes, egress. */
+/* test_netaddr.c — CIDRs (parse, contain, overlap, text, keys), client literals in every
+ * spelling, classes, egress. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,10 +32,10 @@ addr(const char *s)
 	return ss;
 }
 
-static policy_cidr_t
+static netaddr_cidr_t
 cidr(const char *s)
 {
-	policy_cidr_t c;
+	netaddr_cidr_t c;
 	char err[128];
 
 	assert_int_equal(netaddr_parse_cidr(s, &c, err, sizeof(err)), 0);
@@ -60,7 +61,7 @@ test_cidr_good(void **state)
 		{"fe80::/10", AF_INET6, 10, "fe80::"},
 	};
 	char err[128], txt[INET6_ADDRSTRLEN];
-	policy_cidr_t c;
+	netaddr_cidr_t c;
 
 	(void)state;
 	for (size_t i = 0; i < SG_ARRAY_LEN(ok); i++) {
@@ -86,7 +87,7 @@ test_cidr_bad(void **state)
 		"fd00::/8x", ":::/8",
 	};
 	char err[160];
-	policy_cidr_t c;
+	netaddr_cidr_t c;
 
 	(void)state;
 	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
@@ -100,7 +101,7 @@ static void
 test_cidr_messages(void **state)
 {
 	char err[160];
-	policy_cidr_t c;
+	netaddr_cidr_t c;
 
 	(void)state;
 	assert_int_equal(netaddr_parse_cidr("10.0.2.15/24", &c, err, sizeof(err)), -1);
@@ -364,7 +365,7 @@ test_cidr_contains(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < SG_ARRAY_LEN(t); i++) {
-		policy_cidr_t c = cidr(t[i].c);
+		netaddr_cidr_t c = cidr(t[i].c);
 
 		ss = addr(t[i].a);
 		if (netaddr_cidr_contains(&c, (struct sockaddr *)&ss) != t[i].in)
@@ -372,10 +373,104 @@ test_cidr_contains(void **state)
 	}
 }
 
+/* Two ranges overlap when one contains the other; the answer is the same both ways. */
+static void
+test_cidr_overlap(void **state)
+{
+	static const struct { const char *a, *b; bool overlap; } t[] = {
+		{"10.0.0.0/8", "10.1.0.0/16", true},
+		{"10.0.0.0/16", "10.1.0.0/16", false},
+		{"10.0.2.15", "10.0.2.0/24", true},
+		{"10.0.2.15", "10.0.2.16", false},
+		{"10.0.2.0/25", "10.0.2.128/25", false},
+		{"10.0.2.0/23", "10.0.3.128/25", true},
+		{"0.0.0.0/0", "192.168.1.1", true},
+		{"fd00::/8", "fd12::/16", true},
+		{"fd00::/9", "fd80::/9", false},
+		{"::/0", "2001:db8::1", true},
+		{"::ffff:10.0.0.1", "10.0.0.0/8", false},	/* families differ */
+		{"::/0", "0.0.0.0/0", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(t); i++) {
+		netaddr_cidr_t a = cidr(t[i].a), b = cidr(t[i].b);
+
+		if (netaddr_cidr_overlap(&a, &b) != t[i].overlap ||
+		    netaddr_cidr_overlap(&b, &a) != t[i].overlap)
+			fail_msg("%s ~ %s: want %d", t[i].a, t[i].b, t[i].overlap);
+	}
+}
+
+/* Parsed ranges print back as address/prefix; a short buffer is cut, still terminated. */
+static void
+test_cidr_text(void **state)
+{
+	static const struct { const char *in, *out; } t[] = {
+		{"10.0.2.0/24", "10.0.2.0/24"},
+		{"10.0.2.15", "10.0.2.15/32"},
+		{"0.0.0.0/0", "0.0.0.0/0"},
+		{"fd00::/8", "fd00::/8"},
+		{"::1", "::1/128"},
+		{"::ffff:127.0.0.0/104", "::ffff:127.0.0.0/104"},
+	};
+	char buf[NETADDR_CIDR_TEXT_MAX], small[6];
+	netaddr_cidr_t c;
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(t); i++) {
+		c = cidr(t[i].in);
+		assert_ptr_equal(netaddr_cidr_format(&c, buf, sizeof(buf)), buf);
+		assert_string_equal(buf, t[i].out);
+	}
+	c = cidr("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
+	netaddr_cidr_format(&c, buf, sizeof(buf));
+	assert_string_equal(buf, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
+	c = cidr("10.0.2.0/24");
+	netaddr_cidr_format(&c, small, sizeof(small));
+	assert_string_equal(small, "10.0.");
+}
+
+/* Range ends and address keys sort together: an address is in a range exactly when its
+ * key lies between the range's bounds, whichever family spells it. */
+static void
+test_cidr_bounds_and_keys(void **state)
+{
+	static const struct { const char *c, *a; bool in; } t[] = {
+		{"10.0.2.0/24", "10.0.2.0", true},
+		{"10.0.2.0/24", "10.0.2.255", true},
+		{"10.0.2.0/24", "10.0.3.0", false},
+		{"10.0.2.0/24", "10.0.1.255", false},
+		{"10.0.2.0/24", "::ffff:10.0.2.7", true},
+		{"0.0.0.0/0", "::ffff:1.2.3.4", true},
+		{"0.0.0.0/0", "::1", false},
+		{"fd00::/8", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+		{"fd00::/8", "fe00::", false},
+		{"::1", "::1", true},
+	};
+	uint8_t lo[16], hi[16], key[16];
+	struct sockaddr_storage ss;
+	struct sockaddr unix_sa = {.sa_family = AF_UNIX};
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(t); i++) {
+		netaddr_cidr_t c = cidr(t[i].c);
+		bool in;
+
+		ss = addr(t[i].a);
+		netaddr_cidr_bounds(&c, lo, hi);
+		assert_int_equal(netaddr_key((struct sockaddr *)&ss, key), 0);
+		in = memcmp(lo, key, 16) <= 0 && memcmp(key, hi, 16) <= 0;
+		if (in != t[i].in || in != netaddr_cidr_contains(&c, (struct sockaddr *)&ss))
+			fail_msg("%s in [%s]: want %d", t[i].a, t[i].c, t[i].in);
+	}
+	assert_int_equal(netaddr_key(&unix_sa, key), -1);
+}
+
 static void
 test_egress_allow_list(void **state)
 {
-	policy_cidr_t allow[3];
+	netaddr_cidr_t allow[3];
 	struct sockaddr_storage ss;
 	enum netaddr_class cls = NETADDR_PUBLIC;
 
@@ -414,7 +509,7 @@ test_egress_allow_list(void **state)
 static void
 test_egress_never(void **state)
 {
-	policy_cidr_t allow[2];
+	netaddr_cidr_t allow[2];
 	static const char *never[] = {"0.0.0.0", "224.0.0.1", "255.255.255.255", "::",
 	    "ff02::1"};
 	struct sockaddr_storage ss;
@@ -462,6 +557,9 @@ main(void)
 		cmocka_unit_test(test_classify_table),
 		cmocka_unit_test(test_class_names),
 		cmocka_unit_test(test_cidr_contains),
+		cmocka_unit_test(test_cidr_overlap),
+		cmocka_unit_test(test_cidr_text),
+		cmocka_unit_test(test_cidr_bounds_and_keys),
 		cmocka_unit_test(test_egress_allow_list),
 		cmocka_unit_test(test_egress_never),
 		cmocka_unit_test(test_format),

@@ -18,6 +18,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "scrub.h"
+#include "secmem.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -94,7 +95,7 @@ add_tk_scrub(plan_t *p, const char *secret)
 {
 	tokenizer_scrub_t *t = &p->tk.scrub[p->tk.nscrub++];
 
-	t->secret = util_wipe_dup(secret, strlen(secret));
+	t->secret = secmem_wipe_dup(secret, strlen(secret));
 	assert_non_null(t->secret);
 	t->len = strlen(secret);
 	p->tk.n++;
@@ -108,7 +109,7 @@ add_tk_body(plan_t *p, const char *placeholder, const char *token)
 
 	b->placeholder = strdup(placeholder);
 	b->placeholder_len = strlen(placeholder);
-	b->token = util_wipe_dup(token, strlen(token));
+	b->token = secmem_wipe_dup(token, strlen(token));
 	b->token_len = strlen(token);
 	assert_non_null(b->placeholder);
 	assert_non_null(b->token);
@@ -119,7 +120,7 @@ static void
 add_tk_hmac(plan_t *p, const char *dst, const char *fmt)
 {
 	p->tk.hmac.set = true;
-	p->tk.hmac.key = (uint8_t *)util_wipe_dup("tk-key", 6);
+	p->tk.hmac.key = (uint8_t *)secmem_wipe_dup("tk-key", 6);
 	assert_non_null(p->tk.hmac.key);
 	p->tk.hmac.key_len = 6;
 	snprintf(p->tk.hmac.dst, sizeof(p->tk.hmac.dst), "%s", dst);
@@ -209,10 +210,10 @@ fill(plan_t *p, const http_head_t *h)
 	p->hmac_cred = cred("mac");
 	p->buffer_body = true;
 	assert_int_equal(inject_edits_set_header(h, &p->edits, "X-Added",
-	    util_wipe_dup("v", 1)), 0);
+	    secmem_wipe_dup("v", 1)), 0);
 	p->edits.kind[0] = EDIT_REPLACE;
-	p->edits.value[0] = util_wipe_dup("new", 3);
-	p->edits.target = util_wipe_dup("/v2", 3);
+	p->edits.value[0] = secmem_wipe_dup("new", 3);
+	p->edits.target = secmem_wipe_dup("/v2", 3);
 	p->edits.secret_in_head = true;
 	add_tk_scrub(p, TK_SECRET);
 	add_tk_body(p, "{{TK}}", "tk-token");
@@ -681,7 +682,7 @@ test_sign_hmac(void **state)
 	assert_added(&p, "X-Sig", want);
 	v = inject_hmac_value(cred("mac"), "hello", 5);
 	assert_string_equal(p.edits.add[0].value, v);
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 	/* the client's own X-Sig does not go */
 	assert_int_equal(p.edits.kind[(size_t)(f - h.fields)], EDIT_DROP);
 	assert_null(inject_field_value(&h, &p.edits, (size_t)(f - h.fields)));
@@ -694,7 +695,7 @@ test_sign_hmac(void **state)
 	assert_added(&p, "X-Sig", want);
 	v = inject_hmac_value(cred("mac"), "", 0);
 	assert_string_equal(p.edits.add[0].value, v);
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 	plan_free(&p);
 	plan_init(&p);
 	p.hmac_cred = cred("mac");
@@ -753,7 +754,7 @@ test_sign_tokenizer(void **state)
 		if (*c >= 'a' && *c <= 'f')
 			*c = (char)(*c - 'a' + 'A');
 	assert_string_equal(v, want);
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 	/* with a credential's signer too: both headers */
 	plan_free(&p);
 	plan_init(&p);
@@ -781,7 +782,7 @@ test_sign_refused(void **state)
 	plan_init(&p);
 	for (int i = 0; i < INJECT_MAX_HANDLES; i++)
 		assert_int_equal(inject_edits_set_header(&h, &p.edits, "X-Fill",
-		    util_wipe_dup("v", 1)), 0);
+		    secmem_wipe_dup("v", 1)), 0);
 	p.hmac_cred = cred("mac");
 	assert_int_equal(plan_sign(&p, &h, "hello", 5), -1);
 	assert_int_equal(p.status, 500);

@@ -16,6 +16,7 @@
 
 #include "defaults.h"
 #include "policy.h"
+#include "secmem.h"
 #include "unit_maps.h"
 
 static char tmpdir[64];
@@ -962,7 +963,7 @@ test_big_policy(void **state)
 	policy_errors_free(&errs);
 	loaded = unit_count_mappings();
 	check_big_policy(p);
-	assert_true(util_secret_arena_regions(p->secrets) <= 10);
+	assert_true(secmem_arena_regions(p->secrets) <= 10);
 	assert_true(loaded < before + 100);	/* was ~4 per secret: 40,000 */
 	/* a second snapshot while the first is alive (a reload) */
 	q = policy_load(tmp_path("big"), &errs);

@@ -253,10 +253,10 @@ test_delete_fork(void **state)
 	s = registry_acquire();
 	e = registry_find(s, "k");
 	assert_non_null(e);
-	assert_string_equal(e->template_name, "secure");
+	assert_string_equal(e->f.template_name, "secure");
 	assert_string_equal(e->parent, "p");
-	assert_int_equal(e->nlabels, 1);
-	assert_string_equal(e->label_values[0], "ci");
+	assert_int_equal(e->f.nlabels, 1);
+	assert_string_equal(e->f.label_values[0], "ci");
 	assert_non_null(e->token_hash);
 	{
 		char *j = registry_entry_json(e);
@@ -316,7 +316,7 @@ test_replay_and_compaction(void **state)
 	assert_int_equal(registry_generation(s), gen);
 	assert_non_null(registry_find(s, "a"));
 	assert_non_null(registry_find(s, "a")->token_hash);
-	assert_string_equal(registry_find(s, "a")->label_values[0], "1");
+	assert_string_equal(registry_find(s, "a")->f.label_values[0], "1");
 	assert_string_equal(find_addr_id("10.0.8.20"), "b");
 	assert_string_equal(registry_tombstone(s, "c"), "deleted");
 	registry_unref(s);
@@ -655,8 +655,8 @@ test_fork_lineage(void **state)
 	assert_int_equal(e->lineage.links[0].at, NOW + 10);
 	assert_non_null(e->token_hash);		/* g's */
 	e = entry(s, "c");
-	assert_string_equal(e->template_name, "secure");
-	assert_int_equal(e->expires_at, 1700009000);
+	assert_string_equal(e->f.template_name, "secure");
+	assert_int_equal(e->f.expires_at, 1700009000);
 	assert_int_equal(e->lineage.n, 2);	/* nearest first */
 	assert_string_equal(e->lineage.links[0].id, "p");
 	assert_int_equal(e->lineage.links[0].at, NOW + 20);
@@ -746,8 +746,8 @@ test_restore(void **state)
 	    "\"restored_from\": \"elsewhere\", \"at\": 1699999000}", &res), 201);
 	s = registry_acquire();
 	e = entry(s, "q");
-	assert_string_equal(e->restored_from, "k");
-	assert_int_equal(e->restored_at, 1699999500);
+	assert_string_equal(e->f.restored_from, "k");
+	assert_int_equal(e->f.restored_at, 1699999500);
 	assert_int_equal(e->lineage.n, 2);
 	assert_int_equal(e->lineage.links[0].at, 1699999500);
 	assert_string_equal(e->lineage.links[1].id, "p");

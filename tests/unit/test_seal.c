@@ -15,6 +15,7 @@
 
 #include "defaults.h"
 #include "seal.h"
+#include "secmem.h"
 
 struct fixture {
 	char dir[64];
@@ -166,11 +167,11 @@ test_seal_roundtrip(void **state)
 	assert_int_equal(seal_open(k, tok, strlen(tok), &plain, &plainlen), SEAL_OK);
 	assert_int_equal(plainlen, strlen(msg));
 	assert_string_equal(plain, msg);
-	util_secret_free(plain);
+	secmem_guarded_free(plain);
 	/* surrounding whitespace is tolerated */
 	snprintf(padded, sizeof(padded), "  %s\r\n", tok);
 	assert_int_equal(seal_open(k, padded, strlen(padded), &plain, &plainlen), SEAL_OK);
-	util_secret_free(plain);
+	secmem_guarded_free(plain);
 	free(tok);
 	seal_key_free(k);
 }
@@ -290,7 +291,7 @@ test_keyring_rotation(void **state)
 	/* a tokenizer token under the older open key still opens */
 	assert_int_equal(seal_keyring_open(kr, tok_old, strlen(tok_old), &plain, &plainlen), 0);
 	assert_string_equal(plain, "{\"o\":1}");
-	util_secret_free(plain);
+	secmem_guarded_free(plain);
 	plain = NULL;
 	/* under the retired key it does not */
 	assert_int_equal(seal_keyring_open(kr, tok_gone, strlen(tok_gone), &plain, &plainlen),

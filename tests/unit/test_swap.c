@@ -22,6 +22,7 @@
 #include "registry.h"
 #include "revoke.h"
 #include "seal.h"
+#include "secmem.h"
 #include "stats.h"
 #include "swap.h"
 #include "util.h"
@@ -1065,7 +1066,7 @@ test_finish_body_handle(void **state)
 	assert_string_equal(t.out.scrub[0].secret, "bod-SECRET");
 	assert_string_equal(t.out.credential, "bod");
 	assert_int_equal(t.out.edits.nadd, 0);	/* no signer */
-	util_wipe_free(out);
+	secmem_wipe_free(out);
 	t_fini(&t);
 	free(b);
 }
@@ -1134,7 +1135,7 @@ test_finish_plain_http(void **state)
 	snprintf(body, sizeof(body), "k=%s", p);
 	assert_int_equal(finish(&t, false, body, &out, &outlen), 0);
 	assert_body(out, outlen, "k=bodp-SECRET");
-	util_wipe_free(out);
+	secmem_wipe_free(out);
 	plan_free(&t.out);
 	held(&t, "body.test");
 	snprintf(body, sizeof(body), "k=%s&l=%s", p, b);
@@ -1143,7 +1144,7 @@ test_finish_plain_http(void **state)
 	held(&t, "body.test");			/* the same over https */
 	assert_int_equal(finish(&t, true, body, &out, &outlen), 0);
 	assert_body(out, outlen, "k=bodp-SECRET&l=bod-SECRET");
-	util_wipe_free(out);
+	secmem_wipe_free(out);
 	t_fini(&t);
 	free(b);
 	free(p);
@@ -1174,7 +1175,7 @@ test_finish_hmac(void **state)
 	assert_string_equal(t.out.edits.add[0].value, want);
 	v = inject_hmac_value(t.out.hmac_cred, "hello", 5);
 	assert_string_equal(t.out.edits.add[0].value, v);
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 	f = http_head_get(&t.h, "Authorization");	/* the handle itself never goes */
 	assert_null(inject_field_value(&t.h, &t.out.edits, (size_t)(f - t.h.fields)));
 	plan_free(&t.out);
@@ -1212,7 +1213,7 @@ test_finish_hmac_rewritten(void **state)
 	assert_string_equal(t.out.edits.add[0].name, "X-Sig");
 	assert_string_equal(t.out.edits.add[0].value, want);
 	assert_int_equal(t.out.nscrub, 2);
-	util_wipe_free(out);
+	secmem_wipe_free(out);
 	t_fini(&t);
 	free(m);
 	free(b);

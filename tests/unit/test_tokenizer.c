@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "seal.h"
+#include "secmem.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -548,7 +549,7 @@ test_hmac(void **state)
 	v = tokenizer_hmac_value(&f->out, body, strlen(body));
 	snprintf(want, sizeof(want), "Bearer %s", hex);
 	assert_string_equal(v, want);
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 
 	/* %X upper-case, sealed dst */
 	rc = run1(f, "{\"inject_hmac_processor\":{\"key\":\"c2VjcmV0\",\"hash\":\"sha256\","
@@ -561,7 +562,7 @@ test_hmac(void **state)
 	snprintf(want, sizeof(want), "sig=%s", hex);
 	assert_string_equal(v, want);
 	assert_string_equal(f->out.hmac.dst, "X-Signature");
-	util_wipe_free(v);
+	secmem_wipe_free(v);
 
 	/* the "msg" param is signed instead of the body, at once */
 	rc = run1(f, "{\"inject_hmac_processor\":{\"key\":\"c2VjcmV0\",\"hash\":\"sha256\"},"
@@ -1071,7 +1072,7 @@ test_existing_edits(void **state)
 	    "Proxy-Tokenizer: %s\r\n\r\n", t);
 	parse_head(f, msg);
 	f->edits.kind[1] = EDIT_REPLACE;
-	f->edits.value[1] = util_wipe_dup("real-key", 8);
+	f->edits.value[1] = secmem_wipe_dup("real-key", 8);
 	f->edits.secret_in_head = true;
 	rc = tokenizer_apply(&f->env, &f->head, "api.example.test", 443, "GET", "/", NULL,
 	    &f->edits, &f->out);

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "secmem.h"
 #include "util.h"
 
 static void
@@ -76,7 +77,7 @@ test_secret_file_mode(void **state)
 	assert_int_equal(util_read_file(path, 100, 1, &buf, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 4);
 	assert_string_equal(buf, "abc\n");
-	util_secret_free(buf);
+	secmem_guarded_free(buf);
 	assert_int_equal(util_read_file(path, 2, 0, &buf, &len, err, sizeof(err)), -1);
 	unlink(path);
 }

@@ -1,10 +1,12 @@
-/* test_secret_arena.c — many secrets in a few sodium_malloc regions (util_secret_arena_*). */
+/* test_secmem.c — wipe memory, guarded memory, and many secrets in a few sodium_malloc
+ * regions (secmem_arena_*). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "secmem.h"
 #include "util.h"
 #include "unit_maps.h"
 
@@ -66,6 +69,60 @@ mapping_flags(const void *addr, char *out, size_t len)
 	fclose(f);
 }
 
+/* --- wipe and guarded memory ------------------------------------------------------- */
+
+static void
+test_wipe_dup(void **state)
+{
+	char *p = secmem_wipe_dup("sk-live-1234", 12), *e = secmem_wipe_dup("", 0);
+	unsigned char *raw = secmem_wipe_alloc(0);
+
+	(void)state;
+	assert_non_null(p);
+	assert_string_equal(p, "sk-live-1234");
+	assert_int_equal(secmem_wipe_size(p), 13);	/* the copy and its NUL */
+	assert_non_null(e);
+	assert_string_equal(e, "");
+	assert_non_null(raw);
+	assert_int_equal(secmem_wipe_size(raw), 0);
+	secmem_wipe_free(p);
+	secmem_wipe_free(e);
+	secmem_wipe_free(raw);
+	secmem_wipe_free(NULL);
+}
+
+/* Sizes that cannot be had fail cleanly instead of wrapping around. */
+static void
+test_wipe_too_big(void **state)
+{
+	(void)state;
+	errno = 0;
+	assert_null(secmem_wipe_alloc(SIZE_MAX));
+	assert_int_equal(errno, ENOMEM);
+	assert_null(secmem_wipe_alloc(SIZE_MAX - 8));
+	assert_null(secmem_wipe_dup("x", SIZE_MAX));
+	assert_null(secmem_guarded_dup("x", SIZE_MAX));
+}
+
+static void
+test_guarded_dup(void **state)
+{
+	char *p = secmem_guarded_dup("hunter2-guarded", 15);
+	char flags[256];
+
+	(void)state;
+	assert_non_null(p);
+	assert_string_equal(p, "hunter2-guarded");
+	mapping_flags(p, flags, sizeof(flags));
+	assert_non_null(strstr(flags, " dd"));		/* MADV_DONTDUMP: not in core dumps */
+	secmem_guarded_free(p);
+	mapping_flags(p, flags, sizeof(flags));
+	assert_string_equal(flags, "");			/* zeroed, then unmapped */
+	secmem_guarded_free(NULL);
+}
+
+/* --- the arena -------------------------------------------------------------------- */
+
 /* Secret number i: different lengths (1..200) and contents. */
 static size_t
 secret_text(size_t i, char *buf, size_t len)
@@ -84,16 +141,16 @@ test_many_secrets_few_regions(void **state)
 {
 	static char *ptr[NSECRETS];
 	size_t before = unit_count_mappings(), during, bytes = 0;
-	util_secret_arena_t *a = util_secret_arena_new();
+	secmem_arena_t *a = secmem_arena_new();
 	char buf[256];
 
 	(void)state;
 	assert_non_null(a);
-	assert_int_equal(util_secret_arena_regions(a), 0);	/* nothing mapped until used */
+	assert_int_equal(secmem_arena_regions(a), 0);	/* nothing mapped until used */
 	for (size_t i = 0; i < NSECRETS; i++) {
 		size_t n = secret_text(i, buf, sizeof(buf));
 
-		ptr[i] = util_secret_arena_dup(a, buf, n);
+		ptr[i] = secmem_arena_dup(a, buf, n);
 		assert_non_null(ptr[i]);
 		bytes += n + 1;
 	}
@@ -106,49 +163,49 @@ test_many_secrets_few_regions(void **state)
 	}
 	/* ~2 MB in regions that double: about log2(2 MB / 4 KiB) of them, not 20,000 */
 	assert_true(bytes > 1000000);
-	assert_true(util_secret_arena_regions(a) <= 12);
+	assert_true(secmem_arena_regions(a) <= 12);
 	during = unit_count_mappings();
 	assert_true(during < before + 4 * 12 + 8);
-	util_secret_arena_free(a);
+	secmem_arena_free(a);
 	assert_true(unit_count_mappings() <= before + 2);
 }
 
 static void
 test_secret_memory_flags(void **state)
 {
-	util_secret_arena_t *a = util_secret_arena_new();
+	secmem_arena_t *a = secmem_arena_new();
 	char flags[256];
 	char *p;
 
 	(void)state;
 	assert_non_null(a);
-	p = util_secret_arena_dup(a, "hunter2", 7);
+	p = secmem_arena_dup(a, "hunter2", 7);
 	assert_non_null(p);
 	assert_string_equal(p, "hunter2");
 	mapping_flags(p, flags, sizeof(flags));
 	assert_non_null(strstr(flags, " dd"));		/* MADV_DONTDUMP: not in core dumps */
 	assert_non_null(strstr(flags, "rd wr"));
 	/* gone (zeroed by sodium_free, then unmapped) once the arena is freed */
-	util_secret_arena_free(a);
+	secmem_arena_free(a);
 	mapping_flags(p, flags, sizeof(flags));
 	assert_string_equal(flags, "");
-	util_secret_arena_free(NULL);
+	secmem_arena_free(NULL);
 }
 
 static void
 test_big_and_empty_secrets(void **state)
 {
 	size_t big = 3 * 4096 + 123;
-	util_secret_arena_t *a = util_secret_arena_new();
+	secmem_arena_t *a = secmem_arena_new();
 	char *small, *large, *empty, *src = malloc(big);
 
 	(void)state;
 	assert_non_null(a);
 	assert_non_null(src);
 	memset(src, 'x', big);
-	small = util_secret_arena_dup(a, "abc", 3);
-	large = util_secret_arena_dup(a, src, big);	/* bigger than the next region */
-	empty = util_secret_arena_dup(a, "", 0);
+	small = secmem_arena_dup(a, "abc", 3);
+	large = secmem_arena_dup(a, src, big);	/* bigger than the next region */
+	empty = secmem_arena_dup(a, "", 0);
 	assert_non_null(small);
 	assert_non_null(large);
 	assert_non_null(empty);
@@ -156,44 +213,44 @@ test_big_and_empty_secrets(void **state)
 	assert_int_equal(strlen(large), big);
 	assert_memory_equal(large, src, big);
 	assert_string_equal(empty, "");
-	assert_int_equal(util_secret_arena_regions(a), 2);
+	assert_int_equal(secmem_arena_regions(a), 2);
 	free(src);
-	util_secret_arena_free(a);
+	secmem_arena_free(a);
 }
 
 static void
 test_drop_wipes(void **state)
 {
-	util_secret_arena_t *a = util_secret_arena_new();
+	secmem_arena_t *a = secmem_arena_new();
 	char *keep, *bad, *again, *mid, *after;
 
 	(void)state;
 	assert_non_null(a);
-	keep = util_secret_arena_dup(a, "keep-me", 7);
-	bad = util_secret_arena_dup(a, "bad\r\nsecret", 11);
+	keep = secmem_arena_dup(a, "keep-me", 7);
+	bad = secmem_arena_dup(a, "bad\r\nsecret", 11);
 	assert_non_null(keep);
 	assert_non_null(bad);
-	util_secret_arena_drop(a, bad, 11);
+	secmem_arena_drop(a, bad, 11);
 	for (size_t i = 0; i < 12; i++)
 		assert_int_equal(bad[i], 0);
 	/* the last allocation's space is used again */
-	again = util_secret_arena_dup(a, "next", 4);
+	again = secmem_arena_dup(a, "next", 4);
 	assert_ptr_equal(again, bad);
 	/* one in the middle is only wiped */
-	mid = util_secret_arena_dup(a, "middle", 6);
-	after = util_secret_arena_dup(a, "after", 5);
-	util_secret_arena_drop(a, mid, 6);
+	mid = secmem_arena_dup(a, "middle", 6);
+	after = secmem_arena_dup(a, "after", 5);
+	secmem_arena_drop(a, mid, 6);
 	assert_int_equal(mid[0], 0);
 	assert_string_equal(keep, "keep-me");
 	assert_string_equal(again, "next");
 	assert_string_equal(after, "after");
-	util_secret_arena_free(a);
+	secmem_arena_free(a);
 }
 
 static void
 test_read_file(void **state)
 {
-	util_secret_arena_t *a = util_secret_arena_new();
+	secmem_arena_t *a = secmem_arena_new();
 	char err[512] = "", *out = NULL;
 	size_t len = 0;
 
@@ -201,22 +258,22 @@ test_read_file(void **state)
 	assert_non_null(a);
 	write_file("ok.secret", "sk-file-secret\n", 0600);
 	write_file("open.secret", "leaky\n", 0644);
-	assert_int_equal(util_secret_arena_read_file(a, tmp_path("ok.secret"), 100, &out, &len,
+	assert_int_equal(util_read_file_arena(a, tmp_path("ok.secret"), 100, &out, &len,
 	    err, sizeof(err)), 0);
 	assert_int_equal(len, 15);
 	assert_string_equal(out, "sk-file-secret\n");
 	mapping_flags(out, err, sizeof(err));
 	assert_non_null(strstr(err, " dd"));
-	assert_int_equal(util_secret_arena_read_file(a, tmp_path("open.secret"), 100, &out,
+	assert_int_equal(util_read_file_arena(a, tmp_path("open.secret"), 100, &out,
 	    &len, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "readable by group or others (mode 644)"));
-	assert_int_equal(util_secret_arena_read_file(a, tmp_path("absent"), 100, &out, &len,
+	assert_int_equal(util_read_file_arena(a, tmp_path("absent"), 100, &out, &len,
 	    err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "absent: No such file or directory"));
-	assert_int_equal(util_secret_arena_read_file(a, tmp_path("ok.secret"), 4, &out, &len,
+	assert_int_equal(util_read_file_arena(a, tmp_path("ok.secret"), 4, &out, &len,
 	    err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "larger than 4 bytes"));
-	util_secret_arena_free(a);
+	secmem_arena_free(a);
 	unlink(tmp_path("ok.secret"));
 	unlink(tmp_path("open.secret"));
 }
@@ -236,7 +293,7 @@ test_read_file_out_of_memory(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		util_secret_arena_t *a = util_secret_arena_new();
+		secmem_arena_t *a = secmem_arena_new();
 		struct rlimit rl = {0, 0};
 		char err[512] = "", *out = NULL;
 		size_t len = 0;
@@ -252,7 +309,7 @@ test_read_file_out_of_memory(void **state)
 		rl.rlim_cur = rl.rlim_max = vm_kb * 1024 + 4096;
 		if (a == NULL || vm_kb == 0 || setrlimit(RLIMIT_AS, &rl) < 0)
 			_exit(2);
-		if (util_secret_arena_read_file(a, tmp_path("oom.secret"), 100, &out, &len, err,
+		if (util_read_file_arena(a, tmp_path("oom.secret"), 100, &out, &len, err,
 		    sizeof(err)) == 0)
 			_exit(3);
 		_exit(strstr(err, "oom.secret: out of memory for secrets") != NULL ? 0 : 4);
@@ -283,6 +340,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wipe_dup),
+		cmocka_unit_test(test_wipe_too_big),
+		cmocka_unit_test(test_guarded_dup),
 		cmocka_unit_test(test_many_secrets_few_regions),
 		cmocka_unit_test(test_secret_memory_flags),
 		cmocka_unit_test(test_big_and_empty_secrets),
