@@ -205,6 +205,8 @@ void conn_client_read_cb(struct bufferevent *bev, void *arg);
 void conn_client_write_cb(struct bufferevent *bev, void *arg);
 void conn_secret_cleanup(const void *data, size_t len, void *arg);
 int conn_add_secret(struct evbuffer *out, const char *s, size_t len);
+int conn_add_body(struct evbuffer *out, const void *data, size_t len, bool chunked,
+    bool secret);
 int conn_move_head(struct evbuffer *head, struct evbuffer *out);
 int conn_feed(http_parser *p, const http_parser_settings *s, struct evbuffer *in);
 void conn_client_event_cb(struct bufferevent *bev, short what, void *arg);

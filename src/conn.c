@@ -616,6 +616,25 @@ conn_add_secret(struct evbuffer *out, const char *s, size_t len)
 }
 
 /*
+ * One piece of a body to out, as a chunk when chunked; secret: the bytes carry a secret
+ * (by wiped reference). -1 when out of memory (the piece was not added).
+ */
+int
+conn_add_body(struct evbuffer *out, const void *data, size_t len, bool chunked, bool secret)
+{
+	int rc;
+
+	if (len == 0)
+		return 0;
+	if (chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	rc = secret ? conn_add_secret(out, data, len) : evbuffer_add(out, data, len);
+	if (chunked)
+		evbuffer_add(out, "\r\n", 2);
+	return rc;
+}
+
+/*
  * Move a head built aside (secrets in it by wiped reference) into out as one wiped
  * block: one SSL_write, one TLS record, one write(2) instead of one per segment.
  * Frees head.

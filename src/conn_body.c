@@ -93,19 +93,10 @@ static void
 conn_emit_req(void *arg, const void *data, size_t len)
 {
 	conn_t *c = arg;
-	struct evbuffer *out = bufferevent_get_output(c->ubev);
 
-	if (len == 0)
-		return;
-	if (c->req.chunked)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	if (c->req.rewrite) {
-		if (conn_add_secret(out, data, len) < 0)
-			c->req.err = 503;	/* conn_body_failed answers it */
-	} else
-		evbuffer_add(out, data, len);
-	if (c->req.chunked)
-		evbuffer_add(out, "\r\n", 2);
+	if (conn_add_body(bufferevent_get_output(c->ubev), data, len, c->req.chunked,
+	    c->req.rewrite != NULL) < 0)
+		c->req.err = 503;	/* conn_body_failed answers it */
 }
 
 static int

@@ -47,16 +47,10 @@ static void
 conn_emit_body(void *arg, const void *data, size_t len)
 {
 	conn_t *c = arg;
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
 
-	if (len == 0)
-		return;
 	c->acct.bytes_down += len;
-	if (c->res.chunked_out)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	evbuffer_add(out, data, len);
-	if (c->res.chunked_out)
-		evbuffer_add(out, "\r\n", 2);
+	(void)conn_add_body(bufferevent_get_output(c->cbev), data, len, c->res.chunked_out,
+	    false);
 }
 
 /* Decoded body bytes (or the body as it came): scrubbed on the way to the client. */
