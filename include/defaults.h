@@ -137,4 +137,11 @@
 /* Errors reported per policy load before the rest are summarised. */
 #define SG_POLICY_MAX_ERRORS     100
 
+/* --- AWS (credentials of inject type aws_sigv4) ---------------------------------- */
+/* aws.assume_role.duration: STS AssumeRole's own DurationSeconds bounds (15 min..12 h)
+ * and its default (1 h) when the policy names none. */
+#define SG_AWS_ASSUME_ROLE_MIN_S     (15 * 60)
+#define SG_AWS_ASSUME_ROLE_MAX_S     (12 * 3600)
+#define SG_AWS_ASSUME_ROLE_DEFAULT_S 3600
+
 #endif

@@ -312,6 +312,9 @@ inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const cha
 	case INJECT_QUERY:
 		r->inplace = inject_urlencode(cr->secret, cr->secret_len);
 		break;
+	case INJECT_AWS_SIGV4:
+		*why = "aws_sigv4 credentials are re-signed, not injected";
+		return -1;
 	default:
 		*why = "this inject type needs the request body";
 		return -1;

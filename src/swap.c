@@ -341,6 +341,10 @@ enum swap_at { SWAP_AT_HEAD, SWAP_AT_BODY, SWAP_AT_TEXT_FRAME, SWAP_AT_BINARY_FR
 static int
 swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 {
+	/* SigV4 re-signing is not in the request path yet: refuse, never forward */
+	if (cr->inject.type == INJECT_AWS_SIGV4)
+		return swap_deny(out, 501, "aws_not_wired", "credential %s is an aws_sigv4 "
+		    "credential; this sealgate cannot re-sign AWS requests yet", cr->name);
 	if (at == SWAP_AT_BODY && cr->inject.type != INJECT_BODY)
 		return swap_deny(out, 403, "handle_in_body", "credential %s does not inject "
 		    "into request bodies; send its handle where its inject rule expects it",

@@ -32,6 +32,8 @@
 #define BAS_SECRET "bas-SECRET"
 #define QRY_SECRET "q s&cret"
 #define QRY_ENC "q%20s%26cret"
+#define AWS_SECRET "aws-wJalrXUtnFEMI-SECRET"
+#define AWS_AKID "AKIAIOSFODNN7EXAMPLE"
 
 static const char policy_json[] =
     "{\"credentials\": {"
@@ -47,10 +49,14 @@ static const char policy_json[] =
     "    \"inject\": {\"type\": \"body\"}, \"hosts\": [\"body.test\"]},"
     "  \"rl\": {\"secret\": {\"value\": \"rl-SECRET\"},"
     "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"],"
-    "    \"rate\": {\"requests\": 1, \"per\": \"1m\"}}},"
+    "    \"rate\": {\"requests\": 1, \"per\": \"1m\"}},"
+    "  \"awsc\": {\"secret\": {\"value\": \"" AWS_SECRET "\"},"
+    "    \"inject\": {\"type\": \"aws_sigv4\"}, \"hosts\": [\"*.amazonaws.com\"],"
+    "    \"aws\": {\"access_key_id\": {\"value\": \"" AWS_AKID "\"},"
+    "      \"services\": [\"s3\"]}}},"
     " \"sandboxes\": {"
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
-    "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\"]},"
+    "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\", \"awsc\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}},"
     " \"sandbox_templates\": {\"t\": {\"credentials\": [\"bear\", \"rl\"]}}}";
 
@@ -403,6 +409,50 @@ test_denials(void **state)
 	}
 	free(h);
 	t_fini(&t);
+}
+
+/* An aws_sigv4 handle is refused (501 aws_not_wired) until re-signing is wired into the
+ * request path: nothing is injected, nothing is planned to be forwarded. */
+static void
+test_aws_not_wired(void **state)
+{
+	struct t t;
+	char *h = mint("awsc", "sb-1");
+	const http_field_t *f;
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "my-bucket.s3.amazonaws.com", "GET /key HTTP/1.1\r\n"
+	    "Host: my-bucket.s3.amazonaws.com\r\nX-Amz-Date: 20231114T221320Z\r\n"
+	    "X-Amz-Security-Token: %s\r\nAuthorization: AWS4-HMAC-SHA256 "
+	    "Credential=ASIAAAAAAAAAAAAAAAAA/20231114/us-east-1/s3/aws4_request, "
+	    "SignedHeaders=host;x-amz-date, Signature=%064d\r\n\r\n", h, 0);
+	deny(&t, 501, "aws_not_wired");
+	assert_non_null(strstr(t.out.message, "awsc"));
+	assert_null(strstr(t.out.message, AWS_SECRET));
+	assert_null(strstr(t.out.message, AWS_AKID));
+	assert_string_equal(t.out.credential, "awsc");
+	assert_false(t.out.edits.secret_in_head);
+	assert_null(t.out.edits.target);
+	assert_int_equal(t.out.edits.nadd, 0);
+	for (size_t i = 0; i < t.h.nfields; i++) {
+		assert_int_equal(t.out.edits.kind[i], EDIT_KEEP);
+		assert_null(t.out.edits.value[i]);
+	}
+	assert_int_equal(t.out.nscrub, 0);
+	assert_int_equal(t.out.nbody, 0);
+	assert_false(t.out.buffer_body);
+	f = http_head_get(&t.h, "X-Amz-Security-Token");
+	assert_non_null(f);
+	/* also in a query (a presigned URL) */
+	plan_free(&t.out);
+	t_head(&t, "s3.amazonaws.com", "GET /b/k?X-Amz-Security-Token=%s HTTP/1.1\r\n"
+	    "Host: s3.amazonaws.com\r\n\r\n", h);
+	deny(&t, 501, "aws_not_wired");
+	assert_null(t.out.edits.target);
+	assert_int_equal(t.out.nscrub, 0);
+	t_fini(&t);
+	free(h);
 }
 
 static void
@@ -1226,6 +1276,7 @@ main(void)
 		cmocka_unit_test(test_allowed_bearer),
 		cmocka_unit_test(test_allowed_basic_query_pairs),
 		cmocka_unit_test(test_denials),
+		cmocka_unit_test(test_aws_not_wired),
 		cmocka_unit_test(test_rate_limited),
 		cmocka_unit_test(test_lineage_audit_and_rate),
 		cmocka_unit_test(test_encoded),
