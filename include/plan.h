@@ -21,12 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "awssign.h"
 #include "http.h"
 #include "inject.h"
 #include "policy.h"
 #include "scrub.h"
 #include "tokenizer.h"
 #include "util.h"
+
+/* Secrets scrubbed per request: each handle's, and an AWS handle's access key id and
+ * session token besides its secret key. */
+#define PLAN_MAX_SCRUB	(INJECT_MAX_HANDLES * 3)
 
 /* A secret that was injected, and the handle that replaces it in responses. */
 typedef struct plan_secret {
@@ -47,7 +52,7 @@ typedef struct plan {
 	bool brute_force;		/* 429 too_many_failures, the first of its window:
 					 * audit as brute_force with detail */
 	char detail[256];		/* audit detail (brute_force), or "" */
-	plan_secret_t scrub[INJECT_MAX_HANDLES];
+	plan_secret_t scrub[PLAN_MAX_SCRUB];
 	size_t nscrub;
 	/* body work (plan_body_scrubber, swap_finish_body) */
 	const policy_credential_t *hmac_cred;	/* sign the (buffered) body */
@@ -55,6 +60,7 @@ typedef struct plan {
 	size_t nbody;
 	bool buffer_body;		/* collect the whole body before the head leaves */
 	tokenizer_out_t tk;		/* Proxy-Tokenizer secrets applied (tk.n) */
+	awssign_t aws;			/* an AWS request (aws.set): signed again by swap */
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */

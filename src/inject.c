@@ -515,7 +515,8 @@ inject_apply(const http_head_t *h, const char *target, const inject_list_t *l,
 		*why = "handle too long";
 		return -1;
 	}
-	if (cred->inject.type == INJECT_HMAC || cred->inject.type == INJECT_BODY)
+	if (cred->inject.type == INJECT_HMAC || cred->inject.type == INJECT_BODY ||
+	    cred->inject.type == INJECT_AWS_SIGV4)	/* awssign.h sets the token field */
 		return inject_remove_all(h, target, l, handle, tlen, e, why);
 	if (inject_rule_make(cred, &r, why) < 0) {
 		inject_rule_free(&r);

@@ -411,10 +411,11 @@ test_denials(void **state)
 	t_fini(&t);
 }
 
-/* An aws_sigv4 handle is refused (501 aws_not_wired) until re-signing is wired into the
- * request path: nothing is injected, nothing is planned to be forwarded. */
+/* An aws_sigv4 handle in a request the sandbox did not sign with the handle's derived
+ * credentials (awssign.h) is refused, and nothing real is planned: no edit carries a
+ * secret, nothing is scrubbed. test_awssign checks the signatures themselves. */
 static void
-test_aws_not_wired(void **state)
+test_aws_unsigned_refused(void **state)
 {
 	struct t t;
 	char *h = mint("awsc", "sb-1");
@@ -427,8 +428,7 @@ test_aws_not_wired(void **state)
 	    "X-Amz-Security-Token: %s\r\nAuthorization: AWS4-HMAC-SHA256 "
 	    "Credential=ASIAAAAAAAAAAAAAAAAA/20231114/us-east-1/s3/aws4_request, "
 	    "SignedHeaders=host;x-amz-date, Signature=%064d\r\n\r\n", h, 0);
-	deny(&t, 501, "aws_not_wired");
-	assert_non_null(strstr(t.out.message, "awsc"));
+	deny(&t, 403, "signature_mismatch");
 	assert_null(strstr(t.out.message, AWS_SECRET));
 	assert_null(strstr(t.out.message, AWS_AKID));
 	assert_string_equal(t.out.credential, "awsc");
@@ -436,7 +436,7 @@ test_aws_not_wired(void **state)
 	assert_null(t.out.edits.target);
 	assert_int_equal(t.out.edits.nadd, 0);
 	for (size_t i = 0; i < t.h.nfields; i++) {
-		assert_int_equal(t.out.edits.kind[i], EDIT_KEEP);
+		assert_int_not_equal(t.out.edits.kind[i], EDIT_REPLACE);	/* handle dropped */
 		assert_null(t.out.edits.value[i]);
 	}
 	assert_int_equal(t.out.nscrub, 0);
@@ -448,8 +448,8 @@ test_aws_not_wired(void **state)
 	plan_free(&t.out);
 	t_head(&t, "s3.amazonaws.com", "GET /b/k?X-Amz-Security-Token=%s HTTP/1.1\r\n"
 	    "Host: s3.amazonaws.com\r\n\r\n", h);
-	deny(&t, 501, "aws_not_wired");
-	assert_null(t.out.edits.target);
+	deny(&t, 403, "signature_missing");
+	assert_false(t.out.edits.secret_in_head);
 	assert_int_equal(t.out.nscrub, 0);
 	t_fini(&t);
 	free(h);
@@ -1276,7 +1276,7 @@ main(void)
 		cmocka_unit_test(test_allowed_bearer),
 		cmocka_unit_test(test_allowed_basic_query_pairs),
 		cmocka_unit_test(test_denials),
-		cmocka_unit_test(test_aws_not_wired),
+		cmocka_unit_test(test_aws_unsigned_refused),
 		cmocka_unit_test(test_rate_limited),
 		cmocka_unit_test(test_lineage_audit_and_rate),
 		cmocka_unit_test(test_encoded),
