@@ -13,8 +13,8 @@
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
-# lineage, sigv4) and the plain-C support they use (util, log, stats, audit). It may use
-# libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser (CORE_PKGS,
+# awssign, lineage, sigv4, awschunk) and the plain-C support they use (util, log, stats,
+# audit). It may use libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser (CORE_PKGS,
 # -lhttp_parser). Everything else is the shell: listeners, workers, connections, TLS,
 # DNS (resolve), the certificate forge and cache, metrics (it reads the certificate
 # cache), the metadata responder, the admin API and the CLI commands.
@@ -37,8 +37,8 @@ CC       ?= cc
 CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
 SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
-CORE_MODS  := audit authz awscred awssign decode egress handle handlecache hash http inject leak lineage log \
-              needles netaddr plan policy ratelimit registry revoke scope scrub seal secmem \
+CORE_MODS  := audit authz awschunk awscred awssign decode egress handle handlecache hash http \
+              inject leak lineage log needles netaddr plan policy ratelimit registry revoke scope scrub seal secmem \
               sigv4 snapshot stats swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
 SHELL_UTESTS := ca certcache certforge metadata metrics resolve tls
