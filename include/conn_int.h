@@ -33,6 +33,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "awschunk.h"
 #include "decode.h"
 #include "egress.h"
 #include "http.h"
@@ -106,6 +107,8 @@ struct conn_req {
 	struct evbuffer *held;		/* a body held whole (REQ_HOLDING) */
 	bool held_whole;		/* ... and complete */
 	scrub_t *rewrite;		/* handle/placeholder -> secret in a streamed body */
+	awschunk_t *chunks;		/* an AWS streamed upload: chunk signatures redone */
+	int chunks_err;			/* an awschunk_rc that stopped the body */
 	bool leak_on;			/* scan the streamed body for handles */
 	uint64_t seen;			/* body bytes scanned */
 	unsigned err;			/* 413 / 403 / 503 found while relaying the body */
