@@ -395,10 +395,11 @@ serve_write_ready(struct serve *s, char *err, size_t errlen)
 
 	if (s->ready_file == NULL)
 		return 0;
-	o = json_pack("{s:i, s:s?, s:s?, s:s?}", "pid", (json_int_t)getpid(),
+	o = json_pack("{s:i, s:s?, s:s?, s:s?, s:s*}", "pid", (json_int_t)getpid(),
 	    "proxy", s->proxy ? proxy_bound(s->proxy) : NULL,
 	    "metadata", s->metadata ? metadata_bound(s->metadata) : NULL,
-	    "admin", s->admin ? s->admin_addr : NULL);
+	    "admin", s->admin ? s->admin_addr : NULL,
+	    "metadata_aws", s->metadata ? metadata_bound_aws(s->metadata) : NULL);
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	rc = util_write_file(s->ready_file, txt, strlen(txt), 0644, err, errlen);
@@ -414,6 +415,7 @@ serve_metadata_listen(struct serve *s, char *err, size_t errlen)
 		.seal_key = seal_keyring_current(s->shared.keyring),
 		.ca_cert_path = s->policy->keys.ca_cert,
 		.rl = s->shared.rl,
+		.listen_aws = s->policy->listen.metadata_aws,
 	};
 	char url[128];
 
@@ -425,6 +427,9 @@ serve_metadata_listen(struct serve *s, char *err, size_t errlen)
 	if (s->metadata == NULL)
 		return -1;
 	log_info("metadata listening on %s", metadata_bound(s->metadata));
+	if (metadata_bound_aws(s->metadata) != NULL)
+		log_info("metadata (AWS container credentials) listening on %s",
+		    metadata_bound_aws(s->metadata));
 	return 0;
 }
 

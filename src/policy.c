@@ -1954,21 +1954,39 @@ policy_check_aws_prefixes(struct policy_ctx *c, const char *path, const policy_a
 	}
 }
 
-/* "assume_role": {"role_arn" (required), "external_id", "duration" (15m..12h)}. */
+/* assume_role.duration: 15m..12h in whole seconds (default SG_AWS_ASSUME_ROLE_DEFAULT_S). */
+static void
+policy_parse_aws_duration(struct policy_ctx *c, const char *path, json_t *v, policy_aws_t *a)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, "duration");
+	uint64_t ms;
+
+	a->assume_role.duration_s = SG_AWS_ASSUME_ROLE_DEFAULT_S;
+	policy_path_key(sub, sizeof(sub), path, "duration");
+	if (e == NULL || policy_duration(c, sub, e, &ms) < 0)
+		return;
+	if (ms % 1000 != 0 || ms / 1000 < SG_AWS_ASSUME_ROLE_MIN_S ||
+	    ms / 1000 > SG_AWS_ASSUME_ROLE_MAX_S)
+		policy_err(c, sub, "%s is out of range (15m..12h, whole seconds)",
+		    Q(json_string_value(e)));
+	else
+		a->assume_role.duration_s = (uint32_t)(ms / 1000);
+}
+
+/* "assume_role": {"role_arn" (required), "external_id", "duration"}. */
 static void
 policy_parse_aws_assume(struct policy_ctx *c, const char *path, json_t *v, policy_aws_t *a)
 {
 	static const char *const keys[] = {"role_arn", "external_id", "duration", NULL};
 	char sub[POLICY_PATH_MAX];
 	const char *s;
-	uint64_t ms;
 	json_t *e;
 
 	if (policy_object(c, path, v) < 0)
 		return;
 	policy_check_keys(c, path, v, keys);
 	a->assume_role.set = true;
-	a->assume_role.duration_s = SG_AWS_ASSUME_ROLE_DEFAULT_S;
 	policy_path_key(sub, sizeof(sub), path, "role_arn");
 	if ((e = json_object_get(v, "role_arn")) == NULL)
 		policy_err(c, path, "needs \"role_arn\"");
@@ -1990,15 +2008,7 @@ policy_parse_aws_assume(struct policy_ctx *c, const char *path, json_t *v, polic
 			policy_warn(c, "%s: %s: STS refuses external ids shorter than %d "
 			    "characters", c->file, sub, POLICY_AWS_EXTID_MIN);
 	}
-	policy_path_key(sub, sizeof(sub), path, "duration");
-	if ((e = json_object_get(v, "duration")) == NULL || policy_duration(c, sub, e, &ms) < 0)
-		return;
-	if (ms % 1000 != 0 || ms / 1000 < SG_AWS_ASSUME_ROLE_MIN_S ||
-	    ms / 1000 > SG_AWS_ASSUME_ROLE_MAX_S)
-		policy_err(c, sub, "%s is out of range (15m..12h, whole seconds)",
-		    Q(json_string_value(e)));
-	else
-		a->assume_role.duration_s = (uint32_t)(ms / 1000);
+	policy_parse_aws_duration(c, path, v, a);
 }
 
 static void
