@@ -927,7 +927,7 @@ class S3Ops:
             raise AwsError(400, "MalformedTrailerError", "The request contained trailing data "
                            "that was not well-formed or did not conform to our published "
                            "schema.")
-        self.rec["trailers"] = trailers
+        self.rec["trailers"] = [list(t) for t in trailers]
         self._digests(data, trailers)
         self.rec["decoded_len"] = len(data)
         return data
