@@ -803,5 +803,74 @@ class AwsSandboxDirectTest(sgtest.TestCase):
         self.assertEqual(sgnetns.root_net_state(), self.root_before)
 
 
+
+class AwsSandboxProxiedTest(sgtest.TestCase):
+    """aws_sandbox's proxied topology with today's sealgate (no AWS credential in its
+    policy: it intercepts and forwards the client's own signature untouched). Proves the
+    plumbing the AWS end-to-end test builds on: the guest's /v1/env is all the sandbox
+    gets besides the keys given here, sealgate runs in the gateway namespace and resolves
+    the AWS names to the stand-in on :443, the signature survives the proxy."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root_before = sgnetns.root_net_state()
+        cls.sb = aws_sandbox.AwsSandbox(cls, proxied=True)
+        cls.sa = cls.sb.start_standin(buckets=("mybucket",), queues=("myqueue",))
+        cls.sg = cls.sb.start_sealgate(cls.sb.sealgate_policy(
+            egress={"allow_hosts": ["*.amazonaws.com"], "intercept": "all"}))
+        cls.guest = cls.sb.guest_init()
+
+    def keys(self):
+        return {"AWS_ACCESS_KEY_ID": self.sa.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.sa.secret, "AWS_DEFAULT_REGION": REGION,
+                "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def test_guest_env_is_proxy_and_ca_only(self):
+        g = self.guest
+        self.assertEqual(g["HTTPS_PROXY"], "http://" + aws_sandbox.GW_PROXY)
+        with open(g["REQUESTS_CA_BUNDLE"], "rb") as f, open(self.sg.ca_cert, "rb") as ca:
+            self.assertEqual(f.read(), ca.read())
+        self.assertIn("169.254.169.254", g["NO_PROXY"])
+        self.assertEqual([k for k in g if k.upper().startswith("AWS")], [])
+
+    def test_cli_through_sealgate_reaches_standin(self):
+        env = self.sb.client_env(guest=self.guest, aws=self.keys())
+        src = os.path.join(env["HOME"], "p.txt")
+        with open(src, "w") as f:
+            f.write("through the proxy\n")
+        n = len(self.sa.records)
+        rc, out, err = self.sb.aws(env, "s3", "cp", src, "s3://mybucket/px/p.txt")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.sb.aws(env, "sts", "get-caller-identity")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.sb.python(env, "import boto3; print(boto3.client('sqs')."
+                                      "send_message(QueueUrl='%s', MessageBody='px')"
+                                      "['MessageId'])" % self.sa.queue_url("myqueue"))
+        self.assertEqual(rc, 0, err)
+        recs = self.sa.records[n:]
+        self.assertEqual([(r["operation"], r["verified"]) for r in recs],
+                         [("PutObject", True), ("GetCallerIdentity", True),
+                          ("SendMessage", True)])
+        self.assertEqual([r["sni"] for r in recs],
+                         [VHOST, "sts.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com"])
+        self.assertEqual(recs[2]["message_id"], out.strip())
+        self.assertEqual(self.sa.objects("mybucket")["px/p.txt"], b"through the proxy\n")
+
+    def test_no_way_around_the_proxy(self):
+        n = len(self.sa.records)
+        env = self.sb.client_env(aws=self.keys())        # no HTTPS_PROXY: direct
+        rc, out, err = self.sb.aws(env, "sts", "get-caller-identity", timeout=60)
+        self.assertNotEqual(rc, 0)
+        rc, out, err = self.sb.python(env, (
+            "import socket, errno\n"
+            "try:\n socket.create_connection(('%s', 443), timeout=5); print('connected')\n"
+            "except OSError as e:\n print(errno.errorcode.get(e.errno, e))") % self.sa.host)
+        self.assertEqual(out.strip(), "ENETUNREACH", err)
+        self.assertEqual(len(self.sa.records), n)
+
+    def test_root_namespace_untouched(self):
+        self.assertEqual(sgnetns.root_net_state(), self.root_before)
+
+
 if __name__ == "__main__":
     unittest.main()
