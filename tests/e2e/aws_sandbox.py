@@ -4,15 +4,14 @@ AWS names on port 443, either directly or through sealgate. Nothing is added to 
 namespace; every address is link-local.
 
 direct (proxied=False): the proxy is not involved; the client holds real keys
-    sg-awssb-R  eth0 169.254.40.2/24 ──── eth0 169.254.40.1/24  sg-awsnet-R (stand-in :443)
+    sg-awssb-R  eth0 169.254.40.2/24 ── eth0 169.254.40.1/24  sg-awsnet-R (stand-in :443)
   The sandbox's /etc/hosts (/etc/netns/NAME/hosts, bind-mounted by `ip netns exec`)
   names every endpoint the stand-in serves at 169.254.40.1.
 
 proxied (proxied=True): the production shape, for sealgate
     sg-awssb-R  eth0 169.254.10.2/24 ── vsb 169.254.10.1/24 + 169.254.169.254/32  sg-awsgw-R
-                                        (sealgate: proxy 169.254.10.1:3128, metadata :80)
-                                        vnet 169.254.20.1/24 ── eth0 169.254.20.2/24  sg-awsnet-R
-                                                                  (stand-in :443)
+                      (sealgate: proxy 169.254.10.1:3128, metadata 169.254.169.254:80)
+                      vnet 169.254.20.1/24 ── eth0 169.254.20.2/24  sg-awsnet-R (stand-in :443)
   The sandbox routes only its /24 and 169.254.169.254 (no default route, the gateway
   does not forward): AWS is reachable through the proxy alone. sealgate resolves the
   AWS names with upstream.resolve = standin.resolve_map() (sealgate_policy()).

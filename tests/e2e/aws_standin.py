@@ -64,7 +64,6 @@ import ipaddress
 import json
 import os
 import re
-import secrets
 import select
 import signal
 import socket
@@ -89,6 +88,7 @@ MAX_PRESIGN_S = 604800              # AWS: presigned URLs live at most 7 days
 MIN_PART = 5 << 20                  # S3: every multipart part but the last
 RECORD_BODY_KEEP = 65536            # body bytes kept in a record (the hash covers all)
 MAX_CHUNK_LINE = 4096               # aws-chunked chunk header / trailer line bound
+MIN_CHUNK = 8192                    # S3: every aws-chunked chunk but the last data one
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 SQS_NS = "http://queue.amazonaws.com/doc/2012-11-05/"
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -270,6 +270,9 @@ def decode_aws_chunked(raw, mode, ctx=None):
     prev = ctx.seed if signed else None
     out, pos, n = [], 0, 0
     while True:
+        if len(out) >= 2 and 0 < len(out[-2]) < MIN_CHUNK:
+            raise AwsError(403, "InvalidChunkSizeError", "Only the last chunk is allowed to "
+                           "have a size less than 8192 bytes")
         line, pos = _chunk_line(raw, pos)
         size_txt, _, ext = line.partition(b";")
         if not re.fullmatch(rb"[0-9a-fA-F]{1,8}", size_txt):
@@ -293,7 +296,10 @@ def decode_aws_chunked(raw, mode, ctx=None):
     trailers, tsig, pos = _trailer_lines(raw, pos)
     if pos != len(raw):
         raise AwsError(400, "IncompleteBody", "Bytes after the aws-chunked body.")
-    if mode.endswith("-TRAILER") and signed:
+    if not mode.endswith("-TRAILER") and (trailers or tsig is not None):
+        raise AwsError(400, "MalformedTrailerError", "Trailing headers on a payload that "
+                       "announced none.")
+    if signed and mode.endswith("-TRAILER"):
         _check_trailer_sig(ctx, prev, trailers, tsig)
     elif tsig is not None:
         raise AwsError(400, "InvalidRequest", "A trailer signature on an unsigned trailer.")
@@ -618,7 +624,8 @@ class StandinState:
                                "be less than a week (in seconds) that is 604800")
             if now > t + int(expires):
                 raise AwsError(403, "AccessDenied", "Request has expired",
-                               **{"X-Amz-Expires": expires, "Expires": _now_iso(t + int(expires)),
+                               **{"X-Amz-Expires": expires,
+                                  "Expires": _now_iso(t + int(expires)),
                                   "ServerTime": _now_iso(now)})
             if t > now + MAX_SKEW_S:
                 raise AwsError(403, "AccessDenied", "Request is not valid yet")
@@ -788,8 +795,8 @@ class StandinState:
         if op == "SendMessage":
             result = self._send_message(p, rec)
         elif op == "GetQueueUrl":
-            result = {"QueueUrl": self._queue_url(self._queue(p.get("QueueName", ""), json_proto),
-                                                  auth["region"])}
+            name = self._queue(p.get("QueueName", ""), json_proto)
+            result = {"QueueUrl": self._queue_url(name, auth["region"])}
         else:
             raise AwsError(400, "InvalidAction", "The action %s is not valid for this "
                            "endpoint." % op)

@@ -529,10 +529,24 @@ class StandinTest(sgtest.TestCase):
         }
         for name, (mutate, status, code) in cases.items():
             with self.subTest(name):
-                r = chunked_put(self.sa, "chunk/" + name.replace(" ", "-"), data, ref.STREAMING_SIGNED,
-                                mutate=mutate)
+                r = chunked_put(self.sa, "chunk/" + name.replace(" ", "-"), data,
+                                ref.STREAMING_SIGNED, mutate=mutate)
                 self.assertEqual((r.status, s3_error(r)["Code"]), (status, code), r.body)
                 self.assertNotIn("chunk/" + name.replace(" ", "-"), self.sa.objects("mybucket"))
+        small = chunked_put(self.sa, "chunk/small", data, ref.STREAMING_SIGNED, chunk=4096)
+        self.assertEqual((small.status, s3_error(small)["Code"]),
+                         (403, "InvalidChunkSizeError"), small.body)
+        amz, seed = amz_now(self.sa), "1" * 64      # a trailer a signed-only payload did
+        key = ref.signing_key(self.sa.secret, amz[:8], REGION, "s3")   # not announce
+        scope = ref.scope_of(amz, REGION, "s3")
+        pieces = ref.signed_chunk_pieces([], key, amz, scope, seed)
+        ctx = aws_standin.ChunkContext(key, amz, scope, seed)
+        self.assertEqual(aws_standin.decode_aws_chunked(
+            ref.frame_signed(pieces), ref.STREAMING_SIGNED, ctx), (b"", [], 1))
+        with self.assertRaises(aws_standin.AwsError) as cm:
+            aws_standin.decode_aws_chunked(ref.frame_signed(pieces, [("x-amz-meta-late", "1")]),
+                                           ref.STREAMING_SIGNED, ctx)
+        self.assertEqual(cm.exception.code, "MalformedTrailerError")
         control = chunked_put(self.sa, "chunk/control", data, ref.STREAMING_SIGNED,
                               mutate=lambda p: list(p))
         self.assertEqual(control.status, 200, control.body)
@@ -680,6 +694,8 @@ class StandinTest(sgtest.TestCase):
         s3.put_object(Bucket="mybucket", Key="rec/" + marker, Body=b"body-" + marker.encode())
         hits = self.sa.find(marker)
         self.assertEqual(len(hits), 1)
+        self.assertEqual(self.sa.wait_records(lambda r: marker in r["target"], timeout=5),
+                         hits)
         self.assertEqual(hits[0]["operation"], "PutObject")
         self.assertEqual(self.sa.find(self.sa.secret), [])
         self.assertEqual(self.sa.find("never-sent-" + marker), [])
