@@ -208,6 +208,19 @@ awssign_field(const http_head_t *h, const char *name, size_t *count)
 	return f;
 }
 
+/* Signature Version 2: "Authorization: AWS akid:sig", or a query with AWSAccessKeyId and
+ * Signature (boto3's default presigned S3 URL before 1.36). */
+static bool
+awssign_sigv2(const char *target, const http_field_t *auth)
+{
+	const char *q = strchr(target, '?');
+
+	if (auth != NULL && auth->value_len > 4 && strncmp(auth->value, "AWS ", 4) == 0)
+		return true;
+	return q != NULL && (strstr(q, "?AWSAccessKeyId=") || strstr(q, "&AWSAccessKeyId=")) &&
+	    (strstr(q, "?Signature=") || strstr(q, "&Signature="));
+}
+
 /* The sandbox's signature: a presigned query, else the Authorization field. */
 static int
 awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
@@ -221,6 +234,9 @@ awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 	if (rc != SIGV4_E_ABSENT)
 		return rc == SIGV4_OK ? 0 : awssign_sigv4_refuse(r, rc, why);
 	f = awssign_field(in->head, "Authorization", &n);
+	if (awssign_sigv2(in->target, f))
+		return awssign_refuse(r, 400, "sigv2_unsupported", "AWS Signature Version 2 is "
+		    "not supported: sign with SigV4 (boto3: Config(signature_version=\"s3v4\"))");
 	if (f == NULL)
 		return awssign_refuse(r, 403, "signature_missing", "credential %s is an AWS "
 		    "credential: its handle only travels as the session token of a "

@@ -368,6 +368,18 @@ test_expired_and_malformed(void **state)
 	parse(f, &f->head);
 	assert_int_equal(run_head(f, "/up/a", S3_HOST), -1);
 	assert_string_equal(f->r.code, "signature_missing");
+	/* Signature Version 2: a presigned URL (boto3 1.26's default) and a header */
+	snprintf(f->msg, sizeof(f->msg), "GET /up/a?AWSAccessKeyId=%s&Signature=abc%%3D&"
+	    "Expires=1796559000&x-amz-security-token=%s HTTP/1.1\r\nHost: " S3_HOST
+	    "\r\n\r\n", f->akid, f->handle);
+	parse(f, &f->head);
+	assert_int_equal(run_head(f, f->head.target, S3_HOST), -1);
+	assert_string_equal(f->r.code, "sigv2_unsupported");
+	snprintf(f->msg, sizeof(f->msg), "GET /up/a HTTP/1.1\r\n%sAuthorization: AWS %s:"
+	    "abc=\r\n\r\n", s3_fields(f, S3_HOST, AWSSIGN_UNSIGNED), f->akid);
+	parse(f, &f->head);
+	assert_int_equal(run_head(f, "/up/a", S3_HOST), -1);
+	assert_string_equal(f->r.code, "sigv2_unsupported");
 }
 
 /* STS signs the body's hash and sends no hash field: verified once the body is held. */
