@@ -22,6 +22,7 @@ int
 awscred_hkdf_sha256(const uint8_t *salt, size_t saltlen, const uint8_t *ikm, size_t ikmlen,
     const uint8_t *info, size_t infolen, uint8_t *out, size_t outlen)
 {
+	static const uint8_t no_salt[1];
 	uint8_t prk[AWSCRED_SHA256_BYTES], t[AWSCRED_SHA256_BYTES], ctr = 1;
 	crypto_auth_hmacsha256_state st;
 	size_t done = 0, n;
@@ -29,7 +30,7 @@ awscred_hkdf_sha256(const uint8_t *salt, size_t saltlen, const uint8_t *ikm, siz
 	if (outlen == 0 || outlen > AWSCRED_HKDF_MAX)
 		return -1;
 	/* extract: PRK = HMAC(salt, IKM); an empty salt is HashLen zeros, the same key */
-	crypto_auth_hmacsha256_init(&st, salt, saltlen);
+	crypto_auth_hmacsha256_init(&st, saltlen > 0 ? salt : no_salt, saltlen);
 	crypto_auth_hmacsha256_update(&st, ikm, ikmlen);
 	crypto_auth_hmacsha256_final(&st, prk);
 	/* expand: T(i) = HMAC(PRK, T(i-1) || info || i) */

@@ -479,6 +479,28 @@ class AwsMetadataTest(sgtest.TestCase):
         assert_error(self, r, 429, "rate_limited")
         self.assertGreaterEqual(int(r.header("Retry-After")), 1)
 
+    def test_admin_policy_view(self):
+        """The admin API's policy view shows an aws_sigv4 credential's scope, never its
+        access key id, session token or secret key."""
+        with open(os.path.join(self.sg.dir, "keys", "admin.token")) as f:
+            token = f.read().strip()
+        c = http.client.HTTPConnection(*self.sg.admin, timeout=10)
+        try:
+            c.request("GET", "/v1/policy", headers={"Authorization": "Bearer " + token})
+            r = c.getresponse()
+            data = r.read().decode()
+        finally:
+            c.close()
+        self.assertEqual(r.status, 200, data)
+        cred = json.loads(data)["credentials"]["aws-dev"]
+        self.assertEqual(cred["inject"], "aws_sigv4")
+        self.assertEqual(cred["aws"], {"services": ["s3", "sts", "sqs"], "regions": ["eu-west-3"],
+                                       "buckets": [], "prefixes": [], "session_token": True,
+                                       "assume_role": None})
+        self.assertNotIn("aws", json.loads(data)["credentials"]["plain"])
+        for s in (AWS_SECRET, AWS_AKID, AWS_TOKEN, BEARER_SECRET):
+            self.assertNotIn(s, data)
+
     def test_no_secret_in_answers_logs_or_audit(self):
         c = self.client("127.0.0.1")
         tok = c.imds_token()
