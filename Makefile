@@ -13,8 +13,8 @@
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry,
-# lineage, sigv4, awschunk) and the plain-C support they use (util, log, stats, audit). It may use
-# libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser (CORE_PKGS,
+# lineage, sigv4, awschunk) and the plain-C support they use (util, log, stats, audit).
+# It may use libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser (CORE_PKGS,
 # -lhttp_parser). Everything else is the shell: listeners, workers, connections, TLS,
 # DNS (resolve), the certificate forge and cache, metrics (it reads the certificate
 # cache), the metadata responder, the admin API and the CLI commands.
