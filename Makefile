@@ -14,8 +14,8 @@
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
 # awssign, lineage, sigv4, awschunk) and the plain-C support they use (util, log, stats,
-# audit). It may use libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser (CORE_PKGS,
-# -lhttp_parser). Everything else is the shell: listeners, workers, connections, TLS,
+# audit). It may use libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser
+# (CORE_PKGS, -lhttp_parser). Everything else is the shell: listeners, workers, connections, TLS,
 # DNS (resolve), the certificate forge and cache, metrics (it reads the certificate
 # cache), the metadata responder, the admin API and the CLI commands.
 #   - build/libsealgate-core.a holds the core, compiled with the include paths of

@@ -212,8 +212,8 @@ int sigv4_sign_authorization(const sigv4_request_t *r, const sigv4_auth_t *a,
  * scope), X-Amz-Security-Token becomes token (percent-encoded; added at the end when the
  * target had none) or is removed (token NULL), X-Amz-Signature (last) signs the result
  * with key over r's fields and payload hash. The other parameters and the path are kept
- * byte for byte, in order. *target: NUL-terminated wipe memory (secmem_wipe_free).
- * Codes as sigv4_sign_authorization.
+ * byte for byte, in order (empty ones dropped). *target: NUL-terminated wipe memory
+ * (secmem_wipe_free), at most SIGV4_MAX_TARGET long. Codes as sigv4_sign_authorization.
  */
 int sigv4_presign_rewrite(const sigv4_request_t *r, const sigv4_auth_t *a,
     const char *akid, size_t akid_len, const char *token, size_t token_len,

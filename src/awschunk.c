@@ -437,8 +437,9 @@ trailer_signature(awschunk_t *a, char *v, size_t vl)
 	return resign(a, SIG_TRAILER, hash, v);
 }
 
-/* An ordinary trailer: checked; hashed in signed mode, where names must come sorted
- * (the signer sorts them; holding them to sort would take memory). */
+/* An ordinary trailer: checked; in signed mode hashed, and its name must come after the
+ * previous one's (the signer hashes them sorted; holding them to sort would take memory,
+ * and SDKs send one). */
 static int
 trailer_field(awschunk_t *a, const char *name, size_t nl, const char *v, size_t vl)
 {
@@ -447,18 +448,19 @@ trailer_field(awschunk_t *a, const char *name, size_t nl, const char *v, size_t 
 
 	if (++a->ntrailers > AWSCHUNK_MAX_TRAILERS)
 		return fail(a, AWSCHUNK_E_TOO_BIG, "too many trailers");
+	for (size_t i = 0; i < vl; i++)
+		if (((unsigned char)v[i] < ' ' && v[i] != '\t') || v[i] == 0x7f)
+			return fail(a, AWSCHUNK_E_FRAMING, "control character in a trailer value");
+	if (!signed_mode(a))
+		return AWSCHUNK_OK;
 	for (size_t i = 0; i < nl; i++)
 		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
 	c = memcmp(a->last_name, low, nl < a->last_name_len ? nl : a->last_name_len);
 	if (a->last_name_len > 0 && (c > 0 || (c == 0 && a->last_name_len >= nl)))
-		return fail(a, AWSCHUNK_E_FRAMING, "trailers not in sorted order, or repeated");
+		return fail(a, AWSCHUNK_E_FRAMING, "signed trailers not in sorted order, or repeated");
 	memcpy(a->last_name, low, nl);
 	a->last_name_len = nl;
-	for (size_t i = 0; i < vl; i++)
-		if (((unsigned char)v[i] < ' ' && v[i] != '\t') || v[i] == 0x7f)
-			return fail(a, AWSCHUNK_E_FRAMING, "control character in a trailer value");
-	if (signed_mode(a))
-		trailer_hash(a, low, nl, v, vl);
+	trailer_hash(a, low, nl, v, vl);
 	return AWSCHUNK_OK;
 }
 

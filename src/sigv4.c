@@ -1302,8 +1302,8 @@ sigv4_presign_rewrite(const sigv4_request_t *r, const sigv4_auth_t *a, const cha
 		goto fail;
 	sb_puts(&b, "&X-Amz-Signature=");
 	sb_puts(&b, sig);
-	if (b.over) {
-		*why = "re-presigned target larger than its bound";
+	if (b.over || b.len > SIGV4_MAX_TARGET) {
+		*why = "re-presigned target too long";
 		rc = SIGV4_E_FORMAT;
 		goto fail;
 	}

@@ -528,8 +528,8 @@ test_framing_errors(void **state)
 		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\n:v\r\n\r\n", AWSCHUNK_E_FRAMING, 0},
 		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\nbad name:v\r\n\r\n", AWSCHUNK_E_FRAMING, 0},
 		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\nx:a\x01\r\n\r\n", AWSCHUNK_E_FRAMING, 0},
-		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\nb:1\r\na:2\r\n\r\n", AWSCHUNK_E_FRAMING, 0},
-		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\na:1\r\nA:2\r\n\r\n", AWSCHUNK_E_FRAMING, 0},
+		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\nb:1\r\na:2\r\nb:3\r\n\r\n", AWSCHUNK_OK,
+		    AWSCHUNK_OK},
 		{AWSCHUNK_UNSIGNED_TRAILER, "0\r\nx-amz-trailer-signature:" Z64 "\r\n\r\n",
 		    AWSCHUNK_E_FRAMING, 0},
 	};
@@ -683,6 +683,21 @@ test_signed_trailer_rules(void **state)
 	out.len = 0;
 	assert_int_equal(run(AWSCHUNK_SIGNED_TRAILER, &k, &bad, 0, &out, NULL),
 	    AWSCHUNK_E_FRAMING);
+	/* Signed trailers come sorted, each once (as the signer hashes them). */
+	for (int order = 0; order < 2; order++) {
+		static const char *const unsorted[] = {"b:1\r\n", "a:2\r\n", NULL};
+		static const char *const twice[] = {"a:1\r\n", "A:2\r\n", NULL};
+		const char *why = NULL;
+
+		bad.len = 0;
+		memcpy(r.prev, TSEED, sizeof(r.prev));
+		ref_chunk(&bad, &r, (const uint8_t *)"", 0);
+		ref_trailers(&bad, &r, order == 0 ? unsorted : twice);
+		out.len = 0;
+		assert_int_equal(run(AWSCHUNK_SIGNED_TRAILER, &k, &bad, 0, &out, &why),
+		    AWSCHUNK_E_FRAMING);
+		assert_non_null(strstr(why, "sorted"));
+	}
 	/* The signed mode without trailers refuses them. */
 	out.len = 0;
 	assert_int_equal(run(AWSCHUNK_SIGNED, &k, &in, 0, &out, NULL), AWSCHUNK_E_FRAMING);
