@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "awschunk.h"
+#include "digest.h"
 #include "secmem.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -43,13 +44,20 @@ struct awschunk {
 	uint64_t need;			/* data bytes left in the current chunk */
 	uint8_t *buf;			/* a signed chunk's data (wipe memory) */
 	size_t buf_len, buf_cap;
-	crypto_hash_sha256_state h;	/* the chunk's data, or the trailers */
+	digest_sha256_t h;	/* the chunk's data, or the trailers */
 	unsigned crlf;			/* bytes of a CRLF seen */
 	unsigned ntrailers;
 	char last_name[AWSCHUNK_MAX_LINE];	/* previous trailer name, lower case */
 	size_t last_name_len;
 	bool trailer_sig_seen;
 	uint64_t decoded;
+};
+
+/* SHA-256 of nothing: the chunk hash of a final (empty) chunk. */
+static const uint8_t awschunk_empty_hash[DIGEST_SHA256_BYTES] = {
+	0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f,
+	0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
+	0x78, 0x52, 0xb8, 0x55,
 };
 
 static bool
@@ -150,6 +158,7 @@ awschunk_free(awschunk_t *a)
 {
 	if (a == NULL)
 		return;
+	digest_sha256_release(&a->h);
 	secmem_wipe_free(a->buf);
 	secmem_wipe_free(a);
 }
@@ -279,19 +288,18 @@ buf_reserve(awschunk_t *a, size_t size)
 static int
 head_final(awschunk_t *a, awschunk_emit_fn emit, void *arg)
 {
-	uint8_t empty[crypto_hash_sha256_BYTES];
 	int rc;
 
 	if (signed_mode(a)) {
-		crypto_hash_sha256(empty, (const uint8_t *)"", 0);
-		if ((rc = resign(a, SIG_CHUNK, empty, a->line + a->sig_off)) != AWSCHUNK_OK)
+		if ((rc = resign(a, SIG_CHUNK, awschunk_empty_hash, a->line + a->sig_off)) != AWSCHUNK_OK)
 			return rc;
 	}
 	emit(arg, a->line, a->line_len);
 	a->line_len = 0;
 	a->crlf = 0;
 	a->state = a->mode == AWSCHUNK_SIGNED ? ST_FINAL_CRLF : ST_TRAILER;
-	crypto_hash_sha256_init(&a->h);
+	if (digest_sha256_init(&a->h) < 0)
+		return fail(a, AWSCHUNK_E_NOMEM, "out of memory");
 	return AWSCHUNK_OK;
 }
 
@@ -318,7 +326,8 @@ head_done(awschunk_t *a, awschunk_emit_fn emit, void *arg)
 	if (size > AWSCHUNK_MAX_CHUNK)
 		return fail(a, AWSCHUNK_E_TOO_BIG, "signed chunk larger than AWSCHUNK_MAX_CHUNK");
 	a->buf_len = 0;
-	crypto_hash_sha256_init(&a->h);
+	if (digest_sha256_init(&a->h) < 0)
+		return fail(a, AWSCHUNK_E_NOMEM, "out of memory");
 	return buf_reserve(a, (size_t)size);
 }
 
@@ -331,7 +340,7 @@ data_done(awschunk_t *a, awschunk_emit_fn emit, void *arg)
 	uint8_t hash[crypto_hash_sha256_BYTES];
 	int rc;
 
-	crypto_hash_sha256_final(&a->h, hash);
+	digest_sha256_final(&a->h, hash);
 	if ((rc = resign(a, SIG_CHUNK, hash, a->line + a->sig_off)) != AWSCHUNK_OK)
 		return rc;
 	emit(arg, a->line, a->line_len);
@@ -356,7 +365,7 @@ data_take(awschunk_t *a, const uint8_t *p, size_t len, size_t *used,
 	} else {
 		memcpy(a->buf + a->buf_len, p, n);
 		a->buf_len += n;
-		crypto_hash_sha256_update(&a->h, p, n);
+		digest_sha256_update(&a->h, p, n);
 	}
 	if (a->need > 0)
 		return AWSCHUNK_OK;
@@ -400,20 +409,20 @@ trailer_hash(awschunk_t *a, const char *low, size_t nl, const char *v, size_t vl
 {
 	bool gap = false, any = false;
 
-	crypto_hash_sha256_update(&a->h, (const uint8_t *)low, nl);
-	crypto_hash_sha256_update(&a->h, (const uint8_t *)":", 1);
+	digest_sha256_update(&a->h, (const uint8_t *)low, nl);
+	digest_sha256_update(&a->h, (const uint8_t *)":", 1);
 	for (size_t i = 0; i < vl; i++) {
 		if (v[i] == ' ' || v[i] == '\t') {
 			gap = any;
 			continue;
 		}
 		if (gap)
-			crypto_hash_sha256_update(&a->h, (const uint8_t *)" ", 1);
-		crypto_hash_sha256_update(&a->h, (const uint8_t *)v + i, 1);
+			digest_sha256_update(&a->h, (const uint8_t *)" ", 1);
+		digest_sha256_update(&a->h, (const uint8_t *)v + i, 1);
 		gap = false;
 		any = true;
 	}
-	crypto_hash_sha256_update(&a->h, (const uint8_t *)"\n", 1);
+	digest_sha256_update(&a->h, (const uint8_t *)"\n", 1);
 }
 
 /* x-amz-trailer-signature: verify over the trailers hashed so far, re-sign in place. */
@@ -432,7 +441,7 @@ trailer_signature(awschunk_t *a, char *v, size_t vl)
 		vl--;
 	if (vl != SIGV4_SIG_HEX || !is_hex64(v))
 		return fail(a, AWSCHUNK_E_FRAMING, "x-amz-trailer-signature is not 64 hex digits");
-	crypto_hash_sha256_final(&a->h, hash);
+	digest_sha256_final(&a->h, hash);
 	a->trailer_sig_seen = true;
 	return resign(a, SIG_TRAILER, hash, v);
 }

@@ -228,6 +228,7 @@ serve_tls_init(struct serve *s, char *err, size_t errlen)
 	if (s->shared.tls_server == NULL)
 		return -1;
 	s->shared.tls_client = tls_client_ctx_new(s->policy->upstream.ca_file, err, errlen);
+	digest_sha256_install(tls_digest_ops());	/* before the workers start */
 	return s->shared.tls_client ? 0 : -1;
 }
 
