@@ -88,6 +88,22 @@ bool http_list_has(const char *value, const char *token);
 /* Is name a hop-by-hop header, either always or because Connection lists it? */
 bool http_is_hop_by_hop(const http_head_t *h, const char *name, size_t len);
 
+/*
+ * How sealgate delimits a response body toward its client. head_like: the request was
+ * HEAD or the status 304 (a length may be announced, no body follows); rewritten: the
+ * body is scrubbed or decoded on the way, so its length is not known before its end;
+ * client_http11: the client spoke HTTP/1.1 (chunked allowed). 101 is the caller's.
+ *   HTTP_FRAME_NONE     no body: 1xx, 204, an answer to HEAD, 304
+ *   HTTP_FRAME_LENGTH   Content-Length: res->content_length. The body passes unchanged,
+ *                       or there is none (complete with its head: "Content-Length: 0";
+ *                       nothing to rewrite, and no chunk would ever end it)
+ *   HTTP_FRAME_CHUNKED  re-framed chunked: the body is rewritten, or has no length
+ *   HTTP_FRAME_CLOSE    the connection's end ends the body (an HTTP/1.0 client)
+ */
+enum http_frame { HTTP_FRAME_NONE, HTTP_FRAME_LENGTH, HTTP_FRAME_CHUNKED, HTTP_FRAME_CLOSE };
+enum http_frame http_response_frame(const http_head_t *res, bool head_like, bool rewritten,
+    bool client_http11);
+
 /* Split an authority "host:port" / "[v6]:port" into host (brackets removed) and port. */
 int http_split_authority(const char *auth, size_t len, char *host, size_t hostlen,
     uint16_t *port, uint16_t default_port);

@@ -336,7 +336,8 @@ conn_write_response_head(conn_t *c)
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	const http_head_t *h = &c->res.head;
 	bool head_like = c->req.head.method == HTTP_HEAD || h->status == 304;
-	bool bodyless = head_like || h->status == 204 || h->status / 100 == 1;
+	enum http_frame frame = http_response_frame(h, head_like, c->scrub != NULL,
+	    c->req.head.major == 1 && c->req.head.minor >= 1);
 
 	conn_res_phase(c, RES_BODY);
 	c->res.keepalive = h->keep_alive;
@@ -350,16 +351,14 @@ conn_write_response_head(conn_t *c)
 	c->res.chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
-	} else if (!bodyless) {
-		if (h->has_length && !h->chunked && c->scrub == NULL)
-			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-			    (unsigned long long)h->content_length);
-		else if (c->req.head.major == 1 && c->req.head.minor >= 1) {
-			evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-			c->res.chunked_out = true;
-		} else
-			c->req.keepalive = false;	/* close-delimited for HTTP/1.0 */
-	}
+	} else if (frame == HTTP_FRAME_LENGTH) {
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+	} else if (frame == HTTP_FRAME_CHUNKED) {
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+		c->res.chunked_out = true;
+	} else if (frame == HTTP_FRAME_CLOSE)
+		c->req.keepalive = false;	/* close-delimited for HTTP/1.0 */
 	if (!c->req.keepalive && h->status != 101)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	evbuffer_add(out, "\r\n", 2);
