@@ -250,16 +250,15 @@ conn_field_encoded_only(const char *name)
  * the client gets another representation than the one they describe.
  */
 static void
-conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
+conn_write_response_fields(conn_t *c, struct evbuffer *out)
 {
 	const http_head_t *h = &c->res.head;
 
 	for (size_t i = 0; i < h->nfields; i++) {
 		const http_field_t *f = &h->fields[i];
 
-		if (!(keep_length && strcasecmp(f->name, "Content-Length") == 0) &&
-		    http_is_hop_by_hop(h, f->name, f->name_len))
-			continue;
+		if (http_is_hop_by_hop(h, f->name, f->name_len))
+			continue;	/* Content-Length too: the framing writes it */
 		if (c->res.recode && conn_field_encoded_only(f->name))
 			continue;
 		evbuffer_add(out, f->name, f->name_len);
@@ -336,8 +335,7 @@ conn_write_response_head(conn_t *c)
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	const http_head_t *h = &c->res.head;
 	bool head_like = c->req.head.method == HTTP_HEAD || h->status == 304;
-	enum http_frame frame = http_response_frame(h, head_like, c->scrub != NULL,
-	    c->req.head.major == 1 && c->req.head.minor >= 1);
+	enum http_frame frame;
 
 	conn_res_phase(c, RES_BODY);
 	c->res.keepalive = h->keep_alive;
@@ -346,8 +344,9 @@ conn_write_response_head(conn_t *c)
 	evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
 	conn_write_scrubbed(c, out, h->reason, strlen(h->reason));
 	evbuffer_add(out, "\r\n", 2);
-	/* with scrubbing on, a GET answer is re-framed: HEAD/304 must not promise a length */
-	conn_write_response_fields(c, out, head_like && c->scrub == NULL && !c->res.recode);
+	conn_write_response_fields(c, out);
+	frame = http_response_frame(h, head_like, c->scrub != NULL, c->res.recode,
+	    c->req.head.major == 1 && c->req.head.minor >= 1);
 	c->res.chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
@@ -405,7 +404,7 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		evbuffer_add_printf(o, "HTTP/1.1 %u ", c->res.head.status);
 		conn_write_scrubbed(c, o, c->res.head.reason, strlen(c->res.head.reason));
 		evbuffer_add(o, "\r\n", 2);
-		conn_write_response_fields(c, o, false);
+		conn_write_response_fields(c, o);
 		evbuffer_add(o, "\r\n", 2);
 		http_scan_init(&c->res.scan, SG_MAX_HEADER_BYTES);
 		return 0;

@@ -406,12 +406,15 @@ http_is_hop_by_hop(const http_head_t *h, const char *name, size_t len)
 }
 
 enum http_frame
-http_response_frame(const http_head_t *res, bool head_like, bool rewritten,
+http_response_frame(const http_head_t *res, bool head_like, bool scrubbed, bool decoded,
     bool client_http11)
 {
-	if (head_like || res->status == 204 || res->status / 100 == 1)
+	if (res->status == 204 || res->status / 100 == 1)
 		return HTTP_FRAME_NONE;
-	if (res->no_body || (res->has_length && !res->chunked && !rewritten))
+	if (head_like)
+		return res->has_length && !res->chunked && !decoded ? HTTP_FRAME_LENGTH :
+		    HTTP_FRAME_NONE;
+	if (res->no_body || (res->has_length && !res->chunked && !scrubbed))
 		return HTTP_FRAME_LENGTH;
 	return client_http11 ? HTTP_FRAME_CHUNKED : HTTP_FRAME_CLOSE;
 }
