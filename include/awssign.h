@@ -107,4 +107,10 @@ int awssign_body(awssign_t *st, const http_head_t *head, const char *target,
 int awssign_resign(awssign_t *st, const http_head_t *head, const char *target,
     inject_edits_t *e, awssign_refusal_t *r) SG_NONNULL SG_WUR;
 
+/* Does the request's signature cover the field name (case-insensitive)? false when st is
+ * not an AWS request. Such a field cannot be dropped or changed on the way: the upstream
+ * checks the signature over it (sealgate re-signs the head as it leaves, keeping the
+ * client's SignedHeaders list). */
+bool awssign_signs(const awssign_t *st, const char *name) SG_NONNULL;
+
 #endif

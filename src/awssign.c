@@ -509,3 +509,24 @@ awssign_resign(awssign_t *st, const http_head_t *h, const char *target, inject_e
 		return awssign_resign_query(st, &req, e, r);
 	return awssign_resign_header(st, h, &req, e, r);
 }
+
+bool
+awssign_signs(const awssign_t *st, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = st->auth.signed_headers;
+
+	if (!st->set || nl == 0)
+		return false;
+	while (*p) {
+		const char *semi = strchr(p, ';');
+		size_t l = semi ? (size_t)(semi - p) : strlen(p);
+
+		if (l == nl && strncasecmp(p, name, nl) == 0)
+			return true;
+		if (semi == NULL)
+			break;
+		p = semi + 1;
+	}
+	return false;
+}

@@ -291,9 +291,10 @@ conn_res_codings(const conn_t *c, char *buf, size_t len)
 }
 
 /*
- * A scrubbed response: a partial one (206) cannot be, a coding sealgate cannot decode
- * cannot be (502 unscrubbable_response, before anything is sent); others are decoded.
- * -1 when answered.
+ * A scrubbed response: a partial one (206) cannot be, unless the request's AWS
+ * signature made sealgate relay its Range (then an unencoded slice is scrubbed as it
+ * comes); a coding sealgate cannot decode cannot be (502 unscrubbable_response, before
+ * anything is sent); others are decoded. -1 when answered.
  */
 static int
 conn_res_decode_setup(conn_t *c)
@@ -305,13 +306,16 @@ conn_res_decode_setup(conn_t *c)
 	c->res.recode = false;
 	if (!conn_scrubbing(c))
 		return 0;
-	if (c->res.head.status == 206) {
-		conn_fail(c, 502, "unscrubbable_response", "the upstream answered with part of "
+	n = conn_res_codings(c, codings, sizeof(codings));
+	if (c->res.head.status == 206 && (!c->req.range_signed || n > 0)) {
+		conn_fail(c, 502, "unscrubbable_response", c->req.range_signed ? "the upstream "
+		    "answered with part of an encoded body (206 with a Content-Encoding), which "
+		    "cannot be decoded to be scrubbed" : "the upstream answered with part of "
 		    "the body (206), which cannot be scrubbed whole (sealgate asks without "
 		    "Range)");
 		return -1;
 	}
-	if ((n = conn_res_codings(c, codings, sizeof(codings))) == 0)
+	if (n == 0)
 		return 0;
 	c->res.recode = true;
 	decode_limits_default(&lim);
