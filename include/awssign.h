@@ -22,7 +22,8 @@
  * keys and both seed signatures.
  *
  * Refusals (awssign_refusal_t, messages never hold a secret or the signature):
- *   400 bad_signature_format, 400 sigv4a_unsupported, 403 signature_missing,
+ *   400 bad_signature_format, 400 sigv4a_unsupported, 400 sigv2_unsupported (a SigV2
+ *   presigned query or Authorization: AWS id:sig), 403 signature_missing,
  *   403 signature_mismatch, 403 request_expired, 403 aws_scope_denied,
  *   500 internal_error (the handle's key cannot derive the secret).
  *

@@ -208,7 +208,33 @@ awssign_field(const http_head_t *h, const char *name, size_t *count)
 	return f;
 }
 
-/* The sandbox's signature: a presigned query, else the Authorization field. */
+/* Is there a query parameter name (as sent) in target? */
+static bool
+awssign_query_has(const char *target, const char *name)
+{
+	const char *q = strchr(target, '?');
+	size_t nl = strlen(name);
+
+	while (q != NULL) {
+		q++;
+		if (strncmp(q, name, nl) == 0 && (q[nl] == '=' || q[nl] == '&' || q[nl] == '\0'))
+			return true;
+		q = strchr(q, '&');
+	}
+	return false;
+}
+
+static int
+awssign_sigv2_refuse(awssign_refusal_t *r)
+{
+	return awssign_refuse(r, 400, "sigv2_unsupported", "AWS Signature Version 2 is not "
+	    "supported: sign with SigV4 (AWS4-HMAC-SHA256; boto3/botocore presigned URLs: "
+	    "Config(signature_version=\"s3v4\"))");
+}
+
+/* The sandbox's signature: a presigned query, else the Authorization field. SigV2 (a
+ * query's AWSAccessKeyId and Signature, "Authorization: AWS id:sig") is refused as such:
+ * the SDKs that still presign with it by default need to be told. */
 static int
 awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 {
@@ -221,6 +247,9 @@ awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 	if (rc != SIGV4_E_ABSENT)
 		return rc == SIGV4_OK ? 0 : awssign_sigv4_refuse(r, rc, why);
 	f = awssign_field(in->head, "Authorization", &n);
+	if (f == NULL && awssign_query_has(in->target, "AWSAccessKeyId") &&
+	    awssign_query_has(in->target, "Signature"))
+		return awssign_sigv2_refuse(r);
 	if (f == NULL)
 		return awssign_refuse(r, 403, "signature_missing", "credential %s is an AWS "
 		    "credential: its handle only travels as the session token of a "
@@ -228,6 +257,8 @@ awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 	if (n > 1)
 		return awssign_refuse(r, 400, "bad_signature_format", "more than one "
 		    "Authorization field");
+	if (strncmp(f->value, "AWS ", 4) == 0)
+		return awssign_sigv2_refuse(r);
 	rc = sigv4_parse_authorization(f->value, f->value_len, a, &why);
 	return rc == SIGV4_OK ? 0 : awssign_sigv4_refuse(r, rc, why);
 }

@@ -491,6 +491,37 @@ test_presigned_get(void **state)
 	assert_int_equal(sigv4_verify(&req, &b, k, &why), SIGV4_OK);
 }
 
+/* SigV2 (what Debian's boto3 presigns by default): refused as such, not as "missing". */
+static void
+test_sigv2_refused(void **state)
+{
+	struct fx *f = *state;
+	char target[2048];
+
+	snprintf(target, sizeof(target), "/up/a.txt?AWSAccessKeyId=%s&Signature=abc%%3D&"
+	    "x-amz-security-token=%s&Expires=1796563164", f->akid, f->handle);
+	snprintf(f->msg, sizeof(f->msg), "GET %s HTTP/1.1\r\nHost: " S3_HOST "\r\n\r\n",
+	    target);
+	parse(f, &f->head);
+	assert_int_equal(run_head(f, target, S3_HOST), -1);
+	assert_int_equal(f->r.status, 400);
+	assert_string_equal(f->r.code, "sigv2_unsupported");
+	assert_false(f->st.set);
+	snprintf(f->msg, sizeof(f->msg), "GET /up/a.txt HTTP/1.1\r\nHost: " S3_HOST "\r\n"
+	    "Authorization: AWS %s:c2lnbmF0dXJl\r\nX-Amz-Security-Token: %s\r\n\r\n", f->akid,
+	    f->handle);
+	parse(f, &f->head);
+	assert_int_equal(run_head(f, "/up/a.txt", S3_HOST), -1);
+	assert_string_equal(f->r.code, "sigv2_unsupported");
+	/* a query that only looks like it (no Signature), no Authorization: missing */
+	snprintf(target, sizeof(target), "/up/a.txt?AWSAccessKeyIdx=1&Signatures=2");
+	snprintf(f->msg, sizeof(f->msg), "GET %s HTTP/1.1\r\nHost: " S3_HOST "\r\n"
+	    "X-Amz-Security-Token: %s\r\n\r\n", target, f->handle);
+	parse(f, &f->head);
+	assert_int_equal(run_head(f, target, S3_HOST), -1);
+	assert_string_equal(f->r.code, "signature_missing");
+}
+
 int
 main(void)
 {
@@ -507,6 +538,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_body_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streaming_keeps_seeds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presigned_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigv2_refused, setup, teardown),
 	};
 	policy_errors_t errs;
 	uint8_t seed[32];
