@@ -22,8 +22,8 @@
  * keys and both seed signatures.
  *
  * Refusals (awssign_refusal_t, messages never hold a secret or the signature):
- *   400 bad_signature_format, 400 sigv4a_unsupported, 400 sigv2_unsupported,
- *   403 signature_missing,
+ *   400 bad_signature_format, 400 sigv4a_unsupported, 400 sigv2_unsupported (a SigV2
+ *   presigned query or Authorization: AWS id:sig), 403 signature_missing,
  *   403 signature_mismatch, 403 request_expired, 403 aws_scope_denied,
  *   500 internal_error (the handle's key cannot derive the secret).
  *
@@ -107,5 +107,11 @@ int awssign_body(awssign_t *st, const http_head_t *head, const char *target,
  * 0, or -1 with r. */
 int awssign_resign(awssign_t *st, const http_head_t *head, const char *target,
     inject_edits_t *e, awssign_refusal_t *r) SG_NONNULL SG_WUR;
+
+/* Does the request's signature cover the field name (case-insensitive)? false when st is
+ * not an AWS request. Such a field cannot be dropped or changed on the way: the upstream
+ * checks the signature over it (sealgate re-signs the head as it leaves, keeping the
+ * client's SignedHeaders list). */
+bool awssign_signs(const awssign_t *st, const char *name) SG_NONNULL;
 
 #endif

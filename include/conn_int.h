@@ -104,6 +104,8 @@ struct conn_req {
 	bool chunked;			/* its body re-chunked toward the upstream */
 	bool keepalive;			/* the client keeps the connection after it */
 	bool websocket;			/* an upgrade to WebSocket */
+	bool range_signed;		/* Range relayed on a scrubbed connection (its AWS
+					 * signature covers it): the 206 is scrubbed as a slice */
 	struct evbuffer *held;		/* a body held whole (REQ_HOLDING) */
 	bool held_whole;		/* ... and complete */
 	scrub_t *rewrite;		/* handle/placeholder -> secret in a streamed body */

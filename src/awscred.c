@@ -22,15 +22,20 @@ int
 awscred_hkdf_sha256(const uint8_t *salt, size_t saltlen, const uint8_t *ikm, size_t ikmlen,
     const uint8_t *info, size_t infolen, uint8_t *out, size_t outlen)
 {
-	static const uint8_t no_salt[1];
+	static const uint8_t zeros[AWSCRED_SHA256_BYTES];
 	uint8_t prk[AWSCRED_SHA256_BYTES], t[AWSCRED_SHA256_BYTES], ctr = 1;
 	crypto_auth_hmacsha256_state st;
 	size_t done = 0, n;
 
 	if (outlen == 0 || outlen > AWSCRED_HKDF_MAX)
 		return -1;
-	/* extract: PRK = HMAC(salt, IKM); an empty salt is HashLen zeros, the same key */
-	crypto_auth_hmacsha256_init(&st, saltlen > 0 ? salt : no_salt, saltlen);
+	/* extract: PRK = HMAC(salt, IKM); an empty salt is HashLen zeros (RFC 5869), which
+	 * HMAC pads to the same key as an empty one; libsodium's init takes no NULL key */
+	if (saltlen == 0) {
+		salt = zeros;
+		saltlen = sizeof(zeros);
+	}
+	crypto_auth_hmacsha256_init(&st, salt, saltlen);
 	crypto_auth_hmacsha256_update(&st, ikm, ikmlen);
 	crypto_auth_hmacsha256_final(&st, prk);
 	/* expand: T(i) = HMAC(PRK, T(i-1) || info || i) */

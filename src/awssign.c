@@ -208,20 +208,33 @@ awssign_field(const http_head_t *h, const char *name, size_t *count)
 	return f;
 }
 
-/* Signature Version 2: "Authorization: AWS akid:sig", or a query with AWSAccessKeyId and
- * Signature (boto3's default presigned S3 URL before 1.36). */
+/* Is there a query parameter name (as sent) in target? */
 static bool
-awssign_sigv2(const char *target, const http_field_t *auth)
+awssign_query_has(const char *target, const char *name)
 {
 	const char *q = strchr(target, '?');
+	size_t nl = strlen(name);
 
-	if (auth != NULL && auth->value_len > 4 && strncmp(auth->value, "AWS ", 4) == 0)
-		return true;
-	return q != NULL && (strstr(q, "?AWSAccessKeyId=") || strstr(q, "&AWSAccessKeyId=")) &&
-	    (strstr(q, "?Signature=") || strstr(q, "&Signature="));
+	while (q != NULL) {
+		q++;
+		if (strncmp(q, name, nl) == 0 && (q[nl] == '=' || q[nl] == '&' || q[nl] == '\0'))
+			return true;
+		q = strchr(q, '&');
+	}
+	return false;
 }
 
-/* The sandbox's signature: a presigned query, else the Authorization field. */
+static int
+awssign_sigv2_refuse(awssign_refusal_t *r)
+{
+	return awssign_refuse(r, 400, "sigv2_unsupported", "AWS Signature Version 2 is not "
+	    "supported: sign with SigV4 (AWS4-HMAC-SHA256; boto3/botocore presigned URLs: "
+	    "Config(signature_version=\"s3v4\"))");
+}
+
+/* The sandbox's signature: a presigned query, else the Authorization field. SigV2 (a
+ * query's AWSAccessKeyId and Signature, "Authorization: AWS id:sig") is refused as such:
+ * the SDKs that still presign with it by default need to be told. */
 static int
 awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 {
@@ -234,9 +247,9 @@ awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 	if (rc != SIGV4_E_ABSENT)
 		return rc == SIGV4_OK ? 0 : awssign_sigv4_refuse(r, rc, why);
 	f = awssign_field(in->head, "Authorization", &n);
-	if (awssign_sigv2(in->target, f))
-		return awssign_refuse(r, 400, "sigv2_unsupported", "AWS Signature Version 2 is "
-		    "not supported: sign with SigV4 (boto3: Config(signature_version=\"s3v4\"))");
+	if (f == NULL && awssign_query_has(in->target, "AWSAccessKeyId") &&
+	    awssign_query_has(in->target, "Signature"))
+		return awssign_sigv2_refuse(r);
 	if (f == NULL)
 		return awssign_refuse(r, 403, "signature_missing", "credential %s is an AWS "
 		    "credential: its handle only travels as the session token of a "
@@ -244,6 +257,8 @@ awssign_parse(const awssign_in_t *in, sigv4_auth_t *a, awssign_refusal_t *r)
 	if (n > 1)
 		return awssign_refuse(r, 400, "bad_signature_format", "more than one "
 		    "Authorization field");
+	if (strncmp(f->value, "AWS ", 4) == 0)
+		return awssign_sigv2_refuse(r);
 	rc = sigv4_parse_authorization(f->value, f->value_len, a, &why);
 	return rc == SIGV4_OK ? 0 : awssign_sigv4_refuse(r, rc, why);
 }
@@ -524,4 +539,25 @@ awssign_resign(awssign_t *st, const http_head_t *h, const char *target, inject_e
 	if (st->auth.presigned)
 		return awssign_resign_query(st, &req, e, r);
 	return awssign_resign_header(st, h, &req, e, r);
+}
+
+bool
+awssign_signs(const awssign_t *st, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = st->auth.signed_headers;
+
+	if (!st->set || nl == 0)
+		return false;
+	while (*p) {
+		const char *semi = strchr(p, ';');
+		size_t l = semi ? (size_t)(semi - p) : strlen(p);
+
+		if (l == nl && strncasecmp(p, name, nl) == 0)
+			return true;
+		if (semi == NULL)
+			break;
+		p = semi + 1;
+	}
+	return false;
 }

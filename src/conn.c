@@ -391,7 +391,7 @@ conn_start_head(conn_t *c)
 	http_scan_init(&c->req.scan, l->max_header_bytes ? l->max_header_bytes : SG_MAX_HEADER_BYTES);
 	conn_req_phase(c, REQ_NONE);
 	conn_res_phase(c, RES_WAITING);
-	c->req.websocket = false;
+	c->req.websocket = c->req.range_signed = false;
 	conn_body_reset(c);
 	c->acct.t_start = c->acct.t_sent = 0;
 	c->acct.upstream_ms = 0;

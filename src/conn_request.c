@@ -423,16 +423,22 @@ conn_write_field(struct evbuffer *out, const char *name, const char *value, bool
 
 /*
  * The answer will be scrubbed: ask only for codings sealgate can decode, and for the
- * whole body (a range of it cannot be scrubbed: a secret may straddle its edges). true
- * when the field was written (or dropped) here.
+ * whole body (a range of it cannot be scrubbed: a secret may straddle its edges). An AWS
+ * signature that covers Range / If-Range keeps them (dropped, the upstream refuses the
+ * signature): the 206 is then scrubbed as a slice (conn_res_decode_setup). true when
+ * the field was written (or dropped) here.
  */
 static bool
-conn_narrow_request_field(struct evbuffer *out, const char *name, const char *v)
+conn_narrow_request_field(conn_t *c, struct evbuffer *out, const char *name, const char *v)
 {
 	char ae[1024];
 
-	if (strcasecmp(name, "Range") == 0 || strcasecmp(name, "If-Range") == 0)
-		return true;
+	if (strcasecmp(name, "Range") == 0 || strcasecmp(name, "If-Range") == 0) {
+		if (!awssign_signs(&c->rq->plan.aws, name))
+			return true;
+		c->req.range_signed = true;
+		return false;
+	}
 	if (strcasecmp(name, "Accept-Encoding") != 0)
 		return false;
 	if (decode_accept_encoding(v, strlen(v), ae, sizeof(ae)) < 0)
@@ -458,7 +464,7 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 		    strcasecmp(f->name, "Proxy-Tokenizer") == 0 ||
 		    (c->req.websocket && strcasecmp(f->name, "Sec-WebSocket-Extensions") == 0))
 			continue;
-		if (scrubbing && conn_narrow_request_field(out, f->name, v))
+		if (scrubbing && conn_narrow_request_field(c, out, f->name, v))
 			continue;
 		rc |= conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
 	}

@@ -28,7 +28,8 @@ client a credential by mistake.
     sb = AwsSandbox(cls, proxied=True)
     sa = sb.start_standin(access_key_id=AK, secret=SK)      # in sg-awsnet, :443
     sg = sb.start_sealgate(sb.sealgate_policy(credentials={...}, grants=["aws-dev"]))
-    env = sb.client_env(guest=sb.guest_init())
+    env = sb.client_env(guest=sb.guest_init())      # or sb.guest_env(sb.guest_init()):
+                                                    # the profile's AWS_* variables too
     rc, out, err = sb.aws(env, "s3", "cp", "s3://mybucket/k", "-")
 """
 import os
@@ -51,6 +52,10 @@ GW_PROXY = PROXIED["gw"] + ":3128"
 NO_DNS = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
 # Variables a guest may hold that are not AWS_*: the profile's and the harness's own.
 BASE_ENV = {"PATH": PATH, "LC_ALL": "C"}
+# The AWS_* variables sealgate's /v1/env may export (guest-setup.md): never a key.
+GUEST_AWS_VARS = frozenset({"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CA_BUNDLE",
+                            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                            "AWS_CONTAINER_AUTHORIZATION_TOKEN"})
 
 
 class AwsSandbox:
@@ -165,6 +170,18 @@ class AwsSandbox:
         env.update(aws or {})
         env.update(extra or {})
         return env
+
+    def guest_env(self, guest, extra=None):
+        """The environment of a process started after the guest init script: exactly
+        the profile's variables (guest: guest_init()'s answer), whose AWS_* ones must be
+        among those /v1/env exports (region, CA bundle, container-credentials URI and
+        token), plus PATH, LC_ALL, a fresh HOME and extra (no AWS_*)."""
+        aws = {k: v for k, v in guest.items() if k.upper().startswith("AWS_")}
+        bad = sorted(set(aws) - GUEST_AWS_VARS)
+        if bad:
+            raise AssertionError("the guest profile exports %s" % bad)
+        rest = {k: v for k, v in guest.items() if k not in aws}
+        return self.client_env(guest=rest, aws=aws, extra=extra)
 
     def run(self, env, argv, timeout=120, input=None):
         """argv in the sandbox with exactly env: (rc, stdout, stderr)."""
