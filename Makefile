@@ -37,9 +37,9 @@ CC       ?= cc
 CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
 SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
-CORE_MODS  := audit authz awschunk awscred awssign decode egress handle handlecache hash http \
+CORE_MODS  := audit authz awschunk awscred awsrole awssign decode egress handle handlecache hash http \
               inject leak lineage log needles netaddr plan policy ratelimit registry revoke scope scrub seal secmem \
-              sigv4 snapshot stats swap tokenizer unescape util view wsframe wsrelay
+              sigv4 snapshot stats stscache stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
 SHELL_UTESTS := ca certcache certforge metadata metrics resolve tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
