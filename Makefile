@@ -41,7 +41,7 @@ CORE_MODS  := audit authz awschunk awscred awsrole awssign decode egress handle 
               inject leak lineage log needles netaddr plan policy ratelimit registry revoke scope scrub seal secmem \
               sigv4 snapshot stats stscache stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge metadata metrics resolve tls
+SHELL_UTESTS := ca certcache certforge metadata metrics resolve stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
