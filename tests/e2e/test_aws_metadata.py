@@ -436,8 +436,9 @@ class AwsMetadataTest(sgtest.TestCase):
     def test_aws_cli_takes_credentials_and_region(self):
         """Debian's AWS CLI v2 with only what /v1/env gives it (no region variable) and the
         IMDS endpoint: it signs for eu-west-3 (the IMDS zone) with container credentials,
-        goes through the proxy, and sealgate refuses the aws_sigv4 handle (501
-        aws_not_wired) rather than forwarding it."""
+        goes through the proxy, and sealgate verifies that signature and forwards the
+        request signed again (nothing listens at the upstream here: 502 upstream_error,
+        not a signature refusal)."""
         _, env = self.env_of("127.0.0.1")
         home = tempfile.mkdtemp(prefix="sgtest-aws-home-")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", home]))
@@ -455,12 +456,14 @@ class AwsMetadataTest(sgtest.TestCase):
         self.assertIn("GET /v1/aws/credentials/aws-dev HTTP/1.1\" 200", r.stderr)
         self.assertRegex(r.stderr, r"Credential=ASIA[A-Z2-7]{16}/\d{8}/eu-west-3/sqs/"
                                    r"aws4_request")
-        self.assertIn("501", r.stderr)
+        self.assertIn("\" 502 ", r.stderr)
+        self.assertIn("X-Sealgate-Error': 'upstream_error'", r.stderr)
         line = sgtest.wait_for(lambda: [ln for ln in self.audit_lines()
-                                        if ln.get("error") == "aws_not_wired"] or None,
-                               what="aws_not_wired audit line")[0]
+                                        if ln.get("error") == "upstream_error" and
+                                        ln.get("credential") == "aws-dev"] or None,
+                               what="upstream_error audit line")[0]
         self.assertEqual((line.get("status"), line.get("credential"), line.get("sandbox")),
-                         (501, "aws-dev", "awssb"), line)
+                         (502, "aws-dev", "awssb"), line)
         self.assertIn(SQS_HOST, json.dumps(line))
 
     # --- limits and secrecy ---------------------------------------------------------
