@@ -29,7 +29,7 @@ awscred_hkdf_sha256(const uint8_t *salt, size_t saltlen, const uint8_t *ikm, siz
 	if (outlen == 0 || outlen > AWSCRED_HKDF_MAX)
 		return -1;
 	/* extract: PRK = HMAC(salt, IKM); an empty salt is HashLen zeros, the same key */
-	crypto_auth_hmacsha256_init(&st, salt, saltlen);
+	crypto_auth_hmacsha256_init(&st, salt != NULL ? salt : prk, saltlen);	/* never NULL */
 	crypto_auth_hmacsha256_update(&st, ikm, ikmlen);
 	crypto_auth_hmacsha256_final(&st, prk);
 	/* expand: T(i) = HMAC(PRK, T(i-1) || info || i) */

@@ -17,7 +17,10 @@ stscache_cred_t *
 stscache_cred_new(const char *akid, size_t akid_len, const char *secret, size_t secret_len,
     const char *token, size_t token_len, int64_t expiration, int64_t now)
 {
-	size_t n = sizeof(stscache_cred_t) + akid_len + secret_len + token_len + 3;
+	/* sodium_malloc puts the region against its guard page: a size that is a multiple
+	 * of 16 keeps the struct aligned */
+	size_t n = (sizeof(stscache_cred_t) + akid_len + secret_len + token_len + 3 + 15) &
+	    ~(size_t)15;
 	stscache_cred_t *c = secmem_guarded_alloc(n);
 	char *p;
 	int64_t life;
