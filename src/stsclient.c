@@ -34,7 +34,7 @@ struct sts_fetch {
 	const policy_credential_t *cred;
 	uint8_t key[STSCACHE_KEY_LEN];
 	uint64_t seq;
-	bool refresh, started, complete;
+	bool refresh, complete;
 	awsrole_req_t req;		/* host, region, the wire (until it is written) */
 	egress_req_t *dns;
 	struct bufferevent *bev;

@@ -135,9 +135,11 @@ class AssumeRoleTest(sgtest.TestCase):
     # --- tests ----------------------------------------------------------------------------
 
     def test_boto3_signed_by_assumed_credentials_one_call(self):
-        """boto3 through sealgate: PutObject and GetObject reach the stand-in signed by
-        the credentials AssumeRole issued (one call, cached), and that call carried the
-        compiled session policy and the external id, signed with the long-term key."""
+        """boto3 through sealgate: PutObject, GetObject, HeadObject and STS
+        GetCallerIdentity (a body-signed request) reach the stand-in signed by the
+        credentials AssumeRole issued (one call, cached: the caller is the assumed role),
+        and that call carried the compiled session policy and the external id, signed
+        with the long-term key."""
         import boto3
         import botocore.config
         akid, secret, token = imds_credentials(self.sg, "aws-role")
@@ -152,6 +154,13 @@ class AssumeRoleTest(sgtest.TestCase):
         self.assertEqual(s3.get_object(Bucket="mybucket", Key="assumed/a.txt")["Body"].read(),
                          b"assumed hello")
         s3.head_object(Bucket="mybucket", Key="assumed/a.txt")
+        # a signed body (the query protocol: held, hashed, then signed as the role)
+        me = boto3.session.Session(aws_access_key_id=akid, aws_secret_access_key=secret,
+                                   aws_session_token=token, region_name=REGION).client(
+            "sts", verify=self.sg.ca_cert, config=botocore.config.Config(
+                proxies={"https": self.sg.proxy_url}, retries={"max_attempts": 1}))
+        self.assertEqual(me.get_caller_identity()["Arn"], "arn:aws:sts::%s:assumed-role/"
+                         "sealgate-e2e/sealgate-aws-role" % aws_standin.ACCOUNT)
         sts = self.assume_records("aws-role")
         self.assertEqual(len(sts), 1, sts)
         rec = sts[0]
@@ -163,9 +172,10 @@ class AssumeRoleTest(sgtest.TestCase):
                                          "RoleSessionName": "sealgate-aws-role",
                                          "DurationSeconds": "3600",
                                          "ExternalId": EXTERNAL_ID, "Policy": SESSION_POLICY})
-        ops = self.s3_records(n)
+        ops = self.s3_records(n) + [r for r in self.sa.records[n:]
+                                    if r["operation"] == "GetCallerIdentity"]
         self.assertEqual([r["operation"] for r in ops], ["PutObject", "GetObject",
-                                                         "HeadObject"])
+                                                         "HeadObject", "GetCallerIdentity"])
         for r in ops:
             self.assertEqual((r["status"], r["verified"], r["credential"], r["access_key_id"]),
                              (200, True, "assumed", rec["issued_access_key_id"]), r)
