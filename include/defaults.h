@@ -143,5 +143,13 @@
 #define SG_AWS_ASSUME_ROLE_MIN_S     (15 * 60)
 #define SG_AWS_ASSUME_ROLE_MAX_S     (12 * 3600)
 #define SG_AWS_ASSUME_ROLE_DEFAULT_S 3600
+/* One STS AssumeRole call, from name resolution to the answer's last byte: then it has
+ * failed (its waiting requests get 502 sts_error). STS answers in well under a second. */
+#define SG_STS_TIMEOUT_S             10
+/* How long a request waits for its credential's AssumeRole: a backstop behind the call's
+ * own SG_STS_TIMEOUT_S (502 sts_error). */
+#define SG_STS_WAIT_MS               ((SG_STS_TIMEOUT_S + 2) * 1000)
+/* Longest AssumeRole answer read (head and body). */
+#define SG_STS_MAX_RESPONSE          (64 * 1024)
 
 #endif

@@ -12,7 +12,8 @@
  *     check and the rewrite;
  *   - or a refusal: status, code, message, extra headers, the audit flags.
  * Pure core. Ownership: the plan owns everything it points to except cred/secret
- * pointers borrowed from the policy snapshot the request holds; plan_free releases it.
+ * pointers borrowed from the policy snapshot the request holds (and those into
+ * aws_assumed, whose reference it holds); plan_free releases it.
  */
 #ifndef SEALGATE_PLAN_H
 #define SEALGATE_PLAN_H
@@ -26,12 +27,14 @@
 #include "inject.h"
 #include "policy.h"
 #include "scrub.h"
+#include "stscache.h"
 #include "tokenizer.h"
 #include "util.h"
 
 /* Secrets scrubbed per request: each handle's, and an AWS handle's access key id and
- * session token besides its secret key. */
-#define PLAN_MAX_SCRUB	(INJECT_MAX_HANDLES * 3)
+ * session token besides its secret key; for the one AWS handle a request may carry, the
+ * three of the temporary credentials of an assume_role besides. */
+#define PLAN_MAX_SCRUB	(INJECT_MAX_HANDLES * 3 + 3)
 
 /* A secret that was injected, and the handle that replaces it in responses. */
 typedef struct plan_secret {
@@ -61,6 +64,11 @@ typedef struct plan {
 	bool buffer_body;		/* collect the whole body before the head leaves */
 	tokenizer_out_t tk;		/* Proxy-Tokenizer secrets applied (tk.n) */
 	awssign_t aws;			/* an AWS request (aws.set): signed again by swap */
+	char *aws_handle;		/* its handle text (malloc'd): what replaces its
+					 * identity's token in responses */
+	size_t aws_handle_len;
+	stscache_cred_t *aws_assumed;	/* the assume_role set it signs with (a reference):
+					 * aws.id points into it */
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */

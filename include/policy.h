@@ -68,6 +68,8 @@ typedef struct policy_aws {
 		char *role_arn, *external_id;	/* external_id NULL: none */
 		uint32_t duration_s;		/* SG_AWS_ASSUME_ROLE_MIN_S..MAX_S */
 		bool set;			/* assume_role given */
+		char *session_policy;		/* compiled from the scope (awsrole.h) */
+		size_t session_policy_len;	/* at most AWSROLE_POLICY_MAX */
 	} assume_role;
 } policy_aws_t;
 

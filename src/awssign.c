@@ -276,9 +276,9 @@ awssign_key_id(const awssign_in_t *in, const sigv4_auth_t *a, awssign_refusal_t 
 	return 0;
 }
 
-/* Both signing keys: the derived secret's (verify) and the real one's (re-sign). */
+/* The signing key of the derived secret (verification). */
 static int
-awssign_keys(const awssign_in_t *in, awssign_t *st, awssign_refusal_t *r)
+awssign_key_in(const awssign_in_t *in, awssign_t *st, awssign_refusal_t *r)
 {
 	const sigv4_auth_t *a = &st->auth;
 	char derived[AWSCRED_SECRET_LEN + 1];
@@ -289,8 +289,6 @@ awssign_keys(const awssign_in_t *in, awssign_t *st, awssign_refusal_t *r)
 	sigv4_signing_key(derived, AWSCRED_SECRET_LEN, a->date, a->region, a->service,
 	    st->key_in);
 	sodium_memzero(derived, sizeof(derived));
-	sigv4_signing_key(in->cred->secret, in->cred->secret_len, a->date, a->region,
-	    a->service, st->key_out);
 	return 0;
 }
 
@@ -356,22 +354,21 @@ awssign_verify(awssign_t *st, const http_head_t *h, const char *target,
 	return 0;
 }
 
-/* The session token field: the real token, or none. */
+/* The session token field: the identity's token, or none. */
 static int
-awssign_token_edit(const awssign_in_t *in, inject_edits_t *e, awssign_refusal_t *r)
+awssign_token_edit(const http_head_t *h, const awssign_identity_t *id, inject_edits_t *e,
+    awssign_refusal_t *r)
 {
-	const policy_aws_t *aws = in->cred->aws;
-
-	for (size_t i = 0; i < in->head->nfields; i++) {
-		if (strcasecmp(in->head->fields[i].name, AWSSIGN_TOKEN_HEADER) != 0)
+	for (size_t i = 0; i < h->nfields; i++) {
+		if (strcasecmp(h->fields[i].name, AWSSIGN_TOKEN_HEADER) != 0)
 			continue;
 		secmem_wipe_free(e->value[i]);
 		e->value[i] = NULL;
 		e->kind[i] = EDIT_DROP;
-		if (aws->session_token == NULL)
+		if (id->session_token == NULL)
 			continue;
-		if ((e->value[i] = secmem_wipe_dup(aws->session_token,
-		    aws->session_token_len)) == NULL)
+		if ((e->value[i] = secmem_wipe_dup(id->session_token,
+		    id->session_token_len)) == NULL)
 			return awssign_refuse(r, 503, "resource_exhausted", "out of memory");
 		e->kind[i] = EDIT_REPLACE;
 		e->secret_in_head = true;
@@ -379,8 +376,33 @@ awssign_token_edit(const awssign_in_t *in, inject_edits_t *e, awssign_refusal_t 
 	return 0;
 }
 
+void
+awssign_policy_identity(const policy_credential_t *cred, awssign_identity_t *id)
+{
+	const policy_aws_t *aws = cred->aws;
+
+	*id = (awssign_identity_t){aws ? aws->access_key_id : NULL,
+	    aws ? aws->access_key_id_len : 0, cred->secret, cred->secret_len,
+	    aws ? aws->session_token : NULL, aws ? aws->session_token_len : 0};
+}
+
 int
-awssign_head(const awssign_in_t *in, awssign_t *st, inject_edits_t *e, awssign_refusal_t *r)
+awssign_identity(awssign_t *st, const awssign_identity_t *id, const http_head_t *head,
+    inject_edits_t *e, awssign_refusal_t *r)
+{
+	const sigv4_auth_t *a = &st->auth;
+
+	if (!st->set || id->access_key_id == NULL || id->secret == NULL)
+		return awssign_refuse(r, 500, "internal_error", "no AWS identity to sign with");
+	st->id = *id;
+	sigv4_signing_key(id->secret, id->secret_len, a->date, a->region, a->service,
+	    st->key_out);
+	st->id_set = true;	/* the token goes in only once the signature holds */
+	return a->presigned ? 0 : awssign_token_edit(head, id, e, r);
+}
+
+int
+awssign_head(const awssign_in_t *in, awssign_t *st, awssign_refusal_t *r)
 {
 	const char *why = NULL;
 	sigv4_request_t req;
@@ -399,13 +421,13 @@ awssign_head(const awssign_in_t *in, awssign_t *st, inject_edits_t *e, awssign_r
 	if ((rc = sigv4_request_date(&req, &st->auth, st->amz_date, &why)) != SIGV4_OK ||
 	    (rc = sigv4_check_time(&st->auth, st->amz_date, in->now, &why)) != SIGV4_OK)
 		return awssign_sigv4_refuse(r, rc, why);
-	if (awssign_keys(in, st, r) < 0 || awssign_payload(in, st, r) < 0)
+	if (awssign_key_in(in, st, r) < 0 || awssign_payload(in, st, r) < 0)
 		return -1;
 	memcpy(st->seed_in, st->auth.signature, sizeof(st->seed_in));
 	if (st->body != AWSSIGN_BODY_HASH && awssign_verify(st, in->head, in->target, r) < 0)
 		return -1;
-	st->set = true;		/* the real token goes in only once the signature holds */
-	return st->auth.presigned ? 0 : awssign_token_edit(in, e, r);
+	st->set = true;
+	return 0;
 }
 
 int
@@ -482,18 +504,18 @@ static int
 awssign_resign_header(awssign_t *st, const http_head_t *h, const sigv4_request_t *req,
     inject_edits_t *e, awssign_refusal_t *r)
 {
-	const policy_aws_t *aws = st->cred->aws;
+	const awssign_identity_t *id = &st->id;
 	sigv4_auth_t a = st->auth;
 	char value[SIGV4_AUTH_MAX];
 	const char *why = NULL;
 	int rc, len;
 
-	if (aws->session_token == NULL)
+	if (id->session_token == NULL)
 		awssign_drop_signed(&a, "x-amz-security-token");
 	if ((rc = sigv4_sign(req, &a, st->key_out, st->seed_out, &why)) != SIGV4_OK)
 		return awssign_sigv4_refuse(r, rc, why);
 	memcpy(a.signature, st->seed_out, sizeof(a.signature));
-	if (sigv4_set_key_id(&a, aws->access_key_id, aws->access_key_id_len) < 0 ||
+	if (sigv4_set_key_id(&a, id->access_key_id, id->access_key_id_len) < 0 ||
 	    (len = sigv4_format_authorization(&a, value, sizeof(value))) < 0)
 		return awssign_refuse(r, 500, "internal_error", "cannot format the new "
 		    "Authorization value");
@@ -506,15 +528,14 @@ static int
 awssign_resign_query(awssign_t *st, const sigv4_request_t *req, inject_edits_t *e,
     awssign_refusal_t *r)
 {
-	const policy_aws_t *aws = st->cred->aws;
+	const awssign_identity_t *id = &st->id;
 	const char *why = NULL;
 	char *target = NULL;
 	size_t len;
 	int rc;
 
-	rc = sigv4_presign_rewrite(req, &st->auth, aws->access_key_id,
-	    aws->access_key_id_len, aws->session_token, aws->session_token_len, st->key_out,
-	    &target, &len, &why);
+	rc = sigv4_presign_rewrite(req, &st->auth, id->access_key_id, id->access_key_id_len,
+	    id->session_token, id->session_token_len, st->key_out, &target, &len, &why);
 	if (rc != SIGV4_OK)
 		return awssign_sigv4_refuse(r, rc, why);
 	secmem_wipe_free(e->target);
@@ -531,9 +552,9 @@ awssign_resign(awssign_t *st, const http_head_t *h, const char *target, inject_e
 	sigv4_request_t req;
 	size_t n;
 
-	if (!st->set || !st->verified)
+	if (!st->set || !st->verified || !st->id_set)
 		return awssign_refuse(r, 500, "internal_error", "an AWS request signed again "
-		    "before its signature was checked");
+		    "before its signature was checked or its identity known");
 	n = awssign_edited(h, e, fields, SG_ARRAY_LEN(fields));
 	awssign_request(st, h, target, fields, n, &req);
 	if (st->auth.presigned)

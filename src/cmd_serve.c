@@ -26,6 +26,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "awsrole.h"
 #include "ca.h"
 #include "certcache.h"
 #include "certforge.h"
@@ -39,6 +40,8 @@
 #include "revoke.h"
 #include "seal.h"
 #include "serve.h"
+#include "stscache.h"
+#include "stsclient.h"
 #include "tls.h"
 #include "util.h"
 
@@ -356,6 +359,30 @@ serve_metrics(void *arg, size_t *len)
 	return metrics_render(&src, len);
 }
 
+/* An AssumeRole fetch ended: the workers resume (or answer) the requests waiting for it. */
+static void
+serve_sts_done(void *arg)
+{
+	struct serve *s = arg;
+
+	if (s->proxy != NULL)
+		proxy_wake_workers(s->proxy);
+}
+
+/* The AssumeRole cache the workers share and the client that fills it on this (the
+ * main) thread: before the workers start, which read them. */
+static int
+serve_sts_init(struct serve *s, char *err, size_t errlen)
+{
+	if ((s->shared.sts_cache = stscache_new()) == NULL) {
+		snprintf(err, errlen, "AssumeRole cache: out of memory");
+		return -1;
+	}
+	s->shared.sts = stsclient_new(s->base, s->shared.tls_client, s->shared.sts_cache,
+	    AWSROLE_PORT, serve_sts_done, s, err, errlen);
+	return s->shared.sts != NULL ? 0 : -1;
+}
+
 /* A sandbox was suspended: the workers close its idle and spliced connections. */
 static void
 serve_sandboxes_changed(void *arg)
@@ -526,6 +553,7 @@ serve_cleanup(struct serve *s)
 	proxy_free(s->proxy);
 	admin_free(s->admin);
 	metadata_free(s->metadata);
+	stsclient_free(s->shared.sts);	/* workers are joined: nobody waits for a fetch */
 	if (s->sigint)
 		event_free(s->sigint);
 	if (s->sigterm)
@@ -547,6 +575,7 @@ serve_cleanup(struct serve *s)
 	certcache_free(s->shared.certs);
 	certforge_free(s->shared.forge);
 	handlecache_free(s->shared.handles);
+	stscache_free(s->shared.sts_cache);
 	ratelimit_free(s->shared.rl);
 	seal_keyring_free(s->shared.keyring);
 	if (s->regsweep)
@@ -675,7 +704,8 @@ serve_run(struct serve *s, const char *policy_path)
 	log_info("sandbox registry: %zu registered sandboxes from %s",
 	    registry_load_info(s->registry)->live, registry_journal_path(s->registry));
 	s->base = event_base_new();
-	if (s->base == NULL || serve_listen(s, err, sizeof(err)) < 0) {
+	if (s->base == NULL || serve_sts_init(s, err, sizeof(err)) < 0 ||
+	    serve_listen(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return CLI_FAIL;
 	}

@@ -35,7 +35,7 @@
 #include "worker.h"
 #include "wsrelay.h"
 
-static const char *const conn_state_names[] = {"head", "resolving", "tls_accept",
+static const char *const conn_state_names[] = {"head", "resolving", "identity", "tls_accept",
     "up_connecting", "relay", "splice", "websocket", "closing"};
 static const char *const conn_req_names[] = {"none", "deciding", "holding", "streaming",
     "sent"};
@@ -360,6 +360,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		conn_close(c, "timeout");
+		return;
+	case ST_IDENTITY:
+		STATS_INC(errors_timeout);
+		conn_fail(c, 502, "sts_error", "no AssumeRole answer for this request's AWS "
+		    "credential in time");
 		return;
 	case ST_UP_CONNECTING:
 		STATS_INC(errors_timeout);

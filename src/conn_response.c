@@ -421,6 +421,8 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		return -1;
 	conn_write_response_head(c);
 	if (c->res.head.no_body) {
+		if (c->res.chunked_out)	/* re-framed for scrubbing: an empty body still ends */
+			evbuffer_add(bufferevent_get_output(c->cbev), "0\r\n\r\n", 5);
 		conn_res_phase(c, RES_DONE);
 		conn_response_done(c);
 		return -1;

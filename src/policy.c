@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "awsrole.h"
 #include "defaults.h"
 #include "hash.h"
 #include "netaddr.h"
@@ -2011,6 +2012,34 @@ policy_parse_aws_assume(struct policy_ctx *c, const char *path, json_t *v, polic
 	policy_parse_aws_duration(c, path, v, a);
 }
 
+/*
+ * What sealgate will ask STS for (awsrole.h): the role's partition must be one it
+ * reaches, and the session policy compiled from the scope must fit STS's limit.
+ */
+static void
+policy_compile_session_policy(struct policy_ctx *c, const char *path, policy_aws_t *a)
+{
+	char host[AWSROLE_HOST_MAX], region[SIGV4_MAX_REGION + 1];
+	size_t len = 0;
+	int rc;
+
+	if (a->assume_role.role_arn == NULL || a->nservices == 0)
+		return;		/* already reported */
+	if (awsrole_endpoint(a, host, region) == AWSROLE_E_PARTITION) {
+		policy_err(c, path, "role_arn: sealgate reaches STS in the aws, aws-cn and "
+		    "aws-us-gov partitions only");
+		return;
+	}
+	rc = awsrole_session_policy(a, &a->assume_role.session_policy, &len);
+	a->assume_role.session_policy_len = len;
+	if (rc == AWSROLE_E_TOO_LONG)
+		policy_err(c, path, "the session policy compiled from services, regions, "
+		    "buckets and prefixes is %zu characters; STS takes at most %d: list fewer "
+		    "buckets or prefixes (or shorter ones)", len, AWSROLE_POLICY_MAX);
+	else if (rc != AWSROLE_OK)
+		policy_err(c, path, "cannot compile the session policy (out of memory)");
+}
+
 static void
 policy_parse_aws(struct policy_ctx *c, const char *path, json_t *v, policy_credential_t *cr)
 {
@@ -2038,8 +2067,10 @@ policy_parse_aws(struct policy_ctx *c, const char *path, json_t *v, policy_crede
 	policy_parse_aws_lists(c, path, v, a);
 	policy_check_aws_prefixes(c, path, a);
 	policy_path_key(sub, sizeof(sub), path, "assume_role");
-	if ((e = json_object_get(v, "assume_role")) != NULL)
+	if ((e = json_object_get(v, "assume_role")) != NULL) {
 		policy_parse_aws_assume(c, sub, e, a);
+		policy_compile_session_policy(c, sub, a);
+	}
 }
 
 /* The inject type named by v's "inject" (no messages: the inject parser gives them). */
@@ -2779,6 +2810,7 @@ policy_aws_free(policy_aws_t *a)
 	policy_aws_list_free(a->prefixes, a->nprefixes);
 	free(a->assume_role.role_arn);
 	free(a->assume_role.external_id);
+	free(a->assume_role.session_policy);
 	free(a);
 }
 

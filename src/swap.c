@@ -375,16 +375,36 @@ swap_scrub_add(plan_t *out, const policy_credential_t *cr, const char *secret, s
 	s->handle_len = s->handle ? rlen : 0;
 }
 
+/* What replaces an AWS identity in responses: its access key id the derived one, its
+ * session token the handle, and (assumed credentials) its secret the handle. */
+static void
+swap_aws_scrub(plan_t *out, const policy_credential_t *cr, const awssign_identity_t *id,
+    bool secret)
+{
+	char akid[AWSCRED_AKID_LEN + 1];
+
+	awscred_access_key_id(out->aws_handle, out->aws_handle_len, akid);
+	swap_scrub_add(out, cr, id->access_key_id, id->access_key_id_len, akid,
+	    AWSCRED_AKID_LEN);
+	swap_scrub_add(out, cr, id->session_token, id->session_token_len, out->aws_handle,
+	    out->aws_handle_len);
+	if (secret)
+		swap_scrub_add(out, cr, id->secret, id->secret_len, out->aws_handle,
+		    out->aws_handle_len);
+}
+
 /*
  * An AWS credential's handle: the request's SigV4 signature is checked (awssign.h) and
  * the real access key id and session token are scrubbed from responses (the access key
- * id back to the derived one, the token back to the handle).
+ * id back to the derived one, the token back to the handle). A credential without
+ * assume_role signs as its own keys at once; one with assume_role waits for the shell to
+ * bring its temporary credentials (swap_aws_assumed).
  */
 static int
 swap_aws(const swap_env_t *env, const swap_req_t *req, const handle_claims_t *cl,
     const policy_credential_t *cr, const char *text, size_t tlen, plan_t *out)
 {
-	char akid[AWSCRED_AKID_LEN + 1];
+	awssign_identity_t id;
 	awssign_refusal_t r;
 	awssign_in_t in;
 
@@ -396,7 +416,7 @@ swap_aws(const swap_env_t *env, const swap_req_t *req, const handle_claims_t *cl
 	if (in.key == NULL)
 		return swap_deny(out, 403, "revoked", "the key of this handle is retired%s",
 		    NULL);
-	if (awssign_head(&in, &out->aws, &out->edits, &r) < 0) {
+	if (awssign_head(&in, &out->aws, &r) < 0) {
 		if (r.status == 403)
 			swap_throttle_fail(env, req);
 		out->exfiltration = strcmp(r.code, "aws_scope_denied") == 0;
@@ -404,26 +424,53 @@ swap_aws(const swap_env_t *env, const swap_req_t *req, const handle_claims_t *cl
 	}
 	if (out->aws.body == AWSSIGN_BODY_HASH)
 		out->buffer_body = !req->head->no_body;
-	awscred_access_key_id(text, tlen, akid);
-	swap_scrub_add(out, cr, cr->aws->access_key_id, cr->aws->access_key_id_len, akid,
-	    AWSCRED_AKID_LEN);
-	swap_scrub_add(out, cr, cr->aws->session_token, cr->aws->session_token_len, text,
-	    tlen);
+	if ((out->aws_handle = strndup(text, tlen)) == NULL)
+		return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
+	out->aws_handle_len = tlen;
+	awssign_policy_identity(cr, &id);
+	swap_aws_scrub(out, cr, &id, false);
+	if (cr->aws->assume_role.set)
+		return 0;	/* swap_aws_identity_due: the shell brings the identity */
+	if (awssign_identity(&out->aws, &id, req->head, &out->edits, &r) < 0)
+		return swap_deny(out, r.status, r.code, "%s", r.message);
 	return 0;
 }
 
 /* After every edit of the head: the AWS signature made again with the real key (a body
- * the signature covers is hashed first: swap_finish_body). */
+ * the signature covers is hashed first: swap_finish_body; an identity still to come is
+ * signed with by swap_aws_assumed). */
 static int
 swap_aws_resign(const swap_req_t *req, plan_t *out)
 {
 	awssign_refusal_t r;
 
-	if (!out->aws.set || out->aws.body == AWSSIGN_BODY_HASH)
+	if (!out->aws.set || !out->aws.id_set || out->aws.body == AWSSIGN_BODY_HASH)
 		return 0;
 	if (awssign_resign(&out->aws, req->head, req->target, &out->edits, &r) < 0)
 		return swap_deny(out, r.status, r.code, "%s", r.message);
 	return 0;
+}
+
+bool
+swap_aws_identity_due(const plan_t *p)
+{
+	return p->aws.set && !p->aws.id_set;
+}
+
+int
+swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred)
+{
+	awssign_refusal_t r;
+
+	if (!swap_aws_identity_due(p)) {
+		stscache_cred_unref(cred);
+		return swap_deny(p, 500, "internal_error", "no AWS identity is due%s", NULL);
+	}
+	p->aws_assumed = cred;
+	swap_aws_scrub(p, p->aws.cred, &cred->id, true);
+	if (awssign_identity(&p->aws, &cred->id, req->head, &p->edits, &r) < 0)
+		return swap_deny(p, r.status, r.code, "%s", r.message);
+	return swap_aws_resign(req, p);
 }
 
 /* One distinct handle: unseal, authorise, rate-limit, plan its swap (list: the head's). */
@@ -727,6 +774,9 @@ swap_aws_body(const swap_req_t *req, plan_t *p, const char *body, size_t len)
 
 	if (!p->aws.set || p->aws.body != AWSSIGN_BODY_HASH)
 		return 0;
+	if (!p->aws.id_set)
+		return swap_deny(p, 500, "internal_error", "an AWS-signed body before its "
+		    "identity is known%s", NULL);
 	if (p->nbody > 0 || p->tk.nbody > 0)
 		return swap_deny(p, 400, "bad_request", "an AWS-signed body cannot also carry "
 		    "body replacements%s", NULL);

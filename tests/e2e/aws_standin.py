@@ -1254,7 +1254,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
-    allow_reuse_address = False
+    # a fixed port (443 in a namespace, or on an address of its own) must not wait out an
+    # earlier run's TIME_WAIT; Linux still refuses a second listener on it
+    allow_reuse_address = True
 
     def __init__(self, addr, ssl_ctx, state):
         self.ssl_ctx, self.state = ssl_ctx, state

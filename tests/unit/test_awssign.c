@@ -154,13 +154,19 @@ sign_head(struct fx *f, const char *method, const char *target, const char *fiel
 	parse(f, &f->head);
 }
 
+/* The head checked, then the credential's own keys as the identity (as swap does for a
+ * credential without assume_role). */
 static int
 run_head(struct fx *f, const char *target, const char *host)
 {
 	awssign_in_t in = {&f->head, target, host, f->handle, strlen(f->handle), key, f->cred,
 	    NOW};
+	awssign_identity_t id;
 
-	return awssign_head(&in, &f->st, &f->e, &f->r);
+	if (awssign_head(&in, &f->st, &f->r) < 0)
+		return -1;
+	awssign_policy_identity(f->cred, &id);
+	return awssign_identity(&f->st, &id, &f->head, &f->e, &f->r);
 }
 
 /* The edited head's field values, the way conn writes them, for the real key's check. */

@@ -578,6 +578,8 @@ static const struct bad_case bad_cases[] = {
 	    "aws.assume_role.external_id: is not an external id"},
 	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\", \"role\": \"y\"}"),
 	    "aws.assume_role: unknown key \"role\""},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws-iso:iam::123456789012:role/x\"}"),
+	    "credentials.a.aws.assume_role: role_arn: sealgate reaches STS in the aws, aws-cn and aws-us-gov partitions only"},
 	{AWS(", \"services\": [\"s3\"], \"session_token\": {\"env\": \"SG_TEST_UNSET_VAR\"}"),
 	    "aws.session_token.env: environment variable \"SG_TEST_UNSET_VAR\" is not set"},
 	{AWS(", \"services\": [\"s3\"], \"session_token\": {\"value\": \"\"}"),
