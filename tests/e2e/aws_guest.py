@@ -12,7 +12,9 @@ ops:
   chunked    an S3 PutObject with an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD
              or its -TRAILER form, 64 KiB chunks of payload(size, seed)) signed chunk by
              chunk with aws_sigv4_ref; "mutate": replay / reorder / tamper chunks after
-             signing (MUTATIONS; the body keeps its signed length)
+             signing (MUTATIONS; the body keeps its signed length); "unsigned": the
+             STREAMING-UNSIGNED-PAYLOAD-TRAILER form boto3 1.36 and later send (plain
+             chunks, a CRC32 trailer, only the head signed)
   signed     any request signed with aws_sigv4_ref (header auth): host, method, path,
              service, region, headers, body; "secret": sign with this secret instead;
              "after": header values changed after signing
@@ -112,6 +114,8 @@ MUTATIONS = {
 def op_chunked(a, creds):
     region, host = a["region"], a["host"]
     data = payload(a["size"], a.get("seed", 1))
+    if a.get("unsigned"):
+        return op_chunked_unsigned(a, creds, host, region, data)
     mode = ref.STREAMING_SIGNED_TRAILER if a.get("trailer") else ref.STREAMING_SIGNED
     amz = amz_now()
     trailers = None
@@ -138,6 +142,23 @@ def op_chunked(a, creds):
     res = exchange(host, "PUT", a["path"], out, body)
     res.update(seed=seed, chunk_signatures=[s for _, s in pieces], trailer_signature=tsig,
                data_sha256=ref.sha256_hex(data), body_len=len(body))
+    return res
+
+
+def op_chunked_unsigned(a, creds, host, region, data):
+    mode = ref.STREAMING_UNSIGNED_TRAILER
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    trailers = [("x-amz-checksum-crc32", crc)]
+    body = ref.aws_chunked_unsigned(data, CHUNK, trailers)
+    hs = [("Host", host), ("Content-Encoding", "aws-chunked"),
+          ("x-amz-decoded-content-length", str(len(data))), ("x-amz-content-sha256", mode),
+          ("x-amz-date", amz_now()), ("x-amz-trailer", "x-amz-checksum-crc32"),
+          ("Content-Length", str(len(body)))]
+    out, sig, _ = ref.sign_headers("PUT", a["path"], [], hs, mode, creds.access_key,
+                                   creds.secret_key, region, "s3", hs[4][1], creds.token)
+    res = exchange(host, "PUT", a["path"], out, body)
+    res.update(seed=sig, chunk_signatures=[], trailer_signature=None,
+               data_sha256=ref.sha256_hex(data), body_len=len(body), crc32=crc)
     return res
 
 

@@ -433,6 +433,26 @@ class AwsImdsTest(_AwsSuite):
         rec = self.check_chunked("sb/chunked/trailer.bin", trailer=True)
         self.assertEqual([t[0] for t in rec["trailers"]], ["x-amz-checksum-crc32"])
 
+    def test_chunked_unsigned_trailer_upload_forwarded(self):
+        """STREAMING-UNSIGNED-PAYLOAD-TRAILER (boto3 1.36 and later): the head's signature
+        is verified and redone with the real key, the plain chunks and the checksum
+        trailer reach S3 as sent, and the stand-in checks the CRC32 over what it got."""
+        key = "sb/chunked/unsigned.bin"
+        res = self.guest_op(op="chunked", host=VHOST, path="/" + key, region=REGION,
+                            size=CHUNKED_SIZE, seed=len(key), unsigned=True)
+        self.assertEqual(res["status"], 200, res)
+        rec = self.new_records()[-1]
+        self.assertEqual((rec["operation"], rec["payload"], rec["chunks_verified"],
+                          rec["decoded_len"]),
+                         ("PutObject", ref.STREAMING_UNSIGNED_TRAILER, 0, CHUNKED_SIZE))
+        self.assertEqual(rec["trailers"], [["x-amz-checksum-crc32", res["crc32"]]])
+        self.assertEqual(rec["body_len"], res["body_len"])
+        self.assertEqual(hashlib.sha256(self.sa.objects(BUCKET)[key]).hexdigest(),
+                         res["data_sha256"])
+        self.assert_real_signer([rec])
+        auth = aws_standin.parse_authorization(header(rec, "Authorization"))
+        self.assertNotEqual(auth["signature"], res["seed"])
+
     def test_chunked_replayed_reordered_tampered_cut(self):
         """A chunk replayed, two swapped, a bit flipped (each after the first chunks went
         upstream): 403 signature_mismatch from sealgate, the upload cut, nothing
