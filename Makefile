@@ -12,12 +12,13 @@
 # The pure core and the network shell. The core is every module that needs neither
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
-# wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry,
-# lineage) and the plain-C support they use (util, log, stats, audit). It may use
-# libsodium, jansson, pcre2, zlib, brotli, zstd and libhttp-parser (CORE_PKGS,
-# -lhttp_parser). Everything else is the shell: listeners, workers, connections, TLS,
-# DNS (resolve), the certificate forge and cache, metrics (it reads the certificate
-# cache), the metadata responder, the admin API and the CLI commands.
+# wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
+# awssign, awsrole, stscache, stsxml, digest, lineage, sigv4, awschunk) and the plain-C
+# support they use (util, log, stats, audit). It may use libsodium, jansson, pcre2, zlib,
+# brotli, zstd and libhttp-parser (CORE_PKGS, -lhttp_parser). Everything else is the shell:
+# listeners, workers, connections, TLS, DNS (resolve), the certificate forge and cache,
+# metrics (it reads the certificate cache), the metadata responder, the STS client, the
+# admin API and the CLI commands.
 #   - build/libsealgate-core.a holds the core, compiled with the include paths of
 #     CORE_PKGS only; build/libsealgate.a holds the shell and is always linked with it.
 #   - Before the core is compiled, scripts/check-core.sh preprocesses every core source,
@@ -37,11 +38,12 @@ CC       ?= cc
 CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
 SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
-CORE_MODS  := audit authz decode egress handle handlecache hash http inject leak lineage log \
-              needles netaddr plan policy ratelimit registry revoke scope scrub seal secmem \
-              snapshot stats swap tokenizer unescape util view wsframe wsrelay
+CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress handle \
+              handlecache hash http inject leak lineage log needles netaddr plan policy \
+              ratelimit registry revoke scope scrub seal secmem sigv4 snapshot stats stscache \
+              stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge metadata metrics resolve tls
+SHELL_UTESTS := ca certcache certforge metadata metrics resolve stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

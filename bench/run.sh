@@ -5,14 +5,18 @@
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
 #   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
 #   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
-#   -W  workloads (default "ka1 ka1bp ka16 ka64 ka16e16k ka16gz16k new16 down up downtxt downgz
-#                           policy10k resume idle handles100k"):
+#   -W  workloads (default "ka1 ka1bp ka16 ka16aws ka64 ka16e16k ka16gz16k new16 down up upaws
+#                           upawschunk downtxt downgz policy10k resume idle handles100k"):
 #         ka<N>   keep-alive, N connections, one request in flight on each
+#         ka16aws ka16 of an S3 GET signed (SigV4) with the derived credentials: sealgate
+#                 verifies and re-signs every request
 #         ka1bp   ka1 through a sealgate with limits.busy_poll_us = BUSY_POLL_US (100)
 #         ka16e16k / ka16gz16k  ka16 of a ~16 KiB JSON body echoing the Authorization value,
 #                 identity / gzip-encoded by nginx (sealgate decodes it to scrub it)
 #         new<N>  N concurrent loops of TCP connect, CONNECT, full TLS handshake, 1 request, close
 #         down    one streamed download of -B MiB (curl), up: one streamed upload of -B MiB
+#         upaws / upawschunk  an S3 PUT of -B MiB signed with UNSIGNED-PAYLOAD / as aws-chunked
+#                 64 KiB chunks, each chunk signature verified and redone by sealgate
 #         downtxt / downgz  one -B MiB download of JSON text, identity / Content-Encoding gzip
 #         policy10k  policy of 10,000 credentials / 1,000 sandboxes: check, load, reload times
 #         resume  a registered sandbox suspended and resumed: its first request after resume
@@ -33,12 +37,12 @@ HERE=$ROOT/bench
 cd "$ROOT" || exit 1
 
 DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
-WORKLOADS="ka1 ka1bp ka16 ka64 ka16e16k ka16gz16k new16 down up downtxt downgz policy10k resume idle handles100k"
+WORKLOADS="ka1 ka1bp ka16 ka16aws ka64 ka16e16k ka16gz16k new16 down up upaws upawschunk downtxt downgz policy10k resume idle handles100k"
 while getopts "d:w:r:W:n:B:I:po:h" o; do
   case $o in
     d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
     B) BULK_MIB=$OPTARG;; I) IDLE_N=$OPTARG;; p) PROFILE=1;; o) OUT=$OPTARG;;
-    *) sed -n 2,26p "$0"; exit 2;;
+    *) sed -n 2,31p "$0"; exit 2;;
   esac
 done
 BUILD=${BUILD:-build-bench}
@@ -88,14 +92,48 @@ stop_pid() {
   wait "$pid" 2>/dev/null
   return 0
 }
+# scan_results: the secret, the handle, the real AWS keys and the AWS handles (the session
+# tokens signed with) must appear nowhere in $OUT: redacted, and the run fails, if they do
+scan_results() {
+  local tok
+  tok=$(cat "$RUN"/aws/*.hdr 2>/dev/null | awk -F': ' 'tolower($1)=="x-amz-security-token"{print $2}')
+  SCAN_VALUES=$(printf '%s\n' "${SECRET:-}" "${HANDLE:-}" "${AWS_AKID:-}" "${AWS_SECRET:-}" "$tok") \
+    python3 - "$OUT" <<'PY'
+import os, sys
+pats = []
+for v in os.environ["SCAN_VALUES"].encode().split(b"\n"):
+    if v:
+        pats.append(v)
+        if v.startswith(b"sgh1.") and b"." in v[5:]:   # a handle's sealed body alone is as sensitive
+            pats.append(v.rsplit(b".", 1)[1])
+bad = 0
+for d, _, files in os.walk(sys.argv[1]):
+    for n in files:
+        p = os.path.join(d, n)
+        try:
+            b = open(p, "rb").read()
+        except OSError:
+            continue
+        nb = b
+        for v in pats:
+            nb = nb.replace(v, b"<redacted>")
+        if nb != b:
+            bad += 1
+            open(p, "wb").write(nb)
+            print("LEAK: %s held a secret, a handle or a real AWS key (now redacted)" % p, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+}
 cleanup() {
-  local p
+  local p rc=$?
   for p in "${PIDS[@]}"; do stop_pid "$p"; done
   PIDS=()
-  # keep the logs (no secrets: sealgate never logs them, the nginx auth log was deleted)
+  # keep the logs (no secrets: sealgate never logs them, the nginx auth logs were truncated)
   for p in sealgate nginx; do [ -f "$RUN/$p.log" ] && cp "$RUN/$p.log" "$OUT/$p.log"; done
   [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$OUT/nginx-error.log"
-  rm -rf "$RUN"   # policy (inline secret), handle, keys, bulk file
+  scan_results || { log "LEAK CHECK FAILED: see above (redacted in $OUT)"; rc=4; }
+  rm -rf "$RUN"   # policy (inline secrets), handles, keys, bulk and aws-chunked files
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -140,6 +178,8 @@ RESUME_CYCLES=${RESUME_CYCLES:-30}      # resume: suspend/resume cycles
 RESUME_WARM=${RESUME_WARM:-5}           # resume: warm requests per cycle
 RESUME_PAUSE_S=${RESUME_PAUSE_S:-0}     # resume: seconds each suspension lasts
 RESUME_SOURCE=${RESUME_SOURCE:-127.0.0.9}   # resume: the registered sandbox's address
+AWS_CHUNK=${AWS_CHUNK:-65536}           # upawschunk: aws-chunked chunk size (bytes)
+PY3=/usr/bin/python3                    # Debian's: sees python3-botocore (bench/awssig.py)
 
 # ------------------------------------------------------------------ build
 if [ -n "${SEALGATE_BIN:-}" ]; then
@@ -205,6 +245,10 @@ http {
   access_log off;
   log_format authlog '\$http_authorization';
   log_format gzlog '\$gzip_ratio';   # smoke of /gz16k only: proof nginx compressed it
+  # AWS smoke only: what the signature covers, as received (checked, then truncated)
+  log_format awslog escape=json '{"method":"\$request_method","uri":"\$request_uri","host":"\$http_host",'
+    '"auth":"\$http_authorization","token":"\$http_x_amz_security_token","date":"\$http_x_amz_date",'
+    '"sha":"\$http_x_amz_content_sha256"}';
   map \$http_x_bench_smoke \$bench_smoke { default 0; "1" 1; }
   client_body_temp_path $RUN/nginx/tmp/body;
   proxy_temp_path $RUN/nginx/tmp/proxy;
@@ -230,6 +274,12 @@ http {
     # smoke only: log what the upstream really received (checked, then deleted)
     location = /smoke {
       access_log $RUN/nginx/auth.log authlog;
+      default_type text/plain;
+      return 200 "smoke\n";
+    }
+    # AWS smoke only: log what the upstream received (re-signed request), then truncate
+    location = /bench-bucket/smoke-aws {
+      access_log $RUN/nginx/awsauth.log awslog;
       default_type text/plain;
       return 200 "smoke\n";
     }
@@ -264,15 +314,21 @@ NGX
 start_bg nginx "$HARNESS_CPUS" nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf"
 NGINX_PID=$(cat "$RUN/nginx.pid")
 wait_port $UP_ADDR "$UP_PORT" || { cat "$RUN/nginx.log" "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
-start_bg sink "$HARNESS_CPUS" python3 "$HERE/upload_sink.py" $UP_ADDR "$SINK_PORT" "$C/up.crt" "$C/up.key"
+start_bg sink "$HARNESS_CPUS" python3 "$HERE/upload_sink.py" $UP_ADDR "$SINK_PORT" "$C/up.crt" "$C/up.key" \
+  "$RUN/sink-smoke.log"   # requests with X-Bench-Smoke: 1 only (the AWS smoke)
 SINK_PID=$(cat "$RUN/sink.pid")
 wait_port $UP_ADDR "$SINK_PORT" || { cat "$RUN/sink.log" >&2; die "upload sink did not start"; }
 
 # ------------------------------------------------------------------ sealgate
 SECRET=sk-bench-$(openssl rand -hex 24)      # never printed
+# the aws_sigv4 credential's real keys (never printed; only the smoke's checker gets them,
+# through its environment): access key id 20 letters and digits, secret 40 base64 chars
+AWS_AKID=AKIA$(openssl rand -hex 8 | tr a-f A-F | cut -c1-11)BENCH
+AWS_SECRET=$(openssl rand -base64 30)
 mkdir -p "$RUN/sg/keys"; chmod 700 "$RUN/sg/keys"
 sed -e "s|@UP_CA@|$C/up-ca.crt|; s|@UP_NAME@|$UP_NAME|g; s|@UP_ADDR@|$UP_ADDR|g; s|@UP_PORT@|$UP_PORT|g; s|@SINK_PORT@|$SINK_PORT|g" \
     -e "s|@AUDIT@|$RUN/sg/audit.log|; s|@WORKERS@|$WORKERS|; s|@SECRET@|$SECRET|" \
+    -e "s|@AWS_AKID@|$AWS_AKID|; s|@AWS_SECRET@|$AWS_SECRET|" \
     "$HERE/policy.json.in" >"$RUN/sg/policy.json"
 chmod 600 "$RUN/sg/policy.json"
 "$SG" policy check --quiet "$RUN/sg/policy.json" 2>&1 | grep -v 'inline value is for development only' >&2
@@ -283,20 +339,20 @@ HANDLE=$("$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --cred
   || { cat "$RUN/mint.err" >&2; die "handle mint failed"; }
 [ -n "$HANDLE" ] || die "handle mint printed nothing"
 
-SG_PID='' SG_PORT='' SG_ADMIN=''
-start_sg() {  # start_sg NAME POLICY: serve POLICY; sets R_PID R_PORT R_ADMIN from the ready file
+SG_PID='' SG_PORT='' SG_ADMIN='' SG_MD=''
+start_sg() {  # start_sg NAME POLICY: serve POLICY; sets R_PID R_PORT R_ADMIN R_MD from the ready file
   local name=$1 ready=$RUN/$1.ready.json _
   rm -f "$ready"
   start_bg "$name" "$SG_CPUS" "$SG" serve --policy "$2" --ready-file "$ready" --log-level "${SG_LOG_LEVEL:-warn}"
   for _ in $(seq 1 300); do [ -s "$ready" ] && break; kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null || break; sleep 0.1; done
   [ -s "$ready" ] || { cat "$RUN/$name.log" >&2; return 1; }
-  read -r R_PID R_PORT R_ADMIN < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
-print(j["pid"], j["proxy"].rsplit(":",1)[1], j.get("admin") or "-")' "$ready")
+  read -r R_PID R_PORT R_ADMIN R_MD < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+print(j["pid"], j["proxy"].rsplit(":",1)[1], j.get("admin") or "-", j.get("metadata") or "-")' "$ready")
   [ "$R_PID" = "$(cat "$RUN/$name.pid")" ] || log "note: ready pid $R_PID != started pid $(cat "$RUN/$name.pid")"
 }
 start_sealgate() {
   start_sg sealgate "$RUN/sg/policy.json" || return 1
-  SG_PID=$R_PID SG_PORT=$R_PORT SG_ADMIN=$R_ADMIN
+  SG_PID=$R_PID SG_PORT=$R_PORT SG_ADMIN=$R_ADMIN SG_MD=$R_MD
   # admin token (created by serve) as a curl header file: never on a command line
   [ -f "$RUN/admin.hdr" ] || { printf 'Authorization: Bearer %s\n' "$(tr -d '\n' <"$RUN/sg/keys/admin.token")" >"$RUN/admin.hdr"
                                chmod 600 "$RUN/admin.hdr"; }
@@ -398,22 +454,25 @@ PY
 }
 
 run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
-  local sys=$1 wl=$2 rep=$3 mode conns pid='' audit=$RUN/sg/audit.log off=0
+  local sys=$1 wl=$2 rep=$3 mode conns pid='' audit=$RUN/sg/audit.log off=0 l
   [ "$sys" = sealgate ] && pid=$SG_PID
   [ "$wl" = ka1bp ] && audit=$RUN/sg/audit-bp.log
   [ -f "$audit" ] && off=$(stat -c %s "$audit")
   mode=${wl%%[0-9]*}; conns=${wl#"$mode"}; conns=${conns%%[!0-9]*}   # ka1bp: ka, 1
   case $mode in prof) mode=ka;; esac
   # the 16 KiB echo pair: same request (asking for gzip), identity or gzip answer
-  local -a body=(--path /)
+  local -a body=(--path /) auth=(-H "Authorization: Bearer $HANDLE" --expect "$EXPECT")
   case $wl in
     *e16k) body=(--path /e16k -H "Accept-Encoding: gzip");;
     *gz16k) body=(--path /gz16k -H "Accept-Encoding: gzip");;
+    *aws) body=(--path "$AWS_GET_PATH")   # signed by aws_sign get (this rep)
+          auth=(); while IFS= read -r l; do auth+=(-H "$l"); done <"$RUN/aws/get.hdr"
+          auth+=(--expect "$AWS_EXPECT");;
   esac
   [ -n "$pid" ] && reset_hwm "$pid"
   # shellcheck disable=SC2046
   pin "$HARNESS_CPUS" "$LG" $(lg_target "$sys") --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" "${body[@]}" \
-    -H "Authorization: Bearer $HANDLE" --expect "$EXPECT" --mode "$mode" -c "$conns" \
+    "${auth[@]}" --mode "$mode" -c "$conns" \
     -d "$DUR" -w "$WARM" -n "$MAXREQ" >"$RUN/lg.out" 2>"$RUN/lg.err" &
   local lgpid=$!
   sleep "$WARM"
@@ -434,7 +493,7 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
   emit "$(cat "$RUN/lg.out")" "$sys" "$wl" "$rep"
 }
 
-run_bulk() {  # run_bulk SYSTEM down|up|downtxt|downgz REP : one streamed transfer with curl
+run_bulk() {  # run_bulk SYSTEM down|up|upaws|upawschunk|downtxt|downgz REP : one streamed transfer with curl
   local sys=$1 wl=$2 rep=$3 pid='' out
   [ "$sys" = sealgate ] && pid=$SG_PID
   local -a via
@@ -443,11 +502,16 @@ run_bulk() {  # run_bulk SYSTEM down|up|downtxt|downgz REP : one streamed transf
   # what the client must receive, and the Content-Encoding it must see (- = none): curl
   # asks for gzip but does not decode (no --compressed), so direct gets the gzip bytes and
   # through sealgate the decoded text (sealgate decodes what it scrubs)
-  local want=$((BULK_MIB * 1048576)) coding=-
-  local -a what
+  local want=$((BULK_MIB * 1048576)) coding=- echo=$EXPECT
+  local -a what auth=(-H "Authorization: Bearer $HANDLE")
   case $wl in
     down) what=(-o /dev/null "https://$UP_NAME:$UP_PORT/bulk");;
     up) what=(-o /dev/null -X POST -T "$RUN/www/bulk.bin" -H 'Expect:' "https://$UP_NAME:$SINK_PORT/upload");;
+    # S3 PUTs signed by aws_sign (this rep): the same object, UNSIGNED-PAYLOAD or aws-chunked
+    upaws) auth=(-H @"$RUN/aws/put.hdr") echo=$AWS_EXPECT
+           what=(-o /dev/null -T "$RUN/www/bulk.bin" -H 'Expect:' "$AWS_PUT_URL");;
+    upawschunk) auth=(-H @"$RUN/aws/chunk.hdr") echo=$AWS_EXPECT want=$(stat -c %s "$RUN/aws/chunk.body")
+                what=(-o /dev/null -T "$RUN/aws/chunk.body" -H 'Expect:' "$AWS_PUT_URL");;
     downtxt) what=(-o /dev/null -H 'Accept-Encoding: gzip' "https://$UP_NAME:$UP_PORT/downtxt");;
     downgz) what=(-o /dev/null -H 'Accept-Encoding: gzip' "https://$UP_NAME:$UP_PORT/downgz")
             [ "$sys" = direct ] && want=$BULK_GZ_BYTES coding=gzip;;
@@ -455,10 +519,10 @@ run_bulk() {  # run_bulk SYSTEM down|up|downtxt|downgz REP : one streamed transf
   [ -n "$pid" ] && reset_hwm "$pid"
   sample_begin "$pid"
   out=$(pin "$HARNESS_CPUS" env -u http_proxy -u https_proxy -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
-        curl -sS --http1.1 --max-time 120 "${via[@]}" -H "Authorization: Bearer $HANDLE" -D "$RUN/bulk.hdr" \
+        curl -sS --http1.1 --max-time 120 "${via[@]}" "${auth[@]}" -D "$RUN/bulk.hdr" \
         -w '%{http_code} %{size_download} %{size_upload} %{time_total}' "${what[@]}" 2>"$RUN/curl.err")
   sample_end "$pid"
-  local ok=1; grep -qiF "$EXPECT" "$RUN/bulk.hdr" 2>/dev/null || ok=0
+  local ok=1; grep -qiF "$echo" "$RUN/bulk.hdr" 2>/dev/null || ok=0
   local got
   got=$(awk 'tolower($1)=="content-encoding:"{sub(/\r$/,"",$2); print tolower($2); f=1} END{if(!f) print "-"}' "$RUN/bulk.hdr" 2>/dev/null)
   m_extra=$(python3 - "$out" "$wl" "$want" "$ok" "$(head -c 200 "$RUN/curl.err" | tr -d '"\\\n')" \
@@ -471,16 +535,20 @@ try:
     code, down, up, t = int(f[0]), int(f[1]), int(f[2]), float(f[3])
 except (ValueError, IndexError):
     print(json.dumps({"requests": 0, "first_error": "curl: " + err})); sys.exit()
-n = up if wl == "up" else down
+n = up if wl.startswith("up") else down
 why = "" if ok == "1" else "echo header missing"
 if got != coding:
     why = "Content-Encoding %s, wanted %s" % (got, coding)
 if n != want or code != 200:
     why = "HTTP %d, %d of %d bytes %s" % (code, n, want, err)
-j = {"requests": 1, "bytes": n, "elapsed_s": t, "mb_s": round(n / 1e6 / max(t, 1e-9), 1),
+# aws-chunked: n is the framed body; MB/s and bytes count the object (decoded) as for upaws
+obj = decoded if wl == "upawschunk" and n == want else n
+j = {"requests": 1, "bytes": obj, "elapsed_s": t, "mb_s": round(obj / 1e6 / max(t, 1e-9), 1),
      "p50_ms": round(1000 * t, 1), "p99_ms": round(1000 * t, 1), "rps": round(1 / max(t, 1e-9), 3),
      "non200": int(code != 200), "err_io": int(n != want or got != coding), "expect_fail": int(ok == "0"),
      "first_error": why}
+if wl == "upawschunk":
+    j.update(wire_bytes=n, wire_mb_s=round(n / 1e6 / max(t, 1e-9), 1))
 if wl in ("downtxt", "downgz"):   # the text's decoded size over the same time, and the coding seen
     j.update(content_encoding=got, decoded_bytes=decoded, decoded_mb_s=round(decoded / 1e6 / max(t, 1e-9), 1))
 print(json.dumps(j))
@@ -875,6 +943,88 @@ PY
   log "smoke: /e16k, /gz16k (nginx gzip ratio $ratios) echo the handle twice, decoded and scrubbed through sealgate"
 }
 
+# ------------------------------------------------------------------ AWS (SigV4)
+# The sandbox's side, as an AWS SDK does it: bench/awssig.py fetches the derived
+# credentials of the bench-aws role from sealgate's metadata responder (IMDSv2, from
+# 127.0.0.1 = sandbox bench), signs an S3 request with them and writes its headers to
+# $RUN/aws/NAME.hdr (mode 0600: the handle is the session token). Signed per rep and
+# workload: X-Amz-Date must stay within 15 minutes of sealgate's clock. The derived secret
+# never leaves awssig.py; the real access key id and secret reach only the smoke's checker,
+# through its environment.
+AWS_GET_PATH=/bench-bucket/ka16aws
+AWS_PUT_URL="https://$UP_NAME:$SINK_PORT/bench-bucket/bulk.bin"
+AWS_EXPECT=''
+mkdir -p "$RUN/aws"
+aws_sign() {  # aws_sign NAME awssig-sign-args... ; sets AWS_EXPECT (the derived key id echoed)
+  local name=$1 akid; shift
+  pin "$HARNESS_CPUS" "$PY3" "$HERE/awssig.py" sign --metadata "$SG_MD" --hdr "$RUN/aws/$name.hdr" "$@" \
+    >"$RUN/aws/$name.json" 2>"$RUN/aws/sign.err" \
+    || { log "aws: signing $name failed: $(head -c 300 "$RUN/aws/sign.err")"; return 1; }
+  akid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["akid"])' "$RUN/aws/$name.json") || return 1
+  # nginx and the sink echo Authorization; through sealgate the real key id in it is
+  # scrubbed back to the derived one, so both systems must show the derived one
+  AWS_EXPECT="X-Echo-Auth: AWS4-HMAC-SHA256 Credential=$akid/"
+}
+aws_prepare() {  # aws_prepare WORKLOAD : sign the rep's request (and frame the chunked body)
+  case $1 in
+    ka16aws) aws_sign get --method GET --url "https://$UP_NAME:$UP_PORT$AWS_GET_PATH";;
+    upaws) aws_sign put --method PUT --url "$AWS_PUT_URL" --payload "$RUN/www/bulk.bin";;
+    upawschunk) aws_sign chunk --method PUT --url "$AWS_PUT_URL" --payload "$RUN/www/bulk.bin" \
+                  --chunked "$RUN/aws/chunk.body" --chunk-size "$AWS_CHUNK";;
+  esac
+}
+aws_check() {  # aws_check awssig-check-args... : the upstream's log against what was sent
+  SG_AWS_REAL_AKID=$AWS_AKID SG_AWS_REAL_SECRET=$AWS_SECRET "$PY3" "$HERE/awssig.py" check "$@" \
+    >>"$OUT/smoke-aws.jsonl" 2>"$RUN/aws/check.err" \
+    || { log "smoke aws: $(tail -1 "$OUT/smoke-aws.jsonl") $(head -c 300 "$RUN/aws/check.err")"; return 1; }
+}
+
+smoke_aws() {  # re-signed, never the derived key id or the handle: GET (nginx), PUT and aws-chunked PUT (sink)
+  local out l code form
+  local -a h
+  : >"$OUT/smoke-aws.jsonl"; : >"$RUN/nginx/awsauth.log"
+  aws_sign smoke-get --method GET --url "https://$UP_NAME:$UP_PORT/bench-bucket/smoke-aws" || return 1
+  h=(); while IFS= read -r l; do h+=(-H "$l"); done <"$RUN/aws/smoke-get.hdr"
+  # shellcheck disable=SC2046
+  out=$("$LG" $(lg_target sealgate) --name "$UP_NAME" --host "$UP_NAME:$UP_PORT" --path /bench-bucket/smoke-aws \
+        "${h[@]}" --expect "$AWS_EXPECT" -c 1 -d 10 -w 0 -n 3)
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); bad=sum(j.get(k,0) for k in ("err_connect","err_proxy","err_tls","err_io","non200","expect_fail")); sys.exit(0 if j.get("requests")==3 and bad==0 else 1)' "$out" \
+    || { log "smoke aws GET through sealgate failed: $out"; return 1; }
+  sleep 0.2   # nginx writes its access log line when the request ends
+  aws_check --kind nginx --log "$RUN/nginx/awsauth.log" --hdr "$RUN/aws/smoke-get.hdr" --want 3 || return 1
+  : >"$RUN/nginx/awsauth.log"   # held the real key id
+  # uploads: 3 full chunks and a short one of random bytes, so hashes mean something
+  head -c $((3 * AWS_CHUNK + 1000)) /dev/urandom >"$RUN/aws/smoke.bin"
+  for form in put chunk; do
+    rm -f "$RUN/sink-smoke.log"
+    if [ $form = put ]; then
+      aws_sign smoke-put --method PUT --url "$AWS_PUT_URL" --payload "$RUN/aws/smoke.bin" || return 1
+    else
+      aws_sign smoke-chunk --method PUT --url "$AWS_PUT_URL" --payload "$RUN/aws/smoke.bin" \
+        --chunked "$RUN/aws/smoke.body" --chunk-size "$AWS_CHUNK" --sigs "$RUN/aws/smoke.sigs" || return 1
+    fi
+    code=$(env -u http_proxy -u https_proxy -u HTTPS_PROXY -u ALL_PROXY -u all_proxy \
+           curl -sS --http1.1 --max-time 20 --proxy "http://127.0.0.1:$SG_PORT" --cacert "$SG_CA" \
+           -H @"$RUN/aws/smoke-$form.hdr" -H 'X-Bench-Smoke: 1' -H 'Expect:' -D "$RUN/aws/smoke.resp" -o /dev/null \
+           -T "$RUN/aws/$([ $form = put ] && echo smoke.bin || echo smoke.body)" -w '%{http_code}' "$AWS_PUT_URL" \
+           2>"$RUN/curl.err") || code=000
+    if [ "$code" != 200 ] || ! grep -qiF "$AWS_EXPECT" "$RUN/aws/smoke.resp"; then
+      log "smoke aws PUT ($form) through sealgate: HTTP $code, echo ok: $(grep -ciF "$AWS_EXPECT" "$RUN/aws/smoke.resp")" \
+          "$(head -c 200 "$RUN/curl.err")"
+      return 1
+    fi
+    if [ $form = put ]; then
+      aws_check --kind sink --log "$RUN/sink-smoke.log" --hdr "$RUN/aws/smoke-put.hdr" --payload "$RUN/aws/smoke.bin" || return 1
+    else
+      aws_check --kind sink --log "$RUN/sink-smoke.log" --hdr "$RUN/aws/smoke-chunk.hdr" --sigs "$RUN/aws/smoke.sigs" \
+        --payload "$RUN/aws/smoke.bin" || return 1
+    fi
+  done
+  rm -f "$RUN/sink-smoke.log" "$RUN/aws/smoke."*
+  log "smoke aws: upstream got Credential=<real key id> and signatures that verify with the real secret, never the" \
+      "derived key id or the handle (GET x3, PUT, aws-chunked PUT: every chunk signature redone, payload intact)"
+}
+
 # ------------------------------------------------------------------ run
 log "results -> $OUT"
 # what one wake-up costs here: ping-pong round trips within CPU 0, across CPUs (peer
@@ -889,12 +1039,18 @@ for rep in $(seq 1 "$REPS"); do
   if [ "$rep" = 1 ]; then smoke || die "smoke test failed"; fi
   case " $WORKLOADS " in *" ka16e16k "*|*" ka16gz16k "*)
     if [ "$rep" = 1 ]; then smoke_gz || die "compressed-response smoke test failed"; fi;; esac
+  case " $WORKLOADS " in *" ka16aws "*|*" upaws "*|*" upawschunk "*)
+    if [ "$rep" = 1 ]; then smoke_aws || die "AWS re-signing smoke test failed"; fi;; esac
   for wl in $WORKLOADS; do
     case $wl in
       ka1bp) run_lg direct "$wl" "$rep"; sleep 1; run_busy "$rep"; sleep 1;;
+      ka16aws) aws_prepare "$wl" || continue   # signed once per rep, same headers for both systems
+               run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
       ka[0-9]*|new[0-9]*) run_lg direct "$wl" "$rep"; sleep 1; run_lg sealgate "$wl" "$rep"; sleep 1;;
+      upaws|upawschunk) aws_prepare "$wl" || continue ;&   # then as the other bulk transfers
       down|up|downtxt|downgz) for _ in $(seq 1 "$BULK_REPS"); do   # a 256 MiB transfer lasts ~0.3 s: median of 3
-                 run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; done; sleep 1;;
+                 run_bulk direct "$wl" "$rep"; run_bulk sealgate "$wl" "$rep"; done
+               rm -f "$RUN/aws/chunk.body"; sleep 1;;
       policy10k) run_policy10k "$rep";;   # a second sealgate serving the big policy
       resume) run_resume "$rep";;         # a second sealgate with the metadata responder
       idle|handles100k) ;;   # idle last (it leaves sealgate's heap grown), then handles100k

@@ -34,6 +34,7 @@
 
 typedef struct audit_event {
 	const char *event;	/* "request" | "denied" | "rate_limited" | "brute_force" |
+				 * "assume_role" (an STS call for a credential) |
 				 * "minted" | "revoked" | "reload" | "exfiltration" (required) */
 	const char *sandbox;	/* the sandbox the request (or event) is about */
 	const char *origin_sandbox;	/* the handle's own sandbox when it was accepted from a

@@ -6,8 +6,9 @@
  *                  │   (conn_connect.c)        ├─ tunnel: resolve → dial → 200 → SPLICE
  *                  │                           └─ intercept: resolve → 200 → TLS_ACCEPT → HEAD
  *                  └─ request (absolute-form, or inside an intercepted CONNECT)
- *                       conn_request.c: policy, checks, plan (swap) → upstream (pool or
- *                         resolve/dial) → head as the plan edits it
+ *                       conn_request.c: policy, checks, plan (swap; an assume_role
+ *                         credential with no cached identity waits in IDENTITY for
+ *                         STS) → upstream (pool or resolve/dial) → head as the plan edits it
  *                       conn_body.c: body streamed (REQ_STREAMING), or held whole first
  *                         (REQ_HOLDING) and finished by the plan → REQ_SENT
  *                       conn_response.c: 1xx, final head (RES_BODY), decoded+scrubbed
@@ -33,6 +34,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "awschunk.h"
 #include "decode.h"
 #include "egress.h"
 #include "http.h"
@@ -41,6 +43,7 @@
 #include "policy.h"
 #include "resolve.h"
 #include "scrub.h"
+#include "stscache.h"
 #include "swap.h"
 #include "view.h"
 #include "worker.h"
@@ -53,6 +56,7 @@
 enum conn_state {
 	ST_HEAD,		/* reading a request head */
 	ST_RESOLVING,		/* waiting for egress_resolve */
+	ST_IDENTITY,		/* waiting for an AWS identity from STS (assume_role) */
 	ST_TLS_ACCEPT,		/* client TLS handshake (intercept) */
 	ST_UP_CONNECTING,	/* upstream TCP/TLS connect */
 	ST_RELAY,		/* request body and/or response in flight */
@@ -103,9 +107,15 @@ struct conn_req {
 	bool chunked;			/* its body re-chunked toward the upstream */
 	bool keepalive;			/* the client keeps the connection after it */
 	bool websocket;			/* an upgrade to WebSocket */
+	bool range_signed;		/* Range relayed on a scrubbed connection (its AWS
+					 * signature covers it): the 206 is scrubbed as a slice */
 	struct evbuffer *held;		/* a body held whole (REQ_HOLDING) */
 	bool held_whole;		/* ... and complete */
+	uint8_t id_key[STSCACHE_KEY_LEN];	/* ST_IDENTITY: the cache entry it waits on */
+	uint64_t id_seq;		/* ... and the fetch */
 	scrub_t *rewrite;		/* handle/placeholder -> secret in a streamed body */
+	awschunk_t *chunks;		/* an AWS streamed upload: chunk signatures redone */
+	int chunks_err;			/* an awschunk_rc that stopped the body */
 	bool leak_on;			/* scan the streamed body for handles */
 	uint64_t seen;			/* body bytes scanned */
 	unsigned err;			/* 413 / 403 / 503 found while relaying the body */

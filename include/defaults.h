@@ -137,4 +137,19 @@
 /* Errors reported per policy load before the rest are summarised. */
 #define SG_POLICY_MAX_ERRORS     100
 
+/* --- AWS (credentials of inject type aws_sigv4) ---------------------------------- */
+/* aws.assume_role.duration: STS AssumeRole's own DurationSeconds bounds (15 min..12 h)
+ * and its default (1 h) when the policy names none. */
+#define SG_AWS_ASSUME_ROLE_MIN_S     (15 * 60)
+#define SG_AWS_ASSUME_ROLE_MAX_S     (12 * 3600)
+#define SG_AWS_ASSUME_ROLE_DEFAULT_S 3600
+/* One STS AssumeRole call, from name resolution to the answer's last byte: then it has
+ * failed (its waiting requests get 502 sts_error). STS answers in well under a second. */
+#define SG_STS_TIMEOUT_S             10
+/* How long a request waits for its credential's AssumeRole: a backstop behind the call's
+ * own SG_STS_TIMEOUT_S (502 sts_error). */
+#define SG_STS_WAIT_MS               ((SG_STS_TIMEOUT_S + 2) * 1000)
+/* Longest AssumeRole answer read (head and body). */
+#define SG_STS_MAX_RESPONSE          (64 * 1024)
+
 #endif

@@ -88,6 +88,26 @@ bool http_list_has(const char *value, const char *token);
 /* Is name a hop-by-hop header, either always or because Connection lists it? */
 bool http_is_hop_by_hop(const http_head_t *h, const char *name, size_t len);
 
+/*
+ * How sealgate delimits a response toward its client. head_like: the request was HEAD or
+ * the status is 304 (a length may be announced, no body follows); scrubbed: the body is
+ * scrubbed on the way, so its length is not known before its end; decoded: its
+ * Content-Encoding is also undone (another representation: the upstream's length does
+ * not describe it); client_http11: the client spoke HTTP/1.1 (chunked allowed). 101 is
+ * the caller's.
+ *   HTTP_FRAME_NONE     no body and no length: 1xx, 204, a HEAD/304 answer without a
+ *                       length or whose representation is decoded
+ *   HTTP_FRAME_LENGTH   Content-Length: res->content_length. A HEAD/304 answer's length
+ *                       (no body follows: S3 clients size downloads by it); a body that
+ *                       passes unchanged; none at all (complete with its head:
+ *                       "Content-Length: 0", nothing to scrub, no chunk would end it)
+ *   HTTP_FRAME_CHUNKED  re-framed chunked: the body is rewritten, or has no length
+ *   HTTP_FRAME_CLOSE    the connection's end ends the body (an HTTP/1.0 client)
+ */
+enum http_frame { HTTP_FRAME_NONE, HTTP_FRAME_LENGTH, HTTP_FRAME_CHUNKED, HTTP_FRAME_CLOSE };
+enum http_frame http_response_frame(const http_head_t *res, bool head_like, bool scrubbed,
+    bool decoded, bool client_http11);
+
 /* Split an authority "host:port" / "[v6]:port" into host (brackets removed) and port. */
 int http_split_authority(const char *auth, size_t len, char *host, size_t hostlen,
     uint16_t *port, uint16_t default_port);

@@ -7,6 +7,8 @@
  * and, when built with forms:
  *   plus     its bytes with '+' for every space, if it has any  (NEEDLE_RAW)
  *   hex      lower-case and upper-case hex of it                (NEEDLE_HEX_LO/_UP)
+ *   spaced   lower-case hex with one space between bytes, "41 4b 49": how S3 echoes a
+ *            canonical request (CanonicalRequestBytes of SignatureDoesNotMatch) (NEEDLE_HEX_SP)
  *   base64   the core of its encoding at byte alignments 0, 1, 2, in the standard and
  *            the url-safe alphabets (one pattern when both spell it alike) (NEEDLE_B64)
  * Patterns with the same bytes (a secret's base64 core that is another's raw bytes) end
@@ -27,7 +29,7 @@
 /* Shortest base64 core kept: shorter ones would match innocent text. */
 #define NEEDLES_MIN_CORE	4
 
-enum needle_kind { NEEDLE_RAW, NEEDLE_HEX_LO, NEEDLE_HEX_UP, NEEDLE_B64 };
+enum needle_kind { NEEDLE_RAW, NEEDLE_HEX_LO, NEEDLE_HEX_UP, NEEDLE_B64, NEEDLE_HEX_SP };
 enum needle_alpha { NEEDLE_B64_ANY, NEEDLE_B64_STD, NEEDLE_B64_URL };
 
 /* A secret to build patterns from (bytes copied while building). */

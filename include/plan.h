@@ -12,7 +12,8 @@
  *     check and the rewrite;
  *   - or a refusal: status, code, message, extra headers, the audit flags.
  * Pure core. Ownership: the plan owns everything it points to except cred/secret
- * pointers borrowed from the policy snapshot the request holds; plan_free releases it.
+ * pointers borrowed from the policy snapshot the request holds (and those into
+ * aws_assumed, whose reference it holds); plan_free releases it.
  */
 #ifndef SEALGATE_PLAN_H
 #define SEALGATE_PLAN_H
@@ -21,12 +22,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "awssign.h"
 #include "http.h"
 #include "inject.h"
 #include "policy.h"
 #include "scrub.h"
+#include "stscache.h"
 #include "tokenizer.h"
 #include "util.h"
+
+/* Secrets scrubbed per request: each handle's, and an AWS handle's access key id and
+ * session token besides its secret key; for the one AWS handle a request may carry, the
+ * three of the temporary credentials of an assume_role besides. */
+#define PLAN_MAX_SCRUB	(INJECT_MAX_HANDLES * 3 + 3)
 
 /* A secret that was injected, and the handle that replaces it in responses. */
 typedef struct plan_secret {
@@ -47,7 +55,7 @@ typedef struct plan {
 	bool brute_force;		/* 429 too_many_failures, the first of its window:
 					 * audit as brute_force with detail */
 	char detail[256];		/* audit detail (brute_force), or "" */
-	plan_secret_t scrub[INJECT_MAX_HANDLES];
+	plan_secret_t scrub[PLAN_MAX_SCRUB];
 	size_t nscrub;
 	/* body work (plan_body_scrubber, swap_finish_body) */
 	const policy_credential_t *hmac_cred;	/* sign the (buffered) body */
@@ -55,6 +63,12 @@ typedef struct plan {
 	size_t nbody;
 	bool buffer_body;		/* collect the whole body before the head leaves */
 	tokenizer_out_t tk;		/* Proxy-Tokenizer secrets applied (tk.n) */
+	awssign_t aws;			/* an AWS request (aws.set): signed again by swap */
+	char *aws_handle;		/* its handle text (malloc'd): what replaces its
+					 * identity's token in responses */
+	size_t aws_handle_len;
+	stscache_cred_t *aws_assumed;	/* the assume_role set it signs with (a reference):
+					 * aws.id points into it */
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */

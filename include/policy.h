@@ -39,6 +39,8 @@ enum policy_inject_type {
 	INJECT_QUERY,	/* ?param=<secret> */
 	INJECT_HMAC,	/* name: format(hex hmac-sha256(secret, body)) */
 	INJECT_BODY,	/* handle/placeholder replaced in the body (opt-in) */
+	INJECT_AWS_SIGV4,	/* AWS SigV4: the sandbox signs with derived credentials
+				 * (awscred.h), sealgate re-signs with the real ones (aws) */
 };
 
 typedef struct policy_inject {
@@ -49,6 +51,27 @@ typedef struct policy_inject {
 	char *param;		/* query */
 	char *placeholder;	/* body: text replaced besides the handle itself (optional) */
 } policy_inject_t;
+
+/*
+ * The "aws" block of an aws_sigv4 credential (the credential's secret is the real secret
+ * access key). Lists are NULL/0 when absent; 0 entries means "any" where noted.
+ */
+typedef struct policy_aws {
+	const char *access_key_id; size_t access_key_id_len;	/* secret memory */
+	const char *session_token; size_t session_token_len;	/* secret memory; NULL: none */
+	char **services; size_t nservices;	/* [a-z0-9-] signing names; at least one */
+	char **regions;  size_t nregions;	/* 0: any */
+	char **buckets;  size_t nbuckets;	/* S3 bucket names; 0: any */
+	char **prefixes; size_t nprefixes;	/* "bucket/key-prefix", each bucket listed in
+						 * buckets; 0: any key */
+	struct {
+		char *role_arn, *external_id;	/* external_id NULL: none */
+		uint32_t duration_s;		/* SG_AWS_ASSUME_ROLE_MIN_S..MAX_S */
+		bool set;			/* assume_role given */
+		char *session_policy;		/* compiled from the scope (awsrole.h) */
+		size_t session_policy_len;	/* at most AWSROLE_POLICY_MAX */
+	} assume_role;
+} policy_aws_t;
 
 typedef struct policy_credential {
 	char *name;
@@ -68,6 +91,7 @@ typedef struct policy_credential {
 	char *env;		/* env var name the sandbox reads the handle from (optional) */
 	bool allow_plain_http;	/* may be sent to an http:// upstream */
 	bool allow_websocket_binary;	/* its handle is swapped in binary WebSocket frames too */
+	const policy_aws_t *aws;	/* INJECT_AWS_SIGV4: its "aws" block; NULL otherwise */
 } policy_credential_t;
 
 typedef struct policy_sandbox {
@@ -144,7 +168,11 @@ typedef struct policy {
 	uint64_t generation;		/* set by policy_publish, before workers see it */
 	char *source;			/* path given to policy_load */
 
-	struct { char *proxy, *metadata, *admin; } listen;	/* "host:port" or NULL */
+	struct {
+		char *proxy, *metadata, *admin;	/* "host:port" or NULL */
+		char *metadata_aws;	/* a second responder address (AWS container
+					 * credentials, 169.254.170.2:80) or NULL */
+	} listen;
 	struct {
 		char *seal_key;		/* path (resolved against the policy file) */
 		char *ca_cert, *ca_key;
@@ -237,6 +265,9 @@ void policy_errors_free(policy_errors_t *errs);
 
 policy_t *policy_ref(policy_t *p);
 void policy_unref(policy_t *p);
+
+/* The policy name of an inject type ("bearer", ..., "aws_sigv4"); "?" when out of range. */
+const char *policy_inject_name(enum policy_inject_type t);
 
 /* Lookups (NULL when absent). Pointers live as long as the snapshot. */
 const policy_credential_t *policy_credential_find(const policy_t *p, const char *name);

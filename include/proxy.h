@@ -19,6 +19,8 @@
 #include "handlecache.h"
 #include "ratelimit.h"
 #include "seal.h"
+#include "stscache.h"
+#include "stsclient.h"
 
 struct event_base;
 
@@ -32,6 +34,8 @@ typedef struct proxy_shared {
 	handlecache_t *handles;		/* verified handles by hash */
 	ratelimit_t *rl;		/* token buckets: handle, credential, sandbox */
 	unsigned busy_poll_us;		/* limits.busy_poll_us: 0 = workers sleep at once */
+	stscache_t *sts_cache;		/* assume_role credentials (NULL: none kept) */
+	stsclient_t *sts;		/* makes the AssumeRole calls (main thread) */
 } proxy_shared_t;
 
 typedef struct proxy proxy_t;
@@ -56,6 +60,9 @@ void proxy_drain(proxy_t *p);
  * next request is refused, as is the first request of a connection that has sent none.
  */
 void proxy_close_suspended(proxy_t *p);
+/* Wake every worker (any thread): each looks again at what it waits for (the draining
+ * flag, suspended sandboxes, requests waiting for an AssumeRole, stscache_generation). */
+void proxy_wake_workers(proxy_t *p);
 /* How many times proxy_close_suspended ran (any thread): workers sweep when it moves. */
 uint64_t proxy_sweeps(void);
 /* True once proxy_drain ran (any thread). */

@@ -18,6 +18,8 @@
  *                  freely with literal characters             -> the replacement, raw
  *     hex          all lower-case or all upper-case          -> hex of the replacement,
  *                                                               same case
+ *     spaced hex   lower-case, a space between bytes ("41 4b": S3's CanonicalRequestBytes)
+ *                                                            -> the same of the replacement
  *     base64       standard or url-safe, padded or not, of any text holding the secret
  *                  at any of the three byte alignments (a Basic echo, a JWT payload),
  *                  also inside an escaped string ("\/" in PHP's JSON)

@@ -23,6 +23,10 @@ struct sg_stats {
 	uint64_t suspended_refused;	/* requests refused: their sandbox is suspended */
 	uint64_t suspended_closed;	/* idle connections closed: their sandbox suspended */
 	uint64_t handles_lineage;	/* handles accepted through fork/restore lineage */
+	/* STS AssumeRole for aws_sigv4 credentials with assume_role (stsclient.c) */
+	uint64_t assume_role_fetches;	/* calls made (refreshes included) */
+	uint64_t assume_role_refreshes;	/* ... of them while a usable set was cached */
+	uint64_t assume_role_failures;	/* calls that gave no credentials */
 };
 
 extern struct sg_stats sg_stats;

@@ -25,6 +25,7 @@
 #include "registry.h"
 #include "revoke.h"
 #include "seal.h"
+#include "stscache.h"
 #include "tokenizer.h"
 
 typedef struct swap_env {
@@ -55,6 +56,17 @@ typedef struct swap_req {
 
 /* 0: forward with out->edits applied (nscrub may be 0); -1: answer out->status. */
 int swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out);
+/*
+ * An aws_sigv4 credential with assume_role: swap_request verified the sandbox's
+ * signature but leaves the re-signing to the identity the shell brings from STS
+ * (stscache.h). swap_aws_identity_due: is one due for this plan? swap_aws_assumed: sign
+ * as cred (the caller's reference, taken over by the plan whatever the result), scrub
+ * its access key id, token and secret from responses, and (unless the body is still to
+ * be hashed: swap_finish_body) re-sign the head. 0, or -1 with the refusal in the plan.
+ */
+bool swap_aws_identity_due(const plan_t *p) SG_NONNULL;
+int swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred) SG_NONNULL;
+
 /*
  * A buffered body (out->buffer_body) arrived whole: authorise handles found in it.
  * Only credentials whose inject type is body may travel in a body. 0 / -1 as above.

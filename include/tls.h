@@ -23,6 +23,7 @@
 
 #include <openssl/ssl.h>
 
+#include "digest.h"
 #include "certcache.h"
 #include "certforge.h"
 #include "util.h"
@@ -55,6 +56,10 @@ int tls_sni_parse(const unsigned char *ext, size_t extlen, char *out, size_t out
 
 /* Context trusting ca_file (PEM), or the system default paths when NULL. */
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen) SG_WUR;
+
+/* SHA-256 operations on OpenSSL's EVP (the CPU's SHA instructions where it has them), for
+ * digest_sha256_install: the core hashes AWS upload chunks with them. */
+const digest_sha256_ops_t *tls_digest_ops(void);
 /*
  * An SSL in connect state for host (a DNS name or IP literal, "[v6]" accepted): SNI for
  * names only, hostname or IP verification without partial wildcards, and a remembered

@@ -3,6 +3,7 @@
  * Routing is a table; every error answer is JSON with X-Sealgate-Error.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,19 +209,41 @@ admin_strlist(const policy_strlist_t *l)
 }
 
 static json_t *
+admin_array(char *const *v, size_t n)
+{
+	policy_strlist_t l = {n, (char **)(uintptr_t)v};
+
+	return admin_strlist(&l);
+}
+
+/* An aws_sigv4 credential's scope: never its access key id or session token. */
+static json_t *
+admin_summary_aws(const policy_aws_t *a)
+{
+	if (a == NULL)
+		return NULL;
+	return json_pack("{s:o, s:o, s:o, s:o, s:b, s:s?}",
+	    "services", admin_array(a->services, a->nservices),
+	    "regions", admin_array(a->regions, a->nregions),
+	    "buckets", admin_array(a->buckets, a->nbuckets),
+	    "prefixes", admin_array(a->prefixes, a->nprefixes),
+	    "session_token", a->session_token != NULL,
+	    "assume_role", a->assume_role.set ? a->assume_role.role_arn : NULL);
+}
+
+static json_t *
 admin_summary_credential(const policy_credential_t *c)
 {
-	static const char *const inject[] = {"bearer", "header", "basic", "query", "hmac",
-	    "body"};
 	static const char *const source[] = {"env", "file", "value"};
 
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b}",
-	    "secret", source[c->secret_source], "inject", inject[c->inject.type],
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:o*}",
+	    "secret", source[c->secret_source], "inject", policy_inject_name(c->inject.type),
 	    "hosts", admin_strlist(&c->hosts), "methods", admin_strlist(&c->methods),
 	    "paths", admin_strlist(&c->paths), "ttl_s", (json_int_t)c->ttl_s,
 	    "lifetime", c->ttl_sandbox ? "sandbox" : "ttl", "max_ttl_s",
 	    (json_int_t)c->max_ttl_s, "env", c->env, "allow_plain_http", c->allow_plain_http,
-	    "allow_websocket_binary", c->allow_websocket_binary);
+	    "allow_websocket_binary", c->allow_websocket_binary, "aws",
+	    admin_summary_aws(c->aws));
 }
 
 /* The default policy view: names, scopes and sources, never a secret or token. */

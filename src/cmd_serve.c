@@ -26,6 +26,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "awsrole.h"
 #include "ca.h"
 #include "certcache.h"
 #include "certforge.h"
@@ -39,6 +40,8 @@
 #include "revoke.h"
 #include "seal.h"
 #include "serve.h"
+#include "stscache.h"
+#include "stsclient.h"
 #include "tls.h"
 #include "util.h"
 
@@ -228,6 +231,7 @@ serve_tls_init(struct serve *s, char *err, size_t errlen)
 	if (s->shared.tls_server == NULL)
 		return -1;
 	s->shared.tls_client = tls_client_ctx_new(s->policy->upstream.ca_file, err, errlen);
+	digest_sha256_install(tls_digest_ops());	/* before the workers start */
 	return s->shared.tls_client ? 0 : -1;
 }
 
@@ -355,6 +359,30 @@ serve_metrics(void *arg, size_t *len)
 	return metrics_render(&src, len);
 }
 
+/* An AssumeRole fetch ended: the workers resume (or answer) the requests waiting for it. */
+static void
+serve_sts_done(void *arg)
+{
+	struct serve *s = arg;
+
+	if (s->proxy != NULL)
+		proxy_wake_workers(s->proxy);
+}
+
+/* The AssumeRole cache the workers share and the client that fills it on this (the
+ * main) thread: before the workers start, which read them. */
+static int
+serve_sts_init(struct serve *s, char *err, size_t errlen)
+{
+	if ((s->shared.sts_cache = stscache_new()) == NULL) {
+		snprintf(err, errlen, "AssumeRole cache: out of memory");
+		return -1;
+	}
+	s->shared.sts = stsclient_new(s->base, s->shared.tls_client, s->shared.sts_cache,
+	    AWSROLE_PORT, serve_sts_done, s, err, errlen);
+	return s->shared.sts != NULL ? 0 : -1;
+}
+
 /* A sandbox was suspended: the workers close its idle and spliced connections. */
 static void
 serve_sandboxes_changed(void *arg)
@@ -395,10 +423,11 @@ serve_write_ready(struct serve *s, char *err, size_t errlen)
 
 	if (s->ready_file == NULL)
 		return 0;
-	o = json_pack("{s:i, s:s?, s:s?, s:s?}", "pid", (json_int_t)getpid(),
+	o = json_pack("{s:i, s:s?, s:s?, s:s?, s:s*}", "pid", (json_int_t)getpid(),
 	    "proxy", s->proxy ? proxy_bound(s->proxy) : NULL,
 	    "metadata", s->metadata ? metadata_bound(s->metadata) : NULL,
-	    "admin", s->admin ? s->admin_addr : NULL);
+	    "admin", s->admin ? s->admin_addr : NULL,
+	    "metadata_aws", s->metadata ? metadata_bound_aws(s->metadata) : NULL);
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	rc = util_write_file(s->ready_file, txt, strlen(txt), 0644, err, errlen);
@@ -414,6 +443,7 @@ serve_metadata_listen(struct serve *s, char *err, size_t errlen)
 		.seal_key = seal_keyring_current(s->shared.keyring),
 		.ca_cert_path = s->policy->keys.ca_cert,
 		.rl = s->shared.rl,
+		.listen_aws = s->policy->listen.metadata_aws,
 	};
 	char url[128];
 
@@ -425,6 +455,9 @@ serve_metadata_listen(struct serve *s, char *err, size_t errlen)
 	if (s->metadata == NULL)
 		return -1;
 	log_info("metadata listening on %s", metadata_bound(s->metadata));
+	if (metadata_bound_aws(s->metadata) != NULL)
+		log_info("metadata (AWS container credentials) listening on %s",
+		    metadata_bound_aws(s->metadata));
 	return 0;
 }
 
@@ -520,6 +553,7 @@ serve_cleanup(struct serve *s)
 	proxy_free(s->proxy);
 	admin_free(s->admin);
 	metadata_free(s->metadata);
+	stsclient_free(s->shared.sts);	/* workers are joined: nobody waits for a fetch */
 	if (s->sigint)
 		event_free(s->sigint);
 	if (s->sigterm)
@@ -541,6 +575,7 @@ serve_cleanup(struct serve *s)
 	certcache_free(s->shared.certs);
 	certforge_free(s->shared.forge);
 	handlecache_free(s->shared.handles);
+	stscache_free(s->shared.sts_cache);
 	ratelimit_free(s->shared.rl);
 	seal_keyring_free(s->shared.keyring);
 	if (s->regsweep)
@@ -669,7 +704,8 @@ serve_run(struct serve *s, const char *policy_path)
 	log_info("sandbox registry: %zu registered sandboxes from %s",
 	    registry_load_info(s->registry)->live, registry_journal_path(s->registry));
 	s->base = event_base_new();
-	if (s->base == NULL || serve_listen(s, err, sizeof(err)) < 0) {
+	if (s->base == NULL || serve_sts_init(s, err, sizeof(err)) < 0 ||
+	    serve_listen(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return CLI_FAIL;
 	}

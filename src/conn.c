@@ -35,7 +35,7 @@
 #include "worker.h"
 #include "wsrelay.h"
 
-static const char *const conn_state_names[] = {"head", "resolving", "tls_accept",
+static const char *const conn_state_names[] = {"head", "resolving", "identity", "tls_accept",
     "up_connecting", "relay", "splice", "websocket", "closing"};
 static const char *const conn_req_names[] = {"none", "deciding", "holding", "streaming",
     "sent"};
@@ -361,6 +361,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		conn_close(c, "timeout");
 		return;
+	case ST_IDENTITY:
+		STATS_INC(errors_timeout);
+		conn_fail(c, 502, "sts_error", "no AssumeRole answer for this request's AWS "
+		    "credential in time");
+		return;
 	case ST_UP_CONNECTING:
 		STATS_INC(errors_timeout);
 		conn_fail(c, 504, "upstream_timeout", c->up.tls ?
@@ -391,7 +396,7 @@ conn_start_head(conn_t *c)
 	http_scan_init(&c->req.scan, l->max_header_bytes ? l->max_header_bytes : SG_MAX_HEADER_BYTES);
 	conn_req_phase(c, REQ_NONE);
 	conn_res_phase(c, RES_WAITING);
-	c->req.websocket = false;
+	c->req.websocket = c->req.range_signed = false;
 	conn_body_reset(c);
 	c->acct.t_start = c->acct.t_sent = 0;
 	c->acct.upstream_ms = 0;

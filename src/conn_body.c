@@ -6,12 +6,15 @@
  */
 
 #include <stdio.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "awschunk.h"
+#include "awssign.h"
 #include "conn_int.h"
 #include "defaults.h"
 #include "http.h"
@@ -20,6 +23,7 @@
 #include "plan.h"
 #include "scrub.h"
 #include "secmem.h"
+#include "sigv4.h"
 #include "stats.h"
 #include "swap.h"
 #include "util.h"
@@ -42,16 +46,40 @@ conn_body_reset(conn_t *c)
 	}
 	scrub_free(c->req.rewrite);
 	c->req.rewrite = NULL;
+	awschunk_free(c->req.chunks);
+	c->req.chunks = NULL;
+	c->req.chunks_err = 0;
 	c->req.held_whole = c->req.leak_on = false;
 	c->req.seen = 0;
 	c->req.err = 0;
 }
 
-/* Streamed body work for this request: replacement rules or the leak tripwire. */
+/* An AWS upload streamed in signed chunks: each chunk's signature redone (awschunk.h). */
+static int
+conn_body_chunks(conn_t *c)
+{
+	const awssign_t *st = &c->rq->plan.aws;
+	enum awschunk_mode mode;
+	char scope[SIGV4_SCOPE_MAX];
+
+	if (!st->set || (st->body != AWSSIGN_BODY_CHUNKS &&
+	    st->body != AWSSIGN_BODY_UNSIGNED_TRAILER))
+		return 0;
+	if (c->req.rewrite != NULL || awschunk_mode_parse(st->payload_hash,
+	    strlen(st->payload_hash), &mode) < 0)
+		return -1;
+	sigv4_scope(&st->auth, scope);
+	c->req.chunks = awschunk_new(mode, st->key_in, st->key_out, st->seed_in, st->seed_out,
+	    st->amz_date, scope);
+	return c->req.chunks != NULL ? 0 : -1;
+}
+
+/* Streamed body work for this request: replacement rules or the leak tripwire, and an
+ * AWS upload's chunk signatures. */
 int
 conn_body_prepare(conn_t *c)
 {
-	if (plan_body_scrubber(&c->rq->plan, &c->req.rewrite) < 0)
+	if (plan_body_scrubber(&c->rq->plan, &c->req.rewrite) < 0 || conn_body_chunks(c) < 0)
 		return -1;
 	if (c->req.rewrite == NULL) {
 		c->req.leak_on = true;
@@ -124,6 +152,10 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 	if (c->req.rewrite)
 		return scrub_feed(c->req.rewrite, at, len, conn_emit_req, c) < 0 ||
 		    c->req.err ? -1 : 0;
+	if (c->req.chunks) {
+		c->req.chunks_err = awschunk_feed(c->req.chunks, at, len, conn_emit_req, c);
+		return c->req.chunks_err != AWSCHUNK_OK || c->req.err ? -1 : 0;
+	}
 	conn_emit_req(c, at, len);
 	return 0;
 }
@@ -140,6 +172,9 @@ conn_req_on_complete(http_parser *p)
 	}
 	if (c->req.rewrite && scrub_finish(c->req.rewrite, conn_emit_req, c) < 0)
 		return -1;
+	if (c->req.chunks && (c->req.chunks_err = awschunk_finish(c->req.chunks)) !=
+	    AWSCHUNK_OK)
+		return -1;
 	if (c->req.chunked)
 		evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
 	conn_req_phase(c, REQ_SENT);
@@ -151,11 +186,31 @@ static const http_parser_settings conn_req_body_settings = {
 	.on_message_complete = conn_req_on_complete,
 };
 
+/* An AWS upload's chunk stream refused: a bad signature (replayed, reordered or altered
+ * chunk) or bad framing. What went upstream so far is cut short. */
+static void
+conn_body_chunks_failed(conn_t *c)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "aws-chunked upload: %s", awschunk_error(c->req.chunks));
+	if (c->req.chunks_err == AWSCHUNK_E_SIGNATURE)
+		conn_fail(c, 403, "signature_mismatch", msg);
+	else if (c->req.chunks_err == AWSCHUNK_E_NOMEM)
+		conn_fail(c, 503, "resource_exhausted", msg);
+	else
+		conn_fail(c, 400, "bad_request", msg);
+}
+
 static void
 conn_body_failed(conn_t *c)
 {
 	char msg[256];
 
+	if (c->req.chunks_err != 0) {
+		conn_body_chunks_failed(c);
+		return;
+	}
 	if (c->req.err == 503) {
 		conn_fail(c, 503, "resource_exhausted", "out of memory");
 		return;

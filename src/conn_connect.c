@@ -305,6 +305,12 @@ conn_up_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_up_connected(c);
 		return;
 	}
+	if (c->st == ST_IDENTITY) {	/* the kept-alive upstream went away meanwhile */
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		c->up.ready = false;
+		return;
+	}
 	if (c->st == ST_UP_CONNECTING) {
 		conn_up_failed(c, what);
 		return;

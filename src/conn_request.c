@@ -29,6 +29,8 @@
 #include "revoke.h"
 #include "scrub.h"
 #include "stats.h"
+#include "stscache.h"
+#include "stsclient.h"
 #include "swap.h"
 #include "util.h"
 #include "worker.h"
@@ -195,7 +197,61 @@ conn_swap_finish(conn_t *c, int rc)
 	return 0;
 }
 
-/* Find, authorise and plan the handle swap; answers the client itself on denial. */
+/* The request's AWS credential signs as its assume_role identity: ready (applied), or
+ * answered. 0 / -1. */
+static int
+conn_identity_apply(conn_t *c, stscache_cred_t *cred)
+{
+	swap_env_t env;
+	swap_req_t req;
+
+	conn_swap_env(c, &env, &req);
+	return conn_swap_finish(c, swap_aws_assumed(&req, &c->rq->plan, cred));
+}
+
+/*
+ * The identity an assume_role credential signs with (stscache.h): 0 when it was cached
+ * (applied at once: a warm cache never waits), 1 when the request waits for STS
+ * (ST_IDENTITY with its own timer; conn_identity_ready resumes it), -1 when answered
+ * (502 sts_error). wait_seq: 0 the first time, else the fetch it waited for.
+ */
+static int
+conn_identity(conn_t *c, uint64_t wait_seq)
+{
+	const proxy_shared_t *sh = worker_shared(c->w);
+	const policy_credential_t *cred = c->rq->plan.aws.cred;
+	stscache_look_t look;
+	char msg[256];
+
+	if (sh->sts_cache == NULL || sh->sts == NULL) {
+		conn_fail(c, 502, "sts_error", "no STS client to assume this credential's role");
+		return -1;
+	}
+	if (wait_seq == 0)
+		stscache_key(sh->sts_cache, cred, c->req.id_key);
+	stscache_get(sh->sts_cache, c->req.id_key, util_now_s(), util_mono_ms(), wait_seq,
+	    &look);
+	if (look.fetch)
+		stsclient_fetch(sh->sts, c->view.policy, cred, c->req.id_key, look.seq,
+		    look.refresh);
+	if (look.state == STSCACHE_READY)
+		return conn_identity_apply(c, look.cred);
+	if (look.state == STSCACHE_FAILED) {
+		snprintf(msg, sizeof(msg), "AssumeRole for credential %s failed (%s): the "
+		    "request is not sent", cred->name, look.error);
+		conn_fail(c, 502, "sts_error", msg);
+		return -1;
+	}
+	c->req.id_seq = look.seq;
+	if (c->st != ST_IDENTITY) {
+		conn_set_state(c, ST_IDENTITY);
+		conn_arm_timer(c, SG_STS_WAIT_MS);
+	}
+	return 1;
+}
+
+/* Find, authorise and plan the handle swap; answers the client itself on denial. 0: go
+ * on; 1: the request waits for its AWS identity (conn_route resumes it); -1: answered. */
 static int
 conn_swap(conn_t *c, const char *host, uint16_t port)
 {
@@ -208,6 +264,8 @@ conn_swap(conn_t *c, const char *host, uint16_t port)
 	plan_free(&c->rq->plan);
 	conn_swap_env(c, &env, &req);
 	rc = swap_request(&env, &req, &c->rq->plan);
+	if (rc == 0 && swap_aws_identity_due(&c->rq->plan))
+		return conn_identity(c, 0);
 	return conn_swap_finish(c, rc);
 }
 
@@ -232,12 +290,27 @@ conn_check_host_header(conn_t *c, const char *host, uint16_t port, uint16_t defp
 	return 0;
 }
 
+/* Inside an intercepted CONNECT, planned: the upstream (the connection's, pooled, or
+ * dialled to the address checked at CONNECT). */
+static void
+conn_inner_route(conn_t *c)
+{
+	char key[CONN_KEY_MAX];
+
+	plan_pool_key(&c->rq->plan, c->peer, c->auth_host, c->auth_port, true, c->proxy_token,
+	    key, sizeof(key));
+	if (conn_upstream_reuse(c, key)) {
+		conn_send_request_head(c);
+		return;
+	}
+	if (conn_dial(c) < 0)
+		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
+}
+
 /* Inside an intercepted CONNECT: origin-form, Host = authority = SNI. */
 static void
 conn_on_inner_request(conn_t *c)
 {
-	char key[CONN_KEY_MAX];
-
 	if (c->req.head.method == HTTP_CONNECT) {
 		conn_fail(c, 400, "bad_request", "CONNECT inside an intercepted tunnel");
 		return;
@@ -265,16 +338,9 @@ conn_on_inner_request(conn_t *c)
 	} else
 		c->req.target = strdup(c->req.head.target);
 	if (conn_check_host_header(c, c->auth_host, c->auth_port, 443) < 0 ||
-	    conn_swap(c, c->auth_host, c->auth_port) < 0)
+	    conn_swap(c, c->auth_host, c->auth_port) != 0)
 		return;
-	plan_pool_key(&c->rq->plan, c->peer, c->auth_host, c->auth_port, true, c->proxy_token,
-	    key, sizeof(key));
-	if (conn_upstream_reuse(c, key)) {
-		conn_send_request_head(c);
-		return;
-	}
-	if (conn_dial(c) < 0)
-		conn_fail(c, 502, "upstream_error", "cannot open upstream connection");
+	conn_inner_route(c);
 }
 
 /*
@@ -317,27 +383,16 @@ conn_absolute_uri(conn_t *c, char *host, size_t hostlen, uint16_t *port)
 	return 0;
 }
 
-/* Absolute-form http:// request to the proxy listener. */
+/* An absolute-form request, planned (c->req.host, c->req.port): the transport, the
+ * plain-http rule, the upstream (pooled, or resolved and dialled). */
 static void
-conn_on_absolute(conn_t *c)
+conn_absolute_route(conn_t *c)
 {
-	char host[CONN_HOST_MAX], msg[CONN_HOST_MAX + 128], key[CONN_KEY_MAX];
+	char msg[CONN_HOST_MAX + 128], key[CONN_KEY_MAX];
+	const char *host = c->req.host, *why;
+	uint16_t port = c->req.port;
 	bool tls = false;
-	const char *why;
-	enum egress_action act;
-	uint16_t port;
 
-	if (conn_absolute_uri(c, host, sizeof(host), &port) < 0)
-		return;
-	act = egress_decide(c->pol, host, port, &why);
-	if (act == EGRESS_DENY) {
-		STATS_INC(errors_egress);
-		snprintf(msg, sizeof(msg), "%s:%u denied: %s", host, port, why);
-		conn_fail(c, 403, "egress_denied", msg);
-		return;
-	}
-	if (conn_swap(c, host, port) < 0)
-		return;
 	if (c->rq->plan.tk.n > 0) {
 		/* tokenizer's transport: http:// toward the client, verified TLS upstream
 		 * (port 80 or none becomes 443, other ports are kept) */
@@ -363,7 +418,31 @@ conn_on_absolute(conn_t *c)
 		return;
 	}
 	conn_set_state(c, ST_RESOLVING);
-	c->dns = egress_resolve(worker_dns(c->w), c->pol, host, port, conn_request_resolved, c);
+	c->dns = egress_resolve(worker_dns(c->w), c->pol, c->up.host, port,
+	    conn_request_resolved, c);
+}
+
+/* Absolute-form http:// request to the proxy listener. */
+static void
+conn_on_absolute(conn_t *c)
+{
+	char host[CONN_HOST_MAX], msg[CONN_HOST_MAX + 128];
+	const char *why;
+	enum egress_action act;
+	uint16_t port;
+
+	if (conn_absolute_uri(c, host, sizeof(host), &port) < 0)
+		return;
+	act = egress_decide(c->pol, host, port, &why);
+	if (act == EGRESS_DENY) {
+		STATS_INC(errors_egress);
+		snprintf(msg, sizeof(msg), "%s:%u denied: %s", host, port, why);
+		conn_fail(c, 403, "egress_denied", msg);
+		return;
+	}
+	if (conn_swap(c, host, port) != 0)
+		return;
+	conn_absolute_route(c);
 }
 
 static void
@@ -396,6 +475,32 @@ conn_forward_request(conn_t *c)
 		conn_on_absolute(c);
 }
 
+/* A request that waited for its AWS identity, planned at last: on to its upstream. */
+static void
+conn_route(conn_t *c)
+{
+	if (c->mode == MODE_INTERCEPT)
+		conn_inner_route(c);
+	else
+		conn_absolute_route(c);
+}
+
+void
+conn_identity_ready(conn_t *c)
+{
+	if (c->st != ST_IDENTITY || c->rq == NULL)
+		return;
+	switch (conn_identity(c, c->req.id_seq)) {
+	case 0:
+		evtimer_del(c->timer);
+		conn_set_state(c, ST_HEAD);	/* where it was: deciding, nothing sent */
+		conn_route(c);
+		return;
+	default:
+		return;		/* still waiting, or answered */
+	}
+}
+
 static bool
 conn_is_websocket(const http_head_t *h)
 {
@@ -423,16 +528,22 @@ conn_write_field(struct evbuffer *out, const char *name, const char *value, bool
 
 /*
  * The answer will be scrubbed: ask only for codings sealgate can decode, and for the
- * whole body (a range of it cannot be scrubbed: a secret may straddle its edges). true
- * when the field was written (or dropped) here.
+ * whole body (a range of it cannot be scrubbed: a secret may straddle its edges). An AWS
+ * signature that covers Range / If-Range keeps them (dropped, the upstream refuses the
+ * signature): the 206 is then scrubbed as a slice (conn_res_decode_setup). true when
+ * the field was written (or dropped) here.
  */
 static bool
-conn_narrow_request_field(struct evbuffer *out, const char *name, const char *v)
+conn_narrow_request_field(conn_t *c, struct evbuffer *out, const char *name, const char *v)
 {
 	char ae[1024];
 
-	if (strcasecmp(name, "Range") == 0 || strcasecmp(name, "If-Range") == 0)
-		return true;
+	if (strcasecmp(name, "Range") == 0 || strcasecmp(name, "If-Range") == 0) {
+		if (!awssign_signs(&c->rq->plan.aws, name))
+			return true;
+		c->req.range_signed = true;
+		return false;
+	}
 	if (strcasecmp(name, "Accept-Encoding") != 0)
 		return false;
 	if (decode_accept_encoding(v, strlen(v), ae, sizeof(ae)) < 0)
@@ -458,7 +569,7 @@ conn_write_request_fields(conn_t *c, struct evbuffer *out)
 		    strcasecmp(f->name, "Proxy-Tokenizer") == 0 ||
 		    (c->req.websocket && strcasecmp(f->name, "Sec-WebSocket-Extensions") == 0))
 			continue;
-		if (scrubbing && conn_narrow_request_field(out, f->name, v))
+		if (scrubbing && conn_narrow_request_field(c, out, f->name, v))
 			continue;
 		rc |= conn_write_field(out, f->name, v, e->kind[i] == EDIT_REPLACE);
 	}

@@ -250,16 +250,15 @@ conn_field_encoded_only(const char *name)
  * the client gets another representation than the one they describe.
  */
 static void
-conn_write_response_fields(conn_t *c, struct evbuffer *out, bool keep_length)
+conn_write_response_fields(conn_t *c, struct evbuffer *out)
 {
 	const http_head_t *h = &c->res.head;
 
 	for (size_t i = 0; i < h->nfields; i++) {
 		const http_field_t *f = &h->fields[i];
 
-		if (!(keep_length && strcasecmp(f->name, "Content-Length") == 0) &&
-		    http_is_hop_by_hop(h, f->name, f->name_len))
-			continue;
+		if (http_is_hop_by_hop(h, f->name, f->name_len))
+			continue;	/* Content-Length too: the framing writes it */
 		if (c->res.recode && conn_field_encoded_only(f->name))
 			continue;
 		evbuffer_add(out, f->name, f->name_len);
@@ -292,9 +291,10 @@ conn_res_codings(const conn_t *c, char *buf, size_t len)
 }
 
 /*
- * A scrubbed response: a partial one (206) cannot be, a coding sealgate cannot decode
- * cannot be (502 unscrubbable_response, before anything is sent); others are decoded.
- * -1 when answered.
+ * A scrubbed response: a partial one (206) cannot be, unless the request's AWS
+ * signature made sealgate relay its Range (then an unencoded slice is scrubbed as it
+ * comes); a coding sealgate cannot decode cannot be (502 unscrubbable_response, before
+ * anything is sent); others are decoded. -1 when answered.
  */
 static int
 conn_res_decode_setup(conn_t *c)
@@ -306,13 +306,16 @@ conn_res_decode_setup(conn_t *c)
 	c->res.recode = false;
 	if (!conn_scrubbing(c))
 		return 0;
-	if (c->res.head.status == 206) {
-		conn_fail(c, 502, "unscrubbable_response", "the upstream answered with part of "
+	n = conn_res_codings(c, codings, sizeof(codings));
+	if (c->res.head.status == 206 && (!c->req.range_signed || n > 0)) {
+		conn_fail(c, 502, "unscrubbable_response", c->req.range_signed ? "the upstream "
+		    "answered with part of an encoded body (206 with a Content-Encoding), which "
+		    "cannot be decoded to be scrubbed" : "the upstream answered with part of "
 		    "the body (206), which cannot be scrubbed whole (sealgate asks without "
 		    "Range)");
 		return -1;
 	}
-	if ((n = conn_res_codings(c, codings, sizeof(codings))) == 0)
+	if (n == 0)
 		return 0;
 	c->res.recode = true;
 	decode_limits_default(&lim);
@@ -336,7 +339,7 @@ conn_write_response_head(conn_t *c)
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	const http_head_t *h = &c->res.head;
 	bool head_like = c->req.head.method == HTTP_HEAD || h->status == 304;
-	bool bodyless = head_like || h->status == 204 || h->status / 100 == 1;
+	enum http_frame frame;
 
 	conn_res_phase(c, RES_BODY);
 	c->res.keepalive = h->keep_alive;
@@ -345,21 +348,20 @@ conn_write_response_head(conn_t *c)
 	evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
 	conn_write_scrubbed(c, out, h->reason, strlen(h->reason));
 	evbuffer_add(out, "\r\n", 2);
-	/* with scrubbing on, a GET answer is re-framed: HEAD/304 must not promise a length */
-	conn_write_response_fields(c, out, head_like && c->scrub == NULL && !c->res.recode);
+	conn_write_response_fields(c, out);
+	frame = http_response_frame(h, head_like, c->scrub != NULL, c->res.recode,
+	    c->req.head.major == 1 && c->req.head.minor >= 1);
 	c->res.chunked_out = false;
 	if (h->status == 101) {
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
-	} else if (!bodyless) {
-		if (h->has_length && !h->chunked && c->scrub == NULL)
-			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-			    (unsigned long long)h->content_length);
-		else if (c->req.head.major == 1 && c->req.head.minor >= 1) {
-			evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-			c->res.chunked_out = true;
-		} else
-			c->req.keepalive = false;	/* close-delimited for HTTP/1.0 */
-	}
+	} else if (frame == HTTP_FRAME_LENGTH) {
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)h->content_length);
+	} else if (frame == HTTP_FRAME_CHUNKED) {
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+		c->res.chunked_out = true;
+	} else if (frame == HTTP_FRAME_CLOSE)
+		c->req.keepalive = false;	/* close-delimited for HTTP/1.0 */
 	if (!c->req.keepalive && h->status != 101)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 	evbuffer_add(out, "\r\n", 2);
@@ -406,7 +408,7 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		evbuffer_add_printf(o, "HTTP/1.1 %u ", c->res.head.status);
 		conn_write_scrubbed(c, o, c->res.head.reason, strlen(c->res.head.reason));
 		evbuffer_add(o, "\r\n", 2);
-		conn_write_response_fields(c, o, false);
+		conn_write_response_fields(c, o);
 		evbuffer_add(o, "\r\n", 2);
 		http_scan_init(&c->res.scan, SG_MAX_HEADER_BYTES);
 		return 0;
@@ -419,6 +421,8 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		return -1;
 	conn_write_response_head(c);
 	if (c->res.head.no_body) {
+		if (c->res.chunked_out)	/* re-framed for scrubbing: an empty body still ends */
+			evbuffer_add(bufferevent_get_output(c->cbev), "0\r\n\r\n", 5);
 		conn_res_phase(c, RES_DONE);
 		conn_response_done(c);
 		return -1;

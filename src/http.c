@@ -405,6 +405,20 @@ http_is_hop_by_hop(const http_head_t *h, const char *name, size_t len)
 	return false;
 }
 
+enum http_frame
+http_response_frame(const http_head_t *res, bool head_like, bool scrubbed, bool decoded,
+    bool client_http11)
+{
+	if (res->status == 204 || res->status / 100 == 1)
+		return HTTP_FRAME_NONE;
+	if (head_like)
+		return res->has_length && !res->chunked && !decoded ? HTTP_FRAME_LENGTH :
+		    HTTP_FRAME_NONE;
+	if (res->no_body || (res->has_length && !res->chunked && !scrubbed))
+		return HTTP_FRAME_LENGTH;
+	return client_http11 ? HTTP_FRAME_CHUNKED : HTTP_FRAME_CLOSE;
+}
+
 int
 http_split_authority(const char *auth, size_t len, char *host, size_t hostlen,
     uint16_t *port, uint16_t default_port)
@@ -496,6 +510,7 @@ http_reason(unsigned status)
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";

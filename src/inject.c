@@ -312,6 +312,9 @@ inject_rule_make(const policy_credential_t *cr, struct inject_rule *r, const cha
 	case INJECT_QUERY:
 		r->inplace = inject_urlencode(cr->secret, cr->secret_len);
 		break;
+	case INJECT_AWS_SIGV4:
+		*why = "aws_sigv4 credentials are re-signed, not injected";
+		return -1;
 	default:
 		*why = "this inject type needs the request body";
 		return -1;
@@ -512,7 +515,8 @@ inject_apply(const http_head_t *h, const char *target, const inject_list_t *l,
 		*why = "handle too long";
 		return -1;
 	}
-	if (cred->inject.type == INJECT_HMAC || cred->inject.type == INJECT_BODY)
+	if (cred->inject.type == INJECT_HMAC || cred->inject.type == INJECT_BODY ||
+	    cred->inject.type == INJECT_AWS_SIGV4)	/* awssign.h sets the token field */
 		return inject_remove_all(h, target, l, handle, tlen, e, why);
 	if (inject_rule_make(cred, &r, why) < 0) {
 		inject_rule_free(&r);

@@ -3,6 +3,7 @@
  * handle minting, env rendering. libevent's evhttp does the HTTP; this file routes and
  * decides. See metadata.h for the endpoints and the token format.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "awscred.h"
 #include "defaults.h"
 #include "handle.h"
 #include "log.h"
@@ -63,10 +65,10 @@ struct metadata {
 	char *ca_pem;
 	size_t ca_pem_len;
 	int hop_limit;
-	int family;
 	ratelimit_t *rl, *own_rl;
 	uint8_t *token_key;		/* guarded memory (secmem.h), METADATA_TOKEN_KEY_LEN */
 	char bound[80];
+	char bound_aws[80];		/* the opts.listen_aws listener; "" when none */
 };
 
 /* One request being answered. */
@@ -229,6 +231,91 @@ metadata_env_render(const metadata_env_var_t *vars, size_t n)
 	return out;
 }
 
+bool
+metadata_aws_uri_host_ok(const char *hostport)
+{
+	static const char *const ok[] = { "127.0.0.1", "169.254.170.2" };
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct in_addr want;
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
+
+	if (proxy_parse_listen(hostport, &ss, &sl) < 0 || ss.ss_family != AF_INET)
+		return false;
+	for (size_t i = 0; i < SG_ARRAY_LEN(ok); i++)
+		if (inet_pton(AF_INET, ok[i], &want) == 1 &&
+		    v4->sin_addr.s_addr == want.s_addr)
+			return true;
+	return false;
+}
+
+int
+metadata_aws_env(const metadata_aws_env_t *in, metadata_env_var_t *vars, size_t *n,
+    char uri[METADATA_AWS_URI_MAX])
+{
+	int rc = 0, len;
+
+	if (in->hostport != NULL && in->token != NULL) {
+		len = snprintf(uri, METADATA_AWS_URI_MAX, "http://%s%s%s", in->hostport,
+		    METADATA_AWS_CREDS_PATH, in->role);
+		if (len > 0 && len < METADATA_AWS_URI_MAX) {
+			vars[(*n)++] = (metadata_env_var_t){ "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+			    uri };
+			vars[(*n)++] = (metadata_env_var_t){ "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+			    in->token };
+		} else
+			rc = -1;
+	}
+	if (in->region != NULL) {
+		vars[(*n)++] = (metadata_env_var_t){ "AWS_REGION", in->region };
+		vars[(*n)++] = (metadata_env_var_t){ "AWS_DEFAULT_REGION", in->region };
+	}
+	if (in->ca_path != NULL)
+		vars[(*n)++] = (metadata_env_var_t){ "AWS_CA_BUNDLE", in->ca_path };
+	return rc;
+}
+
+/* A JSON string value needing no escapes: no quote, backslash or control character. */
+static bool
+md_json_plain(const char *s)
+{
+	if (s == NULL)
+		return false;
+	for (; *s; s++)
+		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+char *
+metadata_aws_creds_render(const metadata_aws_creds_t *c, size_t *len)
+{
+	const char *imds = c->last_updated;
+	size_t cap;
+	char *out;
+	int n;
+
+	if (!md_json_plain(c->access_key_id) || !md_json_plain(c->secret_access_key) ||
+	    !md_json_plain(c->token) || !md_json_plain(c->expiration) ||
+	    (imds != NULL && !md_json_plain(imds)))
+		return NULL;
+	cap = 160 + strlen(c->access_key_id) + strlen(c->secret_access_key) +
+	    strlen(c->token) + strlen(c->expiration) + (imds ? strlen(imds) : 0);
+	if ((out = secmem_wipe_alloc(cap)) == NULL)
+		return NULL;
+	n = snprintf(out, cap, "{%s%s%s\"AccessKeyId\":\"%s\",\"SecretAccessKey\":\"%s\","
+	    "\"Token\":\"%s\",\"Expiration\":\"%s\"}",
+	    imds ? "\"Code\":\"Success\",\"LastUpdated\":\"" : "", imds ? imds : "",
+	    imds ? "\",\"Type\":\"AWS-HMAC\"," : "", c->access_key_id, c->secret_access_key,
+	    c->token, c->expiration);
+	if (n < 0 || (size_t)n >= cap) {
+		secmem_wipe_free(out);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return out;
+}
+
 /* --- replies --------------------------------------------------------------------- */
 
 static const char *
@@ -256,6 +343,33 @@ md_reply(struct md_req *r, int code, const char *ctype, const void *body, size_t
 	evhttp_add_header(out, "Content-Type", ctype);
 	evhttp_add_header(out, "Cache-Control", "no-store");
 	if (b == NULL || evbuffer_add(b, body, len) < 0) {
+		evhttp_send_error(r->req, 500, NULL);
+	} else
+		evhttp_send_reply(r->req, code, md_reason(code), b);
+	if (b)
+		evbuffer_free(b);
+}
+
+/* libevent is done with a body md_reply_secret gave it: zero and free it. */
+static void
+md_wipe_cb(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	secmem_wipe_free(arg);
+}
+
+/* md_reply for a body in wipe memory (taken over): sent by reference, zeroed once sent. */
+static void
+md_reply_secret(struct md_req *r, int code, const char *ctype, char *body, size_t len)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	if (b == NULL || evbuffer_add_reference(b, body, len, md_wipe_cb, body) < 0) {
+		secmem_wipe_free(body);
 		evhttp_send_error(r->req, 500, NULL);
 	} else
 		evhttp_send_reply(r->req, code, md_reason(code), b);
@@ -410,25 +524,31 @@ md_now_ceil_s(void)
 	return (int64_t)ts.tv_sec + (ts.tv_nsec > 0);
 }
 
+/* A session token for the TTL in header ttl_hdr, echoed back in the same header. */
 static void
-md_token_cb(struct md_req *r)
+md_token_issue(struct md_req *r, const char *ttl_hdr)
 {
-	const char *v = evhttp_find_header(evhttp_request_get_input_headers(r->req),
-	    METADATA_HDR_TTL);
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(r->req), ttl_hdr);
 	char tok[METADATA_TOKEN_BUF], ttl_txt[24];
 	int64_t ttl;
 
 	if (metadata_parse_ttl(v, &ttl) < 0) {
 		md_error(r, 400, "bad_ttl", "%s must be a whole number of seconds in %d..%d",
-		    METADATA_HDR_TTL, METADATA_TOKEN_TTL_MIN_S, METADATA_TOKEN_TTL_MAX_S);
+		    ttl_hdr, METADATA_TOKEN_TTL_MIN_S, METADATA_TOKEN_TTL_MAX_S);
 		return;
 	}
 	/* whole seconds: round "now" up, so a token lives at least its TTL (not TTL-1) */
 	metadata_token_mint(r->md->token_key, r->sb->name, md_now_ceil_s() + ttl, tok);
 	snprintf(ttl_txt, sizeof(ttl_txt), "%lld", (long long)ttl);
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), METADATA_HDR_TTL, ttl_txt);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), ttl_hdr, ttl_txt);
 	md_reply(r, 200, "text/plain", tok, strlen(tok));
 	sodium_memzero(tok, sizeof(tok));
+}
+
+static void
+md_token_cb(struct md_req *r)
+{
+	md_token_issue(r, METADATA_HDR_TTL);
 }
 
 static void
@@ -478,6 +598,35 @@ md_handle_cb(struct md_req *r)
 	md_reply_json(r, 200, j);
 }
 
+static bool
+md_is_aws(const policy_credential_t *cred)
+{
+	return cred != NULL && cred->inject.type == INJECT_AWS_SIGV4 && cred->aws != NULL;
+}
+
+/* The IAM role called name: an aws_sigv4 credential granted to the sandbox, or NULL. */
+static const policy_credential_t *
+md_aws_role(const struct md_req *r, const char *name)
+{
+	const policy_credential_t *cred = policy_credential_find(r->snap.policy, name);
+
+	return md_is_aws(cred) && sandbox_view_grants(r->sb, name) ? cred : NULL;
+}
+
+/* The sandbox's default role: the first aws_sigv4 credential it is granted, or NULL. */
+static const policy_credential_t *
+md_aws_default(const struct md_req *r)
+{
+	const policy_credential_t *cred;
+
+	for (size_t i = 0; i < r->sb->credentials->n; i++) {
+		cred = policy_credential_find(r->snap.policy, r->sb->credentials->v[i]);
+		if (md_is_aws(cred))
+			return cred;
+	}
+	return NULL;
+}
+
 /* Handles for every granted credential with an env name; NULL entries on failure. */
 static int
 md_env_handles(struct md_req *r, metadata_env_var_t *vars, size_t *n)
@@ -509,13 +658,54 @@ md_env_fixed(const metadata_t *md, metadata_env_var_t *vars, size_t *n)
 		vars[(*n)++] = (metadata_env_var_t){ md_ca_vars[i], md->ca_guest_path };
 }
 
+/* The AWS container token lives as long as any handle of its credential may: max_ttl
+ * (capped by the template's), and never past the sandbox's registration. */
+static int64_t
+md_aws_token_exp(const struct md_req *r, const policy_credential_t *cred, int64_t now)
+{
+	uint64_t ttl = cred->max_ttl_s;
+	int64_t exp;
+
+	if (r->sb->max_ttl_s != 0 && r->sb->max_ttl_s < ttl)
+		ttl = r->sb->max_ttl_s;
+	exp = now + (int64_t)ttl;
+	if (r->sb->expires_at != 0 && exp > r->sb->expires_at)
+		exp = r->sb->expires_at;
+	return exp;
+}
+
+/* The AWS variables for the sandbox's default role (none without one). */
+static void
+md_env_aws(struct md_req *r, metadata_env_var_t *vars, size_t *n,
+    char uri[METADATA_AWS_URI_MAX], char tok[METADATA_TOKEN_BUF])
+{
+	const policy_credential_t *cred = md_aws_default(r);
+	const metadata_t *md = r->md;
+	const char *hp = md->bound_aws[0] ? md->bound_aws : md->bound;
+	metadata_aws_env_t in = { .ca_path = md->ca_pem ? md->ca_guest_path : NULL };
+
+	if (cred == NULL)
+		return;
+	in.role = cred->name;
+	in.region = cred->aws->nregions == 1 ? cred->aws->regions[0] : NULL;
+	if (metadata_aws_uri_host_ok(hp)) {
+		metadata_token_mint(md->token_key, r->sb->name,
+		    md_aws_token_exp(r, cred, md_now_ceil_s()), tok);
+		in.hostport = hp;
+		in.token = tok;
+	}
+	if (metadata_aws_env(&in, vars, n, uri) < 0)
+		log_warn("sandbox %s: the container credentials URI of %s is too long",
+		    r->sb->name, cred->name);
+}
+
 static void
 md_env_cb(struct md_req *r)
 {
 	size_t nh = 0, nv, cap = r->sb->credentials->n + SG_ARRAY_LEN(md_proxy_vars) +
-	    SG_ARRAY_LEN(md_no_proxy_vars) + SG_ARRAY_LEN(md_ca_vars);
+	    SG_ARRAY_LEN(md_no_proxy_vars) + SG_ARRAY_LEN(md_ca_vars) + METADATA_AWS_ENV_MAX;
 	metadata_env_var_t *vars = calloc(cap, sizeof(*vars));
-	char *txt = NULL;
+	char *txt = NULL, uri[METADATA_AWS_URI_MAX], tok[METADATA_TOKEN_BUF];
 	int rc;
 
 	if (vars == NULL) {
@@ -525,8 +715,10 @@ md_env_cb(struct md_req *r)
 	rc = md_env_handles(r, vars, &nh);
 	nv = nh;
 	md_env_fixed(r->md, vars, &nv);
+	md_env_aws(r, vars, &nv, uri, tok);
 	if (rc == 0)
 		txt = metadata_env_render(vars, nv);
+	sodium_memzero(tok, sizeof(tok));
 	if (txt == NULL)
 		md_error(r, 500, "mint_failed", "could not render the environment");
 	else
@@ -546,8 +738,121 @@ md_ca_cb(struct md_req *r)
 		md_reply(r, 200, "application/x-pem-file", r->md->ca_pem, r->md->ca_pem_len);
 }
 
-/* The routes. An AWS-compatible tree adds rows (PUT /latest/api/token with its TTL
- * header, GET /latest/meta-data/ prefix with X-aws-ec2-metadata-token). */
+/* --- AWS: IMDSv2 and container credentials -------------------------------------------- */
+
+/* Mint a handle of cred and answer its derived credentials (imds: the IMDS form). */
+static void
+md_aws_creds_reply(struct md_req *r, const policy_credential_t *cred, bool imds)
+{
+	char akid[AWSCRED_AKID_LEN + 1], secret[AWSCRED_SECRET_LEN + 1];
+	char expires[AWSCRED_EXPIRATION_LEN + 1], now[AWSCRED_EXPIRATION_LEN + 1];
+	metadata_aws_creds_t c = { akid, secret, NULL, expires, imds ? now : NULL };
+	char *handle, *body = NULL;
+	size_t len = 0;
+	bool sandbox;
+	int64_t exp;
+
+	if ((handle = md_mint(r, cred, &exp, &sandbox)) == NULL) {
+		md_error(r, 500, "mint_failed", "could not mint a handle for %s", cred->name);
+		return;
+	}
+	c.token = handle;
+	awscred_access_key_id(handle, strlen(handle), akid);
+	if (awscred_secret(r->md->seal_key, handle, strlen(handle), secret) == 0 &&
+	    awscred_expiration(exp, expires) == 0 && awscred_expiration(util_now_s(), now) == 0)
+		body = metadata_aws_creds_render(&c, &len);
+	sodium_memzero(secret, sizeof(secret));
+	free(handle);
+	if (body == NULL)
+		md_error(r, 500, "mint_failed", "could not derive credentials for %s", cred->name);
+	else
+		md_reply_secret(r, 200, "application/json", body, len);
+}
+
+static void
+md_imds_token_cb(struct md_req *r)
+{
+	md_token_issue(r, METADATA_HDR_AWS_TTL);
+}
+
+/*
+ * The instance's role: the default one only. An EC2 instance profile holds one role, and
+ * SDKs append this answer, whole, to the path of the next request (botocore does), so a
+ * second line would break them. The other roles are still served by name.
+ */
+static void
+md_imds_roles_cb(struct md_req *r)
+{
+	const policy_credential_t *cred = md_aws_default(r);
+
+	if (cred == NULL)
+		md_error(r, 404, "no_role", "sandbox %s is granted no aws_sigv4 credential",
+		    r->sb->name);
+	else
+		md_reply(r, 200, "text/plain", cred->name, strlen(cred->name));
+}
+
+static void
+md_imds_role_cb(struct md_req *r)
+{
+	const char *name = r->path + strlen(METADATA_IMDS_ROLES_PATH);
+	const policy_credential_t *cred = md_aws_role(r, name);
+
+	if (cred == NULL)
+		md_error(r, 404, "no_role", "sandbox %s has no IAM role %.64s", r->sb->name, name);
+	else
+		md_aws_creds_reply(r, cred, true);
+}
+
+static void
+md_aws_creds_cb(struct md_req *r)
+{
+	const char *name = r->path + strlen(METADATA_AWS_CREDS_PATH);
+	const policy_credential_t *cred = md_aws_role(r, name);
+
+	if (cred == NULL)
+		md_error(r, 404, "no_role", "sandbox %s has no IAM role %.64s", r->sb->name, name);
+	else
+		md_aws_creds_reply(r, cred, false);
+}
+
+/* The default role's first region; NULL (and a 404 answered) when it names none. */
+static const char *
+md_aws_region(struct md_req *r)
+{
+	const policy_credential_t *cred = md_aws_default(r);
+
+	if (cred != NULL && cred->aws->nregions > 0)
+		return cred->aws->regions[0];
+	md_error(r, 404, "no_region", "sandbox %s has no AWS credential that names a region",
+	    r->sb->name);
+	return NULL;
+}
+
+static void
+md_imds_region_cb(struct md_req *r)
+{
+	const char *region = md_aws_region(r);
+
+	if (region != NULL)
+		md_reply(r, 200, "text/plain", region, strlen(region));
+}
+
+/* botocore and the AWS CLI read the zone and drop its last letter to get the region. */
+static void
+md_imds_zone_cb(struct md_req *r)
+{
+	const char *region = md_aws_region(r);
+	char zone[64];
+	int n;
+
+	if (region == NULL)
+		return;
+	n = snprintf(zone, sizeof(zone), "%sa", region);
+	md_reply(r, 200, "text/plain", zone, n > 0 && (size_t)n < sizeof(zone) ? (size_t)n : 0);
+}
+
+/* The routes: sealgate's own, then the AWS tree with its own token headers. */
 static const struct md_route md_routes[] = {
 	{ EVHTTP_REQ_PUT, "/v1/token", false, NULL, md_token_cb },
 	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/handles", false, METADATA_HDR_TOKEN,
@@ -557,6 +862,21 @@ static const struct md_route md_routes[] = {
 	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/env", false, METADATA_HDR_TOKEN, md_env_cb },
 	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/v1/ca.pem", false, METADATA_HDR_TOKEN,
 	  md_ca_cb },
+	{ EVHTTP_REQ_GET, METADATA_AWS_CREDS_PATH, true, METADATA_HDR_AWS_AUTH,
+	  md_aws_creds_cb },
+	{ EVHTTP_REQ_PUT, "/latest/api/token", false, NULL, md_imds_token_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, METADATA_IMDS_ROLES_PATH, false,
+	  METADATA_HDR_AWS_TOKEN, md_imds_roles_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/latest/meta-data/iam/security-credentials", false,
+	  METADATA_HDR_AWS_TOKEN, md_imds_roles_cb },
+	{ EVHTTP_REQ_GET, METADATA_IMDS_ROLES_PATH, true, METADATA_HDR_AWS_TOKEN,
+	  md_imds_role_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/latest/meta-data/placement/region", false,
+	  METADATA_HDR_AWS_TOKEN, md_imds_region_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/latest/meta-data/placement/availability-zone",
+	  false, METADATA_HDR_AWS_TOKEN, md_imds_zone_cb },
+	{ EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/latest/meta-data/placement/availability-zone/",
+	  false, METADATA_HDR_AWS_TOKEN, md_imds_zone_cb },
 };
 
 /* --- request path: accept → checks → route → handler ----------------------------- */
@@ -624,16 +944,19 @@ md_token_ok(struct md_req *r, const char *header)
 {
 	const char *tok = evhttp_find_header(evhttp_request_get_input_headers(r->req), header);
 
+	const char *put = strcmp(header, METADATA_HDR_AWS_TOKEN) == 0 ? "/latest/api/token" :
+	    "/v1/token";
+
 	switch (metadata_token_verify(r->md->token_key, r->sb->name, tok, util_now_s())) {
 	case METADATA_TOKEN_OK:
 		return true;
 	case METADATA_TOKEN_EXPIRED:
-		md_error(r, 401, "token_expired", "%s has expired; PUT /v1/token again", header);
+		md_error(r, 401, "token_expired", "%s has expired; PUT %s again", header, put);
 		break;
 	default:
 		if (tok == NULL)
-			md_error(r, 401, "token_missing", "%s is required; get one with PUT "
-			    "/v1/token", header);
+			md_error(r, 401, "token_missing", "%s is required; get one with PUT %s",
+			    header, put);
 		else
 			md_error(r, 401, "token_invalid", "%s is not a session token of this "
 			    "sandbox", header);
@@ -644,12 +967,17 @@ md_token_ok(struct md_req *r, const char *header)
 static void
 md_allow_header(struct md_req *r, unsigned methods)
 {
+	static const struct { unsigned bit; const char *name; } m[] = {
+		{ EVHTTP_REQ_GET, "GET" }, { EVHTTP_REQ_HEAD, "HEAD" }, { EVHTTP_REQ_PUT, "PUT" },
+	};
 	char allow[32] = "";
 
-	if (methods & EVHTTP_REQ_GET)
-		strcat(allow, "GET, HEAD");
-	if (methods & EVHTTP_REQ_PUT)
-		strcat(allow, allow[0] ? ", PUT" : "PUT");
+	for (size_t i = 0; i < SG_ARRAY_LEN(m); i++)
+		if (methods & m[i].bit) {
+			if (allow[0] != '\0')
+				strcat(allow, ", ");
+			strcat(allow, m[i].name);
+		}
 	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
 }
 
@@ -678,12 +1006,13 @@ md_set_hop_limit(const metadata_t *md, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
 	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
 	int v = md->hop_limit;
 
 	if (fd < 0)
 		return;
-	if (md->family == AF_INET6)
+	if (sa != NULL && sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v, sizeof(v));
 	(void)setsockopt(fd, IPPROTO_IP, IP_TTL, &v, sizeof(v));
 }
@@ -736,22 +1065,23 @@ md_request_cb(struct evhttp_request *req, void *arg)
 
 /* --- lifecycle ----------------------------------------------------------------------- */
 
+/* Listen on listen too; bound (80 bytes) gets the address as bound. */
 static int
-md_listen(metadata_t *md, struct event_base *base, const char *listen, char *err,
-    size_t errlen)
+md_listen(metadata_t *md, struct event_base *base, const char *listen, char bound[80],
+    char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	struct evconnlistener *l;
 	struct evhttp_bound_socket *bs;
 	evutil_socket_t fd;
-	int v = md->hop_limit;
+	int v = md->hop_limit, family;
 
 	if (proxy_parse_listen(listen, &ss, &sl) < 0) {
 		snprintf(err, errlen, "metadata: bad listen address %s", listen);
 		return -1;
 	}
-	md->family = ss.ss_family;
+	family = ss.ss_family;
 	l = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
 	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, SG_LISTEN_BACKLOG,
 	    (struct sockaddr *)&ss, (int)sl);
@@ -762,14 +1092,60 @@ md_listen(metadata_t *md, struct event_base *base, const char *listen, char *err
 	}
 	fd = evconnlistener_get_fd(l);
 	/* accepted sockets inherit these, so even the SYN-ACK stays on the link */
-	if ((md->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v,
-	    sizeof(v)) < 0) || (md->family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_TTL,
+	if ((family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v,
+	    sizeof(v)) < 0) || (family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_TTL,
 	    &v, sizeof(v)) < 0) || (bs = evhttp_bind_listener(md->http, l)) == NULL) {
 		snprintf(err, errlen, "metadata: cannot set up %s: %s", listen, strerror(errno));
 		evconnlistener_free(l);
 		return -1;
 	}
-	proxy_format_sockname(evhttp_bound_socket_get_fd(bs), md->bound, sizeof(md->bound));
+	proxy_format_sockname(evhttp_bound_socket_get_fd(bs), bound, 80);
+	return 0;
+}
+
+/* Is item one of the comma-separated entries of list? */
+static bool
+md_list_has(const char *list, const char *item, size_t len)
+{
+	for (const char *p = list; p != NULL; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (strncmp(p, item, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+			return true;
+	return false;
+}
+
+/* NO_PROXY names the AWS listener's host too: clients must reach it directly. */
+static int
+md_no_proxy_add(metadata_t *md, const char *hostport)
+{
+	const char *host = hostport[0] == '[' ? hostport + 1 : hostport;
+	const char *end = hostport[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+	size_t len = end ? (size_t)(end - host) : strlen(host);
+	char *np = NULL;
+
+	if (md_list_has(md->no_proxy, host, len))
+		return 0;
+	if (asprintf(&np, "%s,%.*s", md->no_proxy, (int)len, host) < 0)
+		return -1;
+	free(md->no_proxy);
+	md->no_proxy = np;
+	return 0;
+}
+
+/* The main listener, and the AWS one when opts name it. */
+static int
+md_listen_all(metadata_t *md, struct event_base *base, const char *listen,
+    const metadata_opts_t *o, char *err, size_t errlen)
+{
+	if (md_listen(md, base, listen, md->bound, err, errlen) < 0)
+		return -1;
+	if (o->listen_aws == NULL)
+		return 0;
+	if (md_listen(md, base, o->listen_aws, md->bound_aws, err, errlen) < 0)
+		return -1;
+	if (o->no_proxy == NULL && md_no_proxy_add(md, md->bound_aws) < 0) {
+		snprintf(err, errlen, "metadata: out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -846,7 +1222,7 @@ metadata_new(struct event_base *base, const char *listen, const metadata_opts_t 
 		snprintf(err, errlen, "metadata: out of memory");
 		goto fail;
 	}
-	if (md_listen(md, base, listen, err, errlen) < 0)
+	if (md_listen_all(md, base, listen, opts, err, errlen) < 0)
 		goto fail;
 	return md;
 fail:
@@ -858,6 +1234,12 @@ const char *
 metadata_bound(const metadata_t *md)
 {
 	return md->bound;
+}
+
+const char *
+metadata_bound_aws(const metadata_t *md)
+{
+	return md->bound_aws[0] ? md->bound_aws : NULL;
 }
 
 void

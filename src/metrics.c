@@ -75,6 +75,14 @@ static const struct metrics_stat metrics_stats[] = {
 	    "Idle or spliced connections closed because their sandbox was suspended."),
 	STAT(handles_lineage, "handles_lineage_accepted_total", NULL, "counter",
 	    "Requests whose handle was accepted through fork or restore lineage."),
+	STAT(assume_role_fetches, "assume_role_fetches_total", NULL, "counter",
+	    "STS AssumeRole calls for aws_sigv4 credentials with assume_role (refreshes "
+	    "included)."),
+	STAT(assume_role_refreshes, "assume_role_refreshes_total", NULL, "counter",
+	    "AssumeRole calls made ahead of expiry while the cached credentials still served."),
+	STAT(assume_role_failures, "assume_role_failures_total", NULL, "counter",
+	    "AssumeRole calls that gave no credentials (STS error, timeout, network, TLS, "
+	    "malformed answer)."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

@@ -100,6 +100,26 @@ pat_push(struct pat_list *l, const needle_pat_t *p, const unsigned char *b, size
 	return 0;
 }
 
+/* Lower-case hex with a space between bytes ("41 4b 49"). */
+static int
+pat_hex_spaced(struct pat_list *l, uint32_t ni, const needle_src_t *nd)
+{
+	unsigned char *sp = secmem_wipe_alloc(nd->len * 3);
+	needle_pat_t p = {.needle = ni, .kind = NEEDLE_HEX_SP};
+	int rc;
+
+	if (sp == NULL)
+		return -1;
+	for (size_t i = 0; i < nd->len; i++) {
+		sp[3 * i] = (unsigned char)needles_hex_lo[nd->bytes[i] >> 4];
+		sp[3 * i + 1] = (unsigned char)needles_hex_lo[nd->bytes[i] & 15];
+		sp[3 * i + 2] = ' ';
+	}
+	rc = pat_push(l, &p, sp, nd->len * 3 - 1);
+	secmem_wipe_free(sp);
+	return rc;
+}
+
 static int
 pat_hex(struct pat_list *l, uint32_t ni, const needle_src_t *nd)
 {
@@ -119,6 +139,8 @@ pat_hex(struct pat_list *l, uint32_t ni, const needle_src_t *nd)
 		goto done;
 	p.kind = NEEDLE_HEX_UP;
 	rc = memcmp(lo, up, nd->len * 2) == 0 ? 0 : pat_push(l, &p, up, nd->len * 2);
+	if (rc == 0 && nd->len > 1)
+		rc = pat_hex_spaced(l, ni, nd);
 done:
 	secmem_wipe_free(lo);
 	secmem_wipe_free(up);

@@ -23,6 +23,8 @@ plan_free(plan_t *p)
 		free(p->body[i].handle);
 	inject_edits_free(&p->edits);
 	tokenizer_out_free(&p->tk);
+	free(p->aws_handle);
+	stscache_cred_unref(p->aws_assumed);
 	sodium_memzero(p, sizeof(*p));
 	inject_edits_init(&p->edits);
 }

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "awsrole.h"
 #include "defaults.h"
 #include "hash.h"
 #include "netaddr.h"
@@ -1012,7 +1013,8 @@ policy_parse_listen_one(struct policy_ctx *c, json_t *obj, const char *key, char
 	free(*slot);
 	*slot = NULL;
 	if (v == NULL) {
-		policy_strdup_to(c, sub, def, slot);
+		if (def != NULL)
+			policy_strdup_to(c, sub, def, slot);
 		return;
 	}
 	if (json_is_null(v) || policy_string(c, sub, v, &s) < 0)
@@ -1028,7 +1030,7 @@ policy_parse_listen_one(struct policy_ctx *c, json_t *obj, const char *key, char
 static void
 policy_parse_listen(struct policy_ctx *c, json_t *v)
 {
-	static const char *const keys[] = {"proxy", "metadata", "admin", NULL};
+	static const char *const keys[] = {"proxy", "metadata", "admin", "metadata_aws", NULL};
 
 	c->listen_seen = true;
 	if (policy_object(c, "listen", v) < 0)
@@ -1038,6 +1040,7 @@ policy_parse_listen(struct policy_ctx *c, json_t *v)
 	policy_parse_listen_one(c, v, "metadata", &c->p->listen.metadata,
 	    SG_POLICY_LISTEN_METADATA);
 	policy_parse_listen_one(c, v, "admin", &c->p->listen.admin, SG_POLICY_LISTEN_ADMIN);
+	policy_parse_listen_one(c, v, "metadata_aws", &c->p->listen.metadata_aws, NULL);
 }
 
 static void
@@ -1412,13 +1415,25 @@ policy_parse_rate(struct policy_ctx *c, const char *path, json_t *v, policy_rate
 static const char *const policy_inject_types[] = {
 	[INJECT_BEARER] = "bearer", [INJECT_HEADER] = "header", [INJECT_BASIC] = "basic",
 	[INJECT_QUERY] = "query", [INJECT_HMAC] = "hmac", [INJECT_BODY] = "body",
+	[INJECT_AWS_SIGV4] = "aws_sigv4",
 };
 
 /* Which inject fields each type takes, by bit: name format username param placeholder. */
 static const unsigned policy_inject_fields[] = {
 	[INJECT_BEARER] = 0, [INJECT_HEADER] = 1 | 2, [INJECT_BASIC] = 4,
-	[INJECT_QUERY] = 8, [INJECT_HMAC] = 1 | 2, [INJECT_BODY] = 16,
+	[INJECT_QUERY] = 8, [INJECT_HMAC] = 1 | 2, [INJECT_BODY] = 16, [INJECT_AWS_SIGV4] = 0,
 };
+
+_Static_assert(SG_ARRAY_LEN(policy_inject_types) == INJECT_AWS_SIGV4 + 1,
+    "every inject type has a name");
+_Static_assert(SG_ARRAY_LEN(policy_inject_fields) == INJECT_AWS_SIGV4 + 1,
+    "every inject type says which fields it takes");
+
+const char *
+policy_inject_name(enum policy_inject_type t)
+{
+	return (size_t)t < SG_ARRAY_LEN(policy_inject_types) ? policy_inject_types[t] : "?";
+}
 
 static const char *const policy_inject_keys[] = {"type", "name", "format", "username",
 	"param", "placeholder", NULL};
@@ -1442,8 +1457,8 @@ policy_parse_inject_type(struct policy_ctx *c, const char *path, json_t *v)
 			return (int)i;
 	hint = policy_suggest(s, policy_inject_types, SG_ARRAY_LEN(policy_inject_types));
 	policy_err(c, sub, "unknown inject type %s (one of bearer, header, basic, query, "
-	    "hmac, body)%s%s%s", Q(s), hint ? "; did you mean \"" : "", hint ? hint : "",
-	    hint ? "\"?" : "");
+	    "hmac, body, aws_sigv4)%s%s%s", Q(s), hint ? "; did you mean \"" : "",
+	    hint ? hint : "", hint ? "\"?" : "");
 	return -1;
 }
 
@@ -1672,13 +1687,431 @@ policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
 		policy_bool(c, sub, e, &cr->allow_websocket_binary);
 }
 
+/* --- the "aws" block of aws_sigv4 credentials ------------------------------------------ */
+
+#define POLICY_AWS_SERVICE_MAX	64	/* longest service signing name ("s3-object-lambda") */
+#define POLICY_AWS_REGION_MAX	32	/* longest region name ("us-isof-south-1" and kin) */
+#define POLICY_AWS_KEY_MAX	1024	/* S3 object keys are at most 1024 bytes */
+#define POLICY_AWS_AKID_MIN	16	/* IAM access key ids: 16..128 word characters */
+#define POLICY_AWS_AKID_MAX	128
+#define POLICY_AWS_ARN_MAX	2048	/* IAM role ARNs */
+#define POLICY_AWS_ROLE_NAME_MAX 64	/* IAM role names */
+#define POLICY_AWS_EXTID_MIN	2	/* sts:ExternalId: 2..1224 characters (shorter: warned) */
+#define POLICY_AWS_EXTID_MAX	1224
+
+static const char *const policy_aws_keys[] = {"access_key_id", "session_token",
+	"assume_role", "services", "regions", "buckets", "prefixes", NULL};
+
+/* A service signing name: [a-z0-9-], no '-' at either end ("s3", "execute-api"). */
+static int
+policy_check_aws_service(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > POLICY_AWS_SERVICE_MAX || s[0] == '-' || s[n - 1] == '-')
+		return -1;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+			return -1;
+	return 0;
+}
+
+/* A region: letters, then letter groups, then a number, joined by '-' ("us-east-1",
+ * "us-gov-west-1", "cn-northwest-1"). */
+static int
+policy_check_aws_region(const char *s)
+{
+	size_t n = strlen(s), groups = 1, len = 0;
+	const char *last = strrchr(s, '-');
+
+	if (n > POLICY_AWS_REGION_MAX || last == NULL || last[1] == '\0' || strlen(last + 1) > 2)
+		return -1;
+	for (const char *p = last + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return -1;
+	for (const char *p = s; p < last; p++) {
+		if (*p == '-') {
+			if (len == 0)
+				return -1;
+			groups++;
+			len = 0;
+		} else if (*p >= 'a' && *p <= 'z')
+			len++;
+		else
+			return -1;
+	}
+	return len > 0 && groups >= 2 && strchr(s, '-') - s >= 2 ? 0 : -1;
+}
+
+static bool
+policy_has_prefix(const char *s, const char *pre)
+{
+	return strncmp(s, pre, strlen(pre)) == 0;
+}
+
+static bool
+policy_has_suffix(const char *s, size_t n, const char *suf)
+{
+	size_t m = strlen(suf);
+
+	return n >= m && memcmp(s + n - m, suf, m) == 0;
+}
+
+/*
+ * An S3 bucket name (general purpose rules; directory buckets' "--x-s3" suffix is
+ * allowed): 3..63 of [a-z0-9.-], a letter or digit at both ends, no "..", not an IPv4
+ * address, none of the reserved prefixes and suffixes. The first len bytes of s.
+ */
+static int
+policy_check_bucket_n(const char *s, size_t n)
+{
+	static const char *const bad_pre[] = {"xn--", "sthree-", "amzn-s3-demo-"};
+	static const char *const bad_suf[] = {"-s3alias", "--ol-s3", ".mrap"};
+	char name[64];
+	uint8_t ip[4];
+
+	if (n < 3 || n > 63 || !isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[n - 1]))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || isdigit((unsigned char)s[i]) ||
+		    s[i] == '-' || (s[i] == '.' && s[i + 1] != '.')))
+			return -1;
+	memcpy(name, s, n);
+	name[n] = '\0';
+	if (inet_pton(AF_INET, name, ip) == 1)
+		return -1;
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad_pre); i++)
+		if (policy_has_prefix(name, bad_pre[i]))
+			return -1;
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad_suf); i++)
+		if (policy_has_suffix(name, n, bad_suf[i]))
+			return -1;
+	return 0;
+}
+
+static int
+policy_check_bucket(const char *s)
+{
+	return policy_check_bucket_n(s, strlen(s));
+}
+
+/* "bucket/key-prefix": a bucket name, '/', then at most 1024 bytes without controls. */
+static int
+policy_check_s3_prefix(const char *s)
+{
+	const char *slash = strchr(s, '/');
+
+	if (slash == NULL || policy_check_bucket_n(s, (size_t)(slash - s)) < 0 ||
+	    strlen(slash + 1) > POLICY_AWS_KEY_MAX)
+		return -1;
+	for (const unsigned char *p = (const unsigned char *)slash + 1; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return -1;
+	return 0;
+}
+
+/* IAM role ARN: arn:PARTITION:iam::ACCOUNT(12 digits):role/[PATH/]NAME. */
+static int
+policy_check_role_arn(const char *s)
+{
+	const char *p = s + 4, *name;
+	size_t n = strlen(s);
+
+	if (n > POLICY_AWS_ARN_MAX || !policy_has_prefix(s, "arn:") || !islower((unsigned char)*p))
+		return -1;
+	while ((*p >= 'a' && *p <= 'z') || *p == '-')
+		p++;
+	if (!policy_has_prefix(p, ":iam::"))
+		return -1;
+	p += 6;
+	for (int i = 0; i < 12; i++, p++)
+		if (!isdigit((unsigned char)*p))
+			return -1;
+	if (!policy_has_prefix(p, ":role/"))
+		return -1;
+	p += 6;
+	name = strrchr(p, '/') ? strrchr(p, '/') + 1 : p;
+	if (*name == '\0' || strlen(name) > POLICY_AWS_ROLE_NAME_MAX)
+		return -1;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && strchr("+=,.@_-/", *p) == NULL)
+			return -1;
+	return 0;
+}
+
+/* sts:ExternalId: 1..1224 of [A-Za-z0-9+=,.@:/_-] (STS wants 2 or more: a warning). */
+static int
+policy_check_external_id(const char *s)
+{
+	if (strlen(s) > POLICY_AWS_EXTID_MAX)
+		return -1;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr("+=,.@:/_-", *s) == NULL)
+			return -1;
+	return 0;
+}
+
+/* An access key id: 16..128 letters and digits (checked without quoting it). */
+static int
+policy_check_akid(const char *s, size_t n)
+{
+	if (n < POLICY_AWS_AKID_MIN || n > POLICY_AWS_AKID_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]))
+			return -1;
+	return 0;
+}
+
+/* One secret of the aws block (key of path); *out stays NULL when absent or bad. */
+static void
+policy_parse_aws_secret(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    bool required, const char **out, size_t *outlen)
+{
+	char sub[POLICY_PATH_MAX], *s = NULL;
+	json_t *e = json_object_get(v, key);
+	int src;
+
+	policy_path_key(sub, sizeof(sub), path, key);
+	if (e == NULL) {
+		if (required)
+			policy_err(c, path, "needs \"%s\"", key);
+		return;
+	}
+	if (policy_secret(c, sub, e, false, &s, outlen, &src) < 0)
+		return;
+	if (src == SECRET_VALUE)
+		policy_warn(c, "%s: %s: inline value is for development only", c->file, sub);
+	*out = s;
+}
+
+/* A list of the aws block into (*v, *n); check names the form of one entry. */
+static int
+policy_parse_aws_list(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    policy_check_fn check, const char *what, char ***out, size_t *nout)
+{
+	char sub[POLICY_PATH_MAX];
+	policy_strlist_t l = {0, NULL};
+	json_t *e = json_object_get(v, key);
+	int rc;
+
+	if (e == NULL)
+		return 0;
+	policy_path_key(sub, sizeof(sub), path, key);
+	rc = policy_strlist(c, sub, e, check, what, false, &l);
+	*out = l.v;
+	*nout = l.n;
+	return rc;
+}
+
+/* services (required, non-empty), regions, buckets, prefixes, and how they fit. */
+static void
+policy_parse_aws_lists(struct policy_ctx *c, const char *path, json_t *v, policy_aws_t *a)
+{
+	char sub[POLICY_PATH_MAX];
+	bool s3 = false;
+
+	if (json_object_get(v, "services") == NULL)
+		policy_err(c, path, "needs \"services\"");
+	policy_path_key(sub, sizeof(sub), path, "services");
+	if (policy_parse_aws_list(c, path, v, "services", policy_check_aws_service,
+	    "a service name ([a-z0-9-], like \"s3\" or \"execute-api\")", &a->services,
+	    &a->nservices) == 0 && json_object_get(v, "services") && a->nservices == 0)
+		policy_err(c, sub, "must list at least one service");
+	policy_parse_aws_list(c, path, v, "regions", policy_check_aws_region,
+	    "a region (like \"us-east-1\")", &a->regions, &a->nregions);
+	policy_parse_aws_list(c, path, v, "buckets", policy_check_bucket,
+	    "an S3 bucket name (3 to 63 of [a-z0-9.-], see docs/policy.md)", &a->buckets,
+	    &a->nbuckets);
+	policy_parse_aws_list(c, path, v, "prefixes", policy_check_s3_prefix,
+	    "\"bucket/key-prefix\" with a valid bucket name", &a->prefixes, &a->nprefixes);
+	for (size_t i = 0; i < a->nservices; i++)
+		s3 |= strcmp(a->services[i], "s3") == 0;
+	if ((a->nbuckets > 0 || a->nprefixes > 0) && !s3 && a->nservices > 0)
+		policy_err(c, path, "buckets and prefixes restrict S3: list \"s3\" in services");
+}
+
+/* Every prefix names a bucket of buckets (a prefix narrows the keys of a listed bucket). */
+static void
+policy_check_aws_prefixes(struct policy_ctx *c, const char *path, const policy_aws_t *a)
+{
+	char sub[POLICY_PATH_MAX], sub2[POLICY_PATH_MAX];
+	size_t j;
+
+	policy_path_key(sub, sizeof(sub), path, "prefixes");
+	for (size_t i = 0; i < a->nprefixes; i++) {
+		size_t blen = (size_t)(strchr(a->prefixes[i], '/') - a->prefixes[i]);
+
+		for (j = 0; j < a->nbuckets; j++)
+			if (strlen(a->buckets[j]) == blen &&
+			    memcmp(a->buckets[j], a->prefixes[i], blen) == 0)
+				break;
+		if (j < a->nbuckets)
+			continue;
+		policy_path_index(sub2, sizeof(sub2), sub, i);
+		policy_err(c, sub2, "%s names no bucket listed in buckets (list the bucket "
+		    "there too)", Q(a->prefixes[i]));
+	}
+}
+
+/* assume_role.duration: 15m..12h in whole seconds (default SG_AWS_ASSUME_ROLE_DEFAULT_S). */
+static void
+policy_parse_aws_duration(struct policy_ctx *c, const char *path, json_t *v, policy_aws_t *a)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, "duration");
+	uint64_t ms;
+
+	a->assume_role.duration_s = SG_AWS_ASSUME_ROLE_DEFAULT_S;
+	policy_path_key(sub, sizeof(sub), path, "duration");
+	if (e == NULL || policy_duration(c, sub, e, &ms) < 0)
+		return;
+	if (ms % 1000 != 0 || ms / 1000 < SG_AWS_ASSUME_ROLE_MIN_S ||
+	    ms / 1000 > SG_AWS_ASSUME_ROLE_MAX_S)
+		policy_err(c, sub, "%s is out of range (15m..12h, whole seconds)",
+		    Q(json_string_value(e)));
+	else
+		a->assume_role.duration_s = (uint32_t)(ms / 1000);
+}
+
+/* "assume_role": {"role_arn" (required), "external_id", "duration"}. */
+static void
+policy_parse_aws_assume(struct policy_ctx *c, const char *path, json_t *v, policy_aws_t *a)
+{
+	static const char *const keys[] = {"role_arn", "external_id", "duration", NULL};
+	char sub[POLICY_PATH_MAX];
+	const char *s;
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	a->assume_role.set = true;
+	policy_path_key(sub, sizeof(sub), path, "role_arn");
+	if ((e = json_object_get(v, "role_arn")) == NULL)
+		policy_err(c, path, "needs \"role_arn\"");
+	else if (policy_string(c, sub, e, &s) == 0) {
+		if (policy_check_role_arn(s) < 0)
+			policy_err(c, sub, "%s is not an IAM role ARN (arn:aws:iam::"
+			    "123456789012:role/NAME)", Q(s));
+		else
+			policy_strdup_to(c, sub, s, &a->assume_role.role_arn);
+	}
+	policy_path_key(sub, sizeof(sub), path, "external_id");
+	if ((e = json_object_get(v, "external_id")) != NULL && policy_string(c, sub, e, &s) == 0) {
+		if (policy_check_external_id(s) < 0)
+			policy_err(c, sub, "is not an external id (up to 1224 of "
+			    "[A-Za-z0-9+=,.@:/_-])");
+		else
+			policy_strdup_to(c, sub, s, &a->assume_role.external_id);
+		if (strlen(s) < POLICY_AWS_EXTID_MIN)
+			policy_warn(c, "%s: %s: STS refuses external ids shorter than %d "
+			    "characters", c->file, sub, POLICY_AWS_EXTID_MIN);
+	}
+	policy_parse_aws_duration(c, path, v, a);
+}
+
+/*
+ * What sealgate will ask STS for (awsrole.h): the role's partition must be one it
+ * reaches, and the session policy compiled from the scope must fit STS's limit.
+ */
+static void
+policy_compile_session_policy(struct policy_ctx *c, const char *path, policy_aws_t *a)
+{
+	char host[AWSROLE_HOST_MAX], region[SIGV4_MAX_REGION + 1];
+	size_t len = 0;
+	int rc;
+
+	if (a->assume_role.role_arn == NULL || a->nservices == 0)
+		return;		/* already reported */
+	if (awsrole_endpoint(a, host, region) == AWSROLE_E_PARTITION) {
+		policy_err(c, path, "role_arn: sealgate reaches STS in the aws, aws-cn and "
+		    "aws-us-gov partitions only");
+		return;
+	}
+	rc = awsrole_session_policy(a, &a->assume_role.session_policy, &len);
+	a->assume_role.session_policy_len = len;
+	if (rc == AWSROLE_E_TOO_LONG)
+		policy_err(c, path, "the session policy compiled from services, regions, "
+		    "buckets and prefixes is %zu characters; STS takes at most %d: list fewer "
+		    "buckets or prefixes (or shorter ones)", len, AWSROLE_POLICY_MAX);
+	else if (rc != AWSROLE_OK)
+		policy_err(c, path, "cannot compile the session policy (out of memory)");
+}
+
+static void
+policy_parse_aws(struct policy_ctx *c, const char *path, json_t *v, policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	policy_aws_t *a;
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, policy_aws_keys);
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		policy_err(c, path, "out of memory");
+		return;
+	}
+	cr->aws = a;
+	policy_parse_aws_secret(c, path, v, "access_key_id", true, &a->access_key_id,
+	    &a->access_key_id_len);
+	if (a->access_key_id != NULL && policy_check_akid(a->access_key_id,
+	    a->access_key_id_len) < 0) {
+		policy_path_key(sub, sizeof(sub), path, "access_key_id");
+		policy_err(c, sub, "is not an AWS access key id (16 to 128 letters and digits)");
+	}
+	policy_parse_aws_secret(c, path, v, "session_token", false, &a->session_token,
+	    &a->session_token_len);
+	policy_parse_aws_lists(c, path, v, a);
+	policy_check_aws_prefixes(c, path, a);
+	policy_path_key(sub, sizeof(sub), path, "assume_role");
+	if ((e = json_object_get(v, "assume_role")) != NULL) {
+		policy_parse_aws_assume(c, sub, e, a);
+		policy_compile_session_policy(c, sub, a);
+	}
+}
+
+/* The inject type named by v's "inject" (no messages: the inject parser gives them). */
+static int
+policy_inject_type_of(json_t *v)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(v, "inject"),
+	    "type"));
+
+	for (size_t i = 0; s != NULL && i < SG_ARRAY_LEN(policy_inject_types); i++)
+		if (strcmp(s, policy_inject_types[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* "aws" is required on aws_sigv4 credentials and refused on every other type. */
+static void
+policy_parse_credential_aws(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, "aws");
+	int type = policy_inject_type_of(v);
+
+	policy_path_key(sub, sizeof(sub), path, "aws");
+	if (type == INJECT_AWS_SIGV4 && e == NULL)
+		policy_err(c, path, "inject type \"aws_sigv4\" needs \"aws\"");
+	else if (type >= 0 && type != INJECT_AWS_SIGV4 && e != NULL)
+		policy_err(c, sub, "only used by inject type \"aws_sigv4\" (this credential's "
+		    "is \"%s\")", policy_inject_types[type]);
+	else if (type == INJECT_AWS_SIGV4)
+		policy_parse_aws(c, sub, e, cr);
+}
+
 static void
 policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
 	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
-	    "allow_websocket_binary", NULL};
+	    "allow_websocket_binary", "aws", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 
@@ -1693,6 +2126,7 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 		policy_err(c, path, "needs \"inject\"");
 	else
 		policy_parse_inject(c, sub, e, &cr->inject);
+	policy_parse_credential_aws(c, path, v, cr);
 	policy_parse_credential_scope(c, path, v, cr);
 	policy_parse_credential_rest(c, path, v, cr);
 }
@@ -2357,8 +2791,33 @@ policy_apply_defaults(struct policy_ctx *c)
 /* --- lifecycle ------------------------------------------------------------------------ */
 
 static void
+policy_aws_list_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The aws block (its secrets are in p->secrets). */
+static void
+policy_aws_free(policy_aws_t *a)
+{
+	if (a == NULL)
+		return;
+	policy_aws_list_free(a->services, a->nservices);
+	policy_aws_list_free(a->regions, a->nregions);
+	policy_aws_list_free(a->buckets, a->nbuckets);
+	policy_aws_list_free(a->prefixes, a->nprefixes);
+	free(a->assume_role.role_arn);
+	free(a->assume_role.external_id);
+	free(a->assume_role.session_policy);
+	free(a);
+}
+
+static void
 policy_credential_free(policy_credential_t *cr)
 {
+	policy_aws_free((policy_aws_t *)(uintptr_t)cr->aws);
 	free(cr->name);		/* the secret is in p->secrets */
 	free(cr->inject.name);
 	free(cr->inject.format);
@@ -2388,6 +2847,7 @@ policy_free(policy_t *p)
 	free(p->listen.proxy);
 	free(p->listen.metadata);
 	free(p->listen.admin);
+	free(p->listen.metadata_aws);
 	free(p->keys.seal_key);
 	free(p->keys.ca_cert);
 	free(p->keys.ca_key);

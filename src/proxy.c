@@ -249,6 +249,13 @@ proxy_close_suspended(proxy_t *p)
 		worker_wake(p->workers[i]);
 }
 
+void
+proxy_wake_workers(proxy_t *p)
+{
+	for (unsigned i = 0; i < p->nworkers; i++)
+		worker_wake(p->workers[i]);
+}
+
 uint64_t
 proxy_sweeps(void)
 {

@@ -669,15 +669,17 @@ scrub_drop_raw(scrub_t *s, uint64_t upto)
 }
 
 static void
-emit_hex(scrub_t *s, const unsigned char *p, size_t n, const char *digits)
+emit_hex(scrub_t *s, const unsigned char *p, size_t n, const char *digits, bool spaced)
 {
 	char buf[256];
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		if (spaced && i > 0)
+			buf[o++] = ' ';
 		buf[o++] = digits[p[i] >> 4];
 		buf[o++] = digits[p[i] & 15];
-		if (o == sizeof(buf)) {
+		if (o + 3 > sizeof(buf)) {
 			scrub_out(s, buf, o);
 			o = 0;
 		}
@@ -706,7 +708,7 @@ scrub_take(scrub_t *s)
 		scrub_out(s, nd->repl, nd->rlen);
 	else if (p->kind != NEEDLE_RAW)
 		emit_hex(s, nd->repl, nd->rlen, p->kind == NEEDLE_HEX_UP ? needles_hex_up :
-		    needles_hex_lo);
+		    needles_hex_lo, p->kind == NEEDLE_HEX_SP);
 	s->replaced++;
 	memset(&s->tail, 0, sizeof(s->tail));
 	scrub_drop_raw(s, c.end);

@@ -8,6 +8,8 @@
 #include <sodium.h>
 
 #include "authz.h"
+#include "awscred.h"
+#include "awssign.h"
 #include "handle.h"
 #include "leak.h"
 #include "log.h"
@@ -341,6 +343,10 @@ enum swap_at { SWAP_AT_HEAD, SWAP_AT_BODY, SWAP_AT_TEXT_FRAME, SWAP_AT_BINARY_FR
 static int
 swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 {
+	if (cr->inject.type == INJECT_AWS_SIGV4 && at != SWAP_AT_HEAD)
+		return swap_deny(out, 403, "handle_in_body", "credential %s is an AWS "
+		    "credential: its handle only travels as the session token of a "
+		    "SigV4-signed request", cr->name);
 	if (at == SWAP_AT_BODY && cr->inject.type != INJECT_BODY)
 		return swap_deny(out, 403, "handle_in_body", "credential %s does not inject "
 		    "into request bodies; send its handle where its inject rule expects it",
@@ -350,6 +356,121 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 		    "allow its handle in binary WebSocket frames (allow_websocket_binary)",
 		    cr->name);
 	return 0;
+}
+
+/* What replaces secret in responses: repl (copied). */
+static void
+swap_scrub_add(plan_t *out, const policy_credential_t *cr, const char *secret, size_t len,
+    const char *repl, size_t rlen)
+{
+	plan_secret_t *s;
+
+	if (secret == NULL || out->nscrub >= SG_ARRAY_LEN(out->scrub))
+		return;
+	s = &out->scrub[out->nscrub++];
+	s->cred = cr;
+	s->secret = secret;
+	s->secret_len = len;
+	s->handle = strndup(repl, rlen);
+	s->handle_len = s->handle ? rlen : 0;
+}
+
+/* What replaces an AWS identity in responses: its access key id the derived one, its
+ * session token the handle, and (assumed credentials) its secret the handle. */
+static void
+swap_aws_scrub(plan_t *out, const policy_credential_t *cr, const awssign_identity_t *id,
+    bool secret)
+{
+	char akid[AWSCRED_AKID_LEN + 1];
+
+	awscred_access_key_id(out->aws_handle, out->aws_handle_len, akid);
+	swap_scrub_add(out, cr, id->access_key_id, id->access_key_id_len, akid,
+	    AWSCRED_AKID_LEN);
+	swap_scrub_add(out, cr, id->session_token, id->session_token_len, out->aws_handle,
+	    out->aws_handle_len);
+	if (secret)
+		swap_scrub_add(out, cr, id->secret, id->secret_len, out->aws_handle,
+		    out->aws_handle_len);
+}
+
+/*
+ * An AWS credential's handle: the request's SigV4 signature is checked (awssign.h) and
+ * the real access key id and session token are scrubbed from responses (the access key
+ * id back to the derived one, the token back to the handle). A credential without
+ * assume_role signs as its own keys at once; one with assume_role waits for the shell to
+ * bring its temporary credentials (swap_aws_assumed).
+ */
+static int
+swap_aws(const swap_env_t *env, const swap_req_t *req, const handle_claims_t *cl,
+    const policy_credential_t *cr, const char *text, size_t tlen, plan_t *out)
+{
+	awssign_identity_t id;
+	awssign_refusal_t r;
+	awssign_in_t in;
+
+	if (out->aws.set)
+		return swap_deny(out, 400, "bad_request", "more than one AWS session token in "
+		    "one request%s", NULL);
+	in = (awssign_in_t){req->head, req->target, req->host, text, tlen,
+	    seal_keyring_find(env->keyring, cl->key_id, strlen(cl->key_id)), cr, env->now};
+	if (in.key == NULL)
+		return swap_deny(out, 403, "revoked", "the key of this handle is retired%s",
+		    NULL);
+	if (awssign_head(&in, &out->aws, &r) < 0) {
+		if (r.status == 403)
+			swap_throttle_fail(env, req);
+		out->exfiltration = strcmp(r.code, "aws_scope_denied") == 0;
+		return swap_deny(out, r.status, r.code, "%s", r.message);
+	}
+	if (out->aws.body == AWSSIGN_BODY_HASH)
+		out->buffer_body = !req->head->no_body;
+	if ((out->aws_handle = strndup(text, tlen)) == NULL)
+		return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
+	out->aws_handle_len = tlen;
+	awssign_policy_identity(cr, &id);
+	swap_aws_scrub(out, cr, &id, false);
+	if (cr->aws->assume_role.set)
+		return 0;	/* swap_aws_identity_due: the shell brings the identity */
+	if (awssign_identity(&out->aws, &id, req->head, &out->edits, &r) < 0)
+		return swap_deny(out, r.status, r.code, "%s", r.message);
+	return 0;
+}
+
+/* After every edit of the head: the AWS signature made again with the real key (a body
+ * the signature covers is hashed first: swap_finish_body; an identity still to come is
+ * signed with by swap_aws_assumed). */
+static int
+swap_aws_resign(const swap_req_t *req, plan_t *out)
+{
+	awssign_refusal_t r;
+
+	if (!out->aws.set || !out->aws.id_set || out->aws.body == AWSSIGN_BODY_HASH)
+		return 0;
+	if (awssign_resign(&out->aws, req->head, req->target, &out->edits, &r) < 0)
+		return swap_deny(out, r.status, r.code, "%s", r.message);
+	return 0;
+}
+
+bool
+swap_aws_identity_due(const plan_t *p)
+{
+	return p->aws.set && !p->aws.id_set;
+}
+
+int
+swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred)
+{
+	awssign_refusal_t r;
+
+	if (!swap_aws_identity_due(p)) {
+		stscache_cred_unref(cred);
+		return swap_deny(p, 500, "internal_error", "no AWS identity is due%s", NULL);
+	}
+	p->aws_assumed = cred;
+	swap_aws_scrub(p, p->aws.cred, &cred->id, true);
+	if (awssign_identity(&p->aws, &cred->id, req->head, &p->edits, &r) < 0)
+		return swap_deny(p, r.status, r.code, "%s", r.message);
+	return swap_aws_resign(req, p);
 }
 
 /* One distinct handle: unseal, authorise, rate-limit, plan its swap (list: the head's). */
@@ -408,7 +529,10 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	if (at <= SWAP_AT_BODY && swap_body_work(az.cred, text, tlen, out) < 0)
 		goto done;
-	if (out->nscrub < INJECT_MAX_HANDLES)
+	if (az.cred->inject.type == INJECT_AWS_SIGV4 && swap_aws(env, req, cl, az.cred, text,
+	    tlen, out) < 0)
+		goto done;
+	if (out->nscrub < SG_ARRAY_LEN(out->scrub))
 		swap_scrub_pair(&out->scrub[out->nscrub++], az.cred, text, tlen);
 	rc = 0;
 done:
@@ -526,7 +650,9 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 	if (rc == 0)
 		rc = swap_handles(env, req, &list, out);
 	inject_list_free(&list);
-	return rc < 0 ? rc : swap_tokenizer(env, req, out);
+	if (rc == 0)
+		rc = swap_tokenizer(env, req, out);
+	return rc < 0 ? rc : swap_aws_resign(req, out);
 }
 
 int
@@ -640,6 +766,26 @@ swap_rewrite_body(plan_t *p, const char *body, size_t len, char **out, size_t *o
 	    NULL);
 }
 
+/* An AWS request whose signature covers the body's hash: verify, then sign again. */
+static int
+swap_aws_body(const swap_req_t *req, plan_t *p, const char *body, size_t len)
+{
+	awssign_refusal_t r;
+
+	if (!p->aws.set || p->aws.body != AWSSIGN_BODY_HASH)
+		return 0;
+	if (!p->aws.id_set)
+		return swap_deny(p, 500, "internal_error", "an AWS-signed body before its "
+		    "identity is known%s", NULL);
+	if (p->nbody > 0 || p->tk.nbody > 0)
+		return swap_deny(p, 400, "bad_request", "an AWS-signed body cannot also carry "
+		    "body replacements%s", NULL);
+	if (awssign_body(&p->aws, req->head, req->target, body, len, &r) < 0 ||
+	    awssign_resign(&p->aws, req->head, req->target, &p->edits, &r) < 0)
+		return swap_deny(p, r.status, r.code, "%s", r.message);
+	return 0;
+}
+
 int
 swap_finish_body(const swap_env_t *env, const swap_req_t *req, bool tls, plan_t *p,
     const char *body, size_t len, char **out, size_t *outlen)
@@ -653,7 +799,7 @@ swap_finish_body(const swap_env_t *env, const swap_req_t *req, bool tls, plan_t 
 		return swap_deny(p, 403, "handle_encoded", "a handle in encoded form (%s) in the "
 		    "request body", hit.encoding);
 	}
-	if (swap_body(env, req, body, len, p) < 0)
+	if (swap_body(env, req, body, len, p) < 0 || swap_aws_body(req, p, body, len) < 0)
 		return -1;
 	if (!tls && !plan_plain_http_ok(p))	/* body handles are known only now */
 		return swap_deny(p, 403, "plain_http_denied", "this credential may not travel "

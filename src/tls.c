@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "defaults.h"
@@ -570,4 +571,52 @@ tls_openssl_error(char *buf, size_t len)
 	}
 	if (len > 0 && buf[0] == '\0')
 		snprintf(buf, len, "no OpenSSL error reported");
+}
+
+/* --- SHA-256 for the core (digest.h) ------------------------------------------------- */
+
+/* The state is a pointer to an EVP_MD_CTX, NULL when released. */
+static int
+tls_digest_init(void *ctx)
+{
+	EVP_MD_CTX **m = ctx;
+
+	if (*m == NULL && (*m = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	return EVP_DigestInit_ex(*m, EVP_sha256(), NULL) == 1 ? 0 : -1;
+}
+
+static void
+tls_digest_update(void *ctx, const void *p, size_t n)
+{
+	(void)EVP_DigestUpdate(*(EVP_MD_CTX **)ctx, p, n);
+}
+
+static void
+tls_digest_release(void *ctx)
+{
+	EVP_MD_CTX **m = ctx;
+
+	EVP_MD_CTX_free(*m);
+	*m = NULL;
+}
+
+static void
+tls_digest_final(void *ctx, uint8_t out[DIGEST_SHA256_BYTES])
+{
+	unsigned int n = DIGEST_SHA256_BYTES;
+
+	if (EVP_DigestFinal_ex(*(EVP_MD_CTX **)ctx, out, &n) != 1)
+		memset(out, 0, DIGEST_SHA256_BYTES);	/* no hash: a signature will not match */
+	tls_digest_release(ctx);
+}
+
+static const digest_sha256_ops_t tls_digest = {
+	tls_digest_init, tls_digest_update, tls_digest_final, tls_digest_release,
+};
+
+const digest_sha256_ops_t *
+tls_digest_ops(void)
+{
+	return &tls_digest;
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "registry.h"
 #include "stats.h"
+#include "stscache.h"
 #include "util.h"
 #include "worker.h"
 
@@ -59,6 +60,7 @@ struct worker {
 	unsigned parked;		/* connections parked since the last trim */
 	uint64_t io;			/* reads seen (busy polling) */
 	uint64_t swept;			/* proxy_sweeps() this worker has acted on */
+	uint64_t sts_seen;		/* stscache_generation() this worker has acted on */
 	bool thread_started;
 };
 
@@ -206,6 +208,27 @@ worker_close_suspended(worker_t *w)
 	registry_unref(reg);
 }
 
+/*
+ * AssumeRole fetches ended since the worker last looked (the STS client woke it): its
+ * requests waiting for an AWS identity go on or are answered. Such waits are rare (a
+ * cold cache), so every connection is asked rather than a list kept.
+ */
+static void
+worker_sts_check(worker_t *w)
+{
+	uint64_t gen;
+
+	if (w->shared->sts_cache == NULL)
+		return;
+	gen = stscache_generation(w->shared->sts_cache);
+	if (gen == w->sts_seen)
+		return;
+	w->sts_seen = gen;
+	for (size_t i = w->nconns; i > 0; i--)	/* conn_close moves the last into i-1 */
+		if (i - 1 < w->nconns)
+			conn_identity_ready(w->conns[i - 1]);
+}
+
 static void
 worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -228,6 +251,8 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 			conn_accept(w, p->fd, (struct sockaddr *)&p->ss, p->sslen);
 		free(p);
 	}
+	if (!w->stopping)
+		worker_sts_check(w);
 	if (w->stopping) {
 		while (w->nconns > 0)
 			conn_close(w->conns[w->nconns - 1], "shutdown");

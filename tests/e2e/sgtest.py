@@ -335,6 +335,14 @@ class PKI:
     def leaf(self, name):
         return self._leaves[name]
 
+    def ensure_leaf(self, name, cn, sans):
+        """A leaf signed by the upstream CA, made once per name (later calls return the
+        first one's paths whatever cn/sans they give): (cert, key) paths. For test servers
+        that answer for their own names (sans: "DNS:..." / "IP:..." entries)."""
+        if name not in self._leaves:
+            self._make_leaf(name, (self.ca_cert, self.ca_key), cn, sans)
+        return self._leaves[name]
+
     def server_context(self, name):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*self.leaf(name))

@@ -87,6 +87,65 @@ class PolicyCheckTest(unittest.TestCase):
         self.assertIn('credentials.openai.secret.env: environment variable "SG_E2E_SECRET" '
                       'is not set', r.stderr)
 
+    def test_aws_spec_example(self):
+        """The aws_sigv4 example of docs/policy.md (AWSSPEC.md) with its env sources set:
+        accepted, and no secret (secret key, key id, session token) in any output."""
+        aws_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        aws_akid = "AKIAE2EEXAMPLE7KEYID"
+        aws_token = "IQoJb3JpZ2luX2VjE2e2eSessionTokenValue"
+        policy = {"credentials": {"aws-dev": {
+            "secret": {"env": "AWS_SECRET_ACCESS_KEY"},
+            "inject": {"type": "aws_sigv4"},
+            "aws": {
+                "access_key_id": {"env": "AWS_ACCESS_KEY_ID"},
+                "session_token": {"env": "AWS_SESSION_TOKEN"},
+                "assume_role": {"role_arn": "arn:aws:iam::123456789012:role/x",
+                                "external_id": "e", "duration": "1h"},
+                "services": ["s3", "sts", "sqs"],
+                "regions": ["us-east-1"],
+                "buckets": ["my-bucket"],
+                "prefixes": ["my-bucket/uploads/"]},
+            "hosts": ["*.amazonaws.com"]}}}
+        env = {"AWS_SECRET_ACCESS_KEY": aws_secret, "AWS_ACCESS_KEY_ID": aws_akid,
+               "AWS_SESSION_TOKEN": aws_token}
+        validator = jsonschema.Draft202012Validator(json.load(open(SCHEMA)))
+        self.assertEqual([e.message for e in validator.iter_errors(policy)], [])
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "aws.json")
+            write(p, json.dumps(policy))
+            r = run("policy", "check", p, env_extra=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "policy OK: %s: 1 credential, 0 sandboxes, listeners "
+                             "proxy=127.0.0.1:3128 metadata=127.0.0.1:8775 "
+                             "admin=127.0.0.1:9091\n" % p)
+            # the example's one-character external id is accepted; STS would refuse it
+            self.assertEqual(r.stderr, "warning: %s: credentials.aws-dev.aws.assume_role."
+                             "external_id: STS refuses external ids shorter than 2 "
+                             "characters\n" % p)
+            # a missing key id and a bad external id: refused, located, nothing leaked
+            policy["credentials"]["aws-dev"]["aws"]["access_key_id"] = {"env": "AWS_NOPE"}
+            policy["credentials"]["aws-dev"]["aws"]["assume_role"]["external_id"] = "e e"
+            write(p, json.dumps(policy))
+            r = run("policy", "check", p, env_extra=env)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("%s: credentials.aws-dev.aws.access_key_id.env: environment "
+                          "variable \"AWS_NOPE\" is not set" % p, r.stderr)
+            self.assertIn("%s: credentials.aws-dev.aws.assume_role.external_id: is not an "
+                          "external id" % p, r.stderr)
+            for s in (aws_secret, aws_akid, aws_token):
+                self.assertNotIn(s, r.stdout + r.stderr)
+        self.assertFalse(validator.is_valid(policy))
+
+    def test_aws_fixture_summary(self):
+        path = os.path.join("tests", "policy", "good", "aws.json")
+        r = run("policy", "check", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "policy OK: %s: 2 credentials, 1 sandbox, listeners "
+                         "proxy=127.0.0.1:0 metadata=127.0.0.1:0 admin=off "
+                         "metadata_aws=169.254.170.2:80\n" % path)
+        self.assertNotIn(E2E_SECRET, r.stdout + r.stderr)
+        self.assertNotIn("AKIAIOSFODNN7EXAMPLE", r.stdout + r.stderr)
+
     def test_usage(self):
         for args in ([], ["policy"], ["policy", "check"], ["policy", "frob", EXAMPLE],
                      ["policy", "check", EXAMPLE, EXAMPLE], ["policy", "check", "--bogus", EXAMPLE]):

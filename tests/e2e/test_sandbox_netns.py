@@ -20,8 +20,6 @@ then curl and python urllib with the environment it wrote.
 Tests named *_swapped check the handle swap and the response scrub from inside a
 sandbox; *_refused_elsewhere checks that one sandbox's handle is refused from another.
 """
-import ctypes
-import errno
 import json
 import os
 import secrets
@@ -33,79 +31,16 @@ import tempfile
 import time
 
 import sgtest
+from sgnetns import PATH, in_netns, root_net_state, sh, wait_links_up
 from sgtest import PKI, EchoUpstream, Sealgate
 
 TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 GUEST_INIT = os.path.join(TOP, "scripts", "sealgate-guest-init.sh")
-CLONE_NEWNET = 0x40000000
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GW_LINK, GW_PROXY, MD_ADDR = "169.254.10.1", "169.254.10.1:3128", "169.254.169.254"
 SB_ADDR = {"sb1": "169.254.10.2", "sb2": "169.254.10.3"}
 NET_GW, NET_UP = "169.254.20.1", "169.254.20.2"
 SECRET = "sk-live-NETNS-" + secrets.token_hex(12)
 SECRET_OTHER = "sk-live-NETNS-OTHER-" + secrets.token_hex(12)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def sh(*args, check=True, timeout=30):
-    r = subprocess.run(list(args), capture_output=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    if check and r.returncode != 0:
-        raise AssertionError("%s: exit %d: %s" % (" ".join(args), r.returncode,
-                                                  r.stderr.decode(errors="replace")))
-    return r.stdout.decode(errors="replace")
-
-
-def root_net_state():
-    """Links, addresses, routes and rules of the root namespace (what we must not touch)."""
-    return [sh("ip", "-o", "link", "show"), sh("ip", "-o", "addr", "show"),
-            sh("ip", "route", "show", "table", "all"),
-            sh("ip", "-6", "route", "show", "table", "all"),
-            sh("ip", "rule", "show"), sh("ip", "-6", "rule", "show")]
-
-
-class in_netns:
-    """Run a block in a named namespace (this thread only); sockets opened inside stay
-    there for life."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def _setns(self, fd):
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, "setns(%s): %s" % (self.name, os.strerror(e)))
-
-    def __enter__(self):
-        self.orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        fd = os.open("/var/run/netns/" + self.name, os.O_RDONLY)
-        try:
-            self._setns(fd)
-        finally:
-            os.close(fd)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            self._setns(self.orig)
-        finally:
-            os.close(self.orig)
-
-
-def wait_links_up(ns, links, timeout=10):
-    """Condition wait: every link in ns reports LOWER_UP (carrier)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = sh("ip", "-n", ns, "-o", "link", "show")
-        down = [ln for ln in links if not any(
-            (": %s:" % ln in line or ": %s@" % ln in line) and "LOWER_UP" in line
-            for line in out.splitlines())]
-        if not down:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("links %s in %s not up:\n%s" % (down, ns, out))
-        time.sleep(0.02)    # polling the kernel's link state, bounded by the deadline
 
 
 class SandboxNetnsTest(sgtest.TestCase):

@@ -269,6 +269,58 @@ test_parse_response_framing(void **state)
 	http_head_clear(&h);
 }
 
+/* The framing of a response toward the client for one head; frees it. */
+static enum http_frame
+frame_of(const char *msg, enum http_method m, bool scrubbed, bool decoded, bool http11)
+{
+	const char *why;
+	http_head_t h;
+	enum http_frame f;
+
+	assert_int_equal(parse(msg, HTTP_RESPONSE, m, &h, &why), 0);
+	f = http_response_frame(&h, m == HTTP_HEAD || h.status == 304, scrubbed, decoded,
+	    http11);
+	http_head_clear(&h);
+	return f;
+}
+
+static void
+test_response_frame(void **state)
+{
+	static const char len10[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+	static const char len0[] = "HTTP/1.1 200 OK\r\nETag: \"x\"\r\nContent-Length: 0\r\n\r\n";
+	static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char eof[] = "HTTP/1.1 200 OK\r\n\r\n";
+
+	(void)state;
+	assert_int_equal(frame_of(len10, HTTP_GET, false, false, true), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of(len10, HTTP_GET, true, false, true), HTTP_FRAME_CHUNKED);
+	assert_int_equal(frame_of(len10, HTTP_GET, true, true, true), HTTP_FRAME_CHUNKED);
+	assert_int_equal(frame_of(len10, HTTP_GET, true, false, false), HTTP_FRAME_CLOSE);
+	/* a HEAD answer keeps its length when scrubbing (S3 HeadObject: ContentLength sizes
+	 * the download), not when the representation is decoded */
+	assert_int_equal(frame_of(len10, HTTP_HEAD, false, false, true), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of(len10, HTTP_HEAD, true, false, true), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of(len10, HTTP_HEAD, true, true, true), HTTP_FRAME_NONE);
+	assert_int_equal(frame_of(chunked, HTTP_HEAD, true, false, true), HTTP_FRAME_NONE);
+	/* complete with its head (an S3 PutObject answer): its length stands even when the
+	 * body would be scrubbed; re-framed chunked, no chunk would ever end it */
+	assert_int_equal(frame_of(len0, HTTP_PUT, true, false, true), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of(len0, HTTP_PUT, true, true, false), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of(len0, HTTP_PUT, false, false, true), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of(chunked, HTTP_GET, false, false, true), HTTP_FRAME_CHUNKED);
+	assert_int_equal(frame_of(chunked, HTTP_GET, false, false, false), HTTP_FRAME_CLOSE);
+	assert_int_equal(frame_of(eof, HTTP_GET, false, false, true), HTTP_FRAME_CHUNKED);
+	assert_int_equal(frame_of("HTTP/1.1 204 No Content\r\n\r\n", HTTP_DELETE, true,
+	    false, true), HTTP_FRAME_NONE);
+	assert_int_equal(frame_of("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+	    HTTP_GET, true, false, true), HTTP_FRAME_LENGTH);
+	assert_int_equal(frame_of("HTTP/1.1 304 Not Modified\r\n\r\n", HTTP_GET, true, false,
+	    true), HTTP_FRAME_NONE);
+	assert_int_equal(frame_of("HTTP/1.1 100 Continue\r\n\r\n", HTTP_PUT, true, false,
+	    true), HTTP_FRAME_NONE);
+}
+
 static void
 test_authority(void **state)
 {
@@ -336,6 +388,7 @@ main(void)
 		cmocka_unit_test(test_parse_empty_value_keeps_next_name),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_parse_response_framing),
+		cmocka_unit_test(test_response_frame),
 		cmocka_unit_test(test_authority),
 		cmocka_unit_test(test_list_has),
 		cmocka_unit_test(test_error_format),

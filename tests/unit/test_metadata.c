@@ -1,4 +1,5 @@
-/* test_metadata.c — session tokens, TTL header bounds, forwarding headers, env rendering. */
+/* test_metadata.c — session tokens, TTL header bounds, forwarding headers, env rendering,
+ * the AWS variables and credentials answers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "metadata.h"
+#include "secmem.h"
 
 #define NOW	1700000000LL
 
@@ -233,6 +236,112 @@ test_env_render_names(void **state)
 	free(s);
 }
 
+/* Container credentials URIs only where every SDK fetches them from. */
+static void
+test_aws_uri_host(void **state)
+{
+	static const char *const ok[] = { "127.0.0.1:8775", "127.0.0.1:0", "169.254.170.2:80",
+		"169.254.170.2:8080" };
+	static const char *const bad[] = { "127.0.0.2:80", "169.254.169.254:80",
+		"169.254.170.23:80", "[fd00:ec2::23]:80", "[::1]:80", "0.0.0.0:80",
+		"169.254.170.2", "localhost:80", "169.254.170.2:99999", "", "[::ffff:127.0.0.1]:80" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_true(metadata_aws_uri_host_ok(ok[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(metadata_aws_uri_host_ok(bad[i]));
+}
+
+static void
+test_aws_env(void **state)
+{
+	metadata_aws_env_t in = { .role = "aws-dev", .hostport = "169.254.170.2:80",
+		.token = "sgt1.TOKEN", .region = "eu-west-3", .ca_path = "/etc/sealgate/ca.pem" };
+	metadata_env_var_t vars[2 + METADATA_AWS_ENV_MAX];
+	char uri[METADATA_AWS_URI_MAX], *txt, role[200];
+	size_t n = 2;
+
+	(void)state;
+	assert_int_equal(metadata_aws_env(&in, vars, &n, uri), 0);
+	assert_int_equal(n, 2 + METADATA_AWS_ENV_MAX);
+	txt = metadata_env_render(vars + 2, n - 2);
+	assert_non_null(txt);
+	assert_string_equal(txt,
+	    "export AWS_CONTAINER_CREDENTIALS_FULL_URI='http://169.254.170.2:80/v1/aws/"
+	    "credentials/aws-dev'\n"
+	    "export AWS_CONTAINER_AUTHORIZATION_TOKEN='sgt1.TOKEN'\n"
+	    "export AWS_REGION='eu-west-3'\n"
+	    "export AWS_DEFAULT_REGION='eu-west-3'\n"
+	    "export AWS_CA_BUNDLE='/etc/sealgate/ca.pem'\n");
+	free(txt);
+	/* no container address, region or CA: nothing of those */
+	in.hostport = NULL;
+	in.region = NULL;
+	in.ca_path = NULL;
+	n = 0;
+	assert_int_equal(metadata_aws_env(&in, vars, &n, uri), 0);
+	assert_int_equal(n, 0);
+	/* an address but no token: no URI either (it would be refused) */
+	in.hostport = "127.0.0.1:8775";
+	in.token = NULL;
+	assert_int_equal(metadata_aws_env(&in, vars, &n, uri), 0);
+	assert_int_equal(n, 0);
+	/* a URI that does not fit: -1, the other variables still there */
+	memset(role, 'r', sizeof(role) - 1);
+	role[sizeof(role) - 1] = '\0';
+	in.role = role;
+	in.token = "sgt1.T";
+	in.ca_path = "/ca.pem";
+	assert_int_equal(metadata_aws_env(&in, vars, &n, uri), -1);
+	assert_int_equal(n, 1);
+	assert_string_equal(vars[0].name, "AWS_CA_BUNDLE");
+}
+
+static void
+test_aws_creds_render(void **state)
+{
+	metadata_aws_creds_t c = { "ASIAAAAAAAAAAAAAAAAA", "abc+/DEF", "sgh1.0a1b2c3d.x-y_z",
+		"2026-12-06T13:00:00Z", "2026-12-06T12:00:00Z" };
+	size_t len = 0;
+	char *out = metadata_aws_creds_render(&c, &len);
+	json_t *j;
+
+	(void)state;
+	assert_non_null(out);
+	assert_string_equal(out, "{\"Code\":\"Success\",\"LastUpdated\":\"2026-12-06T12:00:00Z\","
+	    "\"Type\":\"AWS-HMAC\",\"AccessKeyId\":\"ASIAAAAAAAAAAAAAAAAA\","
+	    "\"SecretAccessKey\":\"abc+/DEF\",\"Token\":\"sgh1.0a1b2c3d.x-y_z\","
+	    "\"Expiration\":\"2026-12-06T13:00:00Z\"}");
+	assert_int_equal(len, strlen(out));
+	assert_true(secmem_wipe_size(out) > len);	/* wipe memory: zeroed when freed */
+	j = json_loadb(out, len, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "SecretAccessKey")), "abc+/DEF");
+	json_decref(j);
+	secmem_wipe_free(out);
+	/* the container form: four members */
+	c.last_updated = NULL;
+	out = metadata_aws_creds_render(&c, &len);
+	assert_non_null(out);
+	assert_string_equal(out, "{\"AccessKeyId\":\"ASIAAAAAAAAAAAAAAAAA\","
+	    "\"SecretAccessKey\":\"abc+/DEF\",\"Token\":\"sgh1.0a1b2c3d.x-y_z\","
+	    "\"Expiration\":\"2026-12-06T13:00:00Z\"}");
+	secmem_wipe_free(out);
+	/* values that would need escaping, or none, are refused rather than escaped */
+	c.token = "a\"b";
+	assert_null(metadata_aws_creds_render(&c, &len));
+	c.token = "a\\b";
+	assert_null(metadata_aws_creds_render(&c, &len));
+	c.token = "a\nb";
+	assert_null(metadata_aws_creds_render(&c, &len));
+	c.token = NULL;
+	assert_null(metadata_aws_creds_render(&c, &len));
+	c.token = "t";
+	c.last_updated = "\x01";
+	assert_null(metadata_aws_creds_render(&c, &len));
+}
+
 int
 main(void)
 {
@@ -247,6 +356,9 @@ main(void)
 		cmocka_unit_test(test_env_render_quoting),
 		cmocka_unit_test(test_env_render_roundtrip_sh),
 		cmocka_unit_test(test_env_render_names),
+		cmocka_unit_test(test_aws_uri_host),
+		cmocka_unit_test(test_aws_env),
+		cmocka_unit_test(test_aws_creds_render),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

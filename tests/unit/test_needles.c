@@ -64,6 +64,17 @@ test_raw_and_hex(void **state)
 			*p -= 32;
 	assert_int_equal(find(a, hex, NEEDLE_HEX_UP, ends, 8), 1);
 	needles_free(a);
+	/* spaced lower-case hex (S3's CanonicalRequestBytes), not its run-together form */
+	a = build1(SECRET, true);
+	for (size_t i = 0; SECRET[i]; i++)
+		snprintf(text + 3 * i, 4, "%02x ", (unsigned char)SECRET[i]);
+	text[3 * strlen(SECRET) - 1] = '\0';
+	assert_int_equal(find(a, text, NEEDLE_HEX_SP, ends, 8), 1);
+	assert_int_equal(ends[0], 3 * strlen(SECRET) - 1);
+	assert_int_equal(find(a, text, NEEDLE_HEX_LO, ends, 8), 0);
+	text[3] = 'X';		/* a byte's separator off: no match */
+	assert_int_equal(find(a, text, NEEDLE_HEX_SP, ends, 8), 0);
+	needles_free(a);
 	/* a secret whose hex has no letters: one hex pattern */
 	a = build1("0123", true);
 	for (size_t i = 0; i < a->npat; i++)

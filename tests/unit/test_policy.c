@@ -28,6 +28,11 @@ static char tmpdir[64];
 #define INJECT(body) "{\"credentials\": {\"c\": {\"secret\": {\"value\": \"v\"}, " \
 	"\"inject\": " body ", \"hosts\": [\"a.test\"]}}}"
 #define SANDBOX(body) "{\"sandboxes\": {\"s\": " body "}}"
+/* An aws_sigv4 credential "a" with the given "aws" members (after access_key_id). */
+#define AWS_AKID "AKIAIOSFODNN7EXAMPLE"
+#define AWS(members) "{\"credentials\": {\"a\": {\"secret\": {\"value\": \"aws-SECRET-v\"}, " \
+	"\"inject\": {\"type\": \"aws_sigv4\"}, \"hosts\": [\"*.amazonaws.com\"], " \
+	"\"aws\": {\"access_key_id\": {\"value\": \"" AWS_AKID "\"}" members "}}}}"
 
 static const char good_json[] =
     "{\n"
@@ -479,7 +484,7 @@ static const struct bad_case bad_cases[] = {
 	{INJECT("{\"type\": \"hmac\", \"format\": \"%d\"}"), "must contain exactly one %s"},
 	{INJECT("{\"type\": \"header\", \"name\": \"x y\", \"format\": \"%s\"}"), "inject.name: \"x y\" is not a header name"},
 	{INJECT("{\"type\": \"bearr\"}"), "inject.type: unknown inject type \"bearr\" (one of bearer, header, "
-	    "basic, query, hmac, body); did you mean \"bearer\"?"},
+	    "basic, query, hmac, body, aws_sigv4); did you mean \"bearer\"?"},
 	{INJECT("{\"name\": \"x\"}"), "credentials.c.inject: needs \"type\""},
 	{INJECT("{\"type\": \"basic\"}"), "inject type \"basic\" needs \"username\""},
 	{INJECT("{\"type\": \"basic\", \"username\": \"a:b\"}"), "is not a Basic user name"},
@@ -519,6 +524,74 @@ static const struct bad_case bad_cases[] = {
 	{"{\"state\": {\"dir\": 5}}", "state.dir: expected a string"},
 	{"{\"state\": {\"folder\": \"x\"}}", "state: unknown key \"folder\""},
 	{"{\"metadata\": {\"url\": \"ftp://x\"}}", "metadata.url: \"ftp://x\" is not an http:// or https:// URL"},
+	{"{\"listen\": {\"metadata_aws\": \"169.254.170.2\"}}", "listen.metadata_aws: \"169.254.170.2\" is not host:port"},
+	/* aws_sigv4 and its aws block */
+	{CREDS(", \"aws\": {\"services\": [\"s3\"]}"),
+	    "credentials.openai.aws: only used by inject type \"aws_sigv4\" (this credential's is \"bearer\")"},
+	{INJECT("{\"type\": \"aws_sigv4\"}"), "credentials.c: inject type \"aws_sigv4\" needs \"aws\""},
+	{INJECT("{\"type\": \"aws_sigv4\", \"name\": \"x\"}"), "inject.name: not used by inject type \"aws_sigv4\""},
+	{AWS(""), "credentials.a.aws: needs \"services\""},
+	{AWS(", \"services\": []"), "credentials.a.aws.services: must list at least one service"},
+	{AWS(", \"services\": [\"S3\"]"), "credentials.a.aws.services[0]: \"S3\" is not a service name"},
+	{AWS(", \"services\": [\"s3\", \"sts_x\"]"), "aws.services[1]: \"sts_x\" is not a service name"},
+	{AWS(", \"services\": [\"-s3\"]"), "aws.services[0]: \"-s3\" is not a service name"},
+	{AWS(", \"services\": [\"s3\"], \"servics\": []"), "credentials.a.aws: unknown key \"servics\" (did you mean \"services\"?)"},
+	{AWS(", \"services\": [\"s3\"], \"regions\": [\"us-east\"]"), "aws.regions[0]: \"us-east\" is not a region"},
+	{AWS(", \"services\": [\"s3\"], \"regions\": [\"US-EAST-1\"]"), "aws.regions[0]: \"US-EAST-1\" is not a region"},
+	{AWS(", \"services\": [\"s3\"], \"regions\": [\"us--east-1\"]"), "aws.regions[0]: \"us--east-1\" is not a region"},
+	{AWS(", \"services\": [\"s3\"], \"regions\": [\"us-east-100\"]"), "aws.regions[0]: \"us-east-100\" is not a region"},
+	{AWS(", \"services\": [\"s3\"], \"regions\": [\"u-east-1\"]"), "aws.regions[0]: \"u-east-1\" is not a region"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"ab\"]"), "aws.buckets[0]: \"ab\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"My-Bucket\"]"), "aws.buckets[0]: \"My-Bucket\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"a..b\"]"), "aws.buckets[0]: \"a..b\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"192.168.5.4\"]"), "aws.buckets[0]: \"192.168.5.4\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"-abc\"]"), "aws.buckets[0]: \"-abc\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"xn--abc\"]"), "aws.buckets[0]: \"xn--abc\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"abc-s3alias\"]"), "aws.buckets[0]: \"abc-s3alias\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"a_b_c\"]"), "aws.buckets[0]: \"a_b_c\" is not an S3 bucket name"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"b" "012345678901234567890123456789012345678901234567890123456789012\"]"),
+	    "aws.buckets[0]: \"b0123456789"},
+	{AWS(", \"services\": [\"sts\"], \"buckets\": [\"my-bucket\"]"),
+	    "credentials.a.aws: buckets and prefixes restrict S3: list \"s3\" in services"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"my-bucket\"], \"prefixes\": [\"other-bucket/x/\"]"),
+	    "credentials.a.aws.prefixes[0]: \"other-bucket/x/\" names no bucket listed in buckets"},
+	{AWS(", \"services\": [\"s3\"], \"prefixes\": [\"my-bucket/x/\"]"),
+	    "credentials.a.aws.prefixes[0]: \"my-bucket/x/\" names no bucket listed in buckets"},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"my-bucket\"], \"prefixes\": [\"my-bucket\"]"),
+	    "aws.prefixes[0]: \"my-bucket\" is not \"bucket/key-prefix\""},
+	{AWS(", \"services\": [\"s3\"], \"buckets\": [\"my-bucket\"], \"prefixes\": [\"my-bucket/a\\tb\"]"),
+	    "aws.prefixes[0]: \"my-bucket/a\\x09b\" is not \"bucket/key-prefix\""},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {}"), "credentials.a.aws.assume_role: needs \"role_arn\""},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::12345:role/x\"}"),
+	    "aws.assume_role.role_arn: \"arn:aws:iam::12345:role/x\" is not an IAM role ARN"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:user/x\"}"),
+	    "is not an IAM role ARN"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/\"}"),
+	    "is not an IAM role ARN"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\", \"duration\": \"10m\"}"),
+	    "aws.assume_role.duration: \"10m\" is out of range (15m..12h"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\", \"duration\": \"12h1s\"}"),
+	    "aws.assume_role.duration: \"12h1s\" is out of range (15m..12h"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\", \"duration\": \"1x\"}"),
+	    "aws.assume_role.duration: \"1x\" is not a duration"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\", \"external_id\": \"a b\"}"),
+	    "aws.assume_role.external_id: is not an external id"},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\", \"role\": \"y\"}"),
+	    "aws.assume_role: unknown key \"role\""},
+	{AWS(", \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": \"arn:aws-iso:iam::123456789012:role/x\"}"),
+	    "credentials.a.aws.assume_role: role_arn: sealgate reaches STS in the aws, aws-cn and aws-us-gov partitions only"},
+	{AWS(", \"services\": [\"s3\"], \"session_token\": {\"env\": \"SG_TEST_UNSET_VAR\"}"),
+	    "aws.session_token.env: environment variable \"SG_TEST_UNSET_VAR\" is not set"},
+	{AWS(", \"services\": [\"s3\"], \"session_token\": {\"value\": \"\"}"),
+	    "aws.session_token.value: the secret is empty"},
+	{"{\"credentials\": {\"a\": {\"secret\": {\"value\": \"s\"}, \"inject\": {\"type\": \"aws_sigv4\"}, "
+	    "\"hosts\": [\"*.amazonaws.com\"], \"aws\": {\"services\": [\"s3\"]}}}}",
+	    "credentials.a.aws: needs \"access_key_id\""},
+	{"{\"credentials\": {\"a\": {\"secret\": {\"value\": \"s\"}, \"inject\": {\"type\": \"aws_sigv4\"}, "
+	    "\"hosts\": [\"*.amazonaws.com\"], \"aws\": {\"access_key_id\": {\"value\": \"AKIA-short\"}, "
+	    "\"services\": [\"s3\"]}}}}", "credentials.a.aws.access_key_id: is not an AWS access key id"},
+	{"{\"credentials\": {\"a\": {\"secret\": {\"value\": \"s\"}, \"inject\": {\"type\": \"aws_sigv4\"}, "
+	    "\"hosts\": [\"*.amazonaws.com\"], \"aws\": []}}}", "credentials.a.aws: expected an object, got an array"},
 };
 
 static void
@@ -668,6 +741,125 @@ test_errors_capped(void **state)
 	assert_string_equal(errs.msg[SG_POLICY_MAX_ERRORS], "\u2026 and 20 more");
 	policy_errors_free(&errs);
 	free(json);
+}
+
+/* The aws_sigv4 example of docs/policy.md: every key of the aws block. */
+static const char aws_json[] =
+    "{\"credentials\": {\n"
+    " \"aws-dev\": {\n"
+    "  \"secret\": {\"env\": \"SG_TEST_AWS_SECRET\"},\n"
+    "  \"inject\": {\"type\": \"aws_sigv4\"},\n"
+    "  \"aws\": {\n"
+    "   \"access_key_id\": {\"env\": \"SG_TEST_AWS_AKID\"},\n"
+    "   \"session_token\": {\"file\": \"aws.session\"},\n"
+    "   \"assume_role\": {\"role_arn\": \"arn:aws:iam::123456789012:role/x\",\n"
+    "                   \"external_id\": \"e-1\", \"duration\": \"1h30m\"},\n"
+    "   \"services\": [\"s3\", \"sts\", \"sqs\"],\n"
+    "   \"regions\": [\"us-east-1\", \"us-gov-west-1\"],\n"
+    "   \"buckets\": [\"my-bucket\", \"logs.example.com\"],\n"
+    "   \"prefixes\": [\"my-bucket/uploads/\", \"my-bucket/\"]\n"
+    "  },\n"
+    "  \"hosts\": [\"*.amazonaws.com\"]\n"
+    " },\n"
+    " \"aws-min\": {\"secret\": {\"value\": \"min-SECRET\"}, \"inject\": {\"type\": \"aws_sigv4\"},\n"
+    "  \"aws\": {\"access_key_id\": {\"value\": \"ASIAEXAMPLEEXAMPLE01\"}, \"services\": [\"sts\"],\n"
+    "   \"assume_role\": {\"role_arn\": \"arn:aws-us-gov:iam::000000000000:role/p/a/t/h/r+=,.@_-\"}},\n"
+    "  \"hosts\": [\"sts.amazonaws.com\"]},\n"
+    " \"plain\": {\"secret\": {\"value\": \"v\"}, \"inject\": {\"type\": \"bearer\"},\n"
+    "  \"hosts\": [\"a.test\"]}\n"
+    "},\n"
+    " \"listen\": {\"metadata_aws\": \"169.254.170.2:80\"}}\n";
+
+static void
+test_aws_good(void **state)
+{
+	policy_errors_t errs;
+	const policy_credential_t *c;
+	const policy_aws_t *a;
+	policy_t *p;
+
+	(void)state;
+	setenv("SG_TEST_AWS_SECRET", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", 1);
+	setenv("SG_TEST_AWS_AKID", "AKIAIOSFODNN7EXAMPLE", 1);
+	write_file("aws.session", "session-TOKEN-value\n", 0600);
+	p = load(aws_json, &errs);
+	if (p == NULL)
+		dump_errors(&errs);
+	assert_non_null(p);
+	c = policy_credential_find(p, "aws-dev");
+	assert_int_equal(c->inject.type, INJECT_AWS_SIGV4);
+	assert_string_equal(policy_inject_name(c->inject.type), "aws_sigv4");
+	assert_string_equal(c->secret, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+	a = c->aws;
+	assert_non_null(a);
+	assert_string_equal(a->access_key_id, "AKIAIOSFODNN7EXAMPLE");
+	assert_int_equal(a->access_key_id_len, 20);
+	assert_string_equal(a->session_token, "session-TOKEN-value");
+	assert_int_equal(a->session_token_len, strlen("session-TOKEN-value"));
+	assert_int_equal(a->nservices, 3);
+	assert_string_equal(a->services[2], "sqs");
+	assert_int_equal(a->nregions, 2);
+	assert_string_equal(a->regions[1], "us-gov-west-1");
+	assert_int_equal(a->nbuckets, 2);
+	assert_string_equal(a->buckets[1], "logs.example.com");
+	assert_int_equal(a->nprefixes, 2);
+	assert_string_equal(a->prefixes[0], "my-bucket/uploads/");
+	assert_true(a->assume_role.set);
+	assert_string_equal(a->assume_role.role_arn, "arn:aws:iam::123456789012:role/x");
+	assert_string_equal(a->assume_role.external_id, "e-1");
+	assert_int_equal(a->assume_role.duration_s, 5400);
+	/* the optional members absent: NULL/0 and the assume_role default duration */
+	a = policy_credential_find(p, "aws-min")->aws;
+	assert_null(a->session_token);
+	assert_int_equal(a->session_token_len, 0);
+	assert_int_equal(a->nregions + a->nbuckets + a->nprefixes, 0);
+	assert_null(a->regions);
+	assert_null(a->assume_role.external_id);
+	assert_int_equal(a->assume_role.duration_s, SG_AWS_ASSUME_ROLE_DEFAULT_S);
+	assert_null(policy_credential_find(p, "plain")->aws);
+	assert_string_equal(p->listen.metadata_aws, "169.254.170.2:80");
+	/* inline values warned about: aws-min's secret and access key id, plain's secret */
+	assert_int_equal(p->warnings.n, 3);
+	{
+		const char *w = "credentials.aws-min.aws.access_key_id: inline value "
+		    "is for development only";
+		bool found = false;
+
+		for (size_t i = 0; i < p->warnings.n; i++)
+			found |= strstr(p->warnings.v[i], w) != NULL;
+		assert_true(found);
+	}
+	policy_unref(p);
+	policy_errors_free(&errs);
+	remove_file("aws.session");
+	assert_string_equal(policy_inject_name((enum policy_inject_type)99), "?");
+}
+
+/* Access key ids and session tokens are secrets: never quoted, also when malformed. */
+static void
+test_aws_secrets_not_in_messages(void **state)
+{
+	static const char *const bad[] = {
+	    AWS(", \"services\": [\"s3\"], \"session_token\": {\"value\": \"TOK\\nhunter2\"}"),
+	    "{\"credentials\": {\"a\": {\"secret\": {\"value\": \"hunter2\"}, \"inject\": "
+	    "{\"type\": \"aws_sigv4\"}, \"hosts\": [\"a.test\"], \"aws\": {\"access_key_id\": "
+	    "{\"value\": \"hunter2-not-a-key-id\"}, \"services\": [\"s3\"]}}}}",
+	    "{\"credentials\": {\"a\": {\"secret\": {\"value\": \"hunter2\"}, \"inject\": "
+	    "{\"type\": \"aws_sigv4\"}, \"hosts\": [\"a.test\"], \"aws\": {\"access_key_id\": "
+	    "{\"value\": [\"hunter2\"]}, \"services\": [\"s3\"]}}}}",
+	};
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		p = load(bad[i], &errs);
+		assert_null(p);
+		assert_true(errs.n > 0);
+		assert_false(errors_contain(&errs, "hunter2"));
+		assert_false(errors_contain(&errs, AWS_AKID));
+		policy_errors_free(&errs);
+	}
 }
 
 static void
@@ -1094,6 +1286,8 @@ main(void)
 		cmocka_unit_test(test_errors_all_reported),
 		cmocka_unit_test(test_errors_capped),
 		cmocka_unit_test(test_secret_not_in_messages),
+		cmocka_unit_test(test_aws_good),
+		cmocka_unit_test(test_aws_secrets_not_in_messages),
 		cmocka_unit_test(test_directory_merge),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_index_lookup),

@@ -583,6 +583,28 @@ test_forms_hex(void **state)
 	forms_expect(m, w, 1);
 }
 
+/* Lower-case hex, a space between bytes: S3's SignatureDoesNotMatch answer echoes the
+ * canonical request so (CanonicalRequestBytes), session token included. */
+static void
+test_forms_spaced_hex(void **state)
+{
+	char hs[200], hr[200], m[600], w[600];
+
+	(void)state;
+	for (size_t i = 0; SECRET[i]; i++)
+		snprintf(hs + 3 * i, 4, "%02x ", (unsigned char)SECRET[i]);
+	for (size_t i = 0; REPL[i]; i++)
+		snprintf(hr + 3 * i, 4, "%02x ", (unsigned char)REPL[i]);
+	snprintf(m, sizeof(m), "<CanonicalRequestBytes>3a %s0a 0a</CanonicalRequestBytes>", hs);
+	snprintf(w, sizeof(w), "<CanonicalRequestBytes>3a %s0a 0a</CanonicalRequestBytes>", hr);
+	forms_expect(m, w, 1);
+	hs[3 * strlen(SECRET) - 1] = '\0';	/* at the very end of the text */
+	hr[3 * strlen(REPL) - 1] = '\0';
+	forms_expect(hs, hr, 1);
+	hs[4] = 'f';		/* one byte differs: left alone */
+	forms_expect(hs, hs, 0);
+}
+
 static void
 b64_of(char *out, size_t outlen, const void *bin, size_t n, int variant)
 {
@@ -875,6 +897,7 @@ main(void)
 		cmocka_unit_test(test_forms_space_as_plus),
 		cmocka_unit_test(test_forms_html),
 		cmocka_unit_test(test_forms_hex),
+		cmocka_unit_test(test_forms_spaced_hex),
 		cmocka_unit_test(test_forms_base64_alignments),
 		cmocka_unit_test(test_forms_basic_and_jwt),
 		cmocka_unit_test(test_forms_base64_alphabet_later),

@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "awscred.h"
 #include "handle.h"
 #include "handlecache.h"
 #include "http.h"
@@ -23,6 +24,8 @@
 #include "revoke.h"
 #include "seal.h"
 #include "secmem.h"
+#include "sigv4.h"
+#include "stscache.h"
 #include "stats.h"
 #include "swap.h"
 #include "util.h"
@@ -32,6 +35,8 @@
 #define BAS_SECRET "bas-SECRET"
 #define QRY_SECRET "q s&cret"
 #define QRY_ENC "q%20s%26cret"
+#define AWS_SECRET "aws-wJalrXUtnFEMI-SECRET"
+#define AWS_AKID "AKIAIOSFODNN7EXAMPLE"
 
 static const char policy_json[] =
     "{\"credentials\": {"
@@ -47,10 +52,20 @@ static const char policy_json[] =
     "    \"inject\": {\"type\": \"body\"}, \"hosts\": [\"body.test\"]},"
     "  \"rl\": {\"secret\": {\"value\": \"rl-SECRET\"},"
     "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"],"
-    "    \"rate\": {\"requests\": 1, \"per\": \"1m\"}}},"
+    "    \"rate\": {\"requests\": 1, \"per\": \"1m\"}},"
+    "  \"awsc\": {\"secret\": {\"value\": \"" AWS_SECRET "\"},"
+    "    \"inject\": {\"type\": \"aws_sigv4\"}, \"hosts\": [\"*.amazonaws.com\"],"
+    "    \"aws\": {\"access_key_id\": {\"value\": \"" AWS_AKID "\"},"
+    "      \"services\": [\"s3\"]}},"
+    "  \"awsr\": {\"secret\": {\"value\": \"" AWS_SECRET "\"},"
+    "    \"inject\": {\"type\": \"aws_sigv4\"}, \"hosts\": [\"*.amazonaws.com\"],"
+    "    \"aws\": {\"access_key_id\": {\"value\": \"" AWS_AKID "\"},"
+    "      \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": "
+    "      \"arn:aws:iam::123456789012:role/r\"}}}},"
     " \"sandboxes\": {"
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
-    "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\"]},"
+    "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\", \"awsc\","
+    "      \"awsr\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}},"
     " \"sandbox_templates\": {\"t\": {\"credentials\": [\"bear\", \"rl\"]}}}";
 
@@ -403,6 +418,185 @@ test_denials(void **state)
 	}
 	free(h);
 	t_fini(&t);
+}
+
+/* An aws_sigv4 handle in a request the sandbox did not sign with the handle's derived
+ * credentials (awssign.h) is refused, and nothing real is planned: no edit carries a
+ * secret, nothing is scrubbed. test_awssign checks the signatures themselves. */
+static void
+test_aws_unsigned_refused(void **state)
+{
+	struct t t;
+	char *h = mint("awsc", "sb-1");
+	const http_field_t *f;
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "my-bucket.s3.amazonaws.com", "GET /key HTTP/1.1\r\n"
+	    "Host: my-bucket.s3.amazonaws.com\r\nX-Amz-Date: 20231114T221320Z\r\n"
+	    "X-Amz-Security-Token: %s\r\nAuthorization: AWS4-HMAC-SHA256 "
+	    "Credential=ASIAAAAAAAAAAAAAAAAA/20231114/us-east-1/s3/aws4_request, "
+	    "SignedHeaders=host;x-amz-date, Signature=%064d\r\n\r\n", h, 0);
+	deny(&t, 403, "signature_mismatch");
+	assert_null(strstr(t.out.message, AWS_SECRET));
+	assert_null(strstr(t.out.message, AWS_AKID));
+	assert_string_equal(t.out.credential, "awsc");
+	assert_false(t.out.edits.secret_in_head);
+	assert_null(t.out.edits.target);
+	assert_int_equal(t.out.edits.nadd, 0);
+	for (size_t i = 0; i < t.h.nfields; i++) {
+		assert_int_not_equal(t.out.edits.kind[i], EDIT_REPLACE);	/* handle dropped */
+		assert_null(t.out.edits.value[i]);
+	}
+	assert_int_equal(t.out.nscrub, 0);
+	assert_int_equal(t.out.nbody, 0);
+	assert_false(t.out.buffer_body);
+	f = http_head_get(&t.h, "X-Amz-Security-Token");
+	assert_non_null(f);
+	/* also in a query (a presigned URL) */
+	plan_free(&t.out);
+	t_head(&t, "s3.amazonaws.com", "GET /b/k?X-Amz-Security-Token=%s HTTP/1.1\r\n"
+	    "Host: s3.amazonaws.com\r\n\r\n", h);
+	deny(&t, 403, "signature_missing");
+	assert_false(t.out.edits.secret_in_head);
+	assert_int_equal(t.out.nscrub, 0);
+	t_fini(&t);
+	free(h);
+}
+
+/* A request the sandbox signed with the derived credentials of h (awscred.h): GET target
+ * on host, S3, UNSIGNED-PAYLOAD, at NOW. */
+static void
+t_aws_signed(struct t *t, const char *host, const char *target, const char *h)
+{
+	char akid[AWSCRED_AKID_LEN + 1], secret[AWSCRED_SECRET_LEN + 1], auth[SIGV4_AUTH_MAX];
+	const char *why = NULL;
+	sigv4_request_t req;
+	sigv4_auth_t a;
+	uint8_t k[SIGV4_KEY_LEN];
+
+	awscred_access_key_id(h, strlen(h), akid);
+	assert_int_equal(awscred_secret(seal_keyring_current(kr), h, strlen(h), secret), 0);
+	t_head(t, host, "GET %s HTTP/1.1\r\nHost: %s\r\nX-Amz-Date: 20231114T221320Z\r\n"
+	    "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nX-Amz-Security-Token: %s\r\n\r\n",
+	    target, host, h);
+	memset(&a, 0, sizeof(a));
+	snprintf(a.akid, sizeof(a.akid), "%s", akid);
+	snprintf(a.date, sizeof(a.date), "20231114");
+	snprintf(a.region, sizeof(a.region), "us-east-1");
+	snprintf(a.service, sizeof(a.service), "s3");
+	snprintf(a.signed_headers, sizeof(a.signed_headers),
+	    "host;x-amz-content-sha256;x-amz-date;x-amz-security-token");
+	req = (sigv4_request_t){"GET", target, strlen(target), t->h.fields, t->h.nfields,
+	    "UNSIGNED-PAYLOAD", SIGV4_S3};
+	sigv4_signing_key(secret, strlen(secret), a.date, a.region, a.service, k);
+	assert_int_equal(sigv4_sign(&req, &a, k, a.signature, &why), SIGV4_OK);
+	assert_true(sigv4_format_authorization(&a, auth, sizeof(auth)) > 0);
+	t_head(t, host, "GET %s HTTP/1.1\r\nHost: %s\r\nX-Amz-Date: 20231114T221320Z\r\n"
+	    "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nX-Amz-Security-Token: %s\r\n"
+	    "Authorization: %s\r\n\r\n", target, host, h, auth);
+}
+
+/* A field's value as the plan leaves it. */
+static const char *
+t_edited(const struct t *t, const char *name)
+{
+	for (size_t i = 0; i < t->h.nfields; i++)
+		if (strcasecmp(t->h.fields[i].name, name) == 0)
+			return inject_field_value(&t->h, &t->out.edits, i);
+	return NULL;
+}
+
+static bool
+t_scrubs(const struct t *t, const char *secret, const char *repl)
+{
+	for (size_t i = 0; i < t->out.nscrub; i++)
+		if (t->out.scrub[i].secret_len == strlen(secret) &&
+		    memcmp(t->out.scrub[i].secret, secret, strlen(secret)) == 0 &&
+		    strcmp(t->out.scrub[i].handle, repl) == 0)
+			return true;
+	return false;
+}
+
+/* assume_role: the swap checks the sandbox's signature and leaves the identity due; with
+ * the temporary credentials the head is signed as them (never as the long-term key), the
+ * token replaced, and all three scrubbed. */
+static void
+test_aws_assumed_identity(void **state)
+{
+	struct t t;
+	char *h = mint("awsr", "sb-1"), akid[AWSCRED_AKID_LEN + 1], fields_auth[SIGV4_AUTH_MAX];
+	const char *auth, *why = NULL, *target = "/key";
+	http_field_t fields[32];
+	stscache_cred_t *cr;
+	sigv4_request_t req;
+	sigv4_auth_t a;
+	uint8_t k[SIGV4_KEY_LEN];
+	size_t n = 0;
+
+	(void)state;
+	t_init(&t);
+	t_aws_signed(&t, "my-bucket.s3.amazonaws.com", target, h);
+	ok(&t);
+	assert_true(swap_aws_identity_due(&t.out));
+	assert_ptr_equal(t.out.aws.cred, policy_credential_find(pol, "awsr"));
+	assert_null(t_edited(&t, "X-Amz-Security-Token"));	/* the handle never leaves */
+	assert_string_not_equal(t_edited(&t, "Authorization"), "");
+	assert_null(strstr(t_edited(&t, "Authorization"), AWS_AKID));	/* not re-signed yet */
+	cr = stscache_cred_new("ASIATEMPORARY0000001", 20, "tempSecret/0123456789", 21,
+	    "temp-session-token-xyz", 22, NOW + 3600, NOW);
+	assert_int_equal(swap_aws_assumed(&t.req, &t.out, cr), 0);
+	assert_false(swap_aws_identity_due(&t.out));
+	assert_string_equal(t_edited(&t, "X-Amz-Security-Token"), "temp-session-token-xyz");
+	auth = t_edited(&t, "Authorization");
+	snprintf(fields_auth, sizeof(fields_auth), "%s", auth);
+	assert_int_equal(sigv4_parse_authorization(fields_auth, strlen(fields_auth), &a, &why),
+	    SIGV4_OK);
+	assert_string_equal(a.akid, "ASIATEMPORARY0000001");
+	for (size_t i = 0; i < t.h.nfields; i++)
+		if (inject_field_value(&t.h, &t.out.edits, i) != NULL)
+			fields[n++] = (http_field_t){t.h.fields[i].name, inject_field_value(&t.h,
+			    &t.out.edits, i), t.h.fields[i].name_len,
+			    strlen(inject_field_value(&t.h, &t.out.edits, i))};
+	req = (sigv4_request_t){"GET", target, strlen(target), fields, n, "UNSIGNED-PAYLOAD",
+	    SIGV4_S3};
+	sigv4_signing_key("tempSecret/0123456789", 21, a.date, a.region, a.service, k);
+	assert_int_equal(sigv4_verify(&req, &a, k, &why), SIGV4_OK);
+	sigv4_signing_key(AWS_SECRET, strlen(AWS_SECRET), a.date, a.region, a.service, k);
+	assert_int_equal(sigv4_verify(&req, &a, k, &why), SIGV4_E_MISMATCH);
+	awscred_access_key_id(h, strlen(h), akid);
+	assert_true(t_scrubs(&t, "ASIATEMPORARY0000001", akid));
+	assert_true(t_scrubs(&t, "temp-session-token-xyz", h));
+	assert_true(t_scrubs(&t, "tempSecret/0123456789", h));
+	assert_true(t_scrubs(&t, AWS_AKID, akid));
+	/* once is enough: a second identity is refused (and its reference released) */
+	cr = stscache_cred_new("ASIATEMPORARY0000002", 20, "s", 1, NULL, 0, NOW + 3600, NOW);
+	assert_int_equal(swap_aws_assumed(&t.req, &t.out, cr), -1);
+	assert_int_equal(t.out.status, 500);
+	t_fini(&t);
+	free(h);
+}
+
+/* Without assume_role the credential's own keys sign at once: nothing is due. */
+static void
+test_aws_own_keys_sign_at_once(void **state)
+{
+	struct t t;
+	char *h = mint("awsc", "sb-1");
+	const char *why = NULL;
+	sigv4_auth_t a;
+
+	(void)state;
+	t_init(&t);
+	t_aws_signed(&t, "my-bucket.s3.amazonaws.com", "/key", h);
+	ok(&t);
+	assert_false(swap_aws_identity_due(&t.out));
+	assert_int_equal(sigv4_parse_authorization(t_edited(&t, "Authorization"),
+	    strlen(t_edited(&t, "Authorization")), &a, &why), SIGV4_OK);
+	assert_string_equal(a.akid, AWS_AKID);
+	assert_null(t.out.aws_assumed);
+	t_fini(&t);
+	free(h);
 }
 
 static void
@@ -1226,6 +1420,9 @@ main(void)
 		cmocka_unit_test(test_allowed_bearer),
 		cmocka_unit_test(test_allowed_basic_query_pairs),
 		cmocka_unit_test(test_denials),
+		cmocka_unit_test(test_aws_unsigned_refused),
+		cmocka_unit_test(test_aws_assumed_identity),
+		cmocka_unit_test(test_aws_own_keys_sign_at_once),
 		cmocka_unit_test(test_rate_limited),
 		cmocka_unit_test(test_lineage_audit_and_rate),
 		cmocka_unit_test(test_encoded),
