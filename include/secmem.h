@@ -25,6 +25,7 @@
 #ifndef SEALGATE_SECMEM_H
 #define SEALGATE_SECMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -44,6 +45,23 @@ void *secmem_guarded_alloc(size_t len) SG_WUR;
 char *secmem_guarded_dup(const char *s, size_t len) SG_WUR;
 /* Zero, then unmap. */
 void secmem_guarded_free(void *p);
+
+/*
+ * A growing text in wipe memory: start with {0}; every add keeps it NUL-terminated; an
+ * allocation failure sets failed and makes later adds no-ops (check once at the end).
+ * secmem_buf_add's signature fits a scrub emit callback (arg is the buffer).
+ */
+typedef struct secmem_buf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+} secmem_buf_t;
+
+void secmem_buf_add(void *b, const void *data, size_t len);
+/* secmem_buf_add of a C string. */
+void secmem_buf_puts(secmem_buf_t *b, const char *s) SG_NONNULL;
+/* Zero and free the text; the buffer is {0} again. */
+void secmem_buf_free(secmem_buf_t *b) SG_NONNULL;
 
 typedef struct secmem_arena secmem_arena_t;
 

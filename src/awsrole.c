@@ -384,69 +384,31 @@ awsrole_session_name(const char *cred_name, char out[AWSROLE_SESSION_NAME_MAX + 
 	}
 }
 
-/* A growing text in wipe memory. */
-struct awsrole_buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void
-awsrole_put(struct awsrole_buf *b, const char *s, size_t n)
-{
-	char *np;
-
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-
-		if ((np = secmem_wipe_alloc(cap)) == NULL) {
-			b->failed = true;
-			return;
-		}
-		if (b->p != NULL)
-			memcpy(np, b->p, b->len);
-		secmem_wipe_free(b->p);
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-awsrole_puts(struct awsrole_buf *b, const char *s)
-{
-	awsrole_put(b, s, strlen(s));
-}
-
 /* name=value&, value percent-encoded (RFC 3986 unreserved kept). */
 static void
-awsrole_param(struct awsrole_buf *b, const char *name, const char *value, size_t len)
+awsrole_param(secmem_buf_t *b, const char *name, const char *value, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
 	if (b->len > 0)
-		awsrole_puts(b, "&");
-	awsrole_puts(b, name);
-	awsrole_puts(b, "=");
+		secmem_buf_puts(b, "&");
+	secmem_buf_puts(b, name);
+	secmem_buf_puts(b, "=");
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)value[i];
 		char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
 
 		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~')
-			awsrole_put(b, (const char *)&ch, 1);
+			secmem_buf_add(b, (const char *)&ch, 1);
 		else
-			awsrole_put(b, esc, 3);
+			secmem_buf_add(b, esc, 3);
 	}
 }
 
 /* The form body. 0, or an awsrole_rc. */
 static int
-awsrole_form(const policy_credential_t *cred, struct awsrole_buf *b)
+awsrole_form(const policy_credential_t *cred, secmem_buf_t *b)
 {
 	const policy_aws_t *aws = cred->aws;
 	char name[AWSROLE_SESSION_NAME_MAX + 1], dur[16];
@@ -517,12 +479,12 @@ awsrole_sign(const policy_credential_t *cred, const awsrole_req_t *out,
 
 /* The head and body into out->wire. */
 static int
-awsrole_wire(const policy_credential_t *cred, int64_t now, const struct awsrole_buf *body,
+awsrole_wire(const policy_credential_t *cred, int64_t now, const secmem_buf_t *body,
     awsrole_req_t *out)
 {
 	const policy_aws_t *aws = cred->aws;
 	struct awsrole_fields fs = {.n = 0};
-	struct awsrole_buf w = {0};
+	secmem_buf_t w = {0};
 	char hash[SIGV4_SIG_HEX + 1], auth[SIGV4_AUTH_MAX];
 	time_t t = (time_t)now;
 	struct tm tm;
@@ -542,18 +504,18 @@ awsrole_wire(const policy_credential_t *cred, int64_t now, const struct awsrole_
 	sigv4_payload_hash(body->p, body->len, hash);
 	if ((rc = awsrole_sign(cred, out, &fs, hash, auth, sizeof(auth))) != AWSROLE_OK)
 		return rc;
-	awsrole_puts(&w, "POST / HTTP/1.1\r\n");
+	secmem_buf_puts(&w, "POST / HTTP/1.1\r\n");
 	for (size_t i = 0; i < fs.n; i++) {
-		awsrole_put(&w, fs.f[i].name, fs.f[i].name_len);
-		awsrole_puts(&w, ": ");
-		awsrole_put(&w, fs.f[i].value, fs.f[i].value_len);
-		awsrole_puts(&w, "\r\n");
+		secmem_buf_add(&w, fs.f[i].name, fs.f[i].name_len);
+		secmem_buf_puts(&w, ": ");
+		secmem_buf_add(&w, fs.f[i].value, fs.f[i].value_len);
+		secmem_buf_puts(&w, "\r\n");
 	}
-	awsrole_puts(&w, "Authorization: ");
-	awsrole_puts(&w, auth);
-	awsrole_puts(&w, "\r\nUser-Agent: sealgate/" SEALGATE_VERSION "\r\n"
+	secmem_buf_puts(&w, "Authorization: ");
+	secmem_buf_puts(&w, auth);
+	secmem_buf_puts(&w, "\r\nUser-Agent: sealgate/" SEALGATE_VERSION "\r\n"
 	    "Accept-Encoding: identity\r\nConnection: close\r\n\r\n");
-	awsrole_put(&w, body->p, body->len);
+	secmem_buf_add(&w, body->p, body->len);
 	sodium_memzero(auth, sizeof(auth));
 	if (w.failed) {
 		secmem_wipe_free(w.p);
@@ -567,7 +529,7 @@ awsrole_wire(const policy_credential_t *cred, int64_t now, const struct awsrole_
 int
 awsrole_request(const policy_credential_t *cred, int64_t now, awsrole_req_t *out)
 {
-	struct awsrole_buf body = {0};
+	secmem_buf_t body = {0};
 	int rc;
 
 	memset(out, 0, sizeof(*out));

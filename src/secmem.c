@@ -67,6 +67,54 @@ secmem_wipe_free(void *p)
 	free(base);
 }
 
+/* --- a growing text in wipe memory ---------------------------------------------------- */
+
+void
+secmem_buf_add(void *arg, const void *data, size_t len)
+{
+	secmem_buf_t *b = arg;
+	char *np;
+	size_t cap;
+
+	if (b->failed || (len == 0 && b->p != NULL))
+		return;
+	if (len > SIZE_MAX / 2 - b->len - 1) {
+		b->failed = true;
+		return;
+	}
+	if (b->len + len + 1 > b->cap) {
+		cap = (b->len + len + 1) * 2;
+		if ((np = secmem_wipe_alloc(cap)) == NULL) {
+			b->failed = true;
+			return;
+		}
+		if (b->p != NULL)
+			memcpy(np, b->p, b->len);
+		secmem_wipe_free(b->p);
+		b->p = np;
+		b->cap = cap;
+	}
+	if (len > 0)
+		memcpy(b->p + b->len, data, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+void
+secmem_buf_puts(secmem_buf_t *b, const char *s)
+{
+	secmem_buf_add(b, s, strlen(s));
+}
+
+void
+secmem_buf_free(secmem_buf_t *b)
+{
+	secmem_wipe_free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+	b->failed = false;
+}
+
 /* --- guarded memory ------------------------------------------------------------------- */
 
 void *

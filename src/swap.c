@@ -706,43 +706,11 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
 	return 0;
 }
 
-/* The rewritten body accumulates in wipe memory (scrub emit callback). */
-struct swap_buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void
-swap_buf_emit(void *arg, const void *data, size_t len)
-{
-	struct swap_buf *b = arg;
-	char *np;
-
-	if (b->failed || len == 0)
-		return;
-	if (b->len + len > b->cap) {
-		size_t cap = (b->len + len) * 2;
-
-		if ((np = secmem_wipe_alloc(cap)) == NULL) {
-			b->failed = true;
-			return;
-		}
-		if (b->p != NULL)
-			memcpy(np, b->p, b->len);
-		secmem_wipe_free(b->p);
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-}
-
 /* Body credentials' handles and placeholders, tokenizer placeholders -> secrets. */
 static int
 swap_rewrite_body(plan_t *p, const char *body, size_t len, char **out, size_t *outlen)
 {
-	struct swap_buf b = {0};
+	secmem_buf_t b = {0};
 	scrub_t *s;
 
 	*out = NULL;
@@ -752,10 +720,10 @@ swap_rewrite_body(plan_t *p, const char *body, size_t len, char **out, size_t *o
 		    NULL);
 	if (s == NULL)
 		return 0;
-	if (scrub_feed(s, body, len, swap_buf_emit, &b) < 0 ||
-	    scrub_finish(s, swap_buf_emit, &b) < 0 || b.failed) {
+	if (scrub_feed(s, body, len, secmem_buf_add, &b) < 0 ||
+	    scrub_finish(s, secmem_buf_add, &b) < 0 || b.failed) {
 		scrub_free(s);
-		secmem_wipe_free(b.p);
+		secmem_buf_free(&b);
 		return swap_deny(p, 503, "resource_exhausted", "out of memory while rewriting the "
 		    "request body%s", NULL);
 	}

@@ -104,6 +104,46 @@ test_wipe_too_big(void **state)
 	assert_null(secmem_guarded_dup("x", SIZE_MAX));
 }
 
+/* A growing text: stays NUL-terminated, survives many regrowths, an empty add still gives
+ * a text, and a size that cannot be had marks it failed and stops later adds. */
+static void
+test_growing_text(void **state)
+{
+	secmem_buf_t b = {0}, e = {0}, big = {0};
+	char want[5000];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 1000; i++) {
+		secmem_buf_add(&b, "ab", 2);
+		secmem_buf_puts(&b, "cde");
+		memcpy(want + i * 5, "abcde", 5);
+	}
+	assert_false(b.failed);
+	assert_int_equal(b.len, 5000);
+	assert_true(b.cap > b.len);
+	assert_memory_equal(b.p, want, 5000);
+	assert_int_equal(b.p[5000], '\0');
+	assert_true(secmem_wipe_size(b.p) == b.cap);	/* one wipe allocation */
+	secmem_buf_free(&b);
+	assert_null(b.p);
+	assert_int_equal(b.len + b.cap, 0);
+
+	secmem_buf_add(&e, NULL, 0);
+	assert_non_null(e.p);
+	assert_string_equal(e.p, "");
+	secmem_buf_free(&e);
+
+	secmem_buf_puts(&big, "x");
+	secmem_buf_add(&big, "y", SIZE_MAX - 1);
+	assert_true(big.failed);
+	secmem_buf_puts(&big, "z");
+	assert_string_equal(big.p, "x");
+	assert_int_equal(big.len, 1);
+	secmem_buf_free(&big);
+	assert_false(big.failed);
+}
+
 static void
 test_guarded_dup(void **state)
 {
@@ -342,6 +382,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wipe_dup),
 		cmocka_unit_test(test_wipe_too_big),
+		cmocka_unit_test(test_growing_text),
 		cmocka_unit_test(test_guarded_dup),
 		cmocka_unit_test(test_many_secrets_few_regions),
 		cmocka_unit_test(test_secret_memory_flags),
