@@ -10,7 +10,9 @@
  * finishes on the value it started with. The last unref zeroes and unmaps both values.
  *
  * Times are monotonic milliseconds passed in (pure core: no clock reads). Values are in
- * guarded memory (secmem.h). Allocation failures return NULL. Threads: a record is
+ * wipe memory (secmem.h), zeroed when freed: a guarded region per value would cost ~4
+ * memory mappings per file credential (a policy's other secrets share an arena for that
+ * reason, test_policy's test_big_policy). Allocation failures return NULL. Threads: a record is
  * read-only after it is made and may be read by any thread; ref/unref are atomic.
  */
 #ifndef SEALGATE_SECVAL_H
@@ -25,10 +27,10 @@
 
 typedef struct secval {
 	int refs;			/* atomic */
-	char *value;			/* guarded, NUL-terminated */
+	char *value;			/* wipe memory, NUL-terminated */
 	size_t len;
 	uint64_t expires_ms;		/* 0: never; else unusable from this instant on */
-	char *prev;			/* the value this one replaced, or NULL (guarded) */
+	char *prev;			/* the value this one replaced, or NULL (wipe memory) */
 	size_t prev_len;
 	uint64_t prev_until_ms;		/* prev is scrubbed before this instant */
 } secval_t;

@@ -31,12 +31,12 @@ secval_make(const char *v, size_t len, uint64_t expires_ms, const char *prev,
 	if (s == NULL)
 		return NULL;
 	s->refs = 1;
-	if ((s->value = secmem_guarded_dup(v, len)) == NULL)
+	if ((s->value = secmem_wipe_dup(v, len)) == NULL)
 		goto fail;
 	s->len = len;
 	s->expires_ms = expires_ms;
 	if (prev != NULL) {
-		if ((s->prev = secmem_guarded_dup(prev, prev_len)) == NULL)
+		if ((s->prev = secmem_wipe_dup(prev, prev_len)) == NULL)
 			goto fail;
 		s->prev_len = prev_len;
 		s->prev_until_ms = prev_until_ms;
@@ -86,8 +86,8 @@ secval_unref(secval_t *s)
 {
 	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	secmem_guarded_free(s->value);
-	secmem_guarded_free(s->prev);
+	secmem_wipe_free(s->value);
+	secmem_wipe_free(s->prev);
 	free(s);
 }
 
