@@ -163,8 +163,6 @@
 /* The PATH a command name (no "/") is looked up in at load, and the child's PATH: the
  * system folders, never the proxy's own environment. */
 #define SG_SECRET_EXEC_PATH      "/usr/local/bin:/usr/bin:/bin"
-/* stderr bytes read (then counted, never logged) from a secret command. */
-#define SG_SECRET_EXEC_STDERR_MAX (64 * 1024)
 /* Errors reported per policy load before the rest are summarised. */
 #define SG_POLICY_MAX_ERRORS     100
 

@@ -53,7 +53,7 @@ static pid_t
 secexec_spawn(char *const argv[], int outfd, int errfd)
 {
 	posix_spawn_file_actions_t fa;
-	struct secexec_env env;
+	struct secexec_env env = {0};
 	pid_t pid = -1;
 	int rc;
 
