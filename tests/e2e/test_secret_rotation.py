@@ -5,11 +5,14 @@
                      and the old value never again after the switch; the replaced value,
                      reflected by the upstream right after the rotation, is scrubbed; a
                      request in flight (its body held back) finishes on the old value;
+                     a WebSocket message swaps in the new value after a rotation;
                      rotation metric and audit event; other credentials untouched.
   ExecSourceTest     an "exec" secret (a script printing a value from a counter file) is
                      refreshed after its ttl and used; a failing command keeps the last
                      good value until it expires, then 502 secret_unavailable, and the
-                     next good run brings it back; its stderr is never logged.
+                     next good run brings it back; its stderr is never logged; a reload
+                     hands an unchanged command's value over without running it, runs a
+                     changed one, and is refused when that run fails.
   StartupTest        policy check validates secret.exec with located errors and runs no
                      command; serve refuses to start when an exec secret's first run fails.
 
@@ -138,7 +141,7 @@ class FileRotationTest(RotationCase):
         cls.echo = sgtest.EchoUpstream()
         cls.addClassCleanup(cls.echo.stop)
         cls.files = {}
-        for name in ("renamed", "reflected", "inflight", "steady"):
+        for name in ("renamed", "reflected", "inflight", "steady", "ws"):
             d = os.path.join(cls.tmp, name)
             os.mkdir(d)
             cls.files[name] = os.path.join(d, "token")
@@ -223,10 +226,44 @@ class FileRotationTest(RotationCase):
         self.assertTrue(old.encode() not in r.body, "the in-flight answer was not scrubbed")
         self.assert_not_logged()
 
+    def ws_round(self, c, rd, h, value):
+        """A text message carrying handle h: the upstream gets value in its place, and
+        the echo of it comes back with the handle."""
+        tag = os.urandom(4).hex()
+        c.send(sgtest.ws_frame(0x1, ("%s %s" % (tag, h)).encode()))
+        op, back = sgtest.ws_read_message(rd)
+        self.assertEqual(op, 0x1)
+        self.assertTrue(back == ("%s %s" % (tag, h)).encode(), "echo not scrubbed: "
+                        + R(back))
+        got = sgtest.wait_for(lambda: [f for f in self.echo.frames
+                                       if f["event"] == "message" and tag in f["data"]],
+                              what="message " + tag)
+        self.assertTrue(got[0]["data"] == "%s %s" % (tag, value),
+                        "upstream got " + R(got[0]["data"]))
+
+    def test_websocket_message_after_rotation(self):
+        h = sgtest.mint_handle(self.sg.policy_path, "sb-1", "ws")["handle"]
+        authority = "%s:%d" % (API, self.echo.port)
+        c = sgtest.open_intercepted(self.sg, API, self.echo.port)
+        self.addCleanup(c.close)
+        c.send(b"GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               b"Sec-WebSocket-Version: 13\r\n\r\n" % authority.encode())
+        r = c.read_response()
+        self.assertEqual(r.status, 101, R(r))
+        rd = c.reader()
+        self.ws_round(c, rd, h, _val("ws", 1))
+        ALL.append(_val("ws", 2))
+        write_atomic(self.files["ws"], _val("ws", 2) + "\n")
+        self.wait_used("ws", _val("ws", 2))
+        self.ws_round(c, rd, h, _val("ws", 2))
+        self.assert_not_logged()
+
 
 SCRIPT = """#!/bin/sh
 # prints the secret for counter value N; fails (stderr names a secret-looking value)
-# while FLAG exists
+# while FLAG exists; notes every run in RUNS
+echo run >> '{runs}'
 if [ -e '{flag}' ]; then
     echo "error: token sk-{tag}-{seed}-stderr was rejected" >&2
     exit 7
@@ -241,7 +278,7 @@ class ExecSourceTest(RotationCase):
     def make_script(cls, tag):
         d = os.path.join(cls.tmp, tag)
         os.mkdir(d)
-        paths = {k: os.path.join(d, k) for k in ("script", "counter", "flag")}
+        paths = {k: os.path.join(d, k) for k in ("script", "counter", "flag", "runs")}
         with open(paths["counter"], "w") as f:
             f.write("1")
         with open(paths["script"], "w") as f:
@@ -256,10 +293,10 @@ class ExecSourceTest(RotationCase):
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.echo = sgtest.EchoUpstream()
         cls.addClassCleanup(cls.echo.stop)
-        cls.paths = {"refresh": cls.make_script("refresh"), "failing": cls.make_script("failing")}
-        ALL.extend([_val("refresh", 1), _val("failing", 1)])
+        cls.paths = {n: cls.make_script(n) for n in ("refresh", "failing", "handover")}
+        ALL.extend([_val(n, 1) for n in cls.paths])
         host = "%s:%d" % (API, cls.echo.port)
-        ttl = {"refresh": "2s", "failing": "6s"}
+        ttl = {"refresh": "2s", "failing": "6s", "handover": "10m"}
         creds = {n: {"secret": {"exec": [p["script"]], "ttl": ttl[n], "timeout": "1s"},
                      "inject": {"type": "bearer"}, "hosts": [host]}
                  for n, p in cls.paths.items()}
@@ -278,6 +315,51 @@ class ExecSourceTest(RotationCase):
             self.assert_used("refresh", _val("refresh", 2))
         ev = sgtest.wait_for(lambda: self.rotations("refresh"), what="audit secret_rotated")
         self.assertEqual(ev[0].get("detail"), "source exec")
+        self.assert_not_logged()
+
+    def runs(self, tag):
+        with open(self.paths[tag]["runs"]) as f:
+            return len(f.read().splitlines())
+
+    def reload(self):
+        import http.client
+        with open(os.path.join(self.sg.dir, "keys", "admin.token")) as f:
+            token = f.read().strip()
+        c = http.client.HTTPConnection(*self.sg.admin, timeout=30)
+        try:
+            c.request("POST", "/v1/reload", headers={"Authorization": "Bearer " + token})
+            resp = c.getresponse()
+            return resp.status, resp.read()
+        finally:
+            c.close()
+
+    def test_reload_hands_over_unchanged_command(self):
+        self.assertEqual(self.runs("handover"), 1)      # serve ran it once, at start
+        self.assert_used("handover", _val("handover", 1))
+        status, body = self.reload()
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.runs("handover"), 1, "an unchanged command ran again")
+        self.assert_used("handover", _val("handover", 1))
+        # a changed command runs during the reload; a failing one refuses the reload
+        pol = json.load(open(self.sg.policy_path))
+        pol["credentials"]["handover"]["secret"]["exec"].append("--changed")
+        with open(self.sg.policy_path, "w") as f:
+            json.dump(pol, f)
+        self.set_counter("handover", 2)
+        status, body = self.reload()
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.runs("handover"), 2)
+        self.assert_used("handover", _val("handover", 2))
+        with open(self.paths["handover"]["flag"], "w"):
+            pass
+        pol["credentials"]["handover"]["secret"]["exec"].append("--again")
+        with open(self.sg.policy_path, "w") as f:
+            json.dump(pol, f)
+        status, body = self.reload()
+        self.assertEqual(status, 422, body)
+        self.assertIn(b"secret of credential handover: command", body)
+        self.assertIn(b"exited with status 7", body)
+        self.assert_used("handover", _val("handover", 2))    # the old policy still serves
         self.assert_not_logged()
 
     def test_failure_keeps_last_value_until_expiry(self):
