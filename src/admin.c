@@ -234,7 +234,7 @@ admin_summary_aws(const policy_aws_t *a)
 static json_t *
 admin_summary_credential(const policy_credential_t *c)
 {
-	static const char *const source[] = {"env", "file", "value"};
+	static const char *const source[] = {"env", "file", "value", "exec"};
 
 	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:o*}",
 	    "secret", source[c->secret_source], "inject", policy_inject_name(c->inject.type),

@@ -25,6 +25,8 @@ plan_free(plan_t *p)
 	tokenizer_out_free(&p->tk);
 	free(p->aws_handle);
 	stscache_cred_unref(p->aws_assumed);
+	for (size_t i = 0; i < p->nlive; i++)
+		secval_unref(p->live[i].val);
 	sodium_memzero(p, sizeof(*p));
 	inject_edits_init(&p->edits);
 }
