@@ -21,6 +21,7 @@
 
 #include "awsrole.h"
 #include "defaults.h"
+#include "gitpush.h"
 #include "hash.h"
 #include "netaddr.h"
 #include "policy.h"
@@ -2086,6 +2087,77 @@ policy_inject_type_of(json_t *v)
 	return -1;
 }
 
+/* --- the "git" block ------------------------------------------------------------------ */
+
+static int
+policy_check_push_ref(const char *s)
+{
+	return gitpush_pattern_check(s);
+}
+
+/* "force": only true (the default) loads: force-push detection is not there yet. */
+static void
+policy_parse_git_force(struct policy_ctx *c, const char *path, json_t *v)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, "force");
+	bool force = true;
+
+	policy_path_key(sub, sizeof(sub), path, "force");
+	if (e != NULL && policy_bool(c, sub, e, &force) == 0 && !force)
+		policy_err(c, sub, "false is not supported yet: sealgate cannot tell a "
+		    "force push from a fast-forward (it would need the pack's commit graph); "
+		    "leave \"force\" out or set it to true");
+}
+
+static void
+policy_parse_git_push(struct policy_ctx *c, const char *path, json_t *v,
+    policy_git_push_t *g)
+{
+	static const char *const keys[] = {"refs", "force", "delete", NULL};
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_path_key(sub, sizeof(sub), path, "refs");
+	if ((e = json_object_get(v, "refs")) == NULL)
+		policy_err(c, path, "needs \"refs\"");
+	else if (policy_strlist(c, sub, e, policy_check_push_ref, "a push-ref pattern "
+	    "(\"refs/...\", '*' within a segment, '**' across, no space ~ ^ : ? [ \\)",
+	    false, &g->refs) == 0 && g->refs.n == 0)
+		policy_err(c, sub, "must list at least one ref pattern");
+	policy_parse_git_force(c, path, v);
+	policy_path_key(sub, sizeof(sub), path, "delete");
+	if ((e = json_object_get(v, "delete")) != NULL)
+		policy_bool(c, sub, e, &g->allow_delete);
+}
+
+static void
+policy_parse_git(struct policy_ctx *c, const char *path, json_t *v, policy_credential_t *cr)
+{
+	static const char *const keys[] = {"push", NULL};
+	char sub[POLICY_PATH_MAX];
+	policy_git_push_t *g;
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_path_key(sub, sizeof(sub), path, "push");
+	if ((e = json_object_get(v, "push")) == NULL) {
+		policy_err(c, path, "needs \"push\"");
+		return;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		policy_err(c, path, "out of memory");
+		return;
+	}
+	cr->git_push = g;
+	policy_parse_git_push(c, sub, e, g);
+}
+
 /* "aws" is required on aws_sigv4 credentials and refused on every other type. */
 static void
 policy_parse_credential_aws(struct policy_ctx *c, const char *path, json_t *v,
@@ -2111,7 +2183,7 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
 	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
-	    "allow_websocket_binary", "aws", NULL};
+	    "allow_websocket_binary", "aws", "git", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 
@@ -2127,6 +2199,9 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 	else
 		policy_parse_inject(c, sub, e, &cr->inject);
 	policy_parse_credential_aws(c, path, v, cr);
+	policy_path_key(sub, sizeof(sub), path, "git");
+	if ((e = json_object_get(v, "git")) != NULL)
+		policy_parse_git(c, sub, e, cr);
 	policy_parse_credential_scope(c, path, v, cr);
 	policy_parse_credential_rest(c, path, v, cr);
 }
@@ -2818,6 +2893,10 @@ static void
 policy_credential_free(policy_credential_t *cr)
 {
 	policy_aws_free((policy_aws_t *)(uintptr_t)cr->aws);
+	if (cr->git_push != NULL) {
+		policy_strlist_free(&((policy_git_push_t *)(uintptr_t)cr->git_push)->refs);
+		free((void *)(uintptr_t)cr->git_push);
+	}
 	free(cr->name);		/* the secret is in p->secrets */
 	free(cr->inject.name);
 	free(cr->inject.format);
