@@ -77,6 +77,12 @@ char *gitpush_answer(const gitpush_t *g, size_t *len) SG_NONNULL SG_WUR;
  * refs), ..." cut to fit len. */
 void gitpush_summary(const gitpush_t *g, char *out, size_t len) SG_NONNULL;
 
+/*
+ * Is target (origin-form, query allowed) a receive-pack request ("/…/git-receive-pack",
+ * compared after %XX decoding, as the server's CGI layer decodes PATH_INFO)?
+ */
+bool gitpush_is_receive_pack(const char *target) SG_NONNULL;
+
 /* Is pattern a valid push-ref glob? 0, or -1. */
 int gitpush_pattern_check(const char *pattern) SG_NONNULL;
 /* Does ref match pattern? */

@@ -27,6 +27,7 @@ struct sg_stats {
 	uint64_t assume_role_fetches;	/* calls made (refreshes included) */
 	uint64_t assume_role_refreshes;	/* ... of them while a usable set was cached */
 	uint64_t assume_role_failures;	/* calls that gave no credentials */
+	uint64_t git_push_refused;	/* git pushes refused by a credential's git.push */
 };
 
 extern struct sg_stats sg_stats;

@@ -1,4 +1,5 @@
 /* gitpush.c — the git push policy over a receive-pack body's commands (gitpush.h). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,27 @@ gitpush_pattern_check(const char *p)
 			return -1;
 	}
 	return p[n - 1] == '/' ? -1 : 0;
+}
+
+bool
+gitpush_is_receive_pack(const char *target)
+{
+	static const char tail[] = "/git-receive-pack";
+	char dec[sizeof(tail)];
+	size_t n = strcspn(target, "?"), k = sizeof(tail) - 1;
+
+	/* decode backwards into dec, the last k decoded bytes of the path */
+	while (n > 0 && k > 0) {
+		if (n >= 3 && target[n - 3] == '%' && isxdigit((unsigned char)target[n - 2]) &&
+		    isxdigit((unsigned char)target[n - 1])) {
+			char hx[3] = {target[n - 2], target[n - 1], '\0'};
+
+			dec[--k] = (char)strtol(hx, NULL, 16);
+			n -= 3;
+		} else
+			dec[--k] = target[--n];
+	}
+	return k == 0 && memcmp(dec, tail, sizeof(tail) - 1) == 0;
 }
 
 /* --- the command section ------------------------------------------------------------ */

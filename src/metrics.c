@@ -83,6 +83,9 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(assume_role_failures, "assume_role_failures_total", NULL, "counter",
 	    "AssumeRole calls that gave no credentials (STS error, timeout, network, TLS, "
 	    "malformed answer)."),
+	STAT(git_push_refused, "git_push_refused_total", NULL, "counter",
+	    "git pushes refused by a credential's git.push rules (refs, deletes, signed "
+	    "pushes); answered with a git report-status, nothing forwarded."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

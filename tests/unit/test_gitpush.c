@@ -92,6 +92,20 @@ test_glob(void **state)
 }
 
 static void
+test_is_receive_pack(void **state)
+{
+	(void)state;
+	assert_true(gitpush_is_receive_pack("/o/r.git/git-receive-pack"));
+	assert_true(gitpush_is_receive_pack("/o/r/git-receive-pack?x=1"));
+	assert_true(gitpush_is_receive_pack("/o/r.git/git-receive%2dpack"));
+	assert_true(gitpush_is_receive_pack("/o/r.git%2Fgit-receive-pack"));
+	assert_false(gitpush_is_receive_pack("/o/r.git/git-upload-pack"));
+	assert_false(gitpush_is_receive_pack("/o/r.git/info/refs?service=git-receive-pack"));
+	assert_false(gitpush_is_receive_pack("git-receive-pack"));
+	assert_false(gitpush_is_receive_pack("/o/r.git/git-receive-pack/x"));
+}
+
+static void
 test_pattern_check(void **state)
 {
 	(void)state;
@@ -307,6 +321,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_glob),
+		cmocka_unit_test(test_is_receive_pack),
 		cmocka_unit_test(test_pattern_check),
 		cmocka_unit_test(test_pattern_within),
 		cmocka_unit_test(test_allowed_push_any_split),
