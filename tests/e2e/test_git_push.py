@@ -12,6 +12,8 @@ git http-backend behind TLS.
                  server's refs unchanged (no receive-pack request reached it); a
                  fast-forward of an allowed ref goes through; clone and fetch work; the
                  handle never reaches the server; the refusal is audited and counted.
+                 A push larger than http.postBuffer (probe, then a chunked body) is
+                 decided on its commands and streamed.
   GitPolicyTest  "force": false is refused at load with a located error.
 """
 import base64
@@ -315,6 +317,29 @@ class GitPushTest(sgtest.TestCase):
             self.assertEqual(r["auth"], want)
             self.assertNotIn(hid, r["body"])
             self.assertNotIn(self.handle, json.dumps(r["headers"]))
+
+
+    def test_8_large_push_streams(self):
+        """A push larger than http.postBuffer: git probes with "0000", then sends the
+        body chunked; sealgate decides on the commands and streams the pack after them."""
+        d = self.work()
+        with open(os.path.join(d, "big.bin"), "wb") as f:
+            f.write(os.urandom(600 * 1024))
+        git("add", "big.bin", cwd=d, env=self.genv())
+        git("commit", "-qm", "big", cwd=d, env=self.genv())
+        self.run_git("-c", "http.postBuffer=65536", "push", "-q", "origin",
+                     "HEAD:refs/heads/agent/big", cwd=d)
+        self.assertEqual(self.server.ref("repo.git", "refs/heads/agent/big"),
+                         git("rev-parse", "HEAD", cwd=d).stdout.strip())
+        posts = [r for r in self.receive_packs() if len(r["body"]) > 600 * 1024]
+        self.assertTrue(posts, "no large receive-pack body reached the server")
+        self.assertEqual(posts[-1]["headers"].get("Transfer-Encoding"), "chunked")
+        # released on the commands, not held whole (the debug log names the phases)
+        self.assertIn("request holding -> streaming", self.sg.log())
+        r = self.run_git("-c", "http.postBuffer=65536", "push", "origin",
+                         "HEAD:refs/heads/main", cwd=d, check=False)
+        self.assert_refused(r, "refs/heads/main", "is outside this credential's push refs")
+        self.assertIsNone(self.server.ref("repo.git", "refs/heads/main"))
 
 
 class GitPolicyTest(sgtest.TestCase):
