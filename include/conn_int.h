@@ -125,6 +125,7 @@ struct conn_req {
 	 * while the body is held; allowed, the rest streams */
 	gitpush_t *git;
 	gitpush_rules_t git_rules;	/* borrowed from the policy snapshot */
+	int git_emit_rc;		/* the streaming work on bytes gitpush_release let go */
 };
 
 struct conn_res {

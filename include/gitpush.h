@@ -11,7 +11,16 @@
  *   - "shallow" lines before the commands are skipped; a signed push ("push-cert") is
  *     refused: its certificate signs the commands sealgate cannot vouch for.
  * One refused command refuses the whole push (nothing is forwarded, so no ref moves).
- * Force (non-fast-forward) is not decided here: policy load refuses "force": false.
+ *
+ * Force: git's commands do not say "force"; when force is not allowed, every update of
+ * an existing ref (old and new ids not zero) must be proven a fast-forward from the
+ * pack that follows: the verdict is then GITPUSH_PACK, the body is forwarded as it
+ * streams while the pack is walked (gitpack.h), but its last bytes (the pack checksum,
+ * hash-length bytes) are held back by gitpush_release until gitpush_finish decides.
+ * Proven: they follow (gitpush_release_end). Not proven (a rewrite, or commits the pack
+ * does not carry): they are never sent, so the server never sees a complete pack and
+ * updates nothing, and the client gets the refusal. "push-options" pkt-lines after the
+ * commands (when that capability is asked) are skipped before the pack.
  *
  * Patterns: "refs/..." globs; '*' matches within one path segment (no '/'), '**' any
  * run of characters across segments. gitpush_pattern_check validates one.
@@ -43,11 +52,14 @@ typedef struct gitpush_rules {
 	char *const *narrow;	/* the handle's own patterns; nnarrow 0: none */
 	size_t nnarrow;
 	bool allow_delete;
+	bool allow_force;	/* false: updates must be proven fast-forwards */
 } gitpush_rules_t;
 
 enum gitpush_verdict {
 	GITPUSH_MORE,		/* still reading the commands */
 	GITPUSH_ALLOW,		/* every command allowed: forward the body */
+	GITPUSH_PACK,		/* allowed so far: forward through gitpush_release and
+				 * decide at the end (gitpush_finish) */
 	GITPUSH_REFUSE,		/* refused: answer gitpush_answer, forward nothing */
 	GITPUSH_BAD,		/* not a receive-pack request body: gitpush_error */
 };
@@ -60,8 +72,18 @@ void gitpush_free(gitpush_t *g);
 /* Body bytes in order. Once decided, the verdict stays and further bytes are ignored. */
 enum gitpush_verdict gitpush_feed(gitpush_t *g, const void *data, size_t len) SG_NONNULL;
 /* The body ended: a decision on what was read (MORE becomes ALLOW after the command
- * flush, or an empty body; BAD when cut inside the commands). */
+ * flush, or an empty body; BAD when cut inside the commands; PACK becomes ALLOW when
+ * every update is proven a fast-forward, else REFUSE). */
 enum gitpush_verdict gitpush_finish(gitpush_t *g) SG_NONNULL;
+
+/* Forward body bytes through emit (in order, split anywhere): under GITPUSH_PACK all but
+ * the last hash-length bytes seen so far go out, else all. */
+typedef void (*gitpush_emit_fn)(void *arg, const void *data, size_t len);
+void gitpush_release(gitpush_t *g, const void *data, size_t len, gitpush_emit_fn emit,
+    void *arg) __attribute__((nonnull(1, 4)));
+/* After gitpush_finish said ALLOW: the held-back bytes go out. */
+void gitpush_release_end(gitpush_t *g, gitpush_emit_fn emit, void *arg)
+    __attribute__((nonnull(1, 2)));
 /* Why a body is BAD (static text). */
 const char *gitpush_error(const gitpush_t *g) SG_NONNULL;
 /* Commands read, and did the client ask for side-band-64k? */

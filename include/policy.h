@@ -80,6 +80,7 @@ typedef struct policy_aws {
 typedef struct policy_git_push {
 	policy_strlist_t refs;	/* push-ref globs (gitpush_pattern_check); at least one */
 	bool allow_delete;	/* "delete" (default false) */
+	bool allow_force;	/* "force" (default false): non-fast-forward updates */
 } policy_git_push_t;
 
 typedef struct policy_credential {

@@ -35,6 +35,8 @@
 static void conn_body_failed(conn_t *c);
 static enum conn_flow conn_body_held(conn_t *c);
 static enum conn_flow conn_git_held(conn_t *c);
+static void conn_git_refuse(conn_t *c);
+static void conn_git_emit(void *arg, const void *data, size_t len);
 static int conn_req_stream(conn_t *c, const char *at, size_t len);
 
 /* Drop the body state of a request; a held body may carry secrets: zero it. */
@@ -56,6 +58,7 @@ conn_body_reset(conn_t *c)
 	c->req.chunks = NULL;
 	gitpush_free(c->req.git);
 	c->req.git = NULL;
+	c->req.git_emit_rc = 0;
 	c->req.chunks_err = 0;
 	c->req.held_whole = c->req.leak_on = false;
 	c->req.seen = 0;
@@ -103,8 +106,13 @@ conn_body_send_held_part(conn_t *c)
 {
 	size_t n = evbuffer_get_length(c->req.held);
 	const char *p = n ? (const char *)evbuffer_pullup(c->req.held, -1) : "";
-	int rc = n ? conn_req_stream(c, p, n) : 0;
+	int rc;
 
+	if (c->req.git != NULL) {
+		gitpush_release(c->req.git, p, n, conn_git_emit, c);
+		rc = c->req.git_emit_rc;
+	} else
+		rc = n ? conn_req_stream(c, p, n) : 0;
 	evbuffer_free(c->req.held);
 	c->req.held = NULL;
 	if (rc < 0 || c->req.err) {
@@ -200,6 +208,17 @@ conn_req_stream(conn_t *c, const char *at, size_t len)
 	return 0;
 }
 
+/* Bytes a git push's gitpush_release lets go (all but a pack's checksum until the
+ * push is proven): the ordinary streaming work. */
+static void
+conn_git_emit(void *arg, const void *data, size_t len)
+{
+	conn_t *c = arg;
+
+	if (c->req.git_emit_rc == 0)
+		c->req.git_emit_rc = conn_req_stream(c, data, len);
+}
+
 static int
 conn_req_on_body(http_parser *p, const char *at, size_t len)
 {
@@ -208,7 +227,22 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 	c->acct.bytes_up += len;
 	if (c->req.phase == REQ_HOLDING)
 		return conn_req_hold(c, at, len);
-	return conn_req_stream(c, at, len);
+	if (c->req.git == NULL)
+		return conn_req_stream(c, at, len);
+	gitpush_feed(c->req.git, at, len);
+	gitpush_release(c->req.git, at, len, conn_git_emit, c);
+	return c->req.git_emit_rc < 0 || c->req.err ? -1 : 0;
+}
+
+/* The end of a streamed git push: proven, the held-back checksum follows; refused, it
+ * never does (conn_body_failed answers). */
+static int
+conn_git_stream_end(conn_t *c)
+{
+	if (gitpush_finish(c->req.git) != GITPUSH_ALLOW)
+		return -1;
+	gitpush_release_end(c->req.git, conn_git_emit, c);
+	return c->req.git_emit_rc < 0 || c->req.err ? -1 : 0;
 }
 
 static int
@@ -221,6 +255,8 @@ conn_req_on_complete(http_parser *p)
 		c->req.held_whole = true;
 		return 0;
 	}
+	if (c->req.git != NULL && conn_git_stream_end(c) < 0)
+		return -1;
 	if (c->req.rewrite && scrub_finish(c->req.rewrite, conn_emit_req, c) < 0)
 		return -1;
 	if (c->req.chunks && (c->req.chunks_err = awschunk_finish(c->req.chunks)) !=
@@ -260,6 +296,10 @@ conn_body_failed(conn_t *c)
 
 	if (c->req.chunks_err != 0) {
 		conn_body_chunks_failed(c);
+		return;
+	}
+	if (c->req.git != NULL && gitpush_feed(c->req.git, "", 0) == GITPUSH_REFUSE) {
+		conn_git_refuse(c);	/* proven no fast-forward: the checksum never went */
 		return;
 	}
 	if (c->req.git != NULL && gitpush_feed(c->req.git, "", 0) == GITPUSH_BAD) {
@@ -440,7 +480,8 @@ conn_git_start(conn_t *c)
 		return true;
 	}
 	c->req.git_rules = (gitpush_rules_t){cr->git_push->refs.v, cr->git_push->refs.n,
-	    c->rq->plan.git_refs.v, c->rq->plan.git_refs.n, cr->git_push->allow_delete};
+	    c->rq->plan.git_refs.v, c->rq->plan.git_refs.n, cr->git_push->allow_delete,
+	    cr->git_push->allow_force};
 	if ((c->req.git = gitpush_new(&c->req.git_rules)) == NULL) {
 		conn_fail(c, 503, "resource_exhausted", "out of memory");
 		return true;
@@ -457,9 +498,15 @@ conn_git_refuse(conn_t *c)
 	    "application/x-git-receive-pack-result\r\nCache-Control: no-cache\r\n"
 	    "Connection: close\r\nContent-Length: %zu\r\n\r\n";
 	size_t len;
-	char *body = gitpush_answer(c->req.git, &len);
+	char *body;
 	struct evbuffer *out;
 
+	if (c->res.phase != RES_WAITING) {	/* the server answered a cut-short push */
+		conn_audit(c, 502, "git_push_refused");
+		conn_close(c, "git push refused after the upstream answered");
+		return;
+	}
+	body = gitpush_answer(c->req.git, &len);
 	if (body == NULL || (out = evbuffer_new()) == NULL) {
 		free(body);
 		conn_fail(c, 503, "resource_exhausted", "out of memory");
@@ -492,7 +539,7 @@ conn_git_held(conn_t *c)
 		conn_git_refuse(c);	/* the whole request read: the answer is safe to send */
 		return FLOW_STOP;
 	}
-	if (v != GITPUSH_ALLOW)
+	if (v != GITPUSH_ALLOW && v != GITPUSH_PACK)
 		return FLOW_GO_ON;
 	if (c->req.held_whole)
 		return conn_body_held(c);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gitpack.h"
 #include "gitpush.h"
 #include "pktline.h"
 
@@ -15,6 +16,9 @@
 typedef struct gitpush_cmd {
 	char *ref;
 	char *reason;		/* NULL: allowed */
+	char old_oid[PKTLINE_OID_SHA256 + 1];
+	char new_oid[PKTLINE_OID_SHA256 + 1];
+	bool proof;		/* an update that must be proven a fast-forward */
 } gitpush_cmd_t;
 
 struct gitpush {
@@ -27,7 +31,13 @@ struct gitpush {
 	bool signed_push;	/* a push-cert: refused as a whole */
 	gitpush_cmd_t *cmd;
 	size_t ncmd;
-	size_t nrefused;
+	size_t nrefused, nproof;
+	bool options;		/* push-options asked: a pkt-line section before the pack */
+	bool in_options;	/* reading it */
+	size_t oid_len;		/* of the commands: 40 or 64 */
+	gitpack_t *pack;	/* GITPUSH_PACK: the walk */
+	unsigned char tail[32];	/* GITPUSH_PACK: bytes held back (the checksum) */
+	size_t ntail;
 };
 
 /* --- patterns ----------------------------------------------------------------------- */
@@ -171,6 +181,7 @@ gitpush_free(gitpush_t *g)
 		free(g->cmd[i].reason);
 	}
 	free(g->cmd);
+	gitpack_free(g->pack);
 	free(g);
 }
 
@@ -234,8 +245,12 @@ gitpush_command(gitpush_t *g, const pktline_pkt_t *pkt)
 		return gitpush_bad(g, "a ref update command is malformed");
 	if (g->ncmd == GITPUSH_MAX_COMMANDS)
 		return gitpush_bad(g, "the push updates too many refs");
-	if (g->ncmd == 0)
+	if (g->ncmd == 0) {
 		g->sideband = pktline_caps_has(c.caps, c.caps_len, "side-band-64k");
+		g->options = pktline_caps_has(c.caps, c.caps_len, "push-options");
+		g->oid_len = c.oid_len;
+	} else if (c.oid_len != g->oid_len)
+		return gitpush_bad(g, "the commands mix object id lengths");
 	if ((v = realloc(g->cmd, (g->ncmd + 1) * sizeof(*v))) == NULL)
 		return gitpush_bad(g, "out of memory");
 	g->cmd = v;
@@ -244,18 +259,42 @@ gitpush_command(gitpush_t *g, const pktline_pkt_t *pkt)
 		free(v[g->ncmd].reason);
 		return gitpush_bad(g, "out of memory");
 	}
+	memcpy(v[g->ncmd].old_oid, c.old_oid, sizeof(c.old_oid));
+	memcpy(v[g->ncmd].new_oid, c.new_oid, sizeof(c.new_oid));
+	v[g->ncmd].proof = v[g->ncmd].reason == NULL && !g->rules->allow_force &&
+	    !pktline_oid_is_zero(c.old_oid) && !pktline_oid_is_zero(c.new_oid);
 	g->nrefused += v[g->ncmd].reason != NULL;
+	g->nproof += v[g->ncmd].proof;
 	g->ncmd++;
 	return GITPUSH_MORE;
+}
+
+/* The commands (and push options) are read: refuse, allow, or walk the pack. */
+static enum gitpush_verdict
+gitpush_commands_done(gitpush_t *g)
+{
+	if (g->nrefused > 0)
+		return g->verdict = GITPUSH_REFUSE;
+	if (g->nproof == 0)
+		return g->verdict = GITPUSH_ALLOW;
+	if ((g->pack = gitpack_new(g->oid_len / 2)) == NULL)
+		return gitpush_bad(g, "out of memory");
+	return g->verdict = GITPUSH_PACK;
 }
 
 /* One packet of the command section. */
 static enum gitpush_verdict
 gitpush_packet(gitpush_t *g, const pktline_pkt_t *pkt)
 {
+	if (g->in_options)
+		return pkt->kind == PKTLINE_FLUSH ? gitpush_commands_done(g) : GITPUSH_MORE;
+	if (pkt->kind == PKTLINE_FLUSH && g->options && g->ncmd > 0 && g->nrefused == 0) {
+		g->in_options = true;
+		return GITPUSH_MORE;
+	}
 	if (pkt->kind == PKTLINE_FLUSH)
-		return g->verdict = g->nrefused > 0 || g->signed_push ? GITPUSH_REFUSE :
-		    GITPUSH_ALLOW;
+		return g->signed_push ? (g->verdict = GITPUSH_REFUSE) :
+		    g->ncmd == 0 ? (g->verdict = GITPUSH_ALLOW) : gitpush_commands_done(g);
 	if (pkt->kind != PKTLINE_DATA)
 		return gitpush_bad(g, "unexpected special packet among the commands");
 	if (g->ncmd == 0 && pkt->len >= 8 && memcmp(pkt->data, "shallow ", 8) == 0)
@@ -277,6 +316,10 @@ gitpush_feed(gitpush_t *g, const void *data, size_t len)
 	pktline_pkt_t pkt;
 	size_t used;
 
+	if (g->verdict == GITPUSH_PACK) {
+		gitpack_feed(g->pack, data, len);	/* a failure: not proven at the end */
+		return g->verdict;
+	}
 	while (g->verdict == GITPUSH_MORE && len > 0) {
 		enum pktline_ev ev = pktline_next(&g->pl, p, len, &used, &pkt);
 
@@ -286,15 +329,40 @@ gitpush_feed(gitpush_t *g, const void *data, size_t len)
 			return gitpush_bad(g, "the push's command section is too large");
 		if (ev == PKTLINE_EV_ERROR)
 			return gitpush_bad(g, "not a pkt-line stream");
-		if (ev == PKTLINE_EV_PACKET)
-			gitpush_packet(g, &pkt);
+		if (ev == PKTLINE_EV_PACKET && gitpush_packet(g, &pkt) == GITPUSH_PACK &&
+		    len > 0)
+			gitpack_feed(g->pack, p, len);
 	}
 	return g->verdict;
+}
+
+/* The body ended under GITPUSH_PACK: is every update proven a fast-forward? */
+static enum gitpush_verdict
+gitpush_prove(gitpush_t *g)
+{
+	bool whole = gitpack_complete(g->pack);
+	char why[GP_REASON_MAX];
+
+	for (size_t i = 0; i < g->ncmd; i++) {
+		gitpush_cmd_t *c = &g->cmd[i];
+
+		if (!c->proof || (whole && gitpack_reaches(g->pack, c->new_oid, c->old_oid)))
+			continue;
+		snprintf(why, sizeof(why), "sealgate: %s: not a fast-forward of %.12s, or not "
+		    "provable from the pushed commits (git.push.force is false)", c->ref,
+		    c->old_oid);
+		if ((c->reason = strdup(why)) == NULL)
+			return gitpush_bad(g, "out of memory");
+		g->nrefused++;
+	}
+	return g->verdict = g->nrefused > 0 ? GITPUSH_REFUSE : GITPUSH_ALLOW;
 }
 
 enum gitpush_verdict
 gitpush_finish(gitpush_t *g)
 {
+	if (g->verdict == GITPUSH_PACK)
+		return gitpush_prove(g);
 	if (g->verdict != GITPUSH_MORE)
 		return g->verdict;
 	if (g->bytes == 0)
@@ -318,6 +386,41 @@ bool
 gitpush_sideband(const gitpush_t *g)
 {
 	return g->sideband;
+}
+
+/* --- forwarding with the checksum held back ---------------------------------------- */
+
+void
+gitpush_release(gitpush_t *g, const void *data, size_t len, gitpush_emit_fn emit, void *arg)
+{
+	const unsigned char *s = data;
+	size_t keep = g->pack ? g->oid_len / 2 : 0, total = g->ntail + len, out, from_tail;
+
+	if (g->verdict != GITPUSH_PACK && g->ntail == 0) {
+		if (len > 0)
+			emit(arg, data, len);
+		return;
+	}
+	out = total > keep ? total - keep : 0;
+	from_tail = out < g->ntail ? out : g->ntail;
+	if (from_tail > 0)
+		emit(arg, g->tail, from_tail);
+	memmove(g->tail, g->tail + from_tail, g->ntail - from_tail);
+	g->ntail -= from_tail;
+	if (out > from_tail)
+		emit(arg, s, out - from_tail);
+	s += out - from_tail;
+	len -= out - from_tail;
+	memcpy(g->tail + g->ntail, s, len);
+	g->ntail += len;
+}
+
+void
+gitpush_release_end(gitpush_t *g, gitpush_emit_fn emit, void *arg)
+{
+	if (g->verdict == GITPUSH_ALLOW && g->ntail > 0)
+		emit(arg, g->tail, g->ntail);
+	g->ntail = 0;
 }
 
 /* --- the answer --------------------------------------------------------------------- */
@@ -367,6 +470,7 @@ gitpush_summary(const gitpush_t *g, char *out, size_t len)
 		const char *r = g->cmd[i].reason;
 		const char *why = r == NULL ? NULL : strstr(r, "outside this handle") ?
 		    "outside handle push refs" : strstr(r, "outside") ? "outside push refs" :
+		    strstr(r, "fast-forward") ? "not a proven fast-forward" :
 		    "delete not allowed";
 
 		if (why != NULL)

@@ -2095,21 +2095,6 @@ policy_check_push_ref(const char *s)
 	return gitpush_pattern_check(s);
 }
 
-/* "force": only true (the default) loads: force-push detection is not there yet. */
-static void
-policy_parse_git_force(struct policy_ctx *c, const char *path, json_t *v)
-{
-	char sub[POLICY_PATH_MAX];
-	json_t *e = json_object_get(v, "force");
-	bool force = true;
-
-	policy_path_key(sub, sizeof(sub), path, "force");
-	if (e != NULL && policy_bool(c, sub, e, &force) == 0 && !force)
-		policy_err(c, sub, "false is not supported yet: sealgate cannot tell a "
-		    "force push from a fast-forward (it would need the pack's commit graph); "
-		    "leave \"force\" out or set it to true");
-}
-
 static void
 policy_parse_git_push(struct policy_ctx *c, const char *path, json_t *v,
     policy_git_push_t *g)
@@ -2128,7 +2113,9 @@ policy_parse_git_push(struct policy_ctx *c, const char *path, json_t *v,
 	    "(\"refs/...\", '*' within a segment, '**' across, no space ~ ^ : ? [ \\)",
 	    false, &g->refs) == 0 && g->refs.n == 0)
 		policy_err(c, sub, "must list at least one ref pattern");
-	policy_parse_git_force(c, path, v);
+	policy_path_key(sub, sizeof(sub), path, "force");
+	if ((e = json_object_get(v, "force")) != NULL)
+		policy_bool(c, sub, e, &g->allow_force);
 	policy_path_key(sub, sizeof(sub), path, "delete");
 	if ((e = json_object_get(v, "delete")) != NULL)
 		policy_bool(c, sub, e, &g->allow_delete);

@@ -13,8 +13,12 @@ git http-backend behind TLS.
                  fast-forward of an allowed ref goes through; clone and fetch work; the
                  handle never reaches the server; the refusal is audited and counted.
                  A push larger than http.postBuffer (probe, then a chunked body) is
-                 decided on its commands and streamed.
-  GitPolicyTest  "force": false is refused at load with a located error.
+                 decided on its commands and streamed. Force ("force" false, the
+                 default): a rewrite of an allowed ref is refused (small: held whole;
+                 large: streamed but the pack's checksum held back and never sent), the
+                 server unchanged; a fast-forward passes; a credential with "force": true
+                 lets the rewrite through.
+  GitPolicyTest  a "force" that is not a boolean is refused at load, located.
 """
 import base64
 import http.server
@@ -84,7 +88,13 @@ class _GitHandler(http.server.BaseHTTPRequestHandler):
         return status, headers, out
 
     def _handle(self):
-        body = self._body() if self.command == "POST" else b""
+        try:
+            body = self._body() if self.command == "POST" else b""
+        except (ValueError, OSError):       # the body was cut short: no CGI run
+            self.server.record({"method": self.command, "path": self.path, "cut": True,
+                                "auth": "", "body": b"", "headers": {}})
+            self.close_connection = True
+            return
         auth = self.headers.get("Authorization", "")
         self.server.record({"method": self.command, "path": self.path, "auth": auth,
                             "body": body, "headers": dict(self.headers)})
@@ -179,10 +189,16 @@ class GitPushTest(sgtest.TestCase):
                         "inject": {"type": "basic", "username": USER},
                         "hosts": [hostport],
                         "git": {"push": {"refs": ["refs/heads/agent/*", "refs/tags/agent-**"],
-                                         "delete": False}}}}
+                                         "delete": False}}},
+                 "ghforce": {"secret": {"value": SECRET},
+                             "inject": {"type": "basic", "username": USER},
+                             "hosts": [hostport],
+                             "git": {"push": {"refs": ["refs/heads/agent/*"],
+                                              "force": True}}}}
         pol = sgtest.base_policy(resolve={GIT_HOST: sgtest.UPSTREAM_ADDR})
         pol["credentials"] = creds
-        pol["sandboxes"] = {"sb-1": {"addresses": ["127.0.0.1/32"], "credentials": ["gh"]}}
+        pol["sandboxes"] = {"sb-1": {"addresses": ["127.0.0.1/32"],
+                                     "credentials": ["gh", "ghforce"]}}
         cls.sg = sgtest.Sealgate(cls, pol)
         cls.url = "https://%s/repo.git" % hostport
         cls.home = tempfile.mkdtemp(prefix="sgtest-githome-")
@@ -191,9 +207,9 @@ class GitPushTest(sgtest.TestCase):
         cls.server.bare("repo.git")
 
     @classmethod
-    def mint(cls, *extra):
+    def mint(cls, *extra, credential="gh"):
         args = ["handle", "mint", "--policy", cls.sg.policy_path, "--sandbox", "sb-1",
-                "--credential", "gh", "--json"] + list(extra)
+                "--credential", credential, "--json"] + list(extra)
         rc, out, err = sgtest.sealgate_cli(*args)
         if rc != 0:
             raise AssertionError("handle mint exited %d: %s" % (rc, err))
@@ -220,7 +236,7 @@ class GitPushTest(sgtest.TestCase):
 
     def receive_packs(self):
         return [r for r in self.server.requests() if r["method"] == "POST"
-                and r["path"].endswith("/git-receive-pack")]
+                and r["path"].endswith("/git-receive-pack") and not r.get("cut")]
 
     def assert_refused(self, r, ref, why):
         self.assertNotEqual(r.returncode, 0, r.stderr)
@@ -314,6 +330,8 @@ class GitPushTest(sgtest.TestCase):
         self.assertTrue(reqs)
         hid = self.handle.encode()
         for r in reqs:
+            if r.get("cut"):
+                continue
             self.assertEqual(r["auth"], want)
             self.assertNotIn(hid, r["body"])
             self.assertNotIn(self.handle, json.dumps(r["headers"]))
@@ -342,14 +360,71 @@ class GitPushTest(sgtest.TestCase):
         self.assertIsNone(self.server.ref("repo.git", "refs/heads/main"))
 
 
+    def rewrite(self, d):
+        """Replace the last commit of work tree d (amend): a non-fast-forward."""
+        with open(os.path.join(d, "f.txt"), "a") as f:
+            f.write("rewritten\n")
+        git("commit", "-qa", "--amend", "-m", "rewritten", cwd=d, env=self.genv())
+        return git("rev-parse", "HEAD", cwd=d).stdout.strip()
+
+    def test_9_force_push_refused(self):
+        d = self.work()
+        self.run_git("push", "-q", "origin", "HEAD:refs/heads/agent/f", cwd=d)
+        head = self.server.ref("repo.git", "refs/heads/agent/f")
+        self.rewrite(d)
+        r = self.run_git("push", "--force", "origin", "HEAD:refs/heads/agent/f", cwd=d,
+                         check=False)
+        self.assert_refused(r, "refs/heads/agent/f:", "not a fast-forward of " + head[:12])
+        self.assertEqual(self.server.ref("repo.git", "refs/heads/agent/f"), head)
+        audit = open(os.path.join(self.sg.dir, "audit.log")).read()
+        self.assertIn("refs/heads/agent/f (not a proven fast-forward)", audit)
+        # a fast-forward on top of the server's commit goes through
+        git("reset", "-q", "--hard", head, cwd=d, env=self.genv())
+        with open(os.path.join(d, "g.txt"), "w") as f:
+            f.write("ff\n")
+        git("add", "g.txt", cwd=d, env=self.genv())
+        git("commit", "-qm", "ff", cwd=d, env=self.genv())
+        self.run_git("push", "-q", "origin", "HEAD:refs/heads/agent/f", cwd=d)
+        self.assertEqual(self.server.ref("repo.git", "refs/heads/agent/f"),
+                         git("rev-parse", "HEAD", cwd=d).stdout.strip())
+
+    def test_10_large_force_push_cut_short(self):
+        """Streamed (chunked) force push: the pack goes upstream but its checksum never
+        does; the server updates nothing and git prints sealgate's reason."""
+        d = self.work()
+        self.run_git("push", "-q", "origin", "HEAD:refs/heads/agent/bigf", cwd=d)
+        head = self.server.ref("repo.git", "refs/heads/agent/bigf")
+        with open(os.path.join(d, "big2.bin"), "wb") as f:
+            f.write(os.urandom(600 * 1024))
+        git("add", "big2.bin", cwd=d, env=self.genv())
+        self.rewrite(d)
+        r = self.run_git("-c", "http.postBuffer=65536", "push", "--force", "origin",
+                         "HEAD:refs/heads/agent/bigf", cwd=d, check=False)
+        self.assert_refused(r, "refs/heads/agent/bigf:", "not a fast-forward")
+        self.assertEqual(self.server.ref("repo.git", "refs/heads/agent/bigf"), head)
+        self.assertIn("request holding -> streaming", self.sg.log())
+        cut = [q for q in self.server.requests() if q.get("cut")]
+        self.assertTrue(cut and cut[-1]["path"].endswith("/git-receive-pack"),
+                        "the server did not see the streamed push cut short")
+
+    def test_11_force_allowed_credential(self):
+        h = self.mint(credential="ghforce")
+        d = self.work()
+        self.run_git("push", "-q", "origin", "HEAD:refs/heads/agent/rw", cwd=d, handle=h)
+        new = self.rewrite(d)
+        self.run_git("push", "-q", "--force", "origin", "HEAD:refs/heads/agent/rw", cwd=d,
+                     handle=h)
+        self.assertEqual(self.server.ref("repo.git", "refs/heads/agent/rw"), new)
+
+
 class GitPolicyTest(sgtest.TestCase):
-    def test_force_false_refused_at_load(self):
+    def test_force_not_boolean_refused_at_load(self):
         pol = sgtest.base_policy()
         pol["credentials"] = {"gh": {"secret": {"value": SECRET},
                                      "inject": {"type": "basic", "username": USER},
                                      "hosts": [GIT_HOST],
                                      "git": {"push": {"refs": ["refs/heads/agent/*"],
-                                                      "force": False}}}}
+                                                      "force": "no"}}}}
         d = tempfile.mkdtemp(prefix="sgtest-gitpol-")
         self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "p.json")
@@ -357,8 +432,8 @@ class GitPolicyTest(sgtest.TestCase):
             json.dump(pol, f)
         rc, out, err = sgtest.sealgate_cli("policy", "check", path)
         self.assertNotEqual(rc, 0)
-        self.assertIn("p.json: credentials.gh.git.push.force: false is not supported yet",
-                      out + err)
+        self.assertIn("p.json: credentials.gh.git.push.force: expected true or false, got a "
+                      "string", out + err)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ check_answer(const gitpush_t *g)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	gitpush_rules_t r = {refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {refs, 2, NULL, 0, false, true};
 	gitpush_t *a, *b;
 	enum gitpush_verdict v;
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "gitpush.h"
 #include "pktline.h"
 
@@ -139,7 +141,7 @@ test_allowed_push_any_split(void **state)
 {
 	const char *cmds[] = {Z40 " " A40 " refs/heads/agent/x",
 	    A40 " " B40 " refs/tags/agent-1/rc"};
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	char s[1024];
 	size_t len = body(s, sizeof(s), cmds, 2, "report-status side-band-64k");
 	(void)state;
@@ -152,7 +154,7 @@ static void
 test_decided_at_flush(void **state)
 {
 	const char *cmds[] = {Z40 " " A40 " refs/heads/main"};
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	char s[1024];
 	size_t len = body(s, sizeof(s), cmds, 1, "report-status");
 	gitpush_t *g = gitpush_new(&r);
@@ -169,7 +171,7 @@ static void
 test_refused_ref_answer(void **state)
 {
 	const char *cmds[] = {A40 " " B40 " refs/heads/agent/x", A40 " " B40 " refs/heads/main"};
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	char s[1024], sum[256];
 	size_t len = body(s, sizeof(s), cmds, 2, "report-status side-band-64k quiet"), alen;
 	gitpush_t *g;
@@ -196,7 +198,7 @@ static void
 test_delete(void **state)
 {
 	const char *cmds[] = {A40 " " Z40 " refs/heads/agent/x"};
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	char s[1024], sum[256];
 	size_t len = body(s, sizeof(s), cmds, 1, "report-status delete-refs");
 	gitpush_t *g;
@@ -216,7 +218,7 @@ test_handle_narrows(void **state)
 {
 	const char *one[] = {Z40 " " A40 " refs/heads/agent/one"};
 	const char *two[] = {Z40 " " A40 " refs/heads/agent/two"};
-	gitpush_rules_t r = {agent_refs, 2, narrow_refs, 1, false};
+	gitpush_rules_t r = {agent_refs, 2, narrow_refs, 1, false, true};
 	char s[1024], sum[256];
 	size_t len = body(s, sizeof(s), one, 1, "report-status");
 	gitpush_t *g;
@@ -239,7 +241,7 @@ test_handle_narrows(void **state)
 static void
 test_shallow_and_probe(void **state)
 {
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	pktline_buf_t b = {0};
 	static const char cmd[] = Z40 " " A40 " refs/heads/agent/x\0report-status";
 	(void)state;
@@ -257,7 +259,7 @@ test_shallow_and_probe(void **state)
 static void
 test_signed_push_refused(void **state)
 {
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	pktline_buf_t b = {0};
 	static const char cert[] = "push-cert\0report-status side-band-64k push-cert=1-abc";
 	gitpush_t *g;
@@ -278,7 +280,7 @@ test_signed_push_refused(void **state)
 static void
 test_bad_bodies(void **state)
 {
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	static const char trunc[] = "0044" Z40;
 	gitpush_t *g;
 	(void)state;
@@ -298,7 +300,7 @@ test_bad_bodies(void **state)
 static void
 test_too_many_commands(void **state)
 {
-	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false};
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, true};
 	pktline_buf_t b = {0};
 	char line[128];
 	gitpush_t *g;
@@ -314,6 +316,203 @@ test_too_many_commands(void **state)
 	assert_string_equal(gitpush_error(g), "the push updates too many refs");
 	gitpush_free(g);
 	free(b.p);
+}
+
+/* --- force: updates proven fast-forwards from the pack ----------------------------- */
+
+#define TREE "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+/* git's ids of the commits commit_text makes (as in test_gitpack.c) */
+#define ID_A "853d583bc434459632427d9e5e70c871bda21512"
+#define ID_B "af33ade6bdadda882cc431202067dd22dd4dba1e"
+#define ID_C "8967013661457e3b08e76c793933245bb11736dd"
+#define ID_D "95ac7869e903d41bebf3c76777f399a441535354"
+
+static void
+commit_text(char *s, size_t n, const char *parent, const char *msg)
+{
+	snprintf(s, n, "tree " TREE "\nparent %s\nauthor t <t@e> 1700000000 +0000\n"
+	    "committer t <t@e> 1700000000 +0000\n\n%s\n", parent, msg);
+}
+
+/* Append a pack object of type 1 (commit) to b. */
+static void
+pack_commit(pktline_buf_t *b, const char *text)
+{
+	size_t n = strlen(text), m = n >> 4;
+	unsigned char h[4], z[1024];
+	uLongf zl = sizeof(z);
+	size_t k = 0;
+
+	h[k++] = (unsigned char)(0x10 | (n & 15) | (m ? 0x80 : 0));
+	while (m) {
+		h[k++] = (unsigned char)((m & 0x7f) | (m >> 7 ? 0x80 : 0));
+		m >>= 7;
+	}
+	assert_int_equal(compress2(z, &zl, (const unsigned char *)text, n, 6), Z_OK);
+	memcpy(b->p + b->len, h, k);
+	b->len += k;
+	memcpy(b->p + b->len, z, zl);
+	b->len += zl;
+}
+
+/* A body: one update command (with caps, optional push options), then a pack of the
+ * given commits and a 20-byte checksum. */
+static void
+force_body(pktline_buf_t *b, const char *cmd, const char *caps, bool options,
+    const char *const *commits, size_t n)
+{
+	char line[512];
+	size_t len = (size_t)snprintf(line, sizeof(line), "%s", cmd);
+	unsigned char hdr[12] = {'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, (unsigned char)n};
+
+	len += 1 + (size_t)snprintf(line + len + 1, sizeof(line) - len - 1, "%s", caps);
+	memset(b, 0, sizeof(*b));
+	pktline_put(b, line, len);
+	pktline_put_flush(b);
+	if (options) {
+		pktline_put(b, "ci.skip\n", 8);
+		pktline_put_flush(b);
+	}
+	b->p = realloc(b->p, b->len + 12 + n * 1024 + 20);
+	memcpy(b->p + b->len, hdr, 12);
+	b->len += 12;
+	for (size_t i = 0; i < n; i++)
+		pack_commit(b, commits[i]);
+	memcpy(b->p + b->len, "CHECKSUMCHECKSUM1234", 20);
+	b->len += 20;
+}
+
+struct sink {
+	char buf[8192];
+	size_t len;
+};
+
+static void
+sink_emit(void *arg, const void *data, size_t len)
+{
+	struct sink *s = arg;
+
+	assert_true(len > 0);
+	assert_true(s->len + len <= sizeof(s->buf));
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+}
+
+/* Feed and forward b in pieces of step: the verdict after the body, the bytes out. */
+static enum gitpush_verdict
+stream(const gitpush_rules_t *r, const pktline_buf_t *b, size_t step, struct sink *out,
+    gitpush_t **gout)
+{
+	gitpush_t *g = gitpush_new(r);
+	enum gitpush_verdict v;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < b->len; i += step) {
+		size_t n = b->len - i < step ? b->len - i : step;
+
+		gitpush_feed(g, b->p + i, n);
+		gitpush_release(g, b->p + i, n, sink_emit, out);
+	}
+	v = gitpush_finish(g);
+	if (v == GITPUSH_ALLOW)
+		gitpush_release_end(g, sink_emit, out);
+	*gout = g;
+	return v;
+}
+
+static void
+test_force_fast_forward_proven(void **state)
+{
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, false};
+	char b[256], c[256];
+	const char *commits[2] = {c, b};
+	pktline_buf_t body;
+	struct sink out;
+	gitpush_t *g;
+	(void)state;
+
+	commit_text(b, sizeof(b), ID_A, "B");
+	commit_text(c, sizeof(c), ID_B, "C");
+	force_body(&body, ID_A " " ID_C " refs/heads/agent/x", "report-status", false,
+	    commits, 2);
+	for (size_t step = 1; step < body.len; step += step < 30 ? 1 : 61) {
+		gitpush_t *h = gitpush_new(&r);
+
+		assert_int_equal(gitpush_feed(h, body.p, body.len - 20), GITPUSH_PACK);
+		gitpush_free(h);
+		assert_int_equal(stream(&r, &body, step, &out, &g), GITPUSH_ALLOW);
+		assert_int_equal(out.len, body.len);
+		assert_memory_equal(out.buf, body.p, body.len);
+		gitpush_free(g);
+	}
+	free(body.p);
+}
+
+static void
+test_force_rewrite_refused(void **state)
+{
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, false};
+	char d[256], sum[256];
+	const char *commits[1] = {d};
+	pktline_buf_t body;
+	struct sink out;
+	gitpush_t *g;
+	size_t alen;
+	char *a;
+	(void)state;
+
+	commit_text(d, sizeof(d), ID_A, "D rewrite");
+	force_body(&body, ID_C " " ID_D " refs/heads/agent/x", "report-status side-band-64k",
+	    false, commits, 1);
+	assert_int_equal(stream(&r, &body, 9, &out, &g), GITPUSH_REFUSE);
+	/* everything but the checksum went out; the checksum never does */
+	assert_int_equal(out.len, body.len - 20);
+	assert_memory_equal(out.buf, body.p, out.len);
+	gitpush_summary(g, sum, sizeof(sum));
+	assert_string_equal(sum, "refs/heads/agent/x (not a proven fast-forward)");
+	a = gitpush_answer(g, &alen);
+	assert_true(has(a, alen, "ng refs/heads/agent/x sealgate: refs/heads/agent/x: not a "
+	    "fast-forward of 896701366145, or not provable"));
+	free(a);
+	gitpush_free(g);
+	/* the same push with force allowed: decided at the flush, nothing held back */
+	r.allow_force = true;
+	assert_int_equal(stream(&r, &body, 9, &out, &g), GITPUSH_ALLOW);
+	assert_int_equal(out.len, body.len);
+	gitpush_free(g);
+	free(body.p);
+}
+
+static void
+test_force_options_create_and_truncated(void **state)
+{
+	gitpush_rules_t r = {agent_refs, 2, NULL, 0, false, false};
+	char b[256];
+	const char *commits[1] = {b};
+	pktline_buf_t body;
+	struct sink out;
+	gitpush_t *g;
+	(void)state;
+
+	commit_text(b, sizeof(b), ID_A, "B");
+	/* push options before the pack */
+	force_body(&body, ID_A " " ID_B " refs/heads/agent/x", "report-status push-options",
+	    true, commits, 1);
+	assert_int_equal(stream(&r, &body, 4, &out, &g), GITPUSH_ALLOW);
+	assert_int_equal(out.len, body.len);
+	gitpush_free(g);
+	/* a pack cut short proves nothing */
+	body.len -= 25;
+	assert_int_equal(stream(&r, &body, 4, &out, &g), GITPUSH_REFUSE);
+	gitpush_free(g);
+	free(body.p);
+	/* a create needs no proof */
+	force_body(&body, Z40 " " ID_B " refs/heads/agent/new", "report-status", false,
+	    commits, 1);
+	assert_int_equal(stream(&r, &body, 4, &out, &g), GITPUSH_ALLOW);
+	assert_int_equal(out.len, body.len);
+	gitpush_free(g);
+	free(body.p);
 }
 
 int
@@ -333,6 +532,9 @@ main(void)
 		cmocka_unit_test(test_signed_push_refused),
 		cmocka_unit_test(test_bad_bodies),
 		cmocka_unit_test(test_too_many_commands),
+		cmocka_unit_test(test_force_fast_forward_proven),
+		cmocka_unit_test(test_force_rewrite_refused),
+		cmocka_unit_test(test_force_options_create_and_truncated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

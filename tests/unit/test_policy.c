@@ -597,8 +597,8 @@ static const struct bad_case bad_cases[] = {
 	    "\"services\": [\"s3\"]}}}}", "credentials.a.aws.access_key_id: is not an AWS access key id"},
 	{"{\"credentials\": {\"a\": {\"secret\": {\"value\": \"s\"}, \"inject\": {\"type\": \"aws_sigv4\"}, "
 	    "\"hosts\": [\"*.amazonaws.com\"], \"aws\": []}}}", "credentials.a.aws: expected an object, got an array"},
-	{GIT("{\"push\": {\"refs\": [\"refs/heads/a/*\"], \"force\": false}}"),
-	    "main.json: credentials.gh.git.push.force: false is not supported yet"},
+	{GIT("{\"push\": {\"refs\": [\"refs/heads/a/*\"], \"force\": \"no\"}}"),
+	    "main.json: credentials.gh.git.push.force: expected true or false, got a string"},
 	{GIT("{\"push\": {\"refs\": [\"heads/a/*\"]}}"),
 	    "credentials.gh.git.push.refs[0]: \"heads/a/*\" is not a push-ref pattern"},
 	{GIT("{\"push\": {\"refs\": [\"refs/heads/***\"]}}"),
@@ -713,10 +713,12 @@ test_git_push_block(void **state)
 	assert_int_equal(c->git_push->refs.n, 2);
 	assert_string_equal(c->git_push->refs.v[1], "refs/tags/agent-**");
 	assert_true(c->git_push->allow_delete);
+	assert_true(c->git_push->allow_force);
 	policy_unref(p);
 	p = load(plain, &errs);
 	assert_non_null(p);
 	assert_false(policy_credential_find(p, "gh")->git_push->allow_delete);
+	assert_false(policy_credential_find(p, "gh")->git_push->allow_force);
 	policy_unref(p);
 }
 
