@@ -13,6 +13,7 @@
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
+# pktline, gitpush, gitpack,
 # awssign, awsrole, stscache, stsxml, digest, lineage, sigv4, awschunk) and the plain-C
 # support they use (util, log, stats, audit). It may use libsodium, jansson, pcre2, zlib,
 # brotli, zstd and libhttp-parser (CORE_PKGS, -lhttp_parser). Everything else is the shell:
@@ -38,10 +39,10 @@ CC       ?= cc
 CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
 SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
-CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress handle \
-              handlecache hash http inject leak lineage log needles netaddr plan policy \
-              ratelimit registry revoke scope scrub seal secmem secval sigv4 snapshot stats stscache \
-              stsxml swap tokenizer unescape util view wsframe wsrelay
+CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress gitpack gitpush \
+              handle handlecache hash http inject leak lineage log needles netaddr pktline plan \
+              policy ratelimit registry revoke scope scrub seal secmem secval sigv4 snapshot \
+              stats stscache stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
 SHELL_UTESTS := ca certcache certforge metadata metrics resolve secexec secwatch stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.

@@ -37,6 +37,7 @@
 #include "awschunk.h"
 #include "decode.h"
 #include "egress.h"
+#include "gitpush.h"
 #include "http.h"
 #include "leak.h"
 #include "plan.h"
@@ -120,6 +121,11 @@ struct conn_req {
 	uint64_t seen;			/* body bytes scanned */
 	unsigned err;			/* 413 / 403 / 503 found while relaying the body */
 	const char *leak_encoding;
+	/* a git push through a credential with git.push: the commands decide (gitpush.h)
+	 * while the body is held; allowed, the rest streams */
+	gitpush_t *git;
+	gitpush_rules_t git_rules;	/* borrowed from the policy snapshot */
+	int git_emit_rc;		/* the streaming work on bytes gitpush_release let go */
 };
 
 struct conn_res {
@@ -209,6 +215,7 @@ bool conn_scrubbing(const conn_t *c);
 void conn_close_after_flush(conn_t *c, const char *reason);
 void conn_closing_check(conn_t *c);
 void conn_fail(conn_t *c, unsigned status, const char *code, const char *msg);
+void conn_answer_close(conn_t *c, const void *buf, size_t len);
 void conn_upstream_release(conn_t *c);
 void conn_start_head(conn_t *c);
 void conn_set_nodelay(evutil_socket_t fd);
@@ -228,6 +235,7 @@ int conn_body_prepare(conn_t *c);
 void conn_send_request_body(conn_t *c);
 enum conn_flow conn_relay_request_body(conn_t *c);
 void conn_body_collect_start(conn_t *c);
+bool conn_git_start(conn_t *c);
 void conn_up_write_cb(struct bufferevent *bev, void *arg);
 /* conn_response.c */
 void conn_trailers_free(conn_t *c);

@@ -4,8 +4,10 @@
  *
  *   sgh1.<key id>.<base64url, no padding, of crypto_box_seal(payload JSON)>
  *   payload: {"v":1,"cred":NAME,"sb":SANDBOX,"hid":32 hex,"iat":unix,"exp":unix
- *             [,"life":"sandbox"][,"hosts":[..]][,"methods":[..]][,"paths":[..]]}
+ *             [,"life":"sandbox"][,"hosts":[..]][,"methods":[..]][,"paths":[..]]
+ *             [,"git_refs":[..]]}
  * The optional lists narrow the credential's policy scope; they never widen it.
+ * "git_refs" narrows the credential's git.push refs (gitpush.h patterns).
  * "life":"sandbox" marks a sandbox-lifetime handle: exp is then its max_ttl backstop and
  * authz keeps it valid while its sandbox is (authz.h); absent, exp is a wall-clock ttl.
  * See docs/handles.md.
@@ -51,6 +53,7 @@ typedef struct handle_claims {
 	int64_t iat, exp;		/* unix seconds */
 	bool life_sandbox;		/* "life":"sandbox": bound to its sandbox's lifetime */
 	policy_strlist_t hosts, methods, paths;	/* narrower scope; n == 0: policy's */
+	policy_strlist_t git_refs;	/* narrower git push refs; n == 0: the credential's */
 	char key_id[SEAL_KEY_ID_LEN + 1];	/* set by handle_open and handle_mint */
 } handle_claims_t;
 

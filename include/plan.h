@@ -90,6 +90,8 @@ typedef struct plan {
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */
 	char origin[72];		/* the handle's sandbox when lineage let it in from
 					 * a fork or restore (sandbox then names the copy) */
+	policy_strlist_t git_refs;	/* the handle's push-ref claim (malloc'd copies):
+					 * narrows its credential's git.push refs */
 } plan_t;
 
 /* An empty plan (no edits, go ahead). */

@@ -74,6 +74,16 @@ typedef struct policy_aws {
 	} assume_role;
 } policy_aws_t;
 
+/*
+ * The "git" block of a credential: what a git push (POST .../git-receive-pack) through it
+ * may update (gitpush.h). NULL when absent: pushes are not looked into.
+ */
+typedef struct policy_git_push {
+	policy_strlist_t refs;	/* push-ref globs (gitpush_pattern_check); at least one */
+	bool allow_delete;	/* "delete" (default false) */
+	bool allow_force;	/* "force" (default false): non-fast-forward updates */
+} policy_git_push_t;
+
 typedef struct policy_credential {
 	char *name;
 	char *secret;		/* in p->secrets (an arena), NUL-terminated; zeroed on free */
@@ -106,6 +116,7 @@ typedef struct policy_credential {
 	bool allow_plain_http;	/* may be sent to an http:// upstream */
 	bool allow_websocket_binary;	/* its handle is swapped in binary WebSocket frames too */
 	const policy_aws_t *aws;	/* INJECT_AWS_SIGV4: its "aws" block; NULL otherwise */
+	const policy_git_push_t *git_push;	/* "git": {"push": ...}; NULL: absent */
 } policy_credential_t;
 
 typedef struct policy_sandbox {

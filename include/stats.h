@@ -30,6 +30,7 @@ struct sg_stats {
 	/* rotating secret sources (secwatch.c) */
 	uint64_t secret_rotations;	/* a file or exec secret changed value */
 	uint64_t secret_source_failures;	/* a read or run that gave no usable value */
+	uint64_t git_push_refused;	/* git pushes refused by a credential's git.push */
 };
 
 extern struct sg_stats sg_stats;

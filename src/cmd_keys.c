@@ -1,5 +1,6 @@
 /* cmd_keys.c — keygen, ca init, seal, unseal, handle mint. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "ca.h"
 #include "cli.h"
 #include "defaults.h"
+#include "gitpush.h"
 #include "handle.h"
 #include "policy.h"
 #include "registry.h"
@@ -472,15 +474,20 @@ cmd_unseal(int argc, char **argv)
 /* --- handle mint ---------------------------------------------------------------------- */
 
 static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox ID "
-    "--credential NAME [--ttl 15m|sandbox] [--count N] [--json]";
+    "--credential NAME [--ttl 15m|sandbox] [--git-ref PATTERN]... [--count N] [--json]";
 
 /* Most handles one `handle mint --count` prints (benchmarks, load tests). */
 #define MINT_MAX_COUNT	1000000
+
+/* Most --git-ref patterns one handle carries (a handle names a few branches). */
+#define MINT_MAX_GIT_REFS	32
 
 struct mint_args {
 	const char *policy, *sandbox, *credential, *ttl, *count;
 	unsigned long n;	/* handles to mint: --count, default 1 */
 	int json;
+	char *git_refs[MINT_MAX_GIT_REFS];	/* --git-ref, borrowed from argv */
+	size_t ngit_refs;
 };
 
 /* --count N: 1 .. MINT_MAX_COUNT. */
@@ -515,7 +522,14 @@ mint_parse_args(int argc, char **argv, struct mint_args *a)
 				break;
 		if (m < 0)
 			return cli_usage_err(argv[0], handle_usage, "missing value for", argv[i]);
-		if (m == 0 && strcmp(argv[i], "--json") == 0)
+		if (m == 0 && strcmp(argv[i], "--git-ref") == 0) {
+			if (i + 1 >= argc)
+				return cli_usage_err(argv[0], handle_usage, "missing value for",
+				    argv[i]);
+			if (a->ngit_refs == MINT_MAX_GIT_REFS)
+				return cli_usage_err(argv[0], handle_usage, "too many", "--git-ref");
+			a->git_refs[a->ngit_refs++] = argv[++i];
+		} else if (m == 0 && strcmp(argv[i], "--json") == 0)
 			a->json = 1;
 		else if (m == 0)
 			return cli_usage_err(argv[0], handle_usage, "unexpected argument", argv[i]);
@@ -584,6 +598,35 @@ mint_check_grant(const char *cmd, const policy_t *p, const struct mint_args *a,
 	else
 		return CLI_OK;
 	return cli_fail(cmd, msg);
+}
+
+/* --git-ref: valid patterns within the credential's git.push refs. */
+static int
+mint_check_git_refs(const char *cmd, const policy_credential_t *cred,
+    const struct mint_args *a)
+{
+	const policy_git_push_t *g = cred->git_push;
+	char msg[512];
+
+	if (a->ngit_refs > 0 && g == NULL) {
+		snprintf(msg, sizeof(msg), "--git-ref: credential '%s' has no git.push block",
+		    cred->name);
+		return cli_fail(cmd, msg);
+	}
+	for (size_t i = 0; i < a->ngit_refs; i++) {
+		const char *r = a->git_refs[i];
+
+		if (gitpush_pattern_check(r) < 0)
+			snprintf(msg, sizeof(msg), "--git-ref %.256s is not a push-ref pattern "
+			    "(\"refs/...\", '*' within a segment, '**' across)", r);
+		else if (!gitpush_pattern_within(r, g->refs.v, g->refs.n))
+			snprintf(msg, sizeof(msg), "--git-ref %.256s is not within credential "
+			    "'%s''s git.push refs", r, cred->name);
+		else
+			continue;
+		return cli_fail(cmd, msg);
+	}
+	return CLI_OK;
 }
 
 static seal_keyring_t *
@@ -665,6 +708,7 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	int rc;
 
 	if ((rc = mint_check_grant(cmd, p, a, &cred)) != CLI_OK ||
+	    (rc = mint_check_git_refs(cmd, cred, a)) != CLI_OK ||
 	    (rc = mint_lifetime(cmd, a, p, cred, &life)) != CLI_OK)
 		return rc;
 	if ((kr = mint_keyring(cmd, p)) == NULL)
@@ -675,6 +719,8 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	c.iat = util_now_s();
 	c.exp = c.iat + (int64_t)life.ttl_s;
 	c.life_sandbox = life.sandbox;
+	c.git_refs.v = (char **)(uintptr_t)a->git_refs;
+	c.git_refs.n = a->ngit_refs;
 	if (life.sandbox && !a->json) {
 		/* the kind of handle, said once (--json says it in "lifetime") */
 		cli_format_time(c.exp, exp, sizeof(exp));
@@ -701,6 +747,8 @@ cmd_handle(int argc, char **argv)
 		    "  --ttl may only shorten the credential's ttl (a wall-clock handle).\n"
 		    "  --count N mints N distinct handles (own handle ids, same claims), one per\n"
 		    "  line; N is at most %d.\n"
+		    "  --git-ref PATTERN (repeatable) narrows the credential's git.push refs\n"
+		    "  for this handle; each must be within them.\n"
 		    "  --json prints {handle, handle_id, expires_at, lifetime, credential,\n"
 		    "  sandbox, env}; lifetime is \"sandbox\" or \"ttl\" (wall-clock)\n"
 		    "  (with --count: one compact object per line).\n",

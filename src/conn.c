@@ -119,6 +119,15 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 		conn_close(c, "out of memory");
 		return;
 	}
+	conn_answer_close(c, buf, len);
+	free(buf);
+}
+
+/* Answer the client with a complete response (buf: head and body; copied), drop the
+ * upstream, and close once it is flushed. */
+void
+conn_answer_close(conn_t *c, const void *buf, size_t len)
+{
 	conn_set_state(c, ST_CLOSING);
 	if (c->ubev) {
 		bufferevent_free(c->ubev);
@@ -128,7 +137,6 @@ conn_fail_ex(conn_t *c, unsigned status, const char *code, const char *msg,
 	    conn_client_event_cb, c);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 	bufferevent_write(c->cbev, buf, len);
-	free(buf);
 	conn_arm_timer(c, SG_DRAIN_TIMEOUT_S * 1000);
 }
 

@@ -2,7 +2,10 @@
  * conn_body.c — a request body: streamed upstream re-framed (handles rewritten to
  * secrets by the plan's body scrubber, or the leak tripwire watching for handles), or
  * held whole (REQ_HOLDING) for the plan to finish on it (swap_finish_body: body
- * handles, rewrite, signatures) before the head leaves.
+ * handles, rewrite, signatures) before the head leaves. A git push through a credential
+ * with git.push is held until its commands are decided (gitpush.h): allowed, what is
+ * held goes after the head and the rest streams; refused, the rest is read and
+ * dropped and the client gets git's report-status with the reasons.
  */
 
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include "awssign.h"
 #include "conn_int.h"
 #include "defaults.h"
+#include "gitpush.h"
 #include "http.h"
 #include "leak.h"
 #include "log.h"
@@ -30,6 +34,10 @@
 
 static void conn_body_failed(conn_t *c);
 static enum conn_flow conn_body_held(conn_t *c);
+static enum conn_flow conn_git_held(conn_t *c);
+static void conn_git_refuse(conn_t *c);
+static void conn_git_emit(void *arg, const void *data, size_t len);
+static int conn_req_stream(conn_t *c, const char *at, size_t len);
 
 /* Drop the body state of a request; a held body may carry secrets: zero it. */
 void
@@ -48,6 +56,9 @@ conn_body_reset(conn_t *c)
 	c->req.rewrite = NULL;
 	awschunk_free(c->req.chunks);
 	c->req.chunks = NULL;
+	gitpush_free(c->req.git);
+	c->req.git = NULL;
+	c->req.git_emit_rc = 0;
 	c->req.chunks_err = 0;
 	c->req.held_whole = c->req.leak_on = false;
 	c->req.seen = 0;
@@ -88,6 +99,29 @@ conn_body_prepare(conn_t *c)
 	return 0;
 }
 
+/* An allowed git push: the bytes held while its commands were decided go first, through
+ * the same streaming work as the rest (leak scan or rewrite, framing). */
+static int
+conn_body_send_held_part(conn_t *c)
+{
+	size_t n = evbuffer_get_length(c->req.held);
+	const char *p = n ? (const char *)evbuffer_pullup(c->req.held, -1) : "";
+	int rc;
+
+	if (c->req.git != NULL) {
+		gitpush_release(c->req.git, p, n, conn_git_emit, c);
+		rc = c->req.git_emit_rc;
+	} else
+		rc = n ? conn_req_stream(c, p, n) : 0;
+	evbuffer_free(c->req.held);
+	c->req.held = NULL;
+	if (rc < 0 || c->req.err) {
+		conn_body_failed(c);
+		return -1;
+	}
+	return 0;
+}
+
 /* After the head: the held body in one piece, or the body streaming as it comes. */
 void
 conn_send_request_body(conn_t *c)
@@ -105,6 +139,8 @@ conn_send_request_body(conn_t *c)
 		conn_req_phase(c, REQ_SENT);
 	} else
 		conn_req_phase(c, c->req.head.no_body ? REQ_SENT : REQ_STREAMING);
+	if (c->req.held != NULL && conn_body_send_held_part(c) < 0)
+		return;		/* answered */
 	if (c->req.phase == REQ_STREAMING) {
 		bufferevent_enable(c->cbev, EV_READ);
 		if (conn_relay_request_body(c) == FLOW_STOP)
@@ -127,20 +163,32 @@ conn_emit_req(void *arg, const void *data, size_t len)
 		c->req.err = 503;	/* conn_body_failed answers it */
 }
 
+/* Body bytes held: all of a body held whole, or a git push's until its commands are
+ * decided (a refused push's are dropped). */
 static int
-conn_req_on_body(http_parser *p, const char *at, size_t len)
+conn_req_hold(conn_t *c, const char *at, size_t len)
 {
-	conn_t *c = p->data;
+	if (c->req.git != NULL) {
+		enum gitpush_verdict v = gitpush_feed(c->req.git, at, len);
+
+		if (v == GITPUSH_BAD)
+			return -1;	/* conn_body_failed answers it */
+		if (v == GITPUSH_REFUSE)
+			return 0;	/* read and dropped: nothing goes upstream */
+	}
+	if (evbuffer_get_length(c->req.held) + len > SG_BODY_BUFFER_MAX) {
+		c->req.err = 413;
+		return -1;
+	}
+	return evbuffer_add(c->req.held, at, len) < 0 ? -1 : 0;
+}
+
+/* Body bytes toward the upstream: leak scan, rewrite or chunk re-signing, framing. */
+static int
+conn_req_stream(conn_t *c, const char *at, size_t len)
+{
 	leak_hit_t hit;
 
-	c->acct.bytes_up += len;
-	if (c->req.phase == REQ_HOLDING) {
-		if (evbuffer_get_length(c->req.held) + len > SG_BODY_BUFFER_MAX) {
-			c->req.err = 413;
-			return -1;
-		}
-		return evbuffer_add(c->req.held, at, len) < 0 ? -1 : 0;
-	}
 	if (c->req.leak_on && c->req.seen < SG_LEAK_SCAN_BODY_MAX) {
 		c->req.seen += len;
 		if (leak_stream_feed(&c->rq->leak, at, len, &hit)) {
@@ -160,6 +208,43 @@ conn_req_on_body(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Bytes a git push's gitpush_release lets go (all but a pack's checksum until the
+ * push is proven): the ordinary streaming work. */
+static void
+conn_git_emit(void *arg, const void *data, size_t len)
+{
+	conn_t *c = arg;
+
+	if (c->req.git_emit_rc == 0)
+		c->req.git_emit_rc = conn_req_stream(c, data, len);
+}
+
+static int
+conn_req_on_body(http_parser *p, const char *at, size_t len)
+{
+	conn_t *c = p->data;
+
+	c->acct.bytes_up += len;
+	if (c->req.phase == REQ_HOLDING)
+		return conn_req_hold(c, at, len);
+	if (c->req.git == NULL)
+		return conn_req_stream(c, at, len);
+	gitpush_feed(c->req.git, at, len);
+	gitpush_release(c->req.git, at, len, conn_git_emit, c);
+	return c->req.git_emit_rc < 0 || c->req.err ? -1 : 0;
+}
+
+/* The end of a streamed git push: proven, the held-back checksum follows; refused, it
+ * never does (conn_body_failed answers). */
+static int
+conn_git_stream_end(conn_t *c)
+{
+	if (gitpush_finish(c->req.git) != GITPUSH_ALLOW)
+		return -1;
+	gitpush_release_end(c->req.git, conn_git_emit, c);
+	return c->req.git_emit_rc < 0 || c->req.err ? -1 : 0;
+}
+
 static int
 conn_req_on_complete(http_parser *p)
 {
@@ -170,6 +255,8 @@ conn_req_on_complete(http_parser *p)
 		c->req.held_whole = true;
 		return 0;
 	}
+	if (c->req.git != NULL && conn_git_stream_end(c) < 0)
+		return -1;
 	if (c->req.rewrite && scrub_finish(c->req.rewrite, conn_emit_req, c) < 0)
 		return -1;
 	if (c->req.chunks && (c->req.chunks_err = awschunk_finish(c->req.chunks)) !=
@@ -211,6 +298,16 @@ conn_body_failed(conn_t *c)
 		conn_body_chunks_failed(c);
 		return;
 	}
+	if (c->req.git != NULL && gitpush_feed(c->req.git, "", 0) == GITPUSH_REFUSE) {
+		conn_git_refuse(c);	/* proven no fast-forward: the checksum never went */
+		return;
+	}
+	if (c->req.git != NULL && gitpush_feed(c->req.git, "", 0) == GITPUSH_BAD) {
+		STATS_INC(errors_bad_request);
+		snprintf(msg, sizeof(msg), "git push: %s", gitpush_error(c->req.git));
+		conn_fail(c, 400, "bad_request", msg);
+		return;
+	}
 	if (c->req.err == 503) {
 		conn_fail(c, 503, "resource_exhausted", "out of memory");
 		return;
@@ -248,6 +345,8 @@ conn_relay_request_body(conn_t *c)
 		conn_body_failed(c);
 		return FLOW_STOP;
 	}
+	if (c->req.phase == REQ_HOLDING && c->req.git != NULL)
+		return conn_git_held(c);
 	if (c->req.phase == REQ_HOLDING)
 		return c->req.held_whole ? conn_body_held(c) : FLOW_GO_ON;
 	if (c->req.phase == REQ_SENT) {
@@ -345,4 +444,108 @@ conn_up_write_cb(struct bufferevent *bev, void *arg)
 		bufferevent_enable(c->cbev, EV_READ);
 		conn_relay_request_body(c);
 	}
+}
+
+/* --- git push (gitpush.h) ----------------------------------------------------------- */
+
+/* The credential of this request whose git.push rules apply, or NULL. */
+static const policy_credential_t *
+conn_git_cred(const conn_t *c)
+{
+	const http_head_t *h = &c->req.head;
+
+	if (h->method != HTTP_POST || c->req.target == NULL ||
+	    !gitpush_is_receive_pack(c->req.target))
+		return NULL;
+	for (size_t i = 0; i < c->rq->plan.nscrub; i++)
+		if (c->rq->plan.scrub[i].cred->git_push != NULL)
+			return c->rq->plan.scrub[i].cred;
+	return NULL;
+}
+
+/* A push to a credential with git.push: hold the body until its commands are decided.
+ * true when it started (or answered: a coded body is refused). */
+bool
+conn_git_start(conn_t *c)
+{
+	const policy_credential_t *cr = conn_git_cred(c);
+	const http_field_t *enc;
+
+	if (cr == NULL)
+		return false;
+	enc = http_head_get(&c->req.head, "Content-Encoding");
+	if (enc != NULL && strcasecmp(enc->value, "identity") != 0) {
+		conn_fail(c, 415, "unsupported_encoding", "git push: a receive-pack body with "
+		    "a Content-Encoding is not inspected (git does not compress pushes)");
+		return true;
+	}
+	c->req.git_rules = (gitpush_rules_t){cr->git_push->refs.v, cr->git_push->refs.n,
+	    c->rq->plan.git_refs.v, c->rq->plan.git_refs.n, cr->git_push->allow_delete,
+	    cr->git_push->allow_force};
+	if ((c->req.git = gitpush_new(&c->req.git_rules)) == NULL) {
+		conn_fail(c, 503, "resource_exhausted", "out of memory");
+		return true;
+	}
+	conn_body_collect_start(c);
+	return true;
+}
+
+/* A refused push: git's report-status with the reasons (HTTP 200: git prints them). */
+static void
+conn_git_refuse(conn_t *c)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "application/x-git-receive-pack-result\r\nCache-Control: no-cache\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n";
+	size_t len;
+	char *body;
+	struct evbuffer *out;
+
+	if (c->res.phase != RES_WAITING) {	/* the server answered a cut-short push */
+		conn_audit(c, 502, "git_push_refused");
+		conn_close(c, "git push refused after the upstream answered");
+		return;
+	}
+	body = gitpush_answer(c->req.git, &len);
+	if (body == NULL || (out = evbuffer_new()) == NULL) {
+		free(body);
+		conn_fail(c, 503, "resource_exhausted", "out of memory");
+		return;
+	}
+	gitpush_summary(c->req.git, c->rq->plan.detail, sizeof(c->rq->plan.detail));
+	STATS_INC(git_push_refused);
+	log_warn("%s: git push toward %s:%u refused: %s", c->peer, c->up.host, c->up.port,
+	    c->rq->plan.detail);
+	conn_audit(c, 200, "git_push_refused");
+	evbuffer_add_printf(out, head, len);
+	evbuffer_add(out, body, len);
+	free(body);
+	conn_answer_close(c, evbuffer_pullup(out, -1), evbuffer_get_length(out));
+	evbuffer_free(out);
+}
+
+/* After body bytes of a held push: decided yet? */
+static enum conn_flow
+conn_git_held(conn_t *c)
+{
+	enum gitpush_verdict v = c->req.held_whole ? gitpush_finish(c->req.git) :
+	    gitpush_feed(c->req.git, "", 0);
+
+	if (v == GITPUSH_BAD) {
+		conn_body_failed(c);
+		return FLOW_STOP;
+	}
+	if (v == GITPUSH_REFUSE && c->req.held_whole) {
+		conn_git_refuse(c);	/* the whole request read: the answer is safe to send */
+		return FLOW_STOP;
+	}
+	if (v != GITPUSH_ALLOW && v != GITPUSH_PACK)
+		return FLOW_GO_ON;
+	if (c->req.held_whole)
+		return conn_body_held(c);
+	if (c->rq->plan.buffer_body)
+		return FLOW_GO_ON;	/* signed or with handles in it: held whole */
+	evtimer_del(c->timer);
+	conn_send_request_head(c);	/* the held part, then the rest streams */
+	return FLOW_STOP;
 }

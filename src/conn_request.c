@@ -632,6 +632,8 @@ conn_send_request_head(conn_t *c)
 	const http_head_t *h = &c->req.head;
 	struct evbuffer *head;
 
+	if (c->req.git == NULL && !h->no_body && !c->req.held_whole && conn_git_start(c))
+		return;		/* the push's commands decide first (or it was answered) */
 	if (c->rq->plan.buffer_body && !h->no_body && !c->req.held_whole) {
 		conn_body_collect_start(c);
 		return;

@@ -102,7 +102,8 @@ handle_claims_dump(const handle_claims_t *c)
 	}
 	if (handle_set_list(o, "hosts", &c->hosts) == 0 &&
 	    handle_set_list(o, "methods", &c->methods) == 0 &&
-	    handle_set_list(o, "paths", &c->paths) == 0)
+	    handle_set_list(o, "paths", &c->paths) == 0 &&
+	    handle_set_list(o, "git_refs", &c->git_refs) == 0)
 		s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -272,7 +273,8 @@ handle_claims_parse(json_t *o, handle_claims_t *c)
 		return -1;
 	if (handle_json_list(o, "hosts", &c->hosts) < 0 ||
 	    handle_json_list(o, "methods", &c->methods) < 0 ||
-	    handle_json_list(o, "paths", &c->paths) < 0)
+	    handle_json_list(o, "paths", &c->paths) < 0 ||
+	    handle_json_list(o, "git_refs", &c->git_refs) < 0)
 		return -1;
 	return 0;
 }
@@ -352,6 +354,7 @@ handle_claims_free(handle_claims_t *claims)
 	handle_list_free(&claims->hosts);
 	handle_list_free(&claims->methods);
 	handle_list_free(&claims->paths);
+	handle_list_free(&claims->git_refs);
 	memset(claims, 0, sizeof(*claims));
 }
 

@@ -88,6 +88,9 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(secret_source_failures, "secret_source_failures_total", NULL, "counter",
 	    "Reads of a watched secret file or runs of a secret command that gave no usable "
 	    "value (the last good value stays)."),
+	STAT(git_push_refused, "git_push_refused_total", NULL, "counter",
+	    "git pushes refused by a credential's git.push rules (refs, deletes, signed "
+	    "pushes); answered with a git report-status, nothing forwarded."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

@@ -24,6 +24,9 @@ plan_free(plan_t *p)
 	inject_edits_free(&p->edits);
 	tokenizer_out_free(&p->tk);
 	free(p->aws_handle);
+	for (size_t i = 0; i < p->git_refs.n; i++)
+		free(p->git_refs.v[i]);
+	free(p->git_refs.v);
 	stscache_cred_unref(p->aws_assumed);
 	for (size_t i = 0; i < p->nlive; i++)
 		secval_unref(p->live[i].val);

@@ -22,6 +22,7 @@
 
 #include "awsrole.h"
 #include "defaults.h"
+#include "gitpush.h"
 #include "hash.h"
 #include "netaddr.h"
 #include "policy.h"
@@ -2210,6 +2211,64 @@ policy_inject_type_of(json_t *v)
 	return -1;
 }
 
+/* --- the "git" block ------------------------------------------------------------------ */
+
+static int
+policy_check_push_ref(const char *s)
+{
+	return gitpush_pattern_check(s);
+}
+
+static void
+policy_parse_git_push(struct policy_ctx *c, const char *path, json_t *v,
+    policy_git_push_t *g)
+{
+	static const char *const keys[] = {"refs", "force", "delete", NULL};
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_path_key(sub, sizeof(sub), path, "refs");
+	if ((e = json_object_get(v, "refs")) == NULL)
+		policy_err(c, path, "needs \"refs\"");
+	else if (policy_strlist(c, sub, e, policy_check_push_ref, "a push-ref pattern "
+	    "(\"refs/...\", '*' within a segment, '**' across, no space ~ ^ : ? [ \\)",
+	    false, &g->refs) == 0 && g->refs.n == 0)
+		policy_err(c, sub, "must list at least one ref pattern");
+	policy_path_key(sub, sizeof(sub), path, "force");
+	if ((e = json_object_get(v, "force")) != NULL)
+		policy_bool(c, sub, e, &g->allow_force);
+	policy_path_key(sub, sizeof(sub), path, "delete");
+	if ((e = json_object_get(v, "delete")) != NULL)
+		policy_bool(c, sub, e, &g->allow_delete);
+}
+
+static void
+policy_parse_git(struct policy_ctx *c, const char *path, json_t *v, policy_credential_t *cr)
+{
+	static const char *const keys[] = {"push", NULL};
+	char sub[POLICY_PATH_MAX];
+	policy_git_push_t *g;
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_check_keys(c, path, v, keys);
+	policy_path_key(sub, sizeof(sub), path, "push");
+	if ((e = json_object_get(v, "push")) == NULL) {
+		policy_err(c, path, "needs \"push\"");
+		return;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		policy_err(c, path, "out of memory");
+		return;
+	}
+	cr->git_push = g;
+	policy_parse_git_push(c, sub, e, g);
+}
+
 /* "aws" is required on aws_sigv4 credentials and refused on every other type. */
 static void
 policy_parse_credential_aws(struct policy_ctx *c, const char *path, json_t *v,
@@ -2235,7 +2294,7 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
 	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
-	    "allow_websocket_binary", "aws", NULL};
+	    "allow_websocket_binary", "aws", "git", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 
@@ -2251,6 +2310,9 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 	else
 		policy_parse_inject(c, sub, e, &cr->inject);
 	policy_parse_credential_aws(c, path, v, cr);
+	policy_path_key(sub, sizeof(sub), path, "git");
+	if ((e = json_object_get(v, "git")) != NULL)
+		policy_parse_git(c, sub, e, cr);
 	policy_parse_credential_scope(c, path, v, cr);
 	policy_parse_credential_rest(c, path, v, cr);
 	policy_credential_live(c, path, cr);
@@ -2943,6 +3005,10 @@ static void
 policy_credential_free(policy_credential_t *cr)
 {
 	policy_aws_free((policy_aws_t *)(uintptr_t)cr->aws);
+	if (cr->git_push != NULL) {
+		policy_strlist_free(&((policy_git_push_t *)(uintptr_t)cr->git_push)->refs);
+		free((void *)(uintptr_t)cr->git_push);
+	}
 	free(cr->name);		/* the secret is in p->secrets */
 	free(cr->secret_file);
 	policy_strlist_free(&cr->exec.argv);

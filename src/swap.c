@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -10,6 +11,7 @@
 #include "authz.h"
 #include "awscred.h"
 #include "awssign.h"
+#include "gitpush.h"
 #include "handle.h"
 #include "leak.h"
 #include "log.h"
@@ -530,6 +532,43 @@ swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred)
 	return swap_aws_resign(req, p);
 }
 
+/*
+ * A handle that narrows its credential's git push refs: each of its patterns must still
+ * be within the credential's (the policy may have changed since it was minted); the
+ * first such handle's patterns go into the plan for the push check (gitpush.h).
+ */
+static int
+swap_git_refs(const handle_claims_t *cl, const policy_credential_t *cred, plan_t *out)
+{
+	const policy_git_push_t *g = cred->git_push;
+	char msg[sizeof(out->message)];
+
+	if (cl->git_refs.n == 0)
+		return 0;
+	if (g == NULL) {
+		snprintf(msg, sizeof(msg), "this handle narrows git push refs but credential "
+		    "'%s' has no git.push block", cred->name);
+		return swap_deny(out, 403, "git_refs_denied", "%s", msg);
+	}
+	for (size_t i = 0; i < cl->git_refs.n; i++) {
+		if (gitpush_pattern_within(cl->git_refs.v[i], g->refs.v, g->refs.n))
+			continue;
+		snprintf(msg, sizeof(msg), "this handle's git push ref %.256s is not within "
+		    "credential '%s''s push refs", cl->git_refs.v[i], cred->name);
+		return swap_deny(out, 403, "git_refs_denied", "%s", msg);
+	}
+	if (out->git_refs.v != NULL)
+		return 0;	/* an earlier handle's */
+	if ((out->git_refs.v = calloc(cl->git_refs.n, sizeof(char *))) == NULL)
+		return swap_deny(out, 503, "resource_exhausted", "%s", "out of memory");
+	for (size_t i = 0; i < cl->git_refs.n; i++) {
+		if ((out->git_refs.v[i] = strdup(cl->git_refs.v[i])) == NULL)
+			return swap_deny(out, 503, "resource_exhausted", "%s", "out of memory");
+		out->git_refs.n++;
+	}
+	return 0;
+}
+
 /* One distinct handle: unseal, authorise, rate-limit, plan its swap (list: the head's). */
 static int
 swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
@@ -573,7 +612,7 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	swap_note_lineage(out, cl, &az, true);
 
-	if (swap_rate(env, cl, &az, out) < 0)
+	if (swap_git_refs(cl, az.cred, out) < 0 || swap_rate(env, cl, &az, out) < 0)
 		goto done;
 	if (swap_place_ok(az.cred, at, out) < 0)
 		goto done;

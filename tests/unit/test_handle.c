@@ -197,10 +197,12 @@ test_mint_open_scoped(void **state)
 {
 	struct fixture *f = *state;
 	char *hosts[] = {"api.openai.com"}, *methods[] = {"GET", "POST"}, *paths[] = {"/v1/*"};
+	char *refs[] = {"refs/heads/agent/*", "refs/tags/v1"};
 	handle_claims_t c, o;
 	char *text;
 
 	claims_basic(&c);
+	c.git_refs = (policy_strlist_t){2, refs};
 	c.hosts = (policy_strlist_t){1, hosts};
 	c.methods = (policy_strlist_t){2, methods};
 	c.paths = (policy_strlist_t){1, paths};
@@ -215,6 +217,8 @@ test_mint_open_scoped(void **state)
 	assert_string_equal(o.methods.v[1], "POST");
 	assert_int_equal(o.paths.n, 1);
 	assert_string_equal(o.paths.v[0], "/v1/*");
+	assert_int_equal(o.git_refs.n, 2);
+	assert_string_equal(o.git_refs.v[1], "refs/tags/v1");
 	handle_claims_free(&o);
 	free(text);
 }

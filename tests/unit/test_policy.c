@@ -408,6 +408,11 @@ struct bad_case {
 	const char *expect;
 };
 
+/* A basic credential for github.com with the given "git" block. */
+#define GIT(block) "{\"credentials\": {\"gh\": {\"secret\": {\"value\": \"s\"}, " \
+	"\"inject\": {\"type\": \"basic\", \"username\": \"x-access-token\"}, " \
+	"\"hosts\": [\"github.com\"], \"git\": " block "}}}"
+
 static const struct bad_case bad_cases[] = {
 	{"{\"listen\": {\"proxy\": }}", "main.json:1:22: "},
 	{"{\"credentails\": {}}", "unknown key \"credentails\" (did you mean \"credentials\"?)"},
@@ -614,6 +619,20 @@ static const struct bad_case bad_cases[] = {
 	    "\"services\": [\"s3\"]}}}}", "credentials.a.aws.access_key_id: is not an AWS access key id"},
 	{"{\"credentials\": {\"a\": {\"secret\": {\"value\": \"s\"}, \"inject\": {\"type\": \"aws_sigv4\"}, "
 	    "\"hosts\": [\"*.amazonaws.com\"], \"aws\": []}}}", "credentials.a.aws: expected an object, got an array"},
+	{GIT("{\"push\": {\"refs\": [\"refs/heads/a/*\"], \"force\": \"no\"}}"),
+	    "main.json: credentials.gh.git.push.force: expected true or false, got a string"},
+	{GIT("{\"push\": {\"refs\": [\"heads/a/*\"]}}"),
+	    "credentials.gh.git.push.refs[0]: \"heads/a/*\" is not a push-ref pattern"},
+	{GIT("{\"push\": {\"refs\": [\"refs/heads/***\"]}}"),
+	    "credentials.gh.git.push.refs[0]: \"refs/heads/***\" is not a push-ref pattern"},
+	{GIT("{\"push\": {\"refs\": []}}"), "credentials.gh.git.push.refs: must list at least one"},
+	{GIT("{\"push\": {\"delete\": true}}"), "credentials.gh.git.push: needs \"refs\""},
+	{GIT("{\"push\": {\"refs\": [\"refs/heads/x\"], \"delete\": 1}}"),
+	    "credentials.gh.git.push.delete: expected true or false"},
+	{GIT("{\"push\": {\"refs\": [\"refs/heads/x\"], \"forse\": true}}"),
+	    "credentials.gh.git.push: unknown key \"forse\" (did you mean \"force\"?)"},
+	{GIT("{\"pull\": {}}"), "credentials.gh.git: unknown key \"pull\""},
+	{GIT("[]"), "credentials.gh.git: expected an object, got an array"},
 };
 
 static void
@@ -742,6 +761,34 @@ test_rotating_sources(void **state)
 	assert_null(v->live);
 	policy_unref(p);
 	policy_errors_free(&errs);
+}
+
+static void
+test_git_push_block(void **state)
+{
+	static const char json[] = GIT("{\"push\": {\"refs\": [\"refs/heads/agent/*\", "
+	    "\"refs/tags/agent-**\"], \"force\": true, \"delete\": true}}");
+	static const char plain[] = GIT("{\"push\": {\"refs\": [\"refs/heads/x\"]}}");
+	policy_errors_t errs;
+	const policy_credential_t *c;
+	policy_t *p;
+
+	(void)state;
+	p = load(json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	c = policy_credential_find(p, "gh");
+	assert_non_null(c->git_push);
+	assert_int_equal(c->git_push->refs.n, 2);
+	assert_string_equal(c->git_push->refs.v[1], "refs/tags/agent-**");
+	assert_true(c->git_push->allow_delete);
+	assert_true(c->git_push->allow_force);
+	policy_unref(p);
+	p = load(plain, &errs);
+	assert_non_null(p);
+	assert_false(policy_credential_find(p, "gh")->git_push->allow_delete);
+	assert_false(policy_credential_find(p, "gh")->git_push->allow_force);
+	policy_unref(p);
 }
 
 static void
@@ -1351,6 +1398,7 @@ main(void)
 		cmocka_unit_test(test_failed_handles_bounds),
 		cmocka_unit_test(test_rotating_sources),
 		cmocka_unit_test(test_bad_policies),
+		cmocka_unit_test(test_git_push_block),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_ttl_sandbox),
 		cmocka_unit_test(test_errors_all_reported),

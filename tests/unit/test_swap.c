@@ -61,11 +61,14 @@ static const char policy_json[] =
     "    \"inject\": {\"type\": \"aws_sigv4\"}, \"hosts\": [\"*.amazonaws.com\"],"
     "    \"aws\": {\"access_key_id\": {\"value\": \"" AWS_AKID "\"},"
     "      \"services\": [\"s3\"], \"assume_role\": {\"role_arn\": "
-    "      \"arn:aws:iam::123456789012:role/r\"}}}},"
+    "      \"arn:aws:iam::123456789012:role/r\"}}},"
+    "  \"gh\": {\"secret\": {\"value\": \"gh-SECRET\"},"
+    "    \"inject\": {\"type\": \"basic\", \"username\": \"x\"}, \"hosts\": [\"git.test\"],"
+    "    \"git\": {\"push\": {\"refs\": [\"refs/heads/agent/*\"]}}}},"
     " \"sandboxes\": {"
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
     "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\", \"awsc\","
-    "      \"awsr\"]},"
+    "      \"awsr\", \"gh\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}},"
     " \"sandbox_templates\": {\"t\": {\"credentials\": [\"bear\", \"rl\"]}}}";
 
@@ -806,6 +809,58 @@ test_encoded_in_basic(void **state)
 	free(inner);
 }
 
+/* --- git push refs claim ------------------------------------------------------------------ */
+
+static char *
+mint_git_refs(const char *cred, char **refs, size_t n)
+{
+	handle_claims_t c;
+	char *text = NULL;
+
+	memset(&c, 0, sizeof(c));
+	c.cred = (char *)cred;
+	c.sb = "sb-1";
+	c.iat = NOW - 60;
+	c.exp = NOW + 900;
+	c.git_refs = (policy_strlist_t){n, refs};
+	assert_int_equal(handle_mint(seal_keyring_current(kr), &c, &text), HANDLE_OK);
+	return text;
+}
+
+static void
+test_git_refs_claim(void **state)
+{
+	char *one[] = {"refs/heads/agent/one"}, *wide[] = {"refs/heads/**"};
+	char *h;
+	struct t t;
+
+	(void)state;
+	t_init(&t);
+	h = mint_git_refs("gh", one, 1);
+	t_head(&t, "git.test", "POST /r.git/git-receive-pack HTTP/1.1\r\nHost: git.test\r\n"
+	    "Authorization: Bearer %s\r\nContent-Length: 4\r\n\r\n", h);
+	ok(&t);
+	assert_int_equal(t.out.git_refs.n, 1);
+	assert_string_equal(t.out.git_refs.v[0], "refs/heads/agent/one");
+	plan_free(&t.out);
+	free(h);
+	/* wider than the credential's (a policy narrowed since mint): refused on use */
+	h = mint_git_refs("gh", wide, 1);
+	t_head(&t, "git.test", "GET /r.git/info/refs HTTP/1.1\r\nHost: git.test\r\n"
+	    "Authorization: Bearer %s\r\n\r\n", h);
+	deny(&t, 403, "git_refs_denied");
+	assert_non_null(strstr(t.out.message, "refs/heads/** is not within"));
+	plan_free(&t.out);
+	free(h);
+	/* a credential with no git.push block */
+	h = mint_git_refs("bear", one, 1);
+	t_head(&t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\n"
+	    "Authorization: Bearer %s\r\n\r\n", h);
+	deny(&t, 403, "git_refs_denied");
+	free(h);
+	t_fini(&t);
+}
+
 /* --- body work ----------------------------------------------------------------------------- */
 
 static void
@@ -1518,6 +1573,7 @@ main(void)
 		cmocka_unit_test(test_rate_limited),
 		cmocka_unit_test(test_lineage_audit_and_rate),
 		cmocka_unit_test(test_encoded),
+		cmocka_unit_test(test_git_refs_claim),
 		cmocka_unit_test(test_encoded_in_basic),
 		cmocka_unit_test(test_buffer_body),
 		cmocka_unit_test(test_swap_body),
