@@ -107,6 +107,19 @@
 /* Revocations file checked for changes this often (a revoke applies within it). */
 #define SG_REVOCATION_POLL_S     1
 
+/* --- fleet mode (cluster.h, the policy's "cluster") ------------------------------- */
+/* First reconnect delay after Redis is lost: a restart of Redis goes almost unnoticed. */
+#define SG_CLUSTER_BACKOFF_MIN_MS     100
+/* The delay doubles up to this: a Redis that stays down costs one connect per 5 s. */
+#define SG_CLUSTER_BACKOFF_MAX_MS     5000
+/* Connect, AUTH, SUBSCRIBE and the first read not done by then: abandoned, retried. */
+#define SG_CLUSTER_CONNECT_TIMEOUT_MS 5000
+/* Local revocation changes are looked for and sent this often: well inside the 1 s a
+ * revocation takes to reach every sidecar. */
+#define SG_CLUSTER_SYNC_MS            100
+/* Keys and channels start with this when the policy names no prefix. */
+#define SG_CLUSTER_PREFIX             "sg:"
+
 /* --- WebSocket (frames relayed after a 101, wsframe.h) ----------------------------- */
 /* Largest frame (close 1009): payload streams through unbuffered, so this bounds abuse,
  * not memory; far above what WebSocket APIs send in one frame. */

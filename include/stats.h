@@ -27,6 +27,11 @@ struct sg_stats {
 	uint64_t assume_role_fetches;	/* calls made (refreshes included) */
 	uint64_t assume_role_refreshes;	/* ... of them while a usable set was cached */
 	uint64_t assume_role_failures;	/* calls that gave no credentials */
+	/* fleet mode (cluster.c) */
+	uint64_t cluster_connected;	/* gauge: 1 connected to Redis and reconciled */
+	uint64_t cluster_reconnects;	/* connection attempts after the first */
+	uint64_t cluster_revocations_sent;	/* entries this node added to Redis */
+	uint64_t cluster_revocations_applied;	/* entries from Redis added locally */
 };
 
 extern struct sg_stats sg_stats;

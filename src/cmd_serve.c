@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "registry.h"
+#include "cluster.h"
 #include "revoke.h"
 #include "seal.h"
 #include "serve.h"
@@ -67,6 +68,7 @@ struct serve {
 	uint64_t drain_deadline;
 	bool draining;
 	struct event *revwatch;		/* re-reads the revocations file when it changes */
+	cluster_t *cluster;		/* fleet mode (policy "cluster"), or NULL */
 	struct stat revstat;
 	registry_t *registry;		/* the sandbox registry (admin API, authz) */
 	struct event *regsweep;		/* expires registered sandboxes */
@@ -566,6 +568,7 @@ serve_cleanup(struct serve *s)
 		event_free(s->drainwatch);
 	if (s->revwatch)
 		event_free(s->revwatch);
+	cluster_free(s->cluster);
 	revoke_shutdown();
 	audit_close();		/* workers are joined: nothing logs any more */
 	if (s->base)
@@ -720,6 +723,11 @@ serve_run(struct serve *s, const char *policy_path)
 	if (s->policy->revocations_file) {
 		s->revwatch = event_new(s->base, -1, EV_PERSIST, serve_revwatch_cb, s);
 		event_add(s->revwatch, &(struct timeval){SG_REVOCATION_POLL_S, 0});
+	}
+	if (s->policy->cluster.set &&
+	    (s->cluster = cluster_new(s->base, s->policy, err, sizeof(err))) == NULL) {
+		log_err("cluster: %s", err);
+		return CLI_FAIL;
 	}
 	/* expire registered sandboxes every SERVE_REGISTRY_SWEEP_S */
 	s->regsweep = event_new(s->base, -1, EV_PERSIST, serve_regsweep_cb, s);

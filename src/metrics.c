@@ -83,6 +83,14 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(assume_role_failures, "assume_role_failures_total", NULL, "counter",
 	    "AssumeRole calls that gave no credentials (STS error, timeout, network, TLS, "
 	    "malformed answer)."),
+	STAT(cluster_connected, "cluster_connected", NULL, "gauge",
+	    "1: connected to the fleet's Redis and reconciled; 0: not (or no cluster)."),
+	STAT(cluster_reconnects, "cluster_reconnects_total", NULL, "counter",
+	    "Connection attempts to the fleet's Redis after the first."),
+	STAT(cluster_revocations_sent, "cluster_revocations_sent_total", NULL, "counter",
+	    "Revocations this sidecar added to the fleet's Redis."),
+	STAT(cluster_revocations_applied, "cluster_revocations_applied_total", NULL,
+	    "counter", "Revocations from the fleet's Redis added to the local file."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),
