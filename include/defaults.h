@@ -114,8 +114,8 @@
 #define SG_CLUSTER_BACKOFF_MAX_MS     5000
 /* Connect, AUTH, SUBSCRIBE and the first read not done by then: abandoned, retried. */
 #define SG_CLUSTER_CONNECT_TIMEOUT_MS 5000
-/* Local revocation changes are looked for and sent this often: well inside the 1 s a
- * revocation takes to reach every sidecar. */
+/* Local revocation changes (and, in fleet mode, the revocations file) are looked for
+ * and sent this often: well inside the 1 s a revocation takes to reach every sidecar. */
 #define SG_CLUSTER_SYNC_MS            100
 /* Keys and channels start with this when the policy names no prefix. */
 #define SG_CLUSTER_PREFIX             "sg:"

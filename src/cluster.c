@@ -48,7 +48,9 @@ struct cluster {
 	struct event *retry, *tick, *deadline;
 	unsigned backoff_ms;
 	int state;			/* enum cluster_state; atomic for cluster_connected */
-	bool down_logged;		/* "unreachable" said once until the next success */
+	const char *logged;		/* the problem last logged ("connect", "AUTH", ...):
+					 * each is logged once until it changes or Redis is
+					 * reached, not once per retry; NULL after a success */
 	revoke_set_t *synced;		/* the local set as last sent to Redis */
 	uint64_t synced_gen;
 };
@@ -80,6 +82,16 @@ cluster_slot(cluster_t *cl, const redisAsyncContext *c)
 	return NULL;
 }
 
+/* Log this problem unless it is the one logged last (retries repeat it). 1: log it. */
+static int
+cluster_log_once(cluster_t *cl, const char *what)
+{
+	if (cl->logged != NULL && strcmp(cl->logged, what) == 0)
+		return 0;
+	cl->logged = what;
+	return 1;
+}
+
 /* An error reply (or none): log it, fail. 1 when it was one, 0 for a good reply. */
 static int
 cluster_reply_failed(cluster_t *cl, const redisAsyncContext *c, const redisReply *r,
@@ -89,7 +101,10 @@ cluster_reply_failed(cluster_t *cl, const redisAsyncContext *c, const redisReply
 		return 1;	/* a context being let go: its callbacks get NULL */
 	if (r->type != REDIS_REPLY_ERROR)
 		return 0;
-	log_err("cluster: redis %s: %s failed: %.200s", cl->address, what, r->str);
+	if (cl->state == CL_DOWN)
+		return 1;	/* already failed (e.g. AUTH): what follows says NOAUTH */
+	if (cluster_log_once(cl, what))
+		log_err("cluster: redis %s: %s failed: %.200s", cl->address, what, r->str);
 	cluster_fail(cl, what);
 	return 1;
 }
@@ -135,8 +150,8 @@ cluster_message(cluster_t *cl, const char *msg, size_t len)
 		    len);
 		return;
 	}
-	if (strcmp(m.node, cl->node) == 0)
-		return;		/* our own: already in the file */
+	/* Our own messages too: already in the file, so nothing changes — unless two
+	 * sidecars were given the same node name, which must not lose revocations. */
 	if (cluster_apply(cl, &m.rec, 1) > 0)
 		log_info("cluster: revocation of %s %s from node %s applied", m.kind, m.value,
 		    m.node);
@@ -323,7 +338,7 @@ cluster_reconcile(cluster_t *cl, const redisReply *r)
 		return;
 	cluster_set_state(cl, CL_UP);
 	cl->backoff_ms = SG_CLUSTER_BACKOFF_MIN_MS;
-	cl->down_logged = false;
+	cl->logged = NULL;
 	event_del(cl->deadline);
 	log_info("cluster: connected to redis %s as node %s: %ld shared revocations applied "
 	    "here, %ld local ones written back", cl->address, cl->node, pulled, pushed);
@@ -387,11 +402,13 @@ cluster_auth_cb(redisAsyncContext *c, void *reply, void *arg)
 	redisReply *r = reply;
 
 	(void)arg;
-	if (cluster_slot(cl, c) == NULL || r == NULL || r->type != REDIS_REPLY_ERROR)
-		return;
-	log_err("cluster: redis %s refused AUTH%s%s: %.200s (serving from the local "
-	    "revocations; retrying)", cl->address, cl->user ? " as user " : "",
-	    cl->user ? cl->user : "", r->str);
+	if (cluster_slot(cl, c) == NULL || r == NULL || r->type != REDIS_REPLY_ERROR ||
+	    cl->state == CL_DOWN)
+		return;		/* the second connection's AUTH says the same */
+	if (cluster_log_once(cl, "AUTH"))
+		log_err("cluster: redis %s refused AUTH%s%s: %.200s (serving from the "
+		    "local revocations; retrying)", cl->address, cl->user ? " as user " : "",
+		    cl->user ? cl->user : "", r->str);
 	cluster_fail(cl, "AUTH");
 }
 
@@ -421,10 +438,9 @@ cluster_connect_cb(const redisAsyncContext *c, int status)
 	if (status == REDIS_OK || slot == NULL)
 		return;
 	*slot = NULL;		/* hiredis frees it after this callback */
-	if (!cl->down_logged)
+	if (cluster_log_once(cl, "connect"))
 		log_warn("cluster: cannot connect to redis %s: %s (serving from the local "
 		    "revocations; retrying)", cl->address, c->errstr);
-	cl->down_logged = true;
 	cluster_fail(cl, "connect");
 }
 
@@ -452,10 +468,9 @@ cluster_open(cluster_t *cl)
 	if (c == NULL)
 		return NULL;
 	if (c->err) {
-		if (!cl->down_logged)
+		if (cluster_log_once(cl, "connect"))
 			log_warn("cluster: cannot connect to redis %s: %s", cl->address,
 			    c->errstr);
-		cl->down_logged = true;
 		redisAsyncFree(c);
 		return NULL;
 	}
@@ -521,10 +536,9 @@ cluster_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (cl->state == CL_UP)
 		return;
-	if (!cl->down_logged)
+	if (cluster_log_once(cl, "timeout"))
 		log_warn("cluster: redis %s: not ready within %d ms (serving from the local "
 		    "revocations; retrying)", cl->address, SG_CLUSTER_CONNECT_TIMEOUT_MS);
-	cl->down_logged = true;
 	cluster_fail(cl, "timeout");
 }
 

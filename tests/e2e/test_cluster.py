@@ -1,8 +1,9 @@
 """Fleet mode end to end: two sidecars (nodes a and b) sharing one seal key and one real
 redis-server (a unix socket in a temp dir, no persistence, stopped by pid).
 
-  ShareTest      a handle revoked on A is refused on B within 1 s, and sits in Redis and
-                 in B's own revocations file; a sandbox revocation travels too
+  ShareTest      a handle revoked on A (admin API, or `sealgate revoke`) is refused on B
+                 within 1 s, and sits in Redis and in B's own revocations file; a
+                 sandbox revocation travels too
   OutageTest     Redis killed and restarted EMPTY: after the reconnect the revocation is
                  back in Redis and still enforced on both; a revocation made on B while
                  Redis is down is enforced on B at once and reaches A once Redis returns
@@ -247,6 +248,17 @@ class ShareTest(ClusterCase):
         # B keeps its own durable copy, with A's time
         self.assertEqual(self.local_file(self.b)["handles"][d["handle_id"]], int(ts))
         self.assertIn("from node a applied", self.b.log())
+
+    def test_cli_revoke_on_a_refused_on_b_within_1s(self):
+        """`sealgate revoke` writes A's file; A's watcher sends it on."""
+        d = self.mint(self.a)
+        self.assert_ok(self.b, d["handle"])
+        rc, out, err = sgtest.sealgate_cli("revoke", "--policy", self.a.policy_path,
+                                           "--handle-id", d["handle_id"])
+        self.assertEqual(rc, 0, err)
+        took = self.wait_refused(self.b, d["handle"], timeout=5)
+        self.assertLess(took, SHARE_WITHIN_S, "B refused only after %.2fs" % took)
+        self.assertIn(d["handle_id"], self.local_file(self.b)["handles"])
 
     def test_sandbox_revocation_travels_b_to_a(self):
         h = self.mint(self.b)["handle"]
