@@ -12,6 +12,8 @@
  * edits) is sent within SG_CLUSTER_SYNC_MS, and each message from another node is added
  * to the file and published — the path a local revocation takes, so workers see it.
  * Enforcement reads the local set only: Redis down never un-revokes anything.
+ * A PING every SG_CLUSTER_PING_MS on the command connection, unanswered for
+ * SG_CLUSTER_PING_TIMEOUT_MS, counts as a lost connection.
  * Lost connection or failed AUTH: both connections closed, retried after a backoff
  * (SG_CLUSTER_BACKOFF_MIN_MS doubling to SG_CLUSTER_BACKOFF_MAX_MS), reconciled again.
  *

@@ -119,6 +119,12 @@
 #define SG_CLUSTER_SYNC_MS            100
 /* Keys and channels start with this when the policy names no prefix. */
 #define SG_CLUSTER_PREFIX             "sg:"
+/* A connected sidecar PINGs this often: a silent Redis (stopped, or a half-open TCP
+ * connection the kernel has not given up on) is noticed without waiting for TCP... */
+#define SG_CLUSTER_PING_MS            2000
+/* ...and counts as lost when a PING goes unanswered this long (Redis answers in well
+ * under a millisecond; a blocked Redis is no use to the fleet either). */
+#define SG_CLUSTER_PING_TIMEOUT_MS    3000
 
 /* --- WebSocket (frames relayed after a 101, wsframe.h) ----------------------------- */
 /* Largest frame (close 1009): payload streams through unbuffered, so this bounds abuse,

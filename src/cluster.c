@@ -24,6 +24,7 @@
 #include "revoke.h"
 #include "secmem.h"
 #include "stats.h"
+#include "util.h"
 
 enum cluster_state { CL_DOWN, CL_CONNECTING, CL_UP };
 
@@ -52,6 +53,8 @@ struct cluster {
 					 * each is logged once until it changes or Redis is
 					 * reached, not once per retry; NULL after a success */
 	revoke_set_t *synced;		/* the local set as last sent to Redis */
+	uint64_t ping_at;		/* monotonic ms of the last PING sent (or of UP) */
+	bool ping_waiting;		/* a PING is unanswered */
 	uint64_t synced_gen;
 };
 
@@ -222,14 +225,49 @@ cluster_push_changes(cluster_t *cl)
 }
 
 static void
+cluster_ping_cb(redisAsyncContext *c, void *reply, void *arg)
+{
+	cluster_t *cl = c->data;
+
+	(void)arg;
+	if (!cluster_reply_failed(cl, c, reply, "PING"))
+		cl->ping_waiting = false;
+}
+
+/* Liveness: a PING every SG_CLUSTER_PING_MS; unanswered for the timeout, Redis is lost. */
+static void
+cluster_ping(cluster_t *cl)
+{
+	uint64_t now = util_mono_ms();
+	const char *argv[] = {"PING"};
+	size_t argvlen[] = {4};
+
+	if (cl->ping_waiting && now - cl->ping_at >= SG_CLUSTER_PING_TIMEOUT_MS) {
+		if (cluster_log_once(cl, "silent"))
+			log_warn("cluster: redis %s did not answer a PING within %d ms (serving "
+			    "from the local revocations; reconnecting)", cl->address,
+			    SG_CLUSTER_PING_TIMEOUT_MS);
+		cluster_fail(cl, "PING");
+		return;
+	}
+	if (cl->ping_waiting || now - cl->ping_at < SG_CLUSTER_PING_MS)
+		return;
+	cl->ping_at = now;
+	cl->ping_waiting = true;
+	if (cl->cmd == NULL || redisAsyncCommandArgv(cl->cmd, cluster_ping_cb, NULL, 1, argv,
+	    argvlen) != REDIS_OK)
+		cluster_fail(cl, "PING");
+}
+
+static void
 cluster_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	cluster_t *cl = arg;
 
 	(void)fd;
 	(void)what;
-	if (cl->state == CL_UP)
-		cluster_push_changes(cl);
+	if (cl->state == CL_UP && cluster_push_changes(cl) >= 0)
+		cluster_ping(cl);
 }
 
 /* --- reconcile ------------------------------------------------------------------------ */
@@ -337,6 +375,8 @@ cluster_reconcile(cluster_t *cl, const redisReply *r)
 	if ((pushed = cluster_push_changes(cl)) < 0)
 		return;
 	cluster_set_state(cl, CL_UP);
+	cl->ping_at = util_mono_ms();
+	cl->ping_waiting = false;
 	cl->backoff_ms = SG_CLUSTER_BACKOFF_MIN_MS;
 	cl->logged = NULL;
 	event_del(cl->deadline);

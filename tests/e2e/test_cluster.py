@@ -6,7 +6,8 @@ redis-server (a unix socket in a temp dir, no persistence, stopped by pid).
                  sandbox revocation travels too
   OutageTest     Redis killed and restarted EMPTY: after the reconnect the revocation is
                  back in Redis and still enforced on both; a revocation made on B while
-                 Redis is down is enforced on B at once and reaches A once Redis returns
+                 Redis is down is enforced on B at once and reaches A once Redis returns;
+                 a stopped (SIGSTOP) Redis is noticed by the PING, and caught up after
   AuthTest       ACL user + password works (revocations flow); a wrong password is a
                  clear logged error, the metric says 0, and the sidecar keeps serving
                  and enforcing from its local copy
@@ -297,6 +298,25 @@ class OutageTest(ClusterCase):
         for sg in (self.a, self.b):
             self.assertEqual(self.status(sg, d["handle"]), (403, "revoked"))
             self.assertIn("lost redis", sg.log())
+
+    def test_stopped_redis_noticed_then_caught_up(self):
+        """A Redis that stops answering (SIGSTOP: the connections stay open) is noticed by
+        the PING; a revocation made meanwhile is enforced at once where it was made, and
+        reaches the other sidecar after SIGCONT."""
+        d = self.mint(self.a)
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            for sg in (self.a, self.b):
+                sgtest.wait_for(lambda: cluster_connected(sg) == 0, timeout=15,
+                                what="sealgate_cluster_connected 0 with redis stopped")
+            self.revoke(self.a, "handle_id", d["handle_id"])
+            self.wait_refused(self.a, d["handle"], timeout=5)
+            self.assertEqual(self.status(self.b, d["handle"]), (200, None))
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        self.wait_refused(self.b, d["handle"], timeout=20)
+        self.wait_connected(self.a, self.b, timeout=20)
+        self.assertIn("did not answer a PING", self.a.log())
 
     def test_revoked_on_b_while_down_reaches_a_after(self):
         d = self.mint(self.b)
