@@ -43,7 +43,7 @@ CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress 
               ratelimit registry revoke scope scrub seal secmem sigv4 snapshot stats stscache \
               stsxml swap tokenizer unescape util view wsframe wsrelay clustermsg
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge metadata metrics resolve stsclient tls
+SHELL_UTESTS := ca certcache certforge cluster metadata metrics resolve stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
