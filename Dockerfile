@@ -15,6 +15,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential pkg-config libssl-dev libevent-dev libsodium-dev \
         libjansson-dev libhttp-parser-dev libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev \
+        libhiredis-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile VERSION ./
@@ -33,6 +34,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 libssl3 \
         libsodium23 libjansson4 libhttp-parser2.9 libpcre2-8-0 zlib1g libbrotli1 libzstd1 \
+        libhiredis0.14 \
         ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 sealgate \

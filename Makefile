@@ -19,7 +19,7 @@
 # brotli, zstd and libhttp-parser (CORE_PKGS, -lhttp_parser). Everything else is the shell:
 # listeners, workers, connections, TLS, DNS (resolve), the certificate forge and cache,
 # metrics (it reads the certificate cache), the metadata responder, the STS client, the
-# admin API and the CLI commands.
+# fleet-mode Redis client (cluster), the admin API and the CLI commands.
 #   - build/libsealgate-core.a holds the core, compiled with the include paths of
 #     CORE_PKGS only; build/libsealgate.a holds the shell and is always linked with it.
 #   - Before the core is compiled, scripts/check-core.sh preprocesses every core source,
@@ -37,14 +37,16 @@ PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
 CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
-SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl
+SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl hiredis
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
-CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress gitpack gitpush \
-              handle handlecache hash http inject leak lineage log needles netaddr pktline plan \
-              policy ratelimit registry revoke scope scrub seal secmem secval sigv4 snapshot \
-              stats stscache stsxml swap tokenizer unescape util view wsframe wsrelay
+CORE_MODS  := audit authz awschunk awscred awsrole awssign clustermsg decode digest egress \
+              gitpack gitpush handle handlecache hash http inject leak lineage log needles \
+              netaddr pktline plan policy ratelimit registry revoke scope scrub seal secmem \
+              secval sigv4 snapshot stats stscache stsxml swap tokenizer unescape util view \
+              wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge metadata metrics resolve secexec secwatch stsclient tls
+SHELL_UTESTS := ca certcache certforge cluster metadata metrics resolve secexec secwatch \
+                stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

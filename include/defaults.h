@@ -107,6 +107,25 @@
 /* Revocations file checked for changes this often (a revoke applies within it). */
 #define SG_REVOCATION_POLL_S     1
 
+/* --- fleet mode (cluster.h, the policy's "cluster") ------------------------------- */
+/* First reconnect delay after Redis is lost: a restart of Redis goes almost unnoticed. */
+#define SG_CLUSTER_BACKOFF_MIN_MS     100
+/* The delay doubles up to this: a Redis that stays down costs one connect per 5 s. */
+#define SG_CLUSTER_BACKOFF_MAX_MS     5000
+/* Connect, AUTH, SUBSCRIBE and the first read not done by then: abandoned, retried. */
+#define SG_CLUSTER_CONNECT_TIMEOUT_MS 5000
+/* Local revocation changes (and, in fleet mode, the revocations file) are looked for
+ * and sent this often: well inside the 1 s a revocation takes to reach every sidecar. */
+#define SG_CLUSTER_SYNC_MS            100
+/* Keys and channels start with this when the policy names no prefix. */
+#define SG_CLUSTER_PREFIX             "sg:"
+/* A connected sidecar PINGs this often: a silent Redis (stopped, or a half-open TCP
+ * connection the kernel has not given up on) is noticed without waiting for TCP... */
+#define SG_CLUSTER_PING_MS            2000
+/* ...and counts as lost when a PING goes unanswered this long (Redis answers in well
+ * under a millisecond; a blocked Redis is no use to the fleet either). */
+#define SG_CLUSTER_PING_TIMEOUT_MS    3000
+
 /* --- WebSocket (frames relayed after a 101, wsframe.h) ----------------------------- */
 /* Largest frame (close 1009): payload streams through unbuffered, so this bounds abuse,
  * not memory; far above what WebSocket APIs send in one frame. */

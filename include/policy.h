@@ -176,6 +176,20 @@ typedef struct policy_resolve {
 	char *address;		/* IP literal, as written */
 } policy_resolve_t;
 
+/*
+ * "cluster": fleet mode (cluster.h). set false: no cluster, nothing shared. Strings are
+ * validated by clustermsg_*_valid; the password sits in p->secrets (zeroed on free).
+ */
+typedef struct policy_cluster {
+	bool set;
+	char *address;		/* "host:port" or "unix:/absolute/path" */
+	char *user;		/* ACL user, or NULL: AUTH with the password alone */
+	char *password;		/* in p->secrets, or NULL: no AUTH */
+	size_t password_len;
+	char *prefix;		/* every key and channel starts with it */
+	char *node;		/* this sidecar's name, or NULL: the host name */
+} policy_cluster_t;
+
 typedef struct policy_limits {
 	uint64_t header_timeout_ms, idle_timeout_ms, connect_timeout_ms;
 	uint64_t tls_timeout_ms, upstream_timeout_ms, drain_timeout_ms;
@@ -212,6 +226,7 @@ typedef struct policy {
 	char *admin_token_file;
 	char *audit_path;		/* "-" = stdout */
 	char *revocations_file;		/* NULL = none */
+	policy_cluster_t cluster;	/* "cluster" (fleet mode); .set false: none */
 	policy_egress_t egress;
 	policy_limits_t limits;
 

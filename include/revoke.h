@@ -76,6 +76,37 @@ int revoke_value_valid(const char *kind, const char *value, char *err, size_t er
 int revoke_add(const char *path, const char *kind, const char *value, int64_t now,
     char *err, size_t errlen) __attribute__((nonnull(1, 2, 3))) SG_WUR;
 
+/* One entry: kind ("handle" | "sandbox" | "credential" | "key"), value, unix time. */
+typedef struct revoke_record {
+	const char *kind;
+	const char *value;
+	int64_t ts;
+} revoke_record_t;
+
+/*
+ * A set built from n records (each checked as revoke_value_valid, ts >= 0; repeats keep
+ * the latest ts). NULL with err set. Refcount 1, caller owns it.
+ */
+revoke_set_t *revoke_from_records(const revoke_record_t *recs, size_t n, char *err,
+    size_t errlen) SG_WUR;
+
+/*
+ * Call cb for every entry of a that b does not cover: missing from b (b may be NULL), or,
+ * for sandboxes and credentials, in b with an earlier ts. The record's strings live as
+ * long as a. Stops at the first cb that returns < 0. The number of calls, or -1.
+ */
+typedef int (*revoke_record_cb)(const revoke_record_t *rec, void *arg);
+long revoke_diff(const revoke_set_t *a, const revoke_set_t *b, revoke_record_cb cb,
+    void *arg);
+
+/*
+ * revoke_add for n records at once, each at its own ts (one read and one write of the
+ * file, under the same locks). The number of entries changed (0..n), or -1 with err set
+ * (nothing written).
+ */
+long revoke_add_records(const char *path, const revoke_record_t *recs, size_t n,
+    char *err, size_t errlen) __attribute__((nonnull(1))) SG_WUR;
+
 /* Process-wide current set (thread-safe). publish takes over the caller's reference. */
 void revoke_publish(revoke_set_t *rs);
 revoke_set_t *revoke_acquire(void);	/* new reference, or NULL when none is published */

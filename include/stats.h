@@ -31,6 +31,11 @@ struct sg_stats {
 	uint64_t secret_rotations;	/* a file or exec secret changed value */
 	uint64_t secret_source_failures;	/* a read or run that gave no usable value */
 	uint64_t git_push_refused;	/* git pushes refused by a credential's git.push */
+	/* fleet mode (cluster.c) */
+	uint64_t cluster_connected;	/* gauge: 1 connected to Redis and reconciled */
+	uint64_t cluster_reconnects;	/* connection attempts after the first */
+	uint64_t cluster_revocations_sent;	/* entries this node added to Redis */
+	uint64_t cluster_revocations_applied;	/* entries from Redis added locally */
 };
 
 extern struct sg_stats sg_stats;

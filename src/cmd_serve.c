@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "registry.h"
+#include "cluster.h"
 #include "revoke.h"
 #include "seal.h"
 #include "secwatch.h"
@@ -68,6 +69,7 @@ struct serve {
 	uint64_t drain_deadline;
 	bool draining;
 	struct event *revwatch;		/* re-reads the revocations file when it changes */
+	cluster_t *cluster;		/* fleet mode (policy "cluster"), or NULL */
 	struct stat revstat;
 	registry_t *registry;		/* the sandbox registry (admin API, authz) */
 	struct event *regsweep;		/* expires registered sandboxes */
@@ -577,6 +579,9 @@ serve_cleanup(struct serve *s)
 		event_free(s->drainwatch);
 	if (s->revwatch)
 		event_free(s->revwatch);
+	if (s->regsweep)
+		event_free(s->regsweep);	/* before event_base_free: it locks the base */
+	cluster_free(s->cluster);
 	revoke_shutdown();
 	secwatch_free(s->secwatch);	/* before audit_close: it may still log */
 	audit_close();		/* workers are joined: nothing logs any more */
@@ -590,8 +595,6 @@ serve_cleanup(struct serve *s)
 	stscache_free(s->shared.sts_cache);
 	ratelimit_free(s->shared.rl);
 	seal_keyring_free(s->shared.keyring);
-	if (s->regsweep)
-		event_free(s->regsweep);
 	registry_close(s->registry);
 	policy_shutdown();
 	if (s->policy)
@@ -732,8 +735,18 @@ serve_run(struct serve *s, const char *policy_path)
 	event_add(s->sighup, NULL);
 	event_add(s->sigusr1, NULL);
 	if (s->policy->revocations_file) {
+		/* fleet mode: look as often as changes are sent, so `sealgate revoke` reaches
+		 * the other sidecars within a second too */
+		uint64_t ms = s->policy->cluster.set ? SG_CLUSTER_SYNC_MS :
+		    SG_REVOCATION_POLL_S * 1000;
+
 		s->revwatch = event_new(s->base, -1, EV_PERSIST, serve_revwatch_cb, s);
-		event_add(s->revwatch, &(struct timeval){SG_REVOCATION_POLL_S, 0});
+		event_add(s->revwatch, &(struct timeval){ms / 1000, (ms % 1000) * 1000});
+	}
+	if (s->policy->cluster.set &&
+	    (s->cluster = cluster_new(s->base, s->policy, err, sizeof(err))) == NULL) {
+		log_err("cluster: %s", err);
+		return CLI_FAIL;
 	}
 	/* expire registered sandboxes every SERVE_REGISTRY_SWEEP_S */
 	s->regsweep = event_new(s->base, -1, EV_PERSIST, serve_regsweep_cb, s);

@@ -91,6 +91,14 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(git_push_refused, "git_push_refused_total", NULL, "counter",
 	    "git pushes refused by a credential's git.push rules (refs, deletes, signed "
 	    "pushes); answered with a git report-status, nothing forwarded."),
+	STAT(cluster_connected, "cluster_connected", NULL, "gauge",
+	    "1: connected to the fleet's Redis and reconciled; 0: not (or no cluster)."),
+	STAT(cluster_reconnects, "cluster_reconnects_total", NULL, "counter",
+	    "Connection attempts to the fleet's Redis after the first."),
+	STAT(cluster_revocations_sent, "cluster_revocations_sent_total", NULL, "counter",
+	    "Revocations this sidecar added to the fleet's Redis."),
+	STAT(cluster_revocations_applied, "cluster_revocations_applied_total", NULL,
+	    "counter", "Revocations from the fleet's Redis added to the local file."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

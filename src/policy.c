@@ -26,6 +26,7 @@
 #include "hash.h"
 #include "netaddr.h"
 #include "policy.h"
+#include "clustermsg.h"
 #include "secmem.h"
 #include "secval.h"
 #include "snapshot.h"
@@ -41,7 +42,7 @@
 /* Singleton sections: one file of a directory may define each. */
 enum policy_section_id {
 	SEC_LISTEN, SEC_KEYS, SEC_UPSTREAM, SEC_ADMIN, SEC_AUDIT, SEC_REVOCATIONS,
-	SEC_EGRESS, SEC_LIMITS, SEC_STATE, SEC_METADATA, SEC_NSINGLETONS
+	SEC_EGRESS, SEC_LIMITS, SEC_STATE, SEC_METADATA, SEC_CLUSTER, SEC_NSINGLETONS
 };
 
 struct policy_ctx {
@@ -58,6 +59,7 @@ struct policy_ctx {
 	size_t cred_cap, sb_cap, tpl_cap, resolve_cap;	/* allocated entries of each */
 	policy_index_t resolve_index;	/* upstream.resolve hosts */
 	bool listen_seen;
+	char *cluster_file;		/* the file with "cluster" (messages) */
 };
 
 typedef int (*policy_check_fn)(const char *s);
@@ -1212,6 +1214,82 @@ policy_parse_revocations(struct policy_ctx *c, json_t *v)
 	policy_check_keys(c, "revocations", v, keys);
 	if ((e = json_object_get(v, "file")) != NULL)
 		policy_path(c, "revocations.file", e, &c->p->revocations_file);
+}
+
+/* cluster.redis.KEY: a string that check accepts, copied to *slot. */
+static void
+policy_cluster_string(struct policy_ctx *c, json_t *redis, const char *key,
+    int (*check)(const char *), const char *want, char **slot)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(redis, key);
+	const char *s;
+
+	if (e == NULL)
+		return;
+	policy_path_key(sub, sizeof(sub), "cluster.redis", key);
+	if (policy_string(c, sub, e, &s) < 0)
+		return;
+	if (!check(s)) {
+		policy_err(c, sub, "%s is not %s", Q(s), want);
+		return;
+	}
+	policy_strdup_to(c, sub, s, slot);
+}
+
+static void
+policy_parse_cluster_redis(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"address", "password", "user", "prefix", "node",
+		"sentinels", "master_name", NULL};
+	policy_cluster_t *cl = &c->p->cluster;
+	json_t *e;
+	int src;
+
+	if (policy_object(c, "cluster.redis", v) < 0)
+		return;
+	policy_check_keys(c, "cluster.redis", v, keys);
+	if (json_object_get(v, "sentinels") != NULL || json_object_get(v, "master_name"))
+		policy_err(c, json_object_get(v, "sentinels") ? "cluster.redis.sentinels" :
+		    "cluster.redis.master_name", "Redis Sentinel is not supported yet: name the "
+		    "master in \"address\" (see docs/operations.md, fleet mode)");
+	if (json_object_get(v, "address") == NULL)
+		policy_err(c, "cluster.redis", "needs \"address\" (\"host:port\" or "
+		    "\"unix:/path\")");
+	policy_cluster_string(c, v, "address", clustermsg_address_valid,
+	    "\"host:port\" (port 1..65535, [v6] in brackets) or \"unix:/absolute/path\"",
+	    &cl->address);
+	policy_cluster_string(c, v, "user", clustermsg_user_valid,
+	    "an ACL user name (1..64 printable characters, no space)", &cl->user);
+	policy_cluster_string(c, v, "node", clustermsg_node_valid,
+	    "a node name (1..64 of A-Z a-z 0-9 . _ -)", &cl->node);
+	policy_cluster_string(c, v, "prefix", clustermsg_prefix_valid,
+	    "a key prefix (1..64 of A-Z a-z 0-9 . _ : -)", &cl->prefix);
+	if (cl->prefix == NULL)
+		policy_strdup_to(c, "cluster.redis.prefix", SG_CLUSTER_PREFIX, &cl->prefix);
+	if ((e = json_object_get(v, "password")) != NULL)
+		policy_secret(c, "cluster.redis.password", e, false, &cl->password,
+		    &cl->password_len, &src);
+	if (cl->user != NULL && cl->password == NULL)
+		policy_err(c, "cluster.redis.user", "needs \"password\" too (AUTH user password)");
+}
+
+static void
+policy_parse_cluster(struct policy_ctx *c, json_t *v)
+{
+	static const char *const keys[] = {"redis", NULL};
+	json_t *e;
+
+	if (policy_object(c, "cluster", v) < 0)
+		return;
+	policy_check_keys(c, "cluster", v, keys);
+	if ((e = json_object_get(v, "redis")) == NULL) {
+		policy_err(c, "cluster", "needs \"redis\" (the only cluster backend)");
+		return;
+	}
+	c->p->cluster.set = true;
+	c->cluster_file = strdup(c->file);
+	policy_parse_cluster_redis(c, e);
 }
 
 /* A string that must be one of choices[0..n); returns its index or -1. */
@@ -2602,10 +2680,11 @@ static const struct policy_section {
 	{"sandbox_templates", policy_parse_templates, -1},
 	{"state", policy_parse_state, SEC_STATE},
 	{"metadata", policy_parse_metadata, SEC_METADATA},
+	{"cluster", policy_parse_cluster, SEC_CLUSTER},
 };
 
 static const char *const policy_top_keys[] = {"$schema", "listen", "keys", "upstream",
-	"admin", "audit", "revocations", "egress", "limits", "credentials", "sandboxes", "sandbox_templates", "state", "metadata", NULL};
+	"admin", "audit", "revocations", "egress", "limits", "credentials", "sandboxes", "sandbox_templates", "state", "metadata", "cluster", NULL};
 
 /*
  * upstream is merged (resolve entries) but ca_file is a singleton: a second file that
@@ -2941,6 +3020,20 @@ policy_check_overlaps(struct policy_ctx *c)
 	free(refs);
 }
 
+/* Fleet mode keeps a durable local copy of revocations: it needs revocations.file. */
+static void
+policy_check_cluster(struct policy_ctx *c)
+{
+	const char *file = c->file;
+
+	if (!c->p->cluster.set || c->p->revocations_file != NULL || c->cluster_file == NULL)
+		return;
+	c->file = c->cluster_file;
+	policy_err(c, "cluster", "needs revocations.file: each sidecar keeps its own durable "
+	    "copy of the shared revocations");
+	c->file = file;
+}
+
 static void
 policy_apply_defaults(struct policy_ctx *c)
 {
@@ -3059,6 +3152,10 @@ policy_free(policy_t *p)
 	free(p->admin_token_file);
 	free(p->audit_path);
 	free(p->revocations_file);
+	free(p->cluster.address);
+	free(p->cluster.user);
+	free(p->cluster.prefix);
+	free(p->cluster.node);	/* cluster.password: in p->secrets */
 	policy_strlist_free(&p->egress.allow_hosts);
 	policy_strlist_free(&p->egress.deny_hosts);
 	policy_strlist_free(&p->egress.tunnel_hosts);
@@ -3135,6 +3232,7 @@ policy_ctx_finish(struct policy_ctx *c)
 	if (p != NULL) {
 		policy_check_grants(c);
 		policy_check_overlaps(c);
+		policy_check_cluster(c);
 		policy_apply_defaults(c);
 	}
 	if (c->dropped > 0) {
@@ -3156,6 +3254,7 @@ policy_ctx_finish(struct policy_ctx *c)
 	for (size_t i = 0; i < SEC_NSINGLETONS; i++)
 		free(c->section_file[i]);
 	free(c->first_file);
+	free(c->cluster_file);
 	if (policy_nerrors(c) > 0 || p == NULL) {
 		policy_free(p);
 		return NULL;

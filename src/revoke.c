@@ -518,6 +518,132 @@ revoke_add(const char *path, const char *kind, const char *value, int64_t now, c
 	return rc;
 }
 
+/* --- records: sets from Redis entries, differences, batches ---------------------------- */
+
+static int
+revoke_record_check(const revoke_record_t *r, char *err, size_t errlen)
+{
+	if (r->kind == NULL || r->value == NULL)
+		return revoke_errf(err, errlen, "record without kind or value");
+	if (revoke_value_valid(r->kind, r->value, err, errlen) < 0)
+		return -1;
+	if (r->ts < 0)
+		return revoke_errf(err, errlen, "revocation time %lld is negative",
+		    (long long)r->ts);
+	return 0;
+}
+
+revoke_set_t *
+revoke_from_records(const revoke_record_t *recs, size_t n, char *err, size_t errlen)
+{
+	revoke_set_t *rs = calloc(1, sizeof(*rs));
+
+	if (rs == NULL)
+		goto nomem;
+	rs->refcnt = 1;
+	for (int k = 0; k < RK_NKINDS; k++)
+		if ((rs->l[k].v = calloc(n + 1, sizeof(*rs->l[k].v))) == NULL)
+			goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		struct revoke_list *l;
+		int k;
+
+		if (revoke_record_check(&recs[i], err, errlen) < 0)
+			goto fail;
+		k = revoke_kind_of(recs[i].kind);
+		l = &rs->l[k];
+		if ((l->v[l->n].name = revoke_value_dup(k, recs[i].value)) == NULL)
+			goto nomem;
+		l->v[l->n++].ts = recs[i].ts;
+	}
+	for (int k = 0; k < RK_NKINDS; k++)
+		revoke_list_sort(&rs->l[k]);
+	return rs;
+nomem:
+	revoke_errf(err, errlen, "out of memory");
+fail:
+	if (rs != NULL)
+		revoke_free(rs);
+	return NULL;
+}
+
+/* Does b cover entry e of kind k? */
+static bool
+revoke_covered(const revoke_set_t *b, int k, const struct revoke_entry *e)
+{
+	const struct revoke_entry *o = b == NULL ? NULL : revoke_find(&b->l[k], e->name);
+
+	if (o == NULL)
+		return false;
+	return k == RK_HANDLE || k == RK_KEY || o->ts >= e->ts;
+}
+
+long
+revoke_diff(const revoke_set_t *a, const revoke_set_t *b, revoke_record_cb cb, void *arg)
+{
+	long calls = 0;
+
+	for (int k = 0; a != NULL && k < RK_NKINDS; k++)
+		for (size_t i = 0; i < a->l[k].n; i++) {
+			const struct revoke_entry *e = &a->l[k].v[i];
+			revoke_record_t rec = {revoke_kinds[k], e->name, e->ts};
+
+			if (revoke_covered(b, k, e))
+				continue;
+			if (cb(&rec, arg) < 0)
+				return -1;
+			calls++;
+		}
+	return calls;
+}
+
+static long
+revoke_add_records_locked(const char *path, const revoke_record_t *recs, size_t n,
+    char *err, size_t errlen)
+{
+	json_t *root = revoke_doc_load(path, err, errlen);
+	long changed = 0;
+	int rc = 0;
+
+	if (root == NULL)
+		return -1;
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		int k = revoke_kind_of(recs[i].kind);
+		char *stored = revoke_value_dup(k, recs[i].value);
+
+		rc = stored == NULL ? -1 : revoke_doc_set(root, k, stored, recs[i].ts);
+		changed += rc == 0;
+		free(stored);
+	}
+	if (rc < 0)
+		changed = revoke_errf(err, errlen, "%s: out of memory", path);
+	else if (changed > 0 && revoke_doc_write(path, root, err, errlen) < 0)
+		changed = -1;
+	json_decref(root);
+	return changed;
+}
+
+long
+revoke_add_records(const char *path, const revoke_record_t *recs, size_t n, char *err,
+    size_t errlen)
+{
+	long changed;
+	int fd;
+
+	for (size_t i = 0; i < n; i++)
+		if (revoke_record_check(&recs[i], err, errlen) < 0)
+			return -1;
+	pthread_mutex_lock(&revoke_write_mtx);
+	if ((fd = revoke_lock(path, err, errlen)) < 0)
+		changed = -1;
+	else {
+		changed = revoke_add_records_locked(path, recs, n, err, errlen);
+		close(fd);	/* releases the flock */
+	}
+	pthread_mutex_unlock(&revoke_write_mtx);
+	return changed;
+}
+
 /* --- the published set ------------------------------------------------------------------ */
 
 static void

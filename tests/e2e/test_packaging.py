@@ -15,7 +15,7 @@ import sgtest
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNTIME_LIBS = {"libevent-2.1-7", "libevent-openssl-2.1-7", "libevent-pthreads-2.1-7",
                 "libssl3", "libsodium23", "libjansson4", "libhttp-parser2.9", "libpcre2-8-0",
-                "zlib1g", "libbrotli1", "libzstd1", "ca-certificates"}
+                "zlib1g", "libbrotli1", "libzstd1", "libhiredis0.14", "ca-certificates"}
 
 
 def read(rel):
@@ -103,7 +103,7 @@ class DockerfileTest(unittest.TestCase):
         pkgs = apt_packages(self.stages[0])
         for p in ["build-essential", "pkg-config", "libssl-dev", "libevent-dev",
                   "libsodium-dev", "libjansson-dev", "libhttp-parser-dev", "libpcre2-dev",
-                  "zlib1g-dev", "libbrotli-dev", "libzstd-dev"]:
+                  "zlib1g-dev", "libbrotli-dev", "libzstd-dev", "libhiredis-dev"]:
             self.assertIn(p, pkgs)
 
     def test_runtime_packages(self):

@@ -1389,6 +1389,65 @@ test_publish_acquire(void **state)
 	assert_null(policy_acquire());
 }
 
+/* cluster: defaults, the password kept as a secret, and every located refusal. */
+static void
+test_cluster(void **state)
+{
+	static const struct { const char *json, *want; } bad[] = {
+		{"{\"cluster\": {\"redis\": {\"address\": \"h:1\"}}}",
+		    "main.json: cluster: needs revocations.file"},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {}}",
+		    "main.json: cluster: needs \"redis\""},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": {}}}",
+		    "main.json: cluster.redis: needs \"address\""},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": "
+		    "{\"address\": \"h:1\", \"master_name\": \"m\"}}}",
+		    "main.json: cluster.redis.master_name: Redis Sentinel is not supported yet"},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": "
+		    "{\"address\": \"h:1\", \"prefix\": \"a*\"}}}",
+		    "main.json: cluster.redis.prefix: \"a*\" is not a key prefix"},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": "
+		    "{\"address\": \"h:1\", \"password\": {\"value\": \"\"}}}}",
+		    "main.json: cluster.redis.password.value: the secret is empty"},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": "
+		    "{\"address\": \"h:1\", \"pasword\": 1}}}",
+		    "unknown key \"pasword\" (did you mean \"password\"?)"},
+	};
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	p = load("{}", &errs);
+	assert_non_null(p);
+	assert_false(p->cluster.set);
+	policy_unref(p);
+	policy_errors_free(&errs);
+	p = load("{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": {\"address\": "
+	    "\"unix:/run/r.sock\", \"password\": {\"value\": \"pw-123\"}, \"user\": \"sg\"}}}",
+	    &errs);
+	if (p == NULL)
+		dump_errors(&errs);
+	assert_non_null(p);
+	assert_true(p->cluster.set);
+	assert_string_equal(p->cluster.address, "unix:/run/r.sock");
+	assert_string_equal(p->cluster.prefix, SG_CLUSTER_PREFIX);
+	assert_string_equal(p->cluster.user, "sg");
+	assert_null(p->cluster.node);
+	assert_int_equal(p->cluster.password_len, 6);
+	assert_memory_equal(p->cluster.password, "pw-123", 6);
+	policy_unref(p);
+	policy_errors_free(&errs);
+	for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+		p = load(bad[i].json, &errs);
+		assert_null(p);
+		if (!errors_contain(&errs, bad[i].want)) {
+			dump_errors(&errs);
+			fail_msg("no error '%s'", bad[i].want);
+		}
+		policy_errors_free(&errs);
+	}
+}
+
 int
 main(void)
 {
@@ -1400,6 +1459,7 @@ main(void)
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_git_push_block),
 		cmocka_unit_test(test_templates),
+		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_ttl_sandbox),
 		cmocka_unit_test(test_errors_all_reported),
 		cmocka_unit_test(test_errors_capped),

@@ -397,6 +397,144 @@ test_refs_and_publish(void **state)
 	revoke_unref(NULL);
 }
 
+/* --- records: reconcile set logic -------------------------------------------------------- */
+
+struct diff_seen {
+	char text[8][80];
+	size_t n;
+};
+
+static int
+diff_collect(const revoke_record_t *r, void *arg)
+{
+	struct diff_seen *d = arg;
+
+	if (d->n == 8)
+		return -1;
+	snprintf(d->text[d->n++], sizeof(d->text[0]), "%s:%s@%lld", r->kind, r->value,
+	    (long long)r->ts);
+	return 0;
+}
+
+static revoke_set_t *
+records_ok(const revoke_record_t *r, size_t n)
+{
+	char err[256] = "";
+	revoke_set_t *rs = revoke_from_records(r, n, err, sizeof(err));
+
+	if (rs == NULL)
+		fail_msg("unexpected error: %s", err);
+	return rs;
+}
+
+static void
+test_from_records(void **state)
+{
+	static const revoke_record_t recs[] = {
+		{"handle", "0123456789ABCDEF0123456789ABCDEF", 5},	/* stored lower-case */
+		{"sandbox", "sb-1", T0},
+		{"sandbox", "sb-1", T0 + 9},		/* repeat: the latest ts stays */
+		{"key", KID, 1},
+	};
+	static const revoke_record_t bad[] = {{"sandbox", "", 1}};
+	static const revoke_record_t neg[] = {{"handle", HID, -1}};
+	revoke_set_t *rs = records_ok(recs, SG_ARRAY_LEN(recs));
+	char err[256];
+
+	(void)state;
+	assert_int_equal(revoke_count(rs), 3);
+	assert_string_equal(check(rs, claims(HID, "x", "y", "00000000", T0)), "handle");
+	assert_string_equal(check(rs, claims(HID2, "sb-1", "y", "00000000", T0 + 9)),
+	    "sandbox");
+	assert_string_equal(check(rs, claims(HID2, "sb-1", "y", "00000000", T0 + 10)), "none");
+	revoke_unref(rs);
+	assert_null(revoke_from_records(bad, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "bad sandbox"));
+	assert_null(revoke_from_records(neg, 1, err, sizeof(err)));
+	rs = records_ok(NULL, 0);
+	assert_int_equal(revoke_count(rs), 0);
+	revoke_unref(rs);
+}
+
+/* Reconcile: what local has beyond remote (pushed) and remote beyond local (applied). */
+static void
+test_diff_both_ways(void **state)
+{
+	static const revoke_record_t local[] = {
+		{"handle", HID, 10},		/* only local */
+		{"sandbox", "sb-1", 200},	/* newer locally */
+		{"credential", "c", 50},	/* older locally */
+		{"key", KID, 7},		/* both, different ts: absolute, no difference */
+	};
+	static const revoke_record_t remote[] = {
+		{"handle", HID2, 11},		/* only remote */
+		{"sandbox", "sb-1", 100},
+		{"credential", "c", 60},
+		{"key", KID, 99},
+	};
+	revoke_set_t *l = records_ok(local, SG_ARRAY_LEN(local));
+	revoke_set_t *r = records_ok(remote, SG_ARRAY_LEN(remote));
+	struct diff_seen push = {0}, apply = {0}, all = {0}, none = {0};
+
+	(void)state;
+	assert_int_equal(revoke_diff(l, r, diff_collect, &push), 2);
+	assert_string_equal(push.text[0], "handle:" HID "@10");
+	assert_string_equal(push.text[1], "sandbox:sb-1@200");
+	assert_int_equal(revoke_diff(r, l, diff_collect, &apply), 2);
+	assert_string_equal(apply.text[0], "handle:" HID2 "@11");
+	assert_string_equal(apply.text[1], "credential:c@60");
+	/* against nothing (a Redis restarted empty): everything */
+	assert_int_equal(revoke_diff(l, NULL, diff_collect, &all), 4);
+	assert_int_equal(revoke_diff(l, l, diff_collect, &none), 0);
+	assert_int_equal(revoke_diff(NULL, l, diff_collect, &none), 0);
+	/* a failing callback stops the walk */
+	push.n = 8;
+	assert_int_equal(revoke_diff(l, r, diff_collect, &push), -1);
+	revoke_unref(l);
+	revoke_unref(r);
+}
+
+static void
+test_add_records(void **state)
+{
+	static const revoke_record_t recs[] = {
+		{"handle", HID, T0},
+		{"sandbox", "sb-1", T0 + 5},
+		{"key", "A1B2C3D4", T0},
+	};
+	static const revoke_record_t again[] = {
+		{"handle", HID, T0 + 100},	/* absolute: unchanged */
+		{"sandbox", "sb-1", T0 + 1},	/* older: unchanged */
+		{"sandbox", "sb-1", T0 + 9},	/* newer: moves */
+	};
+	static const revoke_record_t bad[] = {{"handle", HID2, T0}, {"handle", "zz", T0}};
+	char err[256];
+	revoke_set_t *rs;
+	const char *text;
+
+	(void)state;
+	unlink(tmp_path("new.json"));
+	assert_int_equal(revoke_add_records(tmp_path("new.json"), recs, 3, err, sizeof(err)),
+	    3);
+	assert_int_equal(revoke_add_records(tmp_path("new.json"), recs, 3, err, sizeof(err)),
+	    0);
+	assert_int_equal(revoke_add_records(tmp_path("new.json"), again, 3, err, sizeof(err)),
+	    1);
+	/* one bad record: nothing written */
+	assert_int_equal(revoke_add_records(tmp_path("new.json"), bad, 2, err, sizeof(err)),
+	    -1);
+	text = read_text("new.json");
+	assert_null(strstr(text, HID2));
+	assert_non_null(strstr(text, "a1b2c3d4"));
+	rs = revoke_load(tmp_path("new.json"), err, sizeof(err));
+	assert_non_null(rs);
+	assert_int_equal(revoke_count(rs), 3);
+	assert_string_equal(check(rs, claims(HID2, "sb-1", "y", "00000000", T0 + 9)),
+	    "sandbox");
+	assert_string_equal(check(rs, claims(HID2, "sb-1", "y", "00000000", T0 + 10)), "none");
+	revoke_unref(rs);
+}
+
 int
 main(void)
 {
@@ -415,6 +553,9 @@ main(void)
 		cmocka_unit_test(test_add_idempotent),
 		cmocka_unit_test(test_add_refusals),
 		cmocka_unit_test(test_refs_and_publish),
+		cmocka_unit_test(test_from_records),
+		cmocka_unit_test(test_diff_both_ways),
+		cmocka_unit_test(test_add_records),
 	};
 
 	if (sodium_init() < 0)
