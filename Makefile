@@ -13,7 +13,7 @@
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
-# awssign, awsrole, stscache, stsxml, mintcache, minttok, jwt, digest, lineage, sigv4,
+# awssign, awsrole, stscache, stsxml, mintcache, minttok, mintreq, jwt, digest, lineage, sigv4,
 # awschunk) and the plain-C
 # support they use (util, log, stats, audit). It may use libsodium, jansson, pcre2, zlib,
 # brotli, zstd and libhttp-parser (CORE_PKGS, -lhttp_parser). Everything else is the shell:
@@ -42,10 +42,10 @@ PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
 CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress handle \
               handlecache hash http inject leak lineage log needles netaddr plan policy \
               ratelimit registry revoke scope scrub seal secmem sigv4 snapshot stats stscache \
-              mintcache minttok jwt \
+              mintcache minttok mintreq jwt \
               stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge metadata metrics resolve stsclient tls
+SHELL_UTESTS := ca certcache certforge httpsreq metadata metrics mintclient resolve stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

@@ -25,6 +25,8 @@ plan_free(plan_t *p)
 	tokenizer_out_free(&p->tk);
 	free(p->aws_handle);
 	stscache_cred_unref(p->aws_assumed);
+	free(p->mint_handle);
+	mintcache_tok_unref(p->mint_tok);
 	sodium_memzero(p, sizeof(*p));
 	inject_edits_init(&p->edits);
 }

@@ -351,6 +351,9 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 		return swap_deny(out, 403, "handle_in_body", "credential %s does not inject "
 		    "into request bodies; send its handle where its inject rule expects it",
 		    cr->name);
+	if (cr->mint != NULL && at != SWAP_AT_HEAD)
+		return swap_deny(out, 403, "handle_in_frame", "credential %s is minted: its "
+		    "handle is swapped in request heads only", cr->name);
 	if (at == SWAP_AT_BINARY_FRAME && !cr->allow_websocket_binary)
 		return swap_deny(out, 403, "handle_in_binary_frame", "credential %s does not "
 		    "allow its handle in binary WebSocket frames (allow_websocket_binary)",
@@ -473,6 +476,55 @@ swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred)
 	return swap_aws_resign(req, p);
 }
 
+/* A minted credential's handle: its token is injected once the shell has it. */
+static int
+swap_mint_note(const policy_credential_t *cr, const char *text, size_t tlen, plan_t *out)
+{
+	if (out->mint_cred != NULL)
+		return swap_deny(out, 400, "bad_request", "more than one handle of minted "
+		    "credentials in one request%s", NULL);
+	if ((out->mint_handle = strndup(text, tlen)) == NULL)
+		return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
+	out->mint_handle_len = tlen;
+	out->mint_cred = cr;
+	return 0;
+}
+
+bool
+swap_mint_due(const plan_t *p)
+{
+	return p->mint_cred != NULL && p->mint_tok == NULL;
+}
+
+int
+swap_mint_apply(const swap_req_t *req, plan_t *p, mintcache_tok_t *tok)
+{
+	policy_credential_t minted;
+	inject_list_t list;
+	const char *why = NULL;
+	int rc;
+
+	if (!swap_mint_due(p)) {
+		mintcache_tok_unref(tok);
+		return swap_deny(p, 500, "internal_error", "no minted token is due%s", NULL);
+	}
+	p->mint_tok = tok;
+	minted = *p->mint_cred;		/* the credential, with the token as its secret */
+	minted.secret = (char *)(uintptr_t)tok->token;
+	minted.secret_len = tok->token_len;
+	inject_find(req->head, req->target, &list);
+	rc = inject_apply(req->head, req->target, &list, p->mint_handle, p->mint_handle_len,
+	    &minted, &p->edits, &why);
+	inject_list_free(&list);
+	if (rc < 0)
+		return swap_deny(p, strcmp(why, "out of memory") == 0 ? 503 : 400,
+		    strcmp(why, "out of memory") == 0 ? "resource_exhausted" : "inject_failed",
+		    "%s", why);
+	swap_scrub_add(p, p->mint_cred, tok->token, tok->token_len, p->mint_handle,
+	    p->mint_handle_len);
+	return 0;
+}
+
 /* One distinct handle: unseal, authorise, rate-limit, plan its swap (list: the head's). */
 static int
 swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list,
@@ -519,6 +571,10 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 		goto done;
 	if (swap_place_ok(az.cred, at, out) < 0)
 		goto done;
+	if (az.cred->mint != NULL) {
+		rc = swap_mint_note(az.cred, text, tlen, out);
+		goto done;
+	}
 	if (list && inject_apply(req->head, req->target, list, text, tlen, az.cred,
 	    &out->edits, &why) < 0) {
 		if (strcmp(why, "out of memory") == 0)

@@ -1,0 +1,252 @@
+/* mintreq.c — the token endpoint request of each mint type, as wire bytes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "inject.h"
+#include "jwt.h"
+#include "mintreq.h"
+#include "secmem.h"
+
+/* "&name=value" (the first without '&'), both form-urlencoded. */
+static void
+mintreq_form(secmem_buf_t *b, const char *name, const char *value, size_t vlen)
+{
+	char *v;
+
+	if (value == NULL)
+		return;
+	if ((v = inject_urlencode(value, vlen)) == NULL) {
+		b->failed = true;
+		return;
+	}
+	if (b->len > 0)
+		secmem_buf_puts(b, "&");
+	secmem_buf_puts(b, name);
+	secmem_buf_puts(b, "=");
+	secmem_buf_puts(b, v);
+	secmem_wipe_free(v);
+}
+
+static void
+mintreq_form_s(secmem_buf_t *b, const char *name, const char *value)
+{
+	mintreq_form(b, name, value, value ? strlen(value) : 0);
+}
+
+/* The request line, headers and body. */
+static int
+mintreq_wire(const policy_mint_t *m, const char *auth, const char *ctype,
+    const secmem_buf_t *body, char **wire, size_t *len)
+{
+	secmem_buf_t w = {0};
+	char line[64];
+
+	secmem_buf_puts(&w, "POST ");
+	secmem_buf_puts(&w, m->path);
+	secmem_buf_puts(&w, " HTTP/1.1\r\nHost: ");
+	secmem_buf_puts(&w, m->host);
+	if (m->port != 443) {
+		snprintf(line, sizeof(line), ":%u", m->port);
+		secmem_buf_puts(&w, line);
+	}
+	secmem_buf_puts(&w, "\r\nUser-Agent: sealgate\r\nAccept: application/json\r\n");
+	if (m->type == MINT_GITHUB_APP)
+		secmem_buf_puts(&w, "X-GitHub-Api-Version: 2022-11-28\r\n");
+	if (auth != NULL) {
+		secmem_buf_puts(&w, "Authorization: ");
+		secmem_buf_puts(&w, auth);
+		secmem_buf_puts(&w, "\r\n");
+	}
+	snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body->len);
+	secmem_buf_puts(&w, "Content-Type: ");
+	secmem_buf_puts(&w, ctype);
+	secmem_buf_puts(&w, "\r\n");
+	secmem_buf_puts(&w, line);
+	secmem_buf_puts(&w, "Connection: close\r\n\r\n");
+	secmem_buf_add(&w, body->p ? body->p : "", body->len);
+	if (w.failed) {
+		secmem_buf_free(&w);
+		return MINTREQ_E_NOMEM;
+	}
+	*wire = w.p;
+	*len = w.len;
+	return MINTREQ_OK;
+}
+
+/* "Basic b64(urlenc(id):urlenc(secret))" (wipe memory), or NULL. */
+static char *
+mintreq_basic(const char *client_id, const char *secret, size_t slen)
+{
+	char *id = inject_urlencode(client_id, strlen(client_id));
+	char *sec = inject_urlencode(secret, slen);
+	char *b64 = id && sec ? inject_basic_b64(id, sec, strlen(sec)) : NULL;
+	secmem_buf_t v = {0};
+
+	if (b64 != NULL) {
+		secmem_buf_puts(&v, "Basic ");
+		secmem_buf_puts(&v, b64);
+	}
+	secmem_wipe_free(id);
+	secmem_wipe_free(sec);
+	secmem_wipe_free(b64);
+	if (v.failed)
+		secmem_buf_free(&v);
+	return v.p;
+}
+
+/* client_credentials and refresh_token (whose client secret is optional). */
+static int
+mintreq_oauth(const policy_mint_t *m, const mintreq_narrow_t *n, const char *refresh,
+    char **wire, size_t *len)
+{
+	bool cc = m->type == MINT_CLIENT_CREDENTIALS;
+	const char *cs = cc ? m->secret : m->client_secret;
+	size_t cslen = cc ? m->secret_len : m->client_secret_len;
+	bool basic = !m->auth_body && cs != NULL;
+	secmem_buf_t body = {0};
+	char *auth = NULL;
+	int rc;
+
+	if (!cc && refresh == NULL)
+		return MINTREQ_E_ARG;
+	mintreq_form_s(&body, "grant_type", cc ? "client_credentials" : "refresh_token");
+	if (!cc)
+		mintreq_form_s(&body, "refresh_token", refresh);
+	mintreq_form_s(&body, "scope", n && n->scope ? n->scope : m->scope);
+	mintreq_form_s(&body, "audience", n && n->audience ? n->audience : m->audience);
+	mintreq_form_s(&body, "resource", m->resource);
+	for (size_t i = 0; i < m->param_names.n; i++)
+		mintreq_form_s(&body, m->param_names.v[i], m->param_values.v[i]);
+	if (basic && (auth = mintreq_basic(m->client_id, cs, cslen)) == NULL)
+		body.failed = true;
+	if (!basic) {
+		mintreq_form_s(&body, "client_id", m->client_id);
+		mintreq_form(&body, "client_secret", cs, cslen);
+	}
+	rc = body.failed ? MINTREQ_E_NOMEM : mintreq_wire(m, auth,
+	    "application/x-www-form-urlencoded", &body, wire, len);
+	secmem_wipe_free(auth);
+	secmem_buf_free(&body);
+	return rc;
+}
+
+/* A JWT signed RS256 with the mint's key from claims (taken over). */
+static int
+mintreq_jwt(const policy_mint_t *m, json_t *claims, char **jwt, size_t *jlen)
+{
+	char *text = claims ? json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	int rc;
+
+	json_decref(claims);
+	if (text == NULL)
+		return MINTREQ_E_NOMEM;
+	rc = jwt_encode("RS256", NULL, text, m->secret, m->secret_len, jwt, jlen);
+	free(text);
+	return rc == JWT_OK ? MINTREQ_OK : rc == JWT_E_NOMEM ? MINTREQ_E_NOMEM :
+	    MINTREQ_E_SIGN;
+}
+
+/* {"repositories": [...], "permissions": {...}}, or {} (malloc'd). */
+static char *
+mintreq_github_body(const mintreq_narrow_t *n)
+{
+	json_t *o = json_object(), *r, *p;
+	char *s;
+
+	if (o != NULL && n != NULL && n->nrepos > 0 && (r = json_array()) != NULL) {
+		for (size_t i = 0; i < n->nrepos; i++)
+			json_array_append_new(r, json_string(n->repos[i]));
+		json_object_set_new(o, "repositories", r);
+	}
+	if (o != NULL && n != NULL && n->nperms > 0 && (p = json_object()) != NULL) {
+		for (size_t i = 0; i < n->nperms; i++)
+			json_object_set_new(p, n->perm_names[i], json_string(n->perm_levels[i]));
+		json_object_set_new(o, "permissions", p);
+	}
+	s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return s;
+}
+
+static int
+mintreq_github(const policy_mint_t *m, const mintreq_narrow_t *n, int64_t now,
+    char **wire, size_t *len)
+{
+	int64_t iat = now - MINTREQ_GITHUB_IAT_SKEW_S;
+	json_t *claims = json_pack("{s:I, s:I, s:s}", "iat", (json_int_t)iat, "exp",
+	    (json_int_t)(iat + MINTREQ_GITHUB_JWT_LIFE_S), "iss", m->client_id);
+	secmem_buf_t auth = {0}, body = {0};
+	char *jwt = NULL, *json;
+	size_t jlen;
+	int rc = mintreq_jwt(m, claims, &jwt, &jlen);
+
+	if (rc != MINTREQ_OK)
+		return rc;
+	secmem_buf_puts(&auth, "Bearer ");
+	secmem_buf_puts(&auth, jwt);
+	secmem_wipe_free(jwt);
+	if ((json = mintreq_github_body(n)) == NULL)
+		body.failed = true;
+	else
+		secmem_buf_puts(&body, json);
+	free(json);
+	rc = auth.failed || body.failed ? MINTREQ_E_NOMEM : mintreq_wire(m, auth.p,
+	    "application/json", &body, wire, len);
+	secmem_buf_free(&auth);
+	secmem_buf_free(&body);
+	return rc;
+}
+
+static int
+mintreq_jwt_bearer(const policy_mint_t *m, const mintreq_narrow_t *n, int64_t now,
+    char **wire, size_t *len)
+{
+	const char *scope = n && n->scope ? n->scope : m->scope;
+	const char *aud = n && n->audience ? n->audience : m->audience;
+	json_t *claims = json_pack("{s:s, s:s, s:I, s:I}", "iss", m->client_id, "aud",
+	    aud ? aud : m->token_url, "iat", (json_int_t)now, "exp",
+	    (json_int_t)(now + MINTREQ_ASSERTION_LIFE_S));
+	secmem_buf_t body = {0};
+	char *jwt = NULL;
+	size_t jlen;
+	int rc;
+
+	if (claims != NULL && scope != NULL)
+		json_object_set_new(claims, "scope", json_string(scope));
+	if (claims != NULL && m->target_audience != NULL)
+		json_object_set_new(claims, "target_audience", json_string(m->target_audience));
+	if ((rc = mintreq_jwt(m, claims, &jwt, &jlen)) != MINTREQ_OK)
+		return rc;
+	mintreq_form_s(&body, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+	mintreq_form(&body, "assertion", jwt, jlen);
+	for (size_t i = 0; i < m->param_names.n; i++)
+		mintreq_form_s(&body, m->param_names.v[i], m->param_values.v[i]);
+	secmem_wipe_free(jwt);
+	rc = body.failed ? MINTREQ_E_NOMEM : mintreq_wire(m, NULL,
+	    "application/x-www-form-urlencoded", &body, wire, len);
+	secmem_buf_free(&body);
+	return rc;
+}
+
+int
+mintreq_build(const policy_mint_t *m, const mintreq_narrow_t *narrow, const char *refresh,
+    int64_t now, char **wire, size_t *len)
+{
+	*wire = NULL;
+	*len = 0;
+	if (m->host == NULL || m->path == NULL || m->client_id == NULL || m->secret == NULL)
+		return MINTREQ_E_ARG;
+	switch (m->type) {
+	case MINT_CLIENT_CREDENTIALS:
+	case MINT_REFRESH_TOKEN:
+		return mintreq_oauth(m, narrow, refresh, wire, len);
+	case MINT_GITHUB_APP:
+		return mintreq_github(m, narrow, now, wire, len);
+	case MINT_JWT_BEARER:
+		return mintreq_jwt_bearer(m, narrow, now, wire, len);
+	}
+	return MINTREQ_E_ARG;
+}
