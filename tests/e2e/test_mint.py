@@ -49,9 +49,9 @@ class MintCase(sgtest.TestCase):
     def handle(self, cred, sg=None):
         return sgtest.mint_handle((sg or self.sg).policy_path, "sb-1", cred)["handle"]
 
-    def get(self, handle, target, sg=None):
+    def get(self, handle, target, sg=None, scheme="Bearer"):
         return sgtest.proxied(sg or self.sg, API, self.echo.port, target=target,
-                              headers=[("Authorization", "Bearer " + handle)], timeout=20)
+                              headers=[("Authorization", scheme + " " + handle)], timeout=20)
 
     def auth_seen(self, marker):
         found = []
@@ -167,3 +167,151 @@ class ClientCredentialsTest(MintCase):
             self.assertNotIn(tok, line, "the token was logged")
         self.assertGreaterEqual(sgtest.metrics_value(self.sg, "sealgate_mint_fetches_total"),
                                 1)
+
+
+def _rsa_key(folder, name):
+    """An RSA-2048 key pair made with the openssl CLI: (private PEM text, public PEM)."""
+    key = os.path.join(folder, name + ".key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", key], check=True, capture_output=True)
+    pub = subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True,
+                         capture_output=True).stdout
+    os.chmod(key, 0o600)
+    with open(key) as f:
+        return f.read(), pub
+
+
+def _secret_file(folder, name, text):
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+class SignedAssertionTest(MintCase):
+    """jwt_bearer (a Google service-account key) and github_app (an App's private key):
+    sealgate signs RS256 JWTs that the stand-in verifies with python3-jwt."""
+
+    @classmethod
+    def setUpClass(cls):
+        pki = sgtest.PKI.get()
+        cls.tmp = tempfile.mkdtemp(prefix="sgtest-mint-")
+        cls.addClassCleanup(subprocess.run, ["rm", "-rf", cls.tmp])
+        cls.echo = sgtest.EchoUpstream()
+        cls.addClassCleanup(cls.echo.stop)
+        cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), {})
+        cls.addClassCleanup(cls.prov.stop)
+        sa_pem, sa_pub = _rsa_key(cls.tmp, "sa")
+        app_pem, app_pub = _rsa_key(cls.tmp, "app")
+        cls.token_uri = "https://%s:%d/jwt-bearer" % (AUTH, cls.prov.port)
+        cls.prov.sa_public_key, cls.prov.sa_audience = sa_pub, cls.token_uri
+        cls.prov.app_public_key, cls.prov.app_id = app_pub, "123456"
+        cls.email = "sealgate-e2e@project.iam.gserviceaccount.com"
+        sa_file = _secret_file(cls.tmp, "sa.json", json.dumps({
+            "type": "service_account", "client_email": cls.email, "private_key": sa_pem,
+            "token_uri": cls.token_uri}))
+        app_file = _secret_file(cls.tmp, "app.pem", app_pem)
+        hosts = ["%s:%d" % (API, cls.echo.port)]
+        creds = {
+            "gcp": {"inject": {"type": "bearer"}, "hosts": hosts,
+                    "mint": {"type": "jwt_bearer", "key": {"file": sa_file},
+                             "scope": "https://www.googleapis.com/auth/cloud-platform"}},
+            "gh": {"inject": {"type": "header", "name": "Authorization",
+                              "format": "token %s"}, "hosts": hosts,
+                   "mint": {"type": "github_app", "app_id": "123456",
+                            "private_key": {"file": app_file}, "installation_id": 42,
+                            "api_url": "https://%s:%d" % (AUTH, cls.prov.port)}},
+        }
+        cls.sg = sgtest.Sealgate(cls, overrides={
+            "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
+            "credentials": creds,
+            "sandboxes": {"sb-1": {"addresses": ["127.0.0.1/32"],
+                                   "credentials": sorted(creds)}}})
+
+    def test_jwt_bearer_assertion_verified(self):
+        r = self.get(self.handle("gcp"), "/v1/gcp-1")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.prov.refused, [])
+        self.assertEqual(len(self.prov.assertions), 1)
+        a = self.prov.assertions[0]
+        self.assertEqual(a["iss"], self.email)
+        self.assertEqual(a["aud"], self.token_uri)
+        self.assertEqual(a["scope"], "https://www.googleapis.com/auth/cloud-platform")
+        self.assertLessEqual(a["exp"] - a["iat"], 3600)
+        self.assertEqual(self.auth_seen("/v1/gcp-1"),
+                         ["Bearer " + self.prov.tokens("jwt-bearer")[0]])
+
+    def test_github_app_jwt_verified(self):
+        r = self.get(self.handle("gh"), "/v1/gh-1", scheme="token")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.prov.refused, [])
+        self.assertEqual(len(self.prov.github), 1)
+        g = self.prov.github[0]
+        self.assertEqual(g["path"], "/app/installations/42/access_tokens")
+        self.assertEqual(g["claims"]["iss"], "123456")
+        self.assertLessEqual(g["claims"]["exp"] - g["claims"]["iat"], 600)
+        self.assertEqual(self.auth_seen("/v1/gh-1"), ["token " + g["token"]])
+
+
+class RefreshTokenTest(MintCase):
+    """refresh_token: the provider rotates refresh tokens and revokes a family whose
+    token is used twice; sealgate keeps the newest one on disk before using the access
+    token, so a kill -9 and a restart never reuse one."""
+
+    def setUp(self):
+        pki = sgtest.PKI.get()
+        self.state = tempfile.mkdtemp(prefix="sgtest-mint-state-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", self.state])
+        self.echo = sgtest.EchoUpstream()
+        self.addCleanup(self.echo.stop)
+        self.prov = mint_standin.OAuthProvider(pki.server_context("multi"),
+                                               {"rt-client": SECRETS["rt-client"]})
+        self.addCleanup(self.prov.stop)
+        self.rt0 = "rt0-" + os.urandom(16).hex()
+        self.prov.seed_refresh_token(self.rt0)
+
+    def policy(self, seed):
+        keys = os.path.join(self.state, "keys")
+        cred = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, self.echo.port)],
+                "mint": {"type": "refresh_token",
+                         "token_url": "https://%s:%d/token" % (AUTH, self.prov.port),
+                         "client_id": "rt-client",
+                         "client_secret": {"value": SECRETS["rt-client"]},
+                         "refresh_token": {"value": seed}}}
+        return {"keys": {"seal_key": os.path.join(keys, "seal.key"),
+                         "ca_cert": os.path.join(keys, "ca.crt"),
+                         "ca_key": os.path.join(keys, "ca.key")},
+                "admin": {"token": {"file": os.path.join(keys, "admin.token")}},
+                "state": {"dir": self.state},
+                "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
+                "credentials": {"rt": cred},
+                "sandboxes": {"sb-1": {"addresses": ["127.0.0.1/32"],
+                                       "credentials": ["rt"]}}}
+
+    def test_rotation_survives_kill9(self):
+        sg1 = sgtest.Sealgate(self, overrides=self.policy(self.rt0))
+        h = self.handle("rt", sg1)
+        r = self.get(h, "/v1/rt-1", sg1)
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.auth_seen("/v1/rt-1"), ["Bearer " + self.prov.tokens()[0]])
+        with open(os.path.join(self.state, "mint-rt.refresh")) as f:
+            kept = f.read()
+        self.assertNotIn(self.rt0, kept, "the rotated refresh token was not kept")
+        sg1.kill9()
+        sg2 = sgtest.Sealgate(self, overrides=self.policy(self.rt0))
+        r = self.get(h, "/v1/rt-2", sg2)
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens()
+        self.assertEqual(len(toks), 2)
+        self.assertEqual(self.auth_seen("/v1/rt-2"), ["Bearer " + toks[1]])
+        self.assertEqual(self.prov.reuses, 0, "the provider saw a refresh token reused")
+        self.assertEqual(self.prov.revoked, set())
+
+    def test_invalid_grant_502(self):
+        sg = sgtest.Sealgate(self, overrides=self.policy("rt-unknown-" + os.urandom(8).hex()))
+        r = self.get(self.handle("rt", sg), "/v1/rt-bad", sg)
+        self.assertEqual(r.status, 502, R(r))
+        self.assertEqual(r.json()["error"], "mint_failed")
+        self.assertIn("invalid_grant", r.json()["message"])
+        self.assertIn("terminal", sg.log())
