@@ -14,6 +14,7 @@ Credentials (each test its own, so cache states do not mix):
   cc-short    client_credentials, tokens of 62 s: refresh due after 2 s (min(31, 2))
   cc-bad      a client secret the provider does not know: 502 mint_failed
   cc-scrub    client_credentials: the minted token echoed back is scrubbed
+  cc-401      client_credentials: the upstream answers 401, the next request mints anew
 """
 import base64
 import json
@@ -28,7 +29,7 @@ import sgtest
 API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
-           ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "rt-client")}
+           ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "rt-client")}
 WRONG = "cs-wrong-" + os.urandom(12).hex()
 
 
@@ -72,13 +73,14 @@ class ClientCredentialsTest(MintCase):
         cls.echo = sgtest.EchoUpstream()
         cls.addClassCleanup(cls.echo.stop)
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
-                                             "cc-scrub")}
+                                             "cc-scrub", "cc-401")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
                                               expires_in={"cc-short": 62})
         cls.addClassCleanup(cls.prov.stop)
         p, e = cls.prov.port, cls.echo.port
-        creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub")}
+        creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
+                                               "cc-401")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-bad"] = cc_cred("cc-bad", p, e, secret=WRONG)
         cls.sg = sgtest.Sealgate(cls, overrides={
@@ -153,6 +155,18 @@ class ClientCredentialsTest(MintCase):
         audit = open(os.path.join(self.sg.dir, "audit.log")).read()
         self.assertIn('"event":"mint"', audit)
         self.assertNotIn(WRONG, audit)
+
+    def test_upstream_401_drops_the_token(self):
+        h = self.handle("cc-401")
+        r = self.get(h, "/status/401")
+        self.assertEqual(r.status, 401, R(r))
+        first = self.prov.tokens("cc-401")
+        self.assertEqual(len(first), 1)
+        r = self.get(h, "/v1/after-401")
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens("cc-401")
+        self.assertEqual(len(toks), 2, "no new token after the upstream's 401")
+        self.assertEqual(self.auth_seen("/v1/after-401"), ["Bearer " + toks[1]])
 
     def test_minted_token_scrubbed(self):
         h = self.handle("cc-scrub")
