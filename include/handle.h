@@ -6,6 +6,10 @@
  *   payload: {"v":1,"cred":NAME,"sb":SANDBOX,"hid":32 hex,"iat":unix,"exp":unix
  *             [,"life":"sandbox"][,"hosts":[..]][,"methods":[..]][,"paths":[..]]}
  * The optional lists narrow the credential's policy scope; they never widen it.
+ * A minted credential's handle may also narrow the token it gets: then the payload is
+ * "v":2 (so a sealgate that does not know these claims refuses the handle rather than
+ * ignore them) with any of "scope":"a b" (OAuth scope tokens), "repos":["owner/name"],
+ * "perms":["contents:read"] (GitHub App installation tokens); see mintreq.h.
  * "life":"sandbox" marks a sandbox-lifetime handle: exp is then its max_ttl backstop and
  * authz keeps it valid while its sandbox is (authz.h); absent, exp is a wall-clock ttl.
  * See docs/handles.md.
@@ -29,6 +33,7 @@
 #define HANDLE_PREFIX      "sgh1."
 #define HANDLE_PREFIX_LEN  5
 #define HANDLE_VERSION     1
+#define HANDLE_VERSION_NARROW 2	/* a payload with mint narrowing claims */
 #define HANDLE_HID_LEN     32	/* hex chars of a 128-bit handle id */
 #define HANDLE_LIFE_SANDBOX "sandbox"	/* the one value of the optional "life" claim */
 
@@ -51,6 +56,8 @@ typedef struct handle_claims {
 	int64_t iat, exp;		/* unix seconds */
 	bool life_sandbox;		/* "life":"sandbox": bound to its sandbox's lifetime */
 	policy_strlist_t hosts, methods, paths;	/* narrower scope; n == 0: policy's */
+	char *scope;			/* minted token's OAuth scope; NULL: the credential's */
+	policy_strlist_t repos, perms;	/* GitHub "owner/name", "permission:level" */
 	char key_id[SEAL_KEY_ID_LEN + 1];	/* set by handle_open and handle_mint */
 } handle_claims_t;
 

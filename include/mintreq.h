@@ -22,7 +22,7 @@
  *
  * The narrowing (a handle's, mintreq_narrow_t) replaces scope and audience (OAuth) and
  * names repositories and permissions (GitHub); the caller checked it against the
- * credential. Every request says "Connection: close" and "Accept: application/json".
+ * credential (mintreq_narrow_check). Every request says "Connection: close" and "Accept: application/json".
  * The wire holds the root secret or a JWT: wipe memory, the caller frees it.
  * Thread-safe (no shared state).
  */
@@ -45,11 +45,25 @@
 
 typedef struct mintreq_narrow {
 	const char *scope, *audience;		/* NULL: the credential's */
-	const char *const *repos;		/* GitHub repository names (not owner/) */
+	const char *const *repos;		/* GitHub "owner/name" (the name is sent) */
 	size_t nrepos;
-	const char *const *perm_names, *const *perm_levels;	/* "contents", "read" */
+	const char *const *perms;		/* GitHub "permission:level" */
 	size_t nperms;
 } mintreq_narrow_t;
+
+/* Repository "owner/name" parts: [A-Za-z0-9._-], at most this long each (GitHub's). */
+#define MINTREQ_REPO_PART_MAX		100
+#define MINTREQ_PERM_MAX		64
+
+/*
+ * May a handle of m carry this narrowing? scope: space-separated, every token in m's
+ * scope (OAuth types and jwt_bearer; m must name a scope). repos ("owner/name") and perms
+ * ("permission:level", level read, write or admin, permission [a-z_]): github_app only,
+ * at most MINTREQ_NARROW_MAX each. 0, or -1 with why (static text).
+ */
+int mintreq_narrow_check(const policy_mint_t *m, const char *scope,
+    const policy_strlist_t *repos, const policy_strlist_t *perms, const char **why)
+    __attribute__((nonnull(1, 3, 4, 5))) SG_WUR;
 
 enum mintreq_rc { MINTREQ_OK = 0, MINTREQ_E_ARG = -1, MINTREQ_E_SIGN = -2,
 	MINTREQ_E_NOMEM = -3 };

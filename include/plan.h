@@ -76,6 +76,8 @@ typedef struct plan {
 	char *mint_handle;		/* the handle text (malloc'd) */
 	size_t mint_handle_len;
 	mintcache_tok_t *mint_tok;	/* the token injected (a reference) */
+	char *mint_scope;		/* the handle's narrowing (malloc'd copies), or none */
+	policy_strlist_t mint_repos, mint_perms;
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */

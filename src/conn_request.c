@@ -33,6 +33,7 @@
 #include "stsclient.h"
 #include "mintcache.h"
 #include "mintclient.h"
+#include "mintreq.h"
 #include "swap.h"
 #include "util.h"
 #include "worker.h"
@@ -222,15 +223,37 @@ conn_mint_apply(conn_t *c, mintcache_tok_t *tok)
 	return conn_swap_finish(c, swap_mint_apply(&req, &c->rq->plan, tok));
 }
 
-/* The cache entry of the plan's minted credential: its name and settings digest. */
+/* The cache entry of the plan's minted credential: its name, settings digest and the
+ * handle's narrowing (each repository and permission a part of its own). */
 static void
 conn_mint_key(conn_t *c, mintcache_t *mc)
 {
-	const policy_credential_t *cred = c->rq->plan.mint_cred;
-	const char *parts[] = {cred->name, cred->mint->digest};
-	size_t lens[] = {strlen(cred->name), strlen(cred->mint->digest)};
+	const plan_t *p = &c->rq->plan;
+	const char *parts[3 + 2 * MINTREQ_NARROW_MAX + 2];
+	size_t lens[SG_ARRAY_LEN(parts)], n = 0;
 
-	mintcache_key(mc, parts, lens, SG_ARRAY_LEN(parts), c->req.mint_key);
+	parts[n++] = p->mint_cred->name;
+	parts[n++] = p->mint_cred->mint->digest;
+	parts[n++] = p->mint_scope;
+	for (size_t i = 0; i < p->mint_repos.n && i < MINTREQ_NARROW_MAX; i++)
+		parts[n++] = p->mint_repos.v[i];
+	parts[n++] = "|";	/* repositories end, permissions begin */
+	for (size_t i = 0; i < p->mint_perms.n && i < MINTREQ_NARROW_MAX; i++)
+		parts[n++] = p->mint_perms.v[i];
+	for (size_t i = 0; i < n; i++)
+		lens[i] = parts[i] ? strlen(parts[i]) : 0;
+	mintcache_key(mc, parts, lens, n, c->req.mint_key);
+}
+
+/* The handle's narrowing for the token request, or NULL (the credential's). */
+static const mintreq_narrow_t *
+conn_mint_narrow(const plan_t *p, mintreq_narrow_t *n)
+{
+	if (p->mint_scope == NULL && p->mint_repos.n == 0 && p->mint_perms.n == 0)
+		return NULL;
+	*n = (mintreq_narrow_t){p->mint_scope, NULL, (const char *const *)p->mint_repos.v,
+	    p->mint_repos.n, (const char *const *)p->mint_perms.v, p->mint_perms.n};
+	return n;
 }
 
 /*
@@ -244,6 +267,7 @@ conn_mint(conn_t *c, uint64_t wait_seq)
 	const proxy_shared_t *sh = worker_shared(c->w);
 	const policy_credential_t *cred = c->rq->plan.mint_cred;
 	mintcache_look_t look;
+	mintreq_narrow_t narrow;
 	char msg[256];
 
 	if (sh->mint_cache == NULL || sh->mint == NULL) {
@@ -255,8 +279,8 @@ conn_mint(conn_t *c, uint64_t wait_seq)
 	mintcache_get(sh->mint_cache, c->req.mint_key, util_now_s(), util_mono_ms(), wait_seq,
 	    &look);
 	if (look.fetch)
-		mintclient_fetch(sh->mint, c->view.policy, cred, NULL, c->req.mint_key, look.seq,
-		    look.refresh);
+		mintclient_fetch(sh->mint, c->view.policy, cred, conn_mint_narrow(&c->rq->plan,
+		    &narrow), c->req.mint_key, look.seq, look.refresh);
 	if (look.state == MINTCACHE_READY)
 		return conn_mint_apply(c, look.tok);
 	if (look.state == MINTCACHE_FAILED) {

@@ -35,7 +35,7 @@
 /* A handle's narrowing, copied for the fetch. */
 struct mint_narrow {
 	char *scope, *audience;
-	char **repos, **perm_names, **perm_levels;
+	char **repos, **perms;
 	size_t nrepos, nperms;
 };
 
@@ -115,8 +115,7 @@ mint_narrow_free(struct mint_narrow *n)
 	free(n->scope);
 	free(n->audience);
 	mint_strv_free(n->repos, n->nrepos);
-	mint_strv_free(n->perm_names, n->nperms);
-	mint_strv_free(n->perm_levels, n->nperms);
+	mint_strv_free(n->perms, n->nperms);
 	memset(n, 0, sizeof(*n));
 }
 
@@ -140,12 +139,10 @@ mint_narrow_copy(struct mint_narrow *n, const mintreq_narrow_t *src)
 	n->audience = src->audience ? strdup(src->audience) : NULL;
 	n->repos = mint_strv_dup(src->repos, src->nrepos);
 	n->nrepos = src->nrepos;
-	n->perm_names = mint_strv_dup(src->perm_names, src->nperms);
-	n->perm_levels = mint_strv_dup(src->perm_levels, src->nperms);
+	n->perms = mint_strv_dup(src->perms, src->nperms);
 	n->nperms = src->nperms;
 	if ((src->scope && !n->scope) || (src->audience && !n->audience) ||
-	    (src->nrepos && !n->repos) || (src->nperms && (!n->perm_names ||
-	    !n->perm_levels)))
+	    (src->nrepos && !n->repos) || (src->nperms && !n->perms))
 		return -1;
 	return 0;
 }
@@ -154,8 +151,7 @@ static mintreq_narrow_t
 mint_narrow_view(const struct mint_narrow *n)
 {
 	return (mintreq_narrow_t){n->scope, n->audience, (const char *const *)n->repos,
-	    n->nrepos, (const char *const *)n->perm_names,
-	    (const char *const *)n->perm_levels, n->nperms};
+	    n->nrepos, (const char *const *)n->perms, n->nperms};
 }
 
 /* --- the refresh-token state file ----------------------------------------------------------- */

@@ -1,4 +1,5 @@
 /* mintreq.c — the token endpoint request of each mint type, as wire bytes. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,21 +150,31 @@ mintreq_jwt(const policy_mint_t *m, json_t *claims, char **jwt, size_t *jlen)
 	    MINTREQ_E_SIGN;
 }
 
-/* {"repositories": [...], "permissions": {...}}, or {} (malloc'd). */
+/* {"repositories": [names], "permissions": {name: level}}, or {} (malloc'd). */
 static char *
 mintreq_github_body(const mintreq_narrow_t *n)
 {
 	json_t *o = json_object(), *r, *p;
+	char perm[MINTREQ_PERM_MAX + 1];
+	const char *slash, *colon;
 	char *s;
 
 	if (o != NULL && n != NULL && n->nrepos > 0 && (r = json_array()) != NULL) {
-		for (size_t i = 0; i < n->nrepos; i++)
-			json_array_append_new(r, json_string(n->repos[i]));
+		for (size_t i = 0; i < n->nrepos; i++) {
+			slash = strrchr(n->repos[i], '/');
+			json_array_append_new(r, json_string(slash ? slash + 1 : n->repos[i]));
+		}
 		json_object_set_new(o, "repositories", r);
 	}
 	if (o != NULL && n != NULL && n->nperms > 0 && (p = json_object()) != NULL) {
-		for (size_t i = 0; i < n->nperms; i++)
-			json_object_set_new(p, n->perm_names[i], json_string(n->perm_levels[i]));
+		for (size_t i = 0; i < n->nperms; i++) {
+			if ((colon = strchr(n->perms[i], ':')) == NULL ||
+			    (size_t)(colon - n->perms[i]) > MINTREQ_PERM_MAX)
+				continue;	/* mintreq_narrow_check refused it */
+			snprintf(perm, sizeof(perm), "%.*s", (int)(colon - n->perms[i]),
+			    n->perms[i]);
+			json_object_set_new(p, perm, json_string(colon + 1));
+		}
 		json_object_set_new(o, "permissions", p);
 	}
 	s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -249,4 +260,87 @@ mintreq_build(const policy_mint_t *m, const mintreq_narrow_t *narrow, const char
 		return mintreq_jwt_bearer(m, narrow, now, wire, len);
 	}
 	return MINTREQ_E_ARG;
+}
+
+/* --- a handle's narrowing ----------------------------------------------------------------- */
+
+/* Is every space-separated token of want one of have's? */
+static bool
+mintreq_scope_within(const char *want, const char *have)
+{
+	size_t n, hn;
+
+	for (const char *w = want; *w != '\0'; w += n) {
+		w += strspn(w, " ");
+		if ((n = strcspn(w, " ")) == 0)
+			break;
+		bool found = false;
+
+		for (const char *h = have; *h != '\0' && !found; h += hn) {
+			h += strspn(h, " ");
+			hn = strcspn(h, " ");
+			found = hn == n && memcmp(h, w, n) == 0;
+		}
+		if (!found)
+			return false;
+	}
+	return strspn(want, " ") != strlen(want);
+}
+
+/* s[0..n): 1..max of [a-z] and extra, and with mixed also [A-Z0-9]. */
+static bool
+mintreq_name_ok(const char *s, size_t n, bool mixed, const char *extra, size_t max)
+{
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || strchr(extra, s[i]) != NULL ||
+		    (mixed && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))))
+			return false;
+	return true;
+}
+
+static bool
+mintreq_repo_ok(const char *r)
+{
+	const char *slash = strchr(r, '/');
+
+	return slash != NULL && strchr(slash + 1, '/') == NULL &&
+	    mintreq_name_ok(r, (size_t)(slash - r), true, "._-", MINTREQ_REPO_PART_MAX) &&
+	    mintreq_name_ok(slash + 1, strlen(slash + 1), true, "._-", MINTREQ_REPO_PART_MAX);
+}
+
+static bool
+mintreq_perm_ok(const char *p)
+{
+	const char *colon = strchr(p, ':');
+
+	return colon != NULL && mintreq_name_ok(p, (size_t)(colon - p), false, "_",
+	    MINTREQ_PERM_MAX) &&
+	    (strcmp(colon + 1, "read") == 0 || strcmp(colon + 1, "write") == 0 ||
+	    strcmp(colon + 1, "admin") == 0);
+}
+
+int
+mintreq_narrow_check(const policy_mint_t *m, const char *scope,
+    const policy_strlist_t *repos, const policy_strlist_t *perms, const char **why)
+{
+	bool gh = m->type == MINT_GITHUB_APP;
+
+	*why = NULL;
+	if (scope != NULL && (gh || m->scope == NULL))
+		*why = "this credential names no scope to narrow";
+	else if (scope != NULL && !mintreq_scope_within(scope, m->scope))
+		*why = "the scope asks for more than the credential's scope";
+	else if ((repos->n > 0 || perms->n > 0) && !gh)
+		*why = "repositories and permissions narrow github_app credentials only";
+	else if (repos->n > MINTREQ_NARROW_MAX || perms->n > MINTREQ_NARROW_MAX)
+		*why = "too many repositories or permissions";
+	for (size_t i = 0; *why == NULL && i < repos->n; i++)
+		if (!mintreq_repo_ok(repos->v[i]))
+			*why = "a repository is not owner/name";
+	for (size_t i = 0; *why == NULL && i < perms->n; i++)
+		if (!mintreq_perm_ok(perms->v[i]))
+			*why = "a permission is not name:read, name:write or name:admin";
+	return *why == NULL ? 0 : -1;
 }

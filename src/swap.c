@@ -18,6 +18,7 @@
 #include "secmem.h"
 #include "stats.h"
 #include "scrub.h"
+#include "mintreq.h"
 #include "swap.h"
 
 static int
@@ -476,14 +477,38 @@ swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred)
 	return swap_aws_resign(req, p);
 }
 
-/* A minted credential's handle: its token is injected once the shell has it. */
+/* A copy of src into dst (empty first). -1 when out of memory. */
 static int
-swap_mint_note(const policy_credential_t *cr, const char *text, size_t tlen, plan_t *out)
+swap_strlist_copy(policy_strlist_t *dst, const policy_strlist_t *src)
 {
+	if (src->n == 0)
+		return 0;
+	if ((dst->v = calloc(src->n, sizeof(char *))) == NULL)
+		return -1;
+	for (; dst->n < src->n; dst->n++)
+		if ((dst->v[dst->n] = strdup(src->v[dst->n])) == NULL)
+			return -1;
+	return 0;
+}
+
+/* A minted credential's handle: its token is injected once the shell has it. The
+ * handle's narrowing must still be within the credential (the policy may have changed
+ * since it was minted). */
+static int
+swap_mint_note(const policy_credential_t *cr, const handle_claims_t *cl, const char *text,
+    size_t tlen, plan_t *out)
+{
+	const char *why;
+
 	if (out->mint_cred != NULL)
 		return swap_deny(out, 400, "bad_request", "more than one handle of minted "
 		    "credentials in one request%s", NULL);
-	if ((out->mint_handle = strndup(text, tlen)) == NULL)
+	if (mintreq_narrow_check(cr->mint, cl->scope, &cl->repos, &cl->perms, &why) < 0)
+		return swap_deny(out, 403, "narrowing_denied", "%s", why);
+	if ((out->mint_handle = strndup(text, tlen)) == NULL ||
+	    (cl->scope != NULL && (out->mint_scope = strdup(cl->scope)) == NULL) ||
+	    swap_strlist_copy(&out->mint_repos, &cl->repos) < 0 ||
+	    swap_strlist_copy(&out->mint_perms, &cl->perms) < 0)
 		return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
 	out->mint_handle_len = tlen;
 	out->mint_cred = cr;
@@ -572,7 +597,12 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	if (swap_place_ok(az.cred, at, out) < 0)
 		goto done;
 	if (az.cred->mint != NULL) {
-		rc = swap_mint_note(az.cred, text, tlen, out);
+		rc = swap_mint_note(az.cred, cl, text, tlen, out);
+		goto done;
+	}
+	if (cl->scope != NULL || cl->repos.n > 0 || cl->perms.n > 0) {
+		swap_deny(out, 403, "narrowing_denied", "credential %s mints no token: a "
+		    "handle narrowing its token cannot use it", az.cred->name);
 		goto done;
 	}
 	if (list && inject_apply(req->head, req->target, list, text, tlen, az.cred,

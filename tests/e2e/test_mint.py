@@ -15,6 +15,8 @@ Credentials (each test its own, so cache states do not mix):
   cc-bad      a client secret the provider does not know: 502 mint_failed
   cc-scrub    client_credentials: the minted token echoed back is scrubbed
   cc-401      client_credentials: the upstream answers 401, the next request mints anew
+  cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
+  gh          github_app: a handle narrowed to one repository and permission
 """
 import base64
 import json
@@ -22,6 +24,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import urllib.parse
 
 import mint_standin
 import sgtest
@@ -29,7 +32,8 @@ import sgtest
 API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
-           ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "rt-client")}
+           ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
+            "rt-client")}
 WRONG = "cs-wrong-" + os.urandom(12).hex()
 
 
@@ -37,18 +41,25 @@ def R(x):
     return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values())))
 
 
-def cc_cred(name, port, api_port, auth="basic", secret=None):
+def cc_cred(name, port, api_port, auth="basic", secret=None, scope="read"):
     return {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, api_port)],
             "mint": {"type": "client_credentials",
                      "token_url": "https://%s:%d/token" % (AUTH, port),
-                     "client_id": name, "client_auth": auth, "scope": "read",
+                     "client_id": name, "client_auth": auth, "scope": scope,
                      "client_secret": {"value": secret or SECRETS[name]}}}
 
 
 class MintCase(sgtest.TestCase):
 
-    def handle(self, cred, sg=None):
-        return sgtest.mint_handle((sg or self.sg).policy_path, "sb-1", cred)["handle"]
+    def handle(self, cred, sg=None, narrow=()):
+        """A handle of cred for sb-1; narrow: extra `handle mint` arguments."""
+        if not narrow:
+            return sgtest.mint_handle((sg or self.sg).policy_path, "sb-1", cred)["handle"]
+        rc, out, err = sgtest.sealgate_cli(
+            "handle", "mint", "--policy", (sg or self.sg).policy_path, "--sandbox", "sb-1",
+            "--credential", cred, "--json", *narrow)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)["handle"]
 
     def get(self, handle, target, sg=None, scheme="Bearer"):
         return sgtest.proxied(sg or self.sg, API, self.echo.port, target=target,
@@ -73,7 +84,7 @@ class ClientCredentialsTest(MintCase):
         cls.echo = sgtest.EchoUpstream()
         cls.addClassCleanup(cls.echo.stop)
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
-                                             "cc-scrub", "cc-401")}
+                                             "cc-scrub", "cc-401", "cc-narrow")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
                                               expires_in={"cc-short": 62})
@@ -82,6 +93,7 @@ class ClientCredentialsTest(MintCase):
         creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
                                                "cc-401")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
+        creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
         creds["cc-bad"] = cc_cred("cc-bad", p, e, secret=WRONG)
         cls.sg = sgtest.Sealgate(cls, overrides={
             "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
@@ -167,6 +179,25 @@ class ClientCredentialsTest(MintCase):
         toks = self.prov.tokens("cc-401")
         self.assertEqual(len(toks), 2, "no new token after the upstream's 401")
         self.assertEqual(self.auth_seen("/v1/after-401"), ["Bearer " + toks[1]])
+
+    def test_scope_narrowed_per_handle(self):
+        wide, narrow = self.handle("cc-narrow"), self.handle("cc-narrow",
+                                                             narrow=("--scope", "read"))
+        for h, m in ((wide, "/v1/wide"), (narrow, "/v1/narrow")):
+            r = self.get(h, m)
+            self.assertEqual(r.status, 200, R(r))
+        scopes = [dict(urllib.parse.parse_qsl(q["body"])).get("scope")
+                  for q in self.prov.requests if "cc-narrow" in json.dumps(q["headers"]) or
+                  "Y2MtbmFycm93" in json.dumps(q["headers"])]
+        self.assertEqual(sorted(scopes), ["read", "read write"])
+        toks = self.prov.tokens("cc-narrow")
+        self.assertEqual(len(toks), 2, "one token per narrowing")
+        self.assertEqual(self.auth_seen("/v1/narrow"), ["Bearer " + toks[1]])
+        rc, _, err = sgtest.sealgate_cli("handle", "mint", "--policy", self.sg.policy_path,
+                                         "--sandbox", "sb-1", "--credential", "cc-narrow",
+                                         "--scope", "admin")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("more than the credential's scope", err)
 
     def test_minted_token_scrubbed(self):
         h = self.handle("cc-scrub")
@@ -256,12 +287,28 @@ class SignedAssertionTest(MintCase):
         self.assertEqual(self.auth_seen("/v1/gcp-1"),
                          ["Bearer " + self.prov.tokens("jwt-bearer")[0]])
 
+    def test_github_handle_narrowed_to_one_repository(self):
+        h = self.handle("gh", narrow=("--repo", "octo-org/hello-world", "--permission",
+                                      "contents:read"))
+        r = self.get(h, "/v1/gh-narrow", scheme="token")
+        self.assertEqual(r.status, 200, R(r))
+        g = [x for x in self.prov.github if x["request"]]
+        self.assertEqual(len(g), 1)
+        self.assertEqual(g[0]["request"], {"repositories": ["hello-world"],
+                                           "permissions": {"contents": "read"}})
+        self.assertEqual(self.auth_seen("/v1/gh-narrow"), ["token " + g[0]["token"]])
+        rc, _, err = sgtest.sealgate_cli("handle", "mint", "--policy", self.sg.policy_path,
+                                         "--sandbox", "sb-1", "--credential", "gh",
+                                         "--permission", "contents:own")
+        self.assertNotEqual(rc, 0)
+
     def test_github_app_jwt_verified(self):
         r = self.get(self.handle("gh"), "/v1/gh-1", scheme="token")
         self.assertEqual(r.status, 200, R(r))
         self.assertEqual(self.prov.refused, [])
-        self.assertEqual(len(self.prov.github), 1)
-        g = self.prov.github[0]
+        wide = [x for x in self.prov.github if not x["request"]]
+        self.assertEqual(len(wide), 1)
+        g = wide[0]
         self.assertEqual(g["path"], "/app/installations/42/access_tokens")
         self.assertEqual(g["claims"]["iss"], "123456")
         self.assertLessEqual(g["claims"]["exp"] - g["claims"]["iat"], 600)

@@ -149,9 +149,8 @@ static void
 test_github_app(void **state)
 {
 	policy_mint_t m = mint(MINT_GITHUB_APP);
-	const char *repos[] = {"hello-world"}, *pn[] = {"contents"}, *pl[] = {"read"};
-	mintreq_narrow_t n = {.repos = repos, .nrepos = 1, .perm_names = pn,
-	    .perm_levels = pl, .nperms = 1};
+	const char *repos[] = {"octo-org/hello-world"}, *perms[] = {"contents:read"};
+	mintreq_narrow_t n = {.repos = repos, .nrepos = 1, .perms = perms, .nperms = 1};
 	json_t *c;
 	char *w;
 
@@ -204,6 +203,33 @@ test_jwt_bearer(void **state)
 	jwt_signer_install(NULL);
 }
 
+static void
+test_narrow_check(void **state)
+{
+	policy_mint_t cc = mint(MINT_CLIENT_CREDENTIALS), gh = mint(MINT_GITHUB_APP);
+	char *repos[] = {"octo-org/hello-world"}, *bad_repo[] = {"hello-world"};
+	char *perms[] = {"contents:read"}, *bad_perm[] = {"contents:own"};
+	policy_strlist_t none = {0, NULL}, r = {1, repos}, br = {1, bad_repo};
+	policy_strlist_t p = {1, perms}, bp = {1, bad_perm};
+	const char *why;
+
+	(void)state;
+	cc.scope = "read write  admin";
+	assert_int_equal(mintreq_narrow_check(&cc, "read", &none, &none, &why), 0);
+	assert_int_equal(mintreq_narrow_check(&cc, "admin read", &none, &none, &why), 0);
+	assert_int_equal(mintreq_narrow_check(&cc, "read delete", &none, &none, &why), -1);
+	assert_int_equal(mintreq_narrow_check(&cc, "rea", &none, &none, &why), -1);
+	assert_int_equal(mintreq_narrow_check(&cc, " ", &none, &none, &why), -1);
+	assert_int_equal(mintreq_narrow_check(&cc, NULL, &r, &none, &why), -1);
+	assert_int_equal(mintreq_narrow_check(&gh, "read", &none, &none, &why), -1);
+	assert_int_equal(mintreq_narrow_check(&gh, NULL, &r, &p, &why), 0);
+	assert_int_equal(mintreq_narrow_check(&gh, NULL, &br, &p, &why), -1);
+	assert_string_equal(why, "a repository is not owner/name");
+	assert_int_equal(mintreq_narrow_check(&gh, NULL, &r, &bp, &why), -1);
+	cc.scope = NULL;
+	assert_int_equal(mintreq_narrow_check(&cc, "read", &none, &none, &why), -1);
+}
+
 int
 main(void)
 {
@@ -213,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_refresh_token),
 		cmocka_unit_test(test_github_app),
 		cmocka_unit_test(test_jwt_bearer),
+		cmocka_unit_test(test_narrow_check),
 	};
 
 	if (sodium_init() < 0)
