@@ -45,7 +45,8 @@ CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress 
               mintcache minttok mintreq jwt \
               stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge httpsreq metadata metrics mintclient resolve stsclient tls
+SHELL_UTESTS := ca certcache certforge httpsreq mainq metadata metrics mintclient resolve stsclient \
+                tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "defaults.h"
 #include "httpsreq.h"
 #include "jwt.h"
+#include "mainq.h"
 #include "log.h"
 #include "mintclient.h"
 #include "minttok.h"
@@ -50,7 +51,8 @@ struct mint_fetch {
 	bool refresh;
 	httpsreq_t *http;
 	double t_start;
-	TAILQ_ENTRY(mint_fetch) next;
+	mainq_job_t job;		/* queued toward the main loop */
+	TAILQ_ENTRY(mint_fetch) next;	/* active */
 };
 
 TAILQ_HEAD(mint_list, mint_fetch);
@@ -62,10 +64,7 @@ struct mintclient {
 	mintcache_t *cache;
 	mintclient_done_fn done;
 	void *arg;
-	struct event *wake;
-	pthread_mutex_t mu;
-	struct mint_list queued;	/* under mu */
-	bool report;			/* under mu: a failure was recorded off the loop */
+	mainq_t *q;			/* fetches queued toward the main loop */
 	struct mint_list active;	/* main thread only */
 	size_t nactive;
 };
@@ -419,46 +418,31 @@ mint_start(struct mint_fetch *f)
 
 /* --- the queue ------------------------------------------------------------------------------ */
 
-static void
-mint_wake_cb(evutil_socket_t fd, short what, void *arg)
+static struct mint_fetch *
+mint_fetch_of(mainq_job_t *job)
 {
-	mintclient_t *cl = arg;
-	struct mint_fetch *f;
-	bool report;
-
-	(void)fd;
-	(void)what;
-	for (;;) {
-		pthread_mutex_lock(&cl->mu);
-		if ((f = TAILQ_FIRST(&cl->queued)) != NULL)
-			TAILQ_REMOVE(&cl->queued, f, next);
-		pthread_mutex_unlock(&cl->mu);
-		if (f == NULL)
-			break;
-		TAILQ_INSERT_TAIL(&cl->active, f, next);
-		cl->nactive++;
-		mint_start(f);
-	}
-	pthread_mutex_lock(&cl->mu);
-	report = cl->report;
-	cl->report = false;
-	pthread_mutex_unlock(&cl->mu);
-	if (report)
-		cl->done(cl->arg);
+	return (struct mint_fetch *)((char *)job - offsetof(struct mint_fetch, job));
 }
 
-/* Out of memory before the job could queue: fail it now, report from the loop. */
+/* From the main loop: a queued fetch starts. */
 static void
-mint_fetch_nomem(mintclient_t *cl, const policy_credential_t *cred,
-    const uint8_t key[MINTCACHE_KEY_LEN], uint64_t seq)
+mint_run_cb(mainq_job_t *job, void *arg)
 {
-	STATS_INC(mint_failures);
-	log_warn("mint for credential %s failed: out of memory", cred->name);
-	mintcache_done(cl->cache, key, seq, NULL, "out_of_memory", false, util_mono_ms());
-	pthread_mutex_lock(&cl->mu);
-	cl->report = true;
-	pthread_mutex_unlock(&cl->mu);
-	event_active(cl->wake, EV_READ, 0);
+	mintclient_t *cl = arg;
+	struct mint_fetch *f = mint_fetch_of(job);
+
+	TAILQ_INSERT_TAIL(&cl->active, f, next);
+	cl->nactive++;
+	mint_start(f);
+}
+
+/* A failure was recorded off the loop: wake the waiters from it. */
+static void
+mint_report_cb(void *arg)
+{
+	mintclient_t *cl = arg;
+
+	cl->done(cl->arg);
 }
 
 void
@@ -473,8 +457,12 @@ mintclient_fetch(mintclient_t *cl, policy_t *policy, const policy_credential_t *
 		free(f);
 		f = NULL;
 	}
-	if (f == NULL) {
-		mint_fetch_nomem(cl, cred, key, seq);
+	if (f == NULL) {	/* out of memory before the job could queue: fail it now */
+		STATS_INC(mint_failures);
+		log_warn("mint for credential %s failed: out of memory", cred->name);
+		mintcache_done(cl->cache, key, seq, NULL, "out_of_memory", false,
+		    util_mono_ms());
+		mainq_report(cl->q);
 		return;
 	}
 	f->cl = cl;
@@ -484,23 +472,13 @@ mintclient_fetch(mintclient_t *cl, policy_t *policy, const policy_credential_t *
 	memcpy(f->key, key, MINTCACHE_KEY_LEN);
 	f->seq = seq;
 	f->refresh = refresh;
-	pthread_mutex_lock(&cl->mu);
-	TAILQ_INSERT_TAIL(&cl->queued, f, next);
-	pthread_mutex_unlock(&cl->mu);
-	event_active(cl->wake, EV_READ, 0);
+	mainq_push(cl->q, &f->job);
 }
 
 size_t
 mintclient_pending(mintclient_t *cl)
 {
-	size_t n = 0;
-	struct mint_fetch *f;
-
-	pthread_mutex_lock(&cl->mu);
-	TAILQ_FOREACH(f, &cl->queued, next)
-		n++;
-	pthread_mutex_unlock(&cl->mu);
-	return n + cl->nactive;
+	return mainq_queued(cl->q) + cl->nactive;
 }
 
 mintclient_t *
@@ -515,12 +493,10 @@ mintclient_new(struct event_base *base, SSL_CTX *tls, mintcache_t *cache,
 	}
 	*cl = (mintclient_t){.base = base, .tls = tls, .cache = cache, .done = done,
 	    .arg = arg};
-	pthread_mutex_init(&cl->mu, NULL);
-	TAILQ_INIT(&cl->queued);
 	TAILQ_INIT(&cl->active);
 	cl->dns = httpsreq_dns_new(base);
-	cl->wake = event_new(base, -1, 0, mint_wake_cb, cl);
-	if (cl->dns == NULL || cl->wake == NULL) {
+	cl->q = mainq_new(base, mint_run_cb, mint_report_cb, cl);
+	if (cl->dns == NULL || cl->q == NULL) {
 		snprintf(err, errlen, "mint client: cannot set up DNS or its wake-up event");
 		mintclient_free(cl);
 		return NULL;
@@ -533,20 +509,19 @@ void
 mintclient_free(mintclient_t *cl)
 {
 	struct mint_fetch *f;
+	mainq_job_t *j;
 
 	if (cl == NULL)
 		return;
-	while ((f = TAILQ_FIRST(&cl->queued)) != NULL) {
-		TAILQ_REMOVE(&cl->queued, f, next);
+	while (cl->q != NULL && (j = mainq_take(cl->q)) != NULL) {
+		f = mint_fetch_of(j);
 		TAILQ_INSERT_TAIL(&cl->active, f, next);
 		cl->nactive++;
 	}
 	while ((f = TAILQ_FIRST(&cl->active)) != NULL)
 		mint_fetch_free(f);
-	if (cl->wake)
-		event_free(cl->wake);
+	mainq_free(cl->q);
 	if (cl->dns)
 		evdns_base_free(cl->dns, 1);
-	pthread_mutex_destroy(&cl->mu);
 	free(cl);
 }

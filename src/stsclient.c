@@ -1,5 +1,5 @@
 /* stsclient.c — STS AssumeRole over verified TLS on the main thread, for stscache. */
-#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "awsrole.h"
 #include "defaults.h"
 #include "httpsreq.h"
+#include "mainq.h"
 #include "log.h"
 #include "secmem.h"
 #include "stats.h"
@@ -31,7 +32,8 @@ struct sts_fetch {
 	awsrole_req_t req;		/* host, region, the wire (until it is sent) */
 	httpsreq_t *http;		/* the call under way */
 	double t_start;
-	TAILQ_ENTRY(sts_fetch) next;
+	mainq_job_t job;		/* queued toward the main loop */
+	TAILQ_ENTRY(sts_fetch) next;	/* active */
 };
 
 TAILQ_HEAD(sts_list, sts_fetch);
@@ -44,10 +46,7 @@ struct stsclient {
 	uint16_t port;			/* STS's: AWSROLE_PORT but in tests */
 	stsclient_done_fn done;
 	void *arg;
-	struct event *wake;		/* jobs queued, or a failure to report */
-	pthread_mutex_t mu;
-	struct sts_list queued;		/* under mu */
-	bool report;			/* under mu: a failure was recorded off the loop */
+	mainq_t *q;			/* fetches queued toward the main loop */
 	struct sts_list active;		/* main thread only */
 	size_t nactive;
 };
@@ -200,32 +199,26 @@ sts_start(struct sts_fetch *f)
 
 /* --- the queue -------------------------------------------------------------------------- */
 
+/* From the main loop: a queued fetch starts. */
 static void
-sts_wake_cb(evutil_socket_t fd, short what, void *arg)
+sts_run_cb(mainq_job_t *job, void *arg)
 {
 	stsclient_t *cl = arg;
-	struct sts_fetch *f;
-	bool report;
+	struct sts_fetch *f = (struct sts_fetch *)((char *)job - offsetof(struct sts_fetch,
+	    job));
 
-	(void)fd;
-	(void)what;
-	for (;;) {
-		pthread_mutex_lock(&cl->mu);
-		if ((f = TAILQ_FIRST(&cl->queued)) != NULL)
-			TAILQ_REMOVE(&cl->queued, f, next);
-		pthread_mutex_unlock(&cl->mu);
-		if (f == NULL)
-			break;
-		TAILQ_INSERT_TAIL(&cl->active, f, next);
-		cl->nactive++;
-		sts_start(f);
-	}
-	pthread_mutex_lock(&cl->mu);
-	report = cl->report;
-	cl->report = false;
-	pthread_mutex_unlock(&cl->mu);
-	if (report)
-		cl->done(cl->arg);
+	TAILQ_INSERT_TAIL(&cl->active, f, next);
+	cl->nactive++;
+	sts_start(f);
+}
+
+/* A failure was recorded off the loop: wake the waiters from it. */
+static void
+sts_report_cb(void *arg)
+{
+	stsclient_t *cl = arg;
+
+	cl->done(cl->arg);
 }
 
 void
@@ -238,10 +231,7 @@ stsclient_fetch(stsclient_t *cl, policy_t *policy, const policy_credential_t *cr
 		STATS_INC(assume_role_failures);
 		log_warn("assume_role for credential %s failed: out of memory", cred->name);
 		stscache_done(cl->cache, key, seq, NULL, "out_of_memory", util_mono_ms());
-		pthread_mutex_lock(&cl->mu);
-		cl->report = true;
-		pthread_mutex_unlock(&cl->mu);
-		event_active(cl->wake, EV_READ, 0);
+		mainq_report(cl->q);
 		return;
 	}
 	f->cl = cl;
@@ -250,23 +240,13 @@ stsclient_fetch(stsclient_t *cl, policy_t *policy, const policy_credential_t *cr
 	memcpy(f->key, key, STSCACHE_KEY_LEN);
 	f->seq = seq;
 	f->refresh = refresh;
-	pthread_mutex_lock(&cl->mu);
-	TAILQ_INSERT_TAIL(&cl->queued, f, next);
-	pthread_mutex_unlock(&cl->mu);
-	event_active(cl->wake, EV_READ, 0);
+	mainq_push(cl->q, &f->job);
 }
 
 size_t
 stsclient_pending(stsclient_t *cl)
 {
-	size_t n = 0;
-	struct sts_fetch *f;
-
-	pthread_mutex_lock(&cl->mu);
-	TAILQ_FOREACH(f, &cl->queued, next)
-		n++;
-	pthread_mutex_unlock(&cl->mu);
-	return n + cl->nactive;
+	return mainq_queued(cl->q) + cl->nactive;
 }
 
 stsclient_t *
@@ -285,12 +265,10 @@ stsclient_new(struct event_base *base, SSL_CTX *tls, stscache_t *cache, uint16_t
 	cl->port = port;
 	cl->done = done;
 	cl->arg = arg;
-	pthread_mutex_init(&cl->mu, NULL);
-	TAILQ_INIT(&cl->queued);
 	TAILQ_INIT(&cl->active);
 	cl->dns = httpsreq_dns_new(base);
-	cl->wake = event_new(base, -1, 0, sts_wake_cb, cl);
-	if (cl->dns == NULL || cl->wake == NULL) {
+	cl->q = mainq_new(base, sts_run_cb, sts_report_cb, cl);
+	if (cl->dns == NULL || cl->q == NULL) {
 		snprintf(err, errlen, "STS client: cannot set up DNS or its wake-up event");
 		stsclient_free(cl);
 		return NULL;
@@ -302,20 +280,19 @@ void
 stsclient_free(stsclient_t *cl)
 {
 	struct sts_fetch *f;
+	mainq_job_t *j;
 
 	if (cl == NULL)
 		return;
-	while ((f = TAILQ_FIRST(&cl->queued)) != NULL) {
-		TAILQ_REMOVE(&cl->queued, f, next);
+	while (cl->q != NULL && (j = mainq_take(cl->q)) != NULL) {
+		f = (struct sts_fetch *)((char *)j - offsetof(struct sts_fetch, job));
 		TAILQ_INSERT_TAIL(&cl->active, f, next);
 		cl->nactive++;
 	}
 	while ((f = TAILQ_FIRST(&cl->active)) != NULL)
 		sts_fetch_free(f);
-	if (cl->wake)
-		event_free(cl->wake);
+	mainq_free(cl->q);
 	if (cl->dns)
 		evdns_base_free(cl->dns, 1);
-	pthread_mutex_destroy(&cl->mu);
 	free(cl);
 }
