@@ -13,9 +13,8 @@
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
-# awssign, awsrole, stscache, stsxml, mintcache, minttok, mintreq, jwt, digest, lineage, sigv4,
-# awschunk) and the plain-C
-# support they use (util, log, stats, audit). It may use libsodium, jansson, pcre2, zlib,
+# awssign, awsrole, fetchcache, stscache, stsxml, mintcache, minttok, mintreq, jwt, digest,
+# lineage, sigv4, awschunk) and the plain-C support they use (util, log, stats, audit). It may use libsodium, jansson, pcre2, zlib,
 # brotli, zstd and libhttp-parser (CORE_PKGS, -lhttp_parser). Everything else is the shell:
 # listeners, workers, connections, TLS, DNS (resolve), the certificate forge and cache,
 # metrics (it reads the certificate cache), the metadata responder, the STS client, the
@@ -42,7 +41,7 @@ PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
 CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress handle \
               handlecache hash http inject leak lineage log needles netaddr plan policy \
               ratelimit registry revoke scope scrub seal secmem sigv4 snapshot stats stscache \
-              mintcache minttok mintreq jwt \
+              fetchcache mintcache minttok mintreq jwt \
               stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
 SHELL_UTESTS := ca certcache certforge httpsreq mainq metadata metrics mintclient resolve stsclient \

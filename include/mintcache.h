@@ -2,7 +2,8 @@
  * mintcache.h — minted access tokens (policy credential "mint"): the short-lived tokens a
  * provider's token endpoint gave sealgate in exchange for a root secret (minttok.h reads
  * the answer, mintclient.h — the shell — makes the call). One cache per process, shared
- * by every worker; the same rules as stscache.h, with a token's own refresh rule.
+ * by every worker; the table is fetchcache.h's (as stscache.h's), with a token's own
+ * refresh rule and numbers.
  *
  * A token is an immutable, reference-counted mintcache_tok_t in guarded memory
  * (sodium_malloc), zeroed when its last reference goes: a refresh never pulls a token
@@ -41,9 +42,10 @@
 #include <stdint.h>
 
 #include "defaults.h"
+#include "fetchcache.h"
 #include "util.h"
 
-#define MINTCACHE_KEY_LEN		32
+#define MINTCACHE_KEY_LEN		FETCHCACHE_KEY_LEN
 /* Credentials with mint times handle narrowings in use: far below this. */
 #define MINTCACHE_MAX			4096
 /* A token is not handed to a new request with less than this left: the upstream must
@@ -57,7 +59,7 @@
 /* A fetch not done by then is abandoned: three times the fetch timeout. */
 #define MINTCACHE_STALE_FETCH_MS	(3 * SG_MINT_TIMEOUT_S * 1000)
 /* Longest error code kept ("invalid_client", "timeout", "HTTP 503", …). */
-#define MINTCACHE_ERROR_MAX		128
+#define MINTCACHE_ERROR_MAX		FETCHCACHE_ERROR_MAX
 
 /* A minted token. Read-only once made; lives while referenced. */
 typedef struct mintcache_tok {
