@@ -20,6 +20,8 @@
  * retries it until a reload changes the credential. These writes run on the main loop
  * (small, rare: a deviation from "no disk on an event loop", documented).
  *
+ * Grants: every type of policy_mint_t (mintreq.h builds the request).
+ *
  * Failures: the provider's error code (invalid_client, invalid_grant, github_error, …),
  * or httpsreq's ("timeout", "egress_denied", …), "HTTP <status>", "malformed_answer",
  * "request_failed", "state_write_failed", "out_of_memory". Every fetch is counted

@@ -19,6 +19,10 @@
  *                       jwt-bearer&assertion=JWT (RS256; iss the key's client_email,
  *                       aud audience or token_url, iat now, exp now +
  *                       MINTREQ_ASSERTION_LIFE_S, scope or target_audience).
+ *   token_exchange      POST token_url, form grant_type=urn:ietf:params:oauth:grant-type:
+ *                       token-exchange&subject_token=…&subject_token_type=…
+ *                       [requested_token_type] [scope] [audience] [resource] [params],
+ *                       client auth as for refresh_token (RFC 8693 §2.1).
  *
  * The narrowing (a handle's, mintreq_narrow_t) replaces scope and audience (OAuth) and
  * names repositories and permissions (GitHub); the caller checked it against the

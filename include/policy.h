@@ -76,13 +76,15 @@ typedef struct policy_aws {
 /*
  * The "mint" block: the credential's secret is a short-lived token sealgate mints from a
  * root secret (mintcache.h, mintclient.h). The root secret (client_secret, private_key,
- * refresh_token's first refresh token or the service-account key) is in p->secrets.
+ * refresh_token's first refresh token, the service-account key or token_exchange's
+ * subject token) is in p->secrets.
  */
 enum policy_mint_type {
 	MINT_CLIENT_CREDENTIALS,	/* RFC 6749 §4.4 */
 	MINT_REFRESH_TOKEN,		/* RFC 6749 §6, rotating refresh tokens kept on disk */
 	MINT_GITHUB_APP,		/* App JWT -> installation access token */
 	MINT_JWT_BEARER,		/* RFC 7523: a Google service-account key signs */
+	MINT_TOKEN_EXCHANGE,		/* RFC 8693: a subject token exchanged */
 };
 
 typedef struct policy_mint {
@@ -95,12 +97,15 @@ typedef struct policy_mint {
 					 * jwt_bearer: the key's client_email */
 	const char *secret;		/* the root secret (p->secrets); NUL-terminated */
 	size_t secret_len;
-	const char *client_secret;	/* refresh_token: its optional client_secret (p->secrets) */
+	const char *client_secret;	/* refresh_token, token_exchange: the optional
+					 * client_secret (p->secrets) */
 	size_t client_secret_len;
 	bool auth_body;			/* client_auth "body" (default "basic") */
 	char *scope, *audience, *resource, *target_audience;	/* NULL: not sent */
 	policy_strlist_t param_names, param_values;	/* "params", parallel */
 	char *installation_id;		/* github_app: digits */
+	char *subject_token_type;	/* token_exchange (default ..:access_token) */
+	char *requested_token_type;	/* token_exchange: NULL: not sent */
 	char *state_file;		/* refresh_token: where the newest refresh token lives */
 	char *digest;			/* hex BLAKE2b of every setting and the root secret:
 					 * the mint cache key's base (a change mints afresh) */
@@ -282,6 +287,8 @@ typedef struct policy {
 #define SG_POLICY_MINT_PARAMS_MAX  16
 /* GitHub's REST API when github_app names no api_url. */
 #define SG_POLICY_GITHUB_API_URL   "https://api.github.com"
+/* token_exchange: the subject token's type when the policy names none (RFC 8693 §3). */
+#define SG_POLICY_TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
 #endif
 
 /* Name indexes: the smallest has this many slots; they double when half full. */

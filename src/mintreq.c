@@ -98,7 +98,32 @@ mintreq_basic(const char *client_id, const char *secret, size_t slen)
 	return v.p;
 }
 
-/* client_credentials and refresh_token (whose client secret is optional). */
+/* The grant's own form fields: grant_type and what it exchanges. */
+static int
+mintreq_grant(const policy_mint_t *m, const char *refresh, secmem_buf_t *body)
+{
+	switch (m->type) {
+	case MINT_REFRESH_TOKEN:
+		if (refresh == NULL)
+			return MINTREQ_E_ARG;
+		mintreq_form_s(body, "grant_type", "refresh_token");
+		mintreq_form_s(body, "refresh_token", refresh);
+		return MINTREQ_OK;
+	case MINT_TOKEN_EXCHANGE:
+		mintreq_form_s(body, "grant_type",
+		    "urn:ietf:params:oauth:grant-type:token-exchange");
+		mintreq_form(body, "subject_token", m->secret, m->secret_len);
+		mintreq_form_s(body, "subject_token_type", m->subject_token_type);
+		mintreq_form_s(body, "requested_token_type", m->requested_token_type);
+		return MINTREQ_OK;
+	default:
+		mintreq_form_s(body, "grant_type", "client_credentials");
+		return MINTREQ_OK;
+	}
+}
+
+/* client_credentials, refresh_token and token_exchange (the last two: client secret
+ * optional). */
 static int
 mintreq_oauth(const policy_mint_t *m, const mintreq_narrow_t *n, const char *refresh,
     char **wire, size_t *len)
@@ -111,11 +136,8 @@ mintreq_oauth(const policy_mint_t *m, const mintreq_narrow_t *n, const char *ref
 	char *auth = NULL;
 	int rc;
 
-	if (!cc && refresh == NULL)
-		return MINTREQ_E_ARG;
-	mintreq_form_s(&body, "grant_type", cc ? "client_credentials" : "refresh_token");
-	if (!cc)
-		mintreq_form_s(&body, "refresh_token", refresh);
+	if ((rc = mintreq_grant(m, refresh, &body)) != MINTREQ_OK)
+		return rc;
 	mintreq_form_s(&body, "scope", n && n->scope ? n->scope : m->scope);
 	mintreq_form_s(&body, "audience", n && n->audience ? n->audience : m->audience);
 	mintreq_form_s(&body, "resource", m->resource);
@@ -253,6 +275,7 @@ mintreq_build(const policy_mint_t *m, const mintreq_narrow_t *narrow, const char
 	switch (m->type) {
 	case MINT_CLIENT_CREDENTIALS:
 	case MINT_REFRESH_TOKEN:
+	case MINT_TOKEN_EXCHANGE:
 		return mintreq_oauth(m, narrow, refresh, wire, len);
 	case MINT_GITHUB_APP:
 		return mintreq_github(m, narrow, now, wire, len);

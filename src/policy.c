@@ -2121,6 +2121,7 @@ policy_parse_credential_aws(struct policy_ctx *c, const char *path, json_t *v,
 static const char *const policy_mint_types[] = {
 	[MINT_CLIENT_CREDENTIALS] = "client_credentials", [MINT_REFRESH_TOKEN] = "refresh_token",
 	[MINT_GITHUB_APP] = "github_app", [MINT_JWT_BEARER] = "jwt_bearer",
+	[MINT_TOKEN_EXCHANGE] = "token_exchange",
 };
 
 const char *
@@ -2402,7 +2403,8 @@ policy_mint_digest(struct policy_ctx *c, const char *path, policy_mint_t *m)
 {
 	const char *parts[] = {policy_mint_name(m->type), m->token_url, m->client_id,
 	    m->secret, m->client_secret, m->auth_body ? "body" : "basic", m->scope,
-	    m->audience, m->resource, m->target_audience, m->installation_id, m->state_file};
+	    m->audience, m->resource, m->target_audience, m->installation_id, m->state_file,
+	    m->subject_token_type, m->requested_token_type};
 	const size_t secret_at = 3, client_secret_at = 4;	/* not NUL-free: their lengths */
 	uint8_t h[16];
 	crypto_generichash_state st;
@@ -2441,9 +2443,12 @@ policy_mint_keys(enum policy_mint_type t)
 	    "installation_id", "api_url", NULL};
 	static const char *const jb[] = {"type", "token_url", "key", "scope",
 	    "target_audience", "audience", "params", NULL};
+	static const char *const te[] = {"type", "token_url", "client_id", "client_secret",
+	    "client_auth", "scope", "audience", "resource", "params", "subject_token",
+	    "subject_token_type", "requested_token_type", NULL};
 
 	return t == MINT_CLIENT_CREDENTIALS ? cc : t == MINT_REFRESH_TOKEN ? rt :
-	    t == MINT_GITHUB_APP ? gh : jb;
+	    t == MINT_GITHUB_APP ? gh : t == MINT_TOKEN_EXCHANGE ? te : jb;
 }
 
 static void
@@ -2468,6 +2473,18 @@ policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mi
 		break;
 	case MINT_GITHUB_APP:
 		policy_mint_github(c, path, v, m);
+		break;
+	case MINT_TOKEN_EXCHANGE:
+		policy_mint_oauth(c, path, v, m);
+		policy_mint_secret(c, path, v, "subject_token", false, m);
+		policy_mint_secret_to(c, path, v, "client_secret", false, &m->client_secret,
+		    &m->client_secret_len);
+		policy_mint_string(c, path, v, "subject_token_type", &m->subject_token_type);
+		policy_mint_string(c, path, v, "requested_token_type",
+		    &m->requested_token_type);
+		if (m->subject_token_type == NULL)
+			policy_strdup_to(c, path, SG_POLICY_TOKEN_TYPE_ACCESS,
+			    &m->subject_token_type);
 		break;
 	case MINT_JWT_BEARER:
 		policy_mint_secret(c, path, v, "key", true, m);
@@ -3261,6 +3278,8 @@ policy_mint_free(policy_mint_t *m)
 	policy_strlist_free(&m->param_names);
 	policy_strlist_free(&m->param_values);
 	free(m->installation_id);
+	free(m->subject_token_type);
+	free(m->requested_token_type);
 	free(m->state_file);
 	free(m->digest);
 	free(m);	/* the secret is in p->secrets */

@@ -10,7 +10,9 @@
                  and the service account's public key) and the GitHub App endpoint
                  POST /app/installations/ID/access_tokens (the App JWT verified with
                  python3-jwt and the App's public key; the requested repositories and
-                 permissions recorded).
+                 permissions recorded), and POST /token-exchange (RFC 8693, by hand:
+                 oauthlib has no token-exchange grant; a known subject token and HTTP
+                 Basic client authentication).
 Every issued access token, every request and every refusal is recorded; tests wait on
 those records (conditions with deadlines), never on sleeps.
 """
@@ -137,6 +139,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._token(p, body)
         elif self.path == "/jwt-bearer":
             self._jwt_bearer(p, body)
+        elif self.path == "/token-exchange":
+            self._token_exchange(p, body)
         elif self.path.startswith("/app/installations/"):
             self._github(p, body)
         else:
@@ -165,6 +169,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             p.issued.append(("jwt-bearer", tok))
         self._answer(200, json.dumps({"access_token": tok, "token_type": "Bearer",
                                       "expires_in": "3599"}))
+
+    def _token_exchange(self, p, body):
+        """RFC 8693: a known subject token, the client authenticated with HTTP Basic."""
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        cid, sec = _Validator._basic(self)
+        ok = form.get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange" \
+            and cid in p.clients and p.clients[cid] == sec
+        if not ok or form.get("subject_token") not in p.subjects:
+            self._answer(400, json.dumps({"error": "invalid_grant" if ok else
+                                          "invalid_client"}))
+            return
+        tok = "tx-" + os.urandom(16).hex()
+        with p.lock:
+            p.exchanges.append(form)
+            p.issued.append((cid, tok))
+        self._answer(200, json.dumps({
+            "access_token": tok, "token_type": "N_A", "expires_in": 600,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}))
 
     def _github(self, p, body):
         auth = self.headers.get("Authorization", "")
@@ -210,7 +232,7 @@ class OAuthProvider:
         self.clients = dict(clients)
         self.expires_in = dict(expires_in or {})
         self.requests, self.issued, self.refused = [], [], []
-        self.assertions, self.github = [], []
+        self.assertions, self.github, self.exchanges, self.subjects = [], [], [], set()
         self.refresh, self.used, self.revoked, self.reuses = {}, set(), set(), 0
         self.hold = None
         self.sa_public_key = self.sa_audience = None

@@ -16,6 +16,7 @@ Credentials (each test its own, so cache states do not mix):
   cc-scrub    client_credentials: the minted token echoed back is scrubbed
   cc-401      client_credentials: the upstream answers 401, the next request mints anew
   cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
+  tx          token_exchange (RFC 8693): a subject token exchanged for the token
   gh          github_app: a handle narrowed to one repository and permission
 """
 import base64
@@ -33,12 +34,13 @@ API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
            ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
-            "rt-client")}
+            "rt-client", "tx-client")}
+SUBJECT = "subject-" + os.urandom(16).hex()
 WRONG = "cs-wrong-" + os.urandom(12).hex()
 
 
 def R(x):
-    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values())))
+    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values()) + [SUBJECT]))
 
 
 def cc_cred(name, port, api_port, auth="basic", secret=None, scope="read"):
@@ -84,16 +86,24 @@ class ClientCredentialsTest(MintCase):
         cls.echo = sgtest.EchoUpstream()
         cls.addClassCleanup(cls.echo.stop)
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
-                                             "cc-scrub", "cc-401", "cc-narrow")}
+                                             "cc-scrub", "cc-401", "cc-narrow",
+                                             "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
                                               expires_in={"cc-short": 62})
         cls.addClassCleanup(cls.prov.stop)
+        cls.prov.subjects.add(SUBJECT)
         p, e = cls.prov.port, cls.echo.port
         creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
                                                "cc-401")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
+        creds["tx"] = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, e)],
+                       "mint": {"type": "token_exchange",
+                                "token_url": "https://%s:%d/token-exchange" % (AUTH, p),
+                                "client_id": "tx-client", "audience": "api://billing",
+                                "client_secret": {"value": SECRETS["tx-client"]},
+                                "subject_token": {"value": SUBJECT}}}
         creds["cc-bad"] = cc_cred("cc-bad", p, e, secret=WRONG)
         cls.sg = sgtest.Sealgate(cls, overrides={
             "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
@@ -198,6 +208,19 @@ class ClientCredentialsTest(MintCase):
                                          "--scope", "admin")
         self.assertNotEqual(rc, 0)
         self.assertIn("more than the credential's scope", err)
+
+    def test_token_exchange(self):
+        r = self.get(self.handle("tx"), "/v1/tx-1")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(len(self.prov.exchanges), 1)
+        x = self.prov.exchanges[0]
+        self.assertEqual(x["subject_token"], SUBJECT)
+        self.assertEqual(x["subject_token_type"],
+                         "urn:ietf:params:oauth:token-type:access_token")
+        self.assertEqual(x["audience"], "api://billing")
+        self.assertEqual(self.auth_seen("/v1/tx-1"),
+                         ["Bearer " + self.prov.tokens("tx-client")[0]])
+        self.assertNotIn(SUBJECT, self.sg.log())
 
     def test_minted_token_scrubbed(self):
         h = self.handle("cc-scrub")

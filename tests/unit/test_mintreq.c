@@ -204,6 +204,32 @@ test_jwt_bearer(void **state)
 }
 
 static void
+test_token_exchange(void **state)
+{
+	policy_mint_t m = mint(MINT_TOKEN_EXCHANGE);
+	char *w;
+
+	(void)state;
+	m.secret = "subj/tok";
+	m.secret_len = 8;
+	m.subject_token_type = "urn:ietf:params:oauth:token-type:jwt";
+	m.audience = "api";
+	w = build(&m, NULL, NULL);
+	assert_null(strstr(w, "Authorization:"));	/* no client secret: a public client */
+	assert_string_equal(body_of(w), "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type"
+	    "%3Atoken-exchange&subject_token=subj%2Ftok&subject_token_type=urn%3Aietf%3A"
+	    "params%3Aoauth%3Atoken-type%3Ajwt&audience=api&client_id=app%3A1");
+	secmem_wipe_free(w);
+	m.client_secret = "cs";
+	m.client_secret_len = 2;
+	m.requested_token_type = "urn:ietf:params:oauth:token-type:access_token";
+	w = build(&m, NULL, NULL);
+	assert_non_null(strstr(w, "Authorization: Basic "));
+	assert_non_null(strstr(body_of(w), "&requested_token_type=urn%3A"));
+	secmem_wipe_free(w);
+}
+
+static void
 test_narrow_check(void **state)
 {
 	policy_mint_t cc = mint(MINT_CLIENT_CREDENTIALS), gh = mint(MINT_GITHUB_APP);
@@ -239,6 +265,7 @@ main(void)
 		cmocka_unit_test(test_refresh_token),
 		cmocka_unit_test(test_github_app),
 		cmocka_unit_test(test_jwt_bearer),
+		cmocka_unit_test(test_token_exchange),
 		cmocka_unit_test(test_narrow_check),
 	};
 

@@ -813,6 +813,9 @@ static const struct {
 	    "\"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": {\"type\": \"client_credentials\", "
 	    "\"token_url\": \"https://a.test/t\", \"client_id\": \"a\", \"client_secret\": "
 	    "{\"value\": \"s\"}}}}}", "main.json: credentials.m: has both \"secret\" and \"mint\""},
+	{MINT("{\"type\": \"token_exchange\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\"}"), "main.json: credentials.m.mint: mint type "
+	    "\"token_exchange\" needs \"subject_token\""},
 	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
 	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"private_key\": "
 	    "{\"value\": \"k\"}}"), "main.json: credentials.m.mint: unknown key \"private_key\""},
