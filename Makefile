@@ -40,12 +40,12 @@ SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
 CORE_MODS  := audit authz awschunk awscred awsrole awssign decode digest egress handle \
               handlecache hash http inject leak lineage log needles netaddr plan policy \
-              ratelimit registry revoke scope scrub seal secmem sigv4 snapshot stats stscache \
+              ratelimit registry revoke scope scrub seal secmem secval sigv4 snapshot stats stscache \
               fetchcache mintcache minttok mintreq jwt \
               stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge httpsreq mainq metadata metrics mintclient resolve stsclient \
-                tls
+SHELL_UTESTS := ca certcache certforge httpsreq mainq metadata metrics mintclient resolve secexec \
+                secwatch stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

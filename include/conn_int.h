@@ -195,6 +195,8 @@ struct conn {
 
 	/* WebSocket after a 101 (a frame's handle refreshes the view first) */
 	wsrelay_t *ws;
+	secval_t *ws_secret;		/* the rotating value the last frame swap injected:
+					 * held until the next swap copied it (conn_ws_swap) */
 };
 
 /* conn.c */

@@ -134,6 +134,35 @@
 #define SG_POLICY_MAX_FILE       (16 * 1024 * 1024)
 /* Largest secret read from a file or env. */
 #define SG_SECRET_MAX_LEN        8192
+
+/* --- rotating secret sources (secval.h, secwatch.h, secexec.h) ------------------- */
+/* After a rotation the replaced value is still scrubbed from responses this long, then
+ * wiped: an upstream may echo a value it saw just before (a request sent before the
+ * switch, an error naming the rejected key, a cache); twice SG_UPSTREAM_TIMEOUT_S covers
+ * every response that can still be in flight. */
+#define SG_SECRET_SCRUB_GRACE_S  (2 * SG_UPSTREAM_TIMEOUT_S)
+/* The main thread's secret-source timer: exec refreshes start, finished runs are
+ * collected and grace periods end within this of being due. */
+#define SG_SECRET_TICK_MS        100
+/* secret.exec "ttl" when the policy names none: gh/vault tokens live an hour or more. */
+#define SG_SECRET_EXEC_TTL_DEFAULT_S 300
+/* ... and its bounds: under a second is a busy loop, over a day is no rotation. */
+#define SG_SECRET_EXEC_TTL_MIN_S 1
+#define SG_SECRET_EXEC_TTL_MAX_S (24 * 3600)
+/* secret.exec "timeout" (the child is killed after it) when none is named, and its
+ * bound: a secret helper answers in well under a second. */
+#define SG_SECRET_EXEC_TIMEOUT_DEFAULT_S 10
+#define SG_SECRET_EXEC_TIMEOUT_MAX_S 120
+/* An exec value is refreshed at this percentage of its ttl: a quarter of the ttl to
+ * retry a failing command before the value expires. */
+#define SG_SECRET_EXEC_REFRESH_PCT 75
+/* A failed run is retried after this (or when the last good value expires, if sooner). */
+#define SG_SECRET_EXEC_RETRY_MS  1000
+/* argv entries of secret.exec: a command line, not a script. */
+#define SG_SECRET_EXEC_MAX_ARGS  64
+/* The PATH a command name (no "/") is looked up in at load, and the child's PATH: the
+ * system folders, never the proxy's own environment. */
+#define SG_SECRET_EXEC_PATH      "/usr/local/bin:/usr/bin:/bin"
 /* Errors reported per policy load before the rest are summarised. */
 #define SG_POLICY_MAX_ERRORS     100
 

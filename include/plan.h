@@ -13,7 +13,8 @@
  *   - or a refusal: status, code, message, extra headers, the audit flags.
  * Pure core. Ownership: the plan owns everything it points to except cred/secret
  * pointers borrowed from the policy snapshot the request holds (and those into
- * aws_assumed and mint_tok, whose references it holds); plan_free releases it.
+ * aws_assumed, mint_tok and live[].val, whose references it holds); plan_free releases
+ * it. A plan is not copied: cred pointers may point into its own live[].
  */
 #ifndef SEALGATE_PLAN_H
 #define SEALGATE_PLAN_H
@@ -28,14 +29,16 @@
 #include "mintcache.h"
 #include "policy.h"
 #include "scrub.h"
+#include "secval.h"
 #include "stscache.h"
 #include "tokenizer.h"
 #include "util.h"
 
 /* Secrets scrubbed per request: each handle's, and an AWS handle's access key id and
  * session token besides its secret key; for the one AWS handle a request may carry, the
- * three of the temporary credentials of an assume_role besides. */
-#define PLAN_MAX_SCRUB	(INJECT_MAX_HANDLES * 3 + 3)
+ * three of the temporary credentials of an assume_role besides; a rotated secret's
+ * replaced value during its grace period (secval.h) besides its current one. */
+#define PLAN_MAX_SCRUB	(INJECT_MAX_HANDLES * 4 + 3)
 
 /* A secret that was injected, and the handle that replaces it in responses. */
 typedef struct plan_secret {
@@ -45,6 +48,17 @@ typedef struct plan_secret {
 	char *handle;			/* the handle text (malloc'd copy) */
 	size_t handle_len;
 } plan_secret_t;
+
+/*
+ * A credential whose secret rotates (cred->live): the request's copy of it with secret
+ * set to the value current when the request took it (val, a reference the plan holds
+ * until plan_free). Every later step of the request uses the copy.
+ */
+typedef struct plan_live {
+	const policy_credential_t *base;	/* in the policy snapshot */
+	policy_credential_t cred;		/* *base with secret = val->value */
+	secval_t *val;
+} plan_live_t;
 
 typedef struct plan {
 	inject_edits_t edits;
@@ -56,6 +70,8 @@ typedef struct plan {
 	bool brute_force;		/* 429 too_many_failures, the first of its window:
 					 * audit as brute_force with detail */
 	char detail[256];		/* audit detail (brute_force), or "" */
+	plan_live_t live[INJECT_MAX_HANDLES];	/* rotating credentials in use */
+	size_t nlive;
 	plan_secret_t scrub[PLAN_MAX_SCRUB];
 	size_t nscrub;
 	/* body work (plan_body_scrubber, swap_finish_body) */

@@ -18,6 +18,7 @@
 
 #include "netaddr.h"
 #include "secmem.h"
+#include "snapshot.h"
 #include "util.h"
 
 typedef struct policy_strlist {
@@ -115,7 +116,20 @@ typedef struct policy_credential {
 	char *name;
 	char *secret;		/* in p->secrets (an arena), NUL-terminated; zeroed on free */
 	size_t secret_len;
-	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE } secret_source;
+	enum { SECRET_ENV, SECRET_FILE, SECRET_VALUE, SECRET_EXEC } secret_source;
+	char *secret_file;	/* SECRET_FILE: the path read (relative to the policy file) */
+	struct {
+		policy_strlist_t argv;	/* argv[0] resolved to a path (SG_SECRET_EXEC_PATH) */
+		uint64_t ttl_ms, timeout_ms;
+	} exec;			/* SECRET_EXEC (secret is NULL: the value is in live) */
+	/*
+	 * SECRET_FILE and SECRET_EXEC of a credential that is not aws_sigv4: the cell of
+	 * its live value (secval.h; owned by the policy, fed by secwatch.h on the main
+	 * thread). A file's holds the value read at load; an exec's is empty until its
+	 * command first ran. Workers take the current value per request (swap.c) and keep
+	 * it until the request ends. NULL: secret is the value.
+	 */
+	snapshot_cell_t *live;
 	policy_inject_t inject;
 	policy_strlist_t hosts;	/* "api.x.com", "*.x.com", optional ":port" suffix */
 	policy_strlist_t methods;	/* upper-case; empty = any */

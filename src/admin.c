@@ -244,7 +244,7 @@ admin_summary_mint(const policy_mint_t *m)
 static json_t *
 admin_summary_credential(const policy_credential_t *c)
 {
-	static const char *const source[] = {"env", "file", "value"};
+	static const char *const source[] = {"env", "file", "value", "exec"};
 
 	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:o*, "
 	    "s:o*}", "secret", c->mint ? "mint" : source[c->secret_source],

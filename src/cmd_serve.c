@@ -39,6 +39,7 @@
 #include "registry.h"
 #include "revoke.h"
 #include "seal.h"
+#include "secwatch.h"
 #include "serve.h"
 #include "stscache.h"
 #include "stsclient.h"
@@ -72,6 +73,7 @@ struct serve {
 	struct stat revstat;
 	registry_t *registry;		/* the sandbox registry (admin API, authz) */
 	struct event *regsweep;		/* expires registered sandboxes */
+	secwatch_t *secwatch;		/* the published policy's rotating secrets */
 	const char *ready_file;
 	const char *user;		/* --user: drop to it once listeners are bound */
 	const char *policy_path;	/* as given: serve_reload loads it again */
@@ -314,6 +316,7 @@ serve_reload(void *arg, char *msg, size_t msglen)
 	policy_errors_t errs = {0};
 	double t0 = util_mono_msf();
 	policy_t *p = policy_load(s->policy_path, &errs);
+	secwatch_t *w = NULL;
 	size_t off = 0;
 
 	for (size_t i = 0; i < errs.n && off < msglen; i++)
@@ -322,6 +325,12 @@ serve_reload(void *arg, char *msg, size_t msglen)
 	policy_errors_free(&errs);
 	s->reload_ok = p != NULL;
 	s->reload_time = util_now_s();
+	if (p != NULL && (w = secwatch_new(s->base, p, s->secwatch, msg + off,
+	    msglen - off)) == NULL) {
+		s->reload_ok = false;
+		policy_unref(p);
+		p = NULL;
+	}
 	if (p == NULL) {
 		log_warn("policy reload failed; still serving the previous policy");
 		return -1;
@@ -329,6 +338,8 @@ serve_reload(void *arg, char *msg, size_t msglen)
 	for (size_t i = 0; i < p->warnings.n; i++)
 		log_warn("%s", p->warnings.v[i]);
 	policy_publish(p);
+	secwatch_free(s->secwatch);
+	s->secwatch = w;
 	s->load_s = (util_mono_msf() - t0) / 1000.0;
 	log_info("policy reloaded from %s in %.1f ms (keys, listeners and the audit path are "
 	    "read at startup only)", s->policy_path, s->load_s * 1000.0);
@@ -579,6 +590,7 @@ serve_cleanup(struct serve *s)
 	if (s->revwatch)
 		event_free(s->revwatch);
 	revoke_shutdown();
+	secwatch_free(s->secwatch);	/* before audit_close: it may still log */
 	audit_close();		/* workers are joined: nothing logs any more */
 	if (s->base)
 		event_base_free(s->base);
@@ -717,7 +729,9 @@ serve_run(struct serve *s, const char *policy_path)
 	log_info("sandbox registry: %zu registered sandboxes from %s",
 	    registry_load_info(s->registry)->live, registry_journal_path(s->registry));
 	s->base = event_base_new();
-	if (s->base == NULL || serve_sts_init(s, err, sizeof(err)) < 0 ||
+	/* rotating secrets: an exec secret's first value before anything is served */
+	if (s->base == NULL || (s->secwatch = secwatch_new(s->base, s->policy, NULL, err,
+	    sizeof(err))) == NULL || serve_sts_init(s, err, sizeof(err)) < 0 ||
 	    serve_listen(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return CLI_FAIL;

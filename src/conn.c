@@ -287,6 +287,7 @@ conn_close(conn_t *c, const char *reason)
 	conn_trailers_free(c);
 	decode_free(c->res.dec);
 	wsrelay_free(c->ws);
+	secval_unref(c->ws_secret);
 	view_release(&c->view);
 	scrub_free(c->scrub);
 	sodium_memzero(c->proxy_token, sizeof(c->proxy_token));

@@ -51,7 +51,7 @@ conn_ws_audit(conn_t *c, const char *event, const char *code, const plan_t *o,
  * A handle in a client message: authorised as a GET of the upgrade's URL on the newest
  * view (policy, revocations, registry), its secret scrubbed from the server's messages
  * from now on. The secret lives in the view's policy, which the connection keeps until
- * the next handle's swap.
+ * the next handle's swap (a rotating one in c->ws_secret, likewise).
  */
 static int
 conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secret,
@@ -86,6 +86,9 @@ conn_ws_swap(void *arg, const char *h, size_t n, bool binary, const char **secre
 	} else {
 		*secret = out.scrub[0].secret;
 		*slen = out.scrub[0].secret_len;
+		/* a rotating value outlives the plan until the relay has copied it */
+		secval_unref(c->ws_secret);
+		c->ws_secret = out.nlive > 0 ? secval_ref(out.live[0].val) : NULL;
 		conn_ws_audit(c, "request", NULL, &out, "websocket message");
 	}
 	plan_free(&out);

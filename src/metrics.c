@@ -90,6 +90,11 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(mint_failures, "mint_failures_total", NULL, "counter",
 	    "Token endpoint calls that gave no token (provider error, timeout, network, TLS, "
 	    "malformed answer, state file write)."),
+	STAT(secret_rotations, "secret_rotations_total", NULL, "counter",
+	    "Rotating credential secrets (watched files, exec commands) that changed value."),
+	STAT(secret_source_failures, "secret_source_failures_total", NULL, "counter",
+	    "Reads of a watched secret file or runs of a secret command that gave no usable "
+	    "value (the last good value stays)."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

@@ -38,6 +38,8 @@ plan_free(plan_t *p)
 	free(p->mint_scope);
 	plan_strlist_free(&p->mint_repos);
 	plan_strlist_free(&p->mint_perms);
+	for (size_t i = 0; i < p->nlive; i++)
+		secval_unref(p->live[i].val);
 	sodium_memzero(p, sizeof(*p));
 	inject_edits_init(&p->edits);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -26,6 +27,7 @@
 #include "netaddr.h"
 #include "policy.h"
 #include "secmem.h"
+#include "secval.h"
 #include "snapshot.h"
 
 #define POLICY_PATH_MAX		512	/* a JSON path in a message */
@@ -1601,6 +1603,91 @@ policy_parse_max_ttl(struct policy_ctx *c, const char *path, json_t *v, uint64_t
 	*out = ms / 1000;
 }
 
+/*
+ * secret.exec's program: a name without "/" is looked up in SG_SECRET_EXEC_PATH, a path
+ * is taken relative to the policy file. It must be an executable file; it is not run.
+ */
+static int
+policy_exec_program(struct policy_ctx *c, const char *path, const char *prog, char **out)
+{
+	char dirs[] = SG_SECRET_EXEC_PATH, *save = NULL, cand[4096];
+
+	if (strchr(prog, '/') != NULL) {
+		if ((*out = util_path_relative_to(c->file, prog)) == NULL)
+			return -1;
+		if (access(*out, X_OK) == 0)
+			return 0;
+		policy_err(c, path, "%s is not an executable file", Q(prog));
+		return -1;
+	}
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		if (snprintf(cand, sizeof(cand), "%s/%s", d, prog) >= (int)sizeof(cand))
+			continue;
+		if (access(cand, X_OK) == 0)
+			return (*out = strdup(cand)) != NULL ? 0 : -1;
+	}
+	policy_err(c, path, "%s is not found in %s", Q(prog), SG_SECRET_EXEC_PATH);
+	return -1;
+}
+
+/* secret.exec's "ttl" or "timeout": a duration within min_s..max_s, else def_s. */
+static int
+policy_exec_duration(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    uint64_t min_s, uint64_t max_s, uint64_t def_s, uint64_t *ms)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, key);
+
+	*ms = def_s * 1000;
+	if (e == NULL)
+		return 0;
+	policy_path_key(sub, sizeof(sub), path, key);
+	if (policy_duration(c, sub, e, ms) < 0)
+		return -1;
+	if (*ms < min_s * 1000 || *ms > max_s * 1000) {
+		policy_err(c, sub, "%s is out of range (%llus..%llus)", Q(json_string_value(e)),
+		    (unsigned long long)min_s, (unsigned long long)max_s);
+		return -1;
+	}
+	return 0;
+}
+
+/* {"exec": [argv...], "ttl": "5m", "timeout": "5s"}: checked, never run here. */
+static void
+policy_parse_secret_exec(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	static const char *const keys[] = {"exec", "ttl", "timeout", NULL};
+	char sub[POLICY_PATH_MAX], sub0[POLICY_PATH_MAX], *prog = NULL;
+	policy_strlist_t *a = &cr->exec.argv;
+
+	if (policy_check_keys(c, path, v, keys) < 0)
+		return;
+	policy_path_key(sub, sizeof(sub), path, "exec");
+	if (policy_strlist(c, sub, json_object_get(v, "exec"), NULL, NULL, false, a) < 0)
+		return;
+	if (a->n == 0 || a->n > SG_SECRET_EXEC_MAX_ARGS || a->v[0][0] == '\0') {
+		policy_err(c, sub, "needs a program and at most %d arguments",
+		    SG_SECRET_EXEC_MAX_ARGS - 1);
+		return;
+	}
+	policy_path_index(sub0, sizeof(sub0), sub, 0);
+	if (policy_exec_program(c, sub0, a->v[0], &prog) < 0) {
+		free(prog);
+		return;
+	}
+	free(a->v[0]);
+	a->v[0] = prog;
+	if (policy_exec_duration(c, path, v, "ttl", SG_SECRET_EXEC_TTL_MIN_S,
+	    SG_SECRET_EXEC_TTL_MAX_S, SG_SECRET_EXEC_TTL_DEFAULT_S, &cr->exec.ttl_ms) < 0 ||
+	    policy_exec_duration(c, path, v, "timeout", 1, SG_SECRET_EXEC_TIMEOUT_MAX_S,
+	    SG_SECRET_EXEC_TIMEOUT_DEFAULT_S, &cr->exec.timeout_ms) < 0)
+		return;
+	if (cr->exec.timeout_ms >= cr->exec.ttl_ms)
+		policy_err(c, path, "\"timeout\" must be shorter than \"ttl\"");
+	cr->secret_source = SECRET_EXEC;
+}
+
 static void
 policy_parse_credential_secret(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
@@ -1614,12 +1701,49 @@ policy_parse_credential_secret(struct policy_ctx *c, const char *path, json_t *v
 		policy_err(c, path, "needs \"secret\"");
 		return;
 	}
+	if (json_is_object(e) && json_object_get(e, "exec") != NULL) {
+		policy_parse_secret_exec(c, sub, e, cr);
+		return;
+	}
 	if (policy_secret(c, sub, e, false, &cr->secret, &cr->secret_len, &src) < 0)
 		return;
 	cr->secret_source = src == SECRET_ENV ? SECRET_ENV : src == SECRET_FILE ?
 	    SECRET_FILE : SECRET_VALUE;
+	if (src == SECRET_FILE)
+		(void)policy_path(c, sub, json_object_get(e, "file"), &cr->secret_file);
 	if (src == SECRET_VALUE)
 		policy_warn(c, "%s: %s: inline value is for development only", c->file, sub);
+}
+
+/*
+ * The live-value cell of a file or exec secret (secval.h). aws_sigv4 credentials keep
+ * the value read at load: their key id and secret change together, by a reload.
+ */
+static void
+policy_credential_live(struct policy_ctx *c, const char *path, policy_credential_t *cr)
+{
+	secval_t *first = NULL;
+
+	if (cr->secret_source == SECRET_EXEC && cr->inject.type == INJECT_AWS_SIGV4) {
+		policy_err(c, path, "secret.exec is not available for inject type "
+		    "\"aws_sigv4\" (its key id and secret change together: use a reload)");
+		return;
+	}
+	if ((cr->secret_source != SECRET_FILE && cr->secret_source != SECRET_EXEC) ||
+	    cr->inject.type == INJECT_AWS_SIGV4)
+		return;
+	if (cr->secret_source == SECRET_FILE && cr->secret != NULL &&
+	    (first = secval_new(cr->secret, cr->secret_len, 0)) == NULL)
+		goto nomem;
+	if ((cr->live = malloc(sizeof(*cr->live))) == NULL)
+		goto nomem;
+	snapshot_cell_init(cr->live, &secval_cell_ops);
+	if (first != NULL)
+		(void)snapshot_publish(cr->live, first);
+	return;
+nomem:
+	secval_unref(first);
+	policy_err(c, path, "out of memory for secrets");
 }
 
 static void
@@ -2577,6 +2701,7 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 	policy_parse_credential_aws(c, path, v, cr);
 	policy_parse_credential_scope(c, path, v, cr);
 	policy_parse_credential_rest(c, path, v, cr);
+	policy_credential_live(c, path, cr);
 }
 
 /* Is name free? Reports a clash with the file that defined it first. */
@@ -3291,6 +3416,12 @@ policy_credential_free(policy_credential_t *cr)
 	policy_mint_free((policy_mint_t *)(uintptr_t)cr->mint);
 	policy_aws_free((policy_aws_t *)(uintptr_t)cr->aws);
 	free(cr->name);		/* the secret is in p->secrets */
+	free(cr->secret_file);
+	policy_strlist_free(&cr->exec.argv);
+	if (cr->live != NULL) {
+		snapshot_cell_fini(cr->live);	/* drops the current value */
+		free(cr->live);
+	}
 	free(cr->inject.name);
 	free(cr->inject.format);
 	free(cr->inject.username);

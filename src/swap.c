@@ -322,6 +322,63 @@ swap_scrub_pair(plan_secret_t *s, const policy_credential_t *cr, const char *tex
 	s->handle_len = s->handle ? tlen : 0;
 }
 
+/*
+ * The credential the request uses: cr itself, or for a rotating secret (cr->live) the
+ * plan's copy holding the value current now (one copy per credential per plan). NULL
+ * with the refusal in the plan when there is no usable value (none yet, or the source
+ * failed and the last good value expired).
+ */
+static const policy_credential_t *
+swap_live(const swap_env_t *env, const policy_credential_t *cr, plan_t *out)
+{
+	plan_live_t *l;
+	secval_t *v;
+
+	if (cr->live == NULL)
+		return cr;
+	for (size_t i = 0; i < out->nlive; i++)
+		if (out->live[i].base == cr)
+			return &out->live[i].cred;
+	v = out->nlive < SG_ARRAY_LEN(out->live) ? snapshot_acquire(cr->live) : NULL;
+	if (v == NULL || !secval_usable(v, env->now_ms)) {
+		secval_unref(v);
+		swap_deny(out, 502, "secret_unavailable", "the secret of credential %s is "
+		    "unavailable (its source failed and the last value expired)", cr->name);
+		return NULL;
+	}
+	l = &out->live[out->nlive++];
+	l->base = cr;
+	l->cred = *cr;
+	l->cred.secret = v->value;
+	l->cred.secret_len = v->len;
+	l->val = v;
+	return &l->cred;
+}
+
+/* A rotated credential's replaced value, in its grace period: scrubbed like the current. */
+static void
+swap_scrub_prev(const swap_env_t *env, plan_t *out, const policy_credential_t *cr,
+    const char *text, size_t tlen)
+{
+	const char *prev;
+	size_t plen = 0;
+
+	for (size_t i = 0; i < out->nlive; i++) {
+		if (&out->live[i].cred != cr)
+			continue;
+		prev = secval_previous(out->live[i].val, env->now_ms, &plen);
+		if (prev != NULL && out->nscrub < SG_ARRAY_LEN(out->scrub)) {
+			plan_secret_t *s = &out->scrub[out->nscrub++];
+
+			s->cred = cr;
+			s->secret = prev;
+			s->secret_len = plen;
+			s->handle = strndup(text, tlen);
+			s->handle_len = s->handle ? tlen : 0;
+		}
+	}
+}
+
 /* For the audit line: a handle let in by lineage is the asking sandbox's, from its origin. */
 static void
 swap_note_lineage(plan_t *out, const handle_claims_t *cl, const authz_result_t *az,
@@ -556,6 +613,7 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
     enum swap_at at, const char *text, size_t tlen, const char *path, plan_t *out)
 {
 	const handle_claims_t *cl = NULL;
+	const policy_credential_t *cr;
 	authz_input_t in;
 	authz_result_t az;
 	const char *why = NULL;
@@ -605,7 +663,9 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 		    "handle narrowing its token cannot use it", az.cred->name);
 		goto done;
 	}
-	if (list && inject_apply(req->head, req->target, list, text, tlen, az.cred,
+	if ((cr = swap_live(env, az.cred, out)) == NULL)
+		goto done;
+	if (list && inject_apply(req->head, req->target, list, text, tlen, cr,
 	    &out->edits, &why) < 0) {
 		if (strcmp(why, "out of memory") == 0)
 			swap_deny(out, 503, "resource_exhausted", "%s", why);
@@ -613,13 +673,14 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 			swap_deny(out, 400, "inject_failed", "%s", why);
 		goto done;
 	}
-	if (at <= SWAP_AT_BODY && swap_body_work(az.cred, text, tlen, out) < 0)
+	if (at <= SWAP_AT_BODY && swap_body_work(cr, text, tlen, out) < 0)
 		goto done;
-	if (az.cred->inject.type == INJECT_AWS_SIGV4 && swap_aws(env, req, cl, az.cred, text,
+	if (cr->inject.type == INJECT_AWS_SIGV4 && swap_aws(env, req, cl, cr, text,
 	    tlen, out) < 0)
 		goto done;
 	if (out->nscrub < SG_ARRAY_LEN(out->scrub))
-		swap_scrub_pair(&out->scrub[out->nscrub++], az.cred, text, tlen);
+		swap_scrub_pair(&out->scrub[out->nscrub++], cr, text, tlen);
+	swap_scrub_prev(env, out, cr, text, tlen);
 	rc = 0;
 done:
 	handlecache_release(env->cache, cl);

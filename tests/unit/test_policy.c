@@ -17,6 +17,7 @@
 #include "defaults.h"
 #include "policy.h"
 #include "secmem.h"
+#include "secval.h"
 #include "unit_maps.h"
 
 static char tmpdir[64];
@@ -476,6 +477,27 @@ static const struct bad_case bad_cases[] = {
 	    "{\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}", "readable by group or others (mode 644)"},
 	{"{\"credentials\": {\"c\": {\"secret\": {\"file\": \"missing.secret\"}, \"inject\": "
 	    "{\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}", "missing.secret: No such file"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": [\"sg-no-such-helper\"]}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret.exec[0]: \"sg-no-such-helper\" is not found in"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": [\"./hdr.secret\"]}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret.exec[0]: \"./hdr.secret\" is not an executable file"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": []}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret.exec: needs a program"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": [\"sh\"], \"ttl\": \"0s\"}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret.ttl: \"0s\" is out of range"},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": [\"sh\"], \"ttl\": \"1m\", "
+	    "\"timeout\": \"2m\"}, \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret: \"timeout\" must be shorter than \"ttl\""},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": [\"sh\"], \"env\": \"X\"}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret: unknown key \"env\""},
+	{"{\"credentials\": {\"c\": {\"secret\": {\"exec\": \"sh -c x\"}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]}}}",
+	    "credentials.c.secret.exec: expected an array"},
 	{INJECT("{\"type\": \"header\", \"name\": \"x-key\"}"), "credentials.c.inject: inject type \"header\" needs \"format\""},
 	{INJECT("{\"type\": \"header\", \"format\": \"%s\"}"), "inject type \"header\" needs \"name\""},
 	{INJECT("{\"type\": \"header\", \"name\": \"x\", \"format\": \"Key\"}"),
@@ -673,6 +695,53 @@ test_templates(void **state)
 	assert_non_null(p->state_dir);
 	assert_non_null(strstr(p->keys.seal_key, p->state_dir));
 	policy_unref(p);
+}
+
+/* File and exec secrets get a live cell (a file's holds the value read, an exec's is
+ * empty: policy load runs no command); env and value secrets none. */
+static void
+test_rotating_sources(void **state)
+{
+	static const char json[] =
+	    "{\"credentials\": {"
+	    "\"f\": {\"secret\": {\"file\": \"hdr.secret\"}, \"inject\": {\"type\": "
+	    "\"bearer\"}, \"hosts\": [\"a.test\"]},"
+	    "\"x\": {\"secret\": {\"exec\": [\"sh\", \"-c\", \"echo t\"], \"ttl\": \"2m\"}, "
+	    "\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"a.test\"]},"
+	    "\"v\": {\"secret\": {\"value\": \"inline-secret\"}, \"inject\": {\"type\": "
+	    "\"bearer\"}, \"hosts\": [\"a.test\"]}}}";
+	const policy_credential_t *f, *x, *v;
+	policy_errors_t errs;
+	policy_t *p;
+	secval_t *sv;
+
+	(void)state;
+	p = load(json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	f = policy_credential_find(p, "f");
+	x = policy_credential_find(p, "x");
+	v = policy_credential_find(p, "v");
+	assert_int_equal(f->secret_source, SECRET_FILE);
+	assert_non_null(f->live);
+	assert_string_equal(f->secret_file, tmp_path("hdr.secret"));
+	sv = snapshot_acquire(f->live);
+	assert_non_null(sv);
+	assert_string_equal(sv->value, "hdr-secret");
+	assert_int_equal(sv->expires_ms, 0);
+	secval_unref(sv);
+	assert_int_equal(x->secret_source, SECRET_EXEC);
+	assert_null(x->secret);
+	assert_non_null(x->live);
+	assert_null(snapshot_acquire(x->live));
+	assert_int_equal(x->exec.argv.n, 3);
+	assert_string_equal(x->exec.argv.v[0], "/usr/bin/sh");
+	assert_string_equal(x->exec.argv.v[2], "echo t");
+	assert_int_equal(x->exec.ttl_ms, 120000);
+	assert_int_equal(x->exec.timeout_ms, SG_SECRET_EXEC_TIMEOUT_DEFAULT_S * 1000);
+	assert_null(v->live);
+	policy_unref(p);
+	policy_errors_free(&errs);
 }
 
 static void
@@ -1400,6 +1469,7 @@ main(void)
 		cmocka_unit_test(test_good_policy),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_failed_handles_bounds),
+		cmocka_unit_test(test_rotating_sources),
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_mint_bad),
 		cmocka_unit_test(test_mint_good),

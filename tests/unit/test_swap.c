@@ -256,6 +256,97 @@ b64(const char *s)
 	return out;
 }
 
+/* --- rotating secrets (secval.h) ----------------------------------------------------- */
+
+static const char live_json[] =
+    "{\"credentials\": {"
+    "  \"live\": {\"secret\": {\"exec\": [\"sh\", \"-c\", \"exit 1\"], \"ttl\": \"1m\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"]}},"
+    " \"sandboxes\": {\"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
+    "    \"credentials\": [\"live\"]}}}";
+
+/* One request of credential live with handle h on t's env; its Authorization value. */
+static const char *
+live_request(struct t *t, const char *h)
+{
+	const http_field_t *f;
+
+	plan_free(&t->out);
+	t_head(t, "api.test", "GET /v1 HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer "
+	    "%s\r\n\r\n", h);
+	if (swap_request(&t->env, &t->req, &t->out) != 0)
+		return NULL;
+	f = http_head_get(&t->h, "Authorization");
+	return inject_field_value(&t->h, &t->out.edits, (size_t)(f - t->h.fields));
+}
+
+/*
+ * A request takes the value current when it is decided and keeps it (the plan holds a
+ * reference) while a rotation publishes a new one; the replaced value is scrubbed until
+ * its grace period ends; no value, or an expired one, is 502 secret_unavailable.
+ */
+static void
+test_rotating_secret(void **state)
+{
+	policy_errors_t errs;
+	policy_t *lp = policy_load_buffer("/tmp/sg-swap-live.json", live_json,
+	    strlen(live_json), &errs);
+	const policy_credential_t *cr;
+	struct t t, t1;
+	char *h = mint("live", "sb-1");
+	secval_t *v1, *v2;
+	bool rotated;
+
+	(void)state;
+	assert_non_null(lp);
+	policy_errors_free(&errs);
+	cr = policy_credential_find(lp, "live");
+	t_init(&t);
+	t.env.policy = lp;
+	/* no value yet */
+	assert_null(live_request(&t, h));
+	assert_int_equal(t.out.status, 502);
+	assert_string_equal(t.out.code, "secret_unavailable");
+	/* the first value, usable for 5 s */
+	v1 = secval_new("live-v1-SECRET", 14, t.env.now_ms + 5000);
+	(void)snapshot_publish(cr->live, v1);
+	t1 = t;		/* t1: a request in flight across the rotation */
+	plan_init(&t1.out);
+	memset(&t1.h, 0, sizeof(t1.h));
+	t1.msg = NULL;
+	assert_string_equal(live_request(&t1, h), "Bearer live-v1-SECRET");
+	assert_int_equal(t1.out.nscrub, 1);
+	/* rotation: v1 scrubbed for 1 s more */
+	v2 = secval_next(v1, "live-v2-SECRET", 14, t.env.now_ms + 5000, t.env.now_ms + 1000,
+	    &rotated);
+	assert_true(rotated);
+	(void)snapshot_publish(cr->live, v2);
+	assert_string_equal(live_request(&t, h), "Bearer live-v2-SECRET");
+	assert_int_equal(t.out.nscrub, 2);
+	assert_string_equal(t.out.scrub[0].secret, "live-v2-SECRET");
+	assert_string_equal(t.out.scrub[1].secret, "live-v1-SECRET");
+	assert_string_equal(t.out.scrub[1].handle, h);
+	/* the request in flight still has v1, and holds the only reference to it */
+	assert_string_equal(t1.out.scrub[0].secret, "live-v1-SECRET");
+	assert_int_equal(v1->refs, 1);
+	/* the grace period over: only the current value is scrubbed */
+	t.env.now_ms += 1000;
+	assert_string_equal(live_request(&t, h), "Bearer live-v2-SECRET");
+	assert_int_equal(t.out.nscrub, 1);
+	/* expired */
+	t.env.now_ms += 4000;
+	assert_null(live_request(&t, h));
+	assert_int_equal(t.out.status, 502);
+	assert_string_equal(t.out.code, "secret_unavailable");
+	assert_null(strstr(t.out.message, "SECRET"));
+	plan_free(&t1.out);	/* drops v1: freed */
+	http_head_clear(&t1.h);
+	free(t1.msg);
+	t_fini(&t);
+	policy_unref(lp);
+	free(h);
+}
+
 /* --- allowed -------------------------------------------------------------------------- */
 
 static void
@@ -1418,6 +1509,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_allowed_bearer),
+		cmocka_unit_test(test_rotating_secret),
 		cmocka_unit_test(test_allowed_basic_query_pairs),
 		cmocka_unit_test(test_denials),
 		cmocka_unit_test(test_aws_unsigned_refused),
