@@ -13,8 +13,8 @@
 # libevent nor OpenSSL (CORE_MODS): the decisions and codecs (policy, seal, handle,
 # handlecache, inject, scope, ratelimit, scrub, needles, unescape, decode, wsframe,
 # wsrelay, http, leak, netaddr, egress, authz, swap, tokenizer, revoke, registry, awscred,
-# pktline, gitpush, gitpack,
-# awssign, awsrole, stscache, stsxml, digest, lineage, sigv4, awschunk) and the plain-C
+# awssign, awsrole, fetchcache, stscache, stsxml, mintcache, minttok, mintreq, jwt, digest,
+# lineage, sigv4, awschunk, pktline, gitpush, gitpack, clustermsg, secval) and the plain-C
 # support they use (util, log, stats, audit). It may use libsodium, jansson, pcre2, zlib,
 # brotli, zstd and libhttp-parser (CORE_PKGS, -lhttp_parser). Everything else is the shell:
 # listeners, workers, connections, TLS, DNS (resolve), the certificate forge and cache,
@@ -40,13 +40,13 @@ CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
 SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl hiredis
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
 CORE_MODS  := audit authz awschunk awscred awsrole awssign clustermsg decode digest egress \
-              gitpack gitpush handle handlecache hash http inject leak lineage log needles \
-              netaddr pktline plan policy ratelimit registry revoke scope scrub seal secmem \
-              secval sigv4 snapshot stats stscache stsxml swap tokenizer unescape util view \
-              wsframe wsrelay
+              fetchcache gitpack gitpush handle handlecache hash http inject jwt leak lineage \
+              log mintcache mintreq minttok needles netaddr pktline plan policy ratelimit \
+              registry revoke scope scrub seal secmem secval sigv4 snapshot stats stscache \
+              stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.
-SHELL_UTESTS := ca certcache certforge cluster metadata metrics resolve secexec secwatch \
-                stsclient tls
+SHELL_UTESTS := ca certcache certforge cluster httpsreq mainq metadata metrics mintclient \
+                resolve secexec secwatch stsclient tls
 # Unit tests only: cmocka, and the brotli encoder that makes test_decode's inputs.
 TEST_PKGS := cmocka libbrotlienc
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

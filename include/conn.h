@@ -21,8 +21,9 @@ bool conn_is_spliced(const conn_t *c);
 bool conn_has_served(const conn_t *c);
 /* The client's source address (lives as long as c). */
 const struct sockaddr *conn_peer_addr(const conn_t *c);
-/* AssumeRole credentials arrived or failed (stscache_generation moved; w's thread): a
- * request of c waiting for them goes on or is answered 502 sts_error. Others: nothing. */
+/* AssumeRole credentials or a minted token arrived or failed (stscache_generation or
+ * mintcache_generation moved; w's thread): a request of c waiting for them goes on or is
+ * answered 502 sts_error / mint_failed. Others: nothing. */
 void conn_identity_ready(conn_t *c);
 /* The one teardown path: frees everything the connection holds, counts, logs. */
 void conn_close(conn_t *c, const char *reason);

@@ -45,6 +45,7 @@
 #include "resolve.h"
 #include "scrub.h"
 #include "stscache.h"
+#include "mintcache.h"
 #include "swap.h"
 #include "view.h"
 #include "worker.h"
@@ -114,6 +115,9 @@ struct conn_req {
 	bool held_whole;		/* ... and complete */
 	uint8_t id_key[STSCACHE_KEY_LEN];	/* ST_IDENTITY: the cache entry it waits on */
 	uint64_t id_seq;		/* ... and the fetch */
+	bool mint_wait;			/* ST_IDENTITY waits for a minted token (mint_key,
+					 * id_seq), not an AWS identity */
+	uint8_t mint_key[MINTCACHE_KEY_LEN];	/* the minted token's cache entry */
 	scrub_t *rewrite;		/* handle/placeholder -> secret in a streamed body */
 	awschunk_t *chunks;		/* an AWS streamed upload: chunk signatures redone */
 	int chunks_err;			/* an awschunk_rc that stopped the body */

@@ -200,4 +200,15 @@
 /* Longest AssumeRole answer read (head and body). */
 #define SG_STS_MAX_RESPONSE          (64 * 1024)
 
+/* --- minted tokens (credentials with mint: mintcache.h, mintclient.h) ------------- */
+/* One token endpoint call, from name resolution to the answer's last byte: then it has
+ * failed (its waiting requests get 502 mint_failed). Token endpoints answer in well
+ * under a second. */
+#define SG_MINT_TIMEOUT_S            10
+/* How long a request waits for its credential's token: a backstop behind the call's
+ * own SG_MINT_TIMEOUT_S (502 mint_failed). */
+#define SG_MINT_WAIT_MS              ((SG_MINT_TIMEOUT_S + 2) * 1000)
+/* Longest token endpoint answer read (head and body): tokens are a few KiB at most. */
+#define SG_MINT_MAX_RESPONSE         (64 * 1024)
+
 #endif

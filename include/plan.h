@@ -13,8 +13,8 @@
  *   - or a refusal: status, code, message, extra headers, the audit flags.
  * Pure core. Ownership: the plan owns everything it points to except cred/secret
  * pointers borrowed from the policy snapshot the request holds (and those into
- * aws_assumed and live[].val, whose references it holds); plan_free releases it. A
- * plan is not copied: cred pointers may point into its own live[].
+ * aws_assumed, mint_tok and live[].val, whose references it holds); plan_free releases
+ * it. A plan is not copied: cred pointers may point into its own live[].
  */
 #ifndef SEALGATE_PLAN_H
 #define SEALGATE_PLAN_H
@@ -26,6 +26,7 @@
 #include "awssign.h"
 #include "http.h"
 #include "inject.h"
+#include "mintcache.h"
 #include "policy.h"
 #include "scrub.h"
 #include "secval.h"
@@ -85,6 +86,14 @@ typedef struct plan {
 	size_t aws_handle_len;
 	stscache_cred_t *aws_assumed;	/* the assume_role set it signs with (a reference):
 					 * aws.id points into it */
+	/* a minted credential's handle (one per request): swap_mint_due until the shell
+	 * brings its token (swap_mint_apply) */
+	const policy_credential_t *mint_cred;	/* borrowed from the snapshot */
+	char *mint_handle;		/* the handle text (malloc'd) */
+	size_t mint_handle_len;
+	mintcache_tok_t *mint_tok;	/* the token injected (a reference) */
+	char *mint_scope;		/* the handle's narrowing (malloc'd copies), or none */
+	policy_strlist_t mint_repos, mint_perms;
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];
 	char credential[72], sandbox[72];	/* names, copied: set as soon as known */

@@ -84,6 +84,44 @@ typedef struct policy_git_push {
 	bool allow_force;	/* "force" (default false): non-fast-forward updates */
 } policy_git_push_t;
 
+/*
+ * The "mint" block: the credential's secret is a short-lived token sealgate mints from a
+ * root secret (mintcache.h, mintclient.h). The root secret (client_secret, private_key,
+ * refresh_token's first refresh token, the service-account key or token_exchange's
+ * subject token) is in p->secrets.
+ */
+enum policy_mint_type {
+	MINT_CLIENT_CREDENTIALS,	/* RFC 6749 §4.4 */
+	MINT_REFRESH_TOKEN,		/* RFC 6749 §6, rotating refresh tokens kept on disk */
+	MINT_GITHUB_APP,		/* App JWT -> installation access token */
+	MINT_JWT_BEARER,		/* RFC 7523: a Google service-account key signs */
+	MINT_TOKEN_EXCHANGE,		/* RFC 8693: a subject token exchanged */
+};
+
+typedef struct policy_mint {
+	enum policy_mint_type type;
+	char *token_url;		/* https://host[:port]/path as written (github: built) */
+	char *host;			/* lower-case, from token_url */
+	uint16_t port;
+	char *path;			/* origin-form target */
+	char *client_id;		/* client_id; github_app: app_id or client_id (iss);
+					 * jwt_bearer: the key's client_email */
+	const char *secret;		/* the root secret (p->secrets); NUL-terminated */
+	size_t secret_len;
+	const char *client_secret;	/* refresh_token, token_exchange: the optional
+					 * client_secret (p->secrets) */
+	size_t client_secret_len;
+	bool auth_body;			/* client_auth "body" (default "basic") */
+	char *scope, *audience, *resource, *target_audience;	/* NULL: not sent */
+	policy_strlist_t param_names, param_values;	/* "params", parallel */
+	char *installation_id;		/* github_app: digits */
+	char *subject_token_type;	/* token_exchange (default ..:access_token) */
+	char *requested_token_type;	/* token_exchange: NULL: not sent */
+	char *state_file;		/* refresh_token: where the newest refresh token lives */
+	char *digest;			/* hex BLAKE2b of every setting and the root secret:
+					 * the mint cache key's base (a change mints afresh) */
+} policy_mint_t;
+
 typedef struct policy_credential {
 	char *name;
 	char *secret;		/* in p->secrets (an arena), NUL-terminated; zeroed on free */
@@ -117,6 +155,7 @@ typedef struct policy_credential {
 	bool allow_websocket_binary;	/* its handle is swapped in binary WebSocket frames too */
 	const policy_aws_t *aws;	/* INJECT_AWS_SIGV4: its "aws" block; NULL otherwise */
 	const policy_git_push_t *git_push;	/* "git": {"push": ...}; NULL: absent */
+	const policy_mint_t *mint;	/* "mint": secret is NULL, the token is minted */
 } policy_credential_t;
 
 typedef struct policy_sandbox {
@@ -281,6 +320,17 @@ typedef struct policy {
 #define SG_POLICY_MAX_DECODED_BYTES (1024ull * 1024 * 1024 * 1024)
 #endif
 
+/* mint: bounds of what a policy names (the token endpoint URL, ids, scopes, params). */
+#ifndef SG_POLICY_MINT_URL_MAX
+#define SG_POLICY_MINT_URL_MAX     2048
+#define SG_POLICY_MINT_FIELD_MAX   1024
+#define SG_POLICY_MINT_PARAMS_MAX  16
+/* GitHub's REST API when github_app names no api_url. */
+#define SG_POLICY_GITHUB_API_URL   "https://api.github.com"
+/* token_exchange: the subject token's type when the policy names none (RFC 8693 §3). */
+#define SG_POLICY_TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
+#endif
+
 /* Name indexes: the smallest has this many slots; they double when half full. */
 #ifndef SG_POLICY_INDEX_MIN_SLOTS
 #define SG_POLICY_INDEX_MIN_SLOTS  16
@@ -305,6 +355,9 @@ void policy_errors_free(policy_errors_t *errs);
 
 policy_t *policy_ref(policy_t *p);
 void policy_unref(policy_t *p);
+
+/* The policy name of a mint type ("client_credentials", ...); "?" when out of range. */
+const char *policy_mint_name(enum policy_mint_type t);
 
 /* The policy name of an inject type ("bearer", ..., "aws_sigv4"); "?" when out of range. */
 const char *policy_inject_name(enum policy_inject_type t);

@@ -21,6 +21,8 @@
 #include "seal.h"
 #include "stscache.h"
 #include "stsclient.h"
+#include "mintcache.h"
+#include "mintclient.h"
 
 struct event_base;
 
@@ -36,6 +38,8 @@ typedef struct proxy_shared {
 	unsigned busy_poll_us;		/* limits.busy_poll_us: 0 = workers sleep at once */
 	stscache_t *sts_cache;		/* assume_role credentials (NULL: none kept) */
 	stsclient_t *sts;		/* makes the AssumeRole calls (main thread) */
+	mintcache_t *mint_cache;	/* minted tokens (NULL: none kept) */
+	mintclient_t *mint;		/* makes the token endpoint calls (main thread) */
 } proxy_shared_t;
 
 typedef struct proxy proxy_t;

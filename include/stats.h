@@ -27,6 +27,10 @@ struct sg_stats {
 	uint64_t assume_role_fetches;	/* calls made (refreshes included) */
 	uint64_t assume_role_refreshes;	/* ... of them while a usable set was cached */
 	uint64_t assume_role_failures;	/* calls that gave no credentials */
+	/* token endpoint calls for credentials with mint (mintclient.c) */
+	uint64_t mint_fetches;		/* calls made (refreshes included) */
+	uint64_t mint_refreshes;	/* ... of them while a usable token was cached */
+	uint64_t mint_failures;		/* calls that gave no token */
 	/* rotating secret sources (secwatch.c) */
 	uint64_t secret_rotations;	/* a file or exec secret changed value */
 	uint64_t secret_source_failures;	/* a read or run that gave no usable value */

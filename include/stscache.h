@@ -37,6 +37,9 @@
  * Bounds: STSCACHE_MAX entries; when full, the least recently used entry with no fetch in
  * flight goes (its set is released), else the new key fails ("cache full").
  *
+ * The table (entries, single flight, waiters, retry and stale windows, eviction, keys) is
+ * fetchcache.h's, shared with mintcache.h; this module gives it its numbers and values.
+ *
  * Pure core: the time is passed in (wall seconds for expirations, monotonic ms for the
  * retry and stale windows); no I/O. Threads: every function may be called from any
  * thread (one mutex; stscache_generation is one atomic load).
@@ -50,10 +53,11 @@
 
 #include "awssign.h"
 #include "defaults.h"
+#include "fetchcache.h"
 #include "policy.h"
 #include "util.h"
 
-#define STSCACHE_KEY_LEN		32
+#define STSCACHE_KEY_LEN		FETCHCACHE_KEY_LEN
 /* Credentials with assume_role times the reloads that changed them: far below this. */
 #define STSCACHE_MAX			1024
 /* A set is not handed to a new request with less than this left: the request must still
@@ -67,7 +71,7 @@
 /* A fetch not done by then is abandoned: three times the fetch timeout (SG_STS_TIMEOUT_S). */
 #define STSCACHE_STALE_FETCH_MS		(3 * SG_STS_TIMEOUT_S * 1000)
 /* Longest error text kept ("InvalidClientTokenId", "timeout", "HTTP 503", …). */
-#define STSCACHE_ERROR_MAX		128
+#define STSCACHE_ERROR_MAX		FETCHCACHE_ERROR_MAX
 
 /* A set of temporary credentials. Read-only once made; lives while referenced. */
 typedef struct stscache_cred {

@@ -68,6 +68,16 @@ bool swap_aws_identity_due(const plan_t *p) SG_NONNULL;
 int swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred) SG_NONNULL;
 
 /*
+ * A credential with "mint": swap_request authorised its handle but leaves the injection
+ * to the token the shell brings (mintcache.h). swap_mint_due: is one due for this plan?
+ * swap_mint_apply: inject tok (the caller's reference, taken over by the plan whatever
+ * the result) where the credential's inject rule says, and scrub it from responses
+ * (replaced by the handle). 0, or -1 with the refusal in the plan.
+ */
+bool swap_mint_due(const plan_t *p) SG_NONNULL;
+int swap_mint_apply(const swap_req_t *req, plan_t *p, mintcache_tok_t *tok) SG_NONNULL;
+
+/*
  * A buffered body (out->buffer_body) arrived whole: authorise handles found in it.
  * Only credentials whose inject type is body may travel in a body. 0 / -1 as above.
  */

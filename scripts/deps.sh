@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config libssl-dev openssl libevent-dev libsodium-dev
 libjansson-dev libcmocka-dev libhttp-parser-dev libpcre2-dev curl python3 python3-nacl python3-jsonschema
 ca-certificates iproute2 clang libclang-rt-14-dev cppcheck
 zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard python3-websockets
-python3-requests python3-botocore python3-boto3 awscli git libhiredis-dev redis-server"
+python3-requests python3-botocore python3-boto3 awscli git libhiredis-dev redis-server
+python3-oauthlib python3-jwt"
 
 missing=""
 for p in $PKGS; do

@@ -231,19 +231,30 @@ admin_summary_aws(const policy_aws_t *a)
 	    "assume_role", a->assume_role.set ? a->assume_role.role_arn : NULL);
 }
 
+/* A minted credential's grant and token endpoint (never its root secret). */
+static json_t *
+admin_summary_mint(const policy_mint_t *m)
+{
+	if (m == NULL)
+		return NULL;
+	return json_pack("{s:s, s:s, s:s?}", "type", policy_mint_name(m->type), "token_url",
+	    m->token_url, "client_id", m->client_id);
+}
+
 static json_t *
 admin_summary_credential(const policy_credential_t *c)
 {
 	static const char *const source[] = {"env", "file", "value", "exec"};
 
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:o*}",
-	    "secret", source[c->secret_source], "inject", policy_inject_name(c->inject.type),
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:o*, "
+	    "s:o*}", "secret", c->mint ? "mint" : source[c->secret_source],
+	    "inject", policy_inject_name(c->inject.type),
 	    "hosts", admin_strlist(&c->hosts), "methods", admin_strlist(&c->methods),
 	    "paths", admin_strlist(&c->paths), "ttl_s", (json_int_t)c->ttl_s,
 	    "lifetime", c->ttl_sandbox ? "sandbox" : "ttl", "max_ttl_s",
 	    (json_int_t)c->max_ttl_s, "env", c->env, "allow_plain_http", c->allow_plain_http,
 	    "allow_websocket_binary", c->allow_websocket_binary, "aws",
-	    admin_summary_aws(c->aws));
+	    admin_summary_aws(c->aws), "mint", admin_summary_mint(c->mint));
 }
 
 /* The default policy view: names, scopes and sources, never a secret or token. */

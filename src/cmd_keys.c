@@ -16,6 +16,7 @@
 #include "defaults.h"
 #include "gitpush.h"
 #include "handle.h"
+#include "mintreq.h"
 #include "policy.h"
 #include "registry.h"
 #include "seal.h"
@@ -332,8 +333,11 @@ unseal_claims_json(const handle_claims_t *c)
 	json_t *o;
 
 	cli_format_time(c->exp, exp, sizeof(exp));
+	bool narrow = c->scope != NULL || c->repos.n > 0 || c->perms.n > 0;
+
 	o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:s}", "key_id", c->key_id,
-	    "v", HANDLE_VERSION, "cred", c->cred, "sb", c->sb, "hid", c->hid,
+	    "v", narrow ? HANDLE_VERSION_NARROW : HANDLE_VERSION, "cred", c->cred, "sb", c->sb,
+	    "hid", c->hid,
 	    "iat", (json_int_t)c->iat, "exp", (json_int_t)c->exp, "expires_at", exp);
 	if (o != NULL && c->life_sandbox)
 		json_object_set_new(o, "life", json_string(HANDLE_LIFE_SANDBOX));
@@ -343,6 +347,12 @@ unseal_claims_json(const handle_claims_t *c)
 		json_object_set_new(o, "methods", unseal_list_json(&c->methods));
 	if (o != NULL && c->paths.n)
 		json_object_set_new(o, "paths", unseal_list_json(&c->paths));
+	if (o != NULL && c->scope != NULL)
+		json_object_set_new(o, "scope", json_string(c->scope));
+	if (o != NULL && c->repos.n)
+		json_object_set_new(o, "repos", unseal_list_json(&c->repos));
+	if (o != NULL && c->perms.n)
+		json_object_set_new(o, "perms", unseal_list_json(&c->perms));
 	return o;
 }
 
@@ -474,7 +484,8 @@ cmd_unseal(int argc, char **argv)
 /* --- handle mint ---------------------------------------------------------------------- */
 
 static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox ID "
-    "--credential NAME [--ttl 15m|sandbox] [--git-ref PATTERN]... [--count N] [--json]";
+    "--credential NAME [--ttl 15m|sandbox] [--git-ref PATTERN]... [--count N] [--json] "
+    "[--scope 'a b'] [--repo OWNER/NAME]... [--permission NAME:LEVEL]...";
 
 /* Most handles one `handle mint --count` prints (benchmarks, load tests). */
 #define MINT_MAX_COUNT	1000000
@@ -483,12 +494,35 @@ static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox
 #define MINT_MAX_GIT_REFS	32
 
 struct mint_args {
-	const char *policy, *sandbox, *credential, *ttl, *count;
+	const char *policy, *sandbox, *credential, *ttl, *count, *scope;
 	unsigned long n;	/* handles to mint: --count, default 1 */
 	int json;
 	char *git_refs[MINT_MAX_GIT_REFS];	/* --git-ref, borrowed from argv */
 	size_t ngit_refs;
+	/* a minted credential's narrowing: --repo, --permission (repeatable) */
+	char *repos[MINTREQ_NARROW_MAX + 1], *perms[MINTREQ_NARROW_MAX + 1];
+	size_t nrepos, nperms;
 };
+
+/* --repo / --permission at argv[*i]: appended to a's list. 1 taken, 0 not these, -1
+ * missing value or too many. */
+static int
+mint_parse_narrow(int argc, char **argv, int *i, struct mint_args *a)
+{
+	const char *v = NULL;
+	int m;
+
+	if ((m = cli_opt(argc, argv, i, "--repo", &v)) > 0) {
+		if (a->nrepos > MINTREQ_NARROW_MAX)
+			return -1;
+		a->repos[a->nrepos++] = (char *)v;
+	} else if (m == 0 && (m = cli_opt(argc, argv, i, "--permission", &v)) > 0) {
+		if (a->nperms > MINTREQ_NARROW_MAX)
+			return -1;
+		a->perms[a->nperms++] = (char *)v;
+	}
+	return m;
+}
 
 /* --count N: 1 .. MINT_MAX_COUNT. */
 static int
@@ -512,14 +546,17 @@ static int
 mint_parse_args(int argc, char **argv, struct mint_args *a)
 {
 	static const char *const names[] = {"--policy", "--sandbox", "--credential", "--ttl",
-	    "--count"};
-	const char **vals[] = {&a->policy, &a->sandbox, &a->credential, &a->ttl, &a->count};
+	    "--count", "--scope"};
+	const char **vals[] = {&a->policy, &a->sandbox, &a->credential, &a->ttl, &a->count,
+	    &a->scope};
 	int m = 0;
 
 	for (int i = 2; i < argc; i++) {
 		for (size_t k = 0; k < SG_ARRAY_LEN(names); k++)
 			if ((m = cli_opt(argc, argv, &i, names[k], vals[k])) != 0)
 				break;
+		if (m == 0)
+			m = mint_parse_narrow(argc, argv, &i, a);
 		if (m < 0)
 			return cli_usage_err(argv[0], handle_usage, "missing value for", argv[i]);
 		if (m == 0 && strcmp(argv[i], "--git-ref") == 0) {
@@ -697,6 +734,28 @@ mint_loop(const char *cmd, const seal_key_t *key, handle_claims_t *c,
 	return CLI_OK;
 }
 
+/* --scope, --repo, --permission: only for a minted credential, within what it allows. */
+static int
+mint_check_narrow(const char *cmd, const struct mint_args *a,
+    const policy_credential_t *cred)
+{
+	policy_strlist_t repos = {a->nrepos, (char **)a->repos};
+	policy_strlist_t perms = {a->nperms, (char **)a->perms};
+	const char *why;
+	char msg[256];
+
+	if (a->scope == NULL && a->nrepos == 0 && a->nperms == 0)
+		return CLI_OK;
+	if (cred->mint == NULL) {
+		snprintf(msg, sizeof(msg), "--scope, --repo and --permission narrow minted "
+		    "credentials only ('%s' has no mint)", cred->name);
+		return cli_fail(cmd, msg);
+	}
+	if (mintreq_narrow_check(cred->mint, a->scope, &repos, &perms, &why) < 0)
+		return cli_fail(cmd, why);
+	return CLI_OK;
+}
+
 static int
 mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 {
@@ -709,7 +768,8 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 
 	if ((rc = mint_check_grant(cmd, p, a, &cred)) != CLI_OK ||
 	    (rc = mint_check_git_refs(cmd, cred, a)) != CLI_OK ||
-	    (rc = mint_lifetime(cmd, a, p, cred, &life)) != CLI_OK)
+	    (rc = mint_lifetime(cmd, a, p, cred, &life)) != CLI_OK ||
+	    (rc = mint_check_narrow(cmd, a, cred)) != CLI_OK)
 		return rc;
 	if ((kr = mint_keyring(cmd, p)) == NULL)
 		return CLI_FAIL;
@@ -721,6 +781,9 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	c.life_sandbox = life.sandbox;
 	c.git_refs.v = (char **)(uintptr_t)a->git_refs;
 	c.git_refs.n = a->ngit_refs;
+	c.scope = (char *)a->scope;
+	c.repos = (policy_strlist_t){a->nrepos, (char **)a->repos};
+	c.perms = (policy_strlist_t){a->nperms, (char **)a->perms};
 	if (life.sandbox && !a->json) {
 		/* the kind of handle, said once (--json says it in "lifetime") */
 		cli_format_time(c.exp, exp, sizeof(exp));

@@ -44,6 +44,8 @@
 #include "serve.h"
 #include "stscache.h"
 #include "stsclient.h"
+#include "mintcache.h"
+#include "mintclient.h"
 #include "tls.h"
 #include "util.h"
 
@@ -372,7 +374,8 @@ serve_metrics(void *arg, size_t *len)
 	return metrics_render(&src, len);
 }
 
-/* An AssumeRole fetch ended: the workers resume (or answer) the requests waiting for it. */
+/* An AssumeRole or token fetch ended: the workers resume (or answer) the requests
+ * waiting for it. */
 static void
 serve_sts_done(void *arg)
 {
@@ -382,8 +385,8 @@ serve_sts_done(void *arg)
 		proxy_wake_workers(s->proxy);
 }
 
-/* The AssumeRole cache the workers share and the client that fills it on this (the
- * main) thread: before the workers start, which read them. */
+/* The AssumeRole and minted-token caches the workers share and the clients that fill
+ * them on this (the main) thread: before the workers start, which read them. */
 static int
 serve_sts_init(struct serve *s, char *err, size_t errlen)
 {
@@ -393,7 +396,15 @@ serve_sts_init(struct serve *s, char *err, size_t errlen)
 	}
 	s->shared.sts = stsclient_new(s->base, s->shared.tls_client, s->shared.sts_cache,
 	    AWSROLE_PORT, serve_sts_done, s, err, errlen);
-	return s->shared.sts != NULL ? 0 : -1;
+	if (s->shared.sts == NULL)
+		return -1;
+	if ((s->shared.mint_cache = mintcache_new()) == NULL) {
+		snprintf(err, errlen, "mint cache: out of memory");
+		return -1;
+	}
+	s->shared.mint = mintclient_new(s->base, s->shared.tls_client, s->shared.mint_cache,
+	    serve_sts_done, s, err, errlen);
+	return s->shared.mint != NULL ? 0 : -1;
 }
 
 /* A sandbox was suspended: the workers close its idle and spliced connections. */
@@ -567,6 +578,7 @@ serve_cleanup(struct serve *s)
 	admin_free(s->admin);
 	metadata_free(s->metadata);
 	stsclient_free(s->shared.sts);	/* workers are joined: nobody waits for a fetch */
+	mintclient_free(s->shared.mint);
 	if (s->sigint)
 		event_free(s->sigint);
 	if (s->sigterm)
@@ -593,6 +605,7 @@ serve_cleanup(struct serve *s)
 	certforge_free(s->shared.forge);
 	handlecache_free(s->shared.handles);
 	stscache_free(s->shared.sts_cache);
+	mintcache_free(s->shared.mint_cache);
 	ratelimit_free(s->shared.rl);
 	seal_keyring_free(s->shared.keyring);
 	registry_close(s->registry);

@@ -372,8 +372,12 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	case ST_IDENTITY:
 		STATS_INC(errors_timeout);
-		conn_fail(c, 502, "sts_error", "no AssumeRole answer for this request's AWS "
-		    "credential in time");
+		if (c->req.mint_wait)
+			conn_fail(c, 502, "mint_failed", "no token from the token endpoint for "
+			    "this request's credential in time");
+		else
+			conn_fail(c, 502, "sts_error", "no AssumeRole answer for this request's "
+			    "AWS credential in time");
 		return;
 	case ST_UP_CONNECTING:
 		STATS_INC(errors_timeout);

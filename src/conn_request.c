@@ -31,6 +31,9 @@
 #include "stats.h"
 #include "stscache.h"
 #include "stsclient.h"
+#include "mintcache.h"
+#include "mintclient.h"
+#include "mintreq.h"
 #include "swap.h"
 #include "util.h"
 #include "worker.h"
@@ -209,6 +212,92 @@ conn_identity_apply(conn_t *c, stscache_cred_t *cred)
 	return conn_swap_finish(c, swap_aws_assumed(&req, &c->rq->plan, cred));
 }
 
+/* The minted token arrived: inject it, scrub it. 0 / -1 (answered). */
+static int
+conn_mint_apply(conn_t *c, mintcache_tok_t *tok)
+{
+	swap_env_t env;
+	swap_req_t req;
+
+	conn_swap_env(c, &env, &req);
+	return conn_swap_finish(c, swap_mint_apply(&req, &c->rq->plan, tok));
+}
+
+/* The cache entry of the plan's minted credential: its name, settings digest and the
+ * handle's narrowing (each repository and permission a part of its own). */
+static void
+conn_mint_key(conn_t *c, mintcache_t *mc)
+{
+	const plan_t *p = &c->rq->plan;
+	const char *parts[3 + 2 * MINTREQ_NARROW_MAX + 2];
+	size_t lens[SG_ARRAY_LEN(parts)], n = 0;
+
+	parts[n++] = p->mint_cred->name;
+	parts[n++] = p->mint_cred->mint->digest;
+	parts[n++] = p->mint_scope;
+	for (size_t i = 0; i < p->mint_repos.n && i < MINTREQ_NARROW_MAX; i++)
+		parts[n++] = p->mint_repos.v[i];
+	parts[n++] = "|";	/* repositories end, permissions begin */
+	for (size_t i = 0; i < p->mint_perms.n && i < MINTREQ_NARROW_MAX; i++)
+		parts[n++] = p->mint_perms.v[i];
+	for (size_t i = 0; i < n; i++)
+		lens[i] = parts[i] ? strlen(parts[i]) : 0;
+	mintcache_key(mc, parts, lens, n, c->req.mint_key);
+}
+
+/* The handle's narrowing for the token request, or NULL (the credential's). */
+static const mintreq_narrow_t *
+conn_mint_narrow(const plan_t *p, mintreq_narrow_t *n)
+{
+	if (p->mint_scope == NULL && p->mint_repos.n == 0 && p->mint_perms.n == 0)
+		return NULL;
+	*n = (mintreq_narrow_t){p->mint_scope, NULL, (const char *const *)p->mint_repos.v,
+	    p->mint_repos.n, (const char *const *)p->mint_perms.v, p->mint_perms.n};
+	return n;
+}
+
+/*
+ * The token of a minted credential (mintcache.h), as conn_identity does for AWS: 0 when
+ * it was cached (injected at once), 1 when the request waits (ST_IDENTITY), -1 when
+ * answered (502 mint_failed naming the provider's error code).
+ */
+static int
+conn_mint(conn_t *c, uint64_t wait_seq)
+{
+	const proxy_shared_t *sh = worker_shared(c->w);
+	const policy_credential_t *cred = c->rq->plan.mint_cred;
+	mintcache_look_t look;
+	mintreq_narrow_t narrow;
+	char msg[256];
+
+	if (sh->mint_cache == NULL || sh->mint == NULL) {
+		conn_fail(c, 502, "mint_failed", "no token endpoint client");
+		return -1;
+	}
+	if (wait_seq == 0)
+		conn_mint_key(c, sh->mint_cache);
+	mintcache_get(sh->mint_cache, c->req.mint_key, util_now_s(), util_mono_ms(), wait_seq,
+	    &look);
+	if (look.fetch)
+		mintclient_fetch(sh->mint, c->view.policy, cred, conn_mint_narrow(&c->rq->plan,
+		    &narrow), c->req.mint_key, look.seq, look.refresh);
+	if (look.state == MINTCACHE_READY)
+		return conn_mint_apply(c, look.tok);
+	if (look.state == MINTCACHE_FAILED) {
+		snprintf(msg, sizeof(msg), "minting a token for credential %s failed (%s): the "
+		    "request is not sent", cred->name, look.error);
+		conn_fail(c, 502, "mint_failed", msg);
+		return -1;
+	}
+	c->req.id_seq = look.seq;
+	c->req.mint_wait = true;
+	if (c->st != ST_IDENTITY) {
+		conn_set_state(c, ST_IDENTITY);
+		conn_arm_timer(c, SG_MINT_WAIT_MS);
+	}
+	return 1;
+}
+
 /*
  * The identity an assume_role credential signs with (stscache.h): 0 when it was cached
  * (applied at once: a warm cache never waits), 1 when the request waits for STS
@@ -234,8 +323,11 @@ conn_identity(conn_t *c, uint64_t wait_seq)
 	if (look.fetch)
 		stsclient_fetch(sh->sts, c->view.policy, cred, c->req.id_key, look.seq,
 		    look.refresh);
-	if (look.state == STSCACHE_READY)
-		return conn_identity_apply(c, look.cred);
+	if (look.state == STSCACHE_READY) {
+		if (conn_identity_apply(c, look.cred) < 0)
+			return -1;
+		return swap_mint_due(&c->rq->plan) ? conn_mint(c, 0) : 0;
+	}
 	if (look.state == STSCACHE_FAILED) {
 		snprintf(msg, sizeof(msg), "AssumeRole for credential %s failed (%s): the "
 		    "request is not sent", cred->name, look.error);
@@ -243,6 +335,7 @@ conn_identity(conn_t *c, uint64_t wait_seq)
 		return -1;
 	}
 	c->req.id_seq = look.seq;
+	c->req.mint_wait = false;
 	if (c->st != ST_IDENTITY) {
 		conn_set_state(c, ST_IDENTITY);
 		conn_arm_timer(c, SG_STS_WAIT_MS);
@@ -251,7 +344,8 @@ conn_identity(conn_t *c, uint64_t wait_seq)
 }
 
 /* Find, authorise and plan the handle swap; answers the client itself on denial. 0: go
- * on; 1: the request waits for its AWS identity (conn_route resumes it); -1: answered. */
+ * on; 1: the request waits for its AWS identity or minted token (conn_route resumes it);
+ * -1: answered. */
 static int
 conn_swap(conn_t *c, const char *host, uint16_t port)
 {
@@ -265,7 +359,9 @@ conn_swap(conn_t *c, const char *host, uint16_t port)
 	conn_swap_env(c, &env, &req);
 	rc = swap_request(&env, &req, &c->rq->plan);
 	if (rc == 0 && swap_aws_identity_due(&c->rq->plan))
-		return conn_identity(c, 0);
+		return conn_identity(c, 0);	/* then the minted token, if one is due */
+	if (rc == 0 && swap_mint_due(&c->rq->plan))
+		return conn_mint(c, 0);
 	return conn_swap_finish(c, rc);
 }
 
@@ -490,7 +586,8 @@ conn_identity_ready(conn_t *c)
 {
 	if (c->st != ST_IDENTITY || c->rq == NULL)
 		return;
-	switch (conn_identity(c, c->req.id_seq)) {
+	switch (c->req.mint_wait ? conn_mint(c, c->req.id_seq) :
+	    conn_identity(c, c->req.id_seq)) {
 	case 0:
 		evtimer_del(c->timer);
 		conn_set_state(c, ST_HEAD);	/* where it was: deciding, nothing sent */

@@ -368,6 +368,21 @@ conn_write_response_head(conn_t *c)
 }
 
 /* A response head arrived whole: 1xx, 101 upgrade, or a final response. */
+/* The upstream refused a minted token (401): the cache drops it, so the next request
+ * mints a new one (this one's answer goes to the client as it is). */
+static void
+conn_mint_refused(conn_t *c)
+{
+	const proxy_shared_t *sh = worker_shared(c->w);
+
+	if (c->res.head.status != 401 || c->rq == NULL || c->rq->plan.mint_tok == NULL ||
+	    sh->mint_cache == NULL)
+		return;
+	if (mintcache_invalidate(sh->mint_cache, c->req.mint_key, c->rq->plan.mint_tok))
+		log_info("%s: the upstream refused credential %s's minted token (401): the next "
+		    "request mints a new one", c->peer, c->rq->plan.mint_cred->name);
+}
+
 static int
 conn_on_response_head(conn_t *c, ssize_t hl)
 {
@@ -413,6 +428,7 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		http_scan_init(&c->res.scan, SG_MAX_HEADER_BYTES);
 		return 0;
 	}
+	conn_mint_refused(c);
 	if (c->acct.t_sent) {
 		c->acct.upstream_ms = util_mono_msf() - c->acct.t_sent;
 		metrics_observe_upstream_ms(c->acct.upstream_ms);

@@ -91,7 +91,10 @@ handle_claims_dump(const handle_claims_t *c)
 	json_t *o;
 	char *s = NULL;
 
-	o = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", HANDLE_VERSION, "cred", c->cred,
+	bool narrow = c->scope != NULL || c->repos.n > 0 || c->perms.n > 0 || c->git_refs.n > 0;
+
+	o = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", narrow ? HANDLE_VERSION_NARROW :
+	    HANDLE_VERSION, "cred", c->cred,
 	    "sb", c->sb, "hid", c->hid, "iat", (json_int_t)c->iat, "exp", (json_int_t)c->exp);
 	if (o == NULL)
 		return NULL;
@@ -100,10 +103,16 @@ handle_claims_dump(const handle_claims_t *c)
 		json_decref(o);
 		return NULL;
 	}
+	if (c->scope != NULL && json_object_set_new(o, "scope", json_string(c->scope)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
 	if (handle_set_list(o, "hosts", &c->hosts) == 0 &&
 	    handle_set_list(o, "methods", &c->methods) == 0 &&
 	    handle_set_list(o, "paths", &c->paths) == 0 &&
-	    handle_set_list(o, "git_refs", &c->git_refs) == 0)
+	    handle_set_list(o, "git_refs", &c->git_refs) == 0 &&
+	    handle_set_list(o, "repos", &c->repos) == 0 &&
+	    handle_set_list(o, "perms", &c->perms) == 0)
 		s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -252,12 +261,34 @@ handle_json_life(json_t *o, bool *sandbox)
 	return 0;
 }
 
+/* The narrowing claims a v1 sealgate would ignore (mint narrowing, git push refs): present
+ * exactly when the version says so. */
+static int
+handle_claims_parse_narrow(json_t *o, bool narrow, handle_claims_t *c)
+{
+	json_t *s = json_object_get(o, "scope");
+
+	if (!narrow)
+		return s == NULL && json_object_get(o, "repos") == NULL &&
+		    json_object_get(o, "perms") == NULL &&
+		    json_object_get(o, "git_refs") == NULL ? 0 : -1;
+	if (s != NULL && (c->scope = handle_json_strdup(o, "scope")) == NULL)
+		return -1;
+	if (handle_json_list(o, "repos", &c->repos) < 0 ||
+	    handle_json_list(o, "perms", &c->perms) < 0 ||
+	    handle_json_list(o, "git_refs", &c->git_refs) < 0)
+		return -1;
+	return c->scope != NULL || c->repos.n > 0 || c->perms.n > 0 || c->git_refs.n > 0 ?
+	    0 : -1;
+}
+
 static int
 handle_claims_parse(json_t *o, handle_claims_t *c)
 {
 	json_t *v = json_object_get(o, "v"), *hid = json_object_get(o, "hid");
 
-	if (!json_is_integer(v) || json_integer_value(v) != HANDLE_VERSION)
+	if (!json_is_integer(v) || (json_integer_value(v) != HANDLE_VERSION &&
+	    json_integer_value(v) != HANDLE_VERSION_NARROW))
 		return -1;
 	if (!json_is_string(hid) || json_string_length(hid) != HANDLE_HID_LEN ||
 	    !handle_is_lower_hex(json_string_value(hid), HANDLE_HID_LEN))
@@ -273,10 +304,9 @@ handle_claims_parse(json_t *o, handle_claims_t *c)
 		return -1;
 	if (handle_json_list(o, "hosts", &c->hosts) < 0 ||
 	    handle_json_list(o, "methods", &c->methods) < 0 ||
-	    handle_json_list(o, "paths", &c->paths) < 0 ||
-	    handle_json_list(o, "git_refs", &c->git_refs) < 0)
+	    handle_json_list(o, "paths", &c->paths) < 0)
 		return -1;
-	return 0;
+	return handle_claims_parse_narrow(o, json_integer_value(v) == HANDLE_VERSION_NARROW, c);
 }
 
 static int
@@ -355,6 +385,9 @@ handle_claims_free(handle_claims_t *claims)
 	handle_list_free(&claims->methods);
 	handle_list_free(&claims->paths);
 	handle_list_free(&claims->git_refs);
+	free(claims->scope);
+	handle_list_free(&claims->repos);
+	handle_list_free(&claims->perms);
 	memset(claims, 0, sizeof(*claims));
 }
 

@@ -83,6 +83,13 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(assume_role_failures, "assume_role_failures_total", NULL, "counter",
 	    "AssumeRole calls that gave no credentials (STS error, timeout, network, TLS, "
 	    "malformed answer)."),
+	STAT(mint_fetches, "mint_fetches_total", NULL, "counter",
+	    "Token endpoint calls for credentials with mint (refreshes included)."),
+	STAT(mint_refreshes, "mint_refreshes_total", NULL, "counter",
+	    "Token endpoint calls made ahead of expiry while the cached token still served."),
+	STAT(mint_failures, "mint_failures_total", NULL, "counter",
+	    "Token endpoint calls that gave no token (provider error, timeout, network, TLS, "
+	    "malformed answer, state file write)."),
 	STAT(secret_rotations, "secret_rotations_total", NULL, "counter",
 	    "Rotating credential secrets (watched files, exec commands) that changed value."),
 	STAT(secret_source_failures, "secret_source_failures_total", NULL, "counter",

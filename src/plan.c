@@ -14,6 +14,14 @@ plan_init(plan_t *p)
 	inject_edits_init(&p->edits);
 }
 
+static void
+plan_strlist_free(policy_strlist_t *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
 void
 plan_free(plan_t *p)
 {
@@ -28,6 +36,11 @@ plan_free(plan_t *p)
 		free(p->git_refs.v[i]);
 	free(p->git_refs.v);
 	stscache_cred_unref(p->aws_assumed);
+	free(p->mint_handle);
+	mintcache_tok_unref(p->mint_tok);
+	free(p->mint_scope);
+	plan_strlist_free(&p->mint_repos);
+	plan_strlist_free(&p->mint_perms);
 	for (size_t i = 0; i < p->nlive; i++)
 		secval_unref(p->live[i].val);
 	sodium_memzero(p, sizeof(*p));

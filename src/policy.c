@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "awsrole.h"
 #include "defaults.h"
@@ -949,8 +950,8 @@ policy_secret_from_value(struct policy_ctx *c, const char *path, const json_t *v
  * file_only). *source gets SECRET_ENV/FILE/VALUE.
  */
 static int
-policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
-    char **out, size_t *outlen, int *source)
+policy_secret_ex(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
+    bool multiline, char **out, size_t *outlen, int *source)
 {
 	static const char *const all[] = {"env", "file", "value", NULL};
 	static const char *const files[] = {"file", NULL};
@@ -985,14 +986,24 @@ policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
 		policy_err(c, sub, "out of memory for secrets");
 		return -1;
 	}
-	if (rc == 0 && (*outlen == 0 || policy_secret_clean(*out, *outlen) < 0)) {
-		policy_err(c, sub, "the secret is empty or contains a line break or NUL byte");
+	if (rc == 0 && (*outlen == 0 || (multiline ? memchr(*out, '\0', *outlen) != NULL :
+	    policy_secret_clean(*out, *outlen) < 0))) {
+		policy_err(c, sub, multiline ? "the secret is empty or contains a NUL byte" :
+		    "the secret is empty or contains a line break or NUL byte");
 		secmem_arena_drop(c->p->secrets, *out, *outlen);
 		*out = NULL;
 		*outlen = 0;
 		return -1;
 	}
 	return rc;
+}
+
+/* A secret that goes into a header: one line. */
+static int
+policy_secret(struct policy_ctx *c, const char *path, json_t *v, bool file_only,
+    char **out, size_t *outlen, int *source)
+{
+	return policy_secret_ex(c, path, v, file_only, false, out, outlen, source);
 }
 
 /* --- sections ------------------------------------------------------------------------- */
@@ -2366,13 +2377,450 @@ policy_parse_credential_aws(struct policy_ctx *c, const char *path, json_t *v,
 		policy_parse_aws(c, sub, e, cr);
 }
 
+/* --- the "mint" block: a token minted from a root secret ------------------------------- */
+
+static const char *const policy_mint_types[] = {
+	[MINT_CLIENT_CREDENTIALS] = "client_credentials", [MINT_REFRESH_TOKEN] = "refresh_token",
+	[MINT_GITHUB_APP] = "github_app", [MINT_JWT_BEARER] = "jwt_bearer",
+	[MINT_TOKEN_EXCHANGE] = "token_exchange",
+};
+
+const char *
+policy_mint_name(enum policy_mint_type t)
+{
+	return (unsigned)t < SG_ARRAY_LEN(policy_mint_types) ? policy_mint_types[t] : "?";
+}
+
+/* Printable ASCII, no space at either end, at most SG_POLICY_MINT_FIELD_MAX. */
+static int
+policy_check_mint_field(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > SG_POLICY_MINT_FIELD_MAX || s[0] == ' ' || s[n - 1] == ' ')
+		return -1;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return -1;
+	return 0;
+}
+
+/* Optional string member key of v into *out (checked). */
+static void
+policy_mint_string(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    char **out)
+{
+	char sub[POLICY_PATH_MAX];
+	const char *s;
+	json_t *e;
+
+	policy_path_key(sub, sizeof(sub), path, key);
+	if ((e = json_object_get(v, key)) == NULL || policy_string(c, sub, e, &s) < 0)
+		return;
+	if (policy_check_mint_field(s) < 0)
+		policy_err(c, sub, "must be 1 to %d printable characters",
+		    SG_POLICY_MINT_FIELD_MAX);
+	else
+		policy_strdup_to(c, sub, s, out);
+}
+
+/* "https://host[:port][/path]" into m (host lower-case, port 443, path "/"). */
+static int
+policy_mint_url(struct policy_ctx *c, const char *path, const char *s, policy_mint_t *m)
+{
+	const char *h = s + 8, *end = h + strcspn(h, ":/?#"), *p = end;
+	char host[POLICY_HOST_MAX + 1], port[8] = "443";
+
+	if (strncmp(s, "https://", 8) != 0 || strlen(s) > SG_POLICY_MINT_URL_MAX ||
+	    end == h || (size_t)(end - h) > POLICY_HOST_MAX || strchr(s, '#') != NULL)
+		goto bad;
+	memcpy(host, h, (size_t)(end - h));
+	host[end - h] = '\0';
+	for (char *q = host; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	if (*p == ':') {
+		size_t n = strspn(p + 1, "0123456789");
+
+		if (n == 0 || n > 5)
+			goto bad;
+		memcpy(port, p + 1, n);
+		port[n] = '\0';
+		p += n + 1;
+	}
+	if ((*p != '\0' && *p != '/') || policy_check_dns_name(host) < 0 ||
+	    policy_check_port(port, false) < 0 || policy_check_mint_field(*p ? p : "/") < 0 ||
+	    strchr(p, ' ') != NULL)
+		goto bad;
+	m->port = (uint16_t)atoi(port);
+	if (policy_strdup_to(c, path, host, &m->host) < 0 ||
+	    policy_strdup_to(c, path, *p ? p : "/", &m->path) < 0 ||
+	    policy_strdup_to(c, path, s, &m->token_url) < 0)
+		return -1;
+	return 0;
+bad:
+	policy_err(c, path, "%s is not an https:// URL with a host name (https://host[:port]"
+	    "/path)", Q(s));
+	return -1;
+}
+
+/* "params": {"name": "value", ...}: sent with every token request. */
+static void
+policy_mint_params(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX];
+	const char *key, *s;
+	json_t *e;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	if (json_object_size(v) > SG_POLICY_MINT_PARAMS_MAX) {
+		policy_err(c, path, "more than %d parameters", SG_POLICY_MINT_PARAMS_MAX);
+		return;
+	}
+	json_object_foreach(v, key, e) {
+		policy_path_key(sub, sizeof(sub), path, key);
+		if (policy_check_param(key) < 0) {
+			policy_err(c, sub, "%s is not a parameter name ([A-Za-z0-9-._~])", Q(key));
+			continue;
+		}
+		if (policy_string(c, sub, e, &s) < 0)
+			continue;
+		if (policy_check_mint_field(s) < 0)
+			policy_err(c, sub, "must be 1 to %d printable characters",
+			    SG_POLICY_MINT_FIELD_MAX);
+		else if (policy_strlist_add(&m->param_names, key) < 0 ||
+		    policy_strlist_add(&m->param_values, s) < 0)
+			policy_err(c, sub, "out of memory");
+	}
+}
+
+/* Secret member key (a secret source; multiline for PEM and JSON keys) into *out. */
+static void
+policy_mint_secret_to(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    bool multiline, const char **out, size_t *outlen)
+{
+	char sub[POLICY_PATH_MAX], *sec = NULL;
+	size_t len = 0;
+	json_t *e;
+	int src = SECRET_VALUE;
+
+	policy_path_key(sub, sizeof(sub), path, key);
+	if ((e = json_object_get(v, key)) == NULL)
+		return;
+	if (policy_secret_ex(c, sub, e, false, multiline, &sec, &len, &src) < 0)
+		return;
+	*out = sec;
+	*outlen = len;
+	if (src == SECRET_VALUE)
+		policy_warn(c, "%s: %s: inline value is for development only", c->file, sub);
+}
+
+/* The root secret (required). */
+static void
+policy_mint_secret(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    bool multiline, policy_mint_t *m)
+{
+	if (json_object_get(v, key) == NULL)
+		policy_err(c, path, "mint type \"%s\" needs \"%s\"", policy_mint_name(m->type),
+		    key);
+	else
+		policy_mint_secret_to(c, path, v, key, multiline, &m->secret, &m->secret_len);
+}
+
+/* A Google service-account key (JSON): client_email, private_key, token_uri. The PEM
+ * replaces the JSON as the root secret. */
+static void
+policy_mint_sa_key(struct policy_ctx *c, const char *path, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *k = json_loadb(m->secret, m->secret_len, JSON_REJECT_DUPLICATES, NULL);
+	const char *email = json_string_value(json_object_get(k, "client_email"));
+	const char *pem = json_string_value(json_object_get(k, "private_key"));
+	const char *uri = json_string_value(json_object_get(k, "token_uri"));
+	char *old = (char *)(uintptr_t)m->secret;
+	size_t oldlen = m->secret_len;
+
+	policy_path_key(sub, sizeof(sub), path, "key");
+	if (email == NULL || pem == NULL || policy_check_mint_field(email) < 0) {
+		policy_err(c, sub, "is not a service-account key (JSON with client_email and "
+		    "private_key)");
+		json_decref(k);
+		return;
+	}
+	policy_strdup_to(c, sub, email, &m->client_id);
+	if (m->token_url == NULL && uri != NULL)
+		policy_mint_url(c, sub, uri, m);
+	m->secret = secmem_arena_dup(c->p->secrets, pem, strlen(pem));
+	m->secret_len = m->secret ? strlen(pem) : 0;
+	secmem_arena_drop(c->p->secrets, old, oldlen);
+	if (m->secret == NULL)
+		policy_err(c, sub, "out of memory for secrets");
+	json_decref(k);
+}
+
+/* installation_id: digits (a JSON number or a string). */
+static void
+policy_mint_installation(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX], buf[24];
+	json_t *e = json_object_get(v, "installation_id");
+
+	policy_path_key(sub, sizeof(sub), path, "installation_id");
+	if (e == NULL) {
+		policy_err(c, path, "mint type \"github_app\" needs \"installation_id\"");
+		return;
+	}
+	if (json_is_integer(e) && json_integer_value(e) > 0)
+		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(e));
+	else if (json_is_string(e) && json_string_length(e) > 0 && json_string_length(e) < 20 &&
+	    strspn(json_string_value(e), "0123456789") == json_string_length(e))
+		snprintf(buf, sizeof(buf), "%s", json_string_value(e));
+	else {
+		policy_err(c, sub, "must be a positive number");
+		return;
+	}
+	policy_strdup_to(c, sub, buf, &m->installation_id);
+}
+
+/* github_app: app_id or client_id (the JWT's iss), private_key, installation_id, api_url. */
+static void
+policy_mint_github(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX], url[SG_POLICY_MINT_URL_MAX + 64];
+	char *api = NULL, *app = NULL;
+
+	policy_mint_string(c, path, v, "app_id", &app);
+	policy_mint_string(c, path, v, "client_id", &m->client_id);
+	if ((app == NULL) == (m->client_id == NULL))
+		policy_err(c, path, "mint type \"github_app\" needs one of \"app_id\" and "
+		    "\"client_id\"");
+	if (app != NULL) {
+		free(m->client_id);
+		m->client_id = app;
+	}
+	policy_mint_secret(c, path, v, "private_key", true, m);
+	policy_mint_installation(c, path, v, m);
+	policy_mint_string(c, path, v, "api_url", &api);
+	policy_path_key(sub, sizeof(sub), path, api ? "api_url" : "type");
+	if (m->installation_id != NULL) {
+		size_t n = strlen(api ? api : SG_POLICY_GITHUB_API_URL);
+
+		n -= n > 0 && (api ? api : SG_POLICY_GITHUB_API_URL)[n - 1] == '/';
+		snprintf(url, sizeof(url), "%.*s/app/installations/%s/access_tokens", (int)n,
+		    api ? api : SG_POLICY_GITHUB_API_URL, m->installation_id);
+		policy_mint_url(c, sub, url, m);
+	}
+	free(api);
+}
+
+static void
+policy_mint_token_url(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m,
+    bool required)
+{
+	char sub[POLICY_PATH_MAX];
+	const char *s;
+	json_t *e = json_object_get(v, "token_url");
+
+	policy_path_key(sub, sizeof(sub), path, "token_url");
+	if (e == NULL) {
+		if (required)
+			policy_err(c, path, "mint type \"%s\" needs \"token_url\"",
+			    policy_mint_name(m->type));
+		return;
+	}
+	if (policy_string(c, sub, e, &s) == 0)
+		policy_mint_url(c, sub, s, m);
+}
+
+/* client_auth: "basic" (default, RFC 6749 §2.3.1) or "body". */
+static void
+policy_mint_oauth(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+{
+	static const char *const auths[] = {"basic", "body"};
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	policy_mint_token_url(c, path, v, m, m->type != MINT_JWT_BEARER);
+	policy_mint_string(c, path, v, "scope", &m->scope);
+	policy_mint_string(c, path, v, "audience", &m->audience);
+	policy_mint_string(c, path, v, "resource", &m->resource);
+	policy_path_key(sub, sizeof(sub), path, "params");
+	if ((e = json_object_get(v, "params")) != NULL)
+		policy_mint_params(c, sub, e, m);
+	policy_path_key(sub, sizeof(sub), path, "client_auth");
+	if ((e = json_object_get(v, "client_auth")) != NULL)
+		m->auth_body = policy_enum(c, sub, e, auths, 2) == 1;
+	if (m->type == MINT_JWT_BEARER)
+		return;
+	policy_mint_string(c, path, v, "client_id", &m->client_id);
+	if (m->client_id == NULL)
+		policy_err(c, path, "mint type \"%s\" needs \"client_id\"",
+		    policy_mint_name(m->type));
+}
+
+/* Every setting and the root secret, hashed: what the cache key starts from. */
+static void
+policy_mint_digest(struct policy_ctx *c, const char *path, policy_mint_t *m)
+{
+	const char *parts[] = {policy_mint_name(m->type), m->token_url, m->client_id,
+	    m->secret, m->client_secret, m->auth_body ? "body" : "basic", m->scope,
+	    m->audience, m->resource, m->target_audience, m->installation_id, m->state_file,
+	    m->subject_token_type, m->requested_token_type};
+	const size_t secret_at = 3, client_secret_at = 4;	/* not NUL-free: their lengths */
+	uint8_t h[16];
+	crypto_generichash_state st;
+	char hex[33];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	for (size_t i = 0; i < SG_ARRAY_LEN(parts); i++) {
+		uint64_t n = parts[i] == NULL ? UINT64_MAX : i == secret_at ? m->secret_len :
+		    i == client_secret_at ? m->client_secret_len : strlen(parts[i]);
+
+		crypto_generichash_update(&st, (const unsigned char *)&n, sizeof(n));
+		if (parts[i] != NULL)
+			crypto_generichash_update(&st, (const unsigned char *)parts[i], n);
+	}
+	for (size_t i = 0; i < m->param_names.n; i++) {
+		crypto_generichash_update(&st, (const unsigned char *)m->param_names.v[i],
+		    strlen(m->param_names.v[i]) + 1);
+		crypto_generichash_update(&st, (const unsigned char *)m->param_values.v[i],
+		    strlen(m->param_values.v[i]) + 1);
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_memzero(&st, sizeof(st));
+	util_hex_encode(h, sizeof(h), hex);
+	policy_strdup_to(c, path, hex, &m->digest);
+}
+
+static const char *const *
+policy_mint_keys(enum policy_mint_type t)
+{
+	static const char *const cc[] = {"type", "token_url", "client_id", "client_secret",
+	    "client_auth", "scope", "audience", "resource", "params", NULL};
+	static const char *const rt[] = {"type", "token_url", "client_id", "client_secret",
+	    "client_auth", "scope", "audience", "resource", "params", "refresh_token",
+	    "state_file", NULL};
+	static const char *const gh[] = {"type", "app_id", "client_id", "private_key",
+	    "installation_id", "api_url", NULL};
+	static const char *const jb[] = {"type", "token_url", "key", "scope",
+	    "target_audience", "audience", "params", NULL};
+	static const char *const te[] = {"type", "token_url", "client_id", "client_secret",
+	    "client_auth", "scope", "audience", "resource", "params", "subject_token",
+	    "subject_token_type", "requested_token_type", NULL};
+
+	return t == MINT_CLIENT_CREDENTIALS ? cc : t == MINT_REFRESH_TOKEN ? rt :
+	    t == MINT_GITHUB_APP ? gh : t == MINT_TOKEN_EXCHANGE ? te : jb;
+}
+
+static void
+policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e;
+
+	switch (m->type) {
+	case MINT_CLIENT_CREDENTIALS:
+		policy_mint_oauth(c, path, v, m);
+		policy_mint_secret(c, path, v, "client_secret", false, m);
+		break;
+	case MINT_REFRESH_TOKEN:
+		policy_mint_oauth(c, path, v, m);
+		policy_mint_secret(c, path, v, "refresh_token", false, m);
+		policy_mint_secret_to(c, path, v, "client_secret", false, &m->client_secret,
+		    &m->client_secret_len);
+		policy_path_key(sub, sizeof(sub), path, "state_file");
+		if ((e = json_object_get(v, "state_file")) != NULL)
+			policy_path(c, sub, e, &m->state_file);
+		break;
+	case MINT_GITHUB_APP:
+		policy_mint_github(c, path, v, m);
+		break;
+	case MINT_TOKEN_EXCHANGE:
+		policy_mint_oauth(c, path, v, m);
+		policy_mint_secret(c, path, v, "subject_token", false, m);
+		policy_mint_secret_to(c, path, v, "client_secret", false, &m->client_secret,
+		    &m->client_secret_len);
+		policy_mint_string(c, path, v, "subject_token_type", &m->subject_token_type);
+		policy_mint_string(c, path, v, "requested_token_type",
+		    &m->requested_token_type);
+		if (m->subject_token_type == NULL)
+			policy_strdup_to(c, path, SG_POLICY_TOKEN_TYPE_ACCESS,
+			    &m->subject_token_type);
+		break;
+	case MINT_JWT_BEARER:
+		policy_mint_secret(c, path, v, "key", true, m);
+		policy_mint_oauth(c, path, v, m);
+		policy_mint_string(c, path, v, "target_audience", &m->target_audience);
+		if (m->secret != NULL)
+			policy_mint_sa_key(c, path, m);
+		if (m->token_url == NULL && m->secret != NULL)
+			policy_err(c, path, "mint type \"jwt_bearer\" needs \"token_url\" (or "
+			    "token_uri in the key)");
+		if ((m->scope == NULL) == (m->target_audience == NULL))
+			policy_err(c, path, "mint type \"jwt_bearer\" needs one of \"scope\" "
+			    "and \"target_audience\"");
+		break;
+	}
+}
+
+static void
+policy_parse_mint(struct policy_ctx *c, const char *path, json_t *v, policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	policy_mint_t *m;
+	int type;
+
+	if (policy_object(c, path, v) < 0)
+		return;
+	policy_path_key(sub, sizeof(sub), path, "type");
+	if (json_object_get(v, "type") == NULL) {
+		policy_err(c, path, "needs \"type\"");
+		return;
+	}
+	if ((type = policy_enum(c, sub, json_object_get(v, "type"), policy_mint_types,
+	    SG_ARRAY_LEN(policy_mint_types))) < 0)
+		return;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		policy_err(c, path, "out of memory");
+		return;
+	}
+	cr->mint = m;
+	m->type = (enum policy_mint_type)type;
+	policy_check_keys(c, path, v, policy_mint_keys(m->type));
+	policy_mint_by_type(c, path, v, m);
+	policy_mint_digest(c, path, m);
+}
+
+/* "mint" replaces "secret", and its token goes where a header or query secret goes. */
+static void
+policy_parse_credential_mint(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, "mint");
+	int type = policy_inject_type_of(v);
+
+	if (e == NULL) {
+		policy_parse_credential_secret(c, path, v, cr);
+		return;
+	}
+	policy_path_key(sub, sizeof(sub), path, "mint");
+	if (json_object_get(v, "secret") != NULL)
+		policy_err(c, path, "has both \"secret\" and \"mint\" (a minted credential's "
+		    "root secret is inside \"mint\")");
+	if (type > INJECT_QUERY)
+		policy_err(c, sub, "works with inject types bearer, header, basic and query "
+		    "(this credential's is \"%s\")", policy_inject_types[type]);
+	policy_parse_mint(c, sub, e, cr);
+}
+
 static void
 policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
 	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
-	    "allow_websocket_binary", "aws", "git", NULL};
+	    "allow_websocket_binary", "aws", "git", "mint", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 
@@ -2381,7 +2829,7 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 	if (policy_object(c, path, v) < 0)
 		return;
 	policy_check_keys(c, path, v, keys);
-	policy_parse_credential_secret(c, path, v, cr);
+	policy_parse_credential_mint(c, path, v, cr);
 	policy_path_key(sub, sizeof(sub), path, "inject");
 	if ((e = json_object_get(v, "inject")) == NULL)
 		policy_err(c, path, "needs \"inject\"");
@@ -3095,8 +3543,32 @@ policy_aws_free(policy_aws_t *a)
 }
 
 static void
+policy_mint_free(policy_mint_t *m)
+{
+	if (m == NULL)
+		return;
+	free(m->token_url);
+	free(m->host);
+	free(m->path);
+	free(m->client_id);
+	free(m->scope);
+	free(m->audience);
+	free(m->resource);
+	free(m->target_audience);
+	policy_strlist_free(&m->param_names);
+	policy_strlist_free(&m->param_values);
+	free(m->installation_id);
+	free(m->subject_token_type);
+	free(m->requested_token_type);
+	free(m->state_file);
+	free(m->digest);
+	free(m);	/* the secret is in p->secrets */
+}
+
+static void
 policy_credential_free(policy_credential_t *cr)
 {
+	policy_mint_free((policy_mint_t *)(uintptr_t)cr->mint);
 	policy_aws_free((policy_aws_t *)(uintptr_t)cr->aws);
 	if (cr->git_push != NULL) {
 		policy_strlist_free(&((policy_git_push_t *)(uintptr_t)cr->git_push)->refs);

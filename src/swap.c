@@ -20,6 +20,7 @@
 #include "secmem.h"
 #include "stats.h"
 #include "scrub.h"
+#include "mintreq.h"
 #include "swap.h"
 
 static int
@@ -410,6 +411,9 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 		return swap_deny(out, 403, "handle_in_body", "credential %s does not inject "
 		    "into request bodies; send its handle where its inject rule expects it",
 		    cr->name);
+	if (cr->mint != NULL && at != SWAP_AT_HEAD)
+		return swap_deny(out, 403, "handle_in_frame", "credential %s is minted: its "
+		    "handle is swapped in request heads only", cr->name);
 	if (at == SWAP_AT_BINARY_FRAME && !cr->allow_websocket_binary)
 		return swap_deny(out, 403, "handle_in_binary_frame", "credential %s does not "
 		    "allow its handle in binary WebSocket frames (allow_websocket_binary)",
@@ -532,6 +536,20 @@ swap_aws_assumed(const swap_req_t *req, plan_t *p, stscache_cred_t *cred)
 	return swap_aws_resign(req, p);
 }
 
+/* A copy of src into dst (empty first). -1 when out of memory. */
+static int
+swap_strlist_copy(policy_strlist_t *dst, const policy_strlist_t *src)
+{
+	if (src->n == 0)
+		return 0;
+	if ((dst->v = calloc(src->n, sizeof(char *))) == NULL)
+		return -1;
+	for (; dst->n < src->n; dst->n++)
+		if ((dst->v[dst->n] = strdup(src->v[dst->n])) == NULL)
+			return -1;
+	return 0;
+}
+
 /*
  * A handle that narrows its credential's git push refs: each of its patterns must still
  * be within the credential's (the policy may have changed since it was minted); the
@@ -559,13 +577,67 @@ swap_git_refs(const handle_claims_t *cl, const policy_credential_t *cred, plan_t
 	}
 	if (out->git_refs.v != NULL)
 		return 0;	/* an earlier handle's */
-	if ((out->git_refs.v = calloc(cl->git_refs.n, sizeof(char *))) == NULL)
+	if (swap_strlist_copy(&out->git_refs, &cl->git_refs) < 0)
 		return swap_deny(out, 503, "resource_exhausted", "%s", "out of memory");
-	for (size_t i = 0; i < cl->git_refs.n; i++) {
-		if ((out->git_refs.v[i] = strdup(cl->git_refs.v[i])) == NULL)
-			return swap_deny(out, 503, "resource_exhausted", "%s", "out of memory");
-		out->git_refs.n++;
+	return 0;
+}
+
+/* A minted credential's handle: its token is injected once the shell has it. The
+ * handle's narrowing must still be within the credential (the policy may have changed
+ * since it was minted). */
+static int
+swap_mint_note(const policy_credential_t *cr, const handle_claims_t *cl, const char *text,
+    size_t tlen, plan_t *out)
+{
+	const char *why;
+
+	if (out->mint_cred != NULL)
+		return swap_deny(out, 400, "bad_request", "more than one handle of minted "
+		    "credentials in one request%s", NULL);
+	if (mintreq_narrow_check(cr->mint, cl->scope, &cl->repos, &cl->perms, &why) < 0)
+		return swap_deny(out, 403, "narrowing_denied", "%s", why);
+	if ((out->mint_handle = strndup(text, tlen)) == NULL ||
+	    (cl->scope != NULL && (out->mint_scope = strdup(cl->scope)) == NULL) ||
+	    swap_strlist_copy(&out->mint_repos, &cl->repos) < 0 ||
+	    swap_strlist_copy(&out->mint_perms, &cl->perms) < 0)
+		return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
+	out->mint_handle_len = tlen;
+	out->mint_cred = cr;
+	return 0;
+}
+
+bool
+swap_mint_due(const plan_t *p)
+{
+	return p->mint_cred != NULL && p->mint_tok == NULL;
+}
+
+int
+swap_mint_apply(const swap_req_t *req, plan_t *p, mintcache_tok_t *tok)
+{
+	policy_credential_t minted;
+	inject_list_t list;
+	const char *why = NULL;
+	int rc;
+
+	if (!swap_mint_due(p)) {
+		mintcache_tok_unref(tok);
+		return swap_deny(p, 500, "internal_error", "no minted token is due%s", NULL);
 	}
+	p->mint_tok = tok;
+	minted = *p->mint_cred;		/* the credential, with the token as its secret */
+	minted.secret = (char *)(uintptr_t)tok->token;
+	minted.secret_len = tok->token_len;
+	inject_find(req->head, req->target, &list);
+	rc = inject_apply(req->head, req->target, &list, p->mint_handle, p->mint_handle_len,
+	    &minted, &p->edits, &why);
+	inject_list_free(&list);
+	if (rc < 0)
+		return swap_deny(p, strcmp(why, "out of memory") == 0 ? 503 : 400,
+		    strcmp(why, "out of memory") == 0 ? "resource_exhausted" : "inject_failed",
+		    "%s", why);
+	swap_scrub_add(p, p->mint_cred, tok->token, tok->token_len, p->mint_handle,
+	    p->mint_handle_len);
 	return 0;
 }
 
@@ -616,6 +688,15 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 		goto done;
 	if (swap_place_ok(az.cred, at, out) < 0)
 		goto done;
+	if (az.cred->mint != NULL) {
+		rc = swap_mint_note(az.cred, cl, text, tlen, out);
+		goto done;
+	}
+	if (cl->scope != NULL || cl->repos.n > 0 || cl->perms.n > 0) {
+		swap_deny(out, 403, "narrowing_denied", "credential %s mints no token: a "
+		    "handle narrowing its token cannot use it", az.cred->name);
+		goto done;
+	}
 	if ((cr = swap_live(env, az.cred, out)) == NULL)
 		goto done;
 	if (list && inject_apply(req->head, req->target, list, text, tlen, cr,

@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "stats.h"
 #include "stscache.h"
+#include "mintcache.h"
 #include "util.h"
 #include "worker.h"
 
@@ -61,6 +62,7 @@ struct worker {
 	uint64_t io;			/* reads seen (busy polling) */
 	uint64_t swept;			/* proxy_sweeps() this worker has acted on */
 	uint64_t sts_seen;		/* stscache_generation() this worker has acted on */
+	uint64_t mint_seen;		/* mintcache_generation() likewise */
 	bool thread_started;
 };
 
@@ -209,21 +211,22 @@ worker_close_suspended(worker_t *w)
 }
 
 /*
- * AssumeRole fetches ended since the worker last looked (the STS client woke it): its
- * requests waiting for an AWS identity go on or are answered. Such waits are rare (a
+ * AssumeRole or token fetches ended since the worker last looked (the STS or mint client
+ * woke it): its requests waiting for an AWS identity or a minted token go on or are
+ * answered. Such waits are rare (a
  * cold cache), so every connection is asked rather than a list kept.
  */
 static void
 worker_sts_check(worker_t *w)
 {
-	uint64_t gen;
+	uint64_t gen = w->shared->sts_cache ? stscache_generation(w->shared->sts_cache) : 0;
+	uint64_t mgen = w->shared->mint_cache ? mintcache_generation(w->shared->mint_cache) :
+	    0;
 
-	if (w->shared->sts_cache == NULL)
-		return;
-	gen = stscache_generation(w->shared->sts_cache);
-	if (gen == w->sts_seen)
+	if (gen == w->sts_seen && mgen == w->mint_seen)
 		return;
 	w->sts_seen = gen;
+	w->mint_seen = mgen;
 	for (size_t i = w->nconns; i > 0; i--)	/* conn_close moves the last into i-1 */
 		if (i - 1 < w->nconns)
 			conn_identity_ready(w->conns[i - 1]);

@@ -364,6 +364,37 @@ test_open_format_errors(void **state)
 	free(text);
 }
 
+/* A minted credential's narrowing: "v":2, read back; a v1 reader would refuse it. */
+static void
+test_mint_open_narrowed(void **state)
+{
+	struct fixture *f = *state;
+	char *repos[] = {"octo-org/hello-world"}, *perms[] = {"contents:read", "issues:write"};
+	handle_claims_t c, o;
+	char *text;
+
+	claims_basic(&c);
+	c.scope = "read";
+	c.repos = (policy_strlist_t){1, repos};
+	c.perms = (policy_strlist_t){2, perms};
+	text = mint(f->cur, &c);
+	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
+	assert_string_equal(o.scope, "read");
+	assert_int_equal(o.repos.n, 1);
+	assert_string_equal(o.repos.v[0], "octo-org/hello-world");
+	assert_int_equal(o.perms.n, 2);
+	assert_string_equal(o.perms.v[1], "issues:write");
+	handle_claims_free(&o);
+	free(text);
+	claims_basic(&c);		/* no narrowing: still version 1 */
+	text = mint(f->cur, &c);
+	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
+	assert_null(o.scope);
+	assert_int_equal(o.repos.n, 0);
+	handle_claims_free(&o);
+	free(text);
+}
+
 static void
 test_open_payload_errors(void **state)
 {
@@ -403,6 +434,13 @@ test_open_payload_errors(void **state)
 		    "\"iat\":1,\"exp\":2,\"life\":\"forever\"}",
 		"{\"v\":1,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
 		    "\"iat\":1,\"exp\":2,\"life\":true}",
+		/* narrowing claims only with version 2, and version 2 only with them */
+		"{\"v\":1,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"scope\":\"read\"}",
+		"{\"v\":2,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"repos\":[]}",
+		"{\"v\":2,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"scope\":7}",
 	};
 	static const char good[] = "{\"v\":1,\"cred\":\"a\",\"sb\":\"b\","
 	    "\"hid\":\"00112233445566778899aabbccddeeff\",\"iat\":1,\"exp\":2,\"future\":true}";
@@ -927,6 +965,7 @@ main(void)
 		T(test_mint_open_life_sandbox),
 		T(test_mint_unique_ids),
 		T(test_mint_open_scoped),
+		T(test_mint_open_narrowed),
 		T(test_mint_refuses_bad_claims),
 		T(test_open_older_key),
 		T(test_open_retired_and_unknown),

@@ -886,6 +886,126 @@ static const char aws_json[] =
     "},\n"
     " \"listen\": {\"metadata_aws\": \"169.254.170.2:80\"}}\n";
 
+
+/* A credential "m" with the given "mint" block (and inject type bearer unless given). */
+#define MINT_CRED(inject, mint) "{\"credentials\": {\"m\": {\"inject\": " inject ", " \
+	"\"hosts\": [\"api.test\"], \"mint\": " mint "}}}"
+#define MINT(mint) MINT_CRED("{\"type\": \"bearer\"}", mint)
+
+static const struct {
+	const char *json, *expect;
+} mint_bad[] = {
+	{MINT("{\"type\": \"client_credentials\", \"client_id\": \"a\", \"client_secret\": "
+	    "{\"value\": \"s\"}}"), "main.json: credentials.m.mint: mint type "
+	    "\"client_credentials\" needs \"token_url\""},
+	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"http://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}}"),
+	    "main.json: credentials.m.mint.token_url: \"http://a.test/t\" is not an https:// URL"},
+	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\"}"), "main.json: credentials.m.mint: mint type "
+	    "\"client_credentials\" needs \"client_secret\""},
+	{MINT("{\"type\": \"password\"}"), "main.json: credentials.m.mint.type: \"password\" "
+	    "is not one of the allowed values"},
+	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"client_auth\": "
+	    "\"jwt\"}"), "main.json: credentials.m.mint.client_auth: \"jwt\" is not \"basic\" "
+	    "or \"body\""},
+	{MINT("{\"type\": \"github_app\", \"app_id\": \"1\", \"private_key\": {\"value\": "
+	    "\"k\"}, \"installation_id\": \"x1\"}"), "main.json: credentials.m.mint."
+	    "installation_id: must be a positive number"},
+	{MINT("{\"type\": \"github_app\", \"private_key\": {\"value\": \"k\"}, "
+	    "\"installation_id\": 1}"), "main.json: credentials.m.mint: mint type "
+	    "\"github_app\" needs one of \"app_id\" and \"client_id\""},
+	{MINT("{\"type\": \"jwt_bearer\", \"key\": {\"value\": \"{}\"}, \"scope\": \"s\"}"),
+	    "main.json: credentials.m.mint.key: is not a service-account key"},
+	{MINT("{\"type\": \"refresh_token\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"refresh_token\": {\"value\": \"r\"}, \"scope\": \"a\\nb\"}"),
+	    "main.json: credentials.m.mint.scope: must be 1 to"},
+	{MINT_CRED("{\"type\": \"hmac\"}", "{\"type\": \"client_credentials\", \"token_url\": "
+	    "\"https://a.test/t\", \"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}}"),
+	    "main.json: credentials.m.mint: works with inject types bearer, header, basic and "
+	    "query"},
+	{"{\"credentials\": {\"m\": {\"secret\": {\"value\": \"v\"}, \"inject\": {\"type\": "
+	    "\"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": {\"type\": \"client_credentials\", "
+	    "\"token_url\": \"https://a.test/t\", \"client_id\": \"a\", \"client_secret\": "
+	    "{\"value\": \"s\"}}}}}", "main.json: credentials.m: has both \"secret\" and \"mint\""},
+	{MINT("{\"type\": \"token_exchange\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\"}"), "main.json: credentials.m.mint: mint type "
+	    "\"token_exchange\" needs \"subject_token\""},
+	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"private_key\": "
+	    "{\"value\": \"k\"}}"), "main.json: credentials.m.mint: unknown key \"private_key\""},
+};
+
+static void
+test_mint_bad(void **state)
+{
+	policy_errors_t errs;
+	policy_t *p;
+
+	(void)state;
+	for (size_t i = 0; i < SG_ARRAY_LEN(mint_bad); i++) {
+		p = load(mint_bad[i].json, &errs);
+		if (p != NULL || !errors_contain(&errs, mint_bad[i].expect)) {
+			fprintf(stderr, "case %zu: want: %s\n", i, mint_bad[i].expect);
+			dump_errors(&errs);
+		}
+		assert_null(p);
+		assert_true(errors_contain(&errs, mint_bad[i].expect));
+		policy_errors_free(&errs);
+	}
+}
+
+static void
+test_mint_good(void **state)
+{
+	static const char json[] = "{\"credentials\": {"
+	    "\"cc\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": "
+	    "{\"type\": \"client_credentials\", \"token_url\": \"https://Auth.test:8443/oauth/"
+	    "token\", \"client_id\": \"app\", \"client_secret\": {\"value\": \"cs-1\"}, "
+	    "\"client_auth\": \"body\", \"scope\": \"read write\", \"audience\": \"api\", "
+	    "\"params\": {\"tenant\": \"t1\"}}},"
+	    "\"gh\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.github.com\"], "
+	    "\"mint\": {\"type\": \"github_app\", \"app_id\": \"123\", \"private_key\": "
+	    "{\"value\": \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\"}, "
+	    "\"installation_id\": 42}},"
+	    "\"gcp\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"x.googleapis.com\"], "
+	    "\"mint\": {\"type\": \"jwt_bearer\", \"scope\": \"s\", \"key\": {\"value\": "
+	    "\"{\\\"client_email\\\": \\\"sa@p.iam\\\", \\\"private_key\\\": \\\"PEM\\\", "
+	    "\\\"token_uri\\\": \\\"https://oauth2.googleapis.com/token\\\"}\"}}}}}";
+	policy_errors_t errs;
+	const policy_credential_t *c;
+	policy_t *p;
+
+	(void)state;
+	p = load(json, &errs);
+	if (p == NULL)
+		dump_errors(&errs);
+	assert_non_null(p);
+	c = policy_credential_find(p, "cc");
+	assert_null(c->secret);
+	assert_int_equal(c->mint->type, MINT_CLIENT_CREDENTIALS);
+	assert_string_equal(c->mint->host, "auth.test");
+	assert_int_equal(c->mint->port, 8443);
+	assert_string_equal(c->mint->path, "/oauth/token");
+	assert_string_equal(c->mint->secret, "cs-1");
+	assert_true(c->mint->auth_body);
+	assert_string_equal(c->mint->param_names.v[0], "tenant");
+	assert_int_equal(strlen(c->mint->digest), 32);
+	c = policy_credential_find(p, "gh");
+	assert_string_equal(c->mint->client_id, "123");
+	assert_string_equal(c->mint->host, "api.github.com");
+	assert_string_equal(c->mint->path, "/app/installations/42/access_tokens");
+	assert_non_null(strstr(c->mint->secret, "\nAAAA\n"));	/* PEM lines kept */
+	c = policy_credential_find(p, "gcp");
+	assert_string_equal(c->mint->client_id, "sa@p.iam");
+	assert_string_equal(c->mint->secret, "PEM");		/* the key's private_key */
+	assert_string_equal(c->mint->host, "oauth2.googleapis.com");
+	assert_string_equal(policy_mint_name(c->mint->type), "jwt_bearer");
+	policy_unref(p);
+	policy_errors_free(&errs);
+}
+
 static void
 test_aws_good(void **state)
 {
@@ -1458,6 +1578,8 @@ main(void)
 		cmocka_unit_test(test_rotating_sources),
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_git_push_block),
+		cmocka_unit_test(test_mint_bad),
+		cmocka_unit_test(test_mint_good),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_ttl_sandbox),

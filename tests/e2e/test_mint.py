@@ -1,0 +1,401 @@
+"""Minted credentials end to end: sealgate exchanges a root secret for a short-lived
+token at a token endpoint, caches and refreshes it, and injects it where the handle was.
+
+Topology (loopback): the providers (mint_standin.OAuthProvider: python3-oauthlib's token
+endpoint, the RFC 7523 and GitHub App endpoints verifying JWTs with python3-jwt) and the
+echo upstream (sgtest.EchoUpstream) on 127.0.0.3 with kernel-picked ports, reached at
+auth.example.test and api.example.test (upstream.resolve); sealgate on 127.0.0.1; the
+"sandbox" is this process, holding handles only.
+
+Credentials (each test its own, so cache states do not mix):
+  cc          client_credentials, HTTP Basic client auth
+  cc-body     client_credentials, client_secret in the form
+  cc-burst    client_credentials: 50 concurrent requests on a cold cache
+  cc-short    client_credentials, tokens of 62 s: refresh due after 2 s (min(31, 2))
+  cc-bad      a client secret the provider does not know: 502 mint_failed
+  cc-scrub    client_credentials: the minted token echoed back is scrubbed
+  cc-401      client_credentials: the upstream answers 401, the next request mints anew
+  cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
+  tx          token_exchange (RFC 8693): a subject token exchanged for the token
+  gh          github_app: a handle narrowed to one repository and permission
+"""
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+
+import mint_standin
+import sgtest
+
+API = "api.example.test"
+AUTH = "auth.example.test"
+SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
+           ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
+            "rt-client", "tx-client")}
+SUBJECT = "subject-" + os.urandom(16).hex()
+WRONG = "cs-wrong-" + os.urandom(12).hex()
+
+
+def R(x):
+    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values()) + [SUBJECT]))
+
+
+def cc_cred(name, port, api_port, auth="basic", secret=None, scope="read"):
+    return {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, api_port)],
+            "mint": {"type": "client_credentials",
+                     "token_url": "https://%s:%d/token" % (AUTH, port),
+                     "client_id": name, "client_auth": auth, "scope": scope,
+                     "client_secret": {"value": secret or SECRETS[name]}}}
+
+
+class MintCase(sgtest.TestCase):
+
+    def handle(self, cred, sg=None, narrow=()):
+        """A handle of cred for sb-1; narrow: extra `handle mint` arguments."""
+        if not narrow:
+            return sgtest.mint_handle((sg or self.sg).policy_path, "sb-1", cred)["handle"]
+        rc, out, err = sgtest.sealgate_cli(
+            "handle", "mint", "--policy", (sg or self.sg).policy_path, "--sandbox", "sb-1",
+            "--credential", cred, "--json", *narrow)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)["handle"]
+
+    def get(self, handle, target, sg=None, scheme="Bearer"):
+        return sgtest.proxied(sg or self.sg, API, self.echo.port, target=target,
+                              headers=[("Authorization", scheme + " " + handle)], timeout=20)
+
+    def auth_seen(self, marker):
+        found = []
+
+        def probe():
+            found[:] = [r for r in self.echo.requests if marker in r["path"]]
+            return found
+        sgtest.wait_for(probe, timeout=10, what="upstream request " + marker)
+        self.assertEqual(len(found), 1)
+        return [v for k, v in found[0]["headers"] if k.lower() == "authorization"]
+
+
+class ClientCredentialsTest(MintCase):
+
+    @classmethod
+    def setUpClass(cls):
+        pki = sgtest.PKI.get()
+        cls.echo = sgtest.EchoUpstream()
+        cls.addClassCleanup(cls.echo.stop)
+        clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
+                                             "cc-scrub", "cc-401", "cc-narrow",
+                                             "tx-client")}
+        clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
+        cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
+                                              expires_in={"cc-short": 62})
+        cls.addClassCleanup(cls.prov.stop)
+        cls.prov.subjects.add(SUBJECT)
+        p, e = cls.prov.port, cls.echo.port
+        creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
+                                               "cc-401")}
+        creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
+        creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
+        creds["tx"] = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, e)],
+                       "mint": {"type": "token_exchange",
+                                "token_url": "https://%s:%d/token-exchange" % (AUTH, p),
+                                "client_id": "tx-client", "audience": "api://billing",
+                                "client_secret": {"value": SECRETS["tx-client"]},
+                                "subject_token": {"value": SUBJECT}}}
+        creds["cc-bad"] = cc_cred("cc-bad", p, e, secret=WRONG)
+        cls.sg = sgtest.Sealgate(cls, overrides={
+            "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
+            "credentials": creds,
+            "sandboxes": {"sb-1": {"addresses": ["127.0.0.1/32"],
+                                   "credentials": sorted(creds)}}})
+
+    def test_minted_token_reaches_upstream(self):
+        h = self.handle("cc")
+        r = self.get(h, "/v1/cc-1")
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens("cc")
+        self.assertEqual(len(toks), 1, "one mint")
+        self.assertEqual(self.auth_seen("/v1/cc-1"), ["Bearer " + toks[0]])
+        self.assertNotIn(h.split(".")[2][:24], json.dumps(self.echo.requests[-1]))
+        r = self.get(h, "/v1/cc-2")       # cached: no second mint
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.auth_seen("/v1/cc-2"), ["Bearer " + toks[0]])
+        self.assertEqual(len(self.prov.tokens("cc")), 1)
+        basic = [base64.b64decode(v[6:]).decode() for q in self.prov.requests
+                 for k, v in q["headers"] if k == "Authorization" and v.startswith("Basic ")]
+        self.assertIn("cc:" + SECRETS["cc"], basic, "client auth is HTTP Basic")
+
+    def test_client_secret_in_body(self):
+        r = self.get(self.handle("cc-body"), "/v1/body-1")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.auth_seen("/v1/body-1"), ["Bearer " + self.prov.tokens(
+            "cc-body")[0]])
+
+    def test_fifty_concurrent_cold_one_mint(self):
+        h = self.handle("cc-burst")
+        out = [None] * 50
+
+        def one(i):
+            out[i] = self.get(h, "/v1/burst-%d" % i).status
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(out, [200] * 50)
+        self.assertEqual(len(self.prov.tokens("cc-burst")), 1,
+                         "the provider minted more than once for 50 requests")
+
+    def test_handle_works_across_refresh(self):
+        h = self.handle("cc-short")
+        r = self.get(h, "/v1/short-0")
+        self.assertEqual(r.status, 200, R(r))
+        first = self.prov.tokens("cc-short")[0]
+        n = [0]
+
+        def refreshed():     # requests go on; after 2 s one of them starts the refresh
+            n[0] += 1
+            r = self.get(h, "/v1/short-%d" % n[0])
+            self.assertEqual(r.status, 200, R(r))
+            toks = self.prov.tokens("cc-short")
+            return len(toks) >= 2 and self.auth_seen("/v1/short-%d" % n[0]) == \
+                ["Bearer " + toks[1]]
+        sgtest.wait_for(refreshed, timeout=20, interval=0.2,
+                        what="a request with the refreshed token")
+        self.assertNotEqual(self.prov.tokens("cc-short")[1], first)
+        self.assertEqual(len(self.prov.tokens("cc-short")), 2)
+
+    def test_mint_failure_502(self):
+        r = self.get(self.handle("cc-bad"), "/v1/bad-1")
+        self.assertEqual(r.status, 502, R(r))
+        self.assertEqual(r.json()["error"], "mint_failed")
+        self.assertIn("invalid_client", r.json()["message"])
+        self.assertNotIn(WRONG, r.body.decode() + self.sg.log())
+        self.assertFalse([q for q in self.echo.requests if "/v1/bad-1" in q["path"]])
+        audit = open(os.path.join(self.sg.dir, "audit.log")).read()
+        self.assertIn('"event":"mint"', audit)
+        self.assertNotIn(WRONG, audit)
+
+    def test_upstream_401_drops_the_token(self):
+        h = self.handle("cc-401")
+        r = self.get(h, "/status/401")
+        self.assertEqual(r.status, 401, R(r))
+        first = self.prov.tokens("cc-401")
+        self.assertEqual(len(first), 1)
+        r = self.get(h, "/v1/after-401")
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens("cc-401")
+        self.assertEqual(len(toks), 2, "no new token after the upstream's 401")
+        self.assertEqual(self.auth_seen("/v1/after-401"), ["Bearer " + toks[1]])
+
+    def test_scope_narrowed_per_handle(self):
+        wide, narrow = self.handle("cc-narrow"), self.handle("cc-narrow",
+                                                             narrow=("--scope", "read"))
+        for h, m in ((wide, "/v1/wide"), (narrow, "/v1/narrow")):
+            r = self.get(h, m)
+            self.assertEqual(r.status, 200, R(r))
+        scopes = [dict(urllib.parse.parse_qsl(q["body"])).get("scope")
+                  for q in self.prov.requests if "cc-narrow" in json.dumps(q["headers"]) or
+                  "Y2MtbmFycm93" in json.dumps(q["headers"])]
+        self.assertEqual(sorted(scopes), ["read", "read write"])
+        toks = self.prov.tokens("cc-narrow")
+        self.assertEqual(len(toks), 2, "one token per narrowing")
+        self.assertEqual(self.auth_seen("/v1/narrow"), ["Bearer " + toks[1]])
+        rc, _, err = sgtest.sealgate_cli("handle", "mint", "--policy", self.sg.policy_path,
+                                         "--sandbox", "sb-1", "--credential", "cc-narrow",
+                                         "--scope", "admin")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("more than the credential's scope", err)
+
+    def test_token_exchange(self):
+        r = self.get(self.handle("tx"), "/v1/tx-1")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(len(self.prov.exchanges), 1)
+        x = self.prov.exchanges[0]
+        self.assertEqual(x["subject_token"], SUBJECT)
+        self.assertEqual(x["subject_token_type"],
+                         "urn:ietf:params:oauth:token-type:access_token")
+        self.assertEqual(x["audience"], "api://billing")
+        self.assertEqual(self.auth_seen("/v1/tx-1"),
+                         ["Bearer " + self.prov.tokens("tx-client")[0]])
+        self.assertNotIn(SUBJECT, self.sg.log())
+
+    def test_minted_token_scrubbed(self):
+        h = self.handle("cc-scrub")
+        r = self.get(h, "/reflect-auth/scrub-1")
+        self.assertEqual(r.status, 200, R(r))
+        tok = self.prov.tokens("cc-scrub")[0]
+        self.assertEqual(self.auth_seen("/reflect-auth/scrub-1"), ["Bearer " + tok])
+        self.assertNotIn(tok.encode(), r.raw_head + r.body)
+        self.assertEqual(r.header("X-Echo-Auth"), "Bearer " + h)
+        for line in self.sg.log().splitlines() + open(os.path.join(
+                self.sg.dir, "audit.log")).read().splitlines():
+            self.assertNotIn(tok, line, "the token was logged")
+        self.assertGreaterEqual(sgtest.metrics_value(self.sg, "sealgate_mint_fetches_total"),
+                                1)
+
+
+def _rsa_key(folder, name):
+    """An RSA-2048 key pair made with the openssl CLI: (private PEM text, public PEM)."""
+    key = os.path.join(folder, name + ".key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", key], check=True, capture_output=True)
+    pub = subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True,
+                         capture_output=True).stdout
+    os.chmod(key, 0o600)
+    with open(key) as f:
+        return f.read(), pub
+
+
+def _secret_file(folder, name, text):
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+class SignedAssertionTest(MintCase):
+    """jwt_bearer (a Google service-account key) and github_app (an App's private key):
+    sealgate signs RS256 JWTs that the stand-in verifies with python3-jwt."""
+
+    @classmethod
+    def setUpClass(cls):
+        pki = sgtest.PKI.get()
+        cls.tmp = tempfile.mkdtemp(prefix="sgtest-mint-")
+        cls.addClassCleanup(subprocess.run, ["rm", "-rf", cls.tmp])
+        cls.echo = sgtest.EchoUpstream()
+        cls.addClassCleanup(cls.echo.stop)
+        cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), {})
+        cls.addClassCleanup(cls.prov.stop)
+        sa_pem, sa_pub = _rsa_key(cls.tmp, "sa")
+        app_pem, app_pub = _rsa_key(cls.tmp, "app")
+        cls.token_uri = "https://%s:%d/jwt-bearer" % (AUTH, cls.prov.port)
+        cls.prov.sa_public_key, cls.prov.sa_audience = sa_pub, cls.token_uri
+        cls.prov.app_public_key, cls.prov.app_id = app_pub, "123456"
+        cls.email = "sealgate-e2e@project.iam.gserviceaccount.com"
+        sa_file = _secret_file(cls.tmp, "sa.json", json.dumps({
+            "type": "service_account", "client_email": cls.email, "private_key": sa_pem,
+            "token_uri": cls.token_uri}))
+        app_file = _secret_file(cls.tmp, "app.pem", app_pem)
+        hosts = ["%s:%d" % (API, cls.echo.port)]
+        creds = {
+            "gcp": {"inject": {"type": "bearer"}, "hosts": hosts,
+                    "mint": {"type": "jwt_bearer", "key": {"file": sa_file},
+                             "scope": "https://www.googleapis.com/auth/cloud-platform"}},
+            "gh": {"inject": {"type": "header", "name": "Authorization",
+                              "format": "token %s"}, "hosts": hosts,
+                   "mint": {"type": "github_app", "app_id": "123456",
+                            "private_key": {"file": app_file}, "installation_id": 42,
+                            "api_url": "https://%s:%d" % (AUTH, cls.prov.port)}},
+        }
+        cls.sg = sgtest.Sealgate(cls, overrides={
+            "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
+            "credentials": creds,
+            "sandboxes": {"sb-1": {"addresses": ["127.0.0.1/32"],
+                                   "credentials": sorted(creds)}}})
+
+    def test_jwt_bearer_assertion_verified(self):
+        r = self.get(self.handle("gcp"), "/v1/gcp-1")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.prov.refused, [])
+        self.assertEqual(len(self.prov.assertions), 1)
+        a = self.prov.assertions[0]
+        self.assertEqual(a["iss"], self.email)
+        self.assertEqual(a["aud"], self.token_uri)
+        self.assertEqual(a["scope"], "https://www.googleapis.com/auth/cloud-platform")
+        self.assertLessEqual(a["exp"] - a["iat"], 3600)
+        self.assertEqual(self.auth_seen("/v1/gcp-1"),
+                         ["Bearer " + self.prov.tokens("jwt-bearer")[0]])
+
+    def test_github_handle_narrowed_to_one_repository(self):
+        h = self.handle("gh", narrow=("--repo", "octo-org/hello-world", "--permission",
+                                      "contents:read"))
+        r = self.get(h, "/v1/gh-narrow", scheme="token")
+        self.assertEqual(r.status, 200, R(r))
+        g = [x for x in self.prov.github if x["request"]]
+        self.assertEqual(len(g), 1)
+        self.assertEqual(g[0]["request"], {"repositories": ["hello-world"],
+                                           "permissions": {"contents": "read"}})
+        self.assertEqual(self.auth_seen("/v1/gh-narrow"), ["token " + g[0]["token"]])
+        rc, _, err = sgtest.sealgate_cli("handle", "mint", "--policy", self.sg.policy_path,
+                                         "--sandbox", "sb-1", "--credential", "gh",
+                                         "--permission", "contents:own")
+        self.assertNotEqual(rc, 0)
+
+    def test_github_app_jwt_verified(self):
+        r = self.get(self.handle("gh"), "/v1/gh-1", scheme="token")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.prov.refused, [])
+        wide = [x for x in self.prov.github if not x["request"]]
+        self.assertEqual(len(wide), 1)
+        g = wide[0]
+        self.assertEqual(g["path"], "/app/installations/42/access_tokens")
+        self.assertEqual(g["claims"]["iss"], "123456")
+        self.assertLessEqual(g["claims"]["exp"] - g["claims"]["iat"], 600)
+        self.assertEqual(self.auth_seen("/v1/gh-1"), ["token " + g["token"]])
+
+
+class RefreshTokenTest(MintCase):
+    """refresh_token: the provider rotates refresh tokens and revokes a family whose
+    token is used twice; sealgate keeps the newest one on disk before using the access
+    token, so a kill -9 and a restart never reuse one."""
+
+    def setUp(self):
+        pki = sgtest.PKI.get()
+        self.state = tempfile.mkdtemp(prefix="sgtest-mint-state-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", self.state])
+        self.echo = sgtest.EchoUpstream()
+        self.addCleanup(self.echo.stop)
+        self.prov = mint_standin.OAuthProvider(pki.server_context("multi"),
+                                               {"rt-client": SECRETS["rt-client"]})
+        self.addCleanup(self.prov.stop)
+        self.rt0 = "rt0-" + os.urandom(16).hex()
+        self.prov.seed_refresh_token(self.rt0)
+
+    def policy(self, seed):
+        keys = os.path.join(self.state, "keys")
+        cred = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, self.echo.port)],
+                "mint": {"type": "refresh_token",
+                         "token_url": "https://%s:%d/token" % (AUTH, self.prov.port),
+                         "client_id": "rt-client",
+                         "client_secret": {"value": SECRETS["rt-client"]},
+                         "refresh_token": {"value": seed}}}
+        return {"keys": {"seal_key": os.path.join(keys, "seal.key"),
+                         "ca_cert": os.path.join(keys, "ca.crt"),
+                         "ca_key": os.path.join(keys, "ca.key")},
+                "admin": {"token": {"file": os.path.join(keys, "admin.token")}},
+                "state": {"dir": self.state},
+                "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
+                "credentials": {"rt": cred},
+                "sandboxes": {"sb-1": {"addresses": ["127.0.0.1/32"],
+                                       "credentials": ["rt"]}}}
+
+    def test_rotation_survives_kill9(self):
+        sg1 = sgtest.Sealgate(self, overrides=self.policy(self.rt0))
+        h = self.handle("rt", sg1)
+        r = self.get(h, "/v1/rt-1", sg1)
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.auth_seen("/v1/rt-1"), ["Bearer " + self.prov.tokens()[0]])
+        with open(os.path.join(self.state, "mint-rt.refresh")) as f:
+            kept = f.read()
+        self.assertNotIn(self.rt0, kept, "the rotated refresh token was not kept")
+        sg1.kill9()
+        sg2 = sgtest.Sealgate(self, overrides=self.policy(self.rt0))
+        r = self.get(h, "/v1/rt-2", sg2)
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens()
+        self.assertEqual(len(toks), 2)
+        self.assertEqual(self.auth_seen("/v1/rt-2"), ["Bearer " + toks[1]])
+        self.assertEqual(self.prov.reuses, 0, "the provider saw a refresh token reused")
+        self.assertEqual(self.prov.revoked, set())
+
+    def test_invalid_grant_502(self):
+        sg = sgtest.Sealgate(self, overrides=self.policy("rt-unknown-" + os.urandom(8).hex()))
+        r = self.get(self.handle("rt", sg), "/v1/rt-bad", sg)
+        self.assertEqual(r.status, 502, R(r))
+        self.assertEqual(r.json()["error"], "mint_failed")
+        self.assertIn("invalid_grant", r.json()["message"])
+        self.assertIn("terminal", sg.log())
