@@ -421,6 +421,14 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 	return 0;
 }
 
+/* echo_ok_in_body: a handle in a held body its credential does not inject into stays
+ * text (the request it stands in is still authorised by swap_one). */
+static bool
+swap_echo_ok(const policy_credential_t *cr, enum swap_at at)
+{
+	return at == SWAP_AT_BODY && cr->echo_ok_in_body && cr->inject.type != INJECT_BODY;
+}
+
 /* What replaces secret in responses: repl (copied). */
 static void
 swap_scrub_add(plan_t *out, const policy_credential_t *cr, const char *secret, size_t len,
@@ -684,6 +692,10 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	swap_note_lineage(out, cl, &az, true);
 
+	if (swap_echo_ok(az.cred, at)) {
+		rc = 0;		/* quoted text: authorised here, not swapped, not counted */
+		goto done;
+	}
 	if (swap_git_refs(cl, az.cred, out) < 0 || swap_rate(env, cl, &az, out) < 0)
 		goto done;
 	if (swap_place_ok(az.cred, at, out) < 0)
@@ -742,6 +754,18 @@ swap_seen(const swap_req_t *req, const inject_list_t *l, size_t upto, const char
 		if (ol == tl && memcmp(o, t, tl) == 0)
 			return true;
 	}
+	return false;
+}
+
+/* Does an echo_ok_in_body credential cover this host (its quoted handles are judged in
+ * the held body rather than refused by the streaming tripwire)? */
+static bool
+swap_echo_host(const policy_t *p, const swap_req_t *req)
+{
+	for (size_t i = 0; i < p->ncredentials; i++)
+		if (p->credentials[i].echo_ok_in_body &&
+		    scope_hosts_match(&p->credentials[i].hosts, req->host, req->port))
+			return true;
 	return false;
 }
 
@@ -821,8 +845,9 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 	if (swap_check_encoded(req, out) < 0)
 		return -1;
 	if (inject_find(req->head, req->target, &list) == 0) {
-		/* opt-in: a body credential covers this host, its handle may be in the body */
-		out->buffer_body = !req->head->no_body && swap_body_host(env->policy, req);
+		/* opt-in: a body or echo_ok_in_body credential covers this host: hold the body */
+		out->buffer_body = !req->head->no_body && (swap_body_host(env->policy, req) ||
+		    swap_echo_host(env->policy, req));
 		if (swap_has_tokenizer(env, req) && swap_throttle_check(env, req, out) < 0)
 			return -1;
 		return swap_tokenizer(env, req, out);
@@ -831,6 +856,8 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 	if (rc == 0)
 		rc = swap_handles(env, req, &list, out);
 	inject_list_free(&list);
+	if (rc == 0 && !req->head->no_body && swap_echo_host(env->policy, req))
+		out->buffer_body = true;	/* a quote in the body is told from a use there */
 	if (rc == 0)
 		rc = swap_tokenizer(env, req, out);
 	return rc < 0 ? rc : swap_aws_resign(req, out);
