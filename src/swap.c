@@ -421,12 +421,26 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 	return 0;
 }
 
-/* echo_ok_in_body: a handle in a held body its credential does not inject into stays
- * text (the request it stands in is still authorised by swap_one). */
+/*
+ * echo_ok_in_body: a handle quoted in a held body toward one of its credential's hosts,
+ * where that credential does not inject, stays text. It is never used, so neither its
+ * time, revocation nor sandbox matter (a chat history keeps old handles); it still had
+ * to open under the keyring, which names its credential.
+ */
 static bool
-swap_echo_ok(const policy_credential_t *cr, enum swap_at at)
+swap_echo_quote(const swap_env_t *env, const swap_req_t *req, const char *text, size_t len)
 {
-	return at == SWAP_AT_BODY && cr->echo_ok_in_body && cr->inject.type != INJECT_BODY;
+	const handle_claims_t *cl = NULL;
+	const policy_credential_t *cr;
+	bool quote;
+
+	if (handlecache_open(env->cache, env->keyring, text, len, &cl) != HANDLE_OK)
+		return false;	/* swap_one reports why */
+	cr = policy_credential_find(env->policy, cl->cred);
+	quote = cr != NULL && cr->echo_ok_in_body && cr->inject.type != INJECT_BODY &&
+	    scope_hosts_match(&cr->hosts, req->host, req->port);
+	handlecache_release(env->cache, cl);
+	return quote;
 }
 
 /* What replaces secret in responses: repl (copied). */
@@ -692,10 +706,6 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 	}
 	swap_note_lineage(out, cl, &az, true);
 
-	if (swap_echo_ok(az.cred, at)) {
-		rc = 0;		/* quoted text: authorised here, not swapped, not counted */
-		goto done;
-	}
 	if (swap_git_refs(cl, az.cred, out) < 0 || swap_rate(env, cl, &az, out) < 0)
 		goto done;
 	if (swap_place_ok(az.cred, at, out) < 0)
@@ -885,7 +895,7 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
     plan_t *out)
 {
 	char path[SG_MAX_START_LINE + 1];
-	size_t off = 0, hl, distinct = 0;
+	size_t off = 0, hl, distinct = 0, quotes = 0;
 	const char *seen[INJECT_MAX_HANDLES];
 	size_t seenlen[INJECT_MAX_HANDLES];
 
@@ -895,9 +905,15 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
 	while (off < len && handle_find(body, len, &off, &hl) == 0) {
 		bool dup = false;
 
-		if (distinct == 0 && swap_throttle_check(env, req, out) < 0)
+		if (distinct == 0 && quotes == 0 && swap_throttle_check(env, req, out) < 0)
 			return -1;
-
+		if (swap_echo_quote(env, req, body + off, hl)) {
+			if (++quotes > SG_BODY_QUOTES_MAX)
+				return swap_deny(out, 400, "bad_request", "too many quoted handles "
+				    "in one request body%s", NULL);
+			off += hl;
+			continue;	/* text: not used, not swapped, not counted */
+		}
 		for (size_t j = 0; j < distinct; j++)
 			dup |= seenlen[j] == hl && memcmp(seen[j], body + off, hl) == 0;
 		if (!dup) {

@@ -3,11 +3,13 @@ an LLM) where its credential does not inject.
 
 Without the key (the "bearer" credential) such a quote is refused, 403 handle_in_body,
 and nothing reaches the upstream. With it (the "echo" credential) the body is held, the
-quote is authorised like any use of the handle (sandbox, host, expiry, revocation) and
-then relayed byte for byte as text, while the same handle in the head is swapped for
+quote must open under the keyring and name a credential with the key whose hosts cover
+the request; it is then relayed byte for byte as text (its sandbox, expiry and
+revocation do not matter: it is not used), while a handle in the head is swapped for
 the secret. Encoded forms of a handle in the body stay refused.
 """
 import base64
+import http.client
 import json
 import os
 
@@ -32,7 +34,22 @@ class EchoOkTest(th.HandleCase):
         pol = th.make_policy(cls.echo.port, extra_creds=_creds(cls.echo.port),
                              sandboxes={"sb-2": {"addresses": ["127.0.0.2/32"],
                                                  "credentials": ["bearer", "echo"]}})
+        pol["revocations"] = {"file": "revocations.json"}
         cls.sg = sgtest.Sealgate(cls, overrides=pol)
+
+    def admin_revoke(self, hid):
+        with open(os.path.join(self.sg.dir, "keys", "admin.token")) as f:
+            token = f.read().strip()
+        c = http.client.HTTPConnection(*self.sg.admin, timeout=10)
+        try:
+            c.request("POST", "/v1/revoke", body=json.dumps({"handle_id": hid}),
+                      headers={"Authorization": "Bearer " + token,
+                               "Content-Type": "application/json"})
+            resp = c.getresponse()
+            data = resp.read()
+        finally:
+            c.close()
+        self.assertEqual(resp.status, 200, data)
 
     def chat(self, quoted):
         return json.dumps({"messages": [
@@ -81,10 +98,28 @@ class EchoOkTest(th.HandleCase):
         self.assertEqual(r.status, 200, th.R(r))
         self.assertTrue(self.upstream_body(self.upstream_record(m)) == body)
 
-    def test_echo_ok_quote_of_other_sandbox_refused(self):
-        """A quoted handle is still authorised: sb-2's handle sent from sb-1 is refused."""
+    def test_echo_ok_old_and_foreign_quotes_left_as_text(self):
+        """A quote is text, never used: a revoked handle, another sandbox's, all kept."""
         mine, theirs = self.handle("echo"), self.handle("echo", sandbox="sb-2")
-        r, m = self.post(mine, self.chat(theirs))
+        gone = self.mint("echo")
+        self.admin_revoke(gone["handle_id"])
+
+        def revoked():
+            r, _ = self.post(gone["handle"], self.chat("hello"))
+            return r if r.status != 200 else None
+        self.assert_refused(sgtest.wait_for(revoked, timeout=10, interval=0.1,
+                                            what="403 revoked"), 403, "revoked")
+        body = self.chat(theirs + " and " + gone["handle"])
+        r, m = self.post(mine, body)
+        self.assertEqual(r.status, 200, th.R(r))
+        rec = self.upstream_record(m)
+        self.assertEqual(self.header_of(rec, "Authorization"), ["Bearer " + ECHO_SECRET])
+        self.assertTrue(self.upstream_body(rec) == body)
+
+    def test_echo_ok_quote_cannot_be_used(self):
+        """Used in the head, the other sandbox's handle is still refused."""
+        theirs = self.handle("echo", sandbox="sb-2")
+        r, m = self.post(theirs, self.chat("hello"))
         self.assert_refused(r, 407, "sandbox_mismatch")
         self.assert_never_arrived(m)
 

@@ -67,11 +67,14 @@ static const char policy_json[] =
     "    \"git\": {\"push\": {\"refs\": [\"refs/heads/agent/*\"]}}},"
     "  \"ech\": {\"secret\": {\"value\": \"ech-SECRET\"},"
     "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"chat.test\"],"
+    "    \"echo_ok_in_body\": true},"
+    "  \"ech2\": {\"secret\": {\"value\": \"ech2-SECRET\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"chat2.test\"],"
     "    \"echo_ok_in_body\": true}},"
     " \"sandboxes\": {"
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
     "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\", \"awsc\","
-    "      \"awsr\", \"gh\", \"ech\"]},"
+    "      \"awsr\", \"gh\", \"ech\", \"ech2\"]},"
     "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\", \"ech\"]}},"
     " \"sandbox_templates\": {\"t\": {\"credentials\": [\"bear\", \"rl\"]}}}";
 
@@ -905,14 +908,16 @@ test_buffer_body(void **state)
 	free(m);
 }
 
-/* echo_ok_in_body: the body is held; a quoted handle of the credential stays text (no
- * body work, no scrub pair), but it must still be one the request could use. */
+/* echo_ok_in_body: the body is held; a quoted handle of the credential toward one of its
+ * hosts stays text (no body work, no scrub pair), whatever its time or sandbox; toward
+ * another host it is judged as a use, and a credential without the key is refused. */
 static void
 test_swap_echo_ok_in_body(void **state)
 {
 	struct t t;
 	char *e = mint("ech", "sb-1"), *other = mint("ech", "sb-2"), *bear = mint("bear",
-	    "sb-1"), body[2048];
+	    "sb-1"), *old = mint_full(seal_keyring_current(kr), "ech", "sb-1", NOW - 7200,
+	    NOW - 3600, NULL), body[4096];
 
 	(void)state;
 	t_init(&t);
@@ -921,7 +926,8 @@ test_swap_echo_ok_in_body(void **state)
 	ok(&t);
 	assert_true(t.out.buffer_body);	/* held, so a quote is judged, not tripped over */
 	assert_int_equal(t.out.nscrub, 1);
-	snprintf(body, sizeof(body), "{\"history\": \"my key is %s\"}", e);
+	snprintf(body, sizeof(body), "{\"history\": \"my key is %s, then %s, once %s\"}", e,
+	    other, old);
 	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), 0);
 	assert_int_equal(t.out.nbody, 0);	/* left as text */
 	assert_int_equal(t.out.nscrub, 1);	/* only the head's swap */
@@ -934,15 +940,40 @@ test_swap_echo_ok_in_body(void **state)
 	ok(&t);
 	assert_true(t.out.buffer_body);
 	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), 0);
+	assert_string_equal(t.out.hid, "");	/* nothing was used */
 	plan_free(&t.out);
 
-	/* another sandbox's handle quoted: authorisation still refuses it */
+	/* quotes are bounded: SG_BODY_QUOTES_MAX pass, one more is refused */
+	{
+		size_t hl = strlen(e), cap = (SG_BODY_QUOTES_MAX + 1) * (hl + 1) + 1;
+		char *many = malloc(cap);
+
+		assert_non_null(many);
+		for (size_t i = 0; i < SG_BODY_QUOTES_MAX; i++) {
+			memcpy(many + i * (hl + 1), e, hl);
+			many[i * (hl + 1) + hl] = ' ';
+		}
+		ok(&t);
+		assert_int_equal(swap_body(&t.env, &t.req, many, SG_BODY_QUOTES_MAX *
+		    (hl + 1), &t.out), 0);
+		plan_free(&t.out);
+		memcpy(many + SG_BODY_QUOTES_MAX * (hl + 1), e, hl);
+		ok(&t);
+		assert_int_equal(swap_body(&t.env, &t.req, many, SG_BODY_QUOTES_MAX *
+		    (hl + 1) + hl, &t.out), -1);
+		assert_string_equal(t.out.code, "bad_request");
+		plan_free(&t.out);
+		free(many);
+	}
+
+	/* quoted toward a host of another echo credential: a use out of scope */
+	t.req.host = "chat2.test";
 	ok(&t);
-	snprintf(body, sizeof(body), "{\"history\": \"%s\"}", other);
+	assert_true(t.out.buffer_body);
+	snprintf(body, sizeof(body), "{\"history\": \"%s\"}", e);
 	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
-	assert_int_equal(t.out.status, 407);
-	assert_string_equal(t.out.code, "sandbox_mismatch");
-	assert_string_equal(t.out.sandbox, "sb-2");
+	assert_string_equal(t.out.code, "host_out_of_scope");
+	assert_true(t.out.exfiltration);
 	plan_free(&t.out);
 
 	/* a credential without echo_ok_in_body quoted toward its own host: refused as before */
@@ -957,6 +988,7 @@ test_swap_echo_ok_in_body(void **state)
 	free(e);
 	free(other);
 	free(bear);
+	free(old);
 }
 
 static void
