@@ -81,6 +81,9 @@
 /* Request body held whole where it must be (hmac signature, handles only in the body);
  * larger bodies get 413. */
 #define SG_BODY_BUFFER_MAX       (1024 * 1024)
+/* Handles quoted as text (echo_ok_in_body) in one held body: each is unsealed (cached) to
+ * learn its credential; a long chat history holds a few, not hundreds. */
+#define SG_BODY_QUOTES_MAX       256
 /* A body placeholder (policy inject.placeholder, a tokenizer body processor's) is at least
  * this long: the body rewrite is a scrubber, whose needles are SCRUB_MIN_NEEDLE (4) bytes
  * or more, and a shorter one would match ordinary body text. */

@@ -153,6 +153,7 @@ typedef struct policy_credential {
 	char *env;		/* env var name the sandbox reads the handle from (optional) */
 	bool allow_plain_http;	/* may be sent to an http:// upstream */
 	bool allow_websocket_binary;	/* its handle is swapped in binary WebSocket frames too */
+	bool echo_ok_in_body;	/* its handle in a request body (not injected there) is text */
 	const policy_aws_t *aws;	/* INJECT_AWS_SIGV4: its "aws" block; NULL otherwise */
 	const policy_git_push_t *git_push;	/* "git": {"push": ...}; NULL: absent */
 	const policy_mint_t *mint;	/* "mint": secret is NULL, the token is minted */

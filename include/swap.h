@@ -79,7 +79,9 @@ int swap_mint_apply(const swap_req_t *req, plan_t *p, mintcache_tok_t *tok) SG_N
 
 /*
  * A buffered body (out->buffer_body) arrived whole: authorise handles found in it.
- * Only credentials whose inject type is body may travel in a body. 0 / -1 as above.
+ * Only credentials whose inject type is body may travel in a body; a handle that opens
+ * and whose credential sets echo_ok_in_body and covers req's host is a quote, left as
+ * text without further checks (at most SG_BODY_QUOTES_MAX). 0 / -1 as above.
  */
 int swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t len,
     plan_t *out);

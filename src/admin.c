@@ -246,14 +246,15 @@ admin_summary_credential(const policy_credential_t *c)
 {
 	static const char *const source[] = {"env", "file", "value", "exec"};
 
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:o*, "
-	    "s:o*}", "secret", c->mint ? "mint" : source[c->secret_source],
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:s, s:I, s:s?, s:b, s:b, s:b, "
+	    "s:o*, s:o*}", "secret", c->mint ? "mint" : source[c->secret_source],
 	    "inject", policy_inject_name(c->inject.type),
 	    "hosts", admin_strlist(&c->hosts), "methods", admin_strlist(&c->methods),
 	    "paths", admin_strlist(&c->paths), "ttl_s", (json_int_t)c->ttl_s,
 	    "lifetime", c->ttl_sandbox ? "sandbox" : "ttl", "max_ttl_s",
 	    (json_int_t)c->max_ttl_s, "env", c->env, "allow_plain_http", c->allow_plain_http,
-	    "allow_websocket_binary", c->allow_websocket_binary, "aws",
+	    "allow_websocket_binary", c->allow_websocket_binary, "echo_ok_in_body",
+	    c->echo_ok_in_body, "aws",
 	    admin_summary_aws(c->aws), "mint", admin_summary_mint(c->mint));
 }
 

@@ -1899,6 +1899,9 @@ policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
 	policy_path_key(sub, sizeof(sub), path, "allow_websocket_binary");
 	if ((e = json_object_get(v, "allow_websocket_binary")) != NULL)
 		policy_bool(c, sub, e, &cr->allow_websocket_binary);
+	policy_path_key(sub, sizeof(sub), path, "echo_ok_in_body");
+	if ((e = json_object_get(v, "echo_ok_in_body")) != NULL)
+		policy_bool(c, sub, e, &cr->echo_ok_in_body);
 }
 
 /* --- the "aws" block of aws_sigv4 credentials ------------------------------------------ */
@@ -2820,7 +2823,7 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
 	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
-	    "allow_websocket_binary", "aws", "git", "mint", NULL};
+	    "allow_websocket_binary", "echo_ok_in_body", "aws", "git", "mint", NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 

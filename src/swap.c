@@ -421,6 +421,28 @@ swap_place_ok(const policy_credential_t *cr, enum swap_at at, plan_t *out)
 	return 0;
 }
 
+/*
+ * echo_ok_in_body: a handle quoted in a held body toward one of its credential's hosts,
+ * where that credential does not inject, stays text. It is never used, so neither its
+ * time, revocation nor sandbox matter (a chat history keeps old handles); it still had
+ * to open under the keyring, which names its credential.
+ */
+static bool
+swap_echo_quote(const swap_env_t *env, const swap_req_t *req, const char *text, size_t len)
+{
+	const handle_claims_t *cl = NULL;
+	const policy_credential_t *cr;
+	bool quote;
+
+	if (handlecache_open(env->cache, env->keyring, text, len, &cl) != HANDLE_OK)
+		return false;	/* swap_one reports why */
+	cr = policy_credential_find(env->policy, cl->cred);
+	quote = cr != NULL && cr->echo_ok_in_body && cr->inject.type != INJECT_BODY &&
+	    scope_hosts_match(&cr->hosts, req->host, req->port);
+	handlecache_release(env->cache, cl);
+	return quote;
+}
+
 /* What replaces secret in responses: repl (copied). */
 static void
 swap_scrub_add(plan_t *out, const policy_credential_t *cr, const char *secret, size_t len,
@@ -745,6 +767,18 @@ swap_seen(const swap_req_t *req, const inject_list_t *l, size_t upto, const char
 	return false;
 }
 
+/* Does an echo_ok_in_body credential cover this host (its quoted handles are judged in
+ * the held body rather than refused by the streaming tripwire)? */
+static bool
+swap_echo_host(const policy_t *p, const swap_req_t *req)
+{
+	for (size_t i = 0; i < p->ncredentials; i++)
+		if (p->credentials[i].echo_ok_in_body &&
+		    scope_hosts_match(&p->credentials[i].hosts, req->host, req->port))
+			return true;
+	return false;
+}
+
 /* A Proxy-Tokenizer header on the request or the intercepted CONNECT? */
 static bool
 swap_has_tokenizer(const swap_env_t *env, const swap_req_t *req)
@@ -821,8 +855,9 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 	if (swap_check_encoded(req, out) < 0)
 		return -1;
 	if (inject_find(req->head, req->target, &list) == 0) {
-		/* opt-in: a body credential covers this host, its handle may be in the body */
-		out->buffer_body = !req->head->no_body && swap_body_host(env->policy, req);
+		/* opt-in: a body or echo_ok_in_body credential covers this host: hold the body */
+		out->buffer_body = !req->head->no_body && (swap_body_host(env->policy, req) ||
+		    swap_echo_host(env->policy, req));
 		if (swap_has_tokenizer(env, req) && swap_throttle_check(env, req, out) < 0)
 			return -1;
 		return swap_tokenizer(env, req, out);
@@ -831,6 +866,8 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 	if (rc == 0)
 		rc = swap_handles(env, req, &list, out);
 	inject_list_free(&list);
+	if (rc == 0 && !req->head->no_body && swap_echo_host(env->policy, req))
+		out->buffer_body = true;	/* a quote in the body is told from a use there */
 	if (rc == 0)
 		rc = swap_tokenizer(env, req, out);
 	return rc < 0 ? rc : swap_aws_resign(req, out);
@@ -858,7 +895,7 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
     plan_t *out)
 {
 	char path[SG_MAX_START_LINE + 1];
-	size_t off = 0, hl, distinct = 0;
+	size_t off = 0, hl, distinct = 0, quotes = 0;
 	const char *seen[INJECT_MAX_HANDLES];
 	size_t seenlen[INJECT_MAX_HANDLES];
 
@@ -868,9 +905,15 @@ swap_body(const swap_env_t *env, const swap_req_t *req, const char *body, size_t
 	while (off < len && handle_find(body, len, &off, &hl) == 0) {
 		bool dup = false;
 
-		if (distinct == 0 && swap_throttle_check(env, req, out) < 0)
+		if (distinct == 0 && quotes == 0 && swap_throttle_check(env, req, out) < 0)
 			return -1;
-
+		if (swap_echo_quote(env, req, body + off, hl)) {
+			if (++quotes > SG_BODY_QUOTES_MAX)
+				return swap_deny(out, 400, "bad_request", "too many quoted handles "
+				    "in one request body%s", NULL);
+			off += hl;
+			continue;	/* text: not used, not swapped, not counted */
+		}
 		for (size_t j = 0; j < distinct; j++)
 			dup |= seenlen[j] == hl && memcmp(seen[j], body + off, hl) == 0;
 		if (!dup) {

@@ -152,6 +152,7 @@ class AdminEndpointsTest(sgtest.TestCase):
         j = jbody(data)
         self.assertEqual(j["credentials"]["openai"]["hosts"], ["api.example.test"])
         self.assertEqual(j["credentials"]["openai"]["secret"], "value")
+        self.assertIs(j["credentials"]["openai"]["echo_ok_in_body"], False)
         self.assertEqual(j["sandboxes"]["sb-1"]["credentials"], ["openai"])
         self.assertGreaterEqual(j["generation"], 1)
         self.assertNotIn(SECRET, data.decode())

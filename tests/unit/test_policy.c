@@ -59,7 +59,7 @@ static const char good_json[] =
     "   \"hosts\": [\"api.openai.com\"], \"methods\": [\"get\", \"POST\"], \"paths\": [\"/v1/*\"],\n"
     "   \"rate\": {\"requests\": 600, \"per\": \"1m\", \"burst\": 50},\n"
     "   \"rate_total\": {\"requests\": 10, \"per\": \"1s\"}, \"ttl\": \"15m\",\n"
-    "   \"env\": \"OPENAI_API_KEY\", \"allow_plain_http\": true},\n"
+    "   \"env\": \"OPENAI_API_KEY\", \"allow_plain_http\": true, \"echo_ok_in_body\": true},\n"
     "  \"hdr\": {\"secret\": {\"file\": \"hdr.secret\"},\n"
     "   \"inject\": {\"type\": \"header\", \"name\": \"x-api-key\", \"format\": \"Key %s\"},\n"
     "   \"hosts\": [\"*.example.com:8443\"]},\n"
@@ -240,6 +240,7 @@ check_good_openai(const policy_credential_t *c)
 	assert_int_equal(c->max_ttl_s, SG_HANDLE_MAX_TTL_DEFAULT_S);
 	assert_string_equal(c->env, "OPENAI_API_KEY");
 	assert_true(c->allow_plain_http);
+	assert_true(c->echo_ok_in_body);
 }
 
 static void
@@ -249,6 +250,7 @@ check_good_injects(const policy_t *p)
 
 	c = policy_credential_find(p, "hdr");
 	assert_string_equal(c->secret, "hdr-secret");
+	assert_false(c->echo_ok_in_body);	/* the default */
 	assert_int_equal(c->secret_len, 10);
 	assert_int_equal(c->secret_source, SECRET_FILE);
 	assert_int_equal(c->inject.type, INJECT_HEADER);
@@ -460,6 +462,7 @@ static const struct bad_case bad_cases[] = {
 	{CREDS(", \"methods\": [\"GE T\"]"), "credentials.openai.methods[0]: \"GE T\" is not an HTTP method"},
 	{CREDS(", \"paths\": [\"/ok\", \"v1/*\"]"), "credentials.openai.paths[1]: \"v1/*\" is not a path"},
 	{CREDS(", \"allow_plain_http\": \"yes\""), "allow_plain_http: expected true or false, got a string"},
+	{CREDS(", \"echo_ok_in_body\": 1"), "credentials.openai.echo_ok_in_body: expected true or false, got a number"},
 	{CREDS(", \"hots\": []"), "credentials.openai: unknown key \"hots\" (did you mean \"hosts\"?)"},
 	{"{\"credentials\": {\"c\": {\"secret\": {\"value\": \"v\"}, \"inject\": {\"type\": \"bearer\"}, "
 	    "\"hosts\": [\"API.example.com\"]}}}", "credentials.c.hosts[0]: \"API.example.com\" is not a host glob"},

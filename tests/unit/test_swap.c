@@ -64,12 +64,18 @@ static const char policy_json[] =
     "      \"arn:aws:iam::123456789012:role/r\"}}},"
     "  \"gh\": {\"secret\": {\"value\": \"gh-SECRET\"},"
     "    \"inject\": {\"type\": \"basic\", \"username\": \"x\"}, \"hosts\": [\"git.test\"],"
-    "    \"git\": {\"push\": {\"refs\": [\"refs/heads/agent/*\"]}}}},"
+    "    \"git\": {\"push\": {\"refs\": [\"refs/heads/agent/*\"]}}},"
+    "  \"ech\": {\"secret\": {\"value\": \"ech-SECRET\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"chat.test\"],"
+    "    \"echo_ok_in_body\": true},"
+    "  \"ech2\": {\"secret\": {\"value\": \"ech2-SECRET\"},"
+    "    \"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"chat2.test\"],"
+    "    \"echo_ok_in_body\": true}},"
     " \"sandboxes\": {"
     "  \"sb-1\": {\"addresses\": [\"10.0.2.15/32\"],"
     "    \"credentials\": [\"bear\", \"bas\", \"qry\", \"mac\", \"bod\", \"rl\", \"awsc\","
-    "      \"awsr\", \"gh\"]},"
-    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\"]}},"
+    "      \"awsr\", \"gh\", \"ech\", \"ech2\"]},"
+    "  \"sb-2\": {\"addresses\": [\"10.0.3.0/24\"], \"credentials\": [\"bear\", \"ech\"]}},"
     " \"sandbox_templates\": {\"t\": {\"credentials\": [\"bear\", \"rl\"]}}}";
 
 /* The failed-handle throttle at 3 per 30 s: a token back every 10 s. */
@@ -902,6 +908,89 @@ test_buffer_body(void **state)
 	free(m);
 }
 
+/* echo_ok_in_body: the body is held; a quoted handle of the credential toward one of its
+ * hosts stays text (no body work, no scrub pair), whatever its time or sandbox; toward
+ * another host it is judged as a use, and a credential without the key is refused. */
+static void
+test_swap_echo_ok_in_body(void **state)
+{
+	struct t t;
+	char *e = mint("ech", "sb-1"), *other = mint("ech", "sb-2"), *bear = mint("bear",
+	    "sb-1"), *old = mint_full(seal_keyring_current(kr), "ech", "sb-1", NOW - 7200,
+	    NOW - 3600, NULL), body[4096];
+
+	(void)state;
+	t_init(&t);
+	t_head(&t, "chat.test", "POST /v1 HTTP/1.1\r\nHost: chat.test\r\nAuthorization: "
+	    "Bearer %s\r\nContent-Length: 10\r\n\r\n", e);
+	ok(&t);
+	assert_true(t.out.buffer_body);	/* held, so a quote is judged, not tripped over */
+	assert_int_equal(t.out.nscrub, 1);
+	snprintf(body, sizeof(body), "{\"history\": \"my key is %s, then %s, once %s\"}", e,
+	    other, old);
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), 0);
+	assert_int_equal(t.out.nbody, 0);	/* left as text */
+	assert_int_equal(t.out.nscrub, 1);	/* only the head's swap */
+	assert_null(t.out.hmac_cred);
+	plan_free(&t.out);
+
+	/* no handle in the head: the body is still held for the credential's host */
+	t_head(&t, "chat.test", "POST /v1 HTTP/1.1\r\nHost: chat.test\r\n"
+	    "Content-Length: 10\r\n\r\n");
+	ok(&t);
+	assert_true(t.out.buffer_body);
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), 0);
+	assert_string_equal(t.out.hid, "");	/* nothing was used */
+	plan_free(&t.out);
+
+	/* quotes are bounded: SG_BODY_QUOTES_MAX pass, one more is refused */
+	{
+		size_t hl = strlen(e), cap = (SG_BODY_QUOTES_MAX + 1) * (hl + 1) + 1;
+		char *many = malloc(cap);
+
+		assert_non_null(many);
+		for (size_t i = 0; i < SG_BODY_QUOTES_MAX; i++) {
+			memcpy(many + i * (hl + 1), e, hl);
+			many[i * (hl + 1) + hl] = ' ';
+		}
+		ok(&t);
+		assert_int_equal(swap_body(&t.env, &t.req, many, SG_BODY_QUOTES_MAX *
+		    (hl + 1), &t.out), 0);
+		plan_free(&t.out);
+		memcpy(many + SG_BODY_QUOTES_MAX * (hl + 1), e, hl);
+		ok(&t);
+		assert_int_equal(swap_body(&t.env, &t.req, many, SG_BODY_QUOTES_MAX *
+		    (hl + 1) + hl, &t.out), -1);
+		assert_string_equal(t.out.code, "bad_request");
+		plan_free(&t.out);
+		free(many);
+	}
+
+	/* quoted toward a host of another echo credential: a use out of scope */
+	t.req.host = "chat2.test";
+	ok(&t);
+	assert_true(t.out.buffer_body);
+	snprintf(body, sizeof(body), "{\"history\": \"%s\"}", e);
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
+	assert_string_equal(t.out.code, "host_out_of_scope");
+	assert_true(t.out.exfiltration);
+	plan_free(&t.out);
+
+	/* a credential without echo_ok_in_body quoted toward its own host: refused as before */
+	t_head(&t, "api.test", "POST /v1 HTTP/1.1\r\nHost: api.test\r\n"
+	    "Content-Length: 10\r\n\r\n");
+	ok(&t);
+	assert_false(t.out.buffer_body);	/* no echo credential covers api.test */
+	snprintf(body, sizeof(body), "{\"history\": \"%s\"}", bear);
+	assert_int_equal(swap_body(&t.env, &t.req, body, strlen(body), &t.out), -1);
+	assert_string_equal(t.out.code, "handle_in_body");
+	t_fini(&t);
+	free(e);
+	free(other);
+	free(bear);
+	free(old);
+}
+
 static void
 test_swap_body(void **state)
 {
@@ -1577,6 +1666,7 @@ main(void)
 		cmocka_unit_test(test_encoded_in_basic),
 		cmocka_unit_test(test_buffer_body),
 		cmocka_unit_test(test_swap_body),
+		cmocka_unit_test(test_swap_echo_ok_in_body),
 		cmocka_unit_test(test_throttle_threshold),
 		cmocka_unit_test(test_throttle_per_source),
 		cmocka_unit_test(test_throttle_token_and_ipv6),
