@@ -374,7 +374,8 @@ data_take(awschunk_t *a, const uint8_t *p, size_t len, size_t *used,
 	return signed_mode(a) ? data_done(a, emit, arg) : AWSCHUNK_OK;
 }
 
-/* The CRLF after chunk data, or after the final chunk (AWSCHUNK_SIGNED). */
+/* The CRLF after chunk data, or after the final chunk (AWSCHUNK_SIGNED). Emitted once
+ * both bytes are checked, so the output does not depend on where the input was split. */
 static int
 crlf_take(awschunk_t *a, const uint8_t *p, size_t len, size_t *used,
     awschunk_emit_fn emit, void *arg)
@@ -388,9 +389,10 @@ crlf_take(awschunk_t *a, const uint8_t *p, size_t len, size_t *used,
 		n++;
 	}
 	*used = n;
-	emit(arg, p, n);
-	if (a->crlf == 2)
-		a->state = a->state == ST_FINAL_CRLF ? ST_DONE : ST_HEAD;
+	if (a->crlf < 2)
+		return AWSCHUNK_OK;
+	emit(arg, "\r\n", 2);
+	a->state = a->state == ST_FINAL_CRLF ? ST_DONE : ST_HEAD;
 	return AWSCHUNK_OK;
 }
 
