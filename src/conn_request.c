@@ -571,6 +571,31 @@ conn_forward_request(conn_t *c)
 		conn_on_absolute(c);
 }
 
+/*
+ * The request, sent and refused (a 401 to its minted token), goes again from its head as
+ * read: its upstream connection (the refused answer's body on it) is dropped, the plan
+ * made anew (the cache mints a new token), the audit line of the retry its own.
+ */
+void
+conn_request_retry(conn_t *c)
+{
+	if (c->ubev != NULL) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		c->up.ready = false;
+	}
+	http_head_clear(&c->res.head);
+	conn_res_phase(c, RES_WAITING);
+	free(c->req.target);
+	c->req.target = NULL;
+	c->acct.audited = false;
+	c->acct.t_sent = c->acct.upstream_ms = 0;
+	c->acct.bytes_up = c->acct.bytes_down = 0;
+	conn_set_state(c, ST_HEAD);
+	conn_req_phase(c, REQ_DECIDING);
+	conn_forward_request(c);
+}
+
 /* A request that waited for its AWS identity, planned at last: on to its upstream. */
 static void
 conn_route(conn_t *c)

@@ -14,7 +14,10 @@ Credentials (each test its own, so cache states do not mix):
   cc-short    client_credentials, tokens of 62 s: refresh due after 2 s (min(31, 2))
   cc-bad      a client secret the provider does not know: 502 mint_failed
   cc-scrub    client_credentials: the minted token echoed back is scrubbed
-  cc-401      client_credentials: the upstream answers 401, the next request mints anew
+  cc-401      client_credentials: a POST answered 401 gets it; the next request mints anew
+  cc-retry    client_credentials: a GET whose token the upstream revoked is sent again
+              once with a newly minted token (the client sees only the 200)
+  cc-401get   client_credentials: a GET the upstream always refuses is retried once only
   cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
   tx          token_exchange (RFC 8693): a subject token exchanged for the token
   gh          github_app: a handle narrowed to one repository and permission
@@ -34,7 +37,7 @@ API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
            ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
-            "rt-client", "tx-client")}
+            "cc-retry", "cc-401get", "rt-client", "tx-client")}
 SUBJECT = "subject-" + os.urandom(16).hex()
 WRONG = "cs-wrong-" + os.urandom(12).hex()
 
@@ -63,9 +66,15 @@ class MintCase(sgtest.TestCase):
         self.assertEqual(rc, 0, err)
         return json.loads(out)["handle"]
 
-    def get(self, handle, target, sg=None, scheme="Bearer"):
+    def get(self, handle, target, sg=None, scheme="Bearer", method="GET", body=b""):
         return sgtest.proxied(sg or self.sg, API, self.echo.port, target=target,
+                              method=method, body=body,
                               headers=[("Authorization", scheme + " " + handle)], timeout=20)
+
+    def auth_all(self, marker):
+        """The Authorization values of every upstream request whose path has marker."""
+        return [[v for k, v in r["headers"] if k.lower() == "authorization"]
+                for r in self.echo.requests if marker in r["path"]]
 
     def auth_seen(self, marker):
         found = []
@@ -87,7 +96,7 @@ class ClientCredentialsTest(MintCase):
         cls.addClassCleanup(cls.echo.stop)
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
                                              "cc-scrub", "cc-401", "cc-narrow",
-                                             "tx-client")}
+                                             "cc-retry", "cc-401get", "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
                                               expires_in={"cc-short": 62})
@@ -95,7 +104,7 @@ class ClientCredentialsTest(MintCase):
         cls.prov.subjects.add(SUBJECT)
         p, e = cls.prov.port, cls.echo.port
         creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
-                                               "cc-401")}
+                                               "cc-401", "cc-retry", "cc-401get")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
         creds["tx"] = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, e)],
@@ -180,15 +189,52 @@ class ClientCredentialsTest(MintCase):
 
     def test_upstream_401_drops_the_token(self):
         h = self.handle("cc-401")
-        r = self.get(h, "/status/401")
-        self.assertEqual(r.status, 401, R(r))
+        r = self.get(h, "/status/401", method="POST", body=b"not idempotent")
+        self.assertEqual(r.status, 401, R(r))       # passed through: a POST is not retried
         first = self.prov.tokens("cc-401")
         self.assertEqual(len(first), 1)
+        self.assertEqual(len(self.auth_all("/status/401")), 1)
         r = self.get(h, "/v1/after-401")
         self.assertEqual(r.status, 200, R(r))
         toks = self.prov.tokens("cc-401")
         self.assertEqual(len(toks), 2, "no new token after the upstream's 401")
         self.assertEqual(self.auth_seen("/v1/after-401"), ["Bearer " + toks[1]])
+
+    def test_upstream_401_retried_once_with_a_new_token(self):
+        h = self.handle("cc-retry")
+        r = self.get(h, "/v1/before-revoke")
+        self.assertEqual(r.status, 200, R(r))
+        old = self.prov.tokens("cc-retry")
+        self.assertEqual(len(old), 1)
+        self.echo.revoke_auth("Bearer " + old[0])    # the issuer rotated it out
+        r = self.get(h, "/v1/after-revoke")
+        self.assertEqual(r.status, 200, R(r))        # only the retried answer
+        toks = self.prov.tokens("cc-retry")
+        self.assertEqual(len(toks), 2, "the provider saw %d mints" % len(toks))
+        self.assertEqual(self.auth_all("/v1/after-revoke"),
+                         [["Bearer " + toks[0]], ["Bearer " + toks[1]]])
+        self.assertNotIn(toks[1].encode(), r.body)   # the new token is scrubbed too
+
+        def lines():
+            got = [a for a in sgtest.audit_lines(self.sg)
+                   if "/v1/after-revoke" in (a.get("path") or "")]
+            return got if len(got) == 2 else None
+        first, second = sgtest.wait_for(lines, what="two audit lines of the retry")
+        self.assertEqual((first["status"], second["status"]), (401, 200))
+        self.assertIn("sent again", first.get("detail", ""))
+        self.assertIn("sent again", second.get("detail", ""))
+        self.assertGreaterEqual(sgtest.metrics_value(self.sg, "sealgate_mint_retries_total"),
+                                1)
+
+    def test_upstream_401_retry_is_bounded(self):
+        h = self.handle("cc-401get")
+        r = self.get(h, "/status/401?always")
+        self.assertEqual(r.status, 401, R(r))        # the retry's own 401, passed on
+        self.assertEqual(len(self.auth_all("/status/401?always")), 2)
+        toks = self.prov.tokens("cc-401get")
+        self.assertEqual(len(toks), 2)
+        self.assertEqual(self.auth_all("/status/401?always"),
+                         [["Bearer " + toks[0]], ["Bearer " + toks[1]]])
 
     def test_scope_narrowed_per_handle(self):
         wide, narrow = self.handle("cc-narrow"), self.handle("cc-narrow",
