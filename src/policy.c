@@ -1802,6 +1802,8 @@ static void
 policy_credential_live(struct policy_ctx *c, const char *path, policy_credential_t *cr)
 {
 	secval_t *first = NULL;
+	const char *v = cr->mint != NULL ? cr->mint->secret : cr->secret;
+	size_t vlen = cr->mint != NULL ? cr->mint->secret_len : cr->secret_len;
 
 	if (cr->secret_source == SECRET_EXEC && cr->inject.type == INJECT_AWS_SIGV4) {
 		policy_err(c, path, "secret.exec is not available for inject type "
@@ -1811,8 +1813,8 @@ policy_credential_live(struct policy_ctx *c, const char *path, policy_credential
 	if ((cr->secret_source != SECRET_FILE && cr->secret_source != SECRET_EXEC) ||
 	    cr->inject.type == INJECT_AWS_SIGV4)
 		return;
-	if (cr->secret_source == SECRET_FILE && cr->secret != NULL &&
-	    (first = secval_new(cr->secret, cr->secret_len, 0)) == NULL)
+	if (cr->secret_source == SECRET_FILE && v != NULL &&
+	    (first = secval_new(v, vlen, 0)) == NULL)
 		goto nomem;
 	if ((cr->live = malloc(sizeof(*cr->live))) == NULL)
 		goto nomem;
@@ -2527,6 +2529,40 @@ policy_mint_secret(struct policy_ctx *c, const char *path, json_t *v, const char
 		policy_mint_secret_to(c, path, v, key, multiline, &m->secret, &m->secret_len);
 }
 
+/*
+ * A one-line root secret that may rotate (client_credentials' client_secret,
+ * token_exchange's subject_token): {"file"} read now and watched, {"exec"} run by
+ * secwatch; either feeds the credential's live cell (policy_credential_live), which the
+ * next mint reads. Other sources as policy_mint_secret.
+ */
+static void
+policy_mint_root(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    policy_credential_t *cr, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, key);
+	int src = SECRET_VALUE;
+	char *sec = NULL;
+	size_t len = 0;
+
+	policy_path_key(sub, sizeof(sub), path, key);
+	if (e == NULL || !json_is_object(e) || (json_object_get(e, "exec") == NULL &&
+	    json_object_get(e, "file") == NULL)) {
+		policy_mint_secret(c, path, v, key, false, m);
+		return;
+	}
+	if (json_object_get(e, "exec") != NULL) {
+		policy_parse_secret_exec(c, sub, e, cr);
+		return;
+	}
+	if (policy_secret_ex(c, sub, e, false, false, &sec, &len, &src) < 0)
+		return;
+	m->secret = sec;
+	m->secret_len = len;
+	cr->secret_source = SECRET_FILE;
+	(void)policy_path(c, sub, json_object_get(e, "file"), &cr->secret_file);
+}
+
 /* A Google service-account key (JSON): client_email, private_key, token_uri. The PEM
  * replaces the JSON as the root secret. */
 static void
@@ -2713,7 +2749,8 @@ policy_mint_keys(enum policy_mint_type t)
 }
 
 static void
-policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr, policy_mint_t *m)
 {
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
@@ -2721,7 +2758,7 @@ policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mi
 	switch (m->type) {
 	case MINT_CLIENT_CREDENTIALS:
 		policy_mint_oauth(c, path, v, m);
-		policy_mint_secret(c, path, v, "client_secret", false, m);
+		policy_mint_root(c, path, v, "client_secret", cr, m);
 		break;
 	case MINT_REFRESH_TOKEN:
 		policy_mint_oauth(c, path, v, m);
@@ -2737,7 +2774,7 @@ policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mi
 		break;
 	case MINT_TOKEN_EXCHANGE:
 		policy_mint_oauth(c, path, v, m);
-		policy_mint_secret(c, path, v, "subject_token", false, m);
+		policy_mint_root(c, path, v, "subject_token", cr, m);
 		policy_mint_secret_to(c, path, v, "client_secret", false, &m->client_secret,
 		    &m->client_secret_len);
 		policy_mint_string(c, path, v, "subject_token_type", &m->subject_token_type);
@@ -2787,7 +2824,7 @@ policy_parse_mint(struct policy_ctx *c, const char *path, json_t *v, policy_cred
 	cr->mint = m;
 	m->type = (enum policy_mint_type)type;
 	policy_check_keys(c, path, v, policy_mint_keys(m->type));
-	policy_mint_by_type(c, path, v, m);
+	policy_mint_by_type(c, path, v, cr, m);
 	policy_mint_digest(c, path, m);
 }
 

@@ -19,12 +19,16 @@ Credentials (each test its own, so cache states do not mix):
               once with a newly minted token (the client sees only the 200)
   cc-401get   client_credentials: a GET the upstream always refuses is retried once only
   cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
+  cc-rot      client_credentials, its client_secret a watched file, tokens of 62 s: the
+              file is replaced and the provider knows only the new secret; the cached
+              token serves on, the next mint (the refresh due after 2 s) sends the new one
   tx          token_exchange (RFC 8693): a subject token exchanged for the token
   gh          github_app: a handle narrowed to one repository and permission
 """
 import base64
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -37,13 +41,24 @@ API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
            ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
-            "cc-retry", "cc-401get", "rt-client", "tx-client")}
+            "cc-retry", "cc-401get", "cc-rot", "rt-client", "tx-client")}
+ROTATED = "cs-cc-rot-new-" + os.urandom(12).hex()
 SUBJECT = "subject-" + os.urandom(16).hex()
 WRONG = "cs-wrong-" + os.urandom(12).hex()
 
 
 def R(x):
-    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values()) + [SUBJECT]))
+    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values()) +
+                                               [SUBJECT, ROTATED]))
+
+
+def _replace_secret(path, text):
+    """A new secret file renamed over path (mode 0600, as sealgate requires)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def cc_cred(name, port, api_port, auth="basic", secret=None, scope="read"):
@@ -96,10 +111,11 @@ class ClientCredentialsTest(MintCase):
         cls.addClassCleanup(cls.echo.stop)
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
                                              "cc-scrub", "cc-401", "cc-narrow",
-                                             "cc-retry", "cc-401get", "tx-client")}
+                                             "cc-retry", "cc-401get", "cc-rot",
+                                             "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
-                                              expires_in={"cc-short": 62})
+                                              expires_in={"cc-short": 62, "cc-rot": 62})
         cls.addClassCleanup(cls.prov.stop)
         cls.prov.subjects.add(SUBJECT)
         p, e = cls.prov.port, cls.echo.port
@@ -114,6 +130,12 @@ class ClientCredentialsTest(MintCase):
                                 "client_secret": {"value": SECRETS["tx-client"]},
                                 "subject_token": {"value": SUBJECT}}}
         creds["cc-bad"] = cc_cred("cc-bad", p, e, secret=WRONG)
+        cls.tmp = tempfile.mkdtemp(prefix="sg-mint-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.rot_file = os.path.join(cls.tmp, "cc-rot.secret")
+        _replace_secret(cls.rot_file, SECRETS["cc-rot"] + "\n")
+        creds["cc-rot"] = cc_cred("cc-rot", p, e)
+        creds["cc-rot"]["mint"]["client_secret"] = {"file": cls.rot_file}
         cls.sg = sgtest.Sealgate(cls, overrides={
             "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
             "credentials": creds,
@@ -235,6 +257,38 @@ class ClientCredentialsTest(MintCase):
         self.assertEqual(len(toks), 2)
         self.assertEqual(self.auth_all("/status/401?always"),
                          [["Bearer " + toks[0]], ["Bearer " + toks[1]]])
+
+    def test_rotated_client_secret_used_by_the_next_mint(self):
+        h = self.handle("cc-rot")
+        r = self.get(h, "/v1/rot-before")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(len(self.prov.tokens("cc-rot")), 1)
+        failures = sgtest.metrics_value(self.sg, "sealgate_mint_failures_total") or 0
+        with self.prov.lock:
+            self.prov.clients["cc-rot"] = ROTATED     # the old secret is refused from now
+        _replace_secret(self.rot_file, ROTATED + "\n")
+        sgtest.wait_for(lambda: [a for a in sgtest.audit_lines(self.sg)
+                                 if a.get("event") == "secret_rotated"
+                                 and a.get("credential") == "cc-rot"],
+                        what="audit secret_rotated for cc-rot")
+        n = [0]
+
+        def minted_again():     # requests go on; the refresh (due after 2 s) mints
+            n[0] += 1
+            r = self.get(h, "/v1/rot-after-%d" % n[0])
+            self.assertEqual(r.status, 200, R(r))
+            return len(self.prov.tokens("cc-rot")) >= 2
+        sgtest.wait_for(minted_again, timeout=20, interval=0.2,
+                        what="a token minted with the rotated client secret")
+        toks = self.prov.tokens("cc-rot")
+        self.assertEqual(len(toks), 2)
+        self.assertEqual(sgtest.metrics_value(self.sg, "sealgate_mint_failures_total") or 0,
+                         failures, "a mint sent the replaced client secret")
+        n[0] += 1
+        r = self.get(h, "/v1/rot-after-%d" % n[0])
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.auth_seen("/v1/rot-after-%d" % n[0]), ["Bearer " + toks[1]])
+        self.assertNotIn(ROTATED, self.sg.log())
 
     def test_scope_narrowed_per_handle(self):
         wide, narrow = self.handle("cc-narrow"), self.handle("cc-narrow",

@@ -956,6 +956,54 @@ test_mint_bad(void **state)
 	}
 }
 
+/* A minted credential's one-line root secret may rotate: client_secret from a file (read
+ * now, a live cell holding it) or a command (an empty cell); refresh_token keeps its
+ * client_secret static (no exec). */
+static void
+test_mint_rotating_root(void **state)
+{
+	static const char json[] = "{\"credentials\": {"
+	    "\"mf\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": "
+	    "{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"file\": \"hdr.secret\"}}},"
+	    "\"mx\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": "
+	    "{\"type\": \"token_exchange\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"subject_token\": {\"exec\": [\"sh\", \"-c\", "
+	    "\"echo t\"], \"ttl\": \"2m\"}}}}}";
+	const policy_credential_t *f, *x;
+	policy_errors_t errs;
+	policy_t *p;
+	secval_t *sv;
+
+	(void)state;
+	p = load(json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	f = policy_credential_find(p, "mf");
+	x = policy_credential_find(p, "mx");
+	assert_int_equal(f->secret_source, SECRET_FILE);
+	assert_string_equal(f->secret_file, tmp_path("hdr.secret"));
+	assert_string_equal(f->mint->secret, "hdr-secret");
+	assert_non_null(f->live);
+	sv = snapshot_acquire(f->live);
+	assert_non_null(sv);
+	assert_string_equal(sv->value, "hdr-secret");
+	secval_unref(sv);
+	assert_int_equal(x->secret_source, SECRET_EXEC);
+	assert_null(x->mint->secret);
+	assert_non_null(x->live);
+	assert_null(snapshot_acquire(x->live));
+	assert_int_equal(x->exec.ttl_ms, 120000);
+	policy_unref(p);
+	policy_errors_free(&errs);
+	p = load(MINT("{\"type\": \"refresh_token\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"refresh_token\": {\"value\": \"r\"}, \"client_secret\": "
+	    "{\"exec\": [\"sh\"]}}"), &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "credentials.m.mint.client_secret"));
+	policy_errors_free(&errs);
+}
+
 static void
 test_mint_good(void **state)
 {
@@ -1576,6 +1624,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_failed_handles_bounds),
 		cmocka_unit_test(test_rotating_sources),
+		cmocka_unit_test(test_mint_rotating_root),
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_git_push_block),
 		cmocka_unit_test(test_mint_bad),
