@@ -19,6 +19,8 @@ Credentials (each test its own, so cache states do not mix):
               once with a newly minted token (the client sees only the 200)
   cc-401get   client_credentials: a GET the upstream always refuses is retried once only
   cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
+  cc-mdscope  client_credentials with scope "read write": handles narrowed to "read" by
+              the metadata responder (GET /v1/handles/cc-mdscope?scope=read)
   cc-rot      client_credentials, its client_secret a watched file, tokens of 62 s: the
               file is replaced and the provider knows only the new secret; the cached
               token serves on, the next mint (the refresh due after 2 s) sends the new one
@@ -36,12 +38,13 @@ import urllib.parse
 
 import mint_standin
 import sgtest
+import test_metadata
 
 API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
            ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
-            "cc-retry", "cc-401get", "cc-rot", "rt-client", "tx-client")}
+            "cc-retry", "cc-401get", "cc-rot", "cc-mdscope", "rt-client", "tx-client")}
 ROTATED = "cs-cc-rot-new-" + os.urandom(12).hex()
 SUBJECT = "subject-" + os.urandom(16).hex()
 WRONG = "cs-wrong-" + os.urandom(12).hex()
@@ -112,7 +115,7 @@ class ClientCredentialsTest(MintCase):
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
                                              "cc-scrub", "cc-401", "cc-narrow",
                                              "cc-retry", "cc-401get", "cc-rot",
-                                             "tx-client")}
+                                             "cc-mdscope", "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
                                               expires_in={"cc-short": 62, "cc-rot": 62})
@@ -123,6 +126,7 @@ class ClientCredentialsTest(MintCase):
                                                "cc-401", "cc-retry", "cc-401get")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
+        creds["cc-mdscope"] = cc_cred("cc-mdscope", p, e, scope="read write")
         creds["tx"] = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, e)],
                        "mint": {"type": "token_exchange",
                                 "token_url": "https://%s:%d/token-exchange" % (AUTH, p),
@@ -308,6 +312,34 @@ class ClientCredentialsTest(MintCase):
                                          "--scope", "admin")
         self.assertNotEqual(rc, 0)
         self.assertIn("more than the credential's scope", err)
+
+    def test_metadata_handle_narrowed(self):
+        md = test_metadata.Client(self.sg)
+        self.addCleanup(md.close)
+        tok = md.token()
+        r = md.get("/v1/handles/cc-mdscope?scope=read", tok)
+        self.assertEqual(r.status, 200, R(r))
+        h = json.loads(r.body)["handle"]
+        r = self.get(h, "/v1/md-narrow")
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens("cc-mdscope")
+        self.assertEqual(len(toks), 1)
+        sent = [dict(urllib.parse.parse_qsl(q["body"])).get("scope")
+                for q in self.prov.requests if "Y2MtbWRzY29wZT" in json.dumps(q["headers"])]
+        self.assertEqual(sent, ["read"])
+        self.assertEqual(self.auth_seen("/v1/md-narrow"), ["Bearer " + toks[0]])
+        for query, status, code, why in (
+                ("scope=admin", 403, "narrowing_denied", "more than the credential's scope"),
+                ("scope=read&scope=write", 400, "bad_request", "scope (once)"),
+                ("colour=red", 400, "bad_request", "query parameters"),
+                ("repo=octo/x", 403, "narrowing_denied", "github_app credentials only")):
+            r = md.get("/v1/handles/cc-mdscope?" + query, tok)
+            self.assertEqual(r.status, status, query)
+            body = json.loads(r.body)
+            self.assertEqual(body["error"], code, query)
+            self.assertIn(why, body["message"], query)
+        r = md.get("/v1/handles/cc-mdscope", tok)     # no query: the credential's scope
+        self.assertEqual(r.status, 200, R(r))
 
     def test_token_exchange(self):
         r = self.get(self.handle("tx"), "/v1/tx-1")
