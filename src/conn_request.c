@@ -229,12 +229,13 @@ static void
 conn_mint_key(conn_t *c, mintcache_t *mc)
 {
 	const plan_t *p = &c->rq->plan;
-	const char *parts[3 + 2 * MINTREQ_NARROW_MAX + 2];
+	const char *parts[4 + 2 * MINTREQ_NARROW_MAX + 2];
 	size_t lens[SG_ARRAY_LEN(parts)], n = 0;
 
 	parts[n++] = p->mint_cred->name;
 	parts[n++] = p->mint_cred->mint->digest;
 	parts[n++] = p->mint_scope;
+	parts[n++] = p->mint_audience;
 	for (size_t i = 0; i < p->mint_repos.n && i < MINTREQ_NARROW_MAX; i++)
 		parts[n++] = p->mint_repos.v[i];
 	parts[n++] = "|";	/* repositories end, permissions begin */
@@ -249,9 +250,11 @@ conn_mint_key(conn_t *c, mintcache_t *mc)
 static const mintreq_narrow_t *
 conn_mint_narrow(const plan_t *p, mintreq_narrow_t *n)
 {
-	if (p->mint_scope == NULL && p->mint_repos.n == 0 && p->mint_perms.n == 0)
+	if (p->mint_scope == NULL && p->mint_audience == NULL && p->mint_repos.n == 0 &&
+	    p->mint_perms.n == 0)
 		return NULL;
-	*n = (mintreq_narrow_t){p->mint_scope, NULL, (const char *const *)p->mint_repos.v,
+	*n = (mintreq_narrow_t){p->mint_scope, p->mint_audience,
+	    (const char *const *)p->mint_repos.v,
 	    p->mint_repos.n, (const char *const *)p->mint_perms.v, p->mint_perms.n};
 	return n;
 }

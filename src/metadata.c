@@ -74,10 +74,10 @@ struct metadata {
 
 /* A handle request's narrowing of a minted credential's token: ?scope= (once),
  * ?repo= and ?permission= (repeated), as `sealgate handle mint --scope/--repo/
- * --permission`. The lists point into q. */
+ * --permission`, and ?audience= (once) as --audience. The lists point into q. */
 struct md_narrow {
 	struct evkeyvalq q;
-	const char *scope;
+	const char *scope, *audience;
 	char *repos[MINTREQ_NARROW_MAX + 1], *perms[MINTREQ_NARROW_MAX + 1];
 	policy_strlist_t r, p;
 };
@@ -507,6 +507,7 @@ md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp, bool *s
 	c.life_sandbox = life.sandbox;
 	if (r->narrow != NULL) {	/* handle_mint only reads them */
 		c.scope = (char *)(uintptr_t)r->narrow->scope;
+		c.audience = (char *)(uintptr_t)r->narrow->audience;
 		c.repos = r->narrow->r;
 		c.perms = r->narrow->p;
 	}
@@ -631,13 +632,16 @@ md_narrow_parse(struct md_req *r, struct md_narrow *n)
 		policy_strlist_t *l = strcmp(kv->key, "repo") == 0 ? &n->r :
 		    strcmp(kv->key, "permission") == 0 ? &n->p : NULL;
 
-		if (strcmp(kv->key, "scope") == 0 && n->scope == NULL) {
-			n->scope = kv->value;
+		const char **one = strcmp(kv->key, "scope") == 0 ? &n->scope :
+		    strcmp(kv->key, "audience") == 0 ? &n->audience : NULL;
+
+		if (one != NULL && *one == NULL) {
+			*one = kv->value;
 			continue;
 		}
 		if (l == NULL) {
 			md_error(r, 400, "bad_request", "a handle request takes the query "
-			    "parameters scope (once), repo and permission only");
+			    "parameters scope and audience (once each), repo and permission only");
 			return -1;
 		}
 		if (l->n > MINTREQ_NARROW_MAX)	/* one past the bound: refused below */
@@ -653,14 +657,15 @@ md_narrow_check(struct md_req *r, const policy_credential_t *cred, const struct 
 {
 	const char *why;
 
-	if (n->scope == NULL && n->r.n == 0 && n->p.n == 0)
+	if (n->scope == NULL && n->audience == NULL && n->r.n == 0 && n->p.n == 0)
 		return 0;
 	if (cred->mint == NULL) {
-		md_error(r, 403, "narrowing_denied", "scope, repo and permission narrow minted "
-		    "credentials only (%s has no mint)", cred->name);
+		md_error(r, 403, "narrowing_denied", "scope, audience, repo and permission "
+		    "narrow minted credentials only (%s has no mint)", cred->name);
 		return -1;
 	}
-	if (mintreq_narrow_check(cred->mint, n->scope, &n->r, &n->p, &why) < 0) {
+	if (mintreq_narrow_check(cred->mint, n->scope, &n->r, &n->p, &why) < 0 ||
+	    mintreq_audience_check(cred->mint, n->audience, &why) < 0) {
 		md_error(r, 403, "narrowing_denied", "%s", why);
 		return -1;
 	}

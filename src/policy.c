@@ -2679,6 +2679,10 @@ policy_mint_oauth(struct policy_ctx *c, const char *path, json_t *v, policy_mint
 	policy_mint_token_url(c, path, v, m, m->type != MINT_JWT_BEARER);
 	policy_mint_string(c, path, v, "scope", &m->scope);
 	policy_mint_string(c, path, v, "audience", &m->audience);
+	policy_path_key(sub, sizeof(sub), path, "audiences");
+	if ((e = json_object_get(v, "audiences")) != NULL)
+		(void)policy_strlist(c, sub, e, policy_check_mint_field, "an audience (1 to "
+		    "1024 printable characters)", false, &m->audiences);
 	policy_mint_string(c, path, v, "resource", &m->resource);
 	policy_path_key(sub, sizeof(sub), path, "params");
 	if ((e = json_object_get(v, "params")) != NULL)
@@ -2732,17 +2736,17 @@ static const char *const *
 policy_mint_keys(enum policy_mint_type t)
 {
 	static const char *const cc[] = {"type", "token_url", "client_id", "client_secret",
-	    "client_auth", "scope", "audience", "resource", "params", NULL};
+	    "client_auth", "scope", "audience", "audiences", "resource", "params", NULL};
 	static const char *const rt[] = {"type", "token_url", "client_id", "client_secret",
-	    "client_auth", "scope", "audience", "resource", "params", "refresh_token",
-	    "state_file", NULL};
+	    "client_auth", "scope", "audience", "audiences", "resource", "params",
+	    "refresh_token", "state_file", NULL};
 	static const char *const gh[] = {"type", "app_id", "client_id", "private_key",
 	    "installation_id", "api_url", NULL};
 	static const char *const jb[] = {"type", "token_url", "key", "scope",
-	    "target_audience", "audience", "params", NULL};
+	    "target_audience", "audience", "audiences", "params", NULL};
 	static const char *const te[] = {"type", "token_url", "client_id", "client_secret",
-	    "client_auth", "scope", "audience", "resource", "params", "subject_token",
-	    "subject_token_type", "requested_token_type", NULL};
+	    "client_auth", "scope", "audience", "audiences", "resource", "params",
+	    "subject_token", "subject_token_type", "requested_token_type", NULL};
 
 	return t == MINT_CLIENT_CREDENTIALS ? cc : t == MINT_REFRESH_TOKEN ? rt :
 	    t == MINT_GITHUB_APP ? gh : t == MINT_TOKEN_EXCHANGE ? te : jb;
@@ -3593,6 +3597,7 @@ policy_mint_free(policy_mint_t *m)
 	free(m->resource);
 	free(m->target_audience);
 	policy_strlist_free(&m->param_names);
+	policy_strlist_free(&m->audiences);
 	policy_strlist_free(&m->param_values);
 	free(m->installation_id);
 	free(m->subject_token_type);

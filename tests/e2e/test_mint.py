@@ -21,6 +21,8 @@ Credentials (each test its own, so cache states do not mix):
   cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
   cc-mdscope  client_credentials with scope "read write": handles narrowed to "read" by
               the metadata responder (GET /v1/handles/cc-mdscope?scope=read)
+  cc-aud      client_credentials with audience "api://default" and audiences api://a and
+              api://b: handles (CLI --audience, responder ?audience=) pick one of them
   cc-rot      client_credentials, its client_secret a watched file, tokens of 62 s: the
               file is replaced and the provider knows only the new secret; the cached
               token serves on, the next mint (the refresh due after 2 s) sends the new one
@@ -44,7 +46,8 @@ API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
            ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
-            "cc-retry", "cc-401get", "cc-rot", "cc-mdscope", "rt-client", "tx-client")}
+            "cc-retry", "cc-401get", "cc-rot", "cc-mdscope", "cc-aud", "rt-client",
+            "tx-client")}
 ROTATED = "cs-cc-rot-new-" + os.urandom(12).hex()
 SUBJECT = "subject-" + os.urandom(16).hex()
 WRONG = "cs-wrong-" + os.urandom(12).hex()
@@ -115,7 +118,7 @@ class ClientCredentialsTest(MintCase):
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
                                              "cc-scrub", "cc-401", "cc-narrow",
                                              "cc-retry", "cc-401get", "cc-rot",
-                                             "cc-mdscope", "tx-client")}
+                                             "cc-mdscope", "cc-aud", "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
                                               expires_in={"cc-short": 62, "cc-rot": 62})
@@ -127,6 +130,9 @@ class ClientCredentialsTest(MintCase):
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
         creds["cc-mdscope"] = cc_cred("cc-mdscope", p, e, scope="read write")
+        creds["cc-aud"] = cc_cred("cc-aud", p, e)
+        creds["cc-aud"]["mint"].update({"audience": "api://default",
+                                        "audiences": ["api://a", "api://b"]})
         creds["tx"] = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, e)],
                        "mint": {"type": "token_exchange",
                                 "token_url": "https://%s:%d/token-exchange" % (AUTH, p),
@@ -330,7 +336,7 @@ class ClientCredentialsTest(MintCase):
         self.assertEqual(self.auth_seen("/v1/md-narrow"), ["Bearer " + toks[0]])
         for query, status, code, why in (
                 ("scope=admin", 403, "narrowing_denied", "more than the credential's scope"),
-                ("scope=read&scope=write", 400, "bad_request", "scope (once)"),
+                ("scope=read&scope=write", 400, "bad_request", "(once each)"),
                 ("colour=red", 400, "bad_request", "query parameters"),
                 ("repo=octo/x", 403, "narrowing_denied", "github_app credentials only")):
             r = md.get("/v1/handles/cc-mdscope?" + query, tok)
@@ -340,6 +346,36 @@ class ClientCredentialsTest(MintCase):
             self.assertIn(why, body["message"], query)
         r = md.get("/v1/handles/cc-mdscope", tok)     # no query: the credential's scope
         self.assertEqual(r.status, 200, R(r))
+
+    def test_audience_per_handle(self):
+        cli_h = self.handle("cc-aud", narrow=("--audience", "api://a"))
+        md = test_metadata.Client(self.sg)
+        self.addCleanup(md.close)
+        tok = md.token()
+        r = md.get("/v1/handles/cc-aud?audience=api%3A%2F%2Fb", tok)
+        self.assertEqual(r.status, 200, R(r))
+        md_h = json.loads(r.body)["handle"]
+        plain = self.handle("cc-aud")
+        for h, m in ((cli_h, "/v1/aud-a"), (md_h, "/v1/aud-b"), (plain, "/v1/aud-default")):
+            r = self.get(h, m)
+            self.assertEqual(r.status, 200, R(r))
+        sent = sorted(dict(urllib.parse.parse_qsl(q["body"])).get("audience")
+                      for q in self.prov.requests if "Y2MtYXVkO" in json.dumps(q["headers"]))
+        self.assertEqual(sent, ["api://a", "api://b", "api://default"])
+        toks = self.prov.tokens("cc-aud")
+        self.assertEqual(len(toks), 3, "one token per audience")
+        self.assertEqual(len({self.auth_seen(m)[0] for m in
+                              ("/v1/aud-a", "/v1/aud-b", "/v1/aud-default")}), 3)
+        rc, _, err = sgtest.sealgate_cli("handle", "mint", "--policy", self.sg.policy_path,
+                                         "--sandbox", "sb-1", "--credential", "cc-aud",
+                                         "--audience", "api://evil")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("not one the credential allows", err)
+        r = md.get("/v1/handles/cc-aud?audience=api://evil", tok)
+        self.assertEqual(r.status, 403, R(r))
+        self.assertEqual(json.loads(r.body)["error"], "narrowing_denied")
+        r = md.get("/v1/handles/cc-scrub?audience=api://a", tok)   # names no audience
+        self.assertEqual(r.status, 403, R(r))
 
     def test_token_exchange(self):
         r = self.get(self.handle("tx"), "/v1/tx-1")

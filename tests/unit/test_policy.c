@@ -933,6 +933,12 @@ static const struct {
 	    "\"client_id\": \"a\"}"), "main.json: credentials.m.mint: mint type "
 	    "\"token_exchange\" needs \"subject_token\""},
 	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"audiences\": "
+	    "[\"api://a\", \"a\\nb\"]}"), "is not an audience (1 to 1024 printable characters)"},
+	{MINT("{\"type\": \"github_app\", \"app_id\": \"1\", \"private_key\": {\"value\": "
+	    "\"k\"}, \"installation_id\": 1, \"audiences\": [\"a\"]}"), "main.json: "
+	    "credentials.m.mint: unknown key \"audiences\""},
+	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
 	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"private_key\": "
 	    "{\"value\": \"k\"}}"), "main.json: credentials.m.mint: unknown key \"private_key\""},
 };
@@ -1012,6 +1018,7 @@ test_mint_good(void **state)
 	    "{\"type\": \"client_credentials\", \"token_url\": \"https://Auth.test:8443/oauth/"
 	    "token\", \"client_id\": \"app\", \"client_secret\": {\"value\": \"cs-1\"}, "
 	    "\"client_auth\": \"body\", \"scope\": \"read write\", \"audience\": \"api\", "
+	    "\"audiences\": [\"api://a\", \"api://b\"], "
 	    "\"params\": {\"tenant\": \"t1\"}}},"
 	    "\"gh\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.github.com\"], "
 	    "\"mint\": {\"type\": \"github_app\", \"app_id\": \"123\", \"private_key\": "
@@ -1039,6 +1046,8 @@ test_mint_good(void **state)
 	assert_string_equal(c->mint->secret, "cs-1");
 	assert_true(c->mint->auth_body);
 	assert_string_equal(c->mint->param_names.v[0], "tenant");
+	assert_int_equal(c->mint->audiences.n, 2);
+	assert_string_equal(c->mint->audiences.v[1], "api://b");
 	assert_int_equal(strlen(c->mint->digest), 32);
 	c = policy_credential_find(p, "gh");
 	assert_string_equal(c->mint->client_id, "123");
