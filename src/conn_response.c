@@ -403,6 +403,7 @@ conn_mint_refused(conn_t *c)
 	return true;
 }
 
+/* A response head arrived whole: 1xx, 101 upgrade, or a final response. */
 static int
 conn_on_response_head(conn_t *c, ssize_t hl)
 {
