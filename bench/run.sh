@@ -5,9 +5,11 @@
 #                     [-B MIB] [-I IDLE_CONNS] [-p] [-o OUTDIR]
 #   -d  seconds per measurement (default 10)      -w  warmup seconds, not counted (2)
 #   -r  repetitions (1; the table shows medians)   -n  max requests per measurement (5000000)
-#   -W  workloads (default "ka1 ka1bp ka16 ka16aws ka64 ka16e16k ka16gz16k new16 down up upaws
-#                           upawschunk downtxt downgz policy10k resume idle handles100k"):
+#   -W  workloads (default "ka1 ka1bp ka16 ka16mint ka16aws ka64 ka16e16k ka16gz16k new16 down
+#                           up upaws upawschunk downtxt downgz policy10k resume idle handles100k"):
 #         ka<N>   keep-alive, N connections, one request in flight on each
+#         ka16mint ka16 with a handle of a minted client_credentials credential (its token
+#                 endpoint bench/mint_standin.py on loopback TLS; one mint, then cached)
 #         ka16aws ka16 of an S3 GET signed (SigV4) with the derived credentials: sealgate
 #                 verifies and re-signs every request
 #         ka1bp   ka1 through a sealgate with limits.busy_poll_us = BUSY_POLL_US (100)
@@ -37,7 +39,7 @@ HERE=$ROOT/bench
 cd "$ROOT" || exit 1
 
 DUR=10 WARM=2 REPS=1 MAXREQ=5000000 BULK_MIB=256 IDLE_N=10000 PROFILE=0 OUT=
-WORKLOADS="ka1 ka1bp ka16 ka16aws ka64 ka16e16k ka16gz16k new16 down up upaws upawschunk downtxt downgz policy10k resume idle handles100k"
+WORKLOADS="ka1 ka1bp ka16 ka16mint ka16aws ka64 ka16e16k ka16gz16k new16 down up upaws upawschunk downtxt downgz policy10k resume idle handles100k"
 while getopts "d:w:r:W:n:B:I:po:h" o; do
   case $o in
     d) DUR=$OPTARG;; w) WARM=$OPTARG;; r) REPS=$OPTARG;; W) WORKLOADS=$OPTARG;; n) MAXREQ=$OPTARG;;
@@ -52,6 +54,7 @@ WORKERS=${WORKERS:-1}
 UP_ADDR=127.0.0.3
 UP_PORT=${UP_PORT:-18443}
 SINK_PORT=$((UP_PORT + 1))   # upload sink (reads the whole body before answering)
+MINT_PORT=$((UP_PORT + 2))   # ka16mint's token endpoint (bench/mint_standin.py)
 UP_NAME=api.example.test
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$HERE/results/$STAMP}
@@ -97,7 +100,8 @@ stop_pid() {
 scan_results() {
   local tok
   tok=$(cat "$RUN"/aws/*.hdr 2>/dev/null | awk -F': ' 'tolower($1)=="x-amz-security-token"{print $2}')
-  SCAN_VALUES=$(printf '%s\n' "${SECRET:-}" "${HANDLE:-}" "${AWS_AKID:-}" "${AWS_SECRET:-}" "$tok") \
+  SCAN_VALUES=$(printf '%s\n' "${SECRET:-}" "${HANDLE:-}" "${AWS_AKID:-}" "${AWS_SECRET:-}" "$tok" \
+                 "${MINT_SECRET:-}" "${MINT_TOKEN:-}" "${MINT_HANDLE:-}") \
     python3 - "$OUT" <<'PY'
 import os, sys
 pats = []
@@ -318,6 +322,12 @@ start_bg sink "$HARNESS_CPUS" python3 "$HERE/upload_sink.py" $UP_ADDR "$SINK_POR
   "$RUN/sink-smoke.log"   # requests with X-Bench-Smoke: 1 only (the AWS smoke)
 SINK_PID=$(cat "$RUN/sink.pid")
 wait_port $UP_ADDR "$SINK_PORT" || { cat "$RUN/sink.log" >&2; die "upload sink did not start"; }
+# ka16mint's token endpoint: client "bench" with MINT_SECRET gets MINT_TOKEN (never printed)
+MINT_SECRET=cs-bench-$(openssl rand -hex 24)
+MINT_TOKEN=at-bench-$(openssl rand -hex 24)
+MINT_SECRET=$MINT_SECRET MINT_TOKEN=$MINT_TOKEN start_bg mint "$HARNESS_CPUS" python3 "$HERE/mint_standin.py" \
+  $UP_ADDR "$MINT_PORT" "$C/up.crt" "$C/up.key" "$RUN/mint-calls.log"
+wait_port $UP_ADDR "$MINT_PORT" || { cat "$RUN/mint.log" >&2; die "token endpoint stand-in did not start"; }
 
 # ------------------------------------------------------------------ sealgate
 SECRET=sk-bench-$(openssl rand -hex 24)      # never printed
@@ -329,6 +339,7 @@ mkdir -p "$RUN/sg/keys"; chmod 700 "$RUN/sg/keys"
 sed -e "s|@UP_CA@|$C/up-ca.crt|; s|@UP_NAME@|$UP_NAME|g; s|@UP_ADDR@|$UP_ADDR|g; s|@UP_PORT@|$UP_PORT|g; s|@SINK_PORT@|$SINK_PORT|g" \
     -e "s|@AUDIT@|$RUN/sg/audit.log|; s|@WORKERS@|$WORKERS|; s|@SECRET@|$SECRET|" \
     -e "s|@AWS_AKID@|$AWS_AKID|; s|@AWS_SECRET@|$AWS_SECRET|" \
+    -e "s|@MINT_PORT@|$MINT_PORT|; s|@MINT_SECRET@|$MINT_SECRET|" \
     "$HERE/policy.json.in" >"$RUN/sg/policy.json"
 chmod 600 "$RUN/sg/policy.json"
 "$SG" policy check --quiet "$RUN/sg/policy.json" 2>&1 | grep -v 'inline value is for development only' >&2
@@ -338,6 +349,8 @@ SG_CA=$RUN/sg/keys/ca.crt
 HANDLE=$("$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --credential bench --ttl 1h 2>"$RUN/mint.err") \
   || { cat "$RUN/mint.err" >&2; die "handle mint failed"; }
 [ -n "$HANDLE" ] || die "handle mint printed nothing"
+MINT_HANDLE=$("$SG" handle mint --policy "$RUN/sg/policy.json" --sandbox bench --credential bench-mint \
+  --ttl 1h 2>"$RUN/mint.err") || { cat "$RUN/mint.err" >&2; die "handle mint (bench-mint) failed"; }
 
 SG_PID='' SG_PORT='' SG_ADMIN='' SG_MD=''
 start_sg() {  # start_sg NAME POLICY: serve POLICY; sets R_PID R_PORT R_ADMIN R_MD from the ready file
@@ -465,6 +478,7 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
   case $wl in
     *e16k) body=(--path /e16k -H "Accept-Encoding: gzip");;
     *gz16k) body=(--path /gz16k -H "Accept-Encoding: gzip");;
+    *mint) auth=(-H "Authorization: Bearer $MINT_HANDLE" --expect "X-Echo-Auth: Bearer $MINT_HANDLE");;
     *aws) body=(--path "$AWS_GET_PATH")   # signed by aws_sign get (this rep)
           auth=(); while IFS= read -r l; do auth+=(-H "$l"); done <"$RUN/aws/get.hdr"
           auth+=(--expect "$AWS_EXPECT");;
@@ -491,6 +505,10 @@ run_lg() {  # run_lg SYSTEM WORKLOAD REP [perf]
     m_extra=$(audit_split "$audit" "$off")
   fi
   emit "$(cat "$RUN/lg.out")" "$sys" "$wl" "$rep"
+  case $sys/$wl in sealgate/*mint)
+    log "$wl: token endpoint answers so far: $(grep -c '^ok$' "$RUN/mint-calls.log" 2>/dev/null) token(s)," \
+        "$(grep -c '^refused$' "$RUN/mint-calls.log" 2>/dev/null) refusal(s)";;
+  esac
 }
 
 run_bulk() {  # run_bulk SYSTEM down|up|upaws|upawschunk|downtxt|downgz REP : one streamed transfer with curl

@@ -118,6 +118,7 @@ struct conn_req {
 	bool mint_wait;			/* ST_IDENTITY waits for a minted token (mint_key,
 					 * id_seq), not an AWS identity */
 	uint8_t mint_key[MINTCACHE_KEY_LEN];	/* the minted token's cache entry */
+	bool mint_retried;		/* sent again once after a 401 to its minted token */
 	scrub_t *rewrite;		/* handle/placeholder -> secret in a streamed body */
 	awschunk_t *chunks;		/* an AWS streamed upload: chunk signatures redone */
 	int chunks_err;			/* an awschunk_rc that stopped the body */
@@ -251,6 +252,7 @@ int conn_view_refresh(conn_t *c);
 void conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req);
 int conn_swap_finish(conn_t *c, int rc);
 void conn_send_request_head(conn_t *c);
+void conn_request_retry(conn_t *c);
 /* conn_connect.c */
 void conn_on_connect(conn_t *c);
 void conn_tls_accept_start(conn_t *c);

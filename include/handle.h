@@ -5,12 +5,14 @@
  *   sgh1.<key id>.<base64url, no padding, of crypto_box_seal(payload JSON)>
  *   payload: {"v":1,"cred":NAME,"sb":SANDBOX,"hid":32 hex,"iat":unix,"exp":unix
  *             [,"life":"sandbox"][,"hosts":[..]][,"methods":[..]][,"paths":[..]]}
- *   v2 payload: the same, with "v":2 and at least one of "git_refs", "scope", "repos", "perms"
+ *   v2 payload: the same, with "v":2 and at least one of "git_refs", "scope", "aud",
+ *   "repos", "perms"
  * The optional lists narrow the credential's policy scope; they never widen it.
  * Claims an older sealgate would not know make the payload "v":2 (so it refuses the handle
  * rather than ignore them): "git_refs" narrows the credential's git.push refs (gitpush.h
  * patterns); a minted credential's handle may narrow the token it gets with
- * "scope":"a b" (OAuth scope tokens), "repos":["owner/name"], "perms":["contents:read"]
+ * "scope":"a b" (OAuth scope tokens), "aud":"..." (the OAuth audience asked for),
+ * "repos":["owner/name"], "perms":["contents:read"]
  * (GitHub App installation tokens); see mintreq.h.
  * "life":"sandbox" marks a sandbox-lifetime handle: exp is then its max_ttl backstop and
  * authz keeps it valid while its sandbox is (authz.h); absent, exp is a wall-clock ttl.
@@ -60,6 +62,7 @@ typedef struct handle_claims {
 	policy_strlist_t hosts, methods, paths;	/* narrower scope; n == 0: policy's */
 	policy_strlist_t git_refs;	/* narrower git push refs; n == 0: the credential's */
 	char *scope;			/* minted token's OAuth scope; NULL: the credential's */
+	char *audience;			/* ... its OAuth audience ("aud"); NULL: the credential's */
 	policy_strlist_t repos, perms;	/* GitHub "owner/name", "permission:level" */
 	char key_id[SEAL_KEY_ID_LEN + 1];	/* set by handle_open and handle_mint */
 } handle_claims_t;

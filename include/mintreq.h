@@ -69,6 +69,14 @@ int mintreq_narrow_check(const policy_mint_t *m, const char *scope,
     const policy_strlist_t *repos, const policy_strlist_t *perms, const char **why)
     __attribute__((nonnull(1, 3, 4, 5))) SG_WUR;
 
+/*
+ * May a handle of m ask for the OAuth audience aud (NULL: the credential's)? It must be
+ * m's audience or one of m's audiences (OAuth types and jwt_bearer; github_app names
+ * none). 0, or -1 with *why a static message.
+ */
+int mintreq_audience_check(const policy_mint_t *m, const char *aud, const char **why)
+    __attribute__((nonnull(1, 3))) SG_WUR;
+
 enum mintreq_rc { MINTREQ_OK = 0, MINTREQ_E_ARG = -1, MINTREQ_E_SIGN = -2,
 	MINTREQ_E_NOMEM = -3 };
 

@@ -93,6 +93,7 @@ typedef struct plan {
 	size_t mint_handle_len;
 	mintcache_tok_t *mint_tok;	/* the token injected (a reference) */
 	char *mint_scope;		/* the handle's narrowing (malloc'd copies), or none */
+	char *mint_audience;
 	policy_strlist_t mint_repos, mint_perms;
 	/* for the audit line: the first handle's id, credential, sandbox */
 	char hid[40];

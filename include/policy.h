@@ -113,6 +113,8 @@ typedef struct policy_mint {
 	size_t client_secret_len;
 	bool auth_body;			/* client_auth "body" (default "basic") */
 	char *scope, *audience, *resource, *target_audience;	/* NULL: not sent */
+	policy_strlist_t audiences;	/* "audiences": what a handle may ask for instead
+					 * of audience (mintreq_audience_check) */
 	policy_strlist_t param_names, param_values;	/* "params", parallel */
 	char *installation_id;		/* github_app: digits */
 	char *subject_token_type;	/* token_exchange (default ..:access_token) */

@@ -31,6 +31,7 @@ struct sg_stats {
 	uint64_t mint_fetches;		/* calls made (refreshes included) */
 	uint64_t mint_refreshes;	/* ... of them while a usable token was cached */
 	uint64_t mint_failures;		/* calls that gave no token */
+	uint64_t mint_retries;		/* requests sent again after a 401 to their token */
 	/* rotating secret sources (secwatch.c) */
 	uint64_t secret_rotations;	/* a file or exec secret changed value */
 	uint64_t secret_source_failures;	/* a read or run that gave no usable value */

@@ -333,7 +333,8 @@ unseal_claims_json(const handle_claims_t *c)
 	json_t *o;
 
 	cli_format_time(c->exp, exp, sizeof(exp));
-	bool narrow = c->scope != NULL || c->repos.n > 0 || c->perms.n > 0;
+	bool narrow = c->scope != NULL || c->audience != NULL || c->repos.n > 0 ||
+	    c->perms.n > 0;
 
 	o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:s}", "key_id", c->key_id,
 	    "v", narrow ? HANDLE_VERSION_NARROW : HANDLE_VERSION, "cred", c->cred, "sb", c->sb,
@@ -349,6 +350,8 @@ unseal_claims_json(const handle_claims_t *c)
 		json_object_set_new(o, "paths", unseal_list_json(&c->paths));
 	if (o != NULL && c->scope != NULL)
 		json_object_set_new(o, "scope", json_string(c->scope));
+	if (o != NULL && c->audience != NULL)
+		json_object_set_new(o, "aud", json_string(c->audience));
 	if (o != NULL && c->repos.n)
 		json_object_set_new(o, "repos", unseal_list_json(&c->repos));
 	if (o != NULL && c->perms.n)
@@ -485,7 +488,8 @@ cmd_unseal(int argc, char **argv)
 
 static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox ID "
     "--credential NAME [--ttl 15m|sandbox] [--git-ref PATTERN]... [--count N] [--json] "
-    "[--scope 'a b'] [--repo OWNER/NAME]... [--permission NAME:LEVEL]...";
+    "[--scope 'a b'] [--audience AUD] [--repo OWNER/NAME]... "
+    "[--permission NAME:LEVEL]...";
 
 /* Most handles one `handle mint --count` prints (benchmarks, load tests). */
 #define MINT_MAX_COUNT	1000000
@@ -494,7 +498,7 @@ static const char handle_usage[] = "sealgate handle mint --policy PATH --sandbox
 #define MINT_MAX_GIT_REFS	32
 
 struct mint_args {
-	const char *policy, *sandbox, *credential, *ttl, *count, *scope;
+	const char *policy, *sandbox, *credential, *ttl, *count, *scope, *audience;
 	unsigned long n;	/* handles to mint: --count, default 1 */
 	int json;
 	char *git_refs[MINT_MAX_GIT_REFS];	/* --git-ref, borrowed from argv */
@@ -546,9 +550,9 @@ static int
 mint_parse_args(int argc, char **argv, struct mint_args *a)
 {
 	static const char *const names[] = {"--policy", "--sandbox", "--credential", "--ttl",
-	    "--count", "--scope"};
+	    "--count", "--scope", "--audience"};
 	const char **vals[] = {&a->policy, &a->sandbox, &a->credential, &a->ttl, &a->count,
-	    &a->scope};
+	    &a->scope, &a->audience};
 	int m = 0;
 
 	for (int i = 2; i < argc; i++) {
@@ -734,7 +738,8 @@ mint_loop(const char *cmd, const seal_key_t *key, handle_claims_t *c,
 	return CLI_OK;
 }
 
-/* --scope, --repo, --permission: only for a minted credential, within what it allows. */
+/* --scope, --audience, --repo, --permission: only for a minted credential, within what
+ * it allows. */
 static int
 mint_check_narrow(const char *cmd, const struct mint_args *a,
     const policy_credential_t *cred)
@@ -744,14 +749,15 @@ mint_check_narrow(const char *cmd, const struct mint_args *a,
 	const char *why;
 	char msg[256];
 
-	if (a->scope == NULL && a->nrepos == 0 && a->nperms == 0)
+	if (a->scope == NULL && a->audience == NULL && a->nrepos == 0 && a->nperms == 0)
 		return CLI_OK;
 	if (cred->mint == NULL) {
-		snprintf(msg, sizeof(msg), "--scope, --repo and --permission narrow minted "
-		    "credentials only ('%s' has no mint)", cred->name);
+		snprintf(msg, sizeof(msg), "--scope, --audience, --repo and --permission narrow "
+		    "minted credentials only ('%s' has no mint)", cred->name);
 		return cli_fail(cmd, msg);
 	}
-	if (mintreq_narrow_check(cred->mint, a->scope, &repos, &perms, &why) < 0)
+	if (mintreq_narrow_check(cred->mint, a->scope, &repos, &perms, &why) < 0 ||
+	    mintreq_audience_check(cred->mint, a->audience, &why) < 0)
 		return cli_fail(cmd, why);
 	return CLI_OK;
 }
@@ -782,6 +788,7 @@ mint_run(const char *cmd, const policy_t *p, const struct mint_args *a)
 	c.git_refs.v = (char **)(uintptr_t)a->git_refs;
 	c.git_refs.n = a->ngit_refs;
 	c.scope = (char *)a->scope;
+	c.audience = (char *)a->audience;
 	c.repos = (policy_strlist_t){a->nrepos, (char **)a->repos};
 	c.perms = (policy_strlist_t){a->nperms, (char **)a->perms};
 	if (life.sandbox && !a->json) {

@@ -186,6 +186,10 @@ conn_audit(conn_t *c, unsigned status, const char *code)
 	a.upstream_ms = c->acct.upstream_ms;
 	a.total_ms = util_mono_msf() - c->acct.t_start;
 	a.detail = code && c->rq->plan.detail[0] ? c->rq->plan.detail : NULL;
+	if (code == NULL && c->req.mint_retried)
+		a.detail = status == 401 && c->res.phase == RES_WAITING ? "minted token refused "
+		    "(401): sent again with a newly minted one" : "sent again after a 401 to its "
+		    "minted token";
 	audit_log(&a);
 	if (c->rq->plan.credential[0])
 		metrics_count_request(c->rq->plan.credential, outcome);
@@ -409,7 +413,7 @@ conn_start_head(conn_t *c)
 	http_scan_init(&c->req.scan, l->max_header_bytes ? l->max_header_bytes : SG_MAX_HEADER_BYTES);
 	conn_req_phase(c, REQ_NONE);
 	conn_res_phase(c, RES_WAITING);
-	c->req.websocket = c->req.range_signed = false;
+	c->req.websocket = c->req.range_signed = c->req.mint_retried = false;
 	conn_body_reset(c);
 	c->acct.t_start = c->acct.t_sent = 0;
 	c->acct.upstream_ms = 0;

@@ -229,12 +229,13 @@ static void
 conn_mint_key(conn_t *c, mintcache_t *mc)
 {
 	const plan_t *p = &c->rq->plan;
-	const char *parts[3 + 2 * MINTREQ_NARROW_MAX + 2];
+	const char *parts[4 + 2 * MINTREQ_NARROW_MAX + 2];
 	size_t lens[SG_ARRAY_LEN(parts)], n = 0;
 
 	parts[n++] = p->mint_cred->name;
 	parts[n++] = p->mint_cred->mint->digest;
 	parts[n++] = p->mint_scope;
+	parts[n++] = p->mint_audience;
 	for (size_t i = 0; i < p->mint_repos.n && i < MINTREQ_NARROW_MAX; i++)
 		parts[n++] = p->mint_repos.v[i];
 	parts[n++] = "|";	/* repositories end, permissions begin */
@@ -249,9 +250,11 @@ conn_mint_key(conn_t *c, mintcache_t *mc)
 static const mintreq_narrow_t *
 conn_mint_narrow(const plan_t *p, mintreq_narrow_t *n)
 {
-	if (p->mint_scope == NULL && p->mint_repos.n == 0 && p->mint_perms.n == 0)
+	if (p->mint_scope == NULL && p->mint_audience == NULL && p->mint_repos.n == 0 &&
+	    p->mint_perms.n == 0)
 		return NULL;
-	*n = (mintreq_narrow_t){p->mint_scope, NULL, (const char *const *)p->mint_repos.v,
+	*n = (mintreq_narrow_t){p->mint_scope, p->mint_audience,
+	    (const char *const *)p->mint_repos.v,
 	    p->mint_repos.n, (const char *const *)p->mint_perms.v, p->mint_perms.n};
 	return n;
 }
@@ -569,6 +572,31 @@ conn_forward_request(conn_t *c)
 		conn_on_connect(c);
 	else
 		conn_on_absolute(c);
+}
+
+/*
+ * The request, sent and refused (a 401 to its minted token), goes again from its head as
+ * read: its upstream connection (the refused answer's body on it) is dropped, the plan
+ * made anew (the cache mints a new token), the audit line of the retry its own.
+ */
+void
+conn_request_retry(conn_t *c)
+{
+	if (c->ubev != NULL) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		c->up.ready = false;
+	}
+	http_head_clear(&c->res.head);
+	conn_res_phase(c, RES_WAITING);
+	free(c->req.target);
+	c->req.target = NULL;
+	c->acct.audited = false;
+	c->acct.t_sent = c->acct.upstream_ms = 0;
+	c->acct.bytes_up = c->acct.bytes_down = 0;
+	conn_set_state(c, ST_HEAD);
+	conn_req_phase(c, REQ_DECIDING);
+	conn_forward_request(c);
 }
 
 /* A request that waited for its AWS identity, planned at last: on to its upstream. */

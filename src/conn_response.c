@@ -367,22 +367,43 @@ conn_write_response_head(conn_t *c)
 	evbuffer_add(out, "\r\n", 2);
 }
 
-/* A response head arrived whole: 1xx, 101 upgrade, or a final response. */
-/* The upstream refused a minted token (401): the cache drops it, so the next request
- * mints a new one (this one's answer goes to the client as it is). */
-static void
+/* A method whose request may be sent twice with the effect of once (RFC 9110 9.2.2). */
+static bool
+conn_method_idempotent(unsigned method)
+{
+	return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
+	    method == HTTP_PUT || method == HTTP_DELETE;
+}
+
+/*
+ * The upstream refused a minted token (401): the cache drops it, so the next request
+ * mints a new one. An idempotent request without a body that has not been retried yet is
+ * sent again with a newly minted token (the 401 and its upstream connection are dropped,
+ * the client sees only the retried answer); any other gets the 401 as it is. true when
+ * the request was handed to its retry (return without touching the response).
+ */
+static bool
 conn_mint_refused(conn_t *c)
 {
 	const proxy_shared_t *sh = worker_shared(c->w);
 
 	if (c->res.head.status != 401 || c->rq == NULL || c->rq->plan.mint_tok == NULL ||
 	    sh->mint_cache == NULL)
-		return;
+		return false;
 	if (mintcache_invalidate(sh->mint_cache, c->req.mint_key, c->rq->plan.mint_tok))
 		log_info("%s: the upstream refused credential %s's minted token (401): the next "
 		    "request mints a new one", c->peer, c->rq->plan.mint_cred->name);
+	if (c->req.mint_retried || !conn_method_idempotent(c->req.head.method) ||
+	    !c->req.head.no_body || c->req.phase != REQ_SENT)
+		return false;
+	c->req.mint_retried = true;
+	STATS_INC(mint_retries);
+	conn_audit(c, 401, NULL);	/* the refused attempt: its own line, retry noted */
+	conn_request_retry(c);
+	return true;
 }
 
+/* A response head arrived whole: 1xx, 101 upgrade, or a final response. */
 static int
 conn_on_response_head(conn_t *c, ssize_t hl)
 {
@@ -428,7 +449,8 @@ conn_on_response_head(conn_t *c, ssize_t hl)
 		http_scan_init(&c->res.scan, SG_MAX_HEADER_BYTES);
 		return 0;
 	}
-	conn_mint_refused(c);
+	if (conn_mint_refused(c))
+		return -1;	/* sent again: this response is dropped with its upstream */
 	if (c->acct.t_sent) {
 		c->acct.upstream_ms = util_mono_msf() - c->acct.t_sent;
 		metrics_observe_upstream_ms(c->acct.upstream_ms);

@@ -91,7 +91,8 @@ handle_claims_dump(const handle_claims_t *c)
 	json_t *o;
 	char *s = NULL;
 
-	bool narrow = c->scope != NULL || c->repos.n > 0 || c->perms.n > 0 || c->git_refs.n > 0;
+	bool narrow = c->scope != NULL || c->audience != NULL || c->repos.n > 0 ||
+	    c->perms.n > 0 || c->git_refs.n > 0;
 
 	o = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", narrow ? HANDLE_VERSION_NARROW :
 	    HANDLE_VERSION, "cred", c->cred,
@@ -103,7 +104,9 @@ handle_claims_dump(const handle_claims_t *c)
 		json_decref(o);
 		return NULL;
 	}
-	if (c->scope != NULL && json_object_set_new(o, "scope", json_string(c->scope)) < 0) {
+	if ((c->scope != NULL && json_object_set_new(o, "scope", json_string(c->scope)) < 0) ||
+	    (c->audience != NULL &&
+	    json_object_set_new(o, "aud", json_string(c->audience)) < 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -269,16 +272,21 @@ handle_claims_parse_narrow(json_t *o, bool narrow, handle_claims_t *c)
 	json_t *s = json_object_get(o, "scope");
 
 	if (!narrow)
-		return s == NULL && json_object_get(o, "repos") == NULL &&
+		return s == NULL && json_object_get(o, "aud") == NULL &&
+		    json_object_get(o, "repos") == NULL &&
 		    json_object_get(o, "perms") == NULL &&
 		    json_object_get(o, "git_refs") == NULL ? 0 : -1;
 	if (s != NULL && (c->scope = handle_json_strdup(o, "scope")) == NULL)
+		return -1;
+	if (json_object_get(o, "aud") != NULL &&
+	    (c->audience = handle_json_strdup(o, "aud")) == NULL)
 		return -1;
 	if (handle_json_list(o, "repos", &c->repos) < 0 ||
 	    handle_json_list(o, "perms", &c->perms) < 0 ||
 	    handle_json_list(o, "git_refs", &c->git_refs) < 0)
 		return -1;
-	return c->scope != NULL || c->repos.n > 0 || c->perms.n > 0 || c->git_refs.n > 0 ?
+	return c->scope != NULL || c->audience != NULL || c->repos.n > 0 || c->perms.n > 0 ||
+	    c->git_refs.n > 0 ?
 	    0 : -1;
 }
 
@@ -386,6 +394,7 @@ handle_claims_free(handle_claims_t *claims)
 	handle_list_free(&claims->paths);
 	handle_list_free(&claims->git_refs);
 	free(claims->scope);
+	free(claims->audience);
 	handle_list_free(&claims->repos);
 	handle_list_free(&claims->perms);
 	memset(claims, 0, sizeof(*claims));

@@ -30,6 +30,7 @@
 #include "handle.h"
 #include "log.h"
 #include "metadata.h"
+#include "mintreq.h"
 #include "netaddr.h"
 #include "proxy.h"
 #include "registry.h"
@@ -71,6 +72,16 @@ struct metadata {
 	char bound_aws[80];		/* the opts.listen_aws listener; "" when none */
 };
 
+/* A handle request's narrowing of a minted credential's token: ?scope= (once),
+ * ?repo= and ?permission= (repeated), as `sealgate handle mint --scope/--repo/
+ * --permission`, and ?audience= (once) as --audience. The lists point into q. */
+struct md_narrow {
+	struct evkeyvalq q;
+	const char *scope, *audience;
+	char *repos[MINTREQ_NARROW_MAX + 1], *perms[MINTREQ_NARROW_MAX + 1];
+	policy_strlist_t r, p;
+};
+
 /* One request being answered. */
 struct md_req {
 	metadata_t *md;
@@ -82,6 +93,7 @@ struct md_req {
 					 * whole request: everything below borrows from it */
 	sandbox_view_t view;		/* the caller's sandbox, static or registered */
 	const sandbox_view_t *sb;	/* &view once found, else NULL */
+	const struct md_narrow *narrow;	/* a handle request's narrowing, or NULL */
 };
 
 typedef void (*md_handler_fn)(struct md_req *);
@@ -493,6 +505,12 @@ md_mint(struct md_req *r, const policy_credential_t *cred, int64_t *exp, bool *s
 	c.iat = util_now_s();
 	c.exp = c.iat + (int64_t)life.ttl_s;
 	c.life_sandbox = life.sandbox;
+	if (r->narrow != NULL) {	/* handle_mint only reads them */
+		c.scope = (char *)(uintptr_t)r->narrow->scope;
+		c.audience = (char *)(uintptr_t)r->narrow->audience;
+		c.repos = r->narrow->r;
+		c.perms = r->narrow->p;
+	}
 	/* a registered sandbox's handles never outlive its registration */
 	if (r->sb->expires_at != 0 && c.exp > r->sb->expires_at)
 		c.exp = r->sb->expires_at;
@@ -571,21 +589,15 @@ md_strlist_json(const policy_strlist_t *l)
 	return a;
 }
 
+/* A fresh handle of cred (narrowed as r->narrow says) in the JSON answer. */
 static void
-md_handle_cb(struct md_req *r)
+md_handle_reply(struct md_req *r, const policy_credential_t *cred, const char *name)
 {
-	const char *name = r->path + strlen("/v1/handles/");
-	const policy_credential_t *cred = policy_credential_find(r->snap.policy, name);
 	char *text, when[64];
 	bool sandbox;
 	int64_t exp;
 	json_t *j;
 
-	if (cred == NULL || !sandbox_view_grants(r->sb, name)) {
-		md_error(r, 404, "not_granted", "sandbox %s is not granted credential %.64s",
-		    r->sb->name, name);
-		return;
-	}
 	if ((text = md_mint(r, cred, &exp, &sandbox)) == NULL) {
 		md_error(r, 500, "mint_failed", "could not mint a handle for %s", name);
 		return;
@@ -597,6 +609,88 @@ md_handle_cb(struct md_req *r)
 	free(text);
 	md_reply_json(r, 200, j);
 }
+
+/* The query's narrowing into n (its lists point into n->q: evhttp_clear_headers frees
+ * it). 0, or -1 (answered: 400 for a malformed or unknown parameter). */
+static int
+md_narrow_parse(struct md_req *r, struct md_narrow *n)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+	struct evkeyval *kv;
+
+	memset(n, 0, sizeof(*n));
+	TAILQ_INIT(&n->q);
+	n->r.v = n->repos;
+	n->p.v = n->perms;
+	if (qs == NULL || *qs == '\0')
+		return 0;
+	if (evhttp_parse_query_str(qs, &n->q) < 0) {
+		md_error(r, 400, "bad_request", "malformed query string");
+		return -1;
+	}
+	TAILQ_FOREACH(kv, &n->q, next) {
+		policy_strlist_t *l = strcmp(kv->key, "repo") == 0 ? &n->r :
+		    strcmp(kv->key, "permission") == 0 ? &n->p : NULL;
+
+		const char **one = strcmp(kv->key, "scope") == 0 ? &n->scope :
+		    strcmp(kv->key, "audience") == 0 ? &n->audience : NULL;
+
+		if (one != NULL && *one == NULL) {
+			*one = kv->value;
+			continue;
+		}
+		if (l == NULL) {
+			md_error(r, 400, "bad_request", "a handle request takes the query "
+			    "parameters scope and audience (once each), repo and permission only");
+			return -1;
+		}
+		if (l->n > MINTREQ_NARROW_MAX)	/* one past the bound: refused below */
+			continue;
+		l->v[l->n++] = kv->value;
+	}
+	return 0;
+}
+
+/* The narrowing asked for is within what cred allows. 0, or -1 (answered: 403). */
+static int
+md_narrow_check(struct md_req *r, const policy_credential_t *cred, const struct md_narrow *n)
+{
+	const char *why;
+
+	if (n->scope == NULL && n->audience == NULL && n->r.n == 0 && n->p.n == 0)
+		return 0;
+	if (cred->mint == NULL) {
+		md_error(r, 403, "narrowing_denied", "scope, audience, repo and permission "
+		    "narrow minted credentials only (%s has no mint)", cred->name);
+		return -1;
+	}
+	if (mintreq_narrow_check(cred->mint, n->scope, &n->r, &n->p, &why) < 0 ||
+	    mintreq_audience_check(cred->mint, n->audience, &why) < 0) {
+		md_error(r, 403, "narrowing_denied", "%s", why);
+		return -1;
+	}
+	r->narrow = n;
+	return 0;
+}
+
+static void
+md_handle_cb(struct md_req *r)
+{
+	const char *name = r->path + strlen("/v1/handles/");
+	const policy_credential_t *cred = policy_credential_find(r->snap.policy, name);
+	struct md_narrow n;
+
+	if (cred == NULL || !sandbox_view_grants(r->sb, name)) {
+		md_error(r, 404, "not_granted", "sandbox %s is not granted credential %.64s",
+		    r->sb->name, name);
+		return;
+	}
+	if (md_narrow_parse(r, &n) == 0 && md_narrow_check(r, cred, &n) == 0)
+		md_handle_reply(r, cred, name);
+	r->narrow = NULL;
+	evhttp_clear_headers(&n.q);
+}
+
 
 static bool
 md_is_aws(const policy_credential_t *cred)

@@ -90,6 +90,9 @@ static const struct metrics_stat metrics_stats[] = {
 	STAT(mint_failures, "mint_failures_total", NULL, "counter",
 	    "Token endpoint calls that gave no token (provider error, timeout, network, TLS, "
 	    "malformed answer, state file write)."),
+	STAT(mint_retries, "mint_retries_total", NULL, "counter",
+	    "Idempotent requests without a body sent again with a newly minted token after "
+	    "the upstream answered 401 to theirs."),
 	STAT(secret_rotations, "secret_rotations_total", NULL, "counter",
 	    "Rotating credential secrets (watched files, exec commands) that changed value."),
 	STAT(secret_source_failures, "secret_source_failures_total", NULL, "counter",

@@ -24,6 +24,8 @@
 #include "mintclient.h"
 #include "minttok.h"
 #include "secmem.h"
+#include "secval.h"
+#include "snapshot.h"
 #include "stats.h"
 #include "util.h"
 
@@ -49,6 +51,8 @@ struct mint_fetch {
 	uint8_t key[MINTCACHE_KEY_LEN];
 	uint64_t seq;
 	bool refresh;
+	secval_t *root;			/* the rotating root secret this call sends (a
+					 * reference), or NULL: the policy's */
 	httpsreq_t *http;
 	double t_start;
 	mainq_job_t job;		/* queued toward the main loop */
@@ -264,6 +268,7 @@ mint_fetch_free(struct mint_fetch *f)
 	f->cl->nactive--;
 	httpsreq_cancel(f->http);
 	mint_narrow_free(&f->narrow);
+	secval_unref(f->root);
 	policy_unref(f->policy);
 	sodium_memzero(f, sizeof(*f));
 	free(f);
@@ -362,6 +367,8 @@ mint_answer(struct mint_fetch *f, unsigned status, const char *body, size_t len)
 		snprintf(detail, sizeof(detail), "%s", t.error_description);
 		mint_mask(detail, m->secret, m->secret_len);
 		mint_mask(detail, m->client_secret, m->client_secret_len);
+		if (f->root != NULL)
+			mint_mask(detail, f->root->value, f->root->len);
 		mint_fail(f, (int)status, code, detail, m->type == MINT_REFRESH_TOKEN &&
 		    strcmp(code, "invalid_grant") == 0);
 	} else {
@@ -384,13 +391,37 @@ mint_http_done(const httpsreq_result_t *res, void *arg)
 		mint_fail(f, (int)res->status, res->code, res->detail, false);
 }
 
+/*
+ * The settings this call uses: the policy's, with a rotating root secret (a file or exec
+ * source, policy_mint_root) taken as its source gives it now. 0, or -1 (answered: the
+ * source has no usable value yet, or it expired).
+ */
+static int
+mint_settings(struct mint_fetch *f, policy_mint_t *m)
+{
+	*m = *f->cred->mint;
+	if (f->cred->live == NULL)
+		return 0;
+	f->root = snapshot_acquire(f->cred->live);
+	if (f->root == NULL || !secval_usable(f->root, util_mono_ms())) {
+		mint_fail(f, 0, "no_root_secret", "the root secret's source has no usable value "
+		    "(yet, or any more)", false);
+		return -1;
+	}
+	m->secret = f->root->value;
+	m->secret_len = f->root->len;
+	return 0;
+}
+
 /* On the main loop: build the request, then the call. */
 static void
 mint_start(struct mint_fetch *f)
 {
-	const policy_mint_t *m = f->cred->mint;
+	policy_mint_t mm;
+	const policy_mint_t *m = &mm;
 	mintreq_narrow_t nv = mint_narrow_view(&f->narrow);
-	httpsreq_target_t t = {f->policy, m->host, m->port, m->host};
+	httpsreq_target_t t = {f->policy, f->cred->mint->host, f->cred->mint->port,
+	    f->cred->mint->host};
 	char *refresh = NULL, *wire = NULL;
 	size_t len = 0;
 	int rc;
@@ -399,6 +430,8 @@ mint_start(struct mint_fetch *f)
 	STATS_INC(mint_fetches);
 	if (f->refresh)
 		STATS_INC(mint_refreshes);
+	if (mint_settings(f, &mm) < 0)
+		return;
 	if (m->type == MINT_REFRESH_TOKEN && (refresh = mint_state_read(f)) == NULL) {
 		mint_fail(f, 0, "out_of_memory", "cannot read the refresh token", false);
 		return;

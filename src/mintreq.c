@@ -367,3 +367,22 @@ mintreq_narrow_check(const policy_mint_t *m, const char *scope,
 			*why = "a permission is not name:read, name:write or name:admin";
 	return *why == NULL ? 0 : -1;
 }
+
+int
+mintreq_audience_check(const policy_mint_t *m, const char *aud, const char **why)
+{
+	*why = NULL;
+	if (aud == NULL)
+		return 0;
+	if (m->type == MINT_GITHUB_APP || (m->audience == NULL && m->audiences.n == 0)) {
+		*why = "this credential names no audience to narrow";
+		return -1;
+	}
+	if (m->audience != NULL && strcmp(aud, m->audience) == 0)
+		return 0;
+	for (size_t i = 0; i < m->audiences.n; i++)
+		if (strcmp(aud, m->audiences.v[i]) == 0)
+			return 0;
+	*why = "the audience is not one the credential allows (mint audience, audiences)";
+	return -1;
+}

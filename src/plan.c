@@ -39,6 +39,7 @@ plan_free(plan_t *p)
 	free(p->mint_handle);
 	mintcache_tok_unref(p->mint_tok);
 	free(p->mint_scope);
+	free(p->mint_audience);
 	plan_strlist_free(&p->mint_repos);
 	plan_strlist_free(&p->mint_perms);
 	for (size_t i = 0; i < p->nlive; i++)

@@ -1802,6 +1802,8 @@ static void
 policy_credential_live(struct policy_ctx *c, const char *path, policy_credential_t *cr)
 {
 	secval_t *first = NULL;
+	const char *v = cr->mint != NULL ? cr->mint->secret : cr->secret;
+	size_t vlen = cr->mint != NULL ? cr->mint->secret_len : cr->secret_len;
 
 	if (cr->secret_source == SECRET_EXEC && cr->inject.type == INJECT_AWS_SIGV4) {
 		policy_err(c, path, "secret.exec is not available for inject type "
@@ -1811,8 +1813,8 @@ policy_credential_live(struct policy_ctx *c, const char *path, policy_credential
 	if ((cr->secret_source != SECRET_FILE && cr->secret_source != SECRET_EXEC) ||
 	    cr->inject.type == INJECT_AWS_SIGV4)
 		return;
-	if (cr->secret_source == SECRET_FILE && cr->secret != NULL &&
-	    (first = secval_new(cr->secret, cr->secret_len, 0)) == NULL)
+	if (cr->secret_source == SECRET_FILE && v != NULL &&
+	    (first = secval_new(v, vlen, 0)) == NULL)
 		goto nomem;
 	if ((cr->live = malloc(sizeof(*cr->live))) == NULL)
 		goto nomem;
@@ -2530,6 +2532,40 @@ policy_mint_secret(struct policy_ctx *c, const char *path, json_t *v, const char
 		policy_mint_secret_to(c, path, v, key, multiline, &m->secret, &m->secret_len);
 }
 
+/*
+ * A one-line root secret that may rotate (client_credentials' client_secret,
+ * token_exchange's subject_token): {"file"} read now and watched, {"exec"} run by
+ * secwatch; either feeds the credential's live cell (policy_credential_live), which the
+ * next mint reads. Other sources as policy_mint_secret.
+ */
+static void
+policy_mint_root(struct policy_ctx *c, const char *path, json_t *v, const char *key,
+    policy_credential_t *cr, policy_mint_t *m)
+{
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, key);
+	int src = SECRET_VALUE;
+	char *sec = NULL;
+	size_t len = 0;
+
+	policy_path_key(sub, sizeof(sub), path, key);
+	if (e == NULL || !json_is_object(e) || (json_object_get(e, "exec") == NULL &&
+	    json_object_get(e, "file") == NULL)) {
+		policy_mint_secret(c, path, v, key, false, m);
+		return;
+	}
+	if (json_object_get(e, "exec") != NULL) {
+		policy_parse_secret_exec(c, sub, e, cr);
+		return;
+	}
+	if (policy_secret_ex(c, sub, e, false, false, &sec, &len, &src) < 0)
+		return;
+	m->secret = sec;
+	m->secret_len = len;
+	cr->secret_source = SECRET_FILE;
+	(void)policy_path(c, sub, json_object_get(e, "file"), &cr->secret_file);
+}
+
 /* A Google service-account key (JSON): client_email, private_key, token_uri. The PEM
  * replaces the JSON as the root secret. */
 static void
@@ -2646,6 +2682,10 @@ policy_mint_oauth(struct policy_ctx *c, const char *path, json_t *v, policy_mint
 	policy_mint_token_url(c, path, v, m, m->type != MINT_JWT_BEARER);
 	policy_mint_string(c, path, v, "scope", &m->scope);
 	policy_mint_string(c, path, v, "audience", &m->audience);
+	policy_path_key(sub, sizeof(sub), path, "audiences");
+	if ((e = json_object_get(v, "audiences")) != NULL)
+		(void)policy_strlist(c, sub, e, policy_check_mint_field, "an audience (1 to "
+		    "1024 printable characters)", false, &m->audiences);
 	policy_mint_string(c, path, v, "resource", &m->resource);
 	policy_path_key(sub, sizeof(sub), path, "params");
 	if ((e = json_object_get(v, "params")) != NULL)
@@ -2699,24 +2739,25 @@ static const char *const *
 policy_mint_keys(enum policy_mint_type t)
 {
 	static const char *const cc[] = {"type", "token_url", "client_id", "client_secret",
-	    "client_auth", "scope", "audience", "resource", "params", NULL};
+	    "client_auth", "scope", "audience", "audiences", "resource", "params", NULL};
 	static const char *const rt[] = {"type", "token_url", "client_id", "client_secret",
-	    "client_auth", "scope", "audience", "resource", "params", "refresh_token",
-	    "state_file", NULL};
+	    "client_auth", "scope", "audience", "audiences", "resource", "params",
+	    "refresh_token", "state_file", NULL};
 	static const char *const gh[] = {"type", "app_id", "client_id", "private_key",
 	    "installation_id", "api_url", NULL};
 	static const char *const jb[] = {"type", "token_url", "key", "scope",
-	    "target_audience", "audience", "params", NULL};
+	    "target_audience", "audience", "audiences", "params", NULL};
 	static const char *const te[] = {"type", "token_url", "client_id", "client_secret",
-	    "client_auth", "scope", "audience", "resource", "params", "subject_token",
-	    "subject_token_type", "requested_token_type", NULL};
+	    "client_auth", "scope", "audience", "audiences", "resource", "params",
+	    "subject_token", "subject_token_type", "requested_token_type", NULL};
 
 	return t == MINT_CLIENT_CREDENTIALS ? cc : t == MINT_REFRESH_TOKEN ? rt :
 	    t == MINT_GITHUB_APP ? gh : t == MINT_TOKEN_EXCHANGE ? te : jb;
 }
 
 static void
-policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mint_t *m)
+policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr, policy_mint_t *m)
 {
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
@@ -2724,7 +2765,7 @@ policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mi
 	switch (m->type) {
 	case MINT_CLIENT_CREDENTIALS:
 		policy_mint_oauth(c, path, v, m);
-		policy_mint_secret(c, path, v, "client_secret", false, m);
+		policy_mint_root(c, path, v, "client_secret", cr, m);
 		break;
 	case MINT_REFRESH_TOKEN:
 		policy_mint_oauth(c, path, v, m);
@@ -2740,7 +2781,7 @@ policy_mint_by_type(struct policy_ctx *c, const char *path, json_t *v, policy_mi
 		break;
 	case MINT_TOKEN_EXCHANGE:
 		policy_mint_oauth(c, path, v, m);
-		policy_mint_secret(c, path, v, "subject_token", false, m);
+		policy_mint_root(c, path, v, "subject_token", cr, m);
 		policy_mint_secret_to(c, path, v, "client_secret", false, &m->client_secret,
 		    &m->client_secret_len);
 		policy_mint_string(c, path, v, "subject_token_type", &m->subject_token_type);
@@ -2790,7 +2831,7 @@ policy_parse_mint(struct policy_ctx *c, const char *path, json_t *v, policy_cred
 	cr->mint = m;
 	m->type = (enum policy_mint_type)type;
 	policy_check_keys(c, path, v, policy_mint_keys(m->type));
-	policy_mint_by_type(c, path, v, m);
+	policy_mint_by_type(c, path, v, cr, m);
 	policy_mint_digest(c, path, m);
 }
 
@@ -3559,6 +3600,7 @@ policy_mint_free(policy_mint_t *m)
 	free(m->resource);
 	free(m->target_audience);
 	policy_strlist_free(&m->param_names);
+	policy_strlist_free(&m->audiences);
 	policy_strlist_free(&m->param_values);
 	free(m->installation_id);
 	free(m->subject_token_type);

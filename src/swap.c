@@ -616,10 +616,12 @@ swap_mint_note(const policy_credential_t *cr, const handle_claims_t *cl, const c
 	if (out->mint_cred != NULL)
 		return swap_deny(out, 400, "bad_request", "more than one handle of minted "
 		    "credentials in one request%s", NULL);
-	if (mintreq_narrow_check(cr->mint, cl->scope, &cl->repos, &cl->perms, &why) < 0)
+	if (mintreq_narrow_check(cr->mint, cl->scope, &cl->repos, &cl->perms, &why) < 0 ||
+	    mintreq_audience_check(cr->mint, cl->audience, &why) < 0)
 		return swap_deny(out, 403, "narrowing_denied", "%s", why);
 	if ((out->mint_handle = strndup(text, tlen)) == NULL ||
 	    (cl->scope != NULL && (out->mint_scope = strdup(cl->scope)) == NULL) ||
+	    (cl->audience != NULL && (out->mint_audience = strdup(cl->audience)) == NULL) ||
 	    swap_strlist_copy(&out->mint_repos, &cl->repos) < 0 ||
 	    swap_strlist_copy(&out->mint_perms, &cl->perms) < 0)
 		return swap_deny(out, 503, "resource_exhausted", "out of memory%s", NULL);
@@ -714,7 +716,7 @@ swap_one(const swap_env_t *env, const swap_req_t *req, const inject_list_t *list
 		rc = swap_mint_note(az.cred, cl, text, tlen, out);
 		goto done;
 	}
-	if (cl->scope != NULL || cl->repos.n > 0 || cl->perms.n > 0) {
+	if (cl->scope != NULL || cl->audience != NULL || cl->repos.n > 0 || cl->perms.n > 0) {
 		swap_deny(out, 403, "narrowing_denied", "credential %s mints no token: a "
 		    "handle narrowing its token cannot use it", az.cred->name);
 		goto done;

@@ -443,6 +443,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/reflect-auth"):
             extra["X-Echo-Auth"] = self.headers.get("Authorization", "")
             info = dict(info, authorization=self.headers.get("Authorization"))
+        elif self.headers.get("Authorization") in self.server.refused_auth:
+            status = 401            # revoked at the upstream (EchoUpstream.revoke_auth)
         elif path.startswith("/status/"):
             status = int(path[8:].split("?")[0])
             if status in (204, 304) or status < 200:
@@ -884,6 +886,7 @@ class _EchoServer(http.server.ThreadingHTTPServer):
         self.requests = []
         self.done_paths = []
         self.frames = []          # WebSocket frames/events the /ws echo received
+        self.refused_auth = set()  # Authorization values answered 401 (revoke_auth)
         self.conns = set()
         self.n_conns = 0
         self.arrived = threading.Condition(self.lock)
@@ -990,6 +993,12 @@ class EchoUpstream:
     def requests(self):
         with self.server.lock:
             return list(self.server.requests)
+
+    def revoke_auth(self, value):
+        """From now on, any request whose Authorization is exactly value gets 401 (a
+        token the issuer rotated out while a client still holds it)."""
+        with self.server.lock:
+            self.server.refused_auth.add(value)
 
     @property
     def frames(self):

@@ -14,14 +14,25 @@ Credentials (each test its own, so cache states do not mix):
   cc-short    client_credentials, tokens of 62 s: refresh due after 2 s (min(31, 2))
   cc-bad      a client secret the provider does not know: 502 mint_failed
   cc-scrub    client_credentials: the minted token echoed back is scrubbed
-  cc-401      client_credentials: the upstream answers 401, the next request mints anew
+  cc-401      client_credentials: a POST answered 401 gets it; the next request mints anew
+  cc-retry    client_credentials: a GET whose token the upstream revoked is sent again
+              once with a newly minted token (the client sees only the 200)
+  cc-401get   client_credentials: a GET the upstream always refuses is retried once only
   cc-narrow   client_credentials with scope "read write": a handle narrowed to "read"
+  cc-mdscope  client_credentials with scope "read write": handles narrowed to "read" by
+              the metadata responder (GET /v1/handles/cc-mdscope?scope=read)
+  cc-aud      client_credentials with audience "api://default" and audiences api://a and
+              api://b: handles (CLI --audience, responder ?audience=) pick one of them
+  cc-rot      client_credentials, its client_secret a watched file, tokens of 62 s: the
+              file is replaced and the provider knows only the new secret; the cached
+              token serves on, the next mint (the refresh due after 2 s) sends the new one
   tx          token_exchange (RFC 8693): a subject token exchanged for the token
   gh          github_app: a handle narrowed to one repository and permission
 """
 import base64
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -29,18 +40,31 @@ import urllib.parse
 
 import mint_standin
 import sgtest
+import test_metadata
 
 API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
            ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
-            "rt-client", "tx-client")}
+            "cc-retry", "cc-401get", "cc-rot", "cc-mdscope", "cc-aud", "rt-client",
+            "tx-client")}
+ROTATED = "cs-cc-rot-new-" + os.urandom(12).hex()
 SUBJECT = "subject-" + os.urandom(16).hex()
 WRONG = "cs-wrong-" + os.urandom(12).hex()
 
 
 def R(x):
-    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values()) + [SUBJECT]))
+    return sgtest.redact_handles(sgtest.redact(x, list(SECRETS.values()) +
+                                               [SUBJECT, ROTATED]))
+
+
+def _replace_secret(path, text):
+    """A new secret file renamed over path (mode 0600, as sealgate requires)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def cc_cred(name, port, api_port, auth="basic", secret=None, scope="read"):
@@ -63,9 +87,15 @@ class MintCase(sgtest.TestCase):
         self.assertEqual(rc, 0, err)
         return json.loads(out)["handle"]
 
-    def get(self, handle, target, sg=None, scheme="Bearer"):
+    def get(self, handle, target, sg=None, scheme="Bearer", method="GET", body=b""):
         return sgtest.proxied(sg or self.sg, API, self.echo.port, target=target,
+                              method=method, body=body,
                               headers=[("Authorization", scheme + " " + handle)], timeout=20)
+
+    def auth_all(self, marker):
+        """The Authorization values of every upstream request whose path has marker."""
+        return [[v for k, v in r["headers"] if k.lower() == "authorization"]
+                for r in self.echo.requests if marker in r["path"]]
 
     def auth_seen(self, marker):
         found = []
@@ -87,17 +117,22 @@ class ClientCredentialsTest(MintCase):
         cls.addClassCleanup(cls.echo.stop)
         clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
                                              "cc-scrub", "cc-401", "cc-narrow",
-                                             "tx-client")}
+                                             "cc-retry", "cc-401get", "cc-rot",
+                                             "cc-mdscope", "cc-aud", "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
-                                              expires_in={"cc-short": 62})
+                                              expires_in={"cc-short": 62, "cc-rot": 62})
         cls.addClassCleanup(cls.prov.stop)
         cls.prov.subjects.add(SUBJECT)
         p, e = cls.prov.port, cls.echo.port
         creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
-                                               "cc-401")}
+                                               "cc-401", "cc-retry", "cc-401get")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
+        creds["cc-mdscope"] = cc_cred("cc-mdscope", p, e, scope="read write")
+        creds["cc-aud"] = cc_cred("cc-aud", p, e)
+        creds["cc-aud"]["mint"].update({"audience": "api://default",
+                                        "audiences": ["api://a", "api://b"]})
         creds["tx"] = {"inject": {"type": "bearer"}, "hosts": ["%s:%d" % (API, e)],
                        "mint": {"type": "token_exchange",
                                 "token_url": "https://%s:%d/token-exchange" % (AUTH, p),
@@ -105,6 +140,12 @@ class ClientCredentialsTest(MintCase):
                                 "client_secret": {"value": SECRETS["tx-client"]},
                                 "subject_token": {"value": SUBJECT}}}
         creds["cc-bad"] = cc_cred("cc-bad", p, e, secret=WRONG)
+        cls.tmp = tempfile.mkdtemp(prefix="sg-mint-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.rot_file = os.path.join(cls.tmp, "cc-rot.secret")
+        _replace_secret(cls.rot_file, SECRETS["cc-rot"] + "\n")
+        creds["cc-rot"] = cc_cred("cc-rot", p, e)
+        creds["cc-rot"]["mint"]["client_secret"] = {"file": cls.rot_file}
         cls.sg = sgtest.Sealgate(cls, overrides={
             "upstream": {"resolve": {AUTH: sgtest.UPSTREAM_ADDR}},
             "credentials": creds,
@@ -180,15 +221,84 @@ class ClientCredentialsTest(MintCase):
 
     def test_upstream_401_drops_the_token(self):
         h = self.handle("cc-401")
-        r = self.get(h, "/status/401")
-        self.assertEqual(r.status, 401, R(r))
+        r = self.get(h, "/status/401", method="POST", body=b"not idempotent")
+        self.assertEqual(r.status, 401, R(r))       # passed through: a POST is not retried
         first = self.prov.tokens("cc-401")
         self.assertEqual(len(first), 1)
+        self.assertEqual(len(self.auth_all("/status/401")), 1)
         r = self.get(h, "/v1/after-401")
         self.assertEqual(r.status, 200, R(r))
         toks = self.prov.tokens("cc-401")
         self.assertEqual(len(toks), 2, "no new token after the upstream's 401")
         self.assertEqual(self.auth_seen("/v1/after-401"), ["Bearer " + toks[1]])
+
+    def test_upstream_401_retried_once_with_a_new_token(self):
+        h = self.handle("cc-retry")
+        r = self.get(h, "/v1/before-revoke")
+        self.assertEqual(r.status, 200, R(r))
+        old = self.prov.tokens("cc-retry")
+        self.assertEqual(len(old), 1)
+        self.echo.revoke_auth("Bearer " + old[0])    # the issuer rotated it out
+        r = self.get(h, "/v1/after-revoke")
+        self.assertEqual(r.status, 200, R(r))        # only the retried answer
+        toks = self.prov.tokens("cc-retry")
+        self.assertEqual(len(toks), 2, "the provider saw %d mints" % len(toks))
+        self.assertEqual(self.auth_all("/v1/after-revoke"),
+                         [["Bearer " + toks[0]], ["Bearer " + toks[1]]])
+        self.assertNotIn(toks[1].encode(), r.body)   # the new token is scrubbed too
+
+        def lines():
+            got = [a for a in sgtest.audit_lines(self.sg)
+                   if "/v1/after-revoke" in (a.get("path") or "")]
+            return got if len(got) == 2 else None
+        first, second = sgtest.wait_for(lines, what="two audit lines of the retry")
+        self.assertEqual((first["status"], second["status"]), (401, 200))
+        self.assertIn("sent again", first.get("detail", ""))
+        self.assertIn("sent again", second.get("detail", ""))
+        self.assertGreaterEqual(sgtest.metrics_value(self.sg, "sealgate_mint_retries_total"),
+                                1)
+
+    def test_upstream_401_retry_is_bounded(self):
+        h = self.handle("cc-401get")
+        r = self.get(h, "/status/401?always")
+        self.assertEqual(r.status, 401, R(r))        # the retry's own 401, passed on
+        self.assertEqual(len(self.auth_all("/status/401?always")), 2)
+        toks = self.prov.tokens("cc-401get")
+        self.assertEqual(len(toks), 2)
+        self.assertEqual(self.auth_all("/status/401?always"),
+                         [["Bearer " + toks[0]], ["Bearer " + toks[1]]])
+
+    def test_rotated_client_secret_used_by_the_next_mint(self):
+        h = self.handle("cc-rot")
+        r = self.get(h, "/v1/rot-before")
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(len(self.prov.tokens("cc-rot")), 1)
+        failures = sgtest.metrics_value(self.sg, "sealgate_mint_failures_total") or 0
+        with self.prov.lock:
+            self.prov.clients["cc-rot"] = ROTATED     # the old secret is refused from now
+        _replace_secret(self.rot_file, ROTATED + "\n")
+        sgtest.wait_for(lambda: [a for a in sgtest.audit_lines(self.sg)
+                                 if a.get("event") == "secret_rotated"
+                                 and a.get("credential") == "cc-rot"],
+                        what="audit secret_rotated for cc-rot")
+        n = [0]
+
+        def minted_again():     # requests go on; the refresh (due after 2 s) mints
+            n[0] += 1
+            r = self.get(h, "/v1/rot-after-%d" % n[0])
+            self.assertEqual(r.status, 200, R(r))
+            return len(self.prov.tokens("cc-rot")) >= 2
+        sgtest.wait_for(minted_again, timeout=20, interval=0.2,
+                        what="a token minted with the rotated client secret")
+        toks = self.prov.tokens("cc-rot")
+        self.assertEqual(len(toks), 2)
+        self.assertEqual(sgtest.metrics_value(self.sg, "sealgate_mint_failures_total") or 0,
+                         failures, "a mint sent the replaced client secret")
+        n[0] += 1
+        r = self.get(h, "/v1/rot-after-%d" % n[0])
+        self.assertEqual(r.status, 200, R(r))
+        self.assertEqual(self.auth_seen("/v1/rot-after-%d" % n[0]), ["Bearer " + toks[1]])
+        self.assertNotIn(ROTATED, self.sg.log())
 
     def test_scope_narrowed_per_handle(self):
         wide, narrow = self.handle("cc-narrow"), self.handle("cc-narrow",
@@ -208,6 +318,64 @@ class ClientCredentialsTest(MintCase):
                                          "--scope", "admin")
         self.assertNotEqual(rc, 0)
         self.assertIn("more than the credential's scope", err)
+
+    def test_metadata_handle_narrowed(self):
+        md = test_metadata.Client(self.sg)
+        self.addCleanup(md.close)
+        tok = md.token()
+        r = md.get("/v1/handles/cc-mdscope?scope=read", tok)
+        self.assertEqual(r.status, 200, R(r))
+        h = json.loads(r.body)["handle"]
+        r = self.get(h, "/v1/md-narrow")
+        self.assertEqual(r.status, 200, R(r))
+        toks = self.prov.tokens("cc-mdscope")
+        self.assertEqual(len(toks), 1)
+        sent = [dict(urllib.parse.parse_qsl(q["body"])).get("scope")
+                for q in self.prov.requests if "Y2MtbWRzY29wZT" in json.dumps(q["headers"])]
+        self.assertEqual(sent, ["read"])
+        self.assertEqual(self.auth_seen("/v1/md-narrow"), ["Bearer " + toks[0]])
+        for query, status, code, why in (
+                ("scope=admin", 403, "narrowing_denied", "more than the credential's scope"),
+                ("scope=read&scope=write", 400, "bad_request", "(once each)"),
+                ("colour=red", 400, "bad_request", "query parameters"),
+                ("repo=octo/x", 403, "narrowing_denied", "github_app credentials only")):
+            r = md.get("/v1/handles/cc-mdscope?" + query, tok)
+            self.assertEqual(r.status, status, query)
+            body = json.loads(r.body)
+            self.assertEqual(body["error"], code, query)
+            self.assertIn(why, body["message"], query)
+        r = md.get("/v1/handles/cc-mdscope", tok)     # no query: the credential's scope
+        self.assertEqual(r.status, 200, R(r))
+
+    def test_audience_per_handle(self):
+        cli_h = self.handle("cc-aud", narrow=("--audience", "api://a"))
+        md = test_metadata.Client(self.sg)
+        self.addCleanup(md.close)
+        tok = md.token()
+        r = md.get("/v1/handles/cc-aud?audience=api%3A%2F%2Fb", tok)
+        self.assertEqual(r.status, 200, R(r))
+        md_h = json.loads(r.body)["handle"]
+        plain = self.handle("cc-aud")
+        for h, m in ((cli_h, "/v1/aud-a"), (md_h, "/v1/aud-b"), (plain, "/v1/aud-default")):
+            r = self.get(h, m)
+            self.assertEqual(r.status, 200, R(r))
+        sent = sorted(dict(urllib.parse.parse_qsl(q["body"])).get("audience")
+                      for q in self.prov.requests if "Y2MtYXVkO" in json.dumps(q["headers"]))
+        self.assertEqual(sent, ["api://a", "api://b", "api://default"])
+        toks = self.prov.tokens("cc-aud")
+        self.assertEqual(len(toks), 3, "one token per audience")
+        self.assertEqual(len({self.auth_seen(m)[0] for m in
+                              ("/v1/aud-a", "/v1/aud-b", "/v1/aud-default")}), 3)
+        rc, _, err = sgtest.sealgate_cli("handle", "mint", "--policy", self.sg.policy_path,
+                                         "--sandbox", "sb-1", "--credential", "cc-aud",
+                                         "--audience", "api://evil")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("not one the credential allows", err)
+        r = md.get("/v1/handles/cc-aud?audience=api://evil", tok)
+        self.assertEqual(r.status, 403, R(r))
+        self.assertEqual(json.loads(r.body)["error"], "narrowing_denied")
+        r = md.get("/v1/handles/cc-scrub?audience=api://a", tok)   # names no audience
+        self.assertEqual(r.status, 403, R(r))
 
     def test_token_exchange(self):
         r = self.get(self.handle("tx"), "/v1/tx-1")

@@ -386,6 +386,14 @@ test_mint_open_narrowed(void **state)
 	assert_string_equal(o.perms.v[1], "issues:write");
 	handle_claims_free(&o);
 	free(text);
+	claims_basic(&c);		/* an audience alone narrows too */
+	c.audience = "api://billing";
+	text = mint(f->cur, &c);
+	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
+	assert_string_equal(o.audience, "api://billing");
+	assert_null(o.scope);
+	handle_claims_free(&o);
+	free(text);
 	claims_basic(&c);		/* no narrowing: still version 1 */
 	text = mint(f->cur, &c);
 	assert_int_equal(open_text(f, text, &o), HANDLE_OK);
@@ -441,6 +449,10 @@ test_open_payload_errors(void **state)
 		    "\"iat\":1,\"exp\":2,\"repos\":[]}",
 		"{\"v\":2,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
 		    "\"iat\":1,\"exp\":2,\"scope\":7}",
+		"{\"v\":1,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"aud\":\"api://a\"}",
+		"{\"v\":2,\"cred\":\"a\",\"sb\":\"b\",\"hid\":\"00112233445566778899aabbccddeeff\","
+		    "\"iat\":1,\"exp\":2,\"aud\":\"\"}",
 	};
 	static const char good[] = "{\"v\":1,\"cred\":\"a\",\"sb\":\"b\","
 	    "\"hid\":\"00112233445566778899aabbccddeeff\",\"iat\":1,\"exp\":2,\"future\":true}";

@@ -256,6 +256,31 @@ test_narrow_check(void **state)
 	assert_int_equal(mintreq_narrow_check(&cc, "read", &none, &none, &why), -1);
 }
 
+/* An audience per handle: the credential's own or one of its audiences, nothing else. */
+static void
+test_audience_check(void **state)
+{
+	policy_mint_t cc = mint(MINT_CLIENT_CREDENTIALS), gh = mint(MINT_GITHUB_APP);
+	char *auds[] = {"api://a", "api://b"};
+	const char *why;
+
+	(void)state;
+	assert_int_equal(mintreq_audience_check(&cc, NULL, &why), 0);
+	assert_int_equal(mintreq_audience_check(&cc, "api://a", &why), -1);	/* none named */
+	assert_string_equal(why, "this credential names no audience to narrow");
+	cc.audience = "api://default";
+	assert_int_equal(mintreq_audience_check(&cc, "api://default", &why), 0);
+	assert_int_equal(mintreq_audience_check(&cc, "api://a", &why), -1);
+	cc.audiences = (policy_strlist_t){2, auds};
+	assert_int_equal(mintreq_audience_check(&cc, "api://a", &why), 0);
+	assert_int_equal(mintreq_audience_check(&cc, "api://b", &why), 0);
+	assert_int_equal(mintreq_audience_check(&cc, "api://", &why), -1);
+	assert_int_equal(mintreq_audience_check(&cc, "api://bb", &why), -1);
+	assert_non_null(strstr(why, "not one the credential allows"));
+	gh.audiences = (policy_strlist_t){2, auds};
+	assert_int_equal(mintreq_audience_check(&gh, "api://a", &why), -1);
+}
+
 int
 main(void)
 {
@@ -267,6 +292,7 @@ main(void)
 		cmocka_unit_test(test_jwt_bearer),
 		cmocka_unit_test(test_token_exchange),
 		cmocka_unit_test(test_narrow_check),
+		cmocka_unit_test(test_audience_check),
 	};
 
 	if (sodium_init() < 0)

@@ -936,6 +936,12 @@ static const struct {
 	    "\"client_id\": \"a\"}"), "main.json: credentials.m.mint: mint type "
 	    "\"token_exchange\" needs \"subject_token\""},
 	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"audiences\": "
+	    "[\"api://a\", \"a\\nb\"]}"), "is not an audience (1 to 1024 printable characters)"},
+	{MINT("{\"type\": \"github_app\", \"app_id\": \"1\", \"private_key\": {\"value\": "
+	    "\"k\"}, \"installation_id\": 1, \"audiences\": [\"a\"]}"), "main.json: "
+	    "credentials.m.mint: unknown key \"audiences\""},
+	{MINT("{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
 	    "\"client_id\": \"a\", \"client_secret\": {\"value\": \"s\"}, \"private_key\": "
 	    "{\"value\": \"k\"}}"), "main.json: credentials.m.mint: unknown key \"private_key\""},
 };
@@ -959,6 +965,54 @@ test_mint_bad(void **state)
 	}
 }
 
+/* A minted credential's one-line root secret may rotate: client_secret from a file (read
+ * now, a live cell holding it) or a command (an empty cell); refresh_token keeps its
+ * client_secret static (no exec). */
+static void
+test_mint_rotating_root(void **state)
+{
+	static const char json[] = "{\"credentials\": {"
+	    "\"mf\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": "
+	    "{\"type\": \"client_credentials\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"client_secret\": {\"file\": \"hdr.secret\"}}},"
+	    "\"mx\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.test\"], \"mint\": "
+	    "{\"type\": \"token_exchange\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"subject_token\": {\"exec\": [\"sh\", \"-c\", "
+	    "\"echo t\"], \"ttl\": \"2m\"}}}}}";
+	const policy_credential_t *f, *x;
+	policy_errors_t errs;
+	policy_t *p;
+	secval_t *sv;
+
+	(void)state;
+	p = load(json, &errs);
+	dump_errors(&errs);
+	assert_non_null(p);
+	f = policy_credential_find(p, "mf");
+	x = policy_credential_find(p, "mx");
+	assert_int_equal(f->secret_source, SECRET_FILE);
+	assert_string_equal(f->secret_file, tmp_path("hdr.secret"));
+	assert_string_equal(f->mint->secret, "hdr-secret");
+	assert_non_null(f->live);
+	sv = snapshot_acquire(f->live);
+	assert_non_null(sv);
+	assert_string_equal(sv->value, "hdr-secret");
+	secval_unref(sv);
+	assert_int_equal(x->secret_source, SECRET_EXEC);
+	assert_null(x->mint->secret);
+	assert_non_null(x->live);
+	assert_null(snapshot_acquire(x->live));
+	assert_int_equal(x->exec.ttl_ms, 120000);
+	policy_unref(p);
+	policy_errors_free(&errs);
+	p = load(MINT("{\"type\": \"refresh_token\", \"token_url\": \"https://a.test/t\", "
+	    "\"client_id\": \"a\", \"refresh_token\": {\"value\": \"r\"}, \"client_secret\": "
+	    "{\"exec\": [\"sh\"]}}"), &errs);
+	assert_null(p);
+	assert_true(errors_contain(&errs, "credentials.m.mint.client_secret"));
+	policy_errors_free(&errs);
+}
+
 static void
 test_mint_good(void **state)
 {
@@ -967,6 +1021,7 @@ test_mint_good(void **state)
 	    "{\"type\": \"client_credentials\", \"token_url\": \"https://Auth.test:8443/oauth/"
 	    "token\", \"client_id\": \"app\", \"client_secret\": {\"value\": \"cs-1\"}, "
 	    "\"client_auth\": \"body\", \"scope\": \"read write\", \"audience\": \"api\", "
+	    "\"audiences\": [\"api://a\", \"api://b\"], "
 	    "\"params\": {\"tenant\": \"t1\"}}},"
 	    "\"gh\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.github.com\"], "
 	    "\"mint\": {\"type\": \"github_app\", \"app_id\": \"123\", \"private_key\": "
@@ -994,6 +1049,8 @@ test_mint_good(void **state)
 	assert_string_equal(c->mint->secret, "cs-1");
 	assert_true(c->mint->auth_body);
 	assert_string_equal(c->mint->param_names.v[0], "tenant");
+	assert_int_equal(c->mint->audiences.n, 2);
+	assert_string_equal(c->mint->audiences.v[1], "api://b");
 	assert_int_equal(strlen(c->mint->digest), 32);
 	c = policy_credential_find(p, "gh");
 	assert_string_equal(c->mint->client_id, "123");
@@ -1579,6 +1636,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_failed_handles_bounds),
 		cmocka_unit_test(test_rotating_sources),
+		cmocka_unit_test(test_mint_rotating_root),
 		cmocka_unit_test(test_bad_policies),
 		cmocka_unit_test(test_git_push_block),
 		cmocka_unit_test(test_mint_bad),
