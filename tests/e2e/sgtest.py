@@ -415,6 +415,9 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self):
         path = self.path
         hdrs = [[k, v] for k, v in self.headers.items()]
+        with self.server.lock:
+            self.server.heads.append(path)
+            self.server.arrived.notify_all()
         if (path.split("?", 1)[0] == "/ws"
                 and self.headers.get("Upgrade", "").lower() == "websocket"):
             self.server.record({"method": self.command, "path": path, "headers": hdrs,
@@ -889,6 +892,7 @@ class _EchoServer(http.server.ThreadingHTTPServer):
         self.refused_auth = set()  # Authorization values answered 401 (revoke_auth)
         self.conns = set()
         self.n_conns = 0
+        self.heads = []           # paths whose request head arrived (before any body)
         self.arrived = threading.Condition(self.lock)
         self.stopping = threading.Event()     # set by stop(): ends /slow delays early
         super().__init__(addr, _EchoHandler)
@@ -993,6 +997,16 @@ class EchoUpstream:
     def requests(self):
         with self.server.lock:
             return list(self.server.requests)
+
+    def wait_head(self, fragment, timeout=10):
+        """Until the head of a request whose path contains fragment has arrived (its body
+        may still be on the way); raises on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.server.lock:
+            while not any(fragment in p for p in self.server.heads):
+                if _deadline_left(deadline) <= 0:
+                    raise AssertionError("no request head with %r arrived" % fragment)
+                self.server.arrived.wait(_deadline_left(deadline))
 
     def revoke_auth(self, value):
         """From now on, any request whose Authorization is exactly value gets 401 (a

@@ -211,6 +211,7 @@ class FileRotationTest(RotationCase):
             head = sgtest.build_request("POST", "/v1/m-" + m, "%s:%d" % (API, self.echo.port),
                                         [("Authorization", "Bearer " + h)], body)
             c.send(head[:-1500])            # the head and part of the body
+            self.echo.wait_head("/v1/m-" + m)   # sealgate planned it and sent it on
             ALL.append(new)
             write_atomic(self.files["inflight"], new + "\n")
             self.wait_used("inflight", new)  # new requests already use the new value
