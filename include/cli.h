@@ -18,6 +18,7 @@ int cmd_handle(int argc, char **argv);	/* cmd_keys.c: handle mint */
 int cmd_policy(int argc, char **argv);	/* cmd_policy.c: policy check */
 int cmd_revoke(int argc, char **argv);	/* cmd_revoke.c */
 int cmd_sandbox(int argc, char **argv);	/* cmd_sandbox.c: add|list|get|rm|fork */
+int cmd_transparent(int argc, char **argv);	/* cmd_transparent.c: rules */
 
 struct policy;
 

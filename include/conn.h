@@ -5,14 +5,17 @@
 #ifndef SEALGATE_CONN_H
 #define SEALGATE_CONN_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "worker.h"
 
 typedef struct conn conn_t;
 
-/* Take over an accepted socket on worker w (called on w's thread). */
-void conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Take over an accepted socket on worker w (called on w's thread). transparent: it came
+ * from the transparent listener (its first bytes are peeked, not a proxy request). */
+void conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen,
+    bool transparent);
 /* Waiting for a request with nothing buffered (safe to close when draining). */
 bool conn_is_idle(const conn_t *c);
 /* Bytes spliced both ways (a tunnel or WebSocket): no request boundary to wait for. */

@@ -5,6 +5,11 @@
  *   accept → HEAD ─┬─ CONNECT ─ egress_decide ─┬─ deny: 403
  *                  │   (conn_connect.c)        ├─ tunnel: resolve → dial → 200 → SPLICE
  *                  │                           └─ intercept: resolve → 200 → TLS_ACCEPT → HEAD
+ *                  │
+ *   accept (transparent listener) → PEEK: ClientHello SNI, original destination
+ *     (conn_transparent.c) → as CONNECT SNI:port with no 200; the SNI's answers must
+ *     hold the original destination IP (else 403 destination_mismatch inside TLS);
+ *     no SNI: tunnel to the original destination if its IP passes egress, else alert
  *                  └─ request (absolute-form, or inside an intercepted CONNECT)
  *                       conn_request.c: policy, checks, plan (swap; an assume_role
  *                         credential with no cached identity waits in IDENTITY for
@@ -65,6 +70,7 @@ enum conn_state {
 	ST_SPLICE,		/* tunnel: bytes both ways */
 	ST_WEBSOCKET,		/* after a 101: frames both ways through the relay */
 	ST_CLOSING,		/* error answer queued: close once flushed */
+	ST_PEEK,		/* transparent: reading the ClientHello, nothing consumed */
 };
 
 enum conn_mode { MODE_PROXY, MODE_INTERCEPT, MODE_TUNNEL };
@@ -191,6 +197,14 @@ struct conn {
 	bool connect_answered;		/* the CONNECT's 200 is queued (TLS may start) */
 	char proxy_token[256];		/* from Proxy-Authorization (CONNECT or request) */
 
+	/* transparent listener (conn_transparent.c): where the sandbox dialled, and a
+	 * refusal answered as 403 inside TLS once the client's handshake is done */
+	bool transparent;
+	struct sockaddr_storage orig_dst;
+	const char *refuse_code;	/* static; NULL: none */
+	unsigned refuse_status;
+	char refuse_msg[CONN_HOST_MAX + 192];
+
 	struct conn_up up;
 	struct conn_work *rq;		/* NULL only while parked */
 	struct conn_req req;
@@ -261,6 +275,9 @@ void conn_both_ways(conn_t *c, enum conn_state st);
 bool conn_upstream_reuse(conn_t *c, const char *key);
 void conn_up_event_cb(struct bufferevent *bev, short what, void *arg);
 void conn_tls_accepted(conn_t *c);
+/* conn_transparent.c */
+void conn_transparent_start(conn_t *c);
+void conn_transparent_peek(conn_t *c);
 /* conn_ws.c */
 void conn_ws_start(conn_t *c);
 void conn_ws_read(conn_t *c, bool from_client);

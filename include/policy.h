@@ -253,6 +253,8 @@ typedef struct policy {
 		char *proxy, *metadata, *admin;	/* "host:port" or NULL */
 		char *metadata_aws;	/* a second responder address (AWS container
 					 * credentials, 169.254.170.2:80) or NULL */
+		char *transparent;	/* connections the host redirected (nftables
+					 * REDIRECT/DNAT), SNI/Host peeked; or NULL */
 	} listen;
 	struct {
 		char *seal_key;		/* path (resolved against the policy file) */

@@ -52,6 +52,12 @@ proxy_t *proxy_new(struct event_base *base, const char *addr, unsigned nworkers,
     unsigned max_conns, const proxy_shared_t *shared, char *err, size_t errlen);
 /* The bound address as "host:port". */
 const char *proxy_bound(const proxy_t *p);
+/* A second listener on the same workers for connections the host redirected to sealgate
+ * (nftables REDIRECT/DNAT): each is peeked for its TLS SNI (conn_transparent.c). 0, or
+ * -1 with err set. Its bound address, or NULL when there is none. */
+int proxy_listen_transparent(proxy_t *p, const char *addr, char *err, size_t errlen)
+    SG_WUR;
+const char *proxy_transparent_bound(const proxy_t *p);
 /*
  * Start draining (SIGTERM): stop accepting, close idle keep-alive connections; requests
  * in flight finish and their connections close instead of being kept alive.

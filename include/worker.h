@@ -7,6 +7,7 @@
 #ifndef SEALGATE_WORKER_H
 #define SEALGATE_WORKER_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "proxy.h"
@@ -21,8 +22,10 @@ typedef struct worker worker_t;
 /* A worker numbered id running its thread, or NULL with err set. */
 worker_t *worker_new(unsigned id, const proxy_shared_t *shared, char *err, size_t errlen)
     SG_WUR;
-/* Hand it an accepted socket (main thread); it calls conn_accept on its own thread. */
-void worker_push(worker_t *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* Hand it an accepted socket (main thread); it calls conn_accept on its own thread.
+ * transparent: the socket came from the transparent listener (conn_transparent.c). */
+void worker_push(worker_t *w, int fd, const struct sockaddr *sa, socklen_t len,
+    bool transparent);
 /* Make it look at the draining flag and suspended sandboxes (main thread). */
 void worker_wake(worker_t *w);
 /* Close its connections and pool, stop and join its thread, free it. NULL is fine. */

@@ -8,7 +8,7 @@ libjansson-dev libcmocka-dev libhttp-parser-dev libpcre2-dev curl python3 python
 ca-certificates iproute2 clang libclang-rt-14-dev cppcheck
 zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard python3-websockets
 python3-requests python3-botocore python3-boto3 awscli git libhiredis-dev redis-server
-python3-oauthlib python3-jwt"
+python3-oauthlib python3-jwt nftables nodejs"
 
 missing=""
 for p in $PKGS; do

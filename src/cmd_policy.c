@@ -46,12 +46,14 @@ cmd_policy_check(const char *path, int quiet)
 		fprintf(stderr, "warning: %s\n", p->warnings.v[i]);
 	if (!quiet)
 		printf("policy OK: %s: %zu credential%s, %zu sandbox%s, listeners proxy=%s "
-		    "metadata=%s admin=%s%s%s\n", path, p->ncredentials,
+		    "metadata=%s admin=%s%s%s%s%s\n", path, p->ncredentials,
 		    p->ncredentials == 1 ? "" : "s", p->nsandboxes, p->nsandboxes == 1 ? "" : "es",
 		    cmd_policy_listener(p->listen.proxy), cmd_policy_listener(p->listen.metadata),
 		    cmd_policy_listener(p->listen.admin),
 		    p->listen.metadata_aws ? " metadata_aws=" : "",
-		    p->listen.metadata_aws ? p->listen.metadata_aws : "");
+		    p->listen.metadata_aws ? p->listen.metadata_aws : "",
+		    p->listen.transparent ? " transparent=" : "",
+		    p->listen.transparent ? p->listen.transparent : "");
 	policy_unref(p);
 	policy_errors_free(&errs);
 	return CLI_OK;

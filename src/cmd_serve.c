@@ -447,11 +447,12 @@ serve_write_ready(struct serve *s, char *err, size_t errlen)
 
 	if (s->ready_file == NULL)
 		return 0;
-	o = json_pack("{s:i, s:s?, s:s?, s:s?, s:s*}", "pid", (json_int_t)getpid(),
+	o = json_pack("{s:i, s:s?, s:s?, s:s?, s:s*, s:s*}", "pid", (json_int_t)getpid(),
 	    "proxy", s->proxy ? proxy_bound(s->proxy) : NULL,
 	    "metadata", s->metadata ? metadata_bound(s->metadata) : NULL,
 	    "admin", s->admin ? s->admin_addr : NULL,
-	    "metadata_aws", s->metadata ? metadata_bound_aws(s->metadata) : NULL);
+	    "metadata_aws", s->metadata ? metadata_bound_aws(s->metadata) : NULL,
+	    "transparent", s->proxy ? proxy_transparent_bound(s->proxy) : NULL);
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	rc = util_write_file(s->ready_file, txt, strlen(txt), 0644, err, errlen);
@@ -497,6 +498,13 @@ serve_listen(struct serve *s, char *err, size_t errlen)
 		if (s->proxy == NULL)
 			return -1;
 		log_info("proxy listening on %s", proxy_bound(s->proxy));
+		if (p->listen.transparent != NULL) {
+			if (proxy_listen_transparent(s->proxy, p->listen.transparent, err,
+			    errlen) < 0)
+				return -1;
+			log_info("transparent listening on %s",
+			    proxy_transparent_bound(s->proxy));
+		}
 	}
 	if (p->listen.metadata && serve_metadata_listen(s, err, errlen) < 0)
 		return -1;

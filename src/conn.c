@@ -36,7 +36,7 @@
 #include "wsrelay.h"
 
 static const char *const conn_state_names[] = {"head", "resolving", "identity", "tls_accept",
-    "up_connecting", "relay", "splice", "websocket", "closing"};
+    "up_connecting", "relay", "splice", "websocket", "closing", "peek"};
 static const char *const conn_req_names[] = {"none", "deciding", "holding", "streaming",
     "sent"};
 static const char *const conn_res_names[] = {"waiting", "body", "done"};
@@ -222,8 +222,13 @@ conn_close_after_flush(conn_t *c, const char *reason)
 void
 conn_closing_check(conn_t *c)
 {
+	/* a TLS filter (the ClientHello was buffered before TLS began) holds its records
+	 * in the socket bufferevent under it until they are written */
+	struct bufferevent *under = bufferevent_get_underlying(c->cbev);
+
 	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 && (c->ubev == NULL ||
-	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0))
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) &&
+	    (under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0))
 		conn_close(c, "answered");
 }
 
@@ -445,7 +450,8 @@ conn_set_nodelay(evutil_socket_t fd)
 }
 
 void
-conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
+conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen,
+    bool transparent)
 {
 	conn_t *c = calloc(1, sizeof(*c));
 
@@ -472,6 +478,10 @@ conn_accept(worker_t *w, int fd, const struct sockaddr *sa, socklen_t salen)
 		return;
 	}
 	c->mode = MODE_PROXY;
+	if (transparent) {
+		conn_transparent_start(c);
+		return;
+	}
 	conn_start_head(c);
 }
 
@@ -526,6 +536,9 @@ conn_client_read_cb(struct bufferevent *bev, void *arg)
 	case ST_WEBSOCKET:
 		conn_ws_read(c, true);
 		return;
+	case ST_PEEK:
+		conn_transparent_peek(c);
+		return;
 	case ST_SPLICE:
 		if (c->ubev)
 			bufferevent_write_buffer(c->ubev, bufferevent_get_input(c->cbev));
@@ -575,6 +588,10 @@ conn_client_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_t *c = arg;
 
 	(void)bev;
+	if (c->st == ST_PEEK) {		/* gone before its ClientHello was complete */
+		conn_close(c, "client closed");
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->st == ST_TLS_ACCEPT)
 			conn_tls_accepted(c);

@@ -23,6 +23,7 @@
 #include "resolve.h"
 #include "stats.h"
 #include "tls.h"
+#include "util.h"
 #include "worker.h"
 
 static void conn_connect_resolved(const egress_result_t *res, void *arg);
@@ -115,6 +116,11 @@ conn_tls_accepted(conn_t *c)
 
 	STATS_INC(tls_client_handshakes);
 	evtimer_del(c->timer);
+	if (c->refuse_code != NULL) {	/* transparent refusal: now the client can read it */
+		c->acct.t_start = util_mono_msf();
+		conn_fail(c, c->refuse_status, c->refuse_code, c->refuse_msg);
+		return;
+	}
 	if (sni && !http_authority_equal(sni, c->auth_port, c->auth_host, c->auth_port)) {
 		char msg[2 * CONN_HOST_MAX + 64];
 
@@ -230,7 +236,9 @@ conn_up_connected(conn_t *c)
 		STATS_INC(tls_upstream_handshakes);
 	if (c->mode == MODE_TUNNEL) {
 		STATS_INC(tunnels);
-		bufferevent_write(c->cbev, conn_established, sizeof(conn_established) - 1);
+		if (!c->transparent)	/* a redirected client sent no CONNECT */
+			bufferevent_write(c->cbev, conn_established,
+			    sizeof(conn_established) - 1);
 		conn_both_ways(c, ST_SPLICE);
 		return;
 	}

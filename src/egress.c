@@ -73,16 +73,21 @@ egress_pick(const policy_t *p, const char *host, struct sockaddr_storage *cands,
 	char addr[64] = "";
 
 	memset(res, 0, sizeof(*res));
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && res->npermitted < EGRESS_MAX_CANDIDATES; i++) {
 		if (netaddr_egress_check((struct sockaddr *)&cands[i], p->egress.allow_private,
 		    p->egress.nallow_private, &cls) == 0) {
-			res->ok = 1;
-			res->addr = cands[i];
-			res->addrlen = lens[i];
-			egress_set_port(&res->addr, port);
-			return 0;
+			res->permitted[res->npermitted] = cands[i];
+			egress_set_port(&res->permitted[res->npermitted], port);
+			res->permitted_len[res->npermitted++] = lens[i];
+			continue;
 		}
 		netaddr_format((struct sockaddr *)&cands[i], addr, sizeof(addr));
+	}
+	if (res->npermitted > 0) {
+		res->ok = 1;
+		res->addr = res->permitted[0];
+		res->addrlen = res->permitted_len[0];
+		return 0;
 	}
 	res->code = "address_denied";
 	if (n == 0)
@@ -123,4 +128,37 @@ egress_resolve_static(const policy_t *p, const char *host, uint16_t port, egress
 	}
 	egress_pick(p, host, &ss, &len, 1, port, res);
 	return 1;
+}
+
+static bool
+egress_same_ip(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
+int
+egress_agree(egress_result_t *res, const struct sockaddr *dst)
+{
+	uint16_t port;
+
+	if (!res->ok)
+		return -1;
+	port = dst->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)dst)->sin_port) :
+	    ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+	for (size_t i = 0; i < res->npermitted; i++)
+		if (egress_same_ip(&res->permitted[i], dst)) {
+			res->addr = res->permitted[i];
+			res->addrlen = res->permitted_len[i];
+			egress_set_port(&res->addr, port);
+			return 0;
+		}
+	return -1;
 }

@@ -24,6 +24,8 @@ static const struct cli_cmd cli_cmds[] = {
 	{"policy", cmd_policy, "policy check: validate policy files"},
 	{"revoke", cmd_revoke, "revoke a handle id, sandbox, credential or key"},
 	{"sandbox", cmd_sandbox, "add|list|get|rm|fork sandboxes registered at run time"},
+	{"transparent", cmd_transparent, "transparent rules: nftables redirect to the "
+	    "transparent listener"},
 	{"version", cmd_version, "print the version"},
 };
 

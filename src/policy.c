@@ -1046,7 +1046,8 @@ policy_parse_listen_one(struct policy_ctx *c, json_t *obj, const char *key, char
 static void
 policy_parse_listen(struct policy_ctx *c, json_t *v)
 {
-	static const char *const keys[] = {"proxy", "metadata", "admin", "metadata_aws", NULL};
+	static const char *const keys[] = {"proxy", "metadata", "admin", "metadata_aws",
+	    "transparent", NULL};
 
 	c->listen_seen = true;
 	if (policy_object(c, "listen", v) < 0)
@@ -1057,6 +1058,10 @@ policy_parse_listen(struct policy_ctx *c, json_t *v)
 	    SG_POLICY_LISTEN_METADATA);
 	policy_parse_listen_one(c, v, "admin", &c->p->listen.admin, SG_POLICY_LISTEN_ADMIN);
 	policy_parse_listen_one(c, v, "metadata_aws", &c->p->listen.metadata_aws, NULL);
+	policy_parse_listen_one(c, v, "transparent", &c->p->listen.transparent, NULL);
+	if (c->p->listen.transparent != NULL && c->p->listen.proxy == NULL)
+		policy_err(c, "listen.transparent", "needs listen.proxy (the transparent "
+		    "listener runs on the proxy's workers)");
 }
 
 static void
@@ -3655,6 +3660,7 @@ policy_free(policy_t *p)
 	free(p->listen.metadata);
 	free(p->listen.admin);
 	free(p->listen.metadata_aws);
+	free(p->listen.transparent);
 	free(p->keys.seal_key);
 	free(p->keys.ca_cert);
 	free(p->keys.ca_key);

@@ -31,37 +31,70 @@ static uint64_t proxy_sweep_count;	/* proxy_close_suspended calls (atomic) */
 struct proxy {
 	struct event_base *base;
 	struct evconnlistener *listener;
+	struct evconnlistener *transparent;	/* redirected connections, or NULL */
 	struct event *retry;		/* re-enable accept after EMFILE */
 	worker_t **workers;
 	unsigned nworkers, next;
 	unsigned max_conns;
 	bool paused_full;
 	char bound[80];
+	char tbound[80];		/* the transparent listener's address */
 };
+
+/* Pause or resume accepting on every listener. */
+static void
+proxy_accepting(proxy_t *p, bool on)
+{
+	struct evconnlistener *ls[] = { p->listener, p->transparent };
+
+	for (size_t i = 0; i < SG_ARRAY_LEN(ls); i++) {
+		if (ls[i] == NULL)
+			continue;
+		if (on)
+			evconnlistener_enable(ls[i]);
+		else
+			evconnlistener_disable(ls[i]);
+	}
+}
 
 /* --- listener ---------------------------------------------------------------------- */
 
 static void
-proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+proxy_accept(proxy_t *p, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    bool transparent)
 {
-	proxy_t *p = arg;
 	uint64_t active = STATS_GET(conns_active);
 
-	(void)l;
 	if (active >= p->max_conns) {
 		/* over the limit between two accepts: refuse this one, pause the rest */
 		STATS_INC(conns_rejected);
 		STATS_INC(accept_paused);
 		close(fd);
-		evconnlistener_disable(p->listener);
+		proxy_accepting(p, false);
 		p->paused_full = true;
 		event_add(p->retry, &(struct timeval){0, SG_ACCEPT_RETRY_MS * 1000});
 		return;
 	}
 	STATS_INC(conns_accepted);
 	STATS_INC(conns_active);
-	worker_push(p->workers[p->next++ % p->nworkers], fd, sa, (socklen_t)salen);
+	worker_push(p->workers[p->next++ % p->nworkers], fd, sa, (socklen_t)salen,
+	    transparent);
+}
+
+static void
+proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)l;
+	proxy_accept(arg, fd, sa, salen, false);
+}
+
+static void
+proxy_transparent_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	proxy_accept(arg, fd, sa, salen, true);
 }
 
 static void
@@ -78,7 +111,7 @@ proxy_retry_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	p->paused_full = false;
-	evconnlistener_enable(p->listener);
+	proxy_accepting(p, true);
 	log_info("accept resumed");
 }
 
@@ -92,7 +125,8 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
 		/* out of descriptors: pause accept instead of spinning on the error */
 		STATS_INC(accept_paused);
 		log_warn("accept paused: %s", strerror(err));
-		evconnlistener_disable(l);
+		(void)l;
+		proxy_accepting(p, false);
 		event_add(p->retry, &(struct timeval){0, SG_ACCEPT_RETRY_MS * 1000});
 		return;
 	}
@@ -216,6 +250,35 @@ proxy_new(struct event_base *base, const char *addr, unsigned nworkers, unsigned
 	return p;
 }
 
+int
+proxy_listen_transparent(proxy_t *p, const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	if (proxy_parse_listen(addr, &ss, &sl) < 0) {
+		snprintf(err, errlen, "bad transparent listen address %s", addr);
+		return -1;
+	}
+	p->transparent = evconnlistener_new_bind(p->base, proxy_transparent_accept_cb, p,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+	    LEV_OPT_THREADSAFE, SG_LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)sl);
+	if (p->transparent == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(p->transparent, proxy_accept_error_cb);
+	proxy_format_sockname(evconnlistener_get_fd(p->transparent), p->tbound,
+	    sizeof(p->tbound));
+	return 0;
+}
+
+const char *
+proxy_transparent_bound(const proxy_t *p)
+{
+	return p->transparent ? p->tbound : NULL;
+}
+
 bool
 proxy_is_draining(void)
 {
@@ -235,6 +298,10 @@ proxy_drain(proxy_t *p)
 	if (p->listener) {	/* close it: the kernel must not queue new connections */
 		evconnlistener_free(p->listener);
 		p->listener = NULL;
+	}
+	if (p->transparent) {
+		evconnlistener_free(p->transparent);
+		p->transparent = NULL;
 	}
 	event_del(p->retry);
 	for (unsigned i = 0; i < p->nworkers; i++)
@@ -275,6 +342,8 @@ proxy_free(proxy_t *p)
 		return;
 	if (p->listener)
 		evconnlistener_free(p->listener);
+	if (p->transparent)
+		evconnlistener_free(p->transparent);
 	if (p->retry)
 		event_free(p->retry);
 	for (unsigned i = 0; p->workers && i < p->nworkers; i++)

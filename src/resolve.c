@@ -10,7 +10,7 @@
 #include "resolve.h"
 
 /* Addresses considered from one DNS answer. */
-#define RESOLVE_MAX_CANDIDATES 16
+#define RESOLVE_MAX_CANDIDATES EGRESS_MAX_CANDIDATES
 
 struct egress_req {
 	egress_cb cb;

@@ -28,6 +28,7 @@ struct pending_fd {
 	int fd;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	bool transparent;		/* from the transparent listener */
 	STAILQ_ENTRY(pending_fd) next;
 };
 
@@ -251,7 +252,8 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 		if (w->stopping)
 			close(p->fd);
 		else
-			conn_accept(w, p->fd, (struct sockaddr *)&p->ss, p->sslen);
+			conn_accept(w, p->fd, (struct sockaddr *)&p->ss, p->sslen,
+			    p->transparent);
 		free(p);
 	}
 	if (!w->stopping)
@@ -400,7 +402,8 @@ worker_new(unsigned id, const proxy_shared_t *shared, char *err, size_t errlen)
 }
 
 void
-worker_push(worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
+worker_push(worker_t *w, int fd, const struct sockaddr *sa, socklen_t len,
+    bool transparent)
 {
 	struct pending_fd *p = calloc(1, sizeof(*p));
 
@@ -411,6 +414,7 @@ worker_push(worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
 	p->fd = fd;
 	memcpy(&p->ss, sa, len);
 	p->sslen = len;
+	p->transparent = transparent;
 	pthread_mutex_lock(&w->lock);
 	STAILQ_INSERT_TAIL(&w->pending, p, next);
 	pthread_mutex_unlock(&w->lock);

@@ -958,13 +958,15 @@ class _EchoServer(http.server.ThreadingHTTPServer):
 class EchoUpstream:
     """Threaded HTTP/1.1 echo server on 127.0.0.3:0, TLS unless tls=False.
 
+    port: 0 (kernel-picked) unless a test's own network namespace needs a fixed one.
     cert: a PKI leaf name; None = choose by SNI (api/other/tunnel/wildcard, else 'multi').
     requests (thread-safe snapshot), wait_requests(n), frames / wait_frames(pred) (what
     the /ws echo received), port, stop() (also registered as
     cleanup when testcase is given).
     """
 
-    def __init__(self, testcase=None, pki=None, tls=True, cert=None, host=UPSTREAM_ADDR):
+    def __init__(self, testcase=None, pki=None, tls=True, cert=None, host=UPSTREAM_ADDR,
+                 port=0):
         self.pki = pki or PKI.get()
         ctx = None
         if tls:
@@ -983,7 +985,7 @@ class EchoUpstream:
                 if server_name in ctxs:
                     sslobj.context = ctxs[server_name]
             ctx.sni_callback = pick
-        self.server = _EchoServer((host, 0), ctx)
+        self.server = _EchoServer((host, port), ctx)
         self.host = host
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever,

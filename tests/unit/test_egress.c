@@ -90,12 +90,86 @@ test_pick_first_allowed(void **state)
 	assert_int_equal(egress_pick(p, "x", c, l, 0, 443, &res), -1);
 }
 
+static struct sockaddr_in
+v4(const char *ip, uint16_t port)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+	return sin;
+}
+
+/* Transparent agreement: the dialled IP must be a permitted answer for the name. */
+static void
+test_agree(void **state)
+{
+	const policy_t *p = *state;
+	struct sockaddr_storage c[3];
+	socklen_t l[3];
+	egress_result_t res;
+	struct sockaddr_in d;
+	char buf[64];
+
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < 3; i++) {
+		struct sockaddr_in a = v4(i == 0 ? "8.8.8.8" : i == 1 ? "10.1.1.1" : "1.1.1.1", 0);
+
+		memcpy(&c[i], &a, sizeof(a));
+		l[i] = sizeof(a);
+	}
+	assert_int_equal(egress_pick(p, "x", c, l, 3, 443, &res), 0);
+	assert_int_equal(res.npermitted, 2);	/* 10.1.1.1 is private, not permitted */
+	d = v4("1.1.1.1", 8443);
+	assert_int_equal(egress_agree(&res, (struct sockaddr *)&d), 0);
+	netaddr_format((struct sockaddr *)&res.addr, buf, sizeof(buf));
+	assert_string_equal(buf, "1.1.1.1");
+	assert_int_equal(ntohs(((struct sockaddr_in *)&res.addr)->sin_port), 8443);
+	d = v4("10.1.1.1", 443);	/* an answer, but one the classifier refused */
+	assert_int_equal(egress_agree(&res, (struct sockaddr *)&d), -1);
+	d = v4("9.9.9.9", 443);		/* not an answer at all */
+	assert_int_equal(egress_agree(&res, (struct sockaddr *)&d), -1);
+	/* the upstream.resolve map: the name agrees with its mapped address only */
+	assert_int_equal(egress_resolve_static(p, "api.example.test", 443, &res), 1);
+	d = v4("127.0.0.3", 443);
+	assert_int_equal(egress_agree(&res, (struct sockaddr *)&d), 0);
+	d = v4("127.0.0.2", 443);
+	assert_int_equal(egress_agree(&res, (struct sockaddr *)&d), -1);
+	/* a name mapped to a private address the policy does not allow never agrees */
+	assert_int_equal(egress_resolve_static(p, "internal.example.test", 443, &res), 1);
+	assert_int_equal(res.ok, 0);
+	assert_int_equal(egress_agree(&res, (struct sockaddr *)&d), -1);
+}
+
+/* No SNI: the original destination's IP literal is what the egress guard classifies. */
+static void
+test_literal_destination(void **state)
+{
+	const policy_t *p = *state;
+	egress_result_t res;
+	const char *why;
+
+	assert_int_equal(egress_resolve_static(p, "169.254.169.254", 443, &res), 1);
+	assert_int_equal(res.ok, 0);
+	assert_string_equal(res.code, "address_denied");
+	assert_int_equal(egress_resolve_static(p, "10.0.0.1", 443, &res), 1);
+	assert_int_equal(res.ok, 0);
+	assert_int_equal(egress_resolve_static(p, "127.0.0.3", 443, &res), 1);
+	assert_int_equal(res.ok, 1);
+	/* egress.default deny: an IP literal is not an allowed host either */
+	assert_int_equal(egress_decide(p, "127.0.0.3", 443, &why), EGRESS_DENY);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_pick_first_allowed),
+		cmocka_unit_test(test_agree),
+		cmocka_unit_test(test_literal_destination),
 	};
 
 	if (sodium_init() < 0)

@@ -370,6 +370,12 @@ test_defaults(void **state)
 	assert_non_null(p);
 	assert_string_equal(p->listen.proxy, "127.0.0.1:3128");
 	assert_null(p->listen.admin);
+	assert_null(p->listen.transparent);	/* off unless set */
+	policy_unref(p);
+	policy_errors_free(&errs);
+	p = load("{\"listen\": {\"transparent\": \"169.254.10.1:3129\"}}", &errs);
+	assert_non_null(p);
+	assert_string_equal(p->listen.transparent, "169.254.10.1:3129");
 	policy_unref(p);
 	policy_errors_free(&errs);
 }
@@ -534,6 +540,9 @@ static const struct bad_case bad_cases[] = {
 	{"{\"listen\": {\"proxy\": \"127.0.0.1\"}}", "listen.proxy: \"127.0.0.1\" is not host:port"},
 	{"{\"listen\": {\"metadata\": \"127.0.0.1:65536\"}}", "listen.metadata: \"127.0.0.1:65536\" is not host:port"},
 	{"{\"listen\": {\"admin\": \"::1:9091\"}}", "listen.admin: \"::1:9091\" is not host:port"},
+	{"{\"listen\": {\"transparent\": \"169.254.10.1\"}}", "listen.transparent: \"169.254.10.1\" is not host:port"},
+	{"{\"listen\": {\"transparent\": 3129}}", "listen.transparent"},
+	{"{\"listen\": {\"proxy\": null, \"transparent\": \"127.0.0.1:0\"}}", "listen.transparent: needs listen.proxy"},
 	{"{\"listen\": {\"proxy\": 3128}}", "listen.proxy: expected a string, got a number"},
 	{"{\"upstream\": {\"resolve\": {\"api.x.test\": \"999.1.1.1\"}}}",
 	    "upstream.resolve.api.x.test: \"999.1.1.1\" is not an IP address"},
