@@ -102,6 +102,14 @@ bool fleetrate_take(fleetrate_lease_t *l, const policy_rate_t *rate, uint64_t no
 uint64_t fleetrate_retry_after_ms(const fleetrate_lease_t *l, const policy_rate_t *rate,
     uint64_t now_ms) SG_NONNULL;
 
+/*
+ * Undo one admitted fleetrate_take (another limit of the same request refused it, and
+ * a request is admitted by all its limits or none): the token is held again. A token
+ * the lease has meanwhile given back (expired) is not restored: returns 1 when held
+ * again, 0 when dropped (the caller gives it back to the fleet).
+ */
+int fleetrate_untake(fleetrate_lease_t *l, uint64_t now_ms) SG_NONNULL SG_WUR;
+
 /* At now_ms: when the lease has expired, the tokens to give back (they are dropped from
  * the lease); else 0. */
 uint32_t fleetrate_expire(fleetrate_lease_t *l, uint64_t now_ms) SG_NONNULL SG_WUR;

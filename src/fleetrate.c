@@ -155,6 +155,15 @@ fleetrate_take(fleetrate_lease_t *l, const policy_rate_t *rate, uint64_t now_ms,
 	return false;
 }
 
+int
+fleetrate_untake(fleetrate_lease_t *l, uint64_t now_ms)
+{
+	if (now_ms >= l->expires_ms || l->tokens == UINT32_MAX)
+		return 0;
+	l->tokens++;
+	return 1;
+}
+
 uint32_t
 fleetrate_expire(fleetrate_lease_t *l, uint64_t now_ms)
 {

@@ -199,6 +199,24 @@ test_new_grant_extends_held_tokens(void **state)
 }
 
 static void
+test_untake_restores_until_expiry(void **state)
+{
+	policy_rate_t r = rate_of(6000, 60000, 400);
+	fleetrate_lease_t l;
+
+	(void)state;
+	fleetrate_init(&l, T0);
+	fleetrate_refill_done(&l, 1, 0, T0);
+	assert_true(fleetrate_take(&l, &r, T0 + 1, NULL));
+	assert_int_equal(fleetrate_untake(&l, T0 + 2), 1);
+	assert_int_equal(l.tokens, 1);
+	assert_true(fleetrate_take(&l, &r, T0 + 3, NULL));
+	/* after expiry the token is not held again: the caller gives it back */
+	assert_int_equal(fleetrate_untake(&l, T0 + SG_FLEETRATE_LEASE_MS), 0);
+	assert_int_equal(l.tokens, 0);
+}
+
+static void
 test_release_on_shutdown(void **state)
 {
 	policy_rate_t r = rate_of(6000, 60000, 400);
@@ -300,6 +318,7 @@ main(void)
 		cmocka_unit_test(test_failed_refill_may_retry),
 		cmocka_unit_test(test_expiry_gives_back_unused),
 		cmocka_unit_test(test_new_grant_extends_held_tokens),
+		cmocka_unit_test(test_untake_restores_until_expiry),
 		cmocka_unit_test(test_release_on_shutdown),
 		cmocka_unit_test(test_two_sidecars_share_budget),
 		cmocka_unit_test(test_local_share),
