@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "pktline.h"
+#include "util.h"
 
 void
 pktline_init(pktline_t *p)
@@ -12,18 +13,6 @@ pktline_init(pktline_t *p)
 	p->buf[0] = '\0';
 }
 
-static int
-pktline_hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* The 4 length digits are in: a special packet, or the payload length to read. */
 static enum pktline_ev
 pktline_header_done(pktline_t *p, pktline_pkt_t *pkt)
@@ -31,7 +20,7 @@ pktline_header_done(pktline_t *p, pktline_pkt_t *pkt)
 	size_t n = 0;
 
 	for (size_t i = 0; i < 4; i++) {
-		int v = pktline_hexval(p->hdr[i]);
+		int v = util_hex_nibble(p->hdr[i]);
 
 		if (v < 0)
 			return PKTLINE_EV_ERROR;
