@@ -143,6 +143,9 @@
 /* Expected sidecars when the policy names none: the local share of rate_total is then
  * all of it, the per-process behaviour sealgate had before fleet mode. */
 #define SG_FLEETRATE_NODES_DEFAULT    1
+/* cluster.redis.nodes at most: a local share of burst / nodes is at least one token, so
+ * more nodes than any sane burst only make every share 1. */
+#define SG_FLEETRATE_NODES_MAX        10000
 
 /* --- WebSocket (frames relayed after a 101, wsframe.h) ----------------------------- */
 /* Largest frame (close 1009): payload streams through unbuffered, so this bounds abuse,
