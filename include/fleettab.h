@@ -15,7 +15,8 @@
  * that disappeared (or lost its rate_total) is kept, marked gone, until its tokens are
  * collected as a give-back and no lease request of it is in flight.
  * Fleet unreachable: fleettab_up is false (callers then use the local share) and the
- * tokens held leave the lease: they are given back once the fleet is reachable again.
+ * tokens held, or due to go back, are dropped (counted as spent): the Redis that comes
+ * back may have restarted empty, and giving them to it would admit them twice.
  *
  * Thread-safety: one mutex over the table; fleettab_up is an atomic load. Lookups are a
  * binary search over the sorted names. Ownership: the table copies names and rates.
@@ -53,8 +54,7 @@ void fleettab_free(fleettab_t *t);
  * longer than FLEETTAB_NAME_MAX; the table is then unchanged). */
 int fleettab_sync(fleettab_t *t, const policy_t *p, uint64_t now_ms) SG_NONNULL SG_WUR;
 
-/* The fleet is reachable (up) or not; going down moves every token held to the
- * give-backs of the next collect while up. */
+/* The fleet is reachable (up) or not; going down drops every token held or owed. */
 void fleettab_set_up(fleettab_t *t, bool up) SG_NONNULL;
 bool fleettab_up(const fleettab_t *t) SG_NONNULL;
 

@@ -178,8 +178,9 @@ fleettab_set_up(fleettab_t *t, bool up)
 			struct fleettab_entry *e = &t->v[i];
 			uint32_t held = fleetrate_release(&e->lease);
 
+			(void)held;	/* dropped: counted as spent */
 			e->lease.pending = false;
-			e->owed = held > UINT32_MAX - e->owed ? UINT32_MAX : e->owed + held;
+			e->owed = 0;
 		}
 	__atomic_store_n(&t->up, up, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&t->mu);
@@ -233,7 +234,8 @@ fleettab_untake(fleettab_t *t, const char *name, uint64_t now_ms)
 }
 
 /* e's job at now_ms into *j: true when there is something to send. While the fleet
- * is unreachable, tokens to give back wait in e->owed. */
+ * is unreachable, tokens to give back are dropped: the Redis that comes back may have
+ * restarted empty, and a token given to a full bucket would be admitted twice. */
 static bool
 fleettab_job(struct fleettab_entry *e, bool up, uint64_t now_ms, fleettab_job_t *j)
 {
@@ -241,8 +243,10 @@ fleettab_job(struct fleettab_entry *e, bool up, uint64_t now_ms, fleettab_job_t 
 	    fleetrate_expire(&e->lease, now_ms);
 
 	e->owed = give > UINT32_MAX - e->owed ? UINT32_MAX : e->owed + give;
-	if (!up)
+	if (!up) {
+		e->owed = 0;
 		return false;
+	}
 	*j = (fleettab_job_t){.rate = e->rate, .give = e->owed};
 	e->owed = 0;
 	if (!e->gone)
