@@ -40,10 +40,9 @@ CORE_PKGS  := libsodium jansson libpcre2-8 zlib libbrotlidec libzstd
 SHELL_PKGS := libevent libevent_openssl libevent_pthreads openssl hiredis
 PKGS       := $(SHELL_PKGS) $(CORE_PKGS)
 CORE_MODS  := audit authz awschunk awscred awsrole awssign clienthello clustermsg decode digest \
-              egress \
-              fetchcache gitpack gitpush handle handlecache hash http inject jwt leak lineage \
-              log mintcache mintreq minttok needles netaddr nftrules pktline plan policy \
-              ratelimit \
+              egress fetchcache fleetrate fleettab gitpack gitpush handle handlecache hash http \
+              inject jwt leak lineage log mintcache mintreq minttok needles netaddr nftrules \
+              pktline plan policy ratelimit \
               registry revoke scope scrub seal secmem secval sigv4 snapshot stats stscache \
               stsxml swap tokenizer unescape util view wsframe wsrelay
 # Unit tests of shell modules (or that use one): linked with the shell library.

@@ -17,6 +17,11 @@
  * Lost connection or failed AUTH: both connections closed, retried after a backoff
  * (SG_CLUSTER_BACKOFF_MIN_MS doubling to SG_CLUSTER_BACKOFF_MAX_MS), reconciled again.
  *
+ * Fleet-wide rate limits (fleet NULL: none): cluster_rate.h sends the table's lease
+ * requests and give-backs on the command connection every SG_CLUSTER_SYNC_MS, at once on
+ * cluster_rate_kick, and first leases for every credential right after each reconcile;
+ * the table is told whenever the connection goes up or down (fleettab_set_up).
+ *
  * Ownership: cluster_new copies what it needs from the policy (the password into wiped
  * memory); cluster_free closes the connections and frees everything. Main thread only,
  * except cluster_connected (an atomic load, any thread).
@@ -26,6 +31,7 @@
 
 #include <stddef.h>
 
+#include "fleettab.h"
 #include "policy.h"
 
 struct event_base;
@@ -35,8 +41,11 @@ typedef struct cluster cluster_t;
  * Start connecting (nothing blocks: connection and AUTH happen on base). p must have
  * cluster.set and revocations_file. NULL with err set (no memory, bad address).
  */
-cluster_t *cluster_new(struct event_base *base, const policy_t *p, char *err,
-    size_t errlen) SG_WUR;
+cluster_t *cluster_new(struct event_base *base, const policy_t *p, fleettab_t *fleet,
+    char *err, size_t errlen) SG_WUR;
+/* A worker's lease ran low (fleettab's wake, relayed to the main thread): send the due
+ * lease requests now rather than at the next tick. Main thread. NULL is fine. */
+void cluster_rate_kick(cluster_t *cl);
 void cluster_free(cluster_t *cl);
 
 /* 1 connected and reconciled, 0 not (yet). */

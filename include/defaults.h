@@ -129,6 +129,27 @@
  * under a millisecond; a blocked Redis is no use to the fleet either). */
 #define SG_CLUSTER_PING_TIMEOUT_MS    3000
 
+/* --- fleet-wide rate leases (fleetrate.h) ---------------------------------------- */
+/* A lease lives this long; its unused tokens go back to the fleet bucket then, so a
+ * sidecar that goes quiet strands at most one lease for at most this long. */
+#define SG_FLEETRATE_LEASE_MS         1000
+/* A lease is at most burst / this: ten sidecars can each hold one before the fleet
+ * bucket is empty, and one sidecar never strands more than a tenth of the budget. */
+#define SG_FLEETRATE_LEASE_BURST_DIV  10
+/* ...and never more than this many tokens, whatever the burst (a lost sidecar's lease
+ * is a bounded loss). */
+#define SG_FLEETRATE_LEASE_MAX        1000
+/* The next lease is asked for when the local tokens fall to lease / this (at least 1):
+ * a refill round trip (well under a millisecond to Redis) finishes before they run out
+ * at any demand the lease was sized for. */
+#define SG_FLEETRATE_LOW_WATER_DIV    4
+/* Expected sidecars when the policy names none: the local share of rate_total is then
+ * all of it, the per-process behaviour sealgate had before fleet mode. */
+#define SG_FLEETRATE_NODES_DEFAULT    1
+/* cluster.redis.nodes at most: a local share of burst / nodes is at least one token, so
+ * more nodes than any sane burst only make every share 1. */
+#define SG_FLEETRATE_NODES_MAX        10000
+
 /* --- WebSocket (frames relayed after a 101, wsframe.h) ----------------------------- */
 /* Largest frame (close 1009): payload streams through unbuffered, so this bounds abuse,
  * not memory; far above what WebSocket APIs send in one frame. */

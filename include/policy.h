@@ -147,7 +147,10 @@ typedef struct policy_credential {
 	policy_strlist_t methods;	/* upper-case; empty = any */
 	policy_strlist_t paths;	/* globs such as "/v1/" then "*", or "/v1/" prefixes; empty = any */
 	policy_rate_t rate;	/* per handle */
-	policy_rate_t rate_total;	/* all handles of this credential */
+	policy_rate_t rate_total;	/* all handles of this credential (fleet-wide in
+					 * fleet mode: fleettab.h) */
+	bool cluster_fail_closed;	/* on_cluster_failure "fail_closed": 503 while the
+					 * fleet is unreachable; false: "local_share" */
 	uint64_t ttl_s;		/* wall-clock handle lifetime (default SG_HANDLE_TTL_DEFAULT_S);
 				 * max_ttl_s when ttl_sandbox */
 	bool ttl_sandbox;	/* ttl "sandbox": handles live as long as their sandbox */
@@ -230,6 +233,7 @@ typedef struct policy_cluster {
 	size_t password_len;
 	char *prefix;		/* every key and channel starts with it */
 	char *node;		/* this sidecar's name, or NULL: the host name */
+	uint32_t nodes;		/* expected sidecars (rate_total's local share); >= 1 */
 } policy_cluster_t;
 
 typedef struct policy_limits {

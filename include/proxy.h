@@ -17,6 +17,7 @@
 #include "certcache.h"
 #include "certforge.h"
 #include "handlecache.h"
+#include "fleettab.h"
 #include "ratelimit.h"
 #include "seal.h"
 #include "stscache.h"
@@ -40,6 +41,7 @@ typedef struct proxy_shared {
 	stsclient_t *sts;		/* makes the AssumeRole calls (main thread) */
 	mintcache_t *mint_cache;	/* minted tokens (NULL: none kept) */
 	mintclient_t *mint;		/* makes the token endpoint calls (main thread) */
+	fleettab_t *fleet;		/* fleet leases of rate_total (NULL: no fleet mode) */
 } proxy_shared_t;
 
 typedef struct proxy proxy_t;

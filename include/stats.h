@@ -41,6 +41,8 @@ struct sg_stats {
 	uint64_t cluster_reconnects;	/* connection attempts after the first */
 	uint64_t cluster_revocations_sent;	/* entries this node added to Redis */
 	uint64_t cluster_revocations_applied;	/* entries from Redis added locally */
+	uint64_t cluster_rate_leases;	/* rate leases the fleet granted (>= 1 token) */
+	uint64_t cluster_rate_tokens_returned;	/* unused lease tokens given back */
 };
 
 extern struct sg_stats sg_stats;

@@ -18,6 +18,7 @@
 
 #include "handlecache.h"
 #include "plan.h"
+#include "fleettab.h"
 #include "http.h"
 #include "inject.h"
 #include "policy.h"
@@ -40,6 +41,7 @@ typedef struct swap_env {
 	int64_t now;			/* wall clock, seconds */
 	uint64_t now_ms;		/* monotonic, for rate buckets */
 	const http_head_t *connect_head;	/* intercepted CONNECT (Proxy-Tokenizer), or NULL */
+	fleettab_t *fleet;		/* fleet leases (fleet mode), or NULL */
 } swap_env_t;
 
 typedef struct swap_req {

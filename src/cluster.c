@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "cluster.h"
+#include "cluster_rate.h"
 #include "clustermsg.h"
 #include "defaults.h"
 #include "log.h"
@@ -56,6 +57,8 @@ struct cluster {
 	uint64_t ping_at;		/* monotonic ms of the last PING sent (or of UP) */
 	bool ping_waiting;		/* a PING is unanswered */
 	uint64_t synced_gen;
+	fleettab_t *fleet;		/* the caller's, or NULL: no fleet rate limits */
+	cluster_rate_t *rate;		/* its lease traffic, or NULL */
 };
 
 static void cluster_fail(cluster_t *cl, const char *why);
@@ -66,6 +69,25 @@ cluster_set_state(cluster_t *cl, int st)
 {
 	__atomic_store_n(&cl->state, st, __ATOMIC_RELAXED);
 	__atomic_store_n(&sg_stats.cluster_connected, st == CL_UP, __ATOMIC_RELAXED);
+	if (cl->fleet != NULL)
+		fleettab_set_up(cl->fleet, st == CL_UP);
+}
+
+/* Lease requests and give-backs due now (up: sent; else only the bookkeeping). */
+static void
+cluster_rate_due(cluster_t *cl)
+{
+	if (cl->rate == NULL)
+		return;
+	if (cluster_rate_run(cl->rate, cl->state == CL_UP ? cl->cmd : NULL) < 0)
+		cluster_fail(cl, "rate lease");
+}
+
+void
+cluster_rate_kick(cluster_t *cl)
+{
+	if (cl != NULL && cl->state == CL_UP)
+		cluster_rate_due(cl);
 }
 
 int
@@ -268,6 +290,8 @@ cluster_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (cl->state == CL_UP && cluster_push_changes(cl) >= 0)
 		cluster_ping(cl);
+	if (cl->state != CL_CONNECTING)
+		cluster_rate_due(cl);
 }
 
 /* --- reconcile ------------------------------------------------------------------------ */
@@ -382,6 +406,7 @@ cluster_reconcile(cluster_t *cl, const redisReply *r)
 	event_del(cl->deadline);
 	log_info("cluster: connected to redis %s as node %s: %ld shared revocations applied "
 	    "here, %ld local ones written back", cl->address, cl->node, pulled, pushed);
+	cluster_rate_due(cl);	/* a first lease for every fleet credential */
 }
 
 static void
@@ -648,7 +673,8 @@ cluster_copy_config(cluster_t *cl, const policy_t *p, char *err, size_t errlen)
 }
 
 cluster_t *
-cluster_new(struct event_base *base, const policy_t *p, char *err, size_t errlen)
+cluster_new(struct event_base *base, const policy_t *p, fleettab_t *fleet, char *err,
+    size_t errlen)
 {
 	cluster_t *cl = calloc(1, sizeof(*cl));
 
@@ -660,6 +686,11 @@ cluster_new(struct event_base *base, const policy_t *p, char *err, size_t errlen
 	cl->backoff_ms = SG_CLUSTER_BACKOFF_MIN_MS;
 	if (cluster_copy_config(cl, p, err, errlen) < 0)
 		goto fail;
+	cl->fleet = fleet;
+	if (fleet != NULL && (cl->rate = cluster_rate_new(fleet, p->cluster.prefix)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	cl->retry = evtimer_new(base, cluster_retry_cb, cl);
 	cl->deadline = evtimer_new(base, cluster_deadline_cb, cl);
 	cl->tick = event_new(base, -1, EV_PERSIST, cluster_tick_cb, cl);
@@ -681,7 +712,8 @@ cluster_free(cluster_t *cl)
 {
 	if (cl == NULL)
 		return;
-	cluster_close(cl);
+	cluster_close(cl);	/* before the rate object: callbacks in flight use it */
+	cluster_rate_free(cl->rate);
 	if (cl->retry)
 		event_free(cl->retry);
 	if (cl->deadline)

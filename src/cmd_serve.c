@@ -72,6 +72,7 @@ struct serve {
 	bool draining;
 	struct event *revwatch;		/* re-reads the revocations file when it changes */
 	cluster_t *cluster;		/* fleet mode (policy "cluster"), or NULL */
+	struct event *fleetwake;	/* a worker's fleet lease ran low (any thread) */
 	struct stat revstat;
 	registry_t *registry;		/* the sandbox registry (admin API, authz) */
 	struct event *regsweep;		/* expires registered sandboxes */
@@ -284,6 +285,45 @@ serve_revwatch_cb(evutil_socket_t fd, short what, void *arg)
 		log_warn("revocations not reloaded, keeping the previous set: %s", err);
 }
 
+/* A worker's fleet lease ran low: relay to the main thread (any thread). */
+static void
+serve_fleet_wake(void *arg)
+{
+	struct serve *s = arg;
+
+	event_active(s->fleetwake, EV_READ, 0);
+}
+
+static void
+serve_fleetwake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *s = arg;
+
+	(void)fd;
+	(void)what;
+	cluster_rate_kick(s->cluster);
+}
+
+/* Fleet mode: the lease table of every credential with rate_total, before the workers
+ * start (they read it from the shared block). */
+static int
+serve_fleet_init(struct serve *s, char *err, size_t errlen)
+{
+	if (!s->policy->cluster.set)
+		return 0;
+	if ((s->fleetwake = event_new(s->base, -1, 0, serve_fleetwake_cb, s)) == NULL ||
+	    (s->shared.fleet = fleettab_new(serve_fleet_wake, s)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (fleettab_sync(s->shared.fleet, s->policy, util_mono_ms()) < 0) {
+		snprintf(err, errlen, "cluster: a credential with rate_total has a name over %d "
+		    "bytes (or out of memory)", FLEETTAB_NAME_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 /* Keys for handles, the verified-handle cache, the rate-limit table. */
 static int
 serve_handles_init(struct serve *s, char *err, size_t errlen)
@@ -339,6 +379,10 @@ serve_reload(void *arg, char *msg, size_t msglen)
 	}
 	for (size_t i = 0; i < p->warnings.n; i++)
 		log_warn("%s", p->warnings.v[i]);
+	if (s->shared.fleet != NULL && fleettab_sync(s->shared.fleet, p, util_mono_ms()) < 0)
+		log_warn("cluster: fleet rate leases not updated (out of memory or a credential "
+		    "name over %d bytes); those credentials keep their previous limits",
+		    FLEETTAB_NAME_MAX);
 	policy_publish(p);
 	secwatch_free(s->secwatch);
 	s->secwatch = w;
@@ -602,6 +646,9 @@ serve_cleanup(struct serve *s)
 	if (s->regsweep)
 		event_free(s->regsweep);	/* before event_base_free: it locks the base */
 	cluster_free(s->cluster);
+	fleettab_free(s->shared.fleet);	/* after the cluster: its callbacks use it */
+	if (s->fleetwake)
+		event_free(s->fleetwake);
 	revoke_shutdown();
 	secwatch_free(s->secwatch);	/* before audit_close: it may still log */
 	audit_close();		/* workers are joined: nothing logs any more */
@@ -743,7 +790,7 @@ serve_run(struct serve *s, const char *policy_path)
 	/* rotating secrets: an exec secret's first value before anything is served */
 	if (s->base == NULL || (s->secwatch = secwatch_new(s->base, s->policy, NULL, err,
 	    sizeof(err))) == NULL || serve_sts_init(s, err, sizeof(err)) < 0 ||
-	    serve_listen(s, err, sizeof(err)) < 0) {
+	    serve_fleet_init(s, err, sizeof(err)) < 0 || serve_listen(s, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return CLI_FAIL;
 	}
@@ -765,7 +812,8 @@ serve_run(struct serve *s, const char *policy_path)
 		event_add(s->revwatch, &(struct timeval){ms / 1000, (ms % 1000) * 1000});
 	}
 	if (s->policy->cluster.set &&
-	    (s->cluster = cluster_new(s->base, s->policy, err, sizeof(err))) == NULL) {
+	    (s->cluster = cluster_new(s->base, s->policy, s->shared.fleet, err,
+	    sizeof(err))) == NULL) {
 		log_err("cluster: %s", err);
 		return CLI_FAIL;
 	}

@@ -168,7 +168,7 @@ conn_swap_env(conn_t *c, swap_env_t *env, swap_req_t *req)
 
 	*env = (swap_env_t){c->view.policy, sh->keyring, sh->handles, sh->rl, c->view.revoked,
 	    c->view.registry, util_now_s(), util_mono_ms(),
-	    c->connect_head.buf ? &c->connect_head : NULL};
+	    c->connect_head.buf ? &c->connect_head : NULL, sh->fleet};
 	*req = (swap_req_t){&c->req.head, c->req.target, c->req.host, c->req.port,
 	    (const struct sockaddr *)&c->peer_ss, c->proxy_token[0] ? c->proxy_token : NULL,
 	    NULL, 0};

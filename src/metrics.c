@@ -109,6 +109,12 @@ static const struct metrics_stat metrics_stats[] = {
 	    "Revocations this sidecar added to the fleet's Redis."),
 	STAT(cluster_revocations_applied, "cluster_revocations_applied_total", NULL,
 	    "counter", "Revocations from the fleet's Redis added to the local file."),
+	STAT(cluster_rate_leases, "cluster_rate_leases_total", NULL, "counter",
+	    "Leases of fleet-wide rate_total tokens Redis granted this sidecar (at least one "
+	    "token each)."),
+	STAT(cluster_rate_tokens_returned, "cluster_rate_tokens_returned_total", NULL,
+	    "counter", "Unused fleet rate tokens this sidecar gave back to Redis (lease "
+	    "expired, credential removed, request refused by another limit)."),
 };
 
 _Static_assert(SG_ARRAY_LEN(metrics_stats) == sizeof(struct sg_stats) / sizeof(uint64_t),

@@ -1257,9 +1257,10 @@ static void
 policy_parse_cluster_redis(struct policy_ctx *c, json_t *v)
 {
 	static const char *const keys[] = {"address", "password", "user", "prefix", "node",
-		"sentinels", "master_name", NULL};
+		"nodes", "sentinels", "master_name", NULL};
 	policy_cluster_t *cl = &c->p->cluster;
 	json_t *e;
+	uint64_t n;
 	int src;
 
 	if (policy_object(c, "cluster.redis", v) < 0)
@@ -1288,6 +1289,10 @@ policy_parse_cluster_redis(struct policy_ctx *c, json_t *v)
 		    &cl->password_len, &src);
 	if (cl->user != NULL && cl->password == NULL)
 		policy_err(c, "cluster.redis.user", "needs \"password\" too (AUTH user password)");
+	cl->nodes = SG_FLEETRATE_NODES_DEFAULT;
+	if ((e = json_object_get(v, "nodes")) != NULL &&
+	    policy_uint(c, "cluster.redis.nodes", e, 1, SG_FLEETRATE_NODES_MAX, &n) == 0)
+		cl->nodes = (uint32_t)n;
 }
 
 static void
@@ -1877,6 +1882,26 @@ policy_parse_credential_ttl(struct policy_ctx *c, const char *path, json_t *v,
 		    (unsigned long long)cr->ttl_s, (unsigned long long)cr->max_ttl_s);
 }
 
+/* on_cluster_failure: what rate_total does while the fleet's Redis is unreachable. */
+static void
+policy_parse_cluster_failure(struct policy_ctx *c, const char *path, json_t *v,
+    policy_credential_t *cr)
+{
+	static const char *const modes[] = {"local_share", "fail_closed"};
+	char sub[POLICY_PATH_MAX];
+	json_t *e = json_object_get(v, "on_cluster_failure");
+
+	if (e == NULL)
+		return;
+	policy_path_key(sub, sizeof(sub), path, "on_cluster_failure");
+	if (json_object_get(v, "rate_total") == NULL) {
+		policy_err(c, sub, "needs \"rate_total\" (it says what the fleet-wide limit "
+		    "does while Redis is unreachable)");
+		return;
+	}
+	cr->cluster_fail_closed = policy_enum(c, sub, e, modes, 2) == 1;
+}
+
 static void
 policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
@@ -1891,6 +1916,7 @@ policy_parse_credential_rest(struct policy_ctx *c, const char *path, json_t *v,
 	policy_path_key(sub, sizeof(sub), path, "rate_total");
 	if ((e = json_object_get(v, "rate_total")) != NULL)
 		policy_parse_rate(c, sub, e, &cr->rate_total);
+	policy_parse_cluster_failure(c, path, v, cr);
 	policy_parse_credential_ttl(c, path, v, cr);
 	policy_path_key(sub, sizeof(sub), path, "env");
 	if ((e = json_object_get(v, "env")) != NULL && policy_string(c, sub, e, &s) == 0) {
@@ -2868,8 +2894,9 @@ policy_parse_credential(struct policy_ctx *c, const char *path, json_t *v,
     policy_credential_t *cr)
 {
 	static const char *const keys[] = {"secret", "inject", "hosts", "methods", "paths",
-	    "rate", "rate_total", "ttl", "max_ttl", "env", "allow_plain_http",
-	    "allow_websocket_binary", "echo_ok_in_body", "aws", "git", "mint", NULL};
+	    "rate", "rate_total", "on_cluster_failure", "ttl", "max_ttl", "env",
+	    "allow_plain_http", "allow_websocket_binary", "echo_ok_in_body", "aws", "git", "mint",
+	    NULL};
 	char sub[POLICY_PATH_MAX];
 	json_t *e;
 

@@ -1,6 +1,7 @@
 /* swap.c — per-request handle work: throttle, find, unseal, authorise, rate-limit, plan. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "stats.h"
 #include "scrub.h"
 #include "mintreq.h"
+#include "fleetrate.h"
 #include "swap.h"
 
 static int
@@ -253,6 +255,59 @@ swap_open_error(plan_t *out, int err)
 	    handle_error_message(err));
 }
 
+/* A local bucket refused the request: 429 with its headers. -1. */
+static int
+swap_rate_refused(const authz_result_t *az, const struct ratelimit_result *res,
+    plan_t *out)
+{
+	static const char *const which[] = {"the handle",
+	    ("the credential (all its handles)"), "the sandbox"};
+	const char *w = res->limiting < 3 ? which[res->limiting] : "a bucket";
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s (credential %s)", w, az->cred->name);
+	ratelimit_format_headers(res, res->limiting == 0 ? "handle" :
+	    res->limiting == 1 ? "credential" : "sandbox", out->extra, sizeof(out->extra));
+	return swap_deny(out, 429, "rate_limited", "rate limit reached for %s", msg);
+}
+
+/* The refusal of a request the fleet-wide limit of cred refused. -1. */
+static int
+swap_fleet_refused(const policy_credential_t *cred, uint64_t retry_ms, plan_t *out)
+{
+	snprintf(out->extra, sizeof(out->extra), "Retry-After: %" PRIu64 "\r\n",
+	    retry_ms / 1000 + (retry_ms % 1000 != 0));
+	return swap_deny(out, 429, "rate_limited", "rate limit reached for the credential "
+	    "(all its handles, fleet-wide) (credential %s)", cred->name);
+}
+
+/*
+ * rate_total in fleet mode: a fleet lease token first (*taken, 1 when spent); with the
+ * fleet unreachable, the local share through the local bucket (*share) or, fail_closed,
+ * 503. 0: go on with the local buckets, -1: answered.
+ */
+static int
+swap_fleet_take(const swap_env_t *env, const policy_credential_t *cred,
+    policy_rate_t *share, int *taken, plan_t *out)
+{
+	uint64_t retry_ms;
+
+	*taken = -1;
+	if (env->fleet == NULL || !cred->rate_total.set)
+		return 0;
+	if (!fleettab_up(env->fleet)) {
+		if (cred->cluster_fail_closed)
+			return swap_deny(out, 503, "cluster_unavailable", "the fleet's rate limit "
+			    "store is unreachable and credential %s fails closed", cred->name);
+		*share = fleetrate_local_share(&cred->rate_total, env->policy->cluster.nodes);
+		return 0;
+	}
+	*taken = fleettab_take(env->fleet, cred->name, env->now_ms, &retry_ms);
+	if (*taken == 0)
+		return swap_fleet_refused(cred, retry_ms, out);
+	return 0;
+}
+
 static int
 swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t *az,
     plan_t *out)
@@ -260,33 +315,30 @@ swap_rate(const swap_env_t *env, const handle_claims_t *cl, const authz_result_t
 	char kh[112], kc[96], ks[96];
 	struct ratelimit_req reqs[3];
 	struct ratelimit_result res;
-	size_t n = 0;
+	policy_rate_t share = {0}, none = {0};
+	int fleet;
 
 	if (env->rl == NULL)
 		return 0;
+	if (swap_fleet_take(env, az->cred, &share, &fleet, out) < 0)
+		return -1;
 	/* a handle carried into a fork is the fork's: its own per-handle bucket */
 	if (az->origin != NULL)
 		snprintf(kh, sizeof(kh), "h:%s@%s", cl->hid, az->sandbox->name);
 	else
 		snprintf(kh, sizeof(kh), "h:%s", cl->hid);
-	snprintf(kc, sizeof(kc), "c:%s", az->cred->name);
+	/* the local share has its own bucket, so it starts full when Redis goes away */
+	snprintf(kc, sizeof(kc), "%s:%s", share.set ? "f" : "c", az->cred->name);
 	snprintf(ks, sizeof(ks), "s:%s", az->sandbox->name);
-	reqs[n++] = (struct ratelimit_req){kh, strlen(kh), &az->cred->rate};
-	reqs[n++] = (struct ratelimit_req){kc, strlen(kc), &az->cred->rate_total};
-	reqs[n++] = (struct ratelimit_req){ks, strlen(ks), &az->sandbox->rate};
-	if (ratelimit_take(env->rl, reqs, n, env->now_ms, &res) == 0 && res.allowed)
+	reqs[0] = (struct ratelimit_req){kh, strlen(kh), &az->cred->rate};
+	reqs[1] = (struct ratelimit_req){kc, strlen(kc), share.set ? &share :
+	    fleet == 1 ? &none : &az->cred->rate_total};
+	reqs[2] = (struct ratelimit_req){ks, strlen(ks), &az->sandbox->rate};
+	if (ratelimit_take(env->rl, reqs, 3, env->now_ms, &res) == 0 && res.allowed)
 		return 0;
-	{
-		static const char *const which[] = {"the handle",
-		    ("the credential (all its handles)"), "the sandbox"};
-		const char *w = res.limiting < 3 ? which[res.limiting] : "a bucket";
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "%s (credential %s)", w, az->cred->name);
-		ratelimit_format_headers(&res, res.limiting == 0 ? "handle" :
-		    res.limiting == 1 ? "credential" : "sandbox", out->extra, sizeof(out->extra));
-		return swap_deny(out, 429, "rate_limited", "rate limit reached for %s", msg);
-	}
+	if (fleet == 1)
+		fleettab_untake(env->fleet, az->cred->name, env->now_ms);
+	return swap_rate_refused(az, &res, out);
 }
 
 /* hmac signs the body, body rewrites it: note what the shell must do. */

@@ -71,7 +71,7 @@ test_unreachable_retried(void **state)
 	cluster_t *cl;
 
 	(void)state;
-	cl = cluster_new(base, p, err, sizeof(err));
+	cl = cluster_new(base, p, NULL, err, sizeof(err));
 	assert_non_null(cl);
 	assert_true(util_mono_ms() - t0 < 1000);	/* started, not waited */
 	assert_int_equal(cluster_connected(cl), 0);

@@ -1601,6 +1601,9 @@ test_cluster(void **state)
 		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": "
 		    "{\"address\": \"h:1\", \"pasword\": 1}}}",
 		    "unknown key \"pasword\" (did you mean \"password\"?)"},
+		{"{\"revocations\": {\"file\": \"r\"}, \"cluster\": {\"redis\": "
+		    "{\"address\": \"h:1\", \"nodes\": 0}}}",
+		    "main.json: cluster.redis.nodes: 0 is out of range (1..10000)"},
 	};
 	policy_errors_t errs;
 	policy_t *p;
@@ -1622,6 +1625,7 @@ test_cluster(void **state)
 	assert_string_equal(p->cluster.prefix, SG_CLUSTER_PREFIX);
 	assert_string_equal(p->cluster.user, "sg");
 	assert_null(p->cluster.node);
+	assert_int_equal(p->cluster.nodes, SG_FLEETRATE_NODES_DEFAULT);
 	assert_int_equal(p->cluster.password_len, 6);
 	assert_memory_equal(p->cluster.password, "pw-123", 6);
 	policy_unref(p);
