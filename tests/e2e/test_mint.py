@@ -12,6 +12,8 @@ Credentials (each test its own, so cache states do not mix):
   cc-body     client_credentials, client_secret in the form
   cc-burst    client_credentials: 50 concurrent requests on a cold cache
   cc-short    client_credentials, tokens of 62 s: refresh due after 2 s (min(31, 2))
+  cc-due      client_credentials, tokens of 64 s: 50 concurrent requests once the refresh
+              is due (after 4 s, min(32, 4)) cause exactly one more mint
   cc-bad      a client secret the provider does not know: 502 mint_failed
   cc-scrub    client_credentials: the minted token echoed back is scrubbed
   cc-401      client_credentials: a POST answered 401 gets it; the next request mints anew
@@ -36,6 +38,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.parse
 
 import mint_standin
@@ -45,7 +48,8 @@ import test_metadata
 API = "api.example.test"
 AUTH = "auth.example.test"
 SECRETS = {n: "cs-%s-%s" % (n, os.urandom(12).hex()) for n in
-           ("cc", "cc-body", "cc-burst", "cc-short", "cc-scrub", "cc-401", "cc-narrow",
+           ("cc", "cc-body", "cc-burst", "cc-short", "cc-due", "cc-scrub", "cc-401",
+            "cc-narrow",
             "cc-retry", "cc-401get", "cc-rot", "cc-mdscope", "cc-aud", "rt-client",
             "tx-client")}
 ROTATED = "cs-cc-rot-new-" + os.urandom(12).hex()
@@ -115,17 +119,19 @@ class ClientCredentialsTest(MintCase):
         pki = sgtest.PKI.get()
         cls.echo = sgtest.EchoUpstream()
         cls.addClassCleanup(cls.echo.stop)
-        clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short",
+        clients = {n: SECRETS[n] for n in ("cc", "cc-body", "cc-burst", "cc-short", "cc-due",
                                              "cc-scrub", "cc-401", "cc-narrow",
                                              "cc-retry", "cc-401get", "cc-rot",
                                              "cc-mdscope", "cc-aud", "tx-client")}
         clients["cc-bad"] = "cs-the-right-one-" + os.urandom(8).hex()
         cls.prov = mint_standin.OAuthProvider(pki.server_context("multi"), clients,
-                                              expires_in={"cc-short": 62, "cc-rot": 62})
+                                              expires_in={"cc-short": 62, "cc-rot": 62,
+                                                          "cc-due": 64})
         cls.addClassCleanup(cls.prov.stop)
         cls.prov.subjects.add(SUBJECT)
         p, e = cls.prov.port, cls.echo.port
-        creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-scrub",
+        creds = {n: cc_cred(n, p, e) for n in ("cc", "cc-burst", "cc-short", "cc-due",
+                                               "cc-scrub",
                                                "cc-401", "cc-retry", "cc-401get")}
         creds["cc-body"] = cc_cred("cc-body", p, e, auth="body")
         creds["cc-narrow"] = cc_cred("cc-narrow", p, e, scope="read write")
@@ -188,6 +194,34 @@ class ClientCredentialsTest(MintCase):
         self.assertEqual(out, [200] * 50)
         self.assertEqual(len(self.prov.tokens("cc-burst")), 1,
                          "the provider minted more than once for 50 requests")
+
+    def test_fifty_concurrent_at_refresh_one_mint(self):
+        """The token's refresh is due (64 s tokens: 4 s after the mint): 50 requests at
+        once all succeed, each with the old or the new token, and the provider mints
+        exactly once more (one fetch in flight; the others use the token still valid)."""
+        h = self.handle("cc-due")
+        self.assertEqual(self.get(h, "/v1/due-0/").status, 200)
+        minted = time.monotonic()
+        self.assertEqual(len(self.prov.tokens("cc-due")), 1)
+        # the refresh rule is a time (min(32, 64 - 60) s after the mint): wait for it
+        sgtest.wait_for(lambda: time.monotonic() - minted > 4.3, timeout=10, interval=0.1,
+                        what="the refresh time of the first token")
+        out = [None] * 50
+
+        def one(i):
+            out[i] = self.get(h, "/v1/due-%d/" % (i + 1)).status
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(out, [200] * 50)
+        toks = self.prov.tokens("cc-due")
+        self.assertEqual(len(toks), 2, "50 requests at refresh time minted %d times"
+                         % (len(toks) - 1))
+        seen = {a for i in range(1, 51) for a in self.auth_seen("/v1/due-%d/" % i)}
+        self.assertTrue(seen <= {"Bearer " + t for t in toks}, "a request carried "
+                        "something other than the two minted tokens")
 
     def test_handle_works_across_refresh(self):
         h = self.handle("cc-short")
