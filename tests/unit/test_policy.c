@@ -1034,7 +1034,7 @@ test_mint_good(void **state)
 	    "\"params\": {\"tenant\": \"t1\"}}},"
 	    "\"gh\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"api.github.com\"], "
 	    "\"mint\": {\"type\": \"github_app\", \"app_id\": \"123\", \"private_key\": "
-	    "{\"value\": \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\"}, "
+	    "{\"value\": \"app-key-placeholder\\nAAAA\\nnot-a-key\"}, "
 	    "\"installation_id\": 42}},"
 	    "\"gcp\": {\"inject\": {\"type\": \"bearer\"}, \"hosts\": [\"x.googleapis.com\"], "
 	    "\"mint\": {\"type\": \"jwt_bearer\", \"scope\": \"s\", \"key\": {\"value\": "
