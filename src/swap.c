@@ -409,6 +409,23 @@ swap_live(const swap_env_t *env, const policy_credential_t *cr, plan_t *out)
 	return &l->cred;
 }
 
+/* What replaces secret in responses: repl (copied). */
+static void
+swap_scrub_add(plan_t *out, const policy_credential_t *cr, const char *secret, size_t len,
+    const char *repl, size_t rlen)
+{
+	plan_secret_t *s;
+
+	if (secret == NULL || out->nscrub >= SG_ARRAY_LEN(out->scrub))
+		return;
+	s = &out->scrub[out->nscrub++];
+	s->cred = cr;
+	s->secret = secret;
+	s->secret_len = len;
+	s->handle = strndup(repl, rlen);
+	s->handle_len = s->handle ? rlen : 0;
+}
+
 /* A rotated credential's replaced value, in its grace period: scrubbed like the current. */
 static void
 swap_scrub_prev(const swap_env_t *env, plan_t *out, const policy_credential_t *cr,
@@ -421,15 +438,7 @@ swap_scrub_prev(const swap_env_t *env, plan_t *out, const policy_credential_t *c
 		if (&out->live[i].cred != cr)
 			continue;
 		prev = secval_previous(out->live[i].val, env->now_ms, &plen);
-		if (prev != NULL && out->nscrub < SG_ARRAY_LEN(out->scrub)) {
-			plan_secret_t *s = &out->scrub[out->nscrub++];
-
-			s->cred = cr;
-			s->secret = prev;
-			s->secret_len = plen;
-			s->handle = strndup(text, tlen);
-			s->handle_len = s->handle ? tlen : 0;
-		}
+		swap_scrub_add(out, cr, prev, plen, text, tlen);
 	}
 }
 
@@ -495,22 +504,6 @@ swap_echo_quote(const swap_env_t *env, const swap_req_t *req, const char *text, 
 	return quote;
 }
 
-/* What replaces secret in responses: repl (copied). */
-static void
-swap_scrub_add(plan_t *out, const policy_credential_t *cr, const char *secret, size_t len,
-    const char *repl, size_t rlen)
-{
-	plan_secret_t *s;
-
-	if (secret == NULL || out->nscrub >= SG_ARRAY_LEN(out->scrub))
-		return;
-	s = &out->scrub[out->nscrub++];
-	s->cred = cr;
-	s->secret = secret;
-	s->secret_len = len;
-	s->handle = strndup(repl, rlen);
-	s->handle_len = s->handle ? rlen : 0;
-}
 
 /* What replaces an AWS identity in responses: its access key id the derived one, its
  * session token the handle, and (assumed credentials) its secret the handle. */
@@ -797,13 +790,22 @@ done:
 	return rc;
 }
 
+/*
+ * Must the request body be held? When a credential covering this host is an
+ * echo_ok_in_body one (its quoted handles are judged in the held body rather than refused
+ * by the streaming tripwire), or with body_creds a body credential (its placeholders are
+ * swapped in the body). One pass over the credentials.
+ */
 static bool
-swap_body_host(const policy_t *p, const swap_req_t *req)
+swap_holds_body(const policy_t *p, const swap_req_t *req, bool body_creds)
 {
-	for (size_t i = 0; i < p->ncredentials; i++)
-		if (p->credentials[i].inject.type == INJECT_BODY &&
-		    scope_hosts_match(&p->credentials[i].hosts, req->host, req->port))
+	for (size_t i = 0; i < p->ncredentials; i++) {
+		const policy_credential_t *cr = &p->credentials[i];
+
+		if (((body_creds && cr->inject.type == INJECT_BODY) || cr->echo_ok_in_body) &&
+		    scope_hosts_match(&cr->hosts, req->host, req->port))
 			return true;
+	}
 	return false;
 }
 
@@ -818,18 +820,6 @@ swap_seen(const swap_req_t *req, const inject_list_t *l, size_t upto, const char
 		if (ol == tl && memcmp(o, t, tl) == 0)
 			return true;
 	}
-	return false;
-}
-
-/* Does an echo_ok_in_body credential cover this host (its quoted handles are judged in
- * the held body rather than refused by the streaming tripwire)? */
-static bool
-swap_echo_host(const policy_t *p, const swap_req_t *req)
-{
-	for (size_t i = 0; i < p->ncredentials; i++)
-		if (p->credentials[i].echo_ok_in_body &&
-		    scope_hosts_match(&p->credentials[i].hosts, req->host, req->port))
-			return true;
 	return false;
 }
 
@@ -910,8 +900,7 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 		return -1;
 	if (inject_find(req->head, req->target, &list) == 0) {
 		/* opt-in: a body or echo_ok_in_body credential covers this host: hold the body */
-		out->buffer_body = !req->head->no_body && (swap_body_host(env->policy, req) ||
-		    swap_echo_host(env->policy, req));
+		out->buffer_body = !req->head->no_body && swap_holds_body(env->policy, req, true);
 		if (swap_has_tokenizer(env, req) && swap_throttle_check(env, req, out) < 0)
 			return -1;
 		return swap_tokenizer(env, req, out);
@@ -920,7 +909,7 @@ swap_request(const swap_env_t *env, const swap_req_t *req, plan_t *out)
 	if (rc == 0)
 		rc = swap_handles(env, req, &list, out);
 	inject_list_free(&list);
-	if (rc == 0 && !req->head->no_body && swap_echo_host(env->policy, req))
+	if (rc == 0 && !req->head->no_body && swap_holds_body(env->policy, req, false))
 		out->buffer_body = true;	/* a quote in the body is told from a use there */
 	if (rc == 0)
 		rc = swap_tokenizer(env, req, out);
