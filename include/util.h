@@ -44,6 +44,9 @@ int util_read_file_arena(struct secmem_arena *a, const char *path, size_t max, c
     size_t *outlen, char *err, size_t errlen) SG_WUR;
 
 /* Current time: wall clock seconds / monotonic milliseconds. Only the shell reads clocks. */
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1..12, d 1..31; not
+ * checked): Howard Hinnant's days_from_civil, no time zone, no libc. */
+int64_t util_days_from_civil(int64_t y, unsigned m, unsigned d);
 int64_t util_now_s(void);
 uint64_t util_mono_ms(void);
 /* Monotonic milliseconds with microsecond resolution, for latencies. */

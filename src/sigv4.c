@@ -11,6 +11,7 @@
 #include "secmem.h"
 #include "digest.h"
 #include "sigv4.h"
+#include "util.h"
 
 #define SCOPE_TERMINATOR	"aws4_request"
 /* A presigned parameter name we look at is shorter than this once decoded. */
@@ -1069,25 +1070,10 @@ sigv4_request_date(const sigv4_request_t *r, const sigv4_auth_t *a,
 	return SIGV4_OK;
 }
 
-/* Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int64_t
 amz_date_unix(const char *s)
 {
-	int64_t days = days_from_civil(num(s, 4), num(s + 4, 2), num(s + 6, 2));
+	int64_t days = util_days_from_civil(num(s, 4), num(s + 4, 2), num(s + 6, 2));
 
 	return days * 86400 + num(s + 9, 2) * 3600 + num(s + 11, 2) * 60 + num(s + 13, 2);
 }

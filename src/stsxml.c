@@ -7,6 +7,7 @@
 
 #include "secmem.h"
 #include "stsxml.h"
+#include "util.h"
 
 /* What is wanted where: the path under the root, and the field it fills. */
 enum stsxml_field { F_AKID, F_SECRET, F_TOKEN, F_EXPIRATION, F_CODE, F_MESSAGE, F_NFIELDS };
@@ -235,21 +236,6 @@ stsxml_all(const char *s, size_t n, const char *extra)
 	return true;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's algorithm). */
-static int64_t
-stsxml_days(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 /* n decimal digits at s. */
 static int
 stsxml_num(const char *s, size_t n, unsigned *out)
@@ -288,7 +274,8 @@ stsxml_time(const char *s, size_t len, int64_t *out)
 		return -1;
 	if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return -1;
-	*out = stsxml_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec);
+	*out = util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+	    (sec == 60 ? 59 : sec);
 	return 0;
 }
 

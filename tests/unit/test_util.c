@@ -43,6 +43,19 @@ test_duration_bad(void **state)
 		assert_int_equal(util_parse_duration_ms(bad[i], &ms), -1);
 }
 
+/* Known answers: the epoch, the day before, a leap day, a century rule, SigV4's example. */
+static void
+test_days_from_civil(void **state)
+{
+	(void)state;
+	assert_int_equal(util_days_from_civil(1970, 1, 1), 0);
+	assert_int_equal(util_days_from_civil(1969, 12, 31), -1);
+	assert_int_equal(util_days_from_civil(2000, 2, 29), 11016);
+	assert_int_equal(util_days_from_civil(2000, 3, 1), 11017);
+	assert_int_equal(util_days_from_civil(2100, 3, 1) - util_days_from_civil(2100, 2, 28), 1);
+	assert_int_equal(util_days_from_civil(2015, 8, 30) * 86400, 1440892800);
+}
+
 static void
 test_hex_roundtrip(void **state)
 {
@@ -125,6 +138,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration_ok),
 		cmocka_unit_test(test_duration_bad),
+		cmocka_unit_test(test_days_from_civil),
 		cmocka_unit_test(test_hex_roundtrip),
 		cmocka_unit_test(test_secret_file_mode),
 		cmocka_unit_test(test_write_file_atomic),
