@@ -270,6 +270,7 @@ void conn_request_retry(conn_t *c);
 /* conn_connect.c */
 void conn_on_connect(conn_t *c);
 void conn_tls_accept_start(conn_t *c);
+void conn_resolve_authority(conn_t *c, egress_cb cb);
 int conn_dial(conn_t *c);
 void conn_both_ways(conn_t *c, enum conn_state st);
 bool conn_upstream_reuse(conn_t *c, const char *key);

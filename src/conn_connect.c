@@ -65,12 +65,19 @@ conn_on_connect(conn_t *c)
 		c->connect_head = c->req.head;
 		memset(&c->req.head, 0, sizeof(c->req.head));
 	}
+	conn_resolve_authority(c, conn_connect_resolved);
+}
+
+/* The upstream is the authority (auth_host:auth_port, TLS): resolve it under the egress
+ * rules, then cb (CONNECT and the transparent listener). */
+void
+conn_resolve_authority(conn_t *c, egress_cb cb)
+{
 	snprintf(c->up.host, sizeof(c->up.host), "%s", c->auth_host);
 	c->up.port = c->auth_port;
 	c->up.tls = true;
 	conn_set_state(c, ST_RESOLVING);
-	c->dns = egress_resolve(worker_dns(c->w), c->pol, c->auth_host, c->auth_port,
-	    conn_connect_resolved, c);
+	c->dns = egress_resolve(worker_dns(c->w), c->pol, c->auth_host, c->auth_port, cb, c);
 }
 
 void

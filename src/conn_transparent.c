@@ -194,12 +194,7 @@ conn_transparent_sni(conn_t *c)
 		return;
 	}
 	c->mode = act == EGRESS_TUNNEL ? MODE_TUNNEL : MODE_INTERCEPT;
-	snprintf(c->up.host, sizeof(c->up.host), "%s", c->auth_host);
-	c->up.port = c->auth_port;
-	c->up.tls = true;
-	conn_set_state(c, ST_RESOLVING);
-	c->dns = egress_resolve(worker_dns(c->w), c->pol, c->auth_host, c->auth_port,
-	    conn_transparent_resolved, c);
+	conn_resolve_authority(c, conn_transparent_resolved);
 }
 
 /* No SNI: the original destination's IP is all there is; tunnel it or refuse. */
